@@ -1,0 +1,111 @@
+"""keyledger: an embedded AWS KMS whose event log is its audit trail.
+
+    import ledger
+    with ledger.open(home="/tmp/kl") as kms:
+        key = kms.create_key(description="orders").key_metadata
+        blob = kms.encrypt(key.key_id, b"secret", encryption_context={"order": "42"}).ciphertext_blob
+        assert kms.decrypt(blob, encryption_context={"order": "42"}).plaintext == b"secret"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import sys
+from pathlib import Path
+
+from ledger import crypto
+from ledger.errors import KMSError, LedgerError
+from ledger.secret import Secret
+from ledger.service import Clock, KeyLedger, Rng
+from ledger.store import Store
+
+__all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "Secret",
+           "DEFAULT_REGION", "DEFAULT_ACCOUNT"]
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "111122223333"
+ROOT_KEY_FILE = "root.key"
+ROOT_KEY_ENV = "KEYLEDGER_ROOT_KEY"
+
+
+def default_home() -> Path:
+    """$KEYLEDGER_HOME, else the user's data directory."""
+    if os.environ.get("KEYLEDGER_HOME"):
+        return Path(os.environ["KEYLEDGER_HOME"])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "keyledger"
+
+
+def _root_key(home: Path, given: bytes | None, creating: bool, rng: Rng) -> Secret:
+    if given is not None:
+        return Secret(given)
+    env = os.environ.get(ROOT_KEY_ENV)
+    if env:
+        try:
+            raw = base64.b64decode(env, validate=True)
+        except binascii.Error:
+            raise LedgerError(f"{ROOT_KEY_ENV} must be the base64 of 32 bytes") from None
+        if len(raw) != 32:
+            raise LedgerError(f"{ROOT_KEY_ENV} must be the base64 of 32 bytes")
+        return Secret(raw)
+    path = home / ROOT_KEY_FILE
+    if creating and not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, rng(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LedgerError(f"the root key {path} is missing (or set {ROOT_KEY_ENV})") from None
+    if len(raw) != 32:
+        raise LedgerError(f"the root key {path} must hold exactly 32 bytes")
+    return Secret(raw)
+
+
+def open(home: str | os.PathLike[str] | None = None, *, region: str | None = None,
+         account: str | None = None, durability: str = "durable", clock: Clock | None = None,
+         rng: Rng | None = None, caller: str | None = None, root_key: bytes | None = None,
+         sync_interval: float = 0.2) -> KeyLedger:
+    """Open (creating if needed) the ledger at `home` and return the service.
+
+    `region` and `account` are fixed when the ledger is created; giving other
+    values for an existing ledger is an error. `durability` is "durable"
+    (every commit synced) or "relaxed" (synced every `sync_interval` s).
+    `clock` and `rng` are injectable for tests (the clock returns aware
+    datetimes; rng(n) returns n random bytes).
+    """
+    home_path = Path(home) if home is not None else default_home()
+    rng = rng or os.urandom
+    store = Store(str(home_path), durability=durability, sync_interval=sync_interval)
+    try:
+        meta = store.meta()
+        creating = "root_check" not in meta
+        root = _root_key(home_path, root_key, creating, rng)
+        if creating:
+            meta = store.init_meta({
+                "format": str(crypto.FORMAT).encode(),
+                "region": (region or DEFAULT_REGION).encode(),
+                "account": (account or DEFAULT_ACCOUNT).encode(),
+                "root_check": crypto.root_check(root),
+            })
+        if meta["root_check"] != crypto.root_check(root):
+            raise LedgerError("the root key does not match this ledger")
+        stored_region, stored_account = meta["region"].decode(), meta["account"].decode()
+        if region not in (None, stored_region) or account not in (None, stored_account):
+            raise LedgerError(f"this ledger was created for region {stored_region} and account "
+                              f"{stored_account}; it cannot be reopened for another")
+        return KeyLedger(store, root, region=stored_region, account=stored_account,
+                         clock=clock, rng=rng, caller=caller)
+    except BaseException:
+        store.close()
+        raise

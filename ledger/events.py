@@ -1,0 +1,232 @@
+"""Events and the record that wraps each one in the log.
+
+Events are frozen msgspec Structs in one tagged union; each has an explicit,
+permanent tag (never reused, never renamed) and is named in the past tense.
+Schema evolution follows msgspec's rules: a new field gets a default, a
+field's type never changes.
+
+No event holds plaintext, a data key, or unwrapped key material: data-plane
+events carry the key id, version, encryption context and a SHA-256 digest of
+the ciphertext; key material appears only wrapped under the key's KEK.
+
+A `Record` is one event in the log, with its position (`seq`), time
+(microseconds since the Unix epoch, UTC), request id, principal and the AWS
+operation of the request that produced it. Its canonical bytes are the
+deterministic msgpack encoding; `hash = SHA-256(prev_hash || canonical)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Union
+
+import msgspec
+
+FORMAT_VERSION = 1
+GENESIS_HASH = b"\x00" * 32
+SERVICE_PRINCIPAL = "kms.amazonaws.com"
+
+
+class _Event(msgspec.Struct, frozen=True, tag_field="type"):
+    pass
+
+
+class WrappedMaterial(msgspec.Struct, frozen=True):
+    """One key version's material, AES-256-GCM-wrapped under the key's KEK
+    (AAD = key id || version), with its key check value."""
+
+    version: int
+    wrapped: bytes
+    kcv: bytes
+
+
+# -- key lifecycle ----------------------------------------------------------
+
+class KeyCreated(_Event, tag="KeyCreated"):
+    key_id: str
+    description: str
+    key_usage: str
+    key_spec: str
+    origin: str
+    tags: dict[str, str]
+    material: WrappedMaterial
+
+
+class KeyDescriptionUpdated(_Event, tag="KeyDescriptionUpdated"):
+    key_id: str
+    description: str
+
+
+class KeyEnabled(_Event, tag="KeyEnabled"):
+    key_id: str
+
+
+class KeyDisabled(_Event, tag="KeyDisabled"):
+    key_id: str
+
+
+class KeyDeletionScheduled(_Event, tag="KeyDeletionScheduled"):
+    key_id: str
+    deletion_date: int
+    pending_window_days: int
+
+
+class KeyDeletionCancelled(_Event, tag="KeyDeletionCancelled"):
+    key_id: str
+
+
+class KeyDeleted(_Event, tag="KeyDeleted"):
+    """The waiting period ended: the KEK is destroyed in the same
+    transaction (crypto-shredding); the history stays in the log."""
+
+    key_id: str
+
+
+class KeyTagged(_Event, tag="KeyTagged"):
+    key_id: str
+    tags: dict[str, str]
+
+
+class KeyUntagged(_Event, tag="KeyUntagged"):
+    key_id: str
+    tag_keys: list[str]
+
+
+# -- rotation ---------------------------------------------------------------
+
+class KeyRotationEnabled(_Event, tag="KeyRotationEnabled"):
+    key_id: str
+    rotation_period_days: int
+
+
+class KeyRotationDisabled(_Event, tag="KeyRotationDisabled"):
+    key_id: str
+
+
+class KeyRotated(_Event, tag="KeyRotated"):
+    key_id: str
+    rotation_type: str  # "AUTOMATIC" | "ON_DEMAND"
+    rotation_date: int  # for AUTOMATIC: the due time, which may precede the record
+    material: WrappedMaterial
+
+
+# -- aliases ----------------------------------------------------------------
+
+class AliasCreated(_Event, tag="AliasCreated"):
+    alias_name: str
+    key_id: str
+
+
+class AliasUpdated(_Event, tag="AliasUpdated"):
+    alias_name: str
+    key_id: str
+    previous_key_id: str
+
+
+class AliasDeleted(_Event, tag="AliasDeleted"):
+    alias_name: str
+    key_id: str
+
+
+# -- data plane -------------------------------------------------------------
+
+class Encrypted(_Event, tag="Encrypted"):
+    key_id: str
+    key_version: int
+    encryption_context: dict[str, str]
+    ciphertext_digest: bytes
+
+
+class Decrypted(_Event, tag="Decrypted"):
+    key_id: str
+    key_version: int
+    encryption_context: dict[str, str]
+    ciphertext_digest: bytes
+
+
+class ReEncrypted(_Event, tag="ReEncrypted"):
+    source_key_id: str
+    source_key_version: int
+    source_encryption_context: dict[str, str]
+    source_ciphertext_digest: bytes
+    key_id: str
+    key_version: int
+    encryption_context: dict[str, str]
+    ciphertext_digest: bytes
+
+
+class DataKeyGenerated(_Event, tag="DataKeyGenerated"):
+    key_id: str
+    key_version: int
+    encryption_context: dict[str, str]
+    ciphertext_digest: bytes
+    number_of_bytes: int
+    plaintext_returned: bool
+
+
+class RandomGenerated(_Event, tag="RandomGenerated"):
+    number_of_bytes: int
+
+
+# -- reads and refusals -----------------------------------------------------
+
+class MetadataRead(_Event, tag="MetadataRead"):
+    """A read-only call (DescribeKey, ListKeys, ...): audited like any other."""
+
+    operation: str
+    key_id: str | None = None
+
+
+class RequestDenied(_Event, tag="RequestDenied"):
+    """A request refused by validation, state or authorization checks."""
+
+    operation: str
+    error_code: str
+    error_message: str
+    key_id: str | None = None
+
+
+Event = Union[
+    KeyCreated, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
+    KeyDeletionScheduled, KeyDeletionCancelled, KeyDeleted, KeyTagged,
+    KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
+    AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,
+    ReEncrypted, DataKeyGenerated, RandomGenerated, MetadataRead, RequestDenied,
+]
+
+EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
+
+
+class Record(msgspec.Struct, frozen=True):
+    seq: int
+    time: int  # microseconds since the Unix epoch, UTC
+    request_id: str
+    principal: str
+    operation: str
+    event: Event
+    format: int = FORMAT_VERSION
+
+
+_encoder = msgspec.msgpack.Encoder(order="deterministic")
+_decoder = msgspec.msgpack.Decoder(Record)
+
+
+def canonical(record: Record) -> bytes:
+    """The record's canonical bytes: what is hashed, stored and proved."""
+    return _encoder.encode(record)
+
+
+def decode(body: bytes) -> Record:
+    return _decoder.decode(body)
+
+
+def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(prev_hash + body).digest()
+
+
+def key_ids_of(event: Event) -> tuple[str, ...]:
+    """The keys an event concerns (for indexes and forensics)."""
+    if isinstance(event, ReEncrypted):
+        return (event.source_key_id, event.key_id)
+    key_id = getattr(event, "key_id", None)
+    return (key_id,) if key_id else ()

@@ -1,0 +1,173 @@
+"""Typed results of the service, shaped like the AWS KMS API responses.
+
+Field names are snake_case in Python and PascalCase on the wire
+(`to_aws(response)` gives the AWS JSON shape). Responses that carry
+plaintext or a data key redact it from their repr.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class _Response(msgspec.Struct, frozen=True, rename="pascal"):
+    pass
+
+
+class _Secretive(_Response, frozen=True):
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}=<redacted>" if f == "plaintext" else f"{f}={getattr(self, f)!r}"
+                          for f in self.__struct_fields__)
+        return f"{type(self).__name__}({shown})"
+
+
+class KeyMetadata(_Response, frozen=True):
+    aws_account_id: str = msgspec.field(name="AWSAccountId")
+    key_id: str = ""
+    arn: str = ""
+    creation_date: datetime | None = None
+    enabled: bool = False
+    description: str = ""
+    key_usage: str = "ENCRYPT_DECRYPT"
+    key_state: str = "Enabled"
+    deletion_date: datetime | None = None
+    origin: str = "AWS_KMS"
+    key_manager: str = "CUSTOMER"
+    customer_master_key_spec: str = "SYMMETRIC_DEFAULT"
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    encryption_algorithms: list[str] = msgspec.field(default_factory=lambda: ["SYMMETRIC_DEFAULT"])
+    multi_region: bool = False
+    pending_deletion_window_in_days: int | None = None
+
+
+class CreateKeyResponse(_Response, frozen=True):
+    key_metadata: KeyMetadata
+
+
+class DescribeKeyResponse(_Response, frozen=True):
+    key_metadata: KeyMetadata
+
+
+class KeyListEntry(_Response, frozen=True):
+    key_id: str
+    key_arn: str
+
+
+class ListKeysResponse(_Response, frozen=True):
+    keys: list[KeyListEntry]
+    truncated: bool
+    next_marker: str | None = None
+
+
+class ScheduleKeyDeletionResponse(_Response, frozen=True):
+    key_id: str
+    deletion_date: datetime
+    key_state: str
+    pending_window_in_days: int
+
+
+class CancelKeyDeletionResponse(_Response, frozen=True):
+    key_id: str
+
+
+class Tag(_Response, frozen=True):
+    tag_key: str
+    tag_value: str
+
+
+class ListResourceTagsResponse(_Response, frozen=True):
+    tags: list[Tag]
+    truncated: bool
+    next_marker: str | None = None
+
+
+class AliasListEntry(_Response, frozen=True):
+    alias_name: str
+    alias_arn: str
+    target_key_id: str | None = None
+    creation_date: datetime | None = None
+    last_updated_date: datetime | None = None
+
+
+class ListAliasesResponse(_Response, frozen=True):
+    aliases: list[AliasListEntry]
+    truncated: bool
+    next_marker: str | None = None
+
+
+class GetKeyRotationStatusResponse(_Response, frozen=True):
+    key_rotation_enabled: bool
+    key_id: str
+    rotation_period_in_days: int | None = None
+    next_rotation_date: datetime | None = None
+    on_demand_rotation_start_date: datetime | None = None
+
+
+class RotateKeyOnDemandResponse(_Response, frozen=True):
+    key_id: str
+
+
+class RotationsListEntry(_Response, frozen=True):
+    key_id: str
+    rotation_date: datetime
+    rotation_type: str
+
+
+class ListKeyRotationsResponse(_Response, frozen=True):
+    rotations: list[RotationsListEntry]
+    truncated: bool
+    next_marker: str | None = None
+
+
+class EncryptResponse(_Response, frozen=True):
+    ciphertext_blob: bytes
+    key_id: str
+    encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+
+
+class DecryptResponse(_Secretive, frozen=True):
+    key_id: str
+    plaintext: bytes
+    encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+
+
+class ReEncryptResponse(_Response, frozen=True):
+    ciphertext_blob: bytes
+    source_key_id: str
+    key_id: str
+    source_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+
+
+class GenerateDataKeyResponse(_Secretive, frozen=True):
+    ciphertext_blob: bytes
+    plaintext: bytes
+    key_id: str
+
+
+class GenerateDataKeyWithoutPlaintextResponse(_Response, frozen=True):
+    ciphertext_blob: bytes
+    key_id: str
+
+
+class GenerateRandomResponse(_Secretive, frozen=True):
+    plaintext: bytes
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def to_aws(response: _Response | None) -> dict[str, Any]:
+    """The AWS JSON shape: PascalCase names, base64 blobs, ISO 8601 dates,
+    absent (not null) optional members."""
+    if response is None:
+        return {}
+    return _strip_none(msgspec.to_builtins(response))

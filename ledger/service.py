@@ -1,0 +1,593 @@
+"""The service: every AWS KMS operation as a method, one write each.
+
+A call validates its input, then runs as one work item in the store's write
+path: resolve the key (any of the four KeyId forms), append the automatic
+rotations or deletion that fell due for it, `decide` (ledger.commands), and
+append the events, which fold into the projections in the same transaction.
+A refused call appends a `RequestDenied` record and raises the AWS-named
+error. Responses are built from what was decided, never from a re-read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from ledger import commands as cmd
+from ledger import crypto
+from ledger import events as ev
+from ledger import responses as r
+from ledger.errors import (
+    IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException,
+    InvalidMarkerException, KMSError, KMSInternalException, LedgerError, NotFoundException,
+)
+from ledger.secret import Secret
+from ledger.store import Store, WriteView
+from projections import alias_row, key_row
+from projections.state import AliasState, KeyState
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+Rng = Callable[[int], bytes]
+
+
+def to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("the clock must return timezone-aware datetimes")
+    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _encode_marker(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).decode()
+
+
+def _decode_marker(marker: str | None) -> bytes | None:
+    if marker is None:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(marker.encode())
+    except (binascii.Error, ValueError, AttributeError):
+        raise InvalidMarkerException("The marker is not valid.") from None
+    if not value:
+        raise InvalidMarkerException("The marker is not valid.")
+    return value
+
+
+class _Request:
+    """One request inside its write transaction."""
+
+    def __init__(self, svc: KeyLedger, view: WriteView, operation: str, now: int, request_id: str) -> None:
+        self.svc, self.view, self.operation, self.now, self.request_id = svc, view, operation, now, request_id
+        self.key_hint: str | None = None  # what the caller named, for the denial record
+
+    def emit(self, events: list[ev.Event], *, operation: str | None = None,
+             principal: str | None = None) -> None:
+        self.view.append(events, operation=operation or self.operation,
+                         principal=principal or self.svc.caller, request_id=self.request_id, time=self.now)
+        for e in events:
+            if isinstance(e, ev.KeyDeleted):  # crypto-shred in the same transaction
+                self.view.put_kek(e.key_id, None)
+                self.svc._forget(e.key_id)
+
+    def arn(self, key_id: str) -> str:
+        return cmd.key_arn(self.svc.region, self.svc.account, key_id)
+
+    def alias_arn(self, name: str) -> str:
+        return cmd.alias_arn(self.svc.region, self.svc.account, name)
+
+    def alias(self, name: str) -> AliasState | None:
+        return self.view.get("aliases", alias_row(name))
+
+    def key(self, key_input: str) -> KeyState:
+        """Resolve any KeyId form to a live key, after its due maintenance."""
+        if self.key_hint is None:
+            self.key_hint = key_input
+        kind, ident = cmd.parse_key_id(key_input, self.svc.region, self.svc.account)
+        if kind == "alias":
+            alias = self.alias(ident)
+            if alias is None:
+                raise NotFoundException(f"Alias {self.alias_arn(ident)} is not found.")
+            ident = alias.key_id
+        return self.touch(ident)
+
+    def touch(self, key_id: str) -> KeyState:
+        arn = self.arn(key_id)
+        state = cmd.require_exists(self.view.get("keys", key_row(key_id)), arn)
+        for date in cmd.due_rotation_dates(state, self.now):
+            material = self.mint(key_id, len(state.versions) + 1)
+            self.emit([ev.KeyRotated(key_id, "AUTOMATIC", date, material)],
+                      operation="RotateKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", key_row(key_id))
+        if cmd.deletion_due(state, self.now):
+            self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", key_row(key_id))
+        return cmd.require_exists(state, arn)
+
+    def kek(self, key_id: str) -> Secret:
+        kek = self.svc._keks.get(key_id)
+        if kek is None:
+            wrapped = self.view.kek(key_id)
+            if wrapped is None:
+                raise KMSInternalException(f"The key material of {self.arn(key_id)} is missing.")
+            kek = self.svc._keks[key_id] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
+        return kek
+
+    def mint(self, key_id: str, version: int, kek: Secret | None = None) -> ev.WrappedMaterial:
+        """Fresh material for a new version, wrapped under the key's KEK."""
+        rng = self.svc._rng
+        material = Secret(rng(crypto.MATERIAL_BYTES))
+        wrapped = crypto.wrap_material(kek or self.kek(key_id), key_id, version, material,
+                                       nonce=rng(crypto.NONCE_BYTES))
+        return ev.WrappedMaterial(version, wrapped, crypto.kcv(material))
+
+    def material(self, state: KeyState, version: int) -> Secret:
+        cache = self.svc._materials
+        found = cache.get((state.key_id, version))
+        if found is not None:
+            return found
+        info = state.version(version)
+        if info is None:
+            raise InvalidCiphertextException("The ciphertext is invalid.")
+        material = crypto.unwrap_material(self.kek(state.key_id), state.key_id, version, info.wrapped)
+        if not crypto.kcv_matches(material, info.kcv):
+            raise LedgerError(f"version {version} of key {state.key_id} fails its key check value")
+        cache[(state.key_id, version)] = material
+        return material
+
+    def seal(self, state: KeyState, plaintext: bytes, context: dict[str, str]) -> tuple[bytes, int]:
+        version = state.current.version
+        rng = self.svc._rng
+        blob = crypto.seal(self.material(state, version), state.key_id, version, plaintext,
+                           crypto.canonical_context(context), salt=rng(crypto.SALT_BYTES),
+                           nonce=rng(crypto.NONCE_BYTES))
+        return blob, version
+
+    def open(self, blob: bytes, context: dict[str, str], key_id_param: str | None) -> tuple[KeyState, int, bytes]:
+        """(key, version, plaintext) of a ciphertext, after every check."""
+        key_id, version = crypto.parse_header(blob)
+        if key_id_param is not None:
+            named = self.key(key_id_param)
+            if named.key_id != key_id:
+                raise IncorrectKeyException(
+                    "The key ID in the request does not identify a KMS key that can perform this operation.")
+        state = self.view.get("keys", key_row(key_id))
+        if state is None:  # no such key ever existed here: indistinguishable from garbage
+            raise InvalidCiphertextException("The ciphertext is invalid.")
+        if self.key_hint is None:
+            self.key_hint = key_id
+        state = self.touch(key_id)
+        cmd.require_enabled(state, self.arn(key_id))
+        plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
+        return state, version, plaintext
+
+
+def _digest(blob: bytes) -> bytes:
+    return hashlib.sha256(blob).digest()
+
+
+def _check_algorithm(algorithm: str) -> None:
+    cmd.check_enum("encryptionAlgorithm", algorithm,
+                   ("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"))
+    if algorithm != cmd.SYMMETRIC_DEFAULT:
+        raise InvalidKeyUsageException(f"{algorithm} is not supported by symmetric encryption keys.")
+
+
+def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
+    if grant_tokens is not None:
+        if len(grant_tokens) > 10:
+            raise cmd.ValidationException("1 validation error detected: Value at 'grantTokens' failed to "
+                                          "satisfy constraint: Member must have length less than or equal to 10")
+
+
+class KeyLedger:
+    """The embedded AWS KMS. Obtain one with `ledger.open(...)`."""
+
+    def __init__(self, store: Store, root: Secret, *, region: str, account: str,
+                 clock: Clock | None = None, rng: Rng | None = None, caller: str | None = None) -> None:
+        self.store = store
+        self.region, self.account = region, account
+        self._root = root
+        self._clock = clock or _utcnow
+        self._rng = rng or os.urandom
+        self.caller = caller or f"arn:aws:iam::{account}:root"
+        self._keks: dict[str, Secret] = {}
+        self._materials: dict[tuple[str, int], Secret] = {}
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KeyLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> int:
+        return to_us(self._clock())
+
+    def _forget(self, key_id: str) -> None:
+        with self._cache_lock:
+            self._keks.pop(key_id, None)
+            for k in [k for k in self._materials if k[0] == key_id]:
+                self._materials.pop(k, None)
+
+    def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
+        now = self.now()
+        request_id = str(uuid.uuid4())
+
+        def work(view: WriteView) -> tuple[Any, KMSError | None]:
+            req = _Request(self, view, operation, now, request_id)
+            req.key_hint = key_hint
+            try:
+                return body(req), None
+            except KMSError as exc:
+                req.emit([ev.RequestDenied(operation, exc.code, exc.message, req.key_hint)])
+                return None, exc
+
+        result, error = self.store.submit(work)
+        if error is not None:
+            raise error
+        return result
+
+    def _metadata(self, s: KeyState) -> r.KeyMetadata:
+        return r.KeyMetadata(
+            aws_account_id=self.account, key_id=s.key_id, arn=cmd.key_arn(self.region, self.account, s.key_id),
+            creation_date=from_us(s.created), enabled=s.state == cmd.ENABLED, description=s.description,
+            key_usage=s.key_usage, key_state=s.state, origin=s.origin, key_spec=s.key_spec,
+            customer_master_key_spec=s.key_spec,
+            deletion_date=from_us(s.deletion_date) if s.deletion_date is not None else None,
+            pending_deletion_window_in_days=s.pending_window_days)
+
+    def _arn(self, key_id: str) -> str:
+        return cmd.key_arn(self.region, self.account, key_id)
+
+    # -- keys -------------------------------------------------------------------
+
+    def create_key(self, *, description: str = "", key_usage: str = "ENCRYPT_DECRYPT",
+                   key_spec: str | None = None, customer_master_key_spec: str | None = None,
+                   origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
+                   policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
+                   ) -> r.CreateKeyResponse:
+        def body(req: _Request) -> r.CreateKeyResponse:
+            spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
+            cmd.check_description(description)
+            cmd.check_create_params(key_usage, spec, origin, multi_region)
+            tag_map = cmd.check_tags(tags)
+            key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+            kek = Secret(self._rng(32))
+            req.view.put_kek(key_id, crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+            events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,
+                                    origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek))
+            req.emit(events)
+            return r.CreateKeyResponse(self._metadata(req.view.get("keys", key_row(key_id))))
+        return self._run("CreateKey", body)
+
+    def describe_key(self, key_id: str, *, grant_tokens: list[str] | None = None) -> r.DescribeKeyResponse:
+        def body(req: _Request) -> r.DescribeKeyResponse:
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            req.emit([ev.MetadataRead("DescribeKey", state.key_id)])
+            return r.DescribeKeyResponse(self._metadata(state))
+        return self._run("DescribeKey", body, key_hint=key_id)
+
+    def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
+        def body(req: _Request) -> r.ListKeysResponse:
+            n = cmd.check_limit(limit, 1000)
+            after = _decode_marker(marker)
+            entries: list[r.KeyListEntry] = []
+            last = after
+            truncated = False
+            while True:
+                rows = req.view.scan("keys", after=last, limit=n + 1)
+                for row, state in rows:
+                    if state.state == cmd.DELETED:
+                        last = row
+                        continue
+                    if len(entries) == n:
+                        truncated = True
+                        break
+                    entries.append(r.KeyListEntry(state.key_id, self._arn(state.key_id)))
+                    last = row
+                if truncated or len(rows) < n + 1:
+                    break
+            req.emit([ev.MetadataRead("ListKeys")])
+            return r.ListKeysResponse(entries, truncated, _encode_marker(last) if truncated and last else None)
+        return self._run("ListKeys", body)
+
+    def update_key_description(self, key_id: str, description: str) -> None:
+        def body(req: _Request) -> None:
+            cmd.check_description(description)
+            state = req.key(key_id)
+            req.emit(cmd.update_description(state, req.arn(state.key_id), description))
+        return self._run("UpdateKeyDescription", body, key_hint=key_id)
+
+    def enable_key(self, key_id: str) -> None:
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.emit(cmd.enable_key(state, req.arn(state.key_id)))
+        return self._run("EnableKey", body, key_hint=key_id)
+
+    def disable_key(self, key_id: str) -> None:
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.emit(cmd.disable_key(state, req.arn(state.key_id)))
+        return self._run("DisableKey", body, key_hint=key_id)
+
+    def schedule_key_deletion(self, key_id: str, *, pending_window_in_days: int | None = None,
+                              ) -> r.ScheduleKeyDeletionResponse:
+        def body(req: _Request) -> r.ScheduleKeyDeletionResponse:
+            days = cmd.DEFAULT_PENDING_WINDOW if pending_window_in_days is None else pending_window_in_days
+            cmd.check_range("pendingWindowInDays", days, *cmd.PENDING_WINDOW_RANGE)
+            state = req.key(key_id)
+            events = cmd.schedule_deletion(state, req.arn(state.key_id), days, req.now)
+            req.emit(events)
+            return r.ScheduleKeyDeletionResponse(req.arn(state.key_id), from_us(events[0].deletion_date),
+                                                 cmd.PENDING_DELETION, days)
+        return self._run("ScheduleKeyDeletion", body, key_hint=key_id)
+
+    def cancel_key_deletion(self, key_id: str) -> r.CancelKeyDeletionResponse:
+        def body(req: _Request) -> r.CancelKeyDeletionResponse:
+            state = req.key(key_id)
+            req.emit(cmd.cancel_deletion(state, req.arn(state.key_id)))
+            return r.CancelKeyDeletionResponse(req.arn(state.key_id))
+        return self._run("CancelKeyDeletion", body, key_hint=key_id)
+
+    # -- tags -------------------------------------------------------------------
+
+    def tag_resource(self, key_id: str, tags: Any) -> None:
+        def body(req: _Request) -> None:
+            tag_map = cmd.check_tags(tags)
+            state = req.key(key_id)
+            req.emit(cmd.tag(state, req.arn(state.key_id), tag_map))
+        return self._run("TagResource", body, key_hint=key_id)
+
+    def untag_resource(self, key_id: str, tag_keys: list[str]) -> None:
+        def body(req: _Request) -> None:
+            keys = cmd.check_tag_keys(tag_keys)
+            state = req.key(key_id)
+            req.emit(cmd.untag(state, req.arn(state.key_id), keys))
+        return self._run("UntagResource", body, key_hint=key_id)
+
+    def list_resource_tags(self, key_id: str, *, limit: int | None = None,
+                           marker: str | None = None) -> r.ListResourceTagsResponse:
+        def body(req: _Request) -> r.ListResourceTagsResponse:
+            n = cmd.check_limit(limit, 50)
+            after = _decode_marker(marker)
+            state = req.key(key_id)
+            keys = sorted(k for k in state.tags if after is None or k.encode() > after)
+            page = keys[:n]
+            req.emit([ev.MetadataRead("ListResourceTags", state.key_id)])
+            truncated = len(keys) > n
+            return r.ListResourceTagsResponse([r.Tag(k, state.tags[k]) for k in page], truncated,
+                                              _encode_marker(page[-1].encode()) if truncated else None)
+        return self._run("ListResourceTags", body, key_hint=key_id)
+
+    # -- aliases ----------------------------------------------------------------
+
+    def create_alias(self, alias_name: str, target_key_id: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            target = self._target(req, target_key_id)
+            req.emit(cmd.create_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
+        return self._run("CreateAlias", body, key_hint=target_key_id)
+
+    def update_alias(self, alias_name: str, target_key_id: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            target = self._target(req, target_key_id)
+            req.emit(cmd.update_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
+        return self._run("UpdateAlias", body, key_hint=target_key_id)
+
+    def _target(self, req: _Request, target_key_id: str) -> KeyState:
+        kind, _ = cmd.parse_key_id(target_key_id, self.region, self.account)
+        if kind == "alias":
+            raise cmd.ValidationException("TargetKeyId must be a key ID or key ARN, not an alias")
+        return req.key(target_key_id)
+
+    def delete_alias(self, alias_name: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            existing = req.alias(name)
+            if existing is not None:
+                req.key_hint = existing.key_id
+            req.emit(cmd.delete_alias(name, existing, req.alias_arn(name)))
+        return self._run("DeleteAlias", body)
+
+    def list_aliases(self, *, key_id: str | None = None, limit: int | None = None,
+                     marker: str | None = None) -> r.ListAliasesResponse:
+        def body(req: _Request) -> r.ListAliasesResponse:
+            n = cmd.check_limit(limit, 100)
+            after = _decode_marker(marker)
+            if key_id is not None:
+                state = req.key(key_id)
+                names = [a for a in state.aliases if after is None or a.encode() > after]
+                rows = [(a.encode(), req.alias(a)) for a in names[:n + 1]]
+            else:
+                rows = req.view.scan("aliases", after=after, limit=n + 1)
+            truncated = len(rows) > n
+            rows = rows[:n]
+            req.emit([ev.MetadataRead("ListAliases", state.key_id if key_id is not None else None)])
+            entries = [r.AliasListEntry(a.alias_name, req.alias_arn(a.alias_name), a.key_id,
+                                        from_us(a.created), from_us(a.updated)) for _, a in rows]
+            return r.ListAliasesResponse(entries, truncated, _encode_marker(rows[-1][0]) if truncated else None)
+        return self._run("ListAliases", body, key_hint=key_id)
+
+    # -- rotation ---------------------------------------------------------------
+
+    def enable_key_rotation(self, key_id: str, *, rotation_period_in_days: int | None = None) -> None:
+        def body(req: _Request) -> None:
+            if rotation_period_in_days is not None:
+                cmd.check_range("rotationPeriodInDays", rotation_period_in_days, *cmd.ROTATION_PERIOD_RANGE)
+            state = req.key(key_id)
+            req.emit(cmd.enable_rotation(state, req.arn(state.key_id), rotation_period_in_days))
+        return self._run("EnableKeyRotation", body, key_hint=key_id)
+
+    def disable_key_rotation(self, key_id: str) -> None:
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.emit(cmd.disable_rotation(state, req.arn(state.key_id)))
+        return self._run("DisableKeyRotation", body, key_hint=key_id)
+
+    def get_key_rotation_status(self, key_id: str) -> r.GetKeyRotationStatusResponse:
+        def body(req: _Request) -> r.GetKeyRotationStatusResponse:
+            state = req.key(key_id)
+            req.emit([ev.MetadataRead("GetKeyRotationStatus", state.key_id)])
+            nxt = state.next_rotation
+            return r.GetKeyRotationStatusResponse(
+                key_rotation_enabled=state.rotation_enabled, key_id=req.arn(state.key_id),
+                rotation_period_in_days=state.rotation_period_days if state.rotation_enabled else None,
+                next_rotation_date=from_us(nxt) if nxt is not None else None)
+        return self._run("GetKeyRotationStatus", body, key_hint=key_id)
+
+    def rotate_key_on_demand(self, key_id: str) -> r.RotateKeyOnDemandResponse:
+        def body(req: _Request) -> r.RotateKeyOnDemandResponse:
+            state = req.key(key_id)
+            cmd.check_on_demand(state, req.arn(state.key_id))
+            material = req.mint(state.key_id, len(state.versions) + 1)
+            req.emit(cmd.rotate_on_demand(state, req.arn(state.key_id), req.now, material))
+            return r.RotateKeyOnDemandResponse(state.key_id)
+        return self._run("RotateKeyOnDemand", body, key_hint=key_id)
+
+    def list_key_rotations(self, key_id: str, *, limit: int | None = None,
+                           marker: str | None = None) -> r.ListKeyRotationsResponse:
+        def body(req: _Request) -> r.ListKeyRotationsResponse:
+            n = cmd.check_limit(limit, 1000)
+            after = _decode_marker(marker)
+            start = int.from_bytes(after, "big") if after else 0
+            state = req.key(key_id)
+            later = [v for v in state.versions[1:] if v.version > start]
+            page = later[:n]
+            req.emit([ev.MetadataRead("ListKeyRotations", state.key_id)])
+            truncated = len(later) > n
+            return r.ListKeyRotationsResponse(
+                [r.RotationsListEntry(state.key_id, from_us(v.created), v.rotation_type or "") for v in page],
+                truncated, _encode_marker(page[-1].version.to_bytes(4, "big")) if truncated else None)
+        return self._run("ListKeyRotations", body, key_hint=key_id)
+
+    def rotate_due(self) -> dict[str, int]:
+        """The sweep: append every automatic rotation and key deletion that
+        has fallen due, for all keys. Returns counts."""
+        def body(req: _Request) -> dict[str, int]:
+            before = len(req.view.appended)
+            for _, state in req.view.scan("keys"):
+                if state.state != cmd.DELETED:
+                    req.touch(state.key_id)
+            done = req.view.appended[before:]
+            return {"rotated": sum(isinstance(x.event, ev.KeyRotated) for x in done),
+                    "deleted": sum(isinstance(x.event, ev.KeyDeleted) for x in done)}
+        return self._run("RotateDue", body)
+
+    # -- data plane -------------------------------------------------------------
+
+    def encrypt(self, key_id: str, plaintext: bytes, *, encryption_context: Mapping[str, str] | None = None,
+                grant_tokens: list[str] | None = None, encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                ) -> r.EncryptResponse:
+        def body(req: _Request) -> r.EncryptResponse:
+            data = cmd.check_bytes("plaintext", plaintext)
+            cmd.check_length("plaintext", data, 1, cmd.MAX_PLAINTEXT)
+            context = cmd.check_context("encryptionContext", encryption_context)
+            _check_algorithm(encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            cmd.require_enabled(state, req.arn(state.key_id))
+            blob, version = req.seal(state, data, context)
+            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob))])
+            return r.EncryptResponse(blob, req.arn(state.key_id))
+        return self._run("Encrypt", body, key_hint=key_id)
+
+    def decrypt(self, ciphertext_blob: bytes, *, encryption_context: Mapping[str, str] | None = None,
+                key_id: str | None = None, grant_tokens: list[str] | None = None,
+                encryption_algorithm: str = "SYMMETRIC_DEFAULT") -> r.DecryptResponse:
+        def body(req: _Request) -> r.DecryptResponse:
+            blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
+            cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            context = cmd.check_context("encryptionContext", encryption_context)
+            _check_algorithm(encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            state, version, plaintext = req.open(blob, context, key_id)
+            req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob))])
+            return r.DecryptResponse(req.arn(state.key_id), plaintext)
+        return self._run("Decrypt", body, key_hint=key_id)
+
+    def re_encrypt(self, ciphertext_blob: bytes, destination_key_id: str, *,
+                   source_encryption_context: Mapping[str, str] | None = None,
+                   source_key_id: str | None = None,
+                   destination_encryption_context: Mapping[str, str] | None = None,
+                   source_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                   destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                   grant_tokens: list[str] | None = None) -> r.ReEncryptResponse:
+        def body(req: _Request) -> r.ReEncryptResponse:
+            blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
+            cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            src_ctx = cmd.check_context("sourceEncryptionContext", source_encryption_context)
+            dst_ctx = cmd.check_context("destinationEncryptionContext", destination_encryption_context)
+            _check_algorithm(source_encryption_algorithm)
+            _check_algorithm(destination_encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            src, src_version, plaintext = req.open(blob, src_ctx, source_key_id)
+            dst = req.key(destination_key_id)
+            cmd.require_enabled(dst, req.arn(dst.key_id))
+            new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
+            req.emit([ev.ReEncrypted(src.key_id, src_version, src_ctx, _digest(blob),
+                                     dst.key_id, dst_version, dst_ctx, _digest(new_blob))])
+            return r.ReEncryptResponse(new_blob, req.arn(src.key_id), req.arn(dst.key_id))
+        return self._run("ReEncrypt", body, key_hint=destination_key_id)
+
+    def _data_key(self, req: _Request, key_id: str, context_in: Mapping[str, str] | None,
+                  number_of_bytes: int | None, key_spec: str | None, with_plaintext: bool,
+                  grant_tokens: list[str] | None) -> tuple[bytes, bytes, str]:
+        size = cmd.check_key_spec_params(key_spec, number_of_bytes)
+        context = cmd.check_context("encryptionContext", context_in)
+        _check_grant_tokens(grant_tokens)
+        state = req.key(key_id)
+        cmd.require_enabled(state, req.arn(state.key_id))
+        data_key = self._rng(size)
+        blob, version = req.seal(state, data_key, context)
+        req.emit([ev.DataKeyGenerated(state.key_id, version, context, _digest(blob), size, with_plaintext)])
+        return blob, data_key, req.arn(state.key_id)
+
+    def generate_data_key(self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
+                          number_of_bytes: int | None = None, key_spec: str | None = None,
+                          grant_tokens: list[str] | None = None) -> r.GenerateDataKeyResponse:
+        def body(req: _Request) -> r.GenerateDataKeyResponse:
+            blob, data_key, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                                 key_spec, True, grant_tokens)
+            return r.GenerateDataKeyResponse(blob, data_key, arn)
+        return self._run("GenerateDataKey", body, key_hint=key_id)
+
+    def generate_data_key_without_plaintext(
+            self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
+            number_of_bytes: int | None = None, key_spec: str | None = None,
+            grant_tokens: list[str] | None = None) -> r.GenerateDataKeyWithoutPlaintextResponse:
+        def body(req: _Request) -> r.GenerateDataKeyWithoutPlaintextResponse:
+            blob, _, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                          key_spec, False, grant_tokens)
+            return r.GenerateDataKeyWithoutPlaintextResponse(blob, arn)
+        return self._run("GenerateDataKeyWithoutPlaintext", body, key_hint=key_id)
+
+    def generate_random(self, *, number_of_bytes: int) -> r.GenerateRandomResponse:
+        def body(req: _Request) -> r.GenerateRandomResponse:
+            cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
+            req.emit([ev.RandomGenerated(number_of_bytes)])
+            return r.GenerateRandomResponse(self._rng(number_of_bytes))
+        return self._run("GenerateRandom", body)

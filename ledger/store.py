@@ -1,0 +1,406 @@
+"""The only module that touches LMDB.
+
+One LMDB environment is one ledger. Its tables:
+
+- `records`: the append-only log, key = 8-byte big-endian seq (dense from 0),
+  value = prev_hash (32) || hash (32) || canonical record bytes, where
+  hash = SHA-256(prev_hash || canonical bytes). Written with append=True.
+- `meta`: format version, region, account, the root-key check value, and
+  the head (next seq, last hash, last time).
+- `keys`, `aliases`, `usage`: the live projections, updated by
+  `projections.apply` in the same transaction as the records they fold.
+- `keks`: the one mutable secret table, key id -> KEK wrapped under the root
+  key. Deleting a row crypto-shreds that key.
+
+Writes go through `submit(work)`: group commit. Concurrent callers queue
+their work; one of them (the leader) runs the whole queue in one write
+transaction, each work item in its own nested transaction so that a failing
+item leaves nothing behind, commits once (synced in `durable` mode), and
+wakes the others. In `relaxed` mode commits are not synced; a background
+thread syncs every `sync_interval` seconds, so an OS crash or power loss can
+lose at most that window of acknowledged requests (a process crash loses
+nothing: committed pages are already in the OS page cache).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lmdb
+
+import projections
+from ledger import events as ev
+from ledger.errors import LedgerError
+
+_SEQ = struct.Struct(">Q")
+_HEAD = struct.Struct(">Q32sQ")  # next seq, last hash, last record time
+_TABLES = ("records", "meta", "keks", *projections.TABLES)
+INITIAL_MAP_SIZE = 64 << 20
+GROW_AT = 0.70  # grow the map once this fraction is used
+DURABILITY_MODES = ("durable", "relaxed")
+
+
+class Head:
+    __slots__ = ("seq", "hash", "time")
+
+    def __init__(self, seq: int, hash: bytes, time: int) -> None:
+        self.seq, self.hash, self.time = seq, hash, time
+
+    def pack(self) -> bytes:
+        return _HEAD.pack(self.seq, self.hash, self.time)
+
+    @classmethod
+    def unpack(cls, data: bytes | None) -> Head:
+        if data is None:
+            return cls(0, ev.GENESIS_HASH, 0)
+        return cls(*_HEAD.unpack(data))
+
+
+class RawRecord:
+    """A record as stored, before decoding (what audit tools verify)."""
+
+    __slots__ = ("seq", "prev_hash", "hash", "body")
+
+    def __init__(self, seq: int, value: bytes) -> None:
+        self.seq = seq
+        self.prev_hash = value[:32]
+        self.hash = value[32:64]
+        self.body = value[64:]
+
+
+class _Tables:
+    """projections.Tables over a write transaction."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self._txn, self._dbs = txn, dbs
+
+    def get(self, table: str, row: bytes) -> Any:
+        data = self._txn.get(row, db=self._dbs[table])
+        return None if data is None else projections.decode_row(table, data)
+
+    def put(self, table: str, row: bytes, value: Any) -> None:
+        if value is None:
+            self._txn.delete(row, db=self._dbs[table])
+        else:
+            self._txn.put(row, projections.encode_row(value), db=self._dbs[table])
+
+    def scan(self, table: str, *, after: bytes | None = None, prefix: bytes = b"",
+             limit: int | None = None) -> list[tuple[bytes, Any]]:
+        """Up to `limit` rows in key order, strictly after `after`, with `prefix`."""
+        return list(_scan(self._txn, self._dbs[table], table, after, prefix, limit))
+
+
+def _scan(txn: lmdb.Transaction, db: Any, table: str, after: bytes | None, prefix: bytes,
+          limit: int | None) -> Iterator[tuple[bytes, Any]]:
+    cur = txn.cursor(db=db)
+    found = cur.set_range(max(after or b"", prefix))
+    n = 0
+    while found and (limit is None or n < limit):
+        key = bytes(cur.key())
+        if not key.startswith(prefix):
+            break
+        if after is None or key > after:
+            yield key, projections.decode_row(table, cur.value())
+            n += 1
+        found = cur.next()
+
+
+class WriteView(_Tables):
+    """What a work item sees: the projections as of everything before it in
+    the log, the keks table, and `append` to add records."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], head: Head) -> None:
+        super().__init__(txn, dbs)
+        self.head = head
+        self.appended: list[ev.Record] = []
+
+    def kek(self, key_id: str) -> bytes | None:
+        return self._txn.get(key_id.encode(), db=self._dbs["keks"])
+
+    def put_kek(self, key_id: str, wrapped: bytes | None) -> None:
+        if wrapped is None:
+            self._txn.delete(key_id.encode(), db=self._dbs["keks"])
+        else:
+            self._txn.put(key_id.encode(), wrapped, db=self._dbs["keks"])
+
+    def append(self, events: list[ev.Event], *, operation: str, principal: str,
+               request_id: str, time: int) -> list[ev.Record]:
+        """Append events as records and fold them into the projections."""
+        out = []
+        head = self.head
+        time = max(time, head.time)  # the log's clock never runs backwards
+        for event in events:
+            record = ev.Record(head.seq, time, request_id, principal, operation, event)
+            body = ev.canonical(record)
+            digest = ev.chain_hash(head.hash, body)
+            if not self._txn.put(_SEQ.pack(head.seq), head.hash + digest + body,
+                                 db=self._dbs["records"], append=True, overwrite=False):
+                raise LedgerError(f"out-of-order append at seq {head.seq}: the log is corrupt")
+            projections.apply(self, record)
+            head = Head(head.seq + 1, digest, time)
+            out.append(record)
+        self.head = head
+        self.appended.extend(out)
+        return out
+
+
+class _Work:
+    __slots__ = ("fn", "done", "result", "error")
+
+    def __init__(self, fn: Callable[[WriteView], Any]) -> None:
+        self.fn = fn
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _RWLock:
+    """Many readers or one map resizer (LMDB's set_mapsize needs no open txn)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cv:
+            while self._resizing:
+                self._cv.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._readers -= 1
+                self._cv.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cv:
+            while self._resizing or self._readers:
+                self._cv.wait()
+            self._resizing = True
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._resizing = False
+                self._cv.notify_all()
+
+
+class Store:
+    def __init__(self, path: str, *, durability: str = "durable", sync_interval: float = 0.2,
+                 readonly: bool = False, map_size: int = INITIAL_MAP_SIZE) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}")
+        self.path = path
+        self.durability = durability
+        self.readonly = readonly
+        if not readonly:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self.env = lmdb.open(path, map_size=map_size, max_dbs=32, readonly=readonly,
+                             sync=durability == "durable", metasync=True, max_readers=256,
+                             lock=True)
+        self._dbs = {name: self.env.open_db(name.encode(), create=not readonly) for name in _TABLES} \
+            if not readonly else self._open_existing()
+        self._rw = _RWLock()
+        self._mu = threading.Lock()
+        self._cv = threading.Condition(self._mu)
+        self._queue: list[_Work] = []
+        self._leading = False
+        self._closed = False
+        self._syncer: threading.Thread | None = None
+        if durability == "relaxed" and not readonly:
+            self._sync_stop = threading.Event()
+            self._syncer = threading.Thread(target=self._sync_loop, args=(sync_interval,),
+                                            name="keyledger-sync", daemon=True)
+            self._syncer.start()
+
+    def _open_existing(self) -> dict[str, Any]:
+        with self.env.begin() as txn:
+            return {name: self.env.open_db(name.encode(), txn=txn, create=False) for name in _TABLES}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._syncer is not None:
+            self._sync_stop.set()
+            self._syncer.join()
+        if not self.readonly:
+            self.env.sync(True)
+        self.env.close()
+
+    def _sync_loop(self, interval: float) -> None:
+        while not self._sync_stop.wait(interval):
+            with self._rw.shared():
+                self.env.sync(True)
+
+    # -- meta -------------------------------------------------------------------
+
+    def meta(self) -> dict[str, bytes]:
+        with self._read() as txn:
+            return {bytes(k).decode(): bytes(v) for k, v in txn.cursor(db=self._dbs["meta"])}
+
+    def init_meta(self, values: dict[str, bytes]) -> dict[str, bytes]:
+        """Set meta values that are not set yet (first writer wins); return all."""
+        with self._rw.shared(), self.env.begin(write=True) as txn:
+            for k, v in values.items():
+                txn.put(k.encode(), v, db=self._dbs["meta"], overwrite=False)
+        return self.meta()
+
+    # -- reads ------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        with self._rw.shared():
+            try:
+                txn = self.env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)  # another process grew the map
+                txn = self.env.begin(buffers=False)
+            try:
+                yield txn
+            finally:
+                txn.abort()
+
+    def head(self) -> Head:
+        with self._read() as txn:
+            return Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+
+    def get(self, table: str, row: bytes) -> Any:
+        with self._read() as txn:
+            data = txn.get(row, db=self._dbs[table])
+        return None if data is None else projections.decode_row(table, data)
+
+    def scan(self, table: str, *, after: bytes | None = None, prefix: bytes = b"",
+             limit: int | None = None) -> list[tuple[bytes, Any]]:
+        """Up to `limit` rows in key order, strictly after `after`, with `prefix`."""
+        with self._read() as txn:
+            return list(_scan(txn, self._dbs[table], table, after, prefix, limit))
+
+    def kek(self, key_id: str) -> bytes | None:
+        with self._read() as txn:
+            return txn.get(key_id.encode(), db=self._dbs["keks"])
+
+    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[RawRecord]:
+        """Stored records with seq in [start, stop), in order, in one snapshot."""
+        with self._read() as txn:
+            cur = txn.cursor(db=self._dbs["records"])
+            if not cur.set_range(_SEQ.pack(start)):
+                return
+            for key, value in cur:
+                seq = _SEQ.unpack(key)[0]
+                if stop is not None and seq >= stop:
+                    break
+                yield RawRecord(seq, value)
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[ev.Record]:
+        for raw in self.raw_records(start, stop):
+            yield ev.decode(raw.body)
+
+    def snapshot_tables(self) -> dict[str, dict[bytes, Any]]:
+        """Every live projection row, decoded (what replay compares against)."""
+        out: dict[str, dict[bytes, Any]] = {}
+        with self._read() as txn:
+            for table in projections.TABLES:
+                out[table] = {bytes(k): projections.decode_row(table, v)
+                              for k, v in txn.cursor(db=self._dbs[table])}
+        return out
+
+    def file_path(self) -> str:
+        return os.path.join(self.path, "data.mdb")
+
+    # -- the writer path (group commit) -----------------------------------------
+
+    def submit(self, fn: Callable[[WriteView], Any]) -> Any:
+        """Run `fn` in the next write transaction and return its result once
+        that transaction is committed (and synced, in durable mode). `fn`
+        may run again if the map had to grow mid-batch, so it must have no
+        side effects outside the view."""
+        if self.readonly:
+            raise LedgerError("this ledger is open read-only")
+        work = _Work(fn)
+        with self._cv:
+            self._queue.append(work)
+            while not work.done:
+                if self._leading:
+                    self._cv.wait()
+                    continue
+                self._leading = True
+                batch, self._queue = self._queue, []
+                self._mu.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._mu.acquire()
+                    self._leading = False
+                    self._cv.notify_all()
+        if work.error is not None:
+            raise work.error
+        return work.result
+
+    def _commit(self, batch: list[_Work]) -> None:
+        try:
+            for attempt in range(8):
+                self._grow_if_needed()
+                try:
+                    with self._rw.shared():
+                        self._run(batch)
+                    return
+                except lmdb.MapFullError:
+                    with self._rw.exclusive():
+                        self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            raise LedgerError("could not grow the LMDB map")
+        except BaseException as exc:  # the whole batch failed: tell every caller
+            for work in batch:
+                if not work.done:
+                    work.error, work.done = exc, True
+        finally:
+            for work in batch:
+                work.done = True
+
+    def _run(self, batch: list[_Work]) -> None:
+        txn = self.env.begin(write=True)
+        try:
+            head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+            outcomes = []
+            for work in batch:
+                child = self.env.begin(write=True, parent=txn)
+                view = WriteView(child, self._dbs, head)
+                try:
+                    result = work.fn(view)
+                except lmdb.MapFullError:
+                    child.abort()
+                    raise
+                except Exception as exc:  # this item fails alone; the batch goes on
+                    child.abort()
+                    outcomes.append((work, None, exc))
+                    continue
+                child.commit()
+                head = view.head
+                outcomes.append((work, result, None))
+            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        for work, result, error in outcomes:
+            work.result, work.error = result, error
+
+    def _grow_if_needed(self) -> None:
+        info = self.env.info()
+        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        if used > info["map_size"] * GROW_AT:
+            with self._rw.exclusive():
+                info = self.env.info()
+                if (info["last_pgno"] + 1) * self.env.stat()["psize"] > info["map_size"] * GROW_AT:
+                    self.env.set_mapsize(info["map_size"] * 2)

@@ -1,0 +1,74 @@
+"""The shapes the projections fold the log into.
+
+These structs are what the live LMDB tables hold and what replay rebuilds;
+`decide` reads them. Times are microseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class VersionInfo(msgspec.Struct, frozen=True):
+    version: int
+    created: int  # creation date, or the rotation date for later versions
+    rotation_type: str | None  # None for version 1, else AUTOMATIC | ON_DEMAND
+    wrapped: bytes  # material wrapped under the key's KEK (never plaintext)
+    kcv: bytes
+
+
+class KeyState(msgspec.Struct, frozen=True):
+    key_id: str
+    created: int
+    description: str
+    key_usage: str
+    key_spec: str
+    origin: str
+    state: str  # Enabled | Disabled | PendingDeletion | Deleted
+    state_changed: int
+    versions: tuple[VersionInfo, ...]
+    tags: dict[str, str] = {}
+    aliases: tuple[str, ...] = ()
+    deletion_date: int | None = None
+    pending_window_days: int | None = None
+    rotation_enabled: bool = False
+    rotation_period_days: int | None = None
+    rotation_anchor: int | None = None  # the automatic schedule counts from here
+    on_demand_rotations: int = 0
+    deleted: int | None = None
+
+    @property
+    def current(self) -> VersionInfo:
+        return self.versions[-1]
+
+    def version(self, number: int) -> VersionInfo | None:
+        if 1 <= number <= len(self.versions):
+            return self.versions[number - 1]
+        return None
+
+    @property
+    def next_rotation(self) -> int | None:
+        if not self.rotation_enabled or self.rotation_anchor is None or self.rotation_period_days is None:
+            return None
+        return self.rotation_anchor + self.rotation_period_days * DAY_US
+
+
+class AliasState(msgspec.Struct, frozen=True):
+    alias_name: str
+    key_id: str
+    created: int
+    updated: int
+
+
+class UsageState(msgspec.Struct, frozen=True):
+    """Per key version: how often it was used, and when last."""
+
+    encrypt: int = 0
+    decrypt: int = 0
+    reencrypt_from: int = 0
+    reencrypt_to: int = 0
+    generate_data_key: int = 0
+    last_used: int | None = None
+
+
+DAY_US = 86_400 * 1_000_000

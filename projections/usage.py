@@ -1,0 +1,27 @@
+"""Per key version usage counts and last use."""
+
+from __future__ import annotations
+
+from msgspec.structs import replace
+
+from ledger import events as ev
+from projections.state import UsageState
+
+
+def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: int) -> UsageState:
+    s = state or UsageState()
+    e, t = record.event, record.time
+    match e:
+        case ev.Encrypted():
+            return replace(s, encrypt=s.encrypt + 1, last_used=t)
+        case ev.Decrypted():
+            return replace(s, decrypt=s.decrypt + 1, last_used=t)
+        case ev.DataKeyGenerated():
+            return replace(s, generate_data_key=s.generate_data_key + 1, last_used=t)
+        case ev.ReEncrypted():
+            if (key_id, version) == (e.source_key_id, e.source_key_version):
+                s = replace(s, reencrypt_from=s.reencrypt_from + 1, last_used=t)
+            if (key_id, version) == (e.key_id, e.key_version):
+                s = replace(s, reencrypt_to=s.reencrypt_to + 1, last_used=t)
+            return s
+    return s
