@@ -11,6 +11,7 @@ error. Responses are built from what was decided, never from a re-read.
 from __future__ import annotations
 
 import base64
+import copy
 import binascii
 import hashlib
 import os
@@ -215,6 +216,12 @@ class KeyLedger:
 
     def close(self) -> None:
         self.store.close()
+
+    def as_caller(self, principal: str) -> KeyLedger:
+        """The same ledger (store, caches, clock) acting for another principal."""
+        other = copy.copy(self)
+        other.caller = principal
+        return other
 
     def __enter__(self) -> KeyLedger:
         return self

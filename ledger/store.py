@@ -149,6 +149,37 @@ class WriteView(_Tables):
         return out
 
 
+class Snapshot:
+    """A read transaction's view: the log and the projections at one point."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self._txn, self._dbs = txn, dbs
+
+    def head(self) -> Head:
+        return Head.unpack(self._txn.get(b"head", db=self._dbs["meta"]))
+
+    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[RawRecord]:
+        """Stored records with seq in [start, stop), in key order."""
+        cur = self._txn.cursor(db=self._dbs["records"])
+        if not cur.set_range(_SEQ.pack(start)):
+            return
+        for key, value in cur:
+            seq = _SEQ.unpack(key)[0]
+            if stop is not None and seq >= stop:
+                break
+            yield RawRecord(seq, value)
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[ev.Record]:
+        for raw in self.raw_records(start, stop):
+            yield ev.decode(raw.body)
+
+    def tables(self) -> dict[str, dict[bytes, Any]]:
+        """Every live projection row, decoded."""
+        return {table: {bytes(k): projections.decode_row(table, v)
+                        for k, v in self._txn.cursor(db=self._dbs[table])}
+                for table in projections.TABLES}
+
+
 class _Work:
     __slots__ = ("fn", "done", "result", "error")
 
@@ -291,30 +322,19 @@ class Store:
         with self._read() as txn:
             return txn.get(key_id.encode(), db=self._dbs["keks"])
 
-    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[RawRecord]:
-        """Stored records with seq in [start, stop), in order, in one snapshot."""
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One consistent read view of the log and the projections."""
         with self._read() as txn:
-            cur = txn.cursor(db=self._dbs["records"])
-            if not cur.set_range(_SEQ.pack(start)):
-                return
-            for key, value in cur:
-                seq = _SEQ.unpack(key)[0]
-                if stop is not None and seq >= stop:
-                    break
-                yield RawRecord(seq, value)
+            yield Snapshot(txn, self._dbs)
+
+    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[RawRecord]:
+        with self.snapshot() as snap:
+            yield from snap.raw_records(start, stop)
 
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[ev.Record]:
-        for raw in self.raw_records(start, stop):
-            yield ev.decode(raw.body)
-
-    def snapshot_tables(self) -> dict[str, dict[bytes, Any]]:
-        """Every live projection row, decoded (what replay compares against)."""
-        out: dict[str, dict[bytes, Any]] = {}
-        with self._read() as txn:
-            for table in projections.TABLES:
-                out[table] = {bytes(k): projections.decode_row(table, v)
-                              for k, v in txn.cursor(db=self._dbs[table])}
-        return out
+        with self.snapshot() as snap:
+            yield from snap.records(start, stop)
 
     def file_path(self) -> str:
         return os.path.join(self.path, "data.mdb")
