@@ -196,6 +196,23 @@ def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
                                           "satisfy constraint: Member must have length less than or equal to 10")
 
 
+class Planned:
+    """A validated-later request: `work` runs inside a write transaction and
+    returns (response, error); `finish` turns that into the response or raises."""
+
+    __slots__ = ("operation", "request_id", "work")
+
+    def __init__(self, operation: str, request_id: str, work: Callable[[WriteView], Any]) -> None:
+        self.operation, self.request_id, self.work = operation, request_id, work
+
+    @staticmethod
+    def finish(outcome: tuple[Any, KMSError | None]) -> Any:
+        result, error = outcome
+        if error is not None:
+            raise error
+        return result
+
+
 class KeyLedger:
     """The embedded AWS KMS. Obtain one with `ledger.open(...)`."""
 
@@ -210,6 +227,7 @@ class KeyLedger:
         self._keks: dict[str, Secret] = {}
         self._materials: dict[tuple[str, int], Secret] = {}
         self._cache_lock = threading.Lock()
+        self._planning = False
 
     def __repr__(self) -> str:
         return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
@@ -251,10 +269,17 @@ class KeyLedger:
                 req.emit([ev.RequestDenied(operation, exc.code, exc.message, req.key_hint)])
                 return None, exc
 
-        result, error = self.store.submit(work)
-        if error is not None:
-            raise error
-        return result
+        if self._planning:
+            return Planned(operation, request_id, work)  # type: ignore[return-value]
+        return Planned(operation, request_id, work).finish(self.store.submit(work))
+
+    def planned(self) -> KeyLedger:
+        """The same ledger whose methods return a `Planned` request instead of
+        running it, so a caller (the HTTP server's event loop) can commit many
+        requests with one `store.submit_many` and one thread hand-off."""
+        other = copy.copy(self)
+        other._planning = True
+        return other
 
     def _metadata(self, s: KeyState) -> r.KeyMetadata:
         return r.KeyMetadata(

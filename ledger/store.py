@@ -341,6 +341,16 @@ class Store:
 
     # -- the writer path (group commit) -----------------------------------------
 
+    def submit_many(self, fns: list[Callable[[WriteView], Any]]) -> list[tuple[Any, BaseException | None]]:
+        """Run several work items in the next commit; return (result, error)
+        for each, in order, once the commit is durable (per durability mode)."""
+        outcomes = []
+        works = [_Work(fn) for fn in fns]
+        self._enqueue(works)
+        for work in works:
+            outcomes.append((work.result, work.error))
+        return outcomes
+
     def submit(self, fn: Callable[[WriteView], Any]) -> Any:
         """Run `fn` in the next write transaction and return its result once
         that transaction is committed (and synced, in durable mode). `fn`
@@ -349,9 +359,17 @@ class Store:
         if self.readonly:
             raise LedgerError("this ledger is open read-only")
         work = _Work(fn)
+        self._enqueue([work])
+        if work.error is not None:
+            raise work.error
+        return work.result
+
+    def _enqueue(self, works: list[_Work]) -> None:
+        if self.readonly:
+            raise LedgerError("this ledger is open read-only")
         with self._cv:
-            self._queue.append(work)
-            while not work.done:
+            self._queue.extend(works)
+            while not all(w.done for w in works):
                 if self._leading:
                     self._cv.wait()
                     continue
@@ -364,9 +382,6 @@ class Store:
                     self._mu.acquire()
                     self._leading = False
                     self._cv.notify_all()
-        if work.error is not None:
-            raise work.error
-        return work.result
 
     def _commit(self, batch: list[_Work]) -> None:
         try:
