@@ -206,11 +206,15 @@ class Planned:
         self.operation, self.request_id, self.work = operation, request_id, work
 
     @staticmethod
-    def finish(outcome: tuple[Any, KMSError | None]) -> Any:
-        result, error = outcome
+    def finish(outcome: tuple[Any, BaseException | None]) -> Any:
+        """The response, from one (result, error) pair of `Store.submit_many`."""
+        result, failure = outcome
+        if failure is not None:  # the work itself broke (a bug or a storage error)
+            raise failure
+        response, error = result
         if error is not None:
             raise error
-        return result
+        return response
 
 
 class KeyLedger:
@@ -271,7 +275,7 @@ class KeyLedger:
 
         if self._planning:
             return Planned(operation, request_id, work)  # type: ignore[return-value]
-        return Planned(operation, request_id, work).finish(self.store.submit(work))
+        return Planned.finish((self.store.submit(work), None))
 
     def planned(self) -> KeyLedger:
         """The same ledger whose methods return a `Planned` request instead of
