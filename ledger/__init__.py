@@ -15,11 +15,13 @@ import os
 import sys
 from pathlib import Path
 
-from ledger import crypto
+from typing import TYPE_CHECKING, Any, Callable
+
 from ledger.errors import KMSError, LedgerError
 from ledger.secret import Secret
-from ledger.service import Clock, KeyLedger, Rng
-from ledger.store import Store
+
+if TYPE_CHECKING:  # imported lazily below: projections import ledger.events,
+    from ledger.service import Clock, KeyLedger, Rng  # and the store imports projections
 
 __all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "Secret",
            "DEFAULT_REGION", "DEFAULT_ACCOUNT"]
@@ -43,7 +45,14 @@ def default_home() -> Path:
     return base / "keyledger"
 
 
-def _root_key(home: Path, given: bytes | None, creating: bool, rng: Rng) -> Secret:
+def __getattr__(name: str) -> Any:
+    if name == "KeyLedger":
+        from ledger.service import KeyLedger
+        return KeyLedger
+    raise AttributeError(name)
+
+
+def _root_key(home: Path, given: bytes | None, creating: bool, rng: Callable[[int], bytes]) -> Secret:
     if given is not None:
         return Secret(given)
     env = os.environ.get(ROOT_KEY_ENV)
@@ -73,9 +82,9 @@ def _root_key(home: Path, given: bytes | None, creating: bool, rng: Rng) -> Secr
 
 
 def open(home: str | os.PathLike[str] | None = None, *, region: str | None = None,
-         account: str | None = None, durability: str = "durable", clock: Clock | None = None,
-         rng: Rng | None = None, caller: str | None = None, root_key: bytes | None = None,
-         sync_interval: float = 0.2) -> KeyLedger:
+         account: str | None = None, durability: str = "durable", clock: "Clock | None" = None,
+         rng: "Rng | None" = None, caller: str | None = None, root_key: bytes | None = None,
+         sync_interval: float = 0.2) -> "KeyLedger":
     """Open (creating if needed) the ledger at `home` and return the service.
 
     `region` and `account` are fixed when the ledger is created; giving other
@@ -84,6 +93,10 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
     `clock` and `rng` are injectable for tests (the clock returns aware
     datetimes; rng(n) returns n random bytes).
     """
+    from ledger import crypto
+    from ledger.service import KeyLedger
+    from ledger.store import Store
+
     home_path = Path(home) if home is not None else default_home()
     rng = rng or os.urandom
     store = Store(str(home_path), durability=durability, sync_interval=sync_interval)
