@@ -9,6 +9,10 @@ One LMDB environment is one ledger. Its tables:
   the head (next seq, last hash, last time).
 - `keys`, `aliases`, `usage`: the live projections, updated by
   `projections.apply` in the same transaction as the records they fold.
+- `merkle`: the RFC 6962 tree over the records (every complete subtree hash,
+  key = level (1) || index (8)), and the audit indexes `idx_*`
+  (projections.indexes), both written in the append transaction.
+- `checkpoints`: signed tree heads, key = tree size.
 - `keks`: the one mutable secret table, key id -> KEK wrapped under the root
   key. Deleting a row crypto-shreds that key.
 
@@ -35,11 +39,14 @@ import lmdb
 
 import projections
 from ledger import events as ev
+from projections import indexes, merkle
 from ledger.errors import LedgerError
 
 _SEQ = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ")  # next seq, last hash, last record time
-_TABLES = ("records", "meta", "keks", *projections.TABLES)
+_NODE = struct.Struct(">BQ")  # merkle (level, index)
+_AUDIT_TABLES = ("merkle", *indexes.INDEXES)
+_TABLES = ("records", "meta", "keks", "checkpoints", *_AUDIT_TABLES, *projections.TABLES)
 INITIAL_MAP_SIZE = 64 << 20
 GROW_AT = 0.70  # grow the map once this fraction is used
 DURABILITY_MODES = ("durable", "relaxed")
@@ -114,10 +121,14 @@ class WriteView(_Tables):
     """What a work item sees: the projections as of everything before it in
     the log, the keks table, and `append` to add records."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], head: Head) -> None:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], head: Head, audit: bool = True) -> None:
         super().__init__(txn, dbs)
         self.head = head
         self.appended: list[ev.Record] = []
+        self._audit = audit
+
+    def _node(self, level: int, index: int) -> bytes:
+        return self._txn.get(_NODE.pack(level, index), db=self._dbs["merkle"])
 
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
@@ -142,6 +153,11 @@ class WriteView(_Tables):
                                  db=self._dbs["records"], append=True, overwrite=False):
                 raise LedgerError(f"out-of-order append at seq {head.seq}: the log is corrupt")
             projections.apply(self, record)
+            if self._audit:
+                for level, index, h in merkle.completed(head.seq, merkle.leaf_hash(body), self._node):
+                    self._txn.put(_NODE.pack(level, index), h, db=self._dbs["merkle"])
+                for table, key in indexes.rows(record):
+                    self._txn.put(key, b"", db=self._dbs[table])
             head = Head(head.seq + 1, digest, time)
             out.append(record)
         self.head = head
@@ -172,6 +188,57 @@ class Snapshot:
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[ev.Record]:
         for raw in self.raw_records(start, stop):
             yield ev.decode(raw.body)
+
+    def raw_record(self, seq: int) -> RawRecord | None:
+        value = self._txn.get(_SEQ.pack(seq), db=self._dbs["records"])
+        return None if value is None else RawRecord(seq, value)
+
+    def node(self, level: int, index: int) -> bytes:
+        h = self._txn.get(_NODE.pack(level, index), db=self._dbs["merkle"])
+        if h is None:
+            raise KeyError(f"no merkle node at level {level}, index {index}")
+        return h
+
+    def index_seqs(self, index: str, term: bytes, *, lo: int = 0, hi: int | None = None,
+                   reverse: bool = False) -> Iterator[int]:
+        """Seqs in [lo, hi) whose records carry `term` in `index`, in order."""
+        cur = self._txn.cursor(db=self._dbs[index])
+        prefix = term + indexes.SEP
+        if reverse:
+            top = prefix + _SEQ.pack(hi) if hi is not None else prefix + b"\xff" * 9
+            found = cur.set_range(top)
+            found = cur.prev() if found else cur.last()
+            while found:
+                key = cur.key()
+                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                    if key < prefix:
+                        return
+                    found = cur.prev()
+                    continue
+                seq = indexes.seq_of(key)
+                if seq < lo:
+                    return
+                if hi is None or seq < hi:
+                    yield seq
+                found = cur.prev()
+        else:
+            found = cur.set_range(prefix + _SEQ.pack(lo))
+            while found:
+                key = cur.key()
+                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                    return
+                seq = indexes.seq_of(key)
+                if hi is not None and seq >= hi:
+                    return
+                yield seq
+                found = cur.next()
+
+    def checkpoints(self) -> list[bytes]:
+        """Stored signed checkpoints, oldest (smallest tree) first."""
+        return [bytes(v) for _, v in self._txn.cursor(db=self._dbs["checkpoints"])]
+
+    def meta(self) -> dict[str, bytes]:
+        return {bytes(k).decode(): bytes(v) for k, v in self._txn.cursor(db=self._dbs["meta"])}
 
     def tables(self) -> dict[str, dict[bytes, Any]]:
         """Every live projection row, decoded."""
@@ -227,12 +294,16 @@ class _RWLock:
 
 class Store:
     def __init__(self, path: str, *, durability: str = "durable", sync_interval: float = 0.2,
-                 readonly: bool = False, map_size: int = INITIAL_MAP_SIZE) -> None:
+                 readonly: bool = False, map_size: int = INITIAL_MAP_SIZE, audit_tables: bool = True,
+                 ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         self.path = path
         self.durability = durability
         self.readonly = readonly
+        # Only the benchmark turns this off, to price the Merkle tree and the
+        # indexes; a ledger written without them cannot be audited or proved.
+        self.audit_tables = audit_tables
         if not readonly:
             os.makedirs(path, mode=0o700, exist_ok=True)
         self.env = lmdb.open(path, map_size=map_size, max_dbs=32, readonly=readonly,
@@ -336,6 +407,10 @@ class Store:
         with self.snapshot() as snap:
             yield from snap.records(start, stop)
 
+    def put_checkpoint(self, tree_size: int, note: bytes) -> None:
+        with self._rw.shared(), self.env.begin(write=True) as txn:
+            txn.put(_SEQ.pack(tree_size), note, db=self._dbs["checkpoints"])
+
     def file_path(self) -> str:
         return os.path.join(self.path, "data.mdb")
 
@@ -410,7 +485,7 @@ class Store:
             outcomes = []
             for work in batch:
                 child = self.env.begin(write=True, parent=txn)
-                view = WriteView(child, self._dbs, head)
+                view = WriteView(child, self._dbs, head, self.audit_tables)
                 try:
                     result = work.fn(view)
                 except lmdb.MapFullError:
