@@ -105,6 +105,8 @@ class _Request:
             if alias is None:
                 raise NotFoundException(f"Alias {self.alias_arn(ident)} is not found.")
             ident = alias.key_id
+        if self.key_hint == key_input:  # denials are indexed under the key, not the alias
+            self.key_hint = ident
         return self.touch(ident)
 
     def touch(self, key_id: str) -> KeyState:
