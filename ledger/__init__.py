@@ -13,6 +13,7 @@ import base64
 import binascii
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Any, Callable
@@ -30,6 +31,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "111122223333"
 ROOT_KEY_FILE = "root.key"
 ROOT_KEY_ENV = "KEYLEDGER_ROOT_KEY"
+CHECKPOINT_KEY_FILE = "checkpoint.key"
+CHECKPOINT_KEY_ENV = "KEYLEDGER_CHECKPOINT_KEY"
 
 
 def default_home() -> Path:
@@ -65,20 +68,46 @@ def _root_key(home: Path, given: bytes | None, creating: bool, rng: Callable[[in
             raise LedgerError(f"{ROOT_KEY_ENV} must be the base64 of 32 bytes")
         return Secret(raw)
     path = home / ROOT_KEY_FILE
-    if creating and not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    raw = _secret_file(path, creating, rng)
+    if raw is None:
+        raise LedgerError(f"the root key {path} is missing (or set {ROOT_KEY_ENV})")
+    return Secret(raw)
+
+
+def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes | None:
+    """32 secret bytes from a 0600 file, made (exclusively) if asked."""
+    if create and not path.exists():
         try:
-            os.write(fd, rng(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.write(fd, rng(32))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise LedgerError(f"the root key {path} is missing (or set {ROOT_KEY_ENV})") from None
+        return None
     if len(raw) != 32:
-        raise LedgerError(f"the root key {path} must hold exactly 32 bytes")
-    return Secret(raw)
+        raise LedgerError(f"{path} must hold exactly 32 bytes")
+    return raw
+
+
+def _checkpoint_key(home: Path, create: bool, rng: Callable[[int], bytes]) -> Secret | None:
+    env = os.environ.get(CHECKPOINT_KEY_ENV)
+    if env:
+        try:
+            raw = base64.b64decode(env, validate=True)
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            raise LedgerError(f"{CHECKPOINT_KEY_ENV} must be the base64 of 32 bytes")
+        return Secret(raw)
+    raw = _secret_file(home / CHECKPOINT_KEY_FILE, create, rng)
+    return None if raw is None else Secret(raw)
 
 
 def open(home: str | os.PathLike[str] | None = None, *, region: str | None = None,
@@ -111,6 +140,12 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
                 "account": (account or DEFAULT_ACCOUNT).encode(),
                 "root_check": crypto.root_check(root),
             })
+        signer = _checkpoint_key(home_path, "checkpoint_public" not in meta, rng)
+        if "checkpoint_public" not in meta and signer is not None:
+            ledger_id = str(uuid.UUID(bytes=rng(16), version=4))
+            meta = store.init_meta({"ledger_id": ledger_id.encode(),
+                                    "origin": f"keyledger.local/{ledger_id}".encode(),
+                                    "checkpoint_public": crypto.ed25519_public_key(signer)})
         if meta["root_check"] != crypto.root_check(root):
             raise LedgerError("the root key does not match this ledger")
         stored_region, stored_account = meta["region"].decode(), meta["account"].decode()
@@ -118,7 +153,7 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
             raise LedgerError(f"this ledger was created for region {stored_region} and account "
                               f"{stored_account}; it cannot be reopened for another")
         return KeyLedger(store, root, region=stored_region, account=stored_account,
-                         clock=clock, rng=rng, caller=caller)
+                         clock=clock, rng=rng, caller=caller, signer=signer)
     except BaseException:
         store.close()
         raise

@@ -156,3 +156,27 @@ def root_check(root: Secret) -> bytes:
 
 def kcv_matches(material: Secret, expected: bytes) -> bool:
     return hmac.compare_digest(kcv(material), expected)
+
+
+# -- checkpoint signatures (Ed25519) -------------------------------------------
+
+def ed25519_public_key(seed: Secret) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return Ed25519PrivateKey.from_private_bytes(seed.reveal()).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+
+
+def ed25519_sign(seed: Secret, message: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.from_private_bytes(seed.reveal()).sign(message)
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from ledger import checkpoint as checkpoint_
 from ledger import commands as cmd
 from ledger import crypto
 from ledger import events as ev
@@ -31,7 +32,7 @@ from ledger.errors import (
 )
 from ledger.secret import Secret
 from ledger.store import Store, WriteView
-from projections import alias_row, key_row
+from projections import alias_row, key_row, merkle
 from projections.state import AliasState, KeyState
 
 T = TypeVar("T")
@@ -58,16 +59,43 @@ def _encode_marker(value: bytes) -> str:
     return base64.urlsafe_b64encode(value).decode()
 
 
-def _decode_marker(marker: str | None) -> bytes | None:
+def _decode_marker(marker: str | None, valid: Callable[[bytes], bool]) -> bytes | None:
+    """The position a marker names. A marker this listing could not have
+    issued (`valid` says what its positions look like) is refused, as AWS
+    refuses any marker it did not hand out, rather than silently paging
+    from an arbitrary point."""
     if marker is None:
         return None
     try:
         value = base64.urlsafe_b64decode(marker.encode())
     except (binascii.Error, ValueError, AttributeError):
         raise InvalidMarkerException("The marker is not valid.") from None
-    if not value:
+    if not value or not valid(value):
         raise InvalidMarkerException("The marker is not valid.")
     return value
+
+
+def _text_marker(value: bytes, check: Callable[[str], bool]) -> bool:
+    try:
+        return check(value.decode())
+    except (UnicodeDecodeError, KMSError):
+        return False
+
+
+def _key_marker(value: bytes) -> bool:
+    return _text_marker(value, cmd.is_key_uuid)
+
+
+def _alias_marker(value: bytes) -> bool:
+    return _text_marker(value, lambda name: cmd.check_alias_name(name) == name)
+
+
+def _tag_marker(value: bytes) -> bool:
+    return _text_marker(value, lambda tag_key: 1 <= len(tag_key) <= 128)
+
+
+def _rotation_marker(value: bytes) -> bool:
+    return len(value) == 4 and int.from_bytes(value, "big") > 0
 
 
 class _Request:
@@ -223,7 +251,8 @@ class KeyLedger:
     """The embedded AWS KMS. Obtain one with `ledger.open(...)`."""
 
     def __init__(self, store: Store, root: Secret, *, region: str, account: str,
-                 clock: Clock | None = None, rng: Rng | None = None, caller: str | None = None) -> None:
+                 clock: Clock | None = None, rng: Rng | None = None, caller: str | None = None,
+                 signer: Secret | None = None) -> None:
         self.store = store
         self.region, self.account = region, account
         self._root = root
@@ -234,6 +263,7 @@ class KeyLedger:
         self._materials: dict[tuple[str, int], Secret] = {}
         self._cache_lock = threading.Lock()
         self._planning = False
+        self._signer = signer  # the Ed25519 checkpoint key (never the root key)
 
     def __repr__(self) -> str:
         return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
@@ -299,6 +329,48 @@ class KeyLedger:
     def _arn(self, key_id: str) -> str:
         return cmd.key_arn(self.region, self.account, key_id)
 
+    # -- checkpoints --------------------------------------------------------------
+
+    def checkpoint(self) -> checkpoint_.Checkpoint:
+        """Sign and store a checkpoint of the log as it is now, after proving
+        the log still extends the latest stored checkpoint: the records since
+        then re-hash to the stored leaves and chain, and a consistency proof
+        links the two roots. Never signs a fork."""
+        if self._signer is None:
+            raise LedgerError("this ledger has no checkpoint key (checkpoint.key)")
+        meta = self.store.meta()
+        origin = meta["origin"].decode()
+        public = meta["checkpoint_public"]
+        with self.store.snapshot() as snap:
+            head = snap.head()
+            stored = snap.checkpoints()
+            start, prev_hash = 0, ev.GENESIS_HASH
+            if stored:
+                last = checkpoint_.verify(stored[-1], origin, public)
+                if last.size > head.seq:
+                    raise LedgerError(f"the log has {head.seq} records, fewer than the checkpoint of "
+                                      f"size {last.size}: refusing to sign a rolled-back log")
+                start = last.size
+                if start:
+                    prev_hash = snap.raw_record(start - 1).hash
+                proof = merkle.consistency_proof(last.size, head.seq, snap.node) if last.size else []
+                if last.size and not merkle.verify_consistency(
+                        last.size, head.seq, last.root, merkle.root(head.seq, snap.node), proof):
+                    raise LedgerError(f"the log does not extend the checkpoint of size {last.size}")
+            for raw in snap.raw_records(start):
+                if raw.prev_hash != prev_hash or ev.chain_hash(prev_hash, raw.body) != raw.hash \
+                        or snap.node(0, raw.seq) != merkle.leaf_hash(raw.body):
+                    raise LedgerError(f"record {raw.seq} does not verify: refusing to sign a checkpoint")
+                prev_hash = raw.hash
+            root = merkle.root(head.seq, snap.node)
+        signed = checkpoint_.sign(origin, head.seq, root, self._signer)
+        self.store.put_checkpoint(head.seq, signed.note)
+        return signed
+
+    def verifier_key(self) -> str:
+        meta = self.store.meta()
+        return checkpoint_.verifier_key(meta["origin"].decode(), meta["checkpoint_public"])
+
     # -- keys -------------------------------------------------------------------
 
     def create_key(self, *, description: str = "", key_usage: str = "ENCRYPT_DECRYPT",
@@ -331,7 +403,7 @@ class KeyLedger:
     def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
         def body(req: _Request) -> r.ListKeysResponse:
             n = cmd.check_limit(limit, 1000)
-            after = _decode_marker(marker)
+            after = _decode_marker(marker, _key_marker)
             entries: list[r.KeyListEntry] = []
             last = after
             truncated = False
@@ -410,7 +482,7 @@ class KeyLedger:
                            marker: str | None = None) -> r.ListResourceTagsResponse:
         def body(req: _Request) -> r.ListResourceTagsResponse:
             n = cmd.check_limit(limit, 50)
-            after = _decode_marker(marker)
+            after = _decode_marker(marker, _tag_marker)
             state = req.key(key_id)
             keys = sorted(k for k in state.tags if after is None or k.encode() > after)
             page = keys[:n]
@@ -455,7 +527,7 @@ class KeyLedger:
                      marker: str | None = None) -> r.ListAliasesResponse:
         def body(req: _Request) -> r.ListAliasesResponse:
             n = cmd.check_limit(limit, 100)
-            after = _decode_marker(marker)
+            after = _decode_marker(marker, _alias_marker)
             if key_id is not None:
                 state = req.key(key_id)
                 names = [a for a in state.aliases if after is None or a.encode() > after]
@@ -510,7 +582,7 @@ class KeyLedger:
                            marker: str | None = None) -> r.ListKeyRotationsResponse:
         def body(req: _Request) -> r.ListKeyRotationsResponse:
             n = cmd.check_limit(limit, 1000)
-            after = _decode_marker(marker)
+            after = _decode_marker(marker, _rotation_marker)
             start = int.from_bytes(after, "big") if after else 0
             state = req.key(key_id)
             later = [v for v in state.versions[1:] if v.version > start]

@@ -1,0 +1,254 @@
+"""Audit: verify a ledger (or a copy of one) and prove records.
+
+`verify` needs no root key and writes nothing. It walks the records once,
+recomputing the hash chain and the RFC 6962 Merkle tree from the record
+bytes alone (it trusts no stored hash or node), and checks every checkpoint
+it is given or finds: signature, tree size against the log's length, root
+against the recomputed tree. It names the first bad seq exactly when the
+record bytes or the chain show it; when only a checkpoint's root shows it (a
+rewritten and re-chained log), it names the range between the last good and
+the first bad checkpoint. A log shorter than a checkpoint is truncated or
+rolled back, and the report says which checkpoint it contradicts.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ledger import checkpoint as cp
+from ledger import events as ev
+from projections import merkle
+
+
+class AuditSnapshot(Protocol):
+    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[Any]: ...
+    def raw_record(self, seq: int) -> Any: ...
+    def node(self, level: int, index: int) -> bytes: ...
+    def checkpoints(self) -> list[bytes]: ...
+    def meta(self) -> dict[str, bytes]: ...
+    def head(self) -> Any: ...
+
+
+@dataclass
+class Problem:
+    kind: str  # chain | checkpoint | truncated | tree | signature
+    message: str
+    seq: int | None = None  # the first bad seq, when known exactly
+    seq_range: tuple[int, int] | None = None  # [lo, hi) when only a range is known
+    checkpoint_size: int | None = None
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    checkpoints_ok: list[int] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    root: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        seqs = [p.seq for p in self.problems if p.seq is not None]
+        seqs += [p.seq_range[0] for p in self.problems if p.seq_range is not None]
+        return min(seqs) if seqs else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "records": self.records, "root": self.root,
+                "first_bad_seq": self.first_bad_seq, "checkpoints_ok": self.checkpoints_ok,
+                "problems": [asdict(p) for p in self.problems]}
+
+    def lines(self) -> list[str]:
+        out = [f"records verified: {self.records}", f"merkle root: {self.root}"]
+        out += [f"checkpoint of size {n}: consistent with the log" for n in self.checkpoints_ok]
+        out += [f"FAIL ({p.kind}): {p.message}" for p in self.problems]
+        out.append("verdict: OK" if self.ok else f"verdict: FAILED (first bad seq: {self.first_bad_seq})")
+        return out
+
+
+class CompactRange:
+    """The right edge of a Merkle tree being built leaf by leaf: root of the
+    current prefix at any time, O(log n) memory."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels decreasing
+
+    def append(self, leaf: bytes) -> None:
+        level, h = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            h, level = merkle.node_hash(left, h), level + 1
+        self._stack.append((level, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return merkle.EMPTY_ROOT
+        h = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            h = merkle.node_hash(left, h)
+        return h
+
+
+def _checkpoints(notes: Iterable[bytes], name: str, public_key: bytes,
+                 report: VerifyReport) -> list[cp.Checkpoint]:
+    good = {}
+    for note in notes:
+        try:
+            c = cp.verify(note, name, public_key)
+        except cp.CheckpointError as exc:
+            report.problems.append(Problem("signature", str(exc)))
+            continue
+        if c.size in good and good[c.size].root != c.root:
+            report.problems.append(Problem(
+                "checkpoint", f"two validly signed checkpoints of size {c.size} disagree: the signing "
+                              "key signed a fork", checkpoint_size=c.size))
+        good[c.size] = c
+    return sorted(good.values(), key=lambda c: c.size)
+
+
+def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
+           verifier: tuple[str, bytes] | None = None) -> VerifyReport:
+    """Verify the whole log. `verifier` = (name, public key) of the
+    checkpoint signer; by default the one the ledger itself records (an
+    auditor should pass their own copy)."""
+    report = VerifyReport()
+    meta = snapshot.meta()
+    if verifier is None:
+        if "checkpoint_public" not in meta:
+            verifier = None
+        else:
+            verifier = (meta["origin"].decode(), meta["checkpoint_public"])
+    notes = [*snapshot.checkpoints(), *extra_checkpoints]
+    checkpoints = _checkpoints(notes, *verifier, report) if verifier else []
+    if notes and not verifier:
+        report.problems.append(Problem("signature", "no checkpoint verifier key: checkpoints not checked"))
+    pending = list(checkpoints)
+    tree = CompactRange()
+    roots: dict[int, bytes] = {}
+
+    def settle() -> None:
+        while pending and pending[0].size == tree.size:
+            roots[tree.size] = tree.root()
+            pending.pop(0)
+
+    settle()
+    prev, expected = ev.GENESIS_HASH, 0
+    stored_head = snapshot.head()
+    for raw in snapshot.raw_records():
+        problem = None
+        if raw.seq != expected:
+            problem = Problem("chain", f"record {expected} is missing or out of order "
+                                       f"(found seq {raw.seq} in its place)", seq=expected)
+        elif raw.prev_hash != prev:
+            problem = Problem("chain", f"record {raw.seq} does not link to record {raw.seq - 1} "
+                                       "(prev_hash differs): a record was changed, removed or reordered",
+                              seq=raw.seq)
+        elif ev.chain_hash(prev, raw.body) != raw.hash:
+            problem = Problem("chain", f"record {raw.seq} was altered: its bytes do not match its hash",
+                              seq=raw.seq)
+        else:
+            try:
+                decoded_seq = ev.decode(raw.body).seq
+            except Exception:
+                decoded_seq = None
+            if decoded_seq != raw.seq:
+                problem = Problem("chain", f"record {raw.seq} does not decode as record {raw.seq}", seq=raw.seq)
+        if problem is not None:
+            report.problems.append(problem)
+            break
+        tree.append(merkle.leaf_hash(raw.body))
+        prev, expected = raw.hash, expected + 1
+        report.records += 1
+        settle()
+    chain_ok = not any(p.kind == "chain" for p in report.problems)
+    report.root = tree.root().hex()
+    if chain_ok and stored_head.seq != tree.size:
+        report.problems.append(Problem(
+            "truncated", f"the ledger's head says {stored_head.seq} records but {tree.size} are stored",
+            seq=min(stored_head.seq, tree.size)))
+    if chain_ok and tree.size and stored_head.hash != prev:
+        report.problems.append(Problem("chain", "the ledger's head hash does not match the last record",
+                                       seq=tree.size - 1))
+    if chain_ok:
+        try:
+            stored_root = merkle.root(tree.size, snapshot.node)
+        except KeyError:
+            stored_root = None
+        if stored_root != tree.root():
+            report.problems.append(Problem("tree", "the stored Merkle nodes do not match the records "
+                                                   "(proofs served from them would be wrong)"))
+    last_good = 0
+    for c in checkpoints:
+        if c.size > report.records:
+            if chain_ok:
+                report.problems.append(Problem(
+                    "truncated", f"the log has {report.records} records but the checkpoint of size {c.size} "
+                                 f"commits to more: truncated or rolled back (first missing seq "
+                                 f"{report.records})", seq=report.records, checkpoint_size=c.size))
+            continue
+        if roots.get(c.size) == c.root:
+            report.checkpoints_ok.append(c.size)
+            last_good = max(last_good, c.size)
+        else:
+            report.problems.append(Problem(
+                "checkpoint", f"records [{last_good}, {c.size}) do not match the checkpoint of size {c.size}: "
+                              "the log was rewritten", seq_range=(last_good, c.size), checkpoint_size=c.size))
+    return report
+
+
+# -- proofs -------------------------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def prove_inclusion(snapshot: AuditSnapshot, seq: int, checkpoint: cp.Checkpoint) -> dict[str, Any]:
+    if not 0 <= seq < checkpoint.size:
+        raise ValueError(f"seq {seq} is not in the checkpointed tree of size {checkpoint.size}")
+    raw = snapshot.raw_record(seq)
+    return {"type": "inclusion", "seq": seq, "tree_size": checkpoint.size,
+            "record": _b64(raw.body),
+            "proof": [_b64(h) for h in merkle.inclusion_proof(seq, checkpoint.size, snapshot.node)],
+            "checkpoint": checkpoint.note.decode()}
+
+
+def prove_consistency(snapshot: AuditSnapshot, old: cp.Checkpoint, new: cp.Checkpoint) -> dict[str, Any]:
+    if not 0 < old.size <= new.size:
+        raise ValueError("need 0 < old size <= new size")
+    return {"type": "consistency", "old_size": old.size, "new_size": new.size,
+            "proof": [_b64(h) for h in merkle.consistency_proof(old.size, new.size, snapshot.node)],
+            "old_checkpoint": old.note.decode(), "checkpoint": new.note.decode()}
+
+
+def verify_proof(proof: dict[str, Any], verifier: tuple[str, bytes]) -> tuple[bool, str]:
+    """Check a proof with nothing but the checkpoint(s) it carries and the
+    signer's public key. Returns (ok, reason)."""
+    try:
+        new = cp.verify(proof["checkpoint"].encode(), *verifier)
+        path = [base64.b64decode(h, validate=True) for h in proof["proof"]]
+        if proof["type"] == "inclusion":
+            leaf = merkle.leaf_hash(base64.b64decode(proof["record"], validate=True))
+            if proof["tree_size"] != new.size:
+                return False, "the proof's tree size differs from its checkpoint's"
+            ok = merkle.verify_inclusion(proof["seq"], new.size, leaf, path, new.root)
+            return ok, (f"record {proof['seq']} is in the checkpointed log of size {new.size}" if ok
+                        else "the inclusion proof does not lead to the checkpoint's root")
+        if proof["type"] == "consistency":
+            old = cp.verify(proof["old_checkpoint"].encode(), *verifier)
+            if (old.size, new.size) != (proof["old_size"], proof["new_size"]):
+                return False, "the proof's sizes differ from its checkpoints'"
+            ok = merkle.verify_consistency(old.size, new.size, old.root, new.root, path)
+            return ok, (f"the log of size {new.size} extends the log of size {old.size}" if ok
+                        else "the consistency proof does not link the two checkpoints")
+    except cp.CheckpointError as exc:
+        return False, str(exc)
+    except (KeyError, TypeError, ValueError):
+        return False, "the proof is malformed"
+    return False, "unknown proof type"
