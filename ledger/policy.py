@@ -1,0 +1,429 @@
+"""Authorization, as AWS KMS documents it. Pure: no IO, no clock.
+
+A request is (principal, action, resource, condition context). It is
+allowed when no applicable statement explicitly denies it and one of these
+allows it:
+
+1. the key policy allows the principal itself (by its ARN, or "*");
+2. the key policy allows the principal's account (the account root ARN or
+   the bare account id: "delegate to IAM") and an IAM policy of the
+   principal allows it (the account root itself needs no IAM policy);
+3. a grant on the key names the principal as grantee, lists the operation,
+   and its constraints hold for the request's encryption context.
+
+Calls that have no key (CreateKey, ListKeys, ListAliases, GenerateRandom)
+are decided by IAM policies alone. Explicit Deny anywhere wins.
+
+Policy documents are parsed once (`parse`, cached by text) into compiled
+statements, so evaluation on the Encrypt path is a handful of regex and
+dict look-ups.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ledger.errors import MalformedPolicyDocumentException
+
+MAX_POLICY_BYTES = 32768
+VERSIONS = ("2012-10-17", "2008-10-17")
+
+
+def default_key_policy(account: str) -> str:
+    """The key policy AWS gives a key created without one."""
+    return json.dumps({
+        "Version": "2012-10-17", "Id": "key-default-1",
+        "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                       "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                       "Action": "kms:*", "Resource": "*"}]}, indent=2)
+
+
+def account_of(principal: str) -> str | None:
+    parts = principal.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] in ("iam", "sts"):
+        return parts[4]
+    return None
+
+
+def root_of(account: str) -> str:
+    return f"arn:aws:iam::{account}:root"
+
+
+# -- wildcard patterns ----------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == value.lower() if ignore_case else pattern == value
+    return _pattern(pattern, ignore_case).fullmatch(value) is not None
+
+
+# -- parsed documents -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Condition:
+    operator: str  # base operator, e.g. "StringLike"
+    qualifier: str | None  # "ForAnyValue" | "ForAllValues" | None
+    if_exists: bool
+    key: str  # lower-cased condition key
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Statement:
+    sid: str | None
+    effect: str  # "Allow" | "Deny"
+    principals: tuple[str, ...] | None  # None: no Principal element (IAM policies)
+    not_principals: tuple[str, ...] | None
+    actions: tuple[str, ...] | None
+    not_actions: tuple[str, ...] | None
+    resources: tuple[str, ...] | None
+    not_resources: tuple[str, ...] | None
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    statements: tuple[Statement, ...]
+
+
+_OPERATORS = {
+    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
+    "StringLike", "StringNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan",
+    "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals",
+    "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan",
+    "DateGreaterThanEquals", "Bool", "Null", "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike",
+    "BinaryEquals",
+}
+_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NumericNotEquals",
+            "DateNotEquals", "ArnNotEquals", "ArnNotLike"}
+
+
+def _bad(message: str) -> MalformedPolicyDocumentException:
+    return MalformedPolicyDocumentException(f"The policy document is malformed: {message}")
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _bad(f"{where} must be a string or a non-empty list of strings")
+
+
+def _principals(value: Any, where: str) -> tuple[str, ...]:
+    if value == "*":
+        return ("*",)
+    if not isinstance(value, dict) or not value:
+        raise _bad(f'{where} must be "*" or a map such as {{"AWS": [...]}}')
+    out: list[str] = []
+    for kind, names in value.items():
+        if kind not in ("AWS", "Service", "Federated", "CanonicalUser"):
+            raise _bad(f"{where} has an unknown principal type {kind!r}")
+        for name in _strings(names, f"{where}.{kind}"):
+            if kind == "AWS" and name != "*" and not re.fullmatch(r"\d{12}", name) and \
+                    not re.fullmatch(r"arn:aws:(iam|sts)::\d{12}:\S+", name):
+                raise _bad(f"{where} has an invalid AWS principal {name!r}")
+            out.append(name if kind == "AWS" else f"{kind}:{name}")
+    return tuple(out)
+
+
+def _condition_block(value: Any) -> tuple[Condition, ...]:
+    if not isinstance(value, dict):
+        raise _bad("Condition must be a map of operators")
+    out = []
+    for op_name, keys in value.items():
+        qualifier = None
+        base = op_name
+        if ":" in op_name:
+            qualifier, base = op_name.split(":", 1)
+            if qualifier not in ("ForAnyValue", "ForAllValues"):
+                raise _bad(f"unknown condition qualifier {qualifier!r}")
+        if_exists = base.endswith("IfExists")
+        if if_exists:
+            base = base[: -len("IfExists")]
+        if base not in _OPERATORS:
+            raise _bad(f"unknown condition operator {op_name!r}")
+        if not isinstance(keys, dict) or not keys:
+            raise _bad(f"condition {op_name} must map condition keys to values")
+        for key, vals in keys.items():
+            vals = vals if isinstance(vals, list) else [vals]
+            if not vals or not all(isinstance(v, (str, int, float, bool)) for v in vals):
+                raise _bad(f"condition {op_name} {key} must have string, number or boolean values")
+            out.append(Condition(base, qualifier, if_exists, key.lower(), tuple(vals)))
+    return tuple(out)
+
+
+def _statement(raw: Any, i: int, is_key_policy: bool) -> Statement:
+    where = f"Statement[{i}]"
+    if not isinstance(raw, dict):
+        raise _bad(f"{where} must be an object")
+    known = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
+             "NotResource", "Condition"}
+    unknown = set(raw) - known
+    if unknown:
+        raise _bad(f"{where} has unknown element(s) {sorted(unknown)}")
+    effect = raw.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise _bad(f"{where}.Effect must be Allow or Deny")
+    if ("Action" in raw) == ("NotAction" in raw):
+        raise _bad(f"{where} needs exactly one of Action and NotAction")
+    if ("Resource" in raw) == ("NotResource" in raw):
+        raise _bad(f"{where} needs exactly one of Resource and NotResource")
+    has_principal = "Principal" in raw or "NotPrincipal" in raw
+    if is_key_policy and ("Principal" in raw) == ("NotPrincipal" in raw):
+        raise _bad(f"{where} needs exactly one of Principal and NotPrincipal")
+    if not is_key_policy and has_principal:
+        raise _bad(f"{where}: an IAM policy statement must not name a Principal")
+    sid = raw.get("Sid")
+    if sid is not None and not isinstance(sid, str):
+        raise _bad(f"{where}.Sid must be a string")
+    return Statement(
+        sid=sid, effect=effect,
+        principals=_principals(raw["Principal"], f"{where}.Principal") if "Principal" in raw else None,
+        not_principals=_principals(raw["NotPrincipal"], f"{where}.NotPrincipal") if "NotPrincipal" in raw else None,
+        actions=_strings(raw["Action"], f"{where}.Action") if "Action" in raw else None,
+        not_actions=_strings(raw["NotAction"], f"{where}.NotAction") if "NotAction" in raw else None,
+        resources=_strings(raw["Resource"], f"{where}.Resource") if "Resource" in raw else None,
+        not_resources=_strings(raw["NotResource"], f"{where}.NotResource") if "NotResource" in raw else None,
+        conditions=_condition_block(raw["Condition"]) if "Condition" in raw else ())
+
+
+@functools.lru_cache(maxsize=1024)
+def parse(document: str, *, key_policy: bool = True) -> Policy:
+    """Validate and compile a policy document, or MalformedPolicyDocumentException."""
+    if not isinstance(document, str) or not document.strip():
+        raise _bad("the document is empty")
+    if len(document.encode()) > MAX_POLICY_BYTES:
+        raise _bad(f"the document exceeds {MAX_POLICY_BYTES} bytes")
+    try:
+        raw = json.loads(document)
+    except ValueError as exc:
+        raise _bad(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(raw, dict):
+        raise _bad("the document must be a JSON object")
+    unknown = set(raw) - {"Version", "Id", "Statement"}
+    if unknown:
+        raise _bad(f"unknown top-level element(s) {sorted(unknown)}")
+    if raw.get("Version") not in VERSIONS:
+        raise _bad(f"Version must be one of {list(VERSIONS)}")
+    statements = raw.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise _bad("Statement must be a non-empty list")
+    return Policy(tuple(_statement(s, i, key_policy) for i, s in enumerate(statements)))
+
+
+# -- evaluation -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    grantee: str
+    operations: tuple[str, ...]  # "Encrypt", "Decrypt", ...
+    context_equals: Mapping[str, str] | None = None
+    context_subset: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    principal: str
+    action: str  # "kms:Encrypt"
+    resource: str  # the key ARN, or "*" for calls without a key
+    context: Mapping[str, Any]  # lower-cased condition keys -> value(s)
+    encryption_context: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # AWS's "because ..." clause when denied; what allowed it otherwise
+
+
+def _principal_in(names: Sequence[str], principal: str) -> bool:
+    account = account_of(principal)
+    for name in names:
+        if name == "*" or name == principal:
+            return True
+        if account and (name == account or name == root_of(account)) and principal == root_of(account):
+            return True
+    return False
+
+
+def _delegates(names: Sequence[str], principal: str) -> bool:
+    """The statement names the principal's account (root ARN or account id)."""
+    account = account_of(principal)
+    return bool(account) and any(n in (account, root_of(account)) for n in names)
+
+
+def _any_match(patterns: Sequence[str], value: str, ignore_case: bool) -> bool:
+    return any(wildcard_match(p, value, ignore_case=ignore_case) for p in patterns)
+
+
+def _action_ok(s: Statement, action: str) -> bool:
+    if s.actions is not None:
+        return _any_match(s.actions, action, True)
+    return not _any_match(s.not_actions or (), action, True)
+
+
+def _resource_ok(s: Statement, resource: str) -> bool:
+    if s.resources is not None:
+        return _any_match(s.resources, resource, False)
+    return not _any_match(s.not_resources or (), resource, False)
+
+
+def _to_number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_date(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return datetime.fromtimestamp(v, tz=timezone.utc)
+    if isinstance(v, str):
+        try:
+            d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _positive(op: str, actual: Any, wanted: Any) -> bool:
+    """Does one request value match one policy value under the non-negated form of op?"""
+    base = op.replace("Not", "", 1) if op in _NEGATED else op
+    if base in ("StringEquals", "ArnEquals", "BinaryEquals"):
+        return isinstance(actual, str) and actual == str(wanted)
+    if base == "StringEqualsIgnoreCase":
+        return isinstance(actual, str) and actual.lower() == str(wanted).lower()
+    if base in ("StringLike", "ArnLike"):
+        return isinstance(actual, str) and wildcard_match(str(wanted), actual)
+    if base == "Bool":
+        a = actual if isinstance(actual, bool) else str(actual).lower() == "true"
+        w = wanted if isinstance(wanted, bool) else str(wanted).lower() == "true"
+        return a == w
+    if base.startswith("Numeric"):
+        a, w = _to_number(actual), _to_number(wanted)
+        if a is None or w is None:
+            return False
+        return {"NumericEquals": a == w, "NumericLessThan": a < w, "NumericLessThanEquals": a <= w,
+                "NumericGreaterThan": a > w, "NumericGreaterThanEquals": a >= w}[base]
+    if base.startswith("Date"):
+        a, w = _to_date(actual), _to_date(wanted)
+        if a is None or w is None:
+            return False
+        return {"DateEquals": a == w, "DateLessThan": a < w, "DateLessThanEquals": a <= w,
+                "DateGreaterThan": a > w, "DateGreaterThanEquals": a >= w}[base]
+    return False
+
+
+def _one_value(c: Condition, actual: Any) -> bool:
+    hit = any(_positive(c.operator, actual, w) for w in c.values)
+    return not hit if c.operator in _NEGATED else hit
+
+
+def condition_holds(c: Condition, context: Mapping[str, Any]) -> bool:
+    present = c.key in context and context[c.key] is not None
+    if c.operator == "Null":
+        want_absent = any(str(v).lower() == "true" for v in c.values)
+        return (not present) == want_absent
+    if not present:
+        if c.qualifier == "ForAllValues":
+            return True
+        return c.if_exists or c.operator in _NEGATED
+    actual = context[c.key]
+    values = list(actual) if isinstance(actual, (list, tuple, set, frozenset)) else [actual]
+    if c.qualifier == "ForAllValues":
+        return all(_one_value(c, v) for v in values)
+    if c.qualifier == "ForAnyValue":
+        return any(_one_value(c, v) for v in values)
+    if c.operator in _NEGATED:  # a plain negated operator on a set: none may match
+        return all(_one_value(c, v) for v in values) if values else True
+    return any(_one_value(c, v) for v in values)
+
+
+def _applies(s: Statement, req: Request) -> bool:
+    return _action_ok(s, req.action) and _resource_ok(s, req.resource) and \
+        all(condition_holds(c, req.context) for c in s.conditions)
+
+
+def _key_policy_principal(s: Statement, principal: str) -> tuple[bool, bool]:
+    """(names the principal itself, names the principal's account)."""
+    if s.principals is not None:
+        return _principal_in(s.principals, principal), _delegates(s.principals, principal)
+    excluded = _principal_in(s.not_principals or (), principal)
+    return not excluded, False
+
+
+def grant_allows(grant: Grant, req: Request) -> bool:
+    op = req.action.split(":", 1)[1]
+    if grant.grantee != req.principal or op not in grant.operations:
+        return False
+    ctx = req.encryption_context or {}
+    if grant.context_equals is not None and dict(ctx) != dict(grant.context_equals):
+        return False
+    if grant.context_subset is not None and any(ctx.get(k) != v for k, v in grant.context_subset.items()):
+        return False
+    return True
+
+
+def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[Policy],
+             grants: Sequence[Grant] = ()) -> Decision:
+    """The decision for one request. `key_policy` is None for calls without a key."""
+    account = account_of(req.principal)
+    is_root = account is not None and req.principal == root_of(account)
+    direct = delegated = False
+    if key_policy is not None:
+        for s in key_policy.statements:
+            itself, its_account = _key_policy_principal(s, req.principal)
+            if not (itself or its_account) or not _applies(s, req):
+                continue
+            if s.effect == "Deny":
+                return Decision(False, f"with an explicit deny in a resource-based policy")
+            direct = direct or itself
+            delegated = delegated or its_account
+    iam_allows = is_root
+    for policy in iam_policies:
+        for s in policy.statements:
+            if not _applies(s, req):
+                continue
+            if s.effect == "Deny":
+                return Decision(False, "with an explicit deny in an identity-based policy")
+            iam_allows = True
+    if key_policy is None:
+        return Decision(True, "an identity-based policy allows it") if iam_allows else \
+            Decision(False, f"because no identity-based policy allows the {req.action} action")
+    if direct:
+        return Decision(True, "the key policy allows the principal")
+    if delegated and iam_allows:
+        return Decision(True, "the key policy delegates to IAM and an identity-based policy allows it")
+    for grant in grants:
+        if grant_allows(grant, req):
+            return Decision(True, f"grant {grant.grant_id} allows it")
+    if delegated:
+        return Decision(False, f"because no identity-based policy allows the {req.action} action")
+    return Decision(False, f"because no resource-based policy allows the {req.action} action")
+
+
+def denial_message(req: Request, decision: Decision) -> str:
+    kind = "User" if ":user/" in req.principal or req.principal.endswith(":root") else "User"
+    return (f"{kind}: {req.principal} is not authorized to perform: {req.action} on resource: "
+            f"{req.resource} {decision.reason}")
