@@ -50,6 +50,13 @@ class KeyCreated(_Event, tag="KeyCreated"):
     origin: str
     tags: dict[str, str]
     material: WrappedMaterial
+    policy: str = ""  # the key policy document ("" in no record this code writes)
+
+
+class KeyPolicyPut(_Event, tag="KeyPolicyPut"):
+    key_id: str
+    policy_name: str
+    policy: str
 
 
 class KeyDescriptionUpdated(_Event, tag="KeyDescriptionUpdated"):
@@ -128,6 +135,52 @@ class AliasDeleted(_Event, tag="AliasDeleted"):
     key_id: str
 
 
+# -- principals and grants -----------------------------------------------------
+
+class PrincipalCreated(_Event, tag="PrincipalCreated"):
+    principal: str  # arn:aws:iam::<account>:user/NAME or :role/NAME
+    kind: str  # "user" | "role"
+
+
+class PrincipalPolicyPut(_Event, tag="PrincipalPolicyPut"):
+    principal: str
+    policy_name: str
+    policy: str
+
+
+class PrincipalPolicyDeleted(_Event, tag="PrincipalPolicyDeleted"):
+    principal: str
+    policy_name: str
+
+
+class AccessKeyCreated(_Event, tag="AccessKeyCreated"):
+    """An access key id was issued to a principal (its secret is never logged)."""
+
+    principal: str
+    access_key_id: str
+
+
+class GrantCreated(_Event, tag="GrantCreated"):
+    key_id: str
+    grant_id: str
+    grantee_principal: str
+    operations: list[str]
+    retiring_principal: str | None = None
+    name: str | None = None
+    context_equals: dict[str, str] | None = None
+    context_subset: dict[str, str] | None = None
+
+
+class GrantRetired(_Event, tag="GrantRetired"):
+    key_id: str
+    grant_id: str
+
+
+class GrantRevoked(_Event, tag="GrantRevoked"):
+    key_id: str
+    grant_id: str
+
+
 # -- data plane -------------------------------------------------------------
 
 class Encrypted(_Event, tag="Encrypted"):
@@ -187,7 +240,8 @@ class RequestDenied(_Event, tag="RequestDenied"):
 
 
 Event = Union[
-    KeyCreated, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
+    KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
+    AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
     KeyDeletionScheduled, KeyDeletionCancelled, KeyDeleted, KeyTagged,
     KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,

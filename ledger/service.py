@@ -139,7 +139,15 @@ class _Request:
 
     def touch(self, key_id: str) -> KeyState:
         arn = self.arn(key_id)
-        state = cmd.require_exists(self.view.get("keys", key_row(key_id)), arn)
+        cmd.require_exists(self.view.get("keys", key_row(key_id)), arn)
+        return cmd.require_exists(self.maintain(key_id), arn)
+
+    def maintain(self, key_id: str) -> KeyState | None:
+        """Append the automatic rotations and the deletion that fell due for
+        a key; its state afterwards (which may now be Deleted)."""
+        state = self.view.get("keys", key_row(key_id))
+        if state is None or state.state == cmd.DELETED:
+            return state
         for date in cmd.due_rotation_dates(state, self.now):
             material = self.mint(key_id, len(state.versions) + 1)
             self.emit([ev.KeyRotated(key_id, "AUTOMATIC", date, material)],
@@ -148,7 +156,7 @@ class _Request:
         if cmd.deletion_due(state, self.now):
             self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
             state = self.view.get("keys", key_row(key_id))
-        return cmd.require_exists(state, arn)
+        return state
 
     def kek(self, key_id: str) -> Secret:
         kek = self.svc._keks.get(key_id)
@@ -385,9 +393,12 @@ class KeyLedger:
             tag_map = cmd.check_tags(tags)
             key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
             kek = Secret(self._rng(32))
-            req.view.put_kek(key_id, crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+            wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
             events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,
                                     origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek))
+            # Only once decide has accepted the key: a refused CreateKey must
+            # leave no KEK row behind for a key that never existed.
+            req.view.put_kek(key_id, wrapped_kek)
             req.emit(events)
             return r.CreateKeyResponse(self._metadata(req.view.get("keys", key_row(key_id))))
         return self._run("CreateKey", body)
@@ -601,7 +612,7 @@ class KeyLedger:
             before = len(req.view.appended)
             for _, state in req.view.scan("keys"):
                 if state.state != cmd.DELETED:
-                    req.touch(state.key_id)
+                    req.maintain(state.key_id)  # not touch: a key it deletes is no error
             done = req.view.appended[before:]
             return {"rotated": sum(isinstance(x.event, ev.KeyRotated) for x in done),
                     "deleted": sum(isinstance(x.event, ev.KeyDeleted) for x in done)}

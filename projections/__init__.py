@@ -13,11 +13,12 @@ from typing import Any, Callable, Iterable, Protocol
 import msgspec
 
 from ledger import events as ev
-from projections import aliases, keys, usage
-from projections.state import AliasState, KeyState, UsageState
+from projections import aliases, grants, keys, principals, usage
+from projections.state import AliasState, GrantState, KeyState, PrincipalState, UsageState
 
 #: table name -> the struct type its rows hold
-TABLES: dict[str, type] = {"keys": KeyState, "aliases": AliasState, "usage": UsageState}
+TABLES: dict[str, type] = {"keys": KeyState, "aliases": AliasState, "usage": UsageState,
+                           "principals": PrincipalState, "grants": GrantState}
 
 
 def key_row(key_id: str) -> bytes:
@@ -30,6 +31,14 @@ def usage_row(key_id: str, version: int) -> bytes:
 
 def alias_row(alias_name: str) -> bytes:
     return alias_name.encode()
+
+
+def principal_row(principal: str) -> bytes:
+    return principal.encode()
+
+
+def grant_row(key_id: str, grant_id: str) -> bytes:
+    return f"{key_id}#{grant_id}".encode()
 
 
 Fold = Callable[[Any, ev.Record], Any]
@@ -63,6 +72,11 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
             if event.previous_key_id != event.key_id:
                 rows.append(_key(event.previous_key_id))
             return rows
+        case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
+                ev.AccessKeyCreated():
+            return [("principals", principal_row(event.principal), principals.evolve)]
+        case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
+            return [("grants", grant_row(event.key_id, event.grant_id), grants.evolve)]
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied():
             return []
     return [_key(event.key_id)]

@@ -21,10 +21,12 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
                 key_id=e.key_id, created=t, description=e.description,
                 key_usage=e.key_usage, key_spec=e.key_spec, origin=e.origin,
                 state="Enabled", state_changed=t, versions=(_version(e.material, t, None),),
-                tags=dict(e.tags))
+                tags=dict(e.tags), policy=e.policy)
     if state is None:
         return None
     match e:
+        case ev.KeyPolicyPut():
+            return replace(state, policy=e.policy)
         case ev.KeyDescriptionUpdated():
             return replace(state, description=e.description)
         case ev.KeyEnabled():
@@ -56,10 +58,10 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
                 return replace(state, versions=versions, rotation_anchor=e.rotation_date)
             return replace(state, versions=versions, on_demand_rotations=state.on_demand_rotations + 1)
         case ev.AliasCreated():
-            return replace(state, aliases=tuple(sorted(state.aliases + (e.alias_name,))))
+            return replace(state, aliases=tuple(sorted({*state.aliases, e.alias_name})))
         case ev.AliasUpdated():
-            if e.key_id == key_id:
-                return replace(state, aliases=tuple(sorted(state.aliases + (e.alias_name,))))
+            if e.key_id == key_id:  # a set: UpdateAlias to the key it names already is a no-op
+                return replace(state, aliases=tuple(sorted({*state.aliases, e.alias_name})))
             return replace(state, aliases=tuple(a for a in state.aliases if a != e.alias_name))
         case ev.AliasDeleted():
             return replace(state, aliases=tuple(a for a in state.aliases if a != e.alias_name))

@@ -36,6 +36,7 @@ class KeyState(msgspec.Struct, frozen=True):
     rotation_anchor: int | None = None  # the automatic schedule counts from here
     on_demand_rotations: int = 0
     deleted: int | None = None
+    policy: str = ""
 
     @property
     def current(self) -> VersionInfo:
@@ -69,6 +70,27 @@ class UsageState(msgspec.Struct, frozen=True):
     reencrypt_to: int = 0
     generate_data_key: int = 0
     last_used: int | None = None
+
+
+class PrincipalState(msgspec.Struct, frozen=True):
+    principal: str
+    kind: str
+    created: int
+    policies: dict[str, str] = {}  # policy name -> IAM policy document
+    access_keys: tuple[str, ...] = ()
+
+
+class GrantState(msgspec.Struct, frozen=True):
+    key_id: str
+    grant_id: str
+    grantee_principal: str
+    operations: tuple[str, ...]
+    created: int
+    issuing_principal: str
+    retiring_principal: str | None = None
+    name: str | None = None
+    context_equals: dict[str, str] | None = None
+    context_subset: dict[str, str] | None = None
 
 
 DAY_US = 86_400 * 1_000_000

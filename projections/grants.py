@@ -1,0 +1,18 @@
+"""Grants on keys: who may use a key for which operations, and how."""
+
+from __future__ import annotations
+
+from ledger import events as ev
+from projections.state import GrantState
+
+
+def evolve(state: GrantState | None, record: ev.Record) -> GrantState | None:
+    e = record.event
+    match e:
+        case ev.GrantCreated():
+            return GrantState(e.key_id, e.grant_id, e.grantee_principal, tuple(e.operations), record.time,
+                              record.principal, e.retiring_principal, e.name, e.context_equals,
+                              e.context_subset)
+        case ev.GrantRetired() | ev.GrantRevoked():
+            return None
+    return state
