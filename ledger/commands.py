@@ -221,10 +221,10 @@ def require_enabled(state: KeyState, arn: str) -> None:
 # -- lifecycle decisions ------------------------------------------------------
 
 def create_key(key_id: str, *, description: str, key_usage: str, key_spec: str, origin: str,
-               tags: dict[str, str], material: ev.WrappedMaterial) -> list[ev.Event]:
+               tags: dict[str, str], material: ev.WrappedMaterial, policy: str) -> list[ev.Event]:
     if len(tags) > MAX_TAGS:
         raise TagException(f"A key can have at most {MAX_TAGS} tags")
-    return [ev.KeyCreated(key_id, description, key_usage, key_spec, origin, tags, material)]
+    return [ev.KeyCreated(key_id, description, key_usage, key_spec, origin, tags, material, policy)]
 
 
 def check_create_params(key_usage: str, key_spec: str, origin: str, multi_region: bool) -> None:
@@ -352,3 +352,56 @@ def deletion_due(state: KeyState, now: int) -> bool:
 def delete_key(state: KeyState) -> list[ev.Event]:
     """The end of the waiting period: aliases go first, then the key."""
     return [*(ev.AliasDeleted(a, state.key_id) for a in state.aliases), ev.KeyDeleted(state.key_id)]
+
+
+# -- grants and principals ------------------------------------------------------
+
+GRANT_OPERATIONS = (
+    "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
+    "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
+    "DeriveSharedSecret",
+)
+_PRINCIPAL_RE = re.compile(r"^arn:aws:(iam|sts)::\d{12}:[\w+=,.@/-]+$|^[\w.-]+\.amazonaws\.com$")
+_GRANT_NAME_RE = re.compile(r"^[a-zA-Z0-9:/_-]+$")
+_IAM_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+def check_grant_operations(operations: Iterable[str]) -> list[str]:
+    ops = list(operations) if not isinstance(operations, str) else [operations]
+    if not ops:
+        raise _invalid("operations", "Member must have length greater than or equal to 1")
+    for op in ops:
+        check_enum("operations.member", op, GRANT_OPERATIONS)
+    return sorted(set(ops), key=ops.index)
+
+
+def check_principal_arn(field: str, principal: str) -> None:
+    if not isinstance(principal, str) or not _PRINCIPAL_RE.match(principal):
+        raise ValidationException(f"{principal!r} is not a valid principal for {field}: expected an IAM ARN")
+
+
+def check_grant_constraints(constraints: Mapping[str, object] | None) -> tuple[dict[str, str] | None,
+                                                                              dict[str, str] | None]:
+    if constraints is None:
+        return None, None
+    if not isinstance(constraints, Mapping) or set(constraints) - {"EncryptionContextEquals",
+                                                                   "EncryptionContextSubset"}:
+        raise _invalid("constraints", "Only EncryptionContextEquals and EncryptionContextSubset are allowed")
+    if len(constraints) != 1:
+        raise ValidationException("Specify exactly one of EncryptionContextEquals and EncryptionContextSubset")
+    equals = constraints.get("EncryptionContextEquals")
+    subset = constraints.get("EncryptionContextSubset")
+    return (check_context("constraints.encryptionContextEquals", equals) if equals is not None else None,
+            check_context("constraints.encryptionContextSubset", subset) if subset is not None else None)
+
+
+def check_grant_name(name: str) -> None:
+    check_length("name", name, 1, 256)
+    if not _GRANT_NAME_RE.match(name):
+        raise _invalid("name", "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$")
+
+
+def check_iam_name(name: str) -> None:
+    if not isinstance(name, str) or not _IAM_NAME_RE.match(name):
+        raise ValidationException(f"{name!r} is not a valid IAM name: 1-128 of [A-Za-z0-9+=,.@_-]")

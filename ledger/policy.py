@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -386,7 +386,7 @@ def grant_allows(grant: Grant, req: Request) -> bool:
 
 
 def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[Policy],
-             grants: Sequence[Grant] = ()) -> Decision:
+             grants: Sequence[Grant] | Callable[[], Sequence[Grant]] = ()) -> Decision:
     """The decision for one request. `key_policy` is None for calls without a key."""
     account = account_of(req.principal)
     is_root = account is not None and req.principal == root_of(account)
@@ -415,7 +415,7 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
         return Decision(True, "the key policy allows the principal")
     if delegated and iam_allows:
         return Decision(True, "the key policy delegates to IAM and an identity-based policy allows it")
-    for grant in grants:
+    for grant in grants() if callable(grants) else grants:
         if grant_allows(grant, req):
             return Decision(True, f"grant {grant.grant_id} allows it")
     if delegated:

@@ -171,3 +171,63 @@ def to_aws(response: _Response | None) -> dict[str, Any]:
     if response is None:
         return {}
     return _strip_none(msgspec.to_builtins(response))
+
+
+class GetKeyPolicyResponse(_Response, frozen=True):
+    policy: str
+    policy_name: str = "default"
+
+
+class ListKeyPoliciesResponse(_Response, frozen=True):
+    policy_names: list[str]
+    truncated: bool = False
+
+
+class CreateGrantResponse(_Response, frozen=True):
+    grant_token: str
+    grant_id: str
+
+
+class GrantConstraints(_Response, frozen=True):
+    encryption_context_subset: dict[str, str] | None = None
+    encryption_context_equals: dict[str, str] | None = None
+
+
+class GrantListEntry(_Response, frozen=True):
+    key_id: str
+    grant_id: str
+    grantee_principal: str
+    operations: list[str]
+    issuing_account: str
+    creation_date: datetime
+    name: str | None = None
+    retiring_principal: str | None = None
+    constraints: GrantConstraints | None = None
+
+
+class ListGrantsResponse(_Response, frozen=True):
+    grants: list[GrantListEntry]
+    truncated: bool
+    next_marker: str | None = None
+
+
+class User(_Response, frozen=True):
+    user_name: str
+    arn: str
+    create_date: datetime
+    path: str = "/"
+    user_id: str = ""
+
+
+class ListUsersResponse(_Response, frozen=True):
+    users: list[User]
+
+
+class ListUserPoliciesResponse(_Response, frozen=True):
+    policy_names: list[str]
+
+
+class GetUserPolicyResponse(_Response, frozen=True):
+    user_name: str
+    policy_name: str
+    policy_document: str

@@ -23,16 +23,17 @@ from typing import Any, TypeVar
 
 from ledger import checkpoint as checkpoint_
 from ledger import commands as cmd
+from ledger import policy as authz
 from ledger import crypto
 from ledger import events as ev
 from ledger import responses as r
 from ledger.errors import (
-    IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException,
-    InvalidMarkerException, KMSError, KMSInternalException, LedgerError, NotFoundException,
+    AccessDeniedException, AlreadyExistsException, IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException,
+    InvalidMarkerException, KMSError, MalformedPolicyDocumentException, KMSInternalException, LedgerError, NotFoundException,
 )
 from ledger.secret import Secret
 from ledger.store import Store, WriteView
-from projections import alias_row, key_row, merkle
+from projections import alias_row, grant_row, key_row, merkle, principal_row
 from projections.state import AliasState, KeyState
 
 T = TypeVar("T")
@@ -104,6 +105,8 @@ class _Request:
     def __init__(self, svc: KeyLedger, view: WriteView, operation: str, now: int, request_id: str) -> None:
         self.svc, self.view, self.operation, self.now, self.request_id = svc, view, operation, now, request_id
         self.key_hint: str | None = None  # what the caller named, for the denial record
+        self.request_alias: str | None = None  # the alias the caller named the key by
+        self._iam: list[authz.Policy] | None = None
 
     def emit(self, events: list[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
@@ -133,9 +136,67 @@ class _Request:
             if alias is None:
                 raise NotFoundException(f"Alias {self.alias_arn(ident)} is not found.")
             ident = alias.key_id
+            self.request_alias = alias.alias_name
         if self.key_hint == key_input:  # denials are indexed under the key, not the alias
             self.key_hint = ident
         return self.touch(ident)
+
+    # -- authorization ----------------------------------------------------------
+
+    def iam_policies(self) -> list[authz.Policy]:
+        if self._iam is None:
+            found = self.view.get("principals", principal_row(self.svc.caller))
+            self._iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] \
+                if found is not None else []
+        return self._iam
+
+    def grants(self, key_id: str) -> list[authz.Grant]:
+        return [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+                for _, g in self.view.scan("grants", prefix=f"{key_id}#".encode())]
+
+    def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,
+                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        caller = self.svc.caller
+        ctx: dict[str, Any] = {"aws:principalarn": caller, "aws:currenttime": from_us(self.now),
+                               "kms:calleraccount": authz.account_of(caller) or ""}
+        if state is not None:
+            ctx["kms:keyspec"] = state.key_spec
+            ctx["kms:keyusage"] = state.key_usage
+            ctx["kms:keyorigin"] = state.origin
+            ctx["kms:resourcealiases"] = list(state.aliases)
+            for k, v in state.tags.items():
+                ctx["aws:resourcetag/" + k.lower()] = v
+        if self.request_alias is not None:
+            ctx["kms:requestalias"] = self.request_alias
+        if encryption_context is not None:
+            ctx["kms:encryptionalgorithm"] = cmd.SYMMETRIC_DEFAULT
+            ctx["kms:encryptioncontextkeys"] = list(encryption_context)
+            for k, v in encryption_context.items():
+                ctx["kms:encryptioncontext:" + k.lower()] = v
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+    def decide_access(self, action: str, state: KeyState | None, *,
+                      encryption_context: Mapping[str, str] | None = None,
+                      extra: Mapping[str, Any] | None = None, resource: str | None = None,
+                      key_policy: str | None = None) -> tuple[authz.Request, authz.Decision]:
+        if resource is None:
+            resource = self.arn(state.key_id) if state is not None else "*"
+        request = authz.Request(self.svc.caller, action, resource,
+                                 self.conditions(state, encryption_context, extra), encryption_context)
+        document = key_policy if key_policy is not None else state.policy if state is not None else None
+        compiled = authz.parse(document or authz.default_key_policy(self.svc.account)) \
+            if state is not None or key_policy is not None else None
+        decision = authz.evaluate(request, key_policy=compiled, iam_policies=self.iam_policies(),
+                                   grants=(lambda: self.grants(state.key_id)) if state is not None else ())
+        return request, decision
+
+    def authorize(self, action: str, state: KeyState | None, **kwargs: Any) -> None:
+        """Raise AccessDeniedException unless the caller may do `action`."""
+        request, decision = self.decide_access(action, state, **kwargs)
+        if not decision.allowed:
+            raise AccessDeniedException(authz.denial_message(request, decision))
 
     def touch(self, key_id: str) -> KeyState:
         arn = self.arn(key_id)
@@ -197,7 +258,8 @@ class _Request:
                            nonce=rng(crypto.NONCE_BYTES))
         return blob, version
 
-    def open(self, blob: bytes, context: dict[str, str], key_id_param: str | None) -> tuple[KeyState, int, bytes]:
+    def open(self, blob: bytes, context: dict[str, str], key_id_param: str | None,
+             action: str = "kms:Decrypt") -> tuple[KeyState, int, bytes]:
         """(key, version, plaintext) of a ciphertext, after every check."""
         key_id, version = crypto.parse_header(blob)
         if key_id_param is not None:
@@ -211,9 +273,56 @@ class _Request:
         if self.key_hint is None:
             self.key_hint = key_id
         state = self.touch(key_id)
+        self.authorize(action, state, encryption_context=context)
         cmd.require_enabled(state, self.arn(key_id))
         plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
         return state, version, plaintext
+
+
+def _request_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"aws:requesttag/" + k.lower(): v for k, v in tags.items()}
+    out["aws:tagkeys"] = list(tags)
+    return out
+
+
+def _lockout_check(req: _Request, key_id: str, document: str) -> None:
+    """AWS's policy lockout safety check: the caller must still be allowed
+    to change the policy afterwards."""
+    probe = KeyState(key_id=key_id, created=req.now, description="", key_usage=cmd.ENCRYPT_DECRYPT,
+                     key_spec=cmd.SYMMETRIC_DEFAULT, origin="AWS_KMS", state=cmd.ENABLED,
+                     state_changed=req.now, versions=(), policy=document)
+    _, decision = req.decide_access("kms:PutKeyPolicy", probe)
+    if not decision.allowed:
+        raise MalformedPolicyDocumentException(
+            "The new key policy will not allow you to update the key policy in the future.")
+
+
+def _check_policy_name(name: str) -> None:
+    if name != "default":
+        raise NotFoundException(f"No such policy exists: {name!r} (the only key policy is 'default')")
+
+
+_TOKEN_PREFIX = "KLGT1"
+
+
+def _grant_token(key_id: str, grant_id: str) -> str:
+    """Grant tokens name the grant; grants here are usable the moment they
+    commit, so the token needs no secret, only a checkable shape."""
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(f"{key_id}:{grant_id}".encode()).decode().rstrip("=")
+
+
+def _parse_grant_token(token: str) -> tuple[str, str]:
+    from ledger.errors import InvalidGrantTokenException
+    try:
+        if not token.startswith(_TOKEN_PREFIX):
+            raise ValueError
+        raw = token[len(_TOKEN_PREFIX):]
+        key_id, grant_id = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+        if not cmd.is_key_uuid(key_id) or len(grant_id) != 64:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise InvalidGrantTokenException("The grant token is not valid.") from None
+    return key_id, grant_id
 
 
 def _digest(blob: bytes) -> bytes:
@@ -228,10 +337,14 @@ def _check_algorithm(algorithm: str) -> None:
 
 
 def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
+    """Grant tokens are accepted (grants are effective at once here) but
+    must be well-formed."""
     if grant_tokens is not None:
         if len(grant_tokens) > 10:
             raise cmd.ValidationException("1 validation error detected: Value at 'grantTokens' failed to "
                                           "satisfy constraint: Member must have length less than or equal to 10")
+        for token in grant_tokens:
+            _parse_grant_token(token)
 
 
 class Planned:
@@ -386,16 +499,26 @@ class KeyLedger:
                    origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
                    policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
                    ) -> r.CreateKeyResponse:
+        policy_document = policy
+
         def body(req: _Request) -> r.CreateKeyResponse:
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
             cmd.check_description(description)
             cmd.check_create_params(key_usage, spec, origin, multi_region)
             tag_map = cmd.check_tags(tags)
+            req.authorize("kms:CreateKey", None, extra={
+                **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": key_usage, "kms:keyorigin": origin,
+                "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+            document = authz.default_key_policy(self.account) if policy_document is None else policy_document
+            authz.parse(document)
+            if not bypass_policy_lockout_safety_check:
+                _lockout_check(req, key_id, document)
             kek = Secret(self._rng(32))
             wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
             events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,
-                                    origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek))
+                                    origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek),
+                                    policy=document)
             # Only once decide has accepted the key: a refused CreateKey must
             # leave no KEK row behind for a key that never existed.
             req.view.put_kek(key_id, wrapped_kek)
@@ -407,6 +530,7 @@ class KeyLedger:
         def body(req: _Request) -> r.DescribeKeyResponse:
             _check_grant_tokens(grant_tokens)
             state = req.key(key_id)
+            req.authorize("kms:DescribeKey", state)
             req.emit([ev.MetadataRead("DescribeKey", state.key_id)])
             return r.DescribeKeyResponse(self._metadata(state))
         return self._run("DescribeKey", body, key_hint=key_id)
@@ -415,6 +539,7 @@ class KeyLedger:
         def body(req: _Request) -> r.ListKeysResponse:
             n = cmd.check_limit(limit, 1000)
             after = _decode_marker(marker, _key_marker)
+            req.authorize("kms:ListKeys", None)
             entries: list[r.KeyListEntry] = []
             last = after
             truncated = False
@@ -439,18 +564,21 @@ class KeyLedger:
         def body(req: _Request) -> None:
             cmd.check_description(description)
             state = req.key(key_id)
+            req.authorize("kms:UpdateKeyDescription", state)
             req.emit(cmd.update_description(state, req.arn(state.key_id), description))
         return self._run("UpdateKeyDescription", body, key_hint=key_id)
 
     def enable_key(self, key_id: str) -> None:
         def body(req: _Request) -> None:
             state = req.key(key_id)
+            req.authorize("kms:EnableKey", state)
             req.emit(cmd.enable_key(state, req.arn(state.key_id)))
         return self._run("EnableKey", body, key_hint=key_id)
 
     def disable_key(self, key_id: str) -> None:
         def body(req: _Request) -> None:
             state = req.key(key_id)
+            req.authorize("kms:DisableKey", state)
             req.emit(cmd.disable_key(state, req.arn(state.key_id)))
         return self._run("DisableKey", body, key_hint=key_id)
 
@@ -460,6 +588,7 @@ class KeyLedger:
             days = cmd.DEFAULT_PENDING_WINDOW if pending_window_in_days is None else pending_window_in_days
             cmd.check_range("pendingWindowInDays", days, *cmd.PENDING_WINDOW_RANGE)
             state = req.key(key_id)
+            req.authorize("kms:ScheduleKeyDeletion", state, extra={"kms:schedulekeydeletionpendingwindowindays": days})
             events = cmd.schedule_deletion(state, req.arn(state.key_id), days, req.now)
             req.emit(events)
             return r.ScheduleKeyDeletionResponse(req.arn(state.key_id), from_us(events[0].deletion_date),
@@ -469,6 +598,7 @@ class KeyLedger:
     def cancel_key_deletion(self, key_id: str) -> r.CancelKeyDeletionResponse:
         def body(req: _Request) -> r.CancelKeyDeletionResponse:
             state = req.key(key_id)
+            req.authorize("kms:CancelKeyDeletion", state)
             req.emit(cmd.cancel_deletion(state, req.arn(state.key_id)))
             return r.CancelKeyDeletionResponse(req.arn(state.key_id))
         return self._run("CancelKeyDeletion", body, key_hint=key_id)
@@ -479,6 +609,7 @@ class KeyLedger:
         def body(req: _Request) -> None:
             tag_map = cmd.check_tags(tags)
             state = req.key(key_id)
+            req.authorize("kms:TagResource", state, extra=_request_tags(tag_map))
             req.emit(cmd.tag(state, req.arn(state.key_id), tag_map))
         return self._run("TagResource", body, key_hint=key_id)
 
@@ -486,6 +617,7 @@ class KeyLedger:
         def body(req: _Request) -> None:
             keys = cmd.check_tag_keys(tag_keys)
             state = req.key(key_id)
+            req.authorize("kms:UntagResource", state, extra={"aws:tagkeys": keys})
             req.emit(cmd.untag(state, req.arn(state.key_id), keys))
         return self._run("UntagResource", body, key_hint=key_id)
 
@@ -495,6 +627,7 @@ class KeyLedger:
             n = cmd.check_limit(limit, 50)
             after = _decode_marker(marker, _tag_marker)
             state = req.key(key_id)
+            req.authorize("kms:ListResourceTags", state)
             keys = sorted(k for k in state.tags if after is None or k.encode() > after)
             page = keys[:n]
             req.emit([ev.MetadataRead("ListResourceTags", state.key_id)])
@@ -509,6 +642,7 @@ class KeyLedger:
         def body(req: _Request) -> None:
             name = cmd.check_alias_name(alias_name)
             target = self._target(req, target_key_id)
+            req.authorize("kms:CreateAlias", target)
             req.emit(cmd.create_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
         return self._run("CreateAlias", body, key_hint=target_key_id)
 
@@ -516,6 +650,12 @@ class KeyLedger:
         def body(req: _Request) -> None:
             name = cmd.check_alias_name(alias_name)
             target = self._target(req, target_key_id)
+            req.authorize("kms:UpdateAlias", target)
+            existing = req.alias(name)
+            if existing is not None and existing.key_id != target.key_id:
+                old = req.view.get("keys", key_row(existing.key_id))
+                if old is not None:
+                    req.authorize("kms:UpdateAlias", old)
             req.emit(cmd.update_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
         return self._run("UpdateAlias", body, key_hint=target_key_id)
 
@@ -531,6 +671,7 @@ class KeyLedger:
             existing = req.alias(name)
             if existing is not None:
                 req.key_hint = existing.key_id
+                req.authorize("kms:DeleteAlias", req.view.get("keys", key_row(existing.key_id)))
             req.emit(cmd.delete_alias(name, existing, req.alias_arn(name)))
         return self._run("DeleteAlias", body)
 
@@ -539,6 +680,7 @@ class KeyLedger:
         def body(req: _Request) -> r.ListAliasesResponse:
             n = cmd.check_limit(limit, 100)
             after = _decode_marker(marker, _alias_marker)
+            req.authorize("kms:ListAliases", None)
             if key_id is not None:
                 state = req.key(key_id)
                 names = [a for a in state.aliases if after is None or a.encode() > after]
@@ -560,18 +702,21 @@ class KeyLedger:
             if rotation_period_in_days is not None:
                 cmd.check_range("rotationPeriodInDays", rotation_period_in_days, *cmd.ROTATION_PERIOD_RANGE)
             state = req.key(key_id)
+            req.authorize("kms:EnableKeyRotation", state, extra={"kms:rotationperiodindays": rotation_period_in_days or cmd.DEFAULT_ROTATION_PERIOD})
             req.emit(cmd.enable_rotation(state, req.arn(state.key_id), rotation_period_in_days))
         return self._run("EnableKeyRotation", body, key_hint=key_id)
 
     def disable_key_rotation(self, key_id: str) -> None:
         def body(req: _Request) -> None:
             state = req.key(key_id)
+            req.authorize("kms:DisableKeyRotation", state)
             req.emit(cmd.disable_rotation(state, req.arn(state.key_id)))
         return self._run("DisableKeyRotation", body, key_hint=key_id)
 
     def get_key_rotation_status(self, key_id: str) -> r.GetKeyRotationStatusResponse:
         def body(req: _Request) -> r.GetKeyRotationStatusResponse:
             state = req.key(key_id)
+            req.authorize("kms:GetKeyRotationStatus", state)
             req.emit([ev.MetadataRead("GetKeyRotationStatus", state.key_id)])
             nxt = state.next_rotation
             return r.GetKeyRotationStatusResponse(
@@ -583,6 +728,7 @@ class KeyLedger:
     def rotate_key_on_demand(self, key_id: str) -> r.RotateKeyOnDemandResponse:
         def body(req: _Request) -> r.RotateKeyOnDemandResponse:
             state = req.key(key_id)
+            req.authorize("kms:RotateKeyOnDemand", state)
             cmd.check_on_demand(state, req.arn(state.key_id))
             material = req.mint(state.key_id, len(state.versions) + 1)
             req.emit(cmd.rotate_on_demand(state, req.arn(state.key_id), req.now, material))
@@ -596,6 +742,7 @@ class KeyLedger:
             after = _decode_marker(marker, _rotation_marker)
             start = int.from_bytes(after, "big") if after else 0
             state = req.key(key_id)
+            req.authorize("kms:ListKeyRotations", state)
             later = [v for v in state.versions[1:] if v.version > start]
             page = later[:n]
             req.emit([ev.MetadataRead("ListKeyRotations", state.key_id)])
@@ -618,6 +765,246 @@ class KeyLedger:
                     "deleted": sum(isinstance(x.event, ev.KeyDeleted) for x in done)}
         return self._run("RotateDue", body)
 
+    # -- key policies -------------------------------------------------------------
+
+    def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
+                       bypass_policy_lockout_safety_check: bool = False) -> None:
+        def body(req: _Request) -> None:
+            _check_policy_name(policy_name)
+            authz.parse(policy)
+            state = req.key(key_id)
+            req.authorize("kms:PutKeyPolicy", state,
+                          extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            cmd.require_not_pending(state, req.arn(state.key_id))
+            if not bypass_policy_lockout_safety_check:
+                _lockout_check(req, state.key_id, policy)
+            req.emit([ev.KeyPolicyPut(state.key_id, policy_name, policy)])
+        return self._run("PutKeyPolicy", body, key_hint=key_id)
+
+    def get_key_policy(self, key_id: str, *, policy_name: str = "default") -> r.GetKeyPolicyResponse:
+        def body(req: _Request) -> r.GetKeyPolicyResponse:
+            _check_policy_name(policy_name)
+            state = req.key(key_id)
+            req.authorize("kms:GetKeyPolicy", state)
+            req.emit([ev.MetadataRead("GetKeyPolicy", state.key_id)])
+            return r.GetKeyPolicyResponse(state.policy or authz.default_key_policy(self.account), policy_name)
+        return self._run("GetKeyPolicy", body, key_hint=key_id)
+
+    def list_key_policies(self, key_id: str, *, limit: int | None = None,
+                          marker: str | None = None) -> r.ListKeyPoliciesResponse:
+        def body(req: _Request) -> r.ListKeyPoliciesResponse:
+            cmd.check_limit(limit, 1000)
+            if marker is not None:
+                raise InvalidMarkerException("The marker is not valid.")
+            state = req.key(key_id)
+            req.authorize("kms:ListKeyPolicies", state)
+            req.emit([ev.MetadataRead("ListKeyPolicies", state.key_id)])
+            return r.ListKeyPoliciesResponse(["default"])
+        return self._run("ListKeyPolicies", body, key_hint=key_id)
+
+    # -- grants -------------------------------------------------------------------
+
+    def create_grant(self, key_id: str, grantee_principal: str, operations: list[str], *,
+                     retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
+                     name: str | None = None, grant_tokens: list[str] | None = None) -> r.CreateGrantResponse:
+        def body(req: _Request) -> r.CreateGrantResponse:
+            ops = cmd.check_grant_operations(operations)
+            cmd.check_principal_arn("granteePrincipal", grantee_principal)
+            if retiring_principal is not None:
+                cmd.check_principal_arn("retiringPrincipal", retiring_principal)
+            equals, subset = cmd.check_grant_constraints(constraints)
+            if name is not None:
+                cmd.check_grant_name(name)
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            req.authorize("kms:CreateGrant", state, extra={
+                "kms:grantoperations": ops, "kms:granteeprincipal": grantee_principal,
+                "kms:retiringprincipal": retiring_principal})
+            cmd.require_not_pending(state, req.arn(state.key_id))
+            if name is not None:  # CreateGrant is idempotent on a name with the same grant
+                for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):
+                    if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,
+                            g.context_equals, g.context_subset) == (name, grantee_principal, set(ops),
+                                                                    retiring_principal, equals, subset):
+                        req.emit([ev.MetadataRead("CreateGrant", state.key_id)])
+                        return r.CreateGrantResponse(_grant_token(state.key_id, g.grant_id), g.grant_id)
+            grant_id = self._rng(32).hex()
+            req.emit([ev.GrantCreated(state.key_id, grant_id, grantee_principal, ops, retiring_principal,
+                                      name, equals, subset)])
+            return r.CreateGrantResponse(_grant_token(state.key_id, grant_id), grant_id)
+        return self._run("CreateGrant", body, key_hint=key_id)
+
+    def _grant_entry(self, g: Any) -> r.GrantListEntry:
+        constraints = None
+        if g.context_equals is not None or g.context_subset is not None:
+            constraints = r.GrantConstraints(g.context_subset, g.context_equals)
+        return r.GrantListEntry(g.key_id, g.grant_id, g.grantee_principal, list(g.operations),
+                                authz.root_of(self.account), from_us(g.created), g.name,
+                                g.retiring_principal, constraints)
+
+    def list_grants(self, key_id: str, *, limit: int | None = None, marker: str | None = None,
+                    grant_id: str | None = None, grantee_principal: str | None = None) -> r.ListGrantsResponse:
+        def body(req: _Request) -> r.ListGrantsResponse:
+            n = cmd.check_limit(limit, 100)
+            after = _decode_marker(marker, lambda v: len(v) == 64)
+            state = req.key(key_id)
+            req.authorize("kms:ListGrants", state, extra={"kms:granteeprincipal": grantee_principal})
+            prefix = f"{state.key_id}#".encode()
+            rows = [g for _, g in req.view.scan("grants", prefix=prefix,
+                                                 after=prefix + after if after else None)
+                    if (grant_id is None or g.grant_id == grant_id)
+                    and (grantee_principal is None or g.grantee_principal == grantee_principal)]
+            page = rows[:n]
+            req.emit([ev.MetadataRead("ListGrants", state.key_id)])
+            truncated = len(rows) > n
+            return r.ListGrantsResponse([self._grant_entry(g) for g in page], truncated,
+                                        _encode_marker(page[-1].grant_id.encode()) if truncated else None)
+        return self._run("ListGrants", body, key_hint=key_id)
+
+    def list_retirable_grants(self, retiring_principal: str, *, limit: int | None = None,
+                              marker: str | None = None) -> r.ListGrantsResponse:
+        def body(req: _Request) -> r.ListGrantsResponse:
+            n = cmd.check_limit(limit, 100)
+            cmd.check_principal_arn("retiringPrincipal", retiring_principal)
+            after = _decode_marker(marker, lambda v: b"#" in v)
+            req.authorize("kms:ListRetirableGrants", None)
+            rows = [(row, g) for row, g in req.view.scan("grants", after=after)
+                    if g.retiring_principal == retiring_principal]
+            page = rows[:n]
+            req.emit([ev.MetadataRead("ListRetirableGrants")])
+            truncated = len(rows) > n
+            return r.ListGrantsResponse([self._grant_entry(g) for _, g in page], truncated,
+                                        _encode_marker(page[-1][0]) if truncated else None)
+        return self._run("ListRetirableGrants", body)
+
+    def retire_grant(self, *, grant_token: str | None = None, key_id: str | None = None,
+                     grant_id: str | None = None) -> None:
+        def body(req: _Request) -> None:
+            if grant_token is not None:
+                token_key, token_grant = _parse_grant_token(grant_token)
+                if grant_id is not None and grant_id != token_grant:
+                    raise cmd.ValidationException("GrantId does not match the grant token")
+                target_key, target_grant = token_key, token_grant
+            elif key_id is not None and grant_id is not None:
+                target_key, target_grant = req.key(key_id).key_id, grant_id
+            else:
+                raise cmd.ValidationException("Specify GrantToken, or KeyId and GrantId")
+            req.key_hint = target_key
+            grant = req.view.get("grants", grant_row(target_key, target_grant))
+            if grant is None:
+                raise NotFoundException(f"Grant ID {target_grant} not found")
+            caller = self.caller
+            allowed = caller in (grant.retiring_principal, authz.root_of(self.account)) or \
+                (caller == grant.grantee_principal and "RetireGrant" in grant.operations)
+            if not allowed:
+                raise AccessDeniedException(
+                    f"User: {caller} is not authorized to perform: kms:RetireGrant on resource: "
+                    f"{req.arn(target_key)} because it is not the grant's retiring principal or grantee")
+            req.emit([ev.GrantRetired(target_key, target_grant)])
+        return self._run("RetireGrant", body, key_hint=key_id)
+
+    def revoke_grant(self, key_id: str, grant_id: str) -> None:
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.authorize("kms:RevokeGrant", state)
+            if req.view.get("grants", grant_row(state.key_id, grant_id)) is None:
+                raise NotFoundException(f"Grant ID {grant_id} not found")
+            req.emit([ev.GrantRevoked(state.key_id, grant_id)])
+        return self._run("RevokeGrant", body, key_hint=key_id)
+
+    # -- IAM principals (ledger state, changed only through events) ------------------
+
+    def _iam_arn(self, kind: str, name: str) -> str:
+        cmd.check_iam_name(name)
+        return f"arn:aws:iam::{self.account}:{kind}/{name}"
+
+    def create_user(self, user_name: str) -> r.User:
+        return self._create_principal("user", user_name)
+
+    def create_role(self, role_name: str) -> r.User:
+        return self._create_principal("role", role_name)
+
+    def _create_principal(self, kind: str, name: str) -> r.User:
+        operation = "CreateUser" if kind == "user" else "CreateRole"
+
+        def body(req: _Request) -> r.User:
+            arn = self._iam_arn(kind, name)
+            req.authorize(f"iam:{operation}", None, resource=arn)
+            if req.view.get("principals", principal_row(arn)) is not None:
+                raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
+            req.emit([ev.PrincipalCreated(arn, kind)])
+            return r.User(name, arn, from_us(req.now))
+        return self._run(operation, body)
+
+    def _principal(self, req: _Request, principal: str) -> Any:
+        found = req.view.get("principals", principal_row(principal))
+        if found is None:
+            raise NotFoundException(f"The principal {principal} cannot be found.")
+        return found
+
+    def put_principal_policy(self, principal: str, policy_name: str, policy_document: str) -> None:
+        """Attach (or replace) a named identity-based policy (`keyledger iam attach-policy`)."""
+        def body(req: _Request) -> None:
+            cmd.check_iam_name(policy_name)
+            authz.parse(policy_document, key_policy=False)
+            req.authorize("iam:PutUserPolicy", None, resource=principal)
+            self._principal(req, principal)
+            req.emit([ev.PrincipalPolicyPut(principal, policy_name, policy_document)])
+        return self._run("PutUserPolicy", body)
+
+    def delete_principal_policy(self, principal: str, policy_name: str) -> None:
+        """Detach a named identity-based policy (`keyledger iam detach-policy`)."""
+        def body(req: _Request) -> None:
+            req.authorize("iam:DeleteUserPolicy", None, resource=principal)
+            found = self._principal(req, principal)
+            if policy_name not in found.policies:
+                raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
+            req.emit([ev.PrincipalPolicyDeleted(principal, policy_name)])
+        return self._run("DeleteUserPolicy", body)
+
+    def list_users(self) -> r.ListUsersResponse:
+        def body(req: _Request) -> r.ListUsersResponse:
+            req.authorize("iam:ListUsers", None)
+            users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created))
+                     for _, p in req.view.scan("principals")]
+            req.emit([ev.MetadataRead("ListUsers")])
+            return r.ListUsersResponse(users)
+        return self._run("ListUsers", body)
+
+    def list_principal_policies(self, principal: str) -> r.ListUserPoliciesResponse:
+        def body(req: _Request) -> r.ListUserPoliciesResponse:
+            req.authorize("iam:ListUserPolicies", None, resource=principal)
+            found = self._principal(req, principal)
+            req.emit([ev.MetadataRead("ListUserPolicies")])
+            return r.ListUserPoliciesResponse(sorted(found.policies))
+        return self._run("ListUserPolicies", body)
+
+    def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
+        def body(req: _Request) -> r.GetUserPolicyResponse:
+            req.authorize("iam:GetUserPolicy", None, resource=principal)
+            found = self._principal(req, principal)
+            if policy_name not in found.policies:
+                raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
+            req.emit([ev.MetadataRead("GetUserPolicy")])
+            return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
+        return self._run("GetUserPolicy", body)
+
+    def record_access_key(self, principal: str, access_key_id: str) -> None:
+        """Log that an access key id was issued to a principal (the secret
+        lives only in the server's credentials file, never in the log)."""
+        def body(req: _Request) -> None:
+            req.authorize("iam:CreateAccessKey", None, resource=principal)
+            self._principal(req, principal)
+            req.emit([ev.AccessKeyCreated(principal, access_key_id)])
+        return self._run("CreateAccessKey", body)
+
+    def record_denied(self, operation: str, error: KMSError) -> None:
+        """Log a request refused before it reached the ledger (e.g. a bad
+        SigV4 signature at the HTTP server), as a RequestDenied record."""
+        def body(req: _Request) -> None:
+            req.emit([ev.RequestDenied(operation, error.code, error.message)])
+        return self._run(operation, body)
+
     # -- data plane -------------------------------------------------------------
 
     def encrypt(self, key_id: str, plaintext: bytes, *, encryption_context: Mapping[str, str] | None = None,
@@ -630,6 +1017,7 @@ class KeyLedger:
             _check_algorithm(encryption_algorithm)
             _check_grant_tokens(grant_tokens)
             state = req.key(key_id)
+            req.authorize("kms:Encrypt", state, encryption_context=context)
             cmd.require_enabled(state, req.arn(state.key_id))
             blob, version = req.seal(state, data, context)
             req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob))])
@@ -665,8 +1053,10 @@ class KeyLedger:
             _check_algorithm(source_encryption_algorithm)
             _check_algorithm(destination_encryption_algorithm)
             _check_grant_tokens(grant_tokens)
-            src, src_version, plaintext = req.open(blob, src_ctx, source_key_id)
+            src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom")
+            req.request_alias = None
             dst = req.key(destination_key_id)
+            req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx)
             cmd.require_enabled(dst, req.arn(dst.key_id))
             new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
             req.emit([ev.ReEncrypted(src.key_id, src_version, src_ctx, _digest(blob),
@@ -681,6 +1071,8 @@ class KeyLedger:
         context = cmd.check_context("encryptionContext", context_in)
         _check_grant_tokens(grant_tokens)
         state = req.key(key_id)
+        req.authorize("kms:GenerateDataKey" if with_plaintext else "kms:GenerateDataKeyWithoutPlaintext",
+                      state, encryption_context=context)
         cmd.require_enabled(state, req.arn(state.key_id))
         data_key = self._rng(size)
         blob, version = req.seal(state, data_key, context)
@@ -709,6 +1101,7 @@ class KeyLedger:
     def generate_random(self, *, number_of_bytes: int) -> r.GenerateRandomResponse:
         def body(req: _Request) -> r.GenerateRandomResponse:
             cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
+            req.authorize("kms:GenerateRandom", None)
             req.emit([ev.RandomGenerated(number_of_bytes)])
             return r.GenerateRandomResponse(self._rng(number_of_bytes))
         return self._run("GenerateRandom", body)
