@@ -124,7 +124,13 @@ class _Request:
         return cmd.alias_arn(self.svc.region, self.svc.account, name)
 
     def alias(self, name: str) -> AliasState | None:
-        return self.view.get("aliases", alias_row(name))
+        """The alias, after its key's due maintenance: a key whose deletion
+        fell due takes its aliases with it, even before anything touched it."""
+        found = self.view.get("aliases", alias_row(name))
+        if found is not None:
+            self.maintain(found.key_id)
+            found = self.view.get("aliases", alias_row(name))
+        return found
 
     def key(self, key_input: str) -> KeyState:
         """Resolve any KeyId form to a live key, after its due maintenance."""

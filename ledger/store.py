@@ -233,6 +233,13 @@ class Snapshot:
                 yield seq
                 found = cur.next()
 
+    def kek(self, key_id: str) -> bytes | None:
+        return self._txn.get(key_id.encode(), db=self._dbs["keks"])
+
+    def get(self, table: str, row: bytes) -> Any:
+        data = self._txn.get(row, db=self._dbs[table])
+        return None if data is None else projections.decode_row(table, data)
+
     def checkpoints(self) -> list[bytes]:
         """Stored signed checkpoints, oldest (smallest tree) first."""
         return [bytes(v) for _, v in self._txn.cursor(db=self._dbs["checkpoints"])]

@@ -15,13 +15,14 @@ from ledger import events as ev
 
 SEQ = struct.Struct(">Q")
 SEP = b"\x00"
+ERROR_TERM = b"error"
 
 #: index name -> what its term is
 INDEXES = {
     "idx_key": "key id (every key the record concerns)",
     "idx_principal": "principal ARN",
     "idx_operation": "AWS operation name (CloudTrail eventName)",
-    "idx_error": "error code (denied and failed requests only)",
+    "idx_error": "the constant term ERROR_TERM (denied and failed requests only)",
     "idx_digest": "SHA-256 of a ciphertext the record produced or consumed",
 }
 
@@ -49,6 +50,6 @@ def rows(record: ev.Record) -> list[tuple[str, bytes]]:
            [*(("idx_key", k) for k in ev.key_ids_of(e)),
             ("idx_principal", record.principal), ("idx_operation", record.operation)]]
     if isinstance(e, ev.RequestDenied):
-        out.append(("idx_error", term_key(e.error_code.encode(), seq)))
+        out.append(("idx_error", term_key(ERROR_TERM, seq)))
     out.extend(("idx_digest", term_key(d, seq)) for d in digests_of(e))
     return out

@@ -1,0 +1,128 @@
+"""Render records as AWS CloudTrail records (eventVersion 1.08).
+
+The log already is the trail; this is how it reads to tools and people that
+speak CloudTrail. Plaintext never was in the log, and the ciphertext digests
+and wrapped material that are stay out of the rendering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from ledger import events as ev
+
+READ_ONLY = {
+    "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",
+    "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
+    "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
+    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy",
+}
+SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
+_HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
+           "policy", "plaintext_returned"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+def event_time(us: int) -> str:
+    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _account(principal: str, default: str) -> str:
+    parts = principal.split(":")
+    return parts[4] if len(parts) > 4 and parts[0] == "arn" else default
+
+
+def user_identity(principal: str, account: str) -> dict[str, Any]:
+    if principal == ev.SERVICE_PRINCIPAL:
+        return {"accountId": account, "invokedBy": ev.SERVICE_PRINCIPAL}
+    acct = _account(principal, account)
+    stable = hashlib.sha256(principal.encode()).hexdigest()[:17].upper()
+    if principal.endswith(":root"):
+        return {"type": "Root", "principalId": acct, "arn": principal, "accountId": acct}
+    if ":user/" in principal:
+        return {"type": "IAMUser", "principalId": f"AIDA{stable}", "arn": principal, "accountId": acct,
+                "userName": principal.split(":user/", 1)[1]}
+    if ":role/" in principal or ":assumed-role/" in principal:
+        return {"type": "AssumedRole", "principalId": f"AROA{stable}", "arn": principal, "accountId": acct}
+    return {"type": "Unknown", "principalId": principal, "arn": principal, "accountId": acct}
+
+
+def _key_arn(key_id: str, region: str, account: str) -> str:
+    return f"arn:aws:kms:{region}:{account}:key/{key_id}"
+
+
+def request_parameters(event: ev.Event, region: str, account: str) -> dict[str, Any] | None:
+    fields = msgspec.structs.asdict(event)
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _HIDDEN or value is None:
+            continue
+        if name in ("key_id", "source_key_id") and isinstance(value, str) and len(value) == 36:
+            value = _key_arn(value, region, account)
+        if name in ("operation", "error_code", "error_message"):
+            continue
+        key = {"key_id": "keyId", "source_key_id": "sourceKeyId"}.get(name, _camel(name))
+        if isinstance(event, ev.ReEncrypted) and name == "key_id":
+            key = "destinationKeyId"
+        if isinstance(event, ev.ReEncrypted) and name == "encryption_context":
+            key = "destinationEncryptionContext"
+        out[key] = value
+    if isinstance(event, (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated)):
+        out["encryptionAlgorithm"] = "SYMMETRIC_DEFAULT"
+    return out or None
+
+
+def render(record: ev.Record, *, region: str, account: str, origin: str = "keyledger") -> dict[str, Any]:
+    e = record.event
+    service = record.principal == ev.SERVICE_PRINCIPAL
+    key_ids = [k for k in ev.key_ids_of(e) if len(k) == 36]
+    out: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": user_identity(record.principal, account),
+        "eventTime": event_time(record.time),
+        "eventSource": "kms.amazonaws.com",
+        "eventName": record.operation,
+        "awsRegion": region,
+        "sourceIPAddress": "AWS Internal" if service else "keyledger",
+        "userAgent": "AWS Internal" if service else "keyledger",
+        "requestParameters": None if service else request_parameters(e, region, account),
+        "responseElements": None,
+        "requestID": record.request_id,
+        "eventID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{record.seq}")),
+        "readOnly": record.operation in READ_ONLY,
+        "resources": [{"accountId": account, "type": "AWS::KMS::Key", "ARN": _key_arn(k, region, account)}
+                      for k in key_ids],
+        "eventType": "AwsServiceEvent" if service else "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+        "additionalEventData": {"keyledgerSeq": record.seq},
+    }
+    if service:
+        details: dict[str, Any] = {}
+        if key_ids:
+            details["keyId"] = _key_arn(key_ids[0], region, account)
+        if isinstance(e, ev.KeyRotated):
+            details["rotationType"] = e.rotation_type
+            details["rotationDate"] = event_time(e.rotation_date)
+        out["serviceEventDetails"] = details
+    if isinstance(e, ev.RequestDenied):
+        out["errorCode"] = e.error_code
+        out["errorMessage"] = e.error_message
+    if isinstance(e, ev.KeyCreated):
+        out["responseElements"] = {"keyMetadata": {
+            "AWSAccountId": account, "keyId": e.key_id, "arn": _key_arn(e.key_id, region, account),
+            "creationDate": event_time(record.time), "enabled": True, "description": e.description,
+            "keyUsage": e.key_usage, "keyState": "Enabled", "origin": e.origin, "keyManager": "CUSTOMER",
+            "customerMasterKeySpec": e.key_spec, "keySpec": e.key_spec,
+            "encryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "multiRegion": False}}
+    return out
