@@ -1,0 +1,54 @@
+"""`keyledger`: the command group, its global options, and every command.
+
+The commands live one group per module (keys, data, admin, replay, demo);
+each is thin: parse the AWS CLI's options, make one library call, print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli import admin, data, demo, keys, replay
+from cli.context import Settings
+from cli.output import OUTPUT_FORMATS
+
+DURABILITY_MODES = ("durable", "relaxed")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.option("--home", envvar="KEYLEDGER_HOME", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="The ledger's directory (env KEYLEDGER_HOME; default: the user's data directory, "
+                   "e.g. ~/.local/share/keyledger).")
+@click.option("--region", default=None,
+              help="Region of a new ledger (default us-east-1); an existing ledger keeps its own "
+                   "(naming another is an error).")
+@click.option("--account", default=None,
+              help="Account id of a new ledger (default 111122223333); an existing ledger keeps its own "
+                   "(naming another is an error).")
+@click.option("--durability", type=click.Choice(DURABILITY_MODES), default="durable", show_default=True,
+              help="durable: every commit synced; relaxed: synced periodically.")
+@click.option("--output", type=click.Choice(OUTPUT_FORMATS), default=None,
+              help="Output format: json (the default) or text (tab-separated, like the AWS CLI).")
+@click.option("--query", default=None, metavar="FIELD",
+              help="Print only this field of the response (e.g. CiphertextBlob).")
+@click.version_option(package_name="keyledger")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None, region: str | None, account: str | None,
+         durability: str, output: str | None, query: str | None) -> None:
+    """keyledger: an embedded key management service with AWS KMS semantics,
+    whose event log is its audit trail.
+
+    Every AWS KMS operation is a command named as in `aws kms` (create-key,
+    encrypt, decrypt, ...) with the AWS CLI's options, printing AWS-shaped
+    JSON. Start with `keyledger demo`.
+    """
+    ctx.obj = Settings(home=home, region=region, account=account, durability=durability,
+                       output=output, query=query)
+
+
+for _module in (admin, keys, data, replay, demo):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
