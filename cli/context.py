@@ -1,8 +1,13 @@
-"""The global options, and opening the ledger they name (lazily, per command)."""
+"""The global options, and opening the ledger they name (lazily, per command).
+
+Every command acts as one principal (`--principal` / KEYLEDGER_PRINCIPAL;
+None: the ledger's account root), passed to the service as its caller.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +16,18 @@ import click
 
 import ledger
 from ledger.service import Clock
+
+PRINCIPAL_ENV = "KEYLEDGER_PRINCIPAL"
+# An IAM identity: arn:aws:iam::<account>:user/NAME, :role/NAME, :root, or an STS session.
+_PRINCIPAL_RE = re.compile(r"^arn:aws:(iam|sts)::\d{12}:(root|[\w+=,.@-]+/[\w+=,.@/-]+)$")
+
+
+def check_principal(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--principal: refuse what cannot be a caller (a typo would only be denied later)."""
+    if value is not None and not _PRINCIPAL_RE.match(value):
+        raise click.BadParameter("expected an IAM principal ARN: arn:aws:iam::ACCOUNT:user/NAME, "
+                                 ":role/NAME or :root")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +38,7 @@ class Settings:
     durability: str = "durable"
     output: str | None = None  # None: the command's own default (json for operations)
     query: str | None = None
+    principal: str | None = None  # None: the account root, arn:aws:iam::<account>:root
 
     @property
     def ledger_home(self) -> Path:
@@ -30,7 +48,7 @@ class Settings:
     def open(self, *, home: Path | None = None, clock: Clock | None = None) -> Iterator[ledger.KeyLedger]:
         """The ledger for one command, closed when it is done."""
         kms = ledger.open(home or self.ledger_home, region=self.region, account=self.account,
-                          durability=self.durability, clock=clock)
+                          durability=self.durability, clock=clock, caller=self.principal)
         with kms:
             yield kms
 

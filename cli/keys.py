@@ -11,30 +11,45 @@ KEY_ID_HELP = "The key: key id, key ARN, alias name (alias/...) or alias ARN."
 key_id_option = click.option("--key-id", required=True, help=KEY_ID_HELP)
 limit_option = click.option("--limit", type=int, default=None, help="At most this many items in the page.")
 marker_option = click.option("--marker", default=None, help="NextMarker of the previous page.")
+grant_tokens_option = click.option(
+    "--grant-tokens", multiple=True, metavar="TOKENS",
+    help="Grant tokens (space-separated, or a JSON list) of grants to honour; grants here take "
+         "effect at once, so a token is only checked.")
+bypass_lockout_option = click.option(
+    "--bypass-policy-lockout-safety-check/--no-bypass-policy-lockout-safety-check", default=False,
+    help="Skip the check that the caller may still change the key policy afterwards.")
 
 
 # -- lifecycle ----------------------------------------------------------------
 
 @operation("create-key", list_options=["--tags"])
+@click.option("--policy", default=None, metavar="POLICY",
+              help="The key policy: file://PATH or the JSON text (default: the account root may do kms:*, "
+                   "which delegates to IAM policies).")
+@bypass_lockout_option
 @click.option("--description", default="", help="A description of the key.")
 @click.option("--key-usage", default="ENCRYPT_DECRYPT", show_default=True, help="The key's usage.")
 @click.option("--key-spec", default=None, help="The key spec (SYMMETRIC_DEFAULT).")
 @click.option("--origin", default="AWS_KMS", show_default=True, help="Where the key material comes from.")
 @click.option("--tags", multiple=True, metavar="TAGS",
               help="TagKey=k,TagValue=v [TagKey=k2,TagValue=v2 ...] or a JSON list of tags.")
-def create_key(description: str, key_usage: str, key_spec: str | None, origin: str,
-               tags: tuple[str, ...]) -> None:
+def create_key(policy: str | None, bypass_policy_lockout_safety_check: bool, description: str,
+               key_usage: str, key_spec: str | None, origin: str, tags: tuple[str, ...]) -> None:
     """Create a symmetric encryption key (CreateKey)."""
     tag_list = params.tag_list("--tags", tags)
+    document = params.text("--policy", policy)
     call(lambda kms: kms.create_key(description=description, key_usage=key_usage, key_spec=key_spec,
-                                    origin=origin, tags=tag_list))
+                                    origin=origin, tags=tag_list, policy=document,
+                                    bypass_policy_lockout_safety_check=bypass_policy_lockout_safety_check))
 
 
-@operation("describe-key")
+@operation("describe-key", list_options=["--grant-tokens"])
 @key_id_option
-def describe_key(key_id: str) -> None:
+@grant_tokens_option
+def describe_key(key_id: str, grant_tokens: tuple[str, ...]) -> None:
     """Show a key's metadata (DescribeKey)."""
-    call(lambda kms: kms.describe_key(key_id))
+    tokens = params.string_list("--grant-tokens", grant_tokens)
+    call(lambda kms: kms.describe_key(key_id, grant_tokens=tokens))
 
 
 @operation("list-keys")

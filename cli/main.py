@@ -1,7 +1,7 @@
 """`keyledger`: the command group, its global options, and every command.
 
-The commands live one group per module (keys, data, admin, replay, demo);
-each is thin: parse the AWS CLI's options, make one library call, print.
+The commands live one group per module (keys, data, policies, iam, admin,
+replay, demo); each is thin: parse the AWS CLI's options, make one library call, print.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from cli import admin, data, demo, keys, replay
-from cli.context import Settings
+from cli import admin, data, demo, iam, keys, policies, replay
+from cli.context import PRINCIPAL_ENV, Settings, check_principal
 from cli.output import OUTPUT_FORMATS
 
 DURABILITY_MODES = ("durable", "relaxed")
@@ -28,6 +28,9 @@ DURABILITY_MODES = ("durable", "relaxed")
 @click.option("--account", default=None,
               help="Account id of a new ledger (default 111122223333); an existing ledger keeps its own "
                    "(naming another is an error).")
+@click.option("--principal", envvar=PRINCIPAL_ENV, default=None, metavar="ARN", callback=check_principal,
+              help="The IAM principal every request is made as, e.g. arn:aws:iam::111122223333:user/bob "
+                   f"(env {PRINCIPAL_ENV}; default: the account root, arn:aws:iam::ACCOUNT:root).")
 @click.option("--durability", type=click.Choice(DURABILITY_MODES), default="durable", show_default=True,
               help="durable: every commit synced; relaxed: synced periodically.")
 @click.option("--output", type=click.Choice(OUTPUT_FORMATS), default=None,
@@ -37,18 +40,19 @@ DURABILITY_MODES = ("durable", "relaxed")
 @click.version_option(package_name="keyledger")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, region: str | None, account: str | None,
-         durability: str, output: str | None, query: str | None) -> None:
+         principal: str | None, durability: str, output: str | None, query: str | None) -> None:
     """keyledger: an embedded key management service with AWS KMS semantics,
     whose event log is its audit trail.
 
     Every AWS KMS operation is a command named as in `aws kms` (create-key,
     encrypt, decrypt, ...) with the AWS CLI's options, printing AWS-shaped
-    JSON. Start with `keyledger demo`.
+    JSON. Every request is authorized as `--principal` against key policies,
+    grants and the `keyledger iam` policies. Start with `keyledger demo`.
     """
     ctx.obj = Settings(home=home, region=region, account=account, durability=durability,
-                       output=output, query=query)
+                       output=output, query=query, principal=principal)
 
 
-for _module in (admin, keys, data, replay, demo):
+for _module in (admin, keys, data, policies, iam, replay, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)

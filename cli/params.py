@@ -42,6 +42,11 @@ def _text(param: str, value: str) -> str:
     return value
 
 
+def text(param: str, value: str | None) -> str | None:
+    """A string parameter that may be long (--policy): file:// text or the literal value."""
+    return None if value is None else _text(param, value)
+
+
 def plaintext_blob(param: str, value: str | None) -> bytes | None:
     """--plaintext: fileb:// bytes, file:// text, or the literal text."""
     if value is None:

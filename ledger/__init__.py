@@ -77,16 +77,28 @@ def _root_key(home: Path, given: bytes | None, creating: bool, rng: Callable[[in
 def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes | None:
     """32 secret bytes from a 0600 file, made (exclusively) if asked."""
     if create and not path.exists():
+        # Written whole under a private name, then linked into place: a crash
+        # mid-write, or a second opener racing this one, never sees a short file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             try:
                 os.write(fd, rng(32))
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            try:
+                os.link(tmp, path)  # atomic; never replaces a key another opener made first
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+        if hasattr(os, "O_DIRECTORY"):  # make the new name itself durable
+            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

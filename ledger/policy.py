@@ -348,6 +348,8 @@ def condition_holds(c: Condition, context: Mapping[str, Any]) -> bool:
     if not present:
         if c.qualifier == "ForAllValues":
             return True
+        if c.qualifier == "ForAnyValue":  # no context key: false, even for a negated operator
+            return c.if_exists
         return c.if_exists or c.operator in _NEGATED
     actual = context[c.key]
     values = list(actual) if isinstance(actual, (list, tuple, set, frozenset)) else [actual]
@@ -373,14 +375,24 @@ def _key_policy_principal(s: Statement, principal: str) -> tuple[bool, bool]:
     return not excluded, False
 
 
+#: Grant operations that take no encryption context: AWS does not apply
+#: a grant's encryption-context constraints to them.
+_UNCONSTRAINED_GRANT_OPERATIONS = frozenset({"DescribeKey", "RetireGrant"})
+
+
 def grant_allows(grant: Grant, req: Request) -> bool:
     op = req.action.split(":", 1)[1]
     if grant.grantee != req.principal or op not in grant.operations:
         return False
-    ctx = req.encryption_context or {}
-    if grant.context_equals is not None and dict(ctx) != dict(grant.context_equals):
+    if op in _UNCONSTRAINED_GRANT_OPERATIONS:
+        return True
+    # In a grant constraint the keys are not case sensitive, the values are.
+    ctx = {k.lower(): v for k, v in (req.encryption_context or {}).items()}
+    if grant.context_equals is not None and \
+            ctx != {k.lower(): v for k, v in grant.context_equals.items()}:
         return False
-    if grant.context_subset is not None and any(ctx.get(k) != v for k, v in grant.context_subset.items()):
+    if grant.context_subset is not None and \
+            any(ctx.get(k.lower()) != v for k, v in grant.context_subset.items()):
         return False
     return True
 

@@ -972,7 +972,7 @@ class KeyLedger:
         def body(req: _Request) -> r.ListUsersResponse:
             req.authorize("iam:ListUsers", None)
             users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created))
-                     for _, p in req.view.scan("principals")]
+                     for _, p in req.view.scan("principals") if p.kind == "user"]
             req.emit([ev.MetadataRead("ListUsers")])
             return r.ListUsersResponse(users)
         return self._run("ListUsers", body)

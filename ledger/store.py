@@ -332,8 +332,9 @@ class Store:
             self._syncer.start()
 
     def _open_existing(self) -> dict[str, Any]:
-        with self.env.begin() as txn:
-            return {name: self.env.open_db(name.encode(), txn=txn, create=False) for name in _TABLES}
+        # No explicit txn: py-lmdb ends a read txn by resetting it (for reuse),
+        # which closes any handle opened inside it; open_db's own txn keeps them.
+        return {name: self.env.open_db(name.encode(), create=False) for name in _TABLES}
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -108,6 +108,8 @@ EXPECTED = {
     "disable-key-rotation", "get-key-rotation-status", "rotate-key-on-demand", "list-key-rotations",
     "encrypt", "decrypt", "re-encrypt", "generate-data-key", "generate-data-key-without-plaintext",
     "generate-random", "init", "rotate-due", "replay", "demo",
+    "put-key-policy", "get-key-policy", "list-key-policies", "create-grant", "list-grants",
+    "list-retirable-grants", "retire-grant", "revoke-grant", "iam",
 }
 
 

@@ -1,0 +1,165 @@
+"""`keyledger iam` and `--principal`: users, roles, identity-based policies,
+and the AccessDeniedException of a principal nothing allows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import ledger
+from cli.iam import iam
+from cli.main import main
+from ledger import events as ev
+
+if TYPE_CHECKING:
+    from conftest import Cli
+
+ACCOUNT = "111122223333"
+BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+OPS = f"arn:aws:iam::{ACCOUNT}:role/ops"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/"
+ALLOW_ENCRYPT = {"Version": "2012-10-17",
+                 "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}]}
+
+
+@pytest.fixture(autouse=True)
+def _no_principal_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEYLEDGER_PRINCIPAL", raising=False)
+
+
+def denied(principal: str, action: str, key: str, because: str = "") -> str:
+    because = because or f"because no identity-based policy allows the {action} action"
+    return (f"User: {principal} is not authorized to perform: {action} on resource: {KEY_ARN}{key} {because}")
+
+
+def test_create_user_and_role_print_the_aws_iam_shapes(cli: Cli) -> None:
+    user = cli.json("iam", "create-user", "--user-name", "bob")["User"]
+    assert (user["UserName"], user["Arn"], user["Path"]) == ("bob", BOB, "/")
+    assert user["CreateDate"].endswith("Z")
+    role = cli.json("iam", "create-role", "--role-name", "ops")
+    assert list(role) == ["Role"] and "UserName" not in role["Role"]
+    assert (role["Role"]["RoleName"], role["Role"]["Arn"]) == ("ops", OPS)
+    # list-users lists users only, as IAM's ListUsers does
+    assert [u["Arn"] for u in cli.json("iam", "list-users")["Users"]] == [BOB]
+    again = cli("iam", "create-user", "--user-name", "bob", expect=254)
+    assert again.stderr == ("An error occurred (AlreadyExistsException) when calling the CreateUser operation: "
+                            "User with name bob already exists.\n")
+
+
+def test_a_user_is_denied_by_default_and_the_denial_is_logged(cli: Cli, key: str) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    result = cli("--principal", BOB, "encrypt", "--key-id", key, "--plaintext", "x", expect=254)
+    assert result.stdout == ""
+    assert result.stderr == ("An error occurred (AccessDeniedException) when calling the Encrypt operation: "
+                             + denied(BOB, "kms:Encrypt", key) + "\n")
+    with ledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+        last = list(snap.records())[-1]
+    assert last.principal == BOB
+    assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "AccessDeniedException"
+
+
+def test_attach_policy_allows_and_detach_takes_it_away(cli: Cli, key: str, tmp_path: Path) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    doc = tmp_path / "allow.json"
+    doc.write_text(json.dumps(ALLOW_ENCRYPT))
+    out = cli("iam", "attach-policy", "--user-name", "bob", "--policy-name", "use-keys",
+              "--policy-document", f"file://{doc}")
+    assert out.stdout == ""  # like aws iam put-user-policy
+    blob = cli.json("--principal", BOB, "encrypt", "--key-id", key, "--plaintext", "x")["CiphertextBlob"]
+    cli("--principal", BOB, "decrypt", "--ciphertext-blob", blob)
+    # allowed Encrypt and Decrypt, nothing else
+    result = cli("--principal", BOB, "disable-key", "--key-id", key, expect=254)
+    assert denied(BOB, "kms:DisableKey", key) in result.stderr
+
+    assert cli.json("iam", "list-attached-policies", "--user-name", "bob") == {"PolicyNames": ["use-keys"]}
+    assert cli.json("iam", "get-policy", "--user-name", "bob", "--policy-name", "use-keys") == {
+        "UserName": "bob", "PolicyName": "use-keys", "PolicyDocument": ALLOW_ENCRYPT}
+
+    assert cli("iam", "detach-policy", "--user-name", "bob", "--policy-name", "use-keys").stdout == ""
+    assert cli.json("iam", "list-attached-policies", "--principal-arn", BOB) == {"PolicyNames": []}
+    cli("--principal", BOB, "encrypt", "--key-id", key, "--plaintext", "x", expect=254)
+    gone = cli("iam", "detach-policy", "--user-name", "bob", "--policy-name", "use-keys", expect=254)
+    assert gone.stderr.startswith("An error occurred (NotFoundException) when calling the DeleteUserPolicy operation")
+
+
+def test_a_role_and_the_principal_arn_form(cli: Cli, key: str) -> None:
+    cli("iam", "create-role", "--role-name", "ops")
+    cli("iam", "attach-policy", "--principal-arn", OPS, "--policy-name", "p",
+        "--policy-document", json.dumps(ALLOW_ENCRYPT))
+    assert cli.json("--principal", OPS, "encrypt", "--key-id", key, "--plaintext", "x")["KeyId"] == KEY_ARN + key
+    got = cli.json("iam", "get-policy", "--role-name", "ops", "--policy-name", "p")
+    assert got == {"RoleName": "ops", "PolicyName": "p", "PolicyDocument": ALLOW_ENCRYPT}
+
+
+def test_the_principal_from_the_environment(cli: Cli, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    monkeypatch.setenv("KEYLEDGER_PRINCIPAL", BOB)
+    result = cli("encrypt", "--key-id", key, "--plaintext", "x", expect=254)
+    assert denied(BOB, "kms:Encrypt", key) in result.stderr
+    # --principal wins over the environment: the account root may do anything
+    cli("--principal", f"arn:aws:iam::{ACCOUNT}:root", "encrypt", "--key-id", key, "--plaintext", "x")
+
+
+def test_only_an_allowed_principal_manages_iam(cli: Cli) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    result = cli("--principal", BOB, "iam", "create-user", "--user-name", "eve", expect=254)
+    assert result.stderr == (
+        "An error occurred (AccessDeniedException) when calling the CreateUser operation: "
+        f"User: {BOB} is not authorized to perform: iam:CreateUser on resource: arn:aws:iam::{ACCOUNT}:user/eve "
+        "because no identity-based policy allows the iam:CreateUser action\n")
+    # nor may bob give himself a policy
+    result = cli("--principal", BOB, "iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+                 "--policy-document", json.dumps(ALLOW_ENCRYPT), expect=254)
+    assert "(AccessDeniedException) when calling the PutUserPolicy operation" in result.stderr
+    assert cli.json("iam", "list-attached-policies", "--user-name", "bob") == {"PolicyNames": []}
+
+
+def test_a_malformed_policy_document_is_named(cli: Cli) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    result = cli("iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+                 "--policy-document", '{"Statement": []}', expect=254)
+    assert result.stderr.startswith("An error occurred (MalformedPolicyDocumentException) when calling the "
+                                    "PutUserPolicy operation: The policy document is malformed: ")
+    missing = cli("iam", "attach-policy", "--user-name", "nobody", "--policy-name", "p",
+                  "--policy-document", json.dumps(ALLOW_ENCRYPT), expect=254)
+    assert "(NotFoundException)" in missing.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--principal", "bob", "list-keys"],                                           # not an ARN
+    ["--principal", "arn:aws:iam::1111:user/bob", "list-keys"],                    # not a 12-digit account
+    ["iam", "list-attached-policies"],                                             # no principal
+    ["iam", "list-attached-policies", "--user-name", "bob", "--role-name", "ops"],  # two
+    ["iam", "get-policy", "--user-name", "bob"],                                   # no --policy-name
+    ["iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+     "--policy-document", "file:///no/such/file"],
+])
+def test_bad_usage_exits_2(cli: Cli, args: list[str]) -> None:
+    result = cli(*args, expect=2)
+    assert result.stdout == "" and "Error:" in result.stderr
+
+
+def test_malformed_principal_from_the_environment_is_a_usage_error(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYLEDGER_PRINCIPAL", "bob")
+    assert "--principal" in cli("list-keys", expect=2).stderr
+
+
+def test_the_group_can_take_more_commands() -> None:
+    assert main.commands["iam"] is iam and isinstance(iam, click.Group)
+    assert set(iam.commands) == {"create-user", "create-role", "attach-policy", "detach-policy", "list-users",
+                                 "list-attached-policies", "get-policy"}
+
+
+@pytest.mark.parametrize("name", sorted(iam.commands))
+def test_every_iam_command_has_help(name: str) -> None:
+    command = iam.commands[name]
+    assert command.help and len(command.help.strip()) > 20
+    assert all(p.help for p in command.params if isinstance(p, click.Option)), name
+    result = CliRunner().invoke(main, ["iam", name, "--help"], prog_name="keyledger")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: keyledger iam {name} [OPTIONS]")
