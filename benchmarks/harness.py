@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,15 +71,17 @@ def _batch_size(op: Op, seconds: float) -> int:
     """Warm up for `seconds` and return how many calls fill one batch."""
     calls, start = 0, time.perf_counter()
     deadline = start + seconds
-    batch = 1
+    batch, now = 1, start
     while True:
+        before = now
         for _ in range(batch):
             op()
         calls += batch
         now = time.perf_counter()
         if now >= deadline:
             break
-        batch = min(batch * 2, _MAX_BATCH)
+        if now - before < _BATCH_SECONDS:  # slow operations stay in small batches
+            batch = min(batch * 2, _MAX_BATCH)
     per_call = (now - start) / calls
     return max(1, min(_MAX_BATCH, int(_BATCH_SECONDS / per_call) if per_call > 0 else _MAX_BATCH))
 
@@ -164,3 +167,41 @@ def measure_once(fn: Callable[[], int], *, repeats: int) -> Measurement:
         runs.append(n / s)
         total, seconds = total + n, seconds + s
     return Measurement(statistics.median(runs), runs, "events/s", total, seconds)
+
+
+def result(id: str, group: str, label: str, *, threads: int = 1, params: dict[str, Any] | None = None,
+           optional: bool = False, measurement: Measurement | None = None, error: str | None = None,
+           skipped: str | None = None) -> dict[str, Any]:
+    """One entry of results.json's "results" list."""
+    out: dict[str, Any] = {"id": id, "group": group, "label": label, "threads": threads,
+                           "params": dict(params or {}), "optional": optional}
+    if measurement is not None:
+        out.update(unit=measurement.unit, value=measurement.value, runs=measurement.runs,
+                   spread=measurement.spread, count=measurement.count, seconds=measurement.seconds,
+                   **({"extra": measurement.extra} if measurement.extra else {}))
+    if error is not None:
+        out["error"] = error
+    if skipped is not None:
+        out["skipped"] = skipped
+    return out
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_case(case: Any, plan: Plan) -> dict[str, Any]:
+    """Measure one throughput case (see benchmarks.cases.Case). A case that
+    fails becomes an entry with its "error" (and a traceback on stderr) so
+    one broken case does not hide the others' numbers; the caller decides
+    whether the run failed."""
+    common = dict(threads=case.threads, params=case.params, optional=case.optional)
+    if case.skip:
+        return result(case.id, case.group, case.label, skipped=case.skip, **common)
+    try:
+        with case.setup() as make_op:
+            m = measure_throughput(make_op, threads=case.threads, plan=plan)
+    except Exception as exc:  # recorded in the results and reflected in the exit status
+        traceback.print_exc()
+        return result(case.id, case.group, case.label, error=describe_error(exc), **common)
+    return result(case.id, case.group, case.label, measurement=m, **common)

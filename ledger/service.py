@@ -303,6 +303,13 @@ def _lockout_check(req: _Request, key_id: str, document: str) -> None:
             "The new key policy will not allow you to update the key policy in the future.")
 
 
+def _principal_id(arn: str) -> str:
+    """A stable unique id like IAM's (AIDA... for users, AROA... for roles),
+    the same one CloudTrail renderings show as principalId."""
+    prefix = "AROA" if ":role/" in arn else "AIDA"
+    return prefix + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+
+
 def _check_policy_name(name: str) -> None:
     if name != "default":
         raise NotFoundException(f"No such policy exists: {name!r} (the only key policy is 'default')")
@@ -939,7 +946,7 @@ class KeyLedger:
             if req.view.get("principals", principal_row(arn)) is not None:
                 raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
             req.emit([ev.PrincipalCreated(arn, kind)])
-            return r.User(name, arn, from_us(req.now))
+            return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn))
         return self._run(operation, body)
 
     def _principal(self, req: _Request, principal: str) -> Any:
@@ -971,7 +978,8 @@ class KeyLedger:
     def list_users(self) -> r.ListUsersResponse:
         def body(req: _Request) -> r.ListUsersResponse:
             req.authorize("iam:ListUsers", None)
-            users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created))
+            users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created),
+                            user_id=_principal_id(p.principal))
                      for _, p in req.view.scan("principals") if p.kind == "user"]
             req.emit([ev.MetadataRead("ListUsers")])
             return r.ListUsersResponse(users)
