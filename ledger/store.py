@@ -488,22 +488,31 @@ class Store:
 
     def _run(self, batch: list[_Work]) -> None:
         txn = self.env.begin(write=True)
+        # A lone item needs no nested transaction: if it fails, the whole
+        # transaction is aborted, which is the same "nothing written".
+        nested = len(batch) > 1
         try:
             head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
             outcomes = []
             for work in batch:
-                child = self.env.begin(write=True, parent=txn)
+                child = self.env.begin(write=True, parent=txn) if nested else txn
                 view = WriteView(child, self._dbs, head, self.audit_tables)
                 try:
                     result = work.fn(view)
                 except lmdb.MapFullError:
-                    child.abort()
+                    if nested:
+                        child.abort()
                     raise
                 except Exception as exc:  # this item fails alone; the batch goes on
+                    if not nested:
+                        txn.abort()
+                        work.result, work.error = None, exc
+                        return
                     child.abort()
                     outcomes.append((work, None, exc))
                     continue
-                child.commit()
+                if nested:
+                    child.commit()
                 head = view.head
                 outcomes.append((work, result, None))
             txn.put(b"head", head.pack(), db=self._dbs["meta"])
