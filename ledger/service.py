@@ -202,6 +202,8 @@ class _Request:
         """Raise AccessDeniedException unless the caller may do `action`."""
         request, decision = self.decide_access(action, state, **kwargs)
         if not decision.allowed:
+            if state is not None:  # the denial is recorded under the key that refused (ReEncrypt has two)
+                self.key_hint = state.key_id
             raise AccessDeniedException(authz.denial_message(request, decision))
 
     def touch(self, key_id: str) -> KeyState:
@@ -525,8 +527,8 @@ class KeyLedger:
             key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
             authz.parse(document)
-            if not bypass_policy_lockout_safety_check:
-                _lockout_check(req, key_id, document)
+            if policy_document is not None and not bypass_policy_lockout_safety_check:
+                _lockout_check(req, key_id, document)  # only a given policy (AWS: the default cannot lock out)
             kek = Secret(self._rng(32))
             wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
             events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,

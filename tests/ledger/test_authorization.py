@@ -1,0 +1,777 @@
+"""Authorization through the service, on a real ledger (LMDB in tmp_path).
+
+- Every public operation of KeyLedger is enumerated from the class and
+  refused for a principal without permissions (a user made with
+  create_user, no IAM policy, the default key policy): AccessDeniedException
+  with AWS's message, and exactly one RequestDenied record naming the
+  principal, the operation and the key. A new public method that is neither
+  in the operation table nor in the short list of non-operations fails
+  the test.
+- Each operation is allowed by an IAM policy granting exactly its action(s)
+  and refused by an explicit Deny of them: the action names are right.
+- The three ways in: the key policy naming the principal, an IAM policy
+  under the default key policy, a grant (usable at once with its token),
+  with encryption-context conditions and constraints enforced; the
+  condition keys the service fills in; RetireGrant and RevokeGrant; the
+  policy-lockout safety check on PutKeyPolicy and CreateKey and its bypass;
+  GetKeyPolicy / ListKeyPolicies.
+- Decisions are the same live and after replay: the principals, grants and
+  key policies folded from the log equal the live rows, and the pure
+  evaluator on the replayed state (at the moment of each call) agrees with
+  what the service decided, over random histories of policy and grant
+  changes (hypothesis).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import ledger
+import projections
+from ledger import events as ev
+from ledger import policy as authz
+from ledger.errors import (
+    AccessDeniedException, InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException,
+)
+from ledger.service import KeyLedger, from_us, to_us
+from projections import key_row, principal_row, replay
+
+ACCOUNT = ledger.DEFAULT_ACCOUNT
+REGION = ledger.DEFAULT_REGION
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+EC = {"dept": "sales"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def arn(key_id: str) -> str:
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}"
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(actions: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resource, **extra}
+
+
+def deny(actions: Any, resource: Any = "*", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Deny", "Action": actions, "Resource": resource, **extra}
+
+
+def root_admin(actions: Any = "kms:*") -> dict[str, Any]:
+    return {"Sid": "admin", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": actions, "Resource": "*"}
+
+
+def records(kms: KeyLedger, start: int = 0) -> list[ev.Record]:
+    return list(kms.store.records(start))
+
+
+def head(kms: KeyLedger) -> int:
+    return kms.store.head().seq
+
+
+def denied(call: Callable[[], Any]) -> AccessDeniedException:
+    with pytest.raises(AccessDeniedException) as info:
+        call()
+    return info.value
+
+
+@dataclass
+class World:
+    root: KeyLedger
+    alice: str  # the principal under test
+    bob: str
+    key: str  # tagged Project=alpha, alias/orders, a grant for bob
+    key2: str
+    pending: str  # pending deletion
+    blob: bytes  # under key, context EC
+    grant_id: str  # on key, grantee bob, retiring bob
+
+    def as_alice(self) -> KeyLedger:
+        return self.root.as_caller(self.alice)
+
+    def iam(self, *statements: dict[str, Any], who: str | None = None, name: str = "p") -> None:
+        self.root.put_principal_policy(who or self.alice, name, doc(*statements))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def kms(tmp_path, clock):
+    with ledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+        yield service
+
+
+@pytest.fixture
+def world(kms) -> World:
+    alice = kms.create_user("alice").arn
+    bob = kms.create_user("bob").arn
+    kms.put_principal_policy(bob, "bobs", doc(allow("kms:DescribeKey")))
+    key = kms.create_key(description="one", tags=[{"TagKey": "Project", "TagValue": "alpha"}]).key_metadata.key_id
+    key2 = kms.create_key(description="two").key_metadata.key_id
+    pending = kms.create_key(description="going").key_metadata.key_id
+    kms.schedule_key_deletion(pending, pending_window_in_days=7)
+    kms.create_alias("alias/orders", key)
+    blob = kms.encrypt(key, b"secret", encryption_context=EC).ciphertext_blob
+    grant_id = kms.create_grant(key, bob, ["Encrypt"], retiring_principal=bob).grant_id
+    return World(kms, alice, bob, key, key2, pending, blob, grant_id)
+
+
+# -- the operation table --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Op:
+    name: str  # the AWS operation, as logged
+    actions: tuple[str, ...]  # what an IAM policy must allow (empty: not governed by policies)
+    key: str | None  # the World attribute naming the key it is refused on, None for keyless calls
+    call: Callable[[KeyLedger, World], Any]
+    resource: Callable[[World], str] | None = None  # for keyless calls: the resource in the message
+
+
+def _star(_: World) -> str:
+    return "*"
+
+
+IAM_DOC = doc(allow("kms:Encrypt"))
+OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
+    "create_key": Op("CreateKey", ("kms:CreateKey",), None, lambda s, w: s.create_key(description="new"), _star),
+    "describe_key": Op("DescribeKey", ("kms:DescribeKey",), "key", lambda s, w: s.describe_key(w.key)),
+    "list_keys": Op("ListKeys", ("kms:ListKeys",), None, lambda s, w: s.list_keys(), _star),
+    "update_key_description": Op("UpdateKeyDescription", ("kms:UpdateKeyDescription",), "key",
+                                 lambda s, w: s.update_key_description(w.key, "changed")),
+    "enable_key": Op("EnableKey", ("kms:EnableKey",), "key", lambda s, w: s.enable_key(w.key)),
+    "disable_key": Op("DisableKey", ("kms:DisableKey",), "key", lambda s, w: s.disable_key(w.key)),
+    "schedule_key_deletion": Op("ScheduleKeyDeletion", ("kms:ScheduleKeyDeletion",), "key",
+                                lambda s, w: s.schedule_key_deletion(w.key, pending_window_in_days=7)),
+    "cancel_key_deletion": Op("CancelKeyDeletion", ("kms:CancelKeyDeletion",), "pending",
+                              lambda s, w: s.cancel_key_deletion(w.pending)),
+    "tag_resource": Op("TagResource", ("kms:TagResource",), "key",
+                       lambda s, w: s.tag_resource(w.key, [{"TagKey": "Env", "TagValue": "prod"}])),
+    "untag_resource": Op("UntagResource", ("kms:UntagResource",), "key",
+                         lambda s, w: s.untag_resource(w.key, ["Project"])),
+    "list_resource_tags": Op("ListResourceTags", ("kms:ListResourceTags",), "key",
+                             lambda s, w: s.list_resource_tags(w.key)),
+    "create_alias": Op("CreateAlias", ("kms:CreateAlias",), "key", lambda s, w: s.create_alias("alias/new", w.key)),
+    "update_alias": Op("UpdateAlias", ("kms:UpdateAlias",), "key2",
+                       lambda s, w: s.update_alias("alias/orders", w.key2)),
+    "delete_alias": Op("DeleteAlias", ("kms:DeleteAlias",), "key", lambda s, w: s.delete_alias("alias/orders")),
+    "list_aliases": Op("ListAliases", ("kms:ListAliases",), None, lambda s, w: s.list_aliases(), _star),
+    "enable_key_rotation": Op("EnableKeyRotation", ("kms:EnableKeyRotation",), "key",
+                              lambda s, w: s.enable_key_rotation(w.key)),
+    "disable_key_rotation": Op("DisableKeyRotation", ("kms:DisableKeyRotation",), "key",
+                               lambda s, w: s.disable_key_rotation(w.key)),
+    "get_key_rotation_status": Op("GetKeyRotationStatus", ("kms:GetKeyRotationStatus",), "key",
+                                  lambda s, w: s.get_key_rotation_status(w.key)),
+    "rotate_key_on_demand": Op("RotateKeyOnDemand", ("kms:RotateKeyOnDemand",), "key",
+                               lambda s, w: s.rotate_key_on_demand(w.key)),
+    "list_key_rotations": Op("ListKeyRotations", ("kms:ListKeyRotations",), "key",
+                             lambda s, w: s.list_key_rotations(w.key)),
+    "put_key_policy": Op("PutKeyPolicy", ("kms:PutKeyPolicy",), "key",
+                         lambda s, w: s.put_key_policy(w.key, authz.default_key_policy(ACCOUNT))),
+    "get_key_policy": Op("GetKeyPolicy", ("kms:GetKeyPolicy",), "key", lambda s, w: s.get_key_policy(w.key)),
+    "list_key_policies": Op("ListKeyPolicies", ("kms:ListKeyPolicies",), "key",
+                            lambda s, w: s.list_key_policies(w.key)),
+    "create_grant": Op("CreateGrant", ("kms:CreateGrant",), "key",
+                       lambda s, w: s.create_grant(w.key, w.alice, ["Decrypt"])),
+    "list_grants": Op("ListGrants", ("kms:ListGrants",), "key", lambda s, w: s.list_grants(w.key)),
+    "list_retirable_grants": Op("ListRetirableGrants", ("kms:ListRetirableGrants",), None,
+                                lambda s, w: s.list_retirable_grants(w.bob), _star),
+    "retire_grant": Op("RetireGrant", (), "key", lambda s, w: s.retire_grant(key_id=w.key, grant_id=w.grant_id)),
+    "revoke_grant": Op("RevokeGrant", ("kms:RevokeGrant",), "key", lambda s, w: s.revoke_grant(w.key, w.grant_id)),
+    "create_user": Op("CreateUser", ("iam:CreateUser",), None, lambda s, w: s.create_user("carol"),
+                      lambda w: f"arn:aws:iam::{ACCOUNT}:user/carol"),
+    "create_role": Op("CreateRole", ("iam:CreateRole",), None, lambda s, w: s.create_role("ops"),
+                      lambda w: f"arn:aws:iam::{ACCOUNT}:role/ops"),
+    "put_principal_policy": Op("PutUserPolicy", ("iam:PutUserPolicy",), None,
+                               lambda s, w: s.put_principal_policy(w.bob, "extra", IAM_DOC), lambda w: w.bob),
+    "delete_principal_policy": Op("DeleteUserPolicy", ("iam:DeleteUserPolicy",), None,
+                                  lambda s, w: s.delete_principal_policy(w.bob, "bobs"), lambda w: w.bob),
+    "list_users": Op("ListUsers", ("iam:ListUsers",), None, lambda s, w: s.list_users(), _star),
+    "list_principal_policies": Op("ListUserPolicies", ("iam:ListUserPolicies",), None,
+                                  lambda s, w: s.list_principal_policies(w.bob), lambda w: w.bob),
+    "get_principal_policy": Op("GetUserPolicy", ("iam:GetUserPolicy",), None,
+                               lambda s, w: s.get_principal_policy(w.bob, "bobs"), lambda w: w.bob),
+    "record_access_key": Op("CreateAccessKey", ("iam:CreateAccessKey",), None,
+                            lambda s, w: s.record_access_key(w.bob, "AKIAIOSFODNN7EXAMPLE"), lambda w: w.bob),
+    "encrypt": Op("Encrypt", ("kms:Encrypt",), "key",
+                  lambda s, w: s.encrypt(w.key, b"data", encryption_context=EC)),
+    "decrypt": Op("Decrypt", ("kms:Decrypt",), "key", lambda s, w: s.decrypt(w.blob, encryption_context=EC)),
+    "re_encrypt": Op("ReEncrypt", ("kms:ReEncryptFrom", "kms:ReEncryptTo"), "key",
+                     lambda s, w: s.re_encrypt(w.blob, w.key2, source_encryption_context=EC)),
+    "generate_data_key": Op("GenerateDataKey", ("kms:GenerateDataKey",), "key",
+                            lambda s, w: s.generate_data_key(w.key, key_spec="AES_256", encryption_context=EC)),
+    "generate_data_key_without_plaintext": Op(
+        "GenerateDataKeyWithoutPlaintext", ("kms:GenerateDataKeyWithoutPlaintext",), "key",
+        lambda s, w: s.generate_data_key_without_plaintext(w.key, key_spec="AES_256")),
+    "generate_random": Op("GenerateRandom", ("kms:GenerateRandom",), None,
+                          lambda s, w: s.generate_random(number_of_bytes=16), _star),
+}.items()}
+
+#: Public methods that are not AWS operations a caller is authorized for.
+NON_OPERATIONS = {
+    "close", "as_caller", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+}
+
+
+def test_every_public_operation_is_in_the_table() -> None:
+    public = {name for name, member in inspect.getmembers(KeyLedger)
+              if not name.startswith("_") and callable(member)}
+    unknown = public - OPERATIONS.keys() - NON_OPERATIONS
+    assert not unknown, (f"new public KeyLedger method(s) {sorted(unknown)}: add each to OPERATIONS "
+                         "(with its authorization check) or, if it is not an operation, to NON_OPERATIONS")
+    assert not OPERATIONS.keys() & NON_OPERATIONS
+    assert not (OPERATIONS.keys() | NON_OPERATIONS) - public, "the table names methods that no longer exist"
+
+
+MESSAGE = re.compile(r"^User: (?P<principal>\S+) is not authorized to perform: (?P<action>\S+) "
+                     r"on resource: (?P<resource>\S+) (?P<why>because .+|with an explicit deny in an? "
+                     r"(resource|identity)-based policy)$")
+
+
+@pytest.mark.parametrize("method", sorted(OPERATIONS))
+def test_every_operation_is_refused_without_permission(world: World, method: str) -> None:
+    op = OPERATIONS[method]
+    caller = world.as_alice()
+    before = head(world.root)
+    error = denied(lambda: op.call(caller, world))
+    match = MESSAGE.match(error.message)
+    assert match, error.message
+    key_id = getattr(world, op.key) if op.key else None
+    assert match["principal"] == world.alice
+    assert match["action"] == (op.actions[0] if op.actions else "kms:RetireGrant")
+    assert match["resource"] == (arn(key_id) if key_id else op.resource(world))
+    assert match["why"].startswith("because")
+    # exactly one record: the refusal, naming who, what and which key; nothing else changed
+    (record,) = records(world.root, before)
+    assert record.principal == world.alice
+    assert record.operation == op.name
+    assert record.event == ev.RequestDenied(op.name, "AccessDeniedException", error.message, key_id)
+
+
+@pytest.mark.parametrize("method", sorted(m for m, op in OPERATIONS.items() if op.actions))
+def test_each_operation_needs_exactly_its_actions(world: World, method: str) -> None:
+    """Allowed by an IAM policy naming only its action(s) (default key
+    policy); refused when an explicit Deny names any one of them."""
+    op = OPERATIONS[method]
+    caller = world.as_alice()
+    for action in op.actions:
+        world.iam(allow(["kms:*", "iam:*"]), deny(action))
+        error = denied(lambda: op.call(caller, world))
+        assert f"perform: {action} on resource" in error.message
+        assert error.message.endswith("with an explicit deny in an identity-based policy")
+    world.iam(allow(list(op.actions)))
+    op.call(caller, world)
+    assert records(world.root, head(world.root) - 1)[0].operation == op.name
+
+
+def test_alias_and_arn_forms_are_refused_and_recorded_under_the_key_id(world: World) -> None:
+    caller = world.as_alice()
+    for form in ("alias/orders", f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/orders", arn(world.key)):
+        before = head(world.root)
+        error = denied(lambda: caller.encrypt(form, b"x"))
+        assert f"on resource: {arn(world.key)} " in error.message
+        (record,) = records(world.root, before)
+        assert record.event.key_id == world.key
+
+
+# -- the ways in ------------------------------------------------------------------------
+
+def test_key_policy_naming_the_principal(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    root.put_key_policy(world.key, doc(
+        root_admin(),
+        {"Sid": "use", "Effect": "Allow", "Principal": {"AWS": world.alice},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:EncryptionContext:dept": "sales"}}},
+        {"Sid": "look", "Effect": "Allow", "Principal": {"AWS": world.alice}, "Action": "kms:DescribeKey",
+         "Resource": "*"}))
+    # no IAM policy at all: the key policy alone allows
+    blob = caller.encrypt(world.key, b"hello", encryption_context=EC).ciphertext_blob
+    assert caller.decrypt(blob, encryption_context=EC).plaintext == b"hello"
+    assert caller.decrypt(world.blob, encryption_context=EC).plaintext == b"secret"
+    caller.generate_data_key_without_plaintext(world.key, key_spec="AES_256", encryption_context=EC)
+    caller.encrypt("alias/orders", b"hello", encryption_context=EC)
+    assert caller.describe_key(world.key).key_metadata.key_id == world.key
+    # the condition is enforced
+    for context in ({"dept": "hr"}, {}, {"dept": "Sales"}):
+        denied(lambda: caller.encrypt(world.key, b"x", encryption_context=context))
+    denied(lambda: caller.disable_key(world.key))
+    denied(lambda: caller.encrypt(world.key2, b"x", encryption_context=EC))  # another key: default policy
+    # another user is not named (bob's grant on the key is his way in; carol has none)
+    carol = root.create_user("carol").arn
+    denied(lambda: root.as_caller(carol).encrypt(world.key, b"x", encryption_context=EC))
+
+
+def test_iam_policy_under_the_default_key_policy(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    world.iam(allow(["kms:Encrypt", "kms:Decrypt"], arn(world.key),
+                    Condition={"StringEquals": {"kms:EncryptionContext:dept": "sales"}}))
+    blob = caller.encrypt(world.key, b"hello", encryption_context=EC).ciphertext_blob
+    assert caller.decrypt(blob, encryption_context=EC).plaintext == b"hello"
+    denied(lambda: caller.encrypt(world.key, b"x", encryption_context={"dept": "hr"}))
+    denied(lambda: caller.encrypt(world.key2, b"x", encryption_context=EC))  # not this key's ARN
+    denied(lambda: caller.describe_key(world.key))
+    # a wildcard resource covers both keys
+    world.iam(allow("kms:Encrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"))
+    caller.encrypt(world.key2, b"x")
+    # the key policy must delegate: a policy naming the account only for administration does not
+    root.put_key_policy(world.key2, doc(root_admin(["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"])))
+    error = denied(lambda: caller.encrypt(world.key2, b"x"))
+    assert error.message.endswith("because no resource-based policy allows the kms:Encrypt action")
+    # detaching the IAM policy takes the permission away again
+    root.delete_principal_policy(world.alice, "p")
+    denied(lambda: caller.encrypt(world.key, b"x", encryption_context=EC))
+    # an explicit Deny in the key policy beats the IAM Allow
+    world.iam(allow("kms:*"))
+    caller.encrypt(world.key, b"x")
+    root.put_key_policy(world.key, doc(root_admin(), {"Effect": "Deny", "Principal": {"AWS": world.alice},
+                                                      "Action": "kms:Encrypt", "Resource": "*"}))
+    error = denied(lambda: caller.encrypt(world.key, b"x"))
+    assert error.message.endswith("with an explicit deny in a resource-based policy")
+    caller.describe_key(world.key)
+
+
+def test_a_grant_and_its_token_work_at_once_with_constraints(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    created = root.create_grant(world.key, world.alice, ["Encrypt", "Decrypt"], name="app",
+                                constraints={"EncryptionContextSubset": EC})
+    tokens = [created.grant_token]
+    blob = caller.encrypt(world.key, b"hi", encryption_context={**EC, "extra": "1"},
+                          grant_tokens=tokens).ciphertext_blob
+    assert caller.decrypt(blob, encryption_context={**EC, "extra": "1"}, grant_tokens=tokens).plaintext == b"hi"
+    caller.encrypt(world.key, b"hi", encryption_context={"Dept": "sales"})  # grant keys: any case (AWS)
+    for context in ({"dept": "hr"}, {}, {"dept": "SALES"}, {"other": "sales"}):
+        denied(lambda: caller.encrypt(world.key, b"x", encryption_context=context, grant_tokens=tokens))
+    denied(lambda: caller.generate_data_key(world.key, key_spec="AES_256", encryption_context=EC))  # not granted
+    denied(lambda: caller.describe_key(world.key))
+    denied(lambda: caller.encrypt(world.key2, b"x", encryption_context=EC))  # grants are per key
+    with pytest.raises(InvalidGrantTokenException):
+        caller.encrypt(world.key, b"x", encryption_context=EC, grant_tokens=["not-a-token"])
+    # EncryptionContextEquals: exactly that context; DescribeKey ignores the constraint
+    root.create_grant(world.key, world.alice, ["GenerateDataKey", "DescribeKey"],
+                      constraints={"EncryptionContextEquals": EC})
+    caller.generate_data_key(world.key, key_spec="AES_256", encryption_context=EC)
+    denied(lambda: caller.generate_data_key(world.key, key_spec="AES_256", encryption_context={**EC, "x": "y"}))
+    caller.describe_key(world.key)
+    # ListGrants shows both, with their constraints; the grantee filter works
+    listed = root.list_grants(world.key, grantee_principal=world.alice).grants
+    assert {g.grant_id for g in listed} >= {created.grant_id}
+    (app,) = [g for g in listed if g.grant_id == created.grant_id]
+    assert (app.name, app.operations, app.constraints.encryption_context_subset) == \
+        ("app", ["Encrypt", "Decrypt"], EC)
+    assert app.issuing_account == ROOT
+    # CreateGrant is idempotent on the same name and grant
+    again = root.create_grant(world.key, world.alice, ["Encrypt", "Decrypt"], name="app",
+                              constraints={"EncryptionContextSubset": EC})
+    assert again.grant_id == created.grant_id
+
+
+def test_retire_grant(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    bob = root.as_caller(world.bob)
+    g1 = root.create_grant(world.key, world.alice, ["Encrypt"], retiring_principal=world.bob).grant_id
+    caller.encrypt(world.key, b"x")
+    assert {g.grant_id for g in root.list_retirable_grants(world.bob).grants} == {g1, world.grant_id}
+    # the grantee cannot retire a grant without the RetireGrant operation
+    before = head(root)
+    error = denied(lambda: caller.retire_grant(key_id=world.key, grant_id=g1))
+    assert MESSAGE.match(error.message)
+    (record,) = records(root, before)
+    assert (record.principal, record.event.operation, record.event.key_id) == (world.alice, "RetireGrant", world.key)
+    # the retiring principal can, with KeyId and GrantId
+    bob.retire_grant(key_id=world.key, grant_id=g1)
+    assert records(root, head(root) - 1)[0].event == ev.GrantRetired(world.key, g1)
+    denied(lambda: caller.encrypt(world.key, b"x"))
+    assert g1 not in {g.grant_id for g in root.list_grants(world.key).grants}
+    with pytest.raises(NotFoundException):
+        bob.retire_grant(key_id=world.key, grant_id=g1)
+    # a grantee whose grant lists RetireGrant can retire it, with the token
+    g2 = root.create_grant(world.key, world.alice, ["Encrypt", "RetireGrant"])
+    caller.encrypt(world.key, b"x")
+    caller.retire_grant(grant_token=g2.grant_token)
+    denied(lambda: caller.encrypt(world.key, b"x"))
+    # the account may retire any grant
+    root.retire_grant(key_id=world.key, grant_id=world.grant_id)
+    assert root.list_grants(world.key).grants == []
+
+
+def test_revoke_grant(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    g = root.create_grant(world.key, world.alice, ["Encrypt"]).grant_id
+    caller.encrypt(world.key, b"x")
+    denied(lambda: caller.revoke_grant(world.key, g))  # a grantee cannot revoke
+    root.revoke_grant(world.key, g)
+    assert records(root, head(root) - 1)[0].event == ev.GrantRevoked(world.key, g)
+    denied(lambda: caller.encrypt(world.key, b"x"))
+    with pytest.raises(NotFoundException):
+        root.revoke_grant(world.key, g)
+    world.iam(allow("kms:RevokeGrant", arn(world.key)))
+    caller.revoke_grant(world.key, world.grant_id)
+    assert root.list_grants(world.key).grants == []
+
+
+def _only(principal: str) -> str:
+    return doc({"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*", "Resource": "*"})
+
+
+def test_policy_lockout_safety_check_on_put_key_policy(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    locked = _only(world.alice)
+    before = head(root)
+    with pytest.raises(MalformedPolicyDocumentException) as info:
+        root.put_key_policy(world.key, locked)
+    assert "will not allow you to update the key policy" in info.value.message
+    (record,) = records(root, before)
+    assert (record.event.error_code, record.event.key_id) == ("MalformedPolicyDocumentException", world.key)
+    assert json.loads(root.get_key_policy(world.key).policy) == json.loads(authz.default_key_policy(ACCOUNT))
+    # a policy that keeps the caller able to change it passes
+    root.put_key_policy(world.key, doc(root_admin(["kms:PutKeyPolicy"]), json.loads(locked)["Statement"][0]))
+    # the bypass: the root locks itself out, alice (named) keeps control
+    root.put_key_policy(world.key, locked, bypass_policy_lockout_safety_check=True)
+    assert root.as_caller(world.alice).get_key_policy(world.key).policy == locked
+    denied(lambda: root.get_key_policy(world.key))
+    denied(lambda: root.put_key_policy(world.key, authz.default_key_policy(ACCOUNT)))
+    caller.put_key_policy(world.key, doc(root_admin(), json.loads(locked)["Statement"][0]))
+    root.get_key_policy(world.key)
+    # the bypass flag is a condition key: a Deny on it applies
+    root.put_key_policy(world.key, doc(root_admin(), {
+        "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*",
+        "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}}))
+    denied(lambda: root.put_key_policy(world.key, locked, bypass_policy_lockout_safety_check=True))
+
+
+def test_policy_lockout_safety_check_on_create_key(world: World) -> None:
+    root, caller = world.root, world.as_alice()
+    locked = _only(world.alice)
+    with pytest.raises(MalformedPolicyDocumentException):
+        root.create_key(policy=locked)
+    assert len(root.list_keys().keys) == 3  # no key was made
+    key = root.create_key(policy=locked, bypass_policy_lockout_safety_check=True).key_metadata.key_id
+    assert caller.get_key_policy(key).policy == locked
+    denied(lambda: root.describe_key(key))
+    with pytest.raises(MalformedPolicyDocumentException) as info:
+        root.create_key(policy='{"Version": "2012-10-17", "Statement": [{"Effect": "Maybe"}]}')
+    assert "Effect" in info.value.message
+    # a principal allowed only CreateKey can still create a key with the default policy:
+    # the check applies to a policy the caller gives (AWS CreateKey, Policy parameter)
+    world.iam(allow("kms:CreateKey"))
+    made = caller.create_key().key_metadata.key_id
+    assert json.loads(root.get_key_policy(made).policy) == json.loads(authz.default_key_policy(ACCOUNT))
+    with pytest.raises(MalformedPolicyDocumentException):  # ... but not give one that locks it out
+        caller.create_key(policy=_only(world.bob))
+    world.iam(allow(["kms:CreateKey", "kms:PutKeyPolicy"]))
+    caller.create_key(policy=authz.default_key_policy(ACCOUNT))
+
+
+def test_get_key_policy_and_list_key_policies(world: World) -> None:
+    root = world.root
+    got = root.get_key_policy(world.key)
+    assert got.policy_name == "default"
+    assert json.loads(got.policy) == {
+        "Version": "2012-10-17", "Id": "key-default-1",
+        "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                       "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}]}
+    assert root.list_key_policies(world.key).policy_names == ["default"]
+    with pytest.raises(NotFoundException):
+        root.get_key_policy(world.key, policy_name="other")
+    custom = doc(root_admin(), {"Effect": "Allow", "Principal": {"AWS": world.bob}, "Action": "kms:Decrypt",
+                                "Resource": "*"})
+    root.put_key_policy(world.key, custom)
+    assert root.get_key_policy(world.key).policy == custom  # the text, as given
+    assert root.get_key_policy("alias/orders").policy == custom
+    with pytest.raises(MalformedPolicyDocumentException) as info:
+        root.put_key_policy(world.key, '{"Statement": []}')
+    assert "Version" in info.value.message
+    with pytest.raises(MalformedPolicyDocumentException) as info:
+        root.put_principal_policy(world.alice, "bad", doc(root_admin()))
+    assert "must not name a Principal" in info.value.message
+
+
+def test_users_and_their_policies(world: World) -> None:
+    root = world.root
+    assert {u.arn for u in root.list_users().users} == {world.alice, world.bob}
+    role = root.create_role("app").arn
+    assert role == f"arn:aws:iam::{ACCOUNT}:role/app"
+    root.put_principal_policy(role, "use", doc(allow("kms:Encrypt")))
+    root.as_caller(role).encrypt(world.key, b"x")
+    assert root.list_principal_policies(world.bob).policy_names == ["bobs"]
+    assert json.loads(root.get_principal_policy(world.bob, "bobs").policy_document) == \
+        json.loads(doc(allow("kms:DescribeKey")))
+    with pytest.raises(NotFoundException):
+        root.put_principal_policy(f"arn:aws:iam::{ACCOUNT}:user/nobody", "p", doc(allow("kms:*")))
+    # an IAM administrator (not the root) can manage users
+    world.iam(allow(["iam:*"]))
+    admin = world.as_alice()
+    admin.create_user("dave")
+    admin.put_principal_policy(f"arn:aws:iam::{ACCOUNT}:user/dave", "p", doc(allow("kms:DescribeKey")))
+    root.as_caller(f"arn:aws:iam::{ACCOUNT}:user/dave").describe_key(world.key)
+
+
+CONDITION_KEY_CASES = [
+    # (IAM condition, an allowed call, a refused call)
+    ({"StringEquals": {"kms:RequestAlias": "alias/orders"}},
+     lambda s, w: s.encrypt("alias/orders", b"x"), lambda s, w: s.encrypt(w.key, b"x")),
+    ({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/orders"}},
+     lambda s, w: s.encrypt(w.key, b"x"), lambda s, w: s.encrypt(w.key2, b"x")),
+    ({"StringEquals": {"aws:ResourceTag/Project": "alpha"}},
+     lambda s, w: s.encrypt(w.key, b"x"), lambda s, w: s.encrypt(w.key2, b"x")),
+    ({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["dept"]},
+      "Null": {"kms:EncryptionContextKeys": "false"}},
+     lambda s, w: s.encrypt(w.key, b"x", encryption_context=EC),
+     lambda s, w: s.encrypt(w.key, b"x", encryption_context={**EC, "more": "1"})),
+    ({"StringEquals": {"kms:CallerAccount": ACCOUNT, "kms:EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}},
+     lambda s, w: s.encrypt(w.key, b"x"), lambda s, w: s.describe_key(w.key)),
+    ({"StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
+                       "kms:KeyOrigin": "AWS_KMS"}},
+     lambda s, w: s.describe_key(w.key), lambda s, w: s.list_keys()),
+    ({"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:user/al*"}},
+     lambda s, w: s.describe_key(w.key), lambda s, w: s.root.as_caller(w.bob).describe_key(w.key)),  # same policy
+    ({"DateLessThan": {"aws:CurrentTime": "2030-01-02T00:00:00Z"}},
+     lambda s, w: s.describe_key(w.key), "tomorrow"),
+    ({"ForAllValues:StringEquals": {"kms:GrantOperations": ["Encrypt", "Decrypt"]}},
+     lambda s, w: s.create_grant(w.key, w.bob, ["Decrypt"]),
+     lambda s, w: s.create_grant(w.key, w.bob, ["Decrypt", "CreateGrant"])),
+    ({"StringEquals": {"aws:RequestTag/Env": "prod"}},
+     lambda s, w: s.tag_resource(w.key, {"Env": "prod"}), lambda s, w: s.tag_resource(w.key, {"Env": "dev"})),
+]
+
+
+@dataclass
+class _AsAlice:
+    """What a CONDITION_KEY_CASES call receives: the service as alice, and the world."""
+    service: KeyLedger
+    root: KeyLedger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service, name)
+
+
+@pytest.mark.parametrize(("condition", "allowed", "refused"), CONDITION_KEY_CASES,
+                         ids=[next(iter(next(iter(c[0].values())))) for c in CONDITION_KEY_CASES])
+def test_condition_keys_filled_in_by_the_service(world: World, clock: Clock, condition, allowed, refused) -> None:
+    world.iam(allow(["kms:*"], Condition=condition))
+    world.iam(allow(["kms:*"], Condition=condition), who=world.bob, name="bobs")  # bob: the same policy
+    caller = _AsAlice(world.as_alice(), world.root)
+    allowed(caller, world)
+    if refused == "tomorrow":
+        clock.now = T0 + timedelta(days=2)
+        denied(lambda: allowed(caller, world))
+    else:
+        denied(lambda: refused(caller, world))
+
+
+def test_reencrypt_checks_both_keys_and_records_the_refusing_one(world: World) -> None:
+    caller = world.as_alice()
+    world.iam(allow("kms:ReEncryptFrom", arn(world.key)), allow("kms:ReEncryptTo", arn(world.key2)))
+    out = caller.re_encrypt(world.blob, world.key2, source_encryption_context=EC)
+    assert out.key_id == arn(world.key2)
+    for iam_allows, refusing in (([allow("kms:ReEncryptTo")], world.key),
+                                 ([allow("kms:ReEncryptFrom")], world.key2)):
+        world.iam(*iam_allows)
+        before = head(world.root)
+        error = denied(lambda: caller.re_encrypt(world.blob, world.key2, source_encryption_context=EC))
+        assert f"on resource: {arn(refusing)} " in error.message
+        (record,) = records(world.root, before)
+        assert record.event.key_id == refusing
+
+
+# -- live and replayed decisions agree -----------------------------------------------------
+
+def decision_from(tables: projections.MemoryTables, account: str, principal: str, action: str, key_id: str,
+                  ec: dict[str, str] | None, now: int, request_alias: str | None = None) -> authz.Decision:
+    """The pure evaluator on replayed state, with the condition context the service builds."""
+    state = tables.rows["keys"][key_row(key_id)]
+    found = tables.rows["principals"].get(principal_row(principal))
+    iam_policies = [authz.parse(d, key_policy=False) for d in found.policies.values()] if found else []
+    prefix = f"{key_id}#".encode()
+    grants = [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+              for row, g in sorted(tables.rows["grants"].items()) if row.startswith(prefix)]
+    ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": from_us(now),
+                           "kms:calleraccount": authz.account_of(principal) or "", "kms:keyspec": state.key_spec,
+                           "kms:keyusage": state.key_usage, "kms:keyorigin": state.origin,
+                           "kms:resourcealiases": list(state.aliases)}
+    ctx.update({"aws:resourcetag/" + k.lower(): v for k, v in state.tags.items()})
+    if request_alias:
+        ctx["kms:requestalias"] = request_alias
+    if ec is not None:
+        ctx["kms:encryptionalgorithm"] = "SYMMETRIC_DEFAULT"
+        ctx["kms:encryptioncontextkeys"] = list(ec)
+        ctx.update({"kms:encryptioncontext:" + k.lower(): v for k, v in ec.items()})
+    req = authz.Request(principal, action, arn(key_id), ctx, ec)
+    key_policy = authz.parse(state.policy or authz.default_key_policy(account))
+    return authz.evaluate(req, key_policy=key_policy, iam_policies=iam_policies, grants=grants)
+
+
+def assert_projections_replay(kms: KeyLedger) -> projections.MemoryTables:
+    with kms.store.snapshot() as snap:
+        live = snap.tables()
+        rebuilt = projections.fold(snap.records())
+        report = replay.check(snap)
+    assert report.ok, report.differences
+    for table in ("principals", "grants", "keys"):
+        assert rebuilt.rows[table] == live[table], table
+    return rebuilt
+
+
+def test_decisions_are_the_same_live_and_after_replay(world: World) -> None:
+    root = world.root
+    world.iam(allow(["kms:Encrypt", "kms:DescribeKey"], arn(world.key)))
+    world.iam(deny("kms:DescribeKey"), who=world.bob, name="no-look")
+    root.create_grant(world.key2, world.bob, ["Encrypt"], constraints={"EncryptionContextEquals": EC})
+    root.put_key_policy(world.key2, doc(root_admin(), {"Effect": "Allow", "Principal": {"AWS": world.alice},
+                                                       "Action": "kms:DescribeKey", "Resource": "*"}))
+    root.delete_principal_policy(world.bob, "bobs")
+    root.revoke_grant(world.key, world.grant_id)
+    tables = assert_projections_replay(root)
+    users = (world.alice, world.bob, ROOT)
+    calls = {"kms:Encrypt": lambda s, k, c: s.encrypt(k, b"x", encryption_context=c),
+             "kms:DescribeKey": lambda s, k, c: s.describe_key(k)}
+    seen = set()
+    for principal in users:
+        for key_id in (world.key, world.key2):
+            for action, call in calls.items():
+                for ec in (EC, {"dept": "hr"}):
+                    expected = decision_from(tables, ACCOUNT, principal, action, key_id,
+                                             ec if action == "kms:Encrypt" else None, root.now())
+                    try:
+                        call(root.as_caller(principal), key_id, ec)
+                        live = True
+                    except AccessDeniedException:
+                        live = False
+                    assert live is expected.allowed, (principal, action, key_id, ec, expected.reason)
+                    seen.add(live)
+    assert seen == {True, False}
+    assert_projections_replay(root)
+
+
+# Random histories: policy and grant changes interleaved with calls.
+
+KEY_POLICIES = [
+    lambda u: None,  # the default policy
+    lambda u: doc(root_admin(), {"Effect": "Allow", "Principal": {"AWS": u["alice"]},
+                                 "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*",
+                                 "Condition": {"StringEquals": {"kms:EncryptionContext:dept": "sales"}}}),
+    lambda u: doc(root_admin(["kms:PutKeyPolicy", "kms:CreateGrant", "kms:RevokeGrant", "kms:ListGrants"]),
+                  {"Effect": "Allow", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"}),
+    lambda u: doc(root_admin(), {"Effect": "Deny", "Principal": {"AWS": u["bob"]}, "Action": "kms:*",
+                                 "Resource": "*"}),
+    lambda u: doc(root_admin(), {"Effect": "Allow", "NotPrincipal": {"AWS": u["alice"]},
+                                 "NotAction": "kms:Decrypt", "Resource": "*"}),
+]
+IAM_POLICIES = [
+    doc(allow("kms:Encrypt")),
+    doc(allow(["kms:Decrypt", "kms:DescribeKey"], f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*")),
+    doc(allow("kms:*"), deny("kms:Decrypt", Condition={"StringNotEquals": {"kms:EncryptionContext:dept": "sales"}})),
+    doc(allow("kms:*", Condition={"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:user/b*"}})),
+    doc({"Effect": "Allow", "NotAction": "kms:Encrypt", "Resource": "*"}),
+]
+GRANT_OPS = [["Encrypt"], ["Decrypt", "DescribeKey"], ["Encrypt", "Decrypt"]]
+CONSTRAINTS = [None, {"EncryptionContextSubset": EC}, {"EncryptionContextEquals": EC}]
+CONTEXTS = [{}, EC, {"dept": "hr"}, {**EC, "x": "y"}]
+CALLS = ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey")
+USERS = ("alice", "bob")
+
+changes = st.one_of(
+    st.tuples(st.just("key_policy"), st.integers(0, 1), st.integers(0, len(KEY_POLICIES) - 1)),
+    st.tuples(st.just("iam"), st.sampled_from(USERS), st.integers(0, len(IAM_POLICIES) - 1)),
+    st.tuples(st.just("detach"), st.sampled_from(USERS)),
+    st.tuples(st.just("grant"), st.integers(0, 1), st.sampled_from(USERS), st.integers(0, len(GRANT_OPS) - 1),
+              st.integers(0, len(CONSTRAINTS) - 1)),
+    st.tuples(st.just("retire"), st.integers(0, 7)),
+    st.tuples(st.just("revoke"), st.integers(0, 7)),
+)
+calls = st.tuples(st.just("call"), st.sampled_from((*USERS, "root")), st.integers(0, 1), st.sampled_from(CALLS),
+                  st.integers(0, len(CONTEXTS) - 1), st.booleans())
+# each change is followed by a few calls, so every state of the history is probed
+steps = st.lists(st.tuples(changes, st.lists(calls, min_size=1, max_size=3)), min_size=1, max_size=8).map(
+    lambda pairs: [step for change, probes in pairs for step in (change, *probes)])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=steps)
+def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
+    with tempfile.TemporaryDirectory() as home, \
+            ledger.open(home, durability="relaxed", clock=Clock()) as root:
+        users = {"alice": root.create_user("alice").arn, "bob": root.create_user("bob").arn, "root": ROOT}
+        keys = [root.create_key().key_metadata.key_id for _ in range(2)]
+        root.create_alias("alias/k0", keys[0])
+        blobs = {(k, i): root.encrypt(k, b"p", encryption_context=c).ciphertext_blob
+                 for k in keys for i, c in enumerate(CONTEXTS)}
+        grants: list[tuple[str, str]] = []
+        made_calls: list[tuple[int, str, str, str, dict[str, str], str | None, bool]] = []
+        for step in history:
+            kind = step[0]
+            if kind == "key_policy":
+                document = KEY_POLICIES[step[2]](users) or authz.default_key_policy(ACCOUNT)
+                root.put_key_policy(keys[step[1]], document)
+            elif kind == "iam":
+                root.put_principal_policy(users[step[1]], "p", IAM_POLICIES[step[2]])
+            elif kind == "detach":
+                try:
+                    root.delete_principal_policy(users[step[1]], "p")
+                except NotFoundException:
+                    pass
+            elif kind == "grant":
+                _, k, user, ops, constraint = step
+                g = root.create_grant(keys[k], users[user], GRANT_OPS[ops], constraints=CONSTRAINTS[constraint])
+                grants.append((keys[k], g.grant_id))
+            elif kind in ("retire", "revoke") and grants:
+                key_id, grant_id = grants.pop(step[1] % len(grants))
+                if kind == "retire":
+                    root.retire_grant(key_id=key_id, grant_id=grant_id)
+                else:
+                    root.revoke_grant(key_id, grant_id)
+            elif kind == "call":
+                _, user, k, action, c, by_alias = step
+                service = root.as_caller(users[user])
+                key_input = "alias/k0" if by_alias and k == 0 else keys[k]
+                ec = CONTEXTS[c]
+                seq = head(root)
+                try:
+                    if action == "kms:Encrypt":
+                        service.encrypt(key_input, b"x", encryption_context=ec)
+                    elif action == "kms:Decrypt":
+                        service.decrypt(blobs[(keys[k], c)], encryption_context=ec)
+                    else:
+                        service.describe_key(key_input)
+                    live = True
+                except AccessDeniedException:
+                    live = False
+                alias = "alias/k0" if key_input == "alias/k0" else None
+                made_calls.append((seq, users[user], action, keys[k],
+                                   ec if action != "kms:DescribeKey" else None, alias, live))
+        assert_projections_replay(root)
+        with root.store.snapshot() as snap:
+            for seq, principal, action, key_id, ec, alias, live in made_calls:
+                then, report = replay.state_at(snap, until_seq=seq - 1)
+                assert report.chain_error is None
+                expected = decision_from(then, ACCOUNT, principal, action, key_id, ec, to_us(T0), alias)
+                assert live is expected.allowed, (principal, action, key_id, ec, expected.reason)
+                event(f"{action} {'allowed' if live else 'denied'}: "
+                      f"{re.sub(r'grant [0-9a-f]+', 'a grant', expected.reason.split(' the kms')[0])}")
+                (record,) = snap.records(seq, seq + 1)  # the call's one record: its event, or the refusal
+                assert isinstance(record.event, ev.RequestDenied) is (not live)
+                assert record.principal == principal
