@@ -282,5 +282,7 @@ def key_ids_of(event: Event) -> tuple[str, ...]:
     """The keys an event concerns (for indexes and forensics)."""
     if isinstance(event, ReEncrypted):
         return (event.source_key_id, event.key_id)
+    if isinstance(event, AliasUpdated) and event.previous_key_id != event.key_id:
+        return (event.key_id, event.previous_key_id)  # the alias leaves the previous key
     key_id = getattr(event, "key_id", None)
     return (key_id,) if key_id else ()

@@ -86,7 +86,11 @@ def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
 
 
 def keys_at(snapshot: Any, *, until_seq: int | None = None, until_time: int | None = None) -> list[dict[str, Any]]:
-    tables, _ = replay.state_at(snapshot, until_seq=until_seq, until_time=until_time)
+    tables, report = replay.state_at(snapshot, until_seq=until_seq, until_time=until_time)
+    broken = report.chain_error
+    if broken is not None and (until_seq is None or until_seq >= broken.seq):
+        raise LedgerError(f"the log does not verify at seq {broken.seq} ({broken.reason}): "
+                          "the state there cannot be trusted")
     out = []
     for state in tables.rows["keys"].values():
         out.append({"key_id": state.key_id, "state": state.state, "versions": len(state.versions),
@@ -210,8 +214,12 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
                 report.corpus_failures.append(f"line {i + 1}: names key {key_id} version {version}, "
                                               "which this ledger never had")
                 continue
-            material = crypto.unwrap_material(crypto.unwrap_kek(root, key_id, snapshot.kek(key_id)),
-                                              key_id, version, info.wrapped)
+            try:
+                material = crypto.unwrap_material(crypto.unwrap_kek(root, key_id, snapshot.kek(key_id)),
+                                                  key_id, version, info.wrapped)
+            except LedgerError as exc:
+                report.corpus_failures.append(f"line {i + 1}: {exc}")
+                continue
             materials[(key_id, version)] = material
         try:
             crypto.open_(material, blob, crypto.canonical_context(context))
@@ -220,3 +228,53 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
             continue
         report.corpus_opened += 1
     return report
+
+
+# -- who could? -----------------------------------------------------------------------
+
+def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: str,
+            until_time: int | None = None, encryption_context: dict[str, str] | None = None,
+            ) -> dict[str, Any]:
+    """Who could do `action` with the key at `until_time` (default: now),
+    from the policies, principals and grants replayed to that moment. Each
+    known principal (the account root, every IAM user and role, everyone a
+    key-policy statement or grant names) is evaluated with the same pure
+    evaluator the service uses; a key policy that allows "*" is reported."""
+    from ledger import policy as authz
+
+    tables, report = replay.state_at(snapshot, until_time=until_time)
+    if report.chain_error is not None:
+        raise LedgerError(f"the log does not verify at seq {report.chain_error.seq}")
+    key = tables.rows["keys"].get(key_row(key_id))
+    if key is None:
+        raise LedgerError(f"key {key_id} did not exist at that time")
+    key_policy = authz.parse(key.policy or authz.default_key_policy(account))
+    principals = tables.rows["principals"]
+    grants = [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+              for g in tables.rows["grants"].values() if g.key_id == key_id]
+    candidates = {authz.root_of(account)} | {p.principal for p in principals.values()}
+    candidates |= {g.grantee for g in grants}
+    anyone = False
+    for s in key_policy.statements:
+        for name in s.principals or ():
+            if name == "*":
+                anyone = anyone or s.effect == "Allow"
+            elif name.startswith("arn:"):
+                candidates.add(name)
+    when = datetime.fromtimestamp(until_time / 1_000_000, tz=timezone.utc) if until_time is not None \
+        else datetime.now(timezone.utc)
+    arn = f"arn:aws:kms:{region}:{account}:key/{key_id}"
+    allowed, denied = [], []
+    for principal in sorted(candidates):
+        found = principals.get(principal.encode())
+        iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] if found else []
+        req = authz.Request(principal, action, arn,
+                            authz.request_context(principal, when, key, encryption_context=encryption_context),
+                            encryption_context)
+        decision = authz.evaluate(req, key_policy=key_policy, iam_policies=iam, grants=grants)
+        (allowed if decision.allowed else denied).append({"principal": principal, "reason": decision.reason})
+    return {"key_id": key_id, "action": action, "key_state": key.state,
+            "at": _iso(until_time) if until_time is not None else "now",
+            "anyone": anyone, "allowed": allowed, "denied": denied,
+            "note": "conditions were evaluated with the encryption context given"
+                    + (f" {encryption_context}" if encryption_context else " (none)")}

@@ -246,6 +246,32 @@ class Request:
     encryption_context: Mapping[str, str] | None = None
 
 
+def request_context(principal: str, now: datetime, key: Any = None, *,
+                    encryption_context: Mapping[str, str] | None = None, request_alias: str | None = None,
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The condition keys of a request (lower-cased names). `key` is the
+    key's state (anything with key_spec, key_usage, origin, aliases, tags)."""
+    ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": now,
+                           "kms:calleraccount": account_of(principal) or ""}
+    if key is not None:
+        ctx["kms:keyspec"] = key.key_spec
+        ctx["kms:keyusage"] = key.key_usage
+        ctx["kms:keyorigin"] = key.origin
+        ctx["kms:resourcealiases"] = list(key.aliases)
+        for k, v in key.tags.items():
+            ctx["aws:resourcetag/" + k.lower()] = v
+    if request_alias is not None:
+        ctx["kms:requestalias"] = request_alias
+    if encryption_context is not None:
+        ctx["kms:encryptionalgorithm"] = "SYMMETRIC_DEFAULT"
+        ctx["kms:encryptioncontextkeys"] = list(encryption_context)
+        for k, v in encryption_context.items():
+            ctx["kms:encryptioncontext:" + k.lower()] = v
+    if extra:
+        ctx.update(extra)
+    return ctx
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -436,6 +462,36 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
 
 
 def denial_message(req: Request, decision: Decision) -> str:
-    kind = "User" if ":user/" in req.principal or req.principal.endswith(":root") else "User"
-    return (f"{kind}: {req.principal} is not authorized to perform: {req.action} on resource: "
+    return (f"User: {req.principal} is not authorized to perform: {req.action} on resource: "
             f"{req.resource} {decision.reason}")
+
+
+@dataclass(frozen=True)
+class Match:
+    source: str  # "key policy" | "IAM policy <name>" | "grant <id>"
+    statement: str  # the Sid, or "Statement[i]"
+    effect: str  # Allow | Deny
+    via: str  # "principal" | "account delegation" | "identity" | "grant"
+
+
+def explain(req: Request, *, key_policy: Policy | None, iam_policies: Mapping[str, Policy],
+            grants: Sequence[Grant] = ()) -> tuple[Decision, list[Match]]:
+    """The decision (exactly `evaluate`'s) and every statement and grant
+    that applied to the request: what `keyledger policy simulate` prints."""
+    decision = evaluate(req, key_policy=key_policy, iam_policies=list(iam_policies.values()), grants=grants)
+    matches: list[Match] = []
+    if key_policy is not None:
+        for i, s in enumerate(key_policy.statements):
+            itself, its_account = _key_policy_principal(s, req.principal)
+            if (itself or its_account) and _applies(s, req):
+                matches.append(Match("key policy", s.sid or f"Statement[{i}]", s.effect,
+                                     "principal" if itself else "account delegation"))
+    for name, policy in iam_policies.items():
+        for i, s in enumerate(policy.statements):
+            if _applies(s, req):
+                matches.append(Match(f"IAM policy {name}", s.sid or f"Statement[{i}]", s.effect, "identity"))
+    if key_policy is not None:
+        for grant in grants:
+            if grant_allows(grant, req):
+                matches.append(Match(f"grant {grant.grant_id}", "-", "Allow", "grant"))
+    return decision, matches

@@ -162,26 +162,9 @@ class _Request:
 
     def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,
                    extra: Mapping[str, Any] | None) -> dict[str, Any]:
-        caller = self.svc.caller
-        ctx: dict[str, Any] = {"aws:principalarn": caller, "aws:currenttime": from_us(self.now),
-                               "kms:calleraccount": authz.account_of(caller) or ""}
-        if state is not None:
-            ctx["kms:keyspec"] = state.key_spec
-            ctx["kms:keyusage"] = state.key_usage
-            ctx["kms:keyorigin"] = state.origin
-            ctx["kms:resourcealiases"] = list(state.aliases)
-            for k, v in state.tags.items():
-                ctx["aws:resourcetag/" + k.lower()] = v
-        if self.request_alias is not None:
-            ctx["kms:requestalias"] = self.request_alias
-        if encryption_context is not None:
-            ctx["kms:encryptionalgorithm"] = cmd.SYMMETRIC_DEFAULT
-            ctx["kms:encryptioncontextkeys"] = list(encryption_context)
-            for k, v in encryption_context.items():
-                ctx["kms:encryptioncontext:" + k.lower()] = v
-        if extra:
-            ctx.update(extra)
-        return ctx
+        return authz.request_context(self.svc.caller, from_us(self.now), state,
+                                     encryption_context=encryption_context,
+                                     request_alias=self.request_alias, extra=extra)
 
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,
@@ -816,6 +799,37 @@ class KeyLedger:
             req.emit([ev.MetadataRead("ListKeyPolicies", state.key_id)])
             return r.ListKeyPoliciesResponse(["default"])
         return self._run("ListKeyPolicies", body, key_hint=key_id)
+
+    def simulate_policy(self, principal: str, action: str, *, key_id: str | None = None,
+                        encryption_context: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The decision for `principal` doing `action` (on `key_id`, with
+        `encryption_context`) and every statement or grant that applied:
+        `keyledger policy simulate`. Changes nothing; the query is logged."""
+        def body(req: _Request) -> dict[str, Any]:
+            cmd.check_principal_arn("principal", principal)
+            if not isinstance(action, str) or ":" not in action:
+                raise cmd.ValidationException("action must look like kms:Decrypt")
+            context = cmd.check_context("encryptionContext", encryption_context) \
+                if encryption_context is not None else None
+            req.authorize("iam:SimulatePrincipalPolicy", None, resource=principal)
+            state = req.key(key_id) if key_id is not None else None
+            who = _Request(self.as_caller(principal), req.view, req.operation, req.now, req.request_id)
+            who.request_alias = req.request_alias
+            request = authz.Request(principal, action, req.arn(state.key_id) if state else "*",
+                                    who.conditions(state, context, None), context)
+            found = req.view.get("principals", principal_row(principal))
+            iam = {name: authz.parse(doc, key_policy=False) for name, doc in found.policies.items()} \
+                if found is not None else {}
+            key_policy = authz.parse(state.policy or authz.default_key_policy(self.account)) if state else None
+            decision, matches = authz.explain(request, key_policy=key_policy, iam_policies=iam,
+                                              grants=who.grants(state.key_id) if state else ())
+            req.emit([ev.MetadataRead("SimulatePrincipalPolicy", state.key_id if state else None)])
+            return {"Principal": principal, "Action": action, "Resource": request.resource,
+                    "Decision": "allowed" if decision.allowed else "denied",
+                    "Reason": decision.reason,
+                    "MatchedStatements": [{"Source": m.source, "Statement": m.statement, "Effect": m.effect,
+                                           "Via": m.via} for m in matches]}
+        return self._run("SimulatePrincipalPolicy", body, key_hint=key_id)
 
     # -- grants -------------------------------------------------------------------
 

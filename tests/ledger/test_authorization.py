@@ -214,6 +214,8 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                                   lambda s, w: s.list_principal_policies(w.bob), lambda w: w.bob),
     "get_principal_policy": Op("GetUserPolicy", ("iam:GetUserPolicy",), None,
                                lambda s, w: s.get_principal_policy(w.bob, "bobs"), lambda w: w.bob),
+    "simulate_policy": Op("SimulatePrincipalPolicy", ("iam:SimulatePrincipalPolicy",), None,
+                          lambda s, w: s.simulate_policy(w.bob, "kms:Encrypt"), lambda w: w.bob),
     "record_access_key": Op("CreateAccessKey", ("iam:CreateAccessKey",), None,
                             lambda s, w: s.record_access_key(w.bob, "AKIAIOSFODNN7EXAMPLE"), lambda w: w.bob),
     "encrypt": Op("Encrypt", ("kms:Encrypt",), "key",
