@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cli import admin, data, demo, iam, keys, policies, replay
+from cli import admin, data, demo, iam, keys, policies, policy_sim, replay
 from cli.context import PRINCIPAL_ENV, Settings, check_principal
 from cli.output import OUTPUT_FORMATS
 
@@ -53,6 +53,6 @@ def main(ctx: click.Context, home: Path | None, region: str | None, account: str
                        output=output, query=query, principal=principal)
 
 
-for _module in (admin, keys, data, policies, iam, replay, demo):
+for _module in (admin, keys, data, policies, policy_sim, iam, replay, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -109,7 +109,7 @@ EXPECTED = {
     "encrypt", "decrypt", "re-encrypt", "generate-data-key", "generate-data-key-without-plaintext",
     "generate-random", "init", "rotate-due", "replay", "demo",
     "put-key-policy", "get-key-policy", "list-key-policies", "create-grant", "list-grants",
-    "list-retirable-grants", "retire-grant", "revoke-grant", "iam",
+    "list-retirable-grants", "retire-grant", "revoke-grant", "iam", "policy",
 }
 
 

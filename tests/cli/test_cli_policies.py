@@ -296,3 +296,23 @@ def test_every_policy_command_is_registered_and_has_help(command: click.Command)
 def test_create_key_help_names_the_policy_options() -> None:
     result = CliRunner().invoke(main, ["create-key", "--help"])
     assert "--policy" in result.stdout and "--bypass-policy-lockout-safety-check" in result.stdout
+
+
+def test_policy_simulate_prints_the_decision_and_its_statements(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    runner = CliRunner()
+    home = str(tmp_path / "sim")
+    key = runner.invoke(main, ["--home", home, "create-key", "--query", "KeyMetadata.KeyId",
+                               "--output", "text"]).output.strip()
+    assert runner.invoke(main, ["--home", home, "iam", "create-user", "--user-name", "bob"]).exit_code == 0
+    result = runner.invoke(main, ["--home", home, "policy", "simulate", "--principal-arn",
+                                  "arn:aws:iam::111122223333:user/bob", "--action", "kms:Decrypt",
+                                  "--key-id", key, "--encryption-context", "app=orders"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["Decision"] == "denied"
+    assert out["MatchedStatements"] == [{"Source": "key policy", "Statement": "Enable IAM User Permissions",
+                                         "Effect": "Allow", "Via": "account delegation"}]

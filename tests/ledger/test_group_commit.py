@@ -1,0 +1,288 @@
+"""The writer path: group commit, per-item isolation, relaxed mode, map growth.
+
+Commits are counted by wrapping the store's `_run` (one call = one write
+transaction) on the instance. To make "commits were shared" a fact rather
+than a race, the first transaction is held open until every other caller
+has queued behind it; nothing here asserts on timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+
+import ledger
+import projections
+from ledger import events as ev
+from ledger.store import Store
+from projections import replay
+
+THREADS = 32
+PER_THREAD = 8
+
+
+def verify_chain(snap) -> int:
+    """Dense seq, prev_hash links, hash = SHA-256(prev || body), and the
+    stored head names the last record. Returns the record count."""
+    prev, n = ev.GENESIS_HASH, 0
+    for raw in snap.raw_records():
+        assert raw.seq == n, f"seq gap at {n}"
+        assert raw.prev_hash == prev, f"broken link at {n}"
+        assert hashlib.sha256(prev + raw.body).digest() == raw.hash, f"bad hash at {n}"
+        prev, n = raw.hash, n + 1
+    head = snap.head()
+    assert (head.seq, head.hash) == (n, prev), "the head does not name the last record"
+    return n
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+class CommitCounter:
+    """Wraps Store._run: records each write transaction's batch size; the
+    first one can be held until `hold_until()` is true."""
+
+    def __init__(self, store: Store, hold_until=None) -> None:
+        self.store, self.real, self.hold_until = store, store._run, hold_until
+        self.batches: list[int] = []
+        self.held = False
+        store._run = self
+
+    def __call__(self, batch) -> None:
+        if self.hold_until is not None and not self.held:
+            self.held = True
+            self.held_ok = wait_for(self.hold_until)
+        self.real(batch)
+        self.batches.append(len(batch))
+
+
+def append_work(label: str, n: int = 1, *, fail: bool = False, kek: str | None = None):
+    """A work item appending `n` records (request id `label`); if `fail`,
+    it raises after appending (and after writing a KEK row)."""
+    def work(view):
+        view.append([ev.RandomGenerated(i + 1) for i in range(n)], operation="Test",
+                    principal="tester", request_id=label, time=1_000_000)
+        if kek is not None:
+            view.put_kek(kek, b"wrapped:" + label.encode())
+        if fail:
+            raise ValueError(f"{label} fails after appending")
+        return view.head.seq
+    return work
+
+
+def test_concurrent_encrypts_share_commits(tmp_path):
+    kms = ledger.open(tmp_path, durability="durable")
+    try:
+        key_id = kms.create_key().key_metadata.key_id
+        before = kms.store.head().seq
+        counter = CommitCounter(kms.store, hold_until=lambda: len(kms.store._queue) >= THREADS - 1)
+        start = threading.Barrier(THREADS)
+        results: dict[int, list[tuple[bytes, bytes]]] = {}
+        errors: list[BaseException] = []
+
+        def client(n: int) -> None:
+            try:
+                start.wait()
+                mine = []
+                for i in range(PER_THREAD):
+                    plaintext = f"thread {n} message {i}".encode()
+                    blob = kms.encrypt(key_id, plaintext, encryption_context={"t": str(n)}).ciphertext_blob
+                    mine.append((blob, plaintext))
+                results[n] = mine
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert counter.held_ok, "the other callers never queued behind the first commit"
+        requests = THREADS * PER_THREAD
+        assert sum(len(v) for v in results.values()) == requests
+
+        # exactly their records, dense, chained, folded
+        with kms.store.snapshot() as snap:
+            total = verify_chain(snap)
+            assert replay.check(snap).ok
+            new = list(snap.records(before))
+        assert total - before == requests == len(new)
+        assert all(isinstance(r.event, ev.Encrypted) for r in new)
+        digests = {hashlib.sha256(blob).digest() for mine in results.values() for blob, _ in mine}
+        assert {r.event.ciphertext_digest for r in new} == digests
+        assert len({r.request_id for r in new}) == requests
+
+        # commits were shared: fewer write transactions than requests
+        assert sum(counter.batches) == requests
+        assert len(counter.batches) < requests
+        assert counter.batches[1] >= THREADS - 1  # everyone who queued behind the held commit
+        usage = kms.store.get("usage", projections.usage_row(key_id, 1))
+        assert usage.encrypt == requests
+
+        for n, mine in results.items():
+            blob, plaintext = mine[n % PER_THREAD]
+            assert kms.decrypt(blob, encryption_context={"t": str(n)}).plaintext == plaintext
+    finally:
+        kms.close()
+
+
+def test_a_failing_item_leaves_the_rest_of_its_batch_alone(tmp_path):
+    store = Store(str(tmp_path), durability="durable")
+    try:
+        gate = threading.Event()
+
+        def blocker(view):  # holds the write transaction until the others have queued
+            assert gate.wait(30)
+            return append_work("blocker")(view)
+
+        good = [append_work(f"good-{i}", n=2, kek=f"good-{i}") for i in range(6)]
+        bad = [append_work(f"bad-{i}", n=3, fail=True, kek=f"bad-{i}") for i in range(3)]
+        items = [good[0], bad[0], good[1], good[2], bad[1], good[3], good[4], bad[2], good[5]]
+        counter = CommitCounter(store)
+        outcomes: dict[int, object] = {}
+
+        def call(i, fn):
+            try:
+                outcomes[i] = ("ok", store.submit(fn))
+            except BaseException as exc:
+                outcomes[i] = ("error", exc)
+
+        first = threading.Thread(target=call, args=(-1, blocker))
+        first.start()
+        assert wait_for(lambda: store._leading)
+        threads = []
+        for i, fn in enumerate(items):  # queued in this order behind the blocker
+            threads.append(threading.Thread(target=call, args=(i, fn)))
+            threads[-1].start()
+            assert wait_for(lambda: len(store._queue) == i + 1)
+        gate.set()
+        for t in [first, *threads]:
+            t.join()
+
+        assert counter.batches == [1, len(items)]  # the nine items shared one transaction
+        for i, fn in enumerate(items):
+            kind, value = outcomes[i]
+            if fn in bad:
+                assert kind == "error" and isinstance(value, ValueError), value
+            else:
+                assert kind == "ok", value
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == 1 + 2 * len(good)
+            assert replay.check(snap).ok
+            ids = [r.request_id for r in snap.records()]
+            assert ids == ["blocker"] + [f"good-{i}" for i in range(6) for _ in range(2)]
+            assert [r.seq for r in snap.records()] == list(range(len(ids)))
+        for i in range(6):
+            assert store.kek(f"good-{i}") == f"wrapped:good-{i}".encode()
+        for i in range(3):
+            assert store.kek(f"bad-{i}") is None  # its other writes went with it
+
+        # the same isolation through submit_many (one commit for the list)
+        outcomes_many = store.submit_many([append_work("m-ok"), append_work("m-bad", fail=True),
+                                           append_work("m-ok-2")])
+        assert [error is None for _, error in outcomes_many] == [True, False, True]
+        assert isinstance(outcomes_many[1][1], ValueError)
+        assert counter.batches[-1] == 3
+        with store.snapshot() as snap:
+            assert [r.request_id for r in snap.records(13)] == ["m-ok", "m-ok-2"]
+            verify_chain(snap)
+            assert replay.check(snap).ok
+    finally:
+        store.close()
+
+
+class CountingEnv:
+    """Delegates to the LMDB environment, counting sync() calls."""
+
+    def __init__(self, env) -> None:
+        self._env = env
+        self.syncs = 0
+
+    def sync(self, force: bool = False) -> None:
+        self.syncs += 1
+        self._env.sync(force)
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+
+def test_relaxed_mode_syncs_periodically_and_survives_a_clean_close(tmp_path):
+    kms = ledger.open(tmp_path, durability="relaxed", sync_interval=0.02)
+    try:
+        env = kms.store.env = CountingEnv(kms.store.env)
+        syncer = kms.store._syncer
+        assert syncer is not None and syncer.is_alive()
+        assert env.flags()["sync"] is False  # commits are not synced one by one
+        key_id = kms.create_key().key_metadata.key_id
+        blobs = [(kms.encrypt(key_id, f"relaxed {i}".encode()).ciphertext_blob, f"relaxed {i}".encode())
+                 for i in range(50)]
+        # commits themselves do not sync; the background thread does, repeatedly
+        assert wait_for(lambda: env.syncs >= 3), "the periodic sync never ran"
+        with kms.store.snapshot() as snap:
+            count = verify_chain(snap)
+    finally:
+        kms.close()
+    assert not syncer.is_alive()  # close stops it
+
+    with ledger.open(tmp_path, durability="durable") as kms:
+        with kms.store.snapshot() as snap:
+            assert verify_chain(snap) == count
+            assert replay.check(snap).ok
+        for blob, plaintext in blobs:
+            assert kms.decrypt(blob).plaintext == plaintext
+
+
+def test_durable_commits_do_not_need_the_sync_thread(tmp_path):
+    store = Store(str(tmp_path), durability="durable")
+    try:
+        assert store._syncer is None
+        assert store.env.flags()["sync"] is True
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("batch", [50, 4000])  # 4000: all in one commit
+def test_the_map_grows_by_itself(tmp_path, batch):
+    """From a 256 KiB map: many small commits (grown before a commit) or one
+    commit too big for the map (MapFullError, grown, the batch retried)."""
+    small = 256 << 10
+    total = 4000
+    store = Store(str(tmp_path), durability="relaxed", map_size=small)
+    attempts = []
+    real_run = store._run
+
+    def counting_run(works):
+        attempts.append(len(works))
+        real_run(works)
+
+    store._run = counting_run
+    try:
+        for start in range(0, total, batch):
+            store.submit(append_work(f"grow-{start}", n=batch))
+        assert store.env.info()["map_size"] > small
+        if batch == total:  # the one transaction hit the end of the map and was retried
+            assert len(attempts) > 1
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == total
+            assert replay.check(snap).ok
+    finally:
+        store.close()
+    # and it reopens (even asked for the small map again) with everything in it
+    store = Store(str(tmp_path), durability="relaxed", map_size=small)
+    try:
+        assert store.head().seq == total
+        store.submit(append_work("after reopen", n=10))
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == total + 10
+    finally:
+        store.close()

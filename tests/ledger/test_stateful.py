@@ -1,0 +1,580 @@
+"""A history of operations against a model of what AWS KMS would say.
+
+The state machine drives a real ledger (LMDB in a temp dir, injected clock)
+through key creation, enable/disable, on-demand and automatic rotation
+(clock jumps past the period), aliases, encrypt / re-encrypt / data keys,
+scheduled and cancelled deletion, clock jumps past the deletion window,
+the sweep, and close/reopen, while a plain-Python model says what must be
+true. After every step:
+
+- the hash chain verifies record by record and ends at the stored head;
+- `replay.check` passes and `fold(evolve, log)` equals the live tables;
+- every KEK row exists exactly for the keys the projection has not deleted;
+- every ciphertext ever produced decrypts to its plaintext when its key is
+  Enabled, and otherwise fails with exactly the error AWS gives
+  (DisabledException / KMSInvalidStateException / NotFoundException);
+- ListKeyRotations, ListAliases and the key projection match the model.
+
+Automatic rotation and deletion are lazy in the ledger (applied when a key
+is touched, or by the sweep); the model applies them eagerly at every step.
+The two must be indistinguishable through the API, so right after a clock
+jump the checks that touch keys are skipped once: the next operation then
+meets the lazy state first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule,
+)
+
+import ledger
+import projections
+from ledger import crypto
+from ledger import events as ev
+from ledger.errors import (
+    AlreadyExistsException, DisabledException, KMSInvalidStateException,
+    LimitExceededException, NotFoundException,
+)
+from ledger.service import from_us, to_us
+from projections import replay
+
+DAY = 86_400 * 1_000_000
+START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+ALIASES = ("alias/orders", "alias/billing", "alias/team/a-1")
+FORMS = ("id", "arn")
+LAZY_RULES = 2  # after a clock jump, this many rules run before the checks touch every key
+
+contexts = st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=6), max_size=3)
+plaintexts = st.binary(min_size=1, max_size=4096)
+
+
+class Clock:
+    """The injected clock: only the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    @property
+    def us(self) -> int:
+        return to_us(self.now)
+
+
+def verify_chain(snap) -> int:
+    """Dense seq, prev_hash links, hash = SHA-256(prev || body), and the
+    stored head names the last record. Returns the record count."""
+    prev, n = ev.GENESIS_HASH, 0
+    for raw in snap.raw_records():
+        assert raw.seq == n, f"seq gap at {n}"
+        assert raw.prev_hash == prev, f"broken link at {n}"
+        assert hashlib.sha256(prev + raw.body).digest() == raw.hash, f"bad hash at {n}"
+        assert ev.decode(raw.body).seq == n
+        prev, n = raw.hash, n + 1
+    head = snap.head()
+    assert (head.seq, head.hash) == (n, prev), "the head does not name the last record"
+    return n
+
+
+@dataclass
+class ModelKey:
+    key_id: str
+    created: int
+    state: str = "Enabled"
+    state_changed: int = 0
+    rotation_enabled: bool = False
+    period: int | None = None
+    anchor: int | None = None
+    rotations: list[tuple[str, int]] = field(default_factory=list)  # (type, date) of versions 2..
+    on_demand: int = 0
+    deletion_date: int | None = None
+
+    @property
+    def versions(self) -> int:
+        return 1 + len(self.rotations)
+
+    def error(self) -> type[Exception] | None:
+        """What a data-plane request on this key fails with, if anything."""
+        return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException,
+                "Disabled": DisabledException, "Enabled": None}[self.state]
+
+
+@dataclass
+class Ct:
+    blob: bytes
+    plaintext: bytes
+    context: dict[str, str]
+    key_id: str
+    version: int
+
+
+def expect(error: type[Exception] | None, call, *args, **kwargs):
+    """Call, and insist on exactly `error` (or on success when None)."""
+    if error is None:
+        return call(*args, **kwargs)
+    with pytest.raises(Exception) as info:
+        call(*args, **kwargs)
+    assert type(info.value) is error, f"expected {error.__name__}, got {info.value!r}"
+    return None
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    keys = Bundle("keys")
+    ciphertexts = Bundle("ciphertexts")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.home = tempfile.mkdtemp(prefix="kl-stateful-")
+        self.clock = Clock()
+        self.kms = self._open()
+        self.model: dict[str, ModelKey] = {}
+        self.aliases: dict[str, str] = {}  # alias name -> key id
+        self.cts: list[Ct] = []
+        self.lazy = 0  # rules left to run on the lazy state a clock jump left
+
+    def _open(self) -> ledger.KeyLedger:
+        return ledger.open(self.home, durability="relaxed", clock=self.clock)
+
+    def teardown(self) -> None:
+        try:
+            self.kms.close()
+            # Hypothesis calls teardown in a `finally`: check only after a run
+            # that passed, so a failing step is reported as itself.
+            if sys.exc_info()[0] is None:
+                # one last time from a fresh open: nothing lived only in memory
+                self.kms = self._open()
+                self.check_log_and_projections()
+                self.check_through_the_api()
+        finally:
+            self.kms.close()
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    # -- the model ----------------------------------------------------------
+
+    def settle(self) -> None:
+        """Apply, at the current time, every automatic rotation and deletion
+        that has fallen due (what the ledger does lazily on touch)."""
+        now = self.clock.us
+        for k in self.model.values():
+            if k.state == "Enabled" and k.rotation_enabled:
+                due = k.anchor + k.period * DAY
+                while due <= now:
+                    effective = max(due, k.state_changed)
+                    k.rotations.append(("AUTOMATIC", effective))
+                    k.anchor = effective
+                    due = effective + k.period * DAY
+            if k.state == "PendingDeletion" and k.deletion_date <= now:
+                k.state, k.state_changed = "Deleted", now
+                for name in [a for a, kid in self.aliases.items() if kid == k.key_id]:
+                    del self.aliases[name]
+
+    def step(self) -> int:
+        """Every request happens a second after the previous one."""
+        self.clock.advance(seconds=1)
+        self.settle()
+        return self.clock.us
+
+    def set_state(self, k: ModelKey, state: str, now: int) -> None:
+        if k.state != state:
+            k.state, k.state_changed = state, now
+
+    def ref(self, key_id: str, form: str) -> str:
+        return key_id if form == "id" else f"arn:aws:kms:us-east-1:111122223333:key/{key_id}"
+
+    def lifecycle_error(self, k: ModelKey) -> type[Exception] | None:
+        """Control-plane calls refused for deleted and pending keys."""
+        return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException}.get(k.state)
+
+    # -- keys -----------------------------------------------------------------
+
+    @initialize(target=keys)
+    def first_key(self):
+        return self._create_key()
+
+    def _create_key(self) -> str:
+        now = self.step()
+        meta = self.kms.create_key(description="model").key_metadata
+        assert meta.key_state == "Enabled" and meta.enabled
+        self.model[meta.key_id] = ModelKey(meta.key_id, created=now, state_changed=now)
+        return meta.key_id
+
+    @rule(target=keys)
+    def create_key(self):
+        return self._create_key()
+
+    @rule(key_id=keys, form=st.sampled_from(FORMS))
+    def enable_key(self, key_id, form):
+        now, k = self.step(), self.model[key_id]
+        error = self.lifecycle_error(k)
+        expect(error, self.kms.enable_key, self.ref(key_id, form))
+        if error is None:
+            self.set_state(k, "Enabled", now)
+
+    @rule(key_id=keys, form=st.sampled_from(FORMS))
+    def disable_key(self, key_id, form):
+        now, k = self.step(), self.model[key_id]
+        error = self.lifecycle_error(k)
+        expect(error, self.kms.disable_key, self.ref(key_id, form))
+        if error is None:
+            self.set_state(k, "Disabled", now)
+
+    @rule(key_id=keys)
+    def describe_key(self, key_id):
+        self.step()
+        k = self.model[key_id]
+        if k.state == "Deleted":
+            expect(NotFoundException, self.kms.describe_key, key_id)
+            return
+        meta = self.kms.describe_key(key_id).key_metadata
+        assert meta.key_state == k.state
+        assert meta.enabled == (k.state == "Enabled")
+        assert meta.creation_date == from_us(k.created)
+        expected_deletion = from_us(k.deletion_date) if k.state == "PendingDeletion" else None
+        assert meta.deletion_date == expected_deletion
+
+    # -- rotation -------------------------------------------------------------
+
+    @rule(key_id=keys)
+    def rotate_on_demand(self, key_id):
+        now, k = self.step(), self.model[key_id]
+        error = k.error() or (LimitExceededException if k.on_demand >= 10 else None)
+        expect(error, self.kms.rotate_key_on_demand, key_id)
+        if error is None:
+            k.rotations.append(("ON_DEMAND", now))
+            k.on_demand += 1
+
+    @rule(key_id=keys, period=st.integers(90, 2560), jump=st.booleans(),
+          extra_hours=st.integers(0, 24 * 400))
+    def enable_rotation(self, key_id, period, jump, extra_hours):
+        """EnableKeyRotation, and (if `jump`) move the clock past the next
+        automatic rotation date, possibly past several."""
+        now, k = self.step(), self.model[key_id]
+        error = k.error()
+        expect(error, self.kms.enable_key_rotation, key_id, rotation_period_in_days=period)
+        if error is None:
+            if not k.rotation_enabled:
+                k.anchor = now
+            k.rotation_enabled, k.period = True, period
+            # a shorter period can put the next date in the past already:
+            # the status request (same instant) then performs that rotation
+            self.settle()
+            status = self.kms.get_key_rotation_status(key_id)
+            assert status.key_rotation_enabled and status.rotation_period_in_days == period
+            assert status.next_rotation_date == from_us(k.anchor + period * DAY)
+        if jump and k.rotation_enabled and k.state == "Enabled":
+            target = k.anchor + k.period * DAY + extra_hours * 3_600_000_000
+            self.clock.advance(microseconds=max(0, target - self.clock.us))
+            self.lazy = LAZY_RULES
+
+    @rule(key_id=keys)
+    def disable_rotation(self, key_id):
+        self.step()
+        k = self.model[key_id]
+        error = k.error()
+        expect(error, self.kms.disable_key_rotation, key_id)
+        if error is None:
+            k.rotation_enabled, k.anchor = False, None
+
+    @rule(days=st.integers(0, 40), seconds=st.integers(0, 86_400))
+    def advance_clock(self, days, seconds):
+        self.clock.advance(days=days, seconds=seconds)
+        self.lazy = LAZY_RULES
+
+    @rule()
+    def sweep(self):
+        """rotate-due: afterwards every projection row is exactly the model."""
+        self.step()
+        self.kms.rotate_due()
+        self.check_projection_against_model()
+        listed = {e.key_id for e in self.kms.list_keys(limit=1000).keys}
+        assert listed == {k.key_id for k in self.model.values() if k.state != "Deleted"}
+        listed = {a.alias_name: a.target_key_id for a in self.kms.list_aliases().aliases}
+        assert listed == self.aliases
+
+    # -- aliases --------------------------------------------------------------
+
+    @rule(name=st.sampled_from(ALIASES), key_id=keys, form=st.sampled_from(FORMS))
+    def create_alias(self, name, key_id, form):
+        self.step()
+        k = self.model[key_id]
+        if k.state == "Deleted":
+            error = NotFoundException
+        elif name in self.aliases:
+            error = AlreadyExistsException
+        else:
+            error = self.lifecycle_error(k)
+        expect(error, self.kms.create_alias, name, self.ref(key_id, form))
+        if error is None:
+            self.aliases[name] = key_id
+
+    @rule(name=st.sampled_from(ALIASES), key_id=keys, form=st.sampled_from(FORMS))
+    def update_alias(self, name, key_id, form):
+        self.step()
+        k = self.model[key_id]
+        if k.state == "Deleted" or name not in self.aliases:
+            error = NotFoundException
+        else:
+            error = self.lifecycle_error(k)
+        expect(error, self.kms.update_alias, name, self.ref(key_id, form))
+        if error is None:
+            self.aliases[name] = key_id
+
+    @rule(name=st.sampled_from(ALIASES))
+    def delete_alias(self, name):
+        self.step()
+        error = None if name in self.aliases else NotFoundException
+        expect(error, self.kms.delete_alias, name)
+        if error is None:
+            del self.aliases[name]
+
+    # -- data plane -----------------------------------------------------------
+
+    def _encrypt(self, ref: str, key_id: str | None, plaintext: bytes, context: dict[str, str]):
+        k = self.model.get(key_id) if key_id else None
+        error = NotFoundException if k is None else k.error()
+        resp = expect(error, self.kms.encrypt, ref, plaintext, encryption_context=context)
+        if error is not None:
+            return None
+        assert resp.key_id == self.ref(key_id, "arn")
+        assert crypto.parse_header(resp.ciphertext_blob) == (key_id, k.versions)
+        ct = Ct(resp.ciphertext_blob, plaintext, context, key_id, k.versions)
+        self.cts.append(ct)
+        return ct
+
+    @rule(target=ciphertexts, key_id=keys, form=st.sampled_from(FORMS), plaintext=plaintexts,
+          context=contexts)
+    def encrypt(self, key_id, form, plaintext, context):
+        self.step()
+        ct = self._encrypt(self.ref(key_id, form), key_id, plaintext, context)
+        return ct if ct is not None else multiple()
+
+    @rule(target=ciphertexts, name=st.sampled_from(ALIASES), as_arn=st.booleans(),
+          plaintext=plaintexts, context=contexts)
+    def encrypt_by_alias(self, name, as_arn, plaintext, context):
+        self.step()
+        ref = f"arn:aws:kms:us-east-1:111122223333:{name}" if as_arn else name
+        ct = self._encrypt(ref, self.aliases.get(name), plaintext, context)
+        return ct if ct is not None else multiple()
+
+    @rule(target=ciphertexts, key_id=keys, context=contexts)
+    def generate_data_key(self, key_id, context):
+        self.step()
+        k = self.model[key_id]
+        error = k.error()
+        resp = expect(error, self.kms.generate_data_key, key_id, encryption_context=context,
+                      key_spec="AES_256")
+        if error is not None:
+            return multiple()
+        assert len(resp.plaintext) == 32
+        ct = Ct(resp.ciphertext_blob, resp.plaintext, context, key_id, k.versions)
+        self.cts.append(ct)
+        return ct
+
+    @rule(target=ciphertexts, source=ciphertexts, key_id=keys, form=st.sampled_from(FORMS),
+          context=contexts)
+    def re_encrypt(self, source, key_id, form, context):
+        self.step()
+        src, dst = self.model[source.key_id], self.model[key_id]
+        error = src.error() or dst.error()
+        resp = expect(error, self.kms.re_encrypt, source.blob, self.ref(key_id, form),
+                      source_encryption_context=source.context, destination_encryption_context=context)
+        if error is not None:
+            return multiple()
+        assert resp.source_key_id == self.ref(source.key_id, "arn")
+        assert resp.key_id == self.ref(key_id, "arn")
+        assert crypto.parse_header(resp.ciphertext_blob) == (key_id, dst.versions)
+        ct = Ct(resp.ciphertext_blob, source.plaintext, context, key_id, dst.versions)
+        self.cts.append(ct)
+        return ct
+
+    # -- deletion -------------------------------------------------------------
+
+    @rule(key_id=keys, days=st.integers(7, 30))
+    def schedule_deletion(self, key_id, days):
+        now, k = self.step(), self.model[key_id]
+        error = self.lifecycle_error(k)
+        resp = expect(error, self.kms.schedule_key_deletion, key_id, pending_window_in_days=days)
+        if error is None:
+            assert resp.deletion_date == from_us(now + days * DAY)
+            assert resp.key_state == "PendingDeletion"
+            self.set_state(k, "PendingDeletion", now)
+            k.deletion_date = now + days * DAY
+
+    @rule(key_id=keys)
+    def cancel_deletion(self, key_id):
+        now, k = self.step(), self.model[key_id]
+        if k.state == "Deleted":
+            error = NotFoundException
+        elif k.state != "PendingDeletion":
+            error = KMSInvalidStateException
+        else:
+            error = None
+        expect(error, self.kms.cancel_key_deletion, key_id)
+        if error is None:
+            self.set_state(k, "Disabled", now)
+            k.deletion_date = None
+
+    @precondition(lambda self: any(k.state == "PendingDeletion" for k in self.model.values()))
+    @rule(data=st.data(), extra_seconds=st.integers(0, 86_400 * 3))
+    def advance_past_deletion(self, data, extra_seconds):
+        pending = sorted(k.key_id for k in self.model.values() if k.state == "PendingDeletion")
+        k = self.model[data.draw(st.sampled_from(pending))]
+        self.clock.advance(microseconds=max(0, k.deletion_date - self.clock.us) + extra_seconds * 1_000_000)
+        self.lazy = LAZY_RULES
+
+    # -- restarts -------------------------------------------------------------
+
+    @rule()
+    def close_and_reopen(self):
+        self.kms.close()
+        self.kms = self._open()
+
+    # -- what must hold after every step -------------------------------------
+
+    @invariant()
+    def log_and_projections_agree(self):
+        self.check_log_and_projections()
+
+    @invariant()
+    def api_agrees_with_model(self):
+        if self.lazy:  # leave the lazy state for the next rules to meet
+            self.lazy -= 1
+            return
+        self.check_through_the_api()
+
+    def check_log_and_projections(self) -> None:
+        store = self.kms.store
+        with store.snapshot() as snap:
+            count = verify_chain(snap)
+            report = replay.check(snap)
+            assert report.ok, (report.chain_error, report.differences)
+            assert report.records == count
+            live = snap.tables()
+            assert projections.fold(snap.records()).rows == live
+        # the same through the store's own reader (a separate read transaction)
+        assert projections.fold(store.records()).rows == live
+        # a KEK row exists exactly for the keys the log has not deleted
+        for row, state in live["keys"].items():
+            has_kek = store.kek(state.key_id) is not None
+            assert has_kek == (state.state != "Deleted"), (state.key_id, state.state)
+        # alias rows and the keys' alias lists say the same thing
+        by_key: dict[str, set[str]] = {}
+        for row, alias in live["aliases"].items():
+            by_key.setdefault(alias.key_id, set()).add(alias.alias_name)
+        for state in live["keys"].values():
+            assert len(state.aliases) == len(set(state.aliases)), state.aliases
+            assert set(state.aliases) == by_key.get(state.key_id, set())
+
+    def check_through_the_api(self) -> None:
+        """Touches every key (decrypts, lists): afterwards nothing is lazy."""
+        self.settle()
+        for ct in self.cts:
+            k = self.model[ct.key_id]
+            # the same context in another order must decrypt just the same
+            shuffled = dict(reversed(list(ct.context.items())))
+            resp = expect(k.error(), self.kms.decrypt, ct.blob, encryption_context=shuffled)
+            if resp is not None:
+                assert resp.plaintext == ct.plaintext
+                assert resp.key_id == self.ref(ct.key_id, "arn")
+        for key_id, k in self.model.items():
+            if k.state == "Deleted":
+                expect(NotFoundException, self.kms.list_key_rotations, key_id)
+                continue
+            rotations = self.kms.list_key_rotations(key_id).rotations
+            assert [(x.rotation_type, x.rotation_date) for x in rotations] == \
+                [(t, from_us(d)) for t, d in k.rotations]
+            names = [a.alias_name for a in self.kms.list_aliases(key_id=key_id).aliases]
+            assert sorted(names) == sorted(a for a, kid in self.aliases.items() if kid == key_id)
+        self.check_projection_against_model()
+
+    def check_projection_against_model(self) -> None:
+        with self.kms.store.snapshot() as snap:
+            live = snap.tables()
+        assert {a.alias_name: a.key_id for a in live["aliases"].values()} == self.aliases
+        assert {s.key_id for s in live["keys"].values()} == set(self.model)
+        for state in live["keys"].values():
+            k = self.model[state.key_id]
+            assert state.state == k.state, (state.key_id, state.state, k.state)
+            assert len(state.versions) == k.versions
+            assert [(v.rotation_type, v.created) for v in state.versions[1:]] == k.rotations
+            assert state.on_demand_rotations == k.on_demand
+            assert state.rotation_enabled == k.rotation_enabled
+            if k.rotation_enabled:
+                assert (state.rotation_period_days, state.rotation_anchor) == (k.period, k.anchor)
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much],
+)
+TestLedgerMachine = LedgerMachine.TestCase
+
+
+# -- regressions the machine found (kept as plain tests so they always run) --
+
+def _ledger(tmp_path, clock=None):
+    return ledger.open(tmp_path, durability="relaxed", clock=clock or Clock())
+
+
+def test_sweep_that_deletes_a_key_succeeds(tmp_path):
+    """rotate_due() raised NotFoundException for the key it had just deleted
+    (and stopped sweeping the keys after it)."""
+    clock = Clock()
+    with _ledger(tmp_path, clock) as kms:
+        doomed = [kms.create_key().key_metadata.key_id for _ in range(3)]
+        for key_id in doomed:
+            kms.schedule_key_deletion(key_id, pending_window_in_days=7)
+        clock.advance(days=7, seconds=1)
+        assert kms.rotate_due() == {"rotated": 0, "deleted": 3}
+        for key_id in doomed:
+            assert kms.store.kek(key_id) is None
+        assert kms.rotate_due() == {"rotated": 0, "deleted": 0}
+
+
+def test_update_alias_to_the_key_it_names_keeps_one_entry(tmp_path):
+    """UpdateAlias to the same key listed the alias twice for that key."""
+    with _ledger(tmp_path) as kms:
+        key_id = kms.create_key().key_metadata.key_id
+        kms.create_alias("alias/same", key_id)
+        kms.update_alias("alias/same", key_id)
+        names = [a.alias_name for a in kms.list_aliases(key_id=key_id).aliases]
+        assert names == ["alias/same"]
+        with kms.store.snapshot() as snap:
+            assert replay.check(snap).ok
+
+
+def test_alias_of_a_key_past_its_deletion_date_is_gone(tmp_path):
+    """Deletion is applied lazily; an alias operation must still see the
+    alias of a key whose window has passed as deleted with the key, not
+    refuse to create it (AlreadyExists) or re-point it (UpdateAlias)."""
+    clock = Clock()
+    with _ledger(tmp_path, clock) as kms:
+        old = kms.create_key().key_metadata.key_id
+        new = kms.create_key().key_metadata.key_id
+        kms.create_alias("alias/app", old)
+        kms.create_alias("alias/other", old)
+        kms.schedule_key_deletion(old, pending_window_in_days=7)
+        clock.advance(days=8)
+        expect(NotFoundException, kms.update_alias, "alias/app", new)
+        expect(NotFoundException, kms.delete_alias, "alias/other")
+        kms.create_alias("alias/app", new)
+        assert kms.describe_key("alias/app").key_metadata.key_id == new
+        expect(NotFoundException, kms.describe_key, old)
+        with kms.store.snapshot() as snap:
+            assert replay.check(snap).ok

@@ -1,0 +1,211 @@
+"""The `serve` and `iam create-access-key` commands, and a real `serve`
+process stopped by SIGTERM under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from click.testing import CliRunner
+
+import ledger
+from ledger import events as ev
+from server import credentials as creds
+from server.cli import iam, serve
+from conftest import ALL_KMS, REGION
+
+
+def make_user(home: Path, name: str, policy: str | None = ALL_KMS) -> str:
+    with ledger.open(home) as kms:
+        arn = kms.create_user(name).arn
+        if policy:
+            kms.put_principal_policy(arn, "kms-all", policy)
+    return arn
+
+
+def create_access_key(home: Path, user: str, *extra: str) -> Any:
+    result = CliRunner().invoke(iam, ["create-access-key", "--user-name", user, "--home", str(home), *extra])
+    return result
+
+
+def test_iam_create_access_key(tmp_path: Path) -> None:
+    home = tmp_path / "ledger"
+    arn = make_user(home, "alice")
+    result = create_access_key(home, "alice")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["AccessKey"]
+    assert set(out) == {"UserName", "AccessKeyId", "Status", "SecretAccessKey", "CreateDate"}
+    assert out["UserName"] == "alice" and out["Status"] == "Active" and out["AccessKeyId"].startswith("AKIA")
+    path = home / creds.DEFAULT_FILE
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    found = creds.Credentials(path).lookup(out["AccessKeyId"])
+    assert found.principal == arn and found.secret.reveal() == out["SecretAccessKey"].encode()
+    with ledger.open(home) as kms:
+        records = list(kms.store.records())
+    issued = [r for r in records if isinstance(r.event, ev.AccessKeyCreated)]
+    assert issued[-1].event.access_key_id == out["AccessKeyId"] and issued[-1].event.principal == arn
+    assert out["SecretAccessKey"] not in repr(records)
+    # a second key appends; an explicit file works too
+    other = tmp_path / "elsewhere.jsonl"
+    assert create_access_key(home, "alice", "--credentials", str(other)).exit_code == 0
+    assert len(creds.Credentials(other)) == 1 and len(creds.Credentials(path)) == 1
+
+
+def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:
+    result = create_access_key(tmp_path / "ledger", "nobody")
+    assert result.exit_code == 254
+    assert "An error occurred (NotFoundException) when calling the CreateAccessKey operation" in result.stderr
+    assert not (tmp_path / "ledger" / creds.DEFAULT_FILE).exists()
+
+
+def test_serve_refuses_without_credentials(tmp_path: Path) -> None:
+    result = CliRunner().invoke(serve, ["--home", str(tmp_path / "ledger"), "--port", "0"])
+    assert result.exit_code == 1 and "no credentials file" in result.stderr
+    assert "Traceback" not in result.output
+
+
+class Process:
+    """`python -m server serve ...` on a free port, its log read as it goes."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", "0", *args],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        self.listening = threading.Event()
+        self.url = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not self.listening.wait(20):
+            self.proc.kill()
+            raise AssertionError("the server did not start:\n" + "".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if '"event":"listening"' in line:
+                self.url = json.loads(line)["url"]
+                self.listening.set()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(30)
+        self.reader.join(5)
+        return code
+
+    def events(self) -> list[dict[str, Any]]:
+        """The server's own log events (the access log lines have no "event")."""
+        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" in e]
+
+    def access(self) -> list[dict[str, Any]]:
+        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" not in e]
+
+
+def test_sigterm_under_load_loses_no_acknowledged_request(tmp_path: Path) -> None:
+    home = tmp_path / "ledger"
+    make_user(home, "alice")
+    key = json.loads(create_access_key(home, "alice").stdout)["AccessKey"]
+    server = Process("--home", str(home), "--durability", "relaxed")
+    try:
+        def client() -> Any:
+            return boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                                aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                                config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=20))
+        key_id = client().create_key()["KeyMetadata"]["KeyId"]
+        acknowledged: list[str] = []
+        failures: list[BaseException] = []
+        started = threading.Barrier(9)
+
+        def load() -> None:
+            kms = client()
+            started.wait()
+            while True:
+                try:
+                    out = kms.encrypt(KeyId=key_id, Plaintext=b"payload")
+                except Exception as exc:  # noqa: BLE001 - the server went away: the end of the load
+                    failures.append(exc)
+                    return
+                acknowledged.append(out["ResponseMetadata"]["RequestId"])
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        started.wait()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code = server.stop(signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    assert code == 0, "".join(server.lines)
+    assert len(acknowledged) >= 200 and len(failures) == 8
+    with ledger.open(home) as kms:
+        logged = {r.request_id for r in kms.store.records() if isinstance(r.event, ev.Encrypted)}
+    missing = set(acknowledged) - logged
+    assert not missing, f"{len(missing)} acknowledged requests are not in the log"
+    events = [e["event"] for e in server.events()]
+    assert events[0] == "listening" and events[-1] == "closed" and "stopped" in events
+    assert not any("Traceback" in line for line in server.lines)
+    assert key["SecretAccessKey"] not in "".join(server.lines)
+    assert set(acknowledged) <= {line.get("request_id") for line in server.access() if line["status"] == 200}
+
+
+def test_auth_none_warns_and_serves_the_root(tmp_path: Path) -> None:
+    server = Process("--home", str(tmp_path / "ledger"), "--auth", "none", "--access-log", "off")
+    try:
+        kms = boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                           aws_access_key_id="anything", aws_secret_access_key="anything")
+        kms.create_key()
+    finally:
+        code = server.stop(signal.SIGINT)
+    assert code == 0
+    text = "".join(server.lines)
+    assert "WARNING: authentication is disabled" in text
+    assert [e for e in server.events() if e["event"] == "auth-disabled"][0]["level"] == "WARNING"
+    with ledger.open(tmp_path / "ledger") as kms:
+        created = [r for r in kms.store.records() if isinstance(r.event, ev.KeyCreated)]
+    assert created[0].principal == f"arn:aws:iam::{created[0].principal.split(':')[4]}:root"
+
+
+def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
+    """As the lead registers them (`main.add_command(serve)`, `main.add_command(iam)`),
+    on a copy of the main group so that no other test sees the change."""
+    import click
+
+    from cli.main import main
+    group = click.Group("keyledger", params=main.params, callback=main.callback,
+                        commands={"serve": serve, "iam": iam})
+    home = tmp_path / "ledger"
+    make_user(home, "carol")
+    result = CliRunner().invoke(group, ["--home", str(home), "iam", "create-access-key", "--user-name", "carol"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["AccessKey"]["UserName"] == "carol"
+    assert len(creds.Credentials(home / creds.DEFAULT_FILE)) == 1
+    assert CliRunner().invoke(group, ["serve", "--help"]).exit_code == 0
+    # or into the CLI's own iam group, as its docstring invites
+    from cli.iam import iam as cli_iam
+    from server.cli import create_access_key as command
+    merged = click.Group("iam", commands={**cli_iam.commands, "create-access-key": command})
+    group = click.Group("keyledger", params=main.params, callback=main.callback,
+                        commands={"serve": serve, "iam": merged})
+    bob = tmp_path / "bob"
+    make_user(bob, "bob")
+    result = CliRunner().invoke(group, ["--home", str(bob), "iam", "create-access-key", "--user-name", "bob"])
+    assert result.exit_code == 0, result.output
+    # a principal without iam:CreateAccessKey may not issue keys
+    result = CliRunner().invoke(group, ["--home", str(bob), "--principal", "arn:aws:iam::111122223333:user/bob",
+                                        "iam", "create-access-key", "--user-name", "bob"])
+    assert result.exit_code == 254 and "AccessDeniedException" in result.stderr

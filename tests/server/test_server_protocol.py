@@ -1,0 +1,137 @@
+"""The wire protocol without a server: the vendored model, operation lookup,
+request decoding and response encoding."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+
+import botocore.session
+import pytest
+
+from ledger import responses as r
+from ledger.errors import UnsupportedOperationException, ValidationException
+from server import protocol
+from server.protocol import SerializationException, UnknownOperationException
+
+BOTO = botocore.session.get_session().get_service_model("kms")
+
+
+def _same_shape(ours: str, theirs, seen: set[str]) -> None:
+    """Our vendored shape agrees with botocore's wherever the server reads it."""
+    if ours in seen:
+        return
+    seen.add(ours)
+    shape = protocol.SHAPES[ours]
+    assert shape["type"] == theirs.type_name, ours
+    if shape["type"] == "structure":
+        assert set(shape.get("required", ())) == set(theirs.required_members), ours
+        for name, member in shape["members"].items():
+            assert name in theirs.members, f"{ours}.{name} is gone from botocore's model"
+            _same_shape(member["shape"], theirs.members[name], seen)
+    elif shape["type"] == "list":
+        _same_shape(shape["member"]["shape"], theirs.member, seen)
+    elif shape["type"] == "map":
+        _same_shape(shape["value"]["shape"], theirs.value, seen)
+
+
+def test_vendored_model_agrees_with_botocore() -> None:
+    assert protocol.MODEL["metadata"]["targetPrefix"] + "." == protocol.TARGET_PREFIX
+    seen: set[str] = set()
+    for name in protocol.OPERATIONS:
+        op = protocol.MODEL["operations"][name]
+        theirs = BOTO.operation_model(name)
+        _same_shape(op["input"]["shape"], theirs.input_shape, seen)
+        if "output" in op:
+            _same_shape(op["output"]["shape"], theirs.output_shape, seen)
+
+
+def test_every_core_operation_is_served() -> None:
+    core = {"CreateKey", "DescribeKey", "ListKeys", "UpdateKeyDescription", "EnableKey", "DisableKey",
+            "ScheduleKeyDeletion", "CancelKeyDeletion", "TagResource", "UntagResource", "ListResourceTags",
+            "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliases", "EnableKeyRotation",
+            "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations", "Encrypt",
+            "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom"}
+    assert core <= set(protocol.OPERATIONS)
+    assert "RotateDue" not in protocol.OPERATIONS and "RecordDenied" not in protocol.OPERATIONS
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("GenerateDataKeyWithoutPlaintext", "generate_data_key_without_plaintext"),
+    ("ReEncrypt", "re_encrypt"), ("KeyId", "key_id"), ("AWSAccountId", "aws_account_id"),
+    ("BypassPolicyLockoutSafetyCheck", "bypass_policy_lockout_safety_check"),
+])
+def test_snake(name: str, expected: str) -> None:
+    assert protocol.snake(name) == expected
+
+
+def test_operation_lookup() -> None:
+    assert protocol.operation_for("TrentService.Encrypt").method == "encrypt"
+    with pytest.raises(UnknownOperationException):
+        protocol.operation_for("TrentService.Frobnicate")
+    with pytest.raises(UnknownOperationException):
+        protocol.operation_for("DynamoDB_20120810.GetItem")
+    with pytest.raises(UnknownOperationException):
+        protocol.operation_for(None)
+    with pytest.raises(UnsupportedOperationException):  # real KMS operation, not implemented here
+        protocol.operation_for("TrentService.Sign")
+    assert protocol.operation_name("TrentService.Encrypt") == "Encrypt"
+    assert protocol.operation_name("TrentService." + "x" * 500) == "Unknown"
+    assert protocol.operation_name(None) == "Unknown"
+
+
+def test_request_decoding() -> None:
+    op = protocol.OPERATIONS["Encrypt"]
+    doc = {"KeyId": "alias/a", "Plaintext": base64.b64encode(b"hi").decode(),
+           "EncryptionContext": {"k": "v"}, "DryRun": False, "Unknown": 1, "GrantTokens": None}
+    assert protocol.request_kwargs(op, doc) == {"key_id": "alias/a", "plaintext": b"hi",
+                                                "encryption_context": {"k": "v"}}
+
+
+@pytest.mark.parametrize("doc, error, text", [
+    ({"Plaintext": "aGk="}, ValidationException, "Value null at 'keyId'"),
+    ({}, ValidationException, "2 validation errors detected"),
+    ({"KeyId": 5, "Plaintext": "aGk="}, SerializationException, "keyId"),
+    ({"KeyId": "k", "Plaintext": "not base64!"}, SerializationException, "base64"),
+    ({"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": {"a": 1}}, SerializationException, "string"),
+    ({"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": ["a"]}, SerializationException, "map"),
+    ({"KeyId": "k", "Plaintext": "aGk=", "GrantTokens": "t"}, SerializationException, "list"),
+    ({"KeyId": "k", "Plaintext": "aGk=", "DryRun": True}, UnsupportedOperationException, "DryRun"),
+])
+def test_request_refusals(doc: dict, error: type, text: str) -> None:
+    with pytest.raises(error, match=text):
+        protocol.request_kwargs(protocol.OPERATIONS["Encrypt"], doc)
+
+
+def test_integer_and_boolean_types() -> None:
+    op = protocol.OPERATIONS["GenerateRandom"]
+    assert protocol.request_kwargs(op, {"NumberOfBytes": 16.0}) == {"number_of_bytes": 16}
+    for bad in (True, "16", 1.5):
+        with pytest.raises(SerializationException):
+            protocol.request_kwargs(op, {"NumberOfBytes": bad})
+    with pytest.raises(SerializationException):
+        protocol.request_kwargs(protocol.OPERATIONS["CreateKey"], {"MultiRegion": "false"})
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1]", b"\xff\xfe", b'"x"', b"null"])
+def test_malformed_bodies(body: bytes) -> None:
+    with pytest.raises(SerializationException):
+        protocol.decode_body(body)
+
+
+def test_empty_body_is_an_empty_object() -> None:
+    assert protocol.decode_body(b"") == {} and protocol.decode_body(b"  ") == {}
+
+
+def test_response_encoding() -> None:
+    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+    resp = r.ScheduleKeyDeletionResponse("arn:aws:kms:us-east-1:1:key/x", when, "PendingDeletion", 7)
+    wire = json.loads(protocol.encode_response(resp))
+    assert wire == {"KeyId": "arn:aws:kms:us-east-1:1:key/x", "DeletionDate": 1714979289.123,
+                    "KeyState": "PendingDeletion", "PendingWindowInDays": 7}
+    blob = json.loads(protocol.encode_response(r.EncryptResponse(b"\x00\x01", "arn")))
+    assert base64.b64decode(blob["CiphertextBlob"]) == b"\x00\x01"
+    assert protocol.encode_response(None) == b""
+    assert json.loads(protocol.encode_error(ValidationException("bad"))) == {
+        "__type": "ValidationException", "message": "bad"}
