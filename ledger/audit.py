@@ -249,6 +249,6 @@ def verify_proof(proof: dict[str, Any], verifier: tuple[str, bytes]) -> tuple[bo
                         else "the consistency proof does not link the two checkpoints")
     except cp.CheckpointError as exc:
         return False, str(exc)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):  # AttributeError: a non-string checkpoint
         return False, "the proof is malformed"
     return False, "unknown proof type"

@@ -44,11 +44,18 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
     return ()
 
 
+#: LMDB keys are at most 511 bytes: a longer term (a caller's garbage KeyId in a
+#: denied record) is left out of the index rather than failing the append
+MAX_TERM_BYTES = 511 - len(SEP) - SEQ.size
+
+
 def rows(record: ev.Record) -> list[tuple[str, bytes]]:
     e, seq = record.event, record.seq
-    out = [(name, term_key(k.encode(), seq)) for name, k in
-           [*(("idx_key", k) for k in ev.key_ids_of(e)),
-            ("idx_principal", record.principal), ("idx_operation", record.operation)]]
+    out = [(name, term_key(term, seq)) for name, term in
+           ((name, k.encode()) for name, k in
+            [*(("idx_key", k) for k in ev.key_ids_of(e)),
+             ("idx_principal", record.principal), ("idx_operation", record.operation)])
+           if len(term) <= MAX_TERM_BYTES]
     if isinstance(e, ev.RequestDenied):
         out.append(("idx_error", term_key(ERROR_TERM, seq)))
     out.extend(("idx_digest", term_key(d, seq)) for d in digests_of(e))

@@ -19,6 +19,7 @@ import pytest
 
 import ledger
 from ledger import crypto
+from ledger import events as ev
 from ledger.errors import NotFoundException
 from ledger.secret import Secret
 from projections import key_row, replay
@@ -141,6 +142,12 @@ def test_no_secret_in_the_raw_files(workload):
 
 
 def test_deleting_a_key_shreds_its_material(workload):
+    """The sweep deletes the key, its KEK row goes in the same transaction,
+    and its ciphertexts fail with NotFoundException while others still work.
+
+    (What this cannot show: LMDB is copy-on-write, so the old page that held
+    the *wrapped* KEK stays in the file's free space until reused; with the
+    root key, such a residue or any earlier backup still unwraps it.)"""
     kms, clock, keys, blobs, _ = workload
     doomed = keys[2]
     assert kms.store.kek(doomed) is not None
@@ -151,6 +158,8 @@ def test_deleting_a_key_shreds_its_material(workload):
     # the log keeps its history: the versions are still described, wrapped
     state = kms.store.get("keys", key_row(doomed))
     assert state.state == "Deleted" and len(state.versions) >= 2
+    deleted = [r for r in kms.store.records() if isinstance(r.event, ev.KeyDeleted)]
+    assert [r.event.key_id for r in deleted] == [doomed]
 
     mine = [(blob, context) for blob, _, key_id, context in blobs if key_id == doomed]
     others = [(blob, plaintext, context) for blob, plaintext, key_id, context in blobs if key_id != doomed]
@@ -161,7 +170,7 @@ def test_deleting_a_key_shreds_its_material(workload):
     for blob, plaintext, context in others:  # the other keys are untouched
         assert kms.decrypt(blob, encryption_context=context).plaintext == plaintext
 
-    # nothing can bring the material back: even with the root key, there is no KEK
+    # and a fresh open has no KEK for it either: nothing in memory kept it alive
     kms.close()
     reopened = ledger.open(Path(kms.store.path))
     try:
