@@ -27,10 +27,22 @@ def init(region: str | None, account: str | None) -> None:
 @command("rotate-due", output_options=True)
 def rotate_due() -> None:
     """Append every automatic rotation and key deletion that has fallen due,
-    for all keys (the sweep a server runs on a timer), and print the counts."""
+    for all keys (the sweep a server runs on a timer), sign a checkpoint of
+    the log, and print the counts and the checkpoint's tree size."""
     with settings().open() as kms:
         counts = kms.rotate_due()
-    show({"Rotated": counts["rotated"], "Deleted": counts["deleted"]})
+        checkpoint = kms.checkpoint()
+    show({"Rotated": counts["rotated"], "Deleted": counts["deleted"], "CheckpointTreeSize": checkpoint.size})
 
 
-COMMANDS = [init, rotate_due]
+@command("rotate-root-key", output_options=True)
+def rotate_root_key() -> None:
+    """Re-wrap every key's KEK under a fresh root key and destroy the old one
+    (account root only). Run it after deleting keys: copies of their KEKs
+    left in LMDB's free pages or in backups become unrecoverable."""
+    with settings().open() as kms:
+        count = kms.rotate_root_key()
+    show({"KeksRewrapped": count})
+
+
+COMMANDS = [init, rotate_due, rotate_root_key]

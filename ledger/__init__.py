@@ -30,6 +30,7 @@ __all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "Secr
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "111122223333"
 ROOT_KEY_FILE = "root.key"
+NEXT_ROOT_KEY_FILE = "root.key.next"  # a root-key rotation in flight
 ROOT_KEY_ENV = "KEYLEDGER_ROOT_KEY"
 CHECKPOINT_KEY_FILE = "checkpoint.key"
 CHECKPOINT_KEY_ENV = "KEYLEDGER_CHECKPOINT_KEY"
@@ -122,6 +123,35 @@ def _checkpoint_key(home: Path, create: bool, rng: Callable[[int], bytes]) -> Se
     return None if raw is None else Secret(raw)
 
 
+def _finish_root_rotation(home: Path, root: Secret, expected: bytes, given: bool) -> Secret:
+    """A root-key rotation writes root.key.next, commits the re-wrapped KEKs,
+    then renames. After a crash in between, the ledger tells which key it
+    needs: finish the rename, or drop a next key that never committed."""
+    from ledger import crypto
+
+    pending = home / NEXT_ROOT_KEY_FILE
+    if given or os.environ.get(ROOT_KEY_ENV) or not pending.exists():
+        return root
+    raw = pending.read_bytes()
+    if crypto.root_check(root) == expected:
+        pending.unlink()  # the rotation never committed
+        return root
+    if len(raw) == 32 and crypto.root_check(Secret(raw)) == expected:
+        os.replace(pending, home / ROOT_KEY_FILE)
+        _fsync_dir(home)
+        return Secret(raw)
+    return root
+
+
+def _fsync_dir(path: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def open(home: str | os.PathLike[str] | None = None, *, region: str | None = None,
          account: str | None = None, durability: str = "durable", clock: "Clock | None" = None,
          rng: "Rng | None" = None, caller: str | None = None, root_key: bytes | None = None,
@@ -158,6 +188,7 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
             meta = store.init_meta({"ledger_id": ledger_id.encode(),
                                     "origin": f"keyledger.local/{ledger_id}".encode(),
                                     "checkpoint_public": crypto.ed25519_public_key(signer)})
+        root = _finish_root_rotation(home_path, root, meta["root_check"], root_key is not None)
         if meta["root_check"] != crypto.root_check(root):
             raise LedgerError("the root key does not match this ledger")
         stored_region, stored_account = meta["region"].decode(), meta["account"].decode()

@@ -221,6 +221,15 @@ class RandomGenerated(_Event, tag="RandomGenerated"):
     number_of_bytes: int
 
 
+class RootKeyRotated(_Event, tag="RootKeyRotated"):
+    """Every KEK was re-wrapped under a new root key and the old one was
+    destroyed: copies of deleted keys' KEKs (LMDB free pages, backups) are
+    now unrecoverable. Carries only a count and the new key's check value."""
+
+    kek_count: int
+    root_check: bytes
+
+
 # -- reads and refusals -----------------------------------------------------
 
 class MetadataRead(_Event, tag="MetadataRead"):
@@ -241,7 +250,7 @@ class RequestDenied(_Event, tag="RequestDenied"):
 
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
-    AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
+    AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
     KeyDeletionScheduled, KeyDeletionCancelled, KeyDeleted, KeyTagged,
     KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,

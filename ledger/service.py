@@ -374,7 +374,7 @@ class KeyLedger:
                  signer: Secret | None = None) -> None:
         self.store = store
         self.region, self.account = region, account
-        self._root = root
+        self._keyring = {"root": root}  # shared by as_caller()/planned() copies
         self._clock = clock or _utcnow
         self._rng = rng or os.urandom
         self.caller = caller or f"arn:aws:iam::{account}:root"
@@ -383,6 +383,10 @@ class KeyLedger:
         self._cache_lock = threading.Lock()
         self._planning = False
         self._signer = signer  # the Ed25519 checkpoint key (never the root key)
+
+    @property
+    def _root(self) -> Secret:
+        return self._keyring["root"]
 
     def __repr__(self) -> str:
         return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
@@ -485,6 +489,58 @@ class KeyLedger:
         signed = checkpoint_.sign(origin, head.seq, root, self._signer)
         self.store.put_checkpoint(head.seq, signed.note)
         return signed
+
+    def rotate_root_key(self) -> int:
+        """Re-wrap every KEK under a fresh root key and destroy the old one.
+
+        Deleting a key drops its KEK row, but LMDB copies pages on write, so
+        the old (wrapped) row can linger in free pages, and in backups, until
+        it is overwritten. Once the root key that wrapped it is gone, those
+        copies are noise: this completes crypto-shredding. Only the account
+        root may do it, and only for a file-held root key (an environment
+        key must be rotated by whoever holds it). Returns the KEKs re-wrapped.
+        """
+        from pathlib import Path
+
+        from ledger import NEXT_ROOT_KEY_FILE, ROOT_KEY_ENV, ROOT_KEY_FILE, _fsync_dir
+
+        if self.caller != authz.root_of(self.account):
+            raise AccessDeniedException(f"User: {self.caller} is not authorized to rotate the root key: "
+                                        "only the account root may")
+        if os.environ.get(ROOT_KEY_ENV):
+            raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
+        home = Path(self.store.path)
+        pending = home / NEXT_ROOT_KEY_FILE
+        new = Secret(self._rng(32))
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, new.reveal())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        old = self._root
+
+        def body(req: _Request) -> int:
+            rows = req.view.keks()
+            for key_id, wrapped in rows:
+                kek = crypto.unwrap_kek(old, key_id, wrapped)
+                req.view.put_kek(key_id, crypto.wrap_kek(new, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+            check = crypto.root_check(new)
+            req.view.put_meta("root_check", check)
+            req.emit([ev.RootKeyRotated(len(rows), check)])
+            return len(rows)
+
+        try:
+            count = self._run("RotateRootKey", body)
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        os.replace(pending, home / ROOT_KEY_FILE)
+        _fsync_dir(home)
+        self._keyring["root"] = new
+        with self._cache_lock:
+            self._keks.clear()
+        return count
 
     def verifier_key(self) -> str:
         meta = self.store.meta()

@@ -133,6 +133,12 @@ class WriteView(_Tables):
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
 
+    def keks(self) -> list[tuple[str, bytes]]:
+        return [(bytes(k).decode(), bytes(v)) for k, v in self._txn.cursor(db=self._dbs["keks"])]
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        self._txn.put(name.encode(), value, db=self._dbs["meta"])
+
     def put_kek(self, key_id: str, wrapped: bytes | None) -> None:
         if wrapped is None:
             self._txn.delete(key_id.encode(), db=self._dbs["keks"])

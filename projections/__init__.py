@@ -77,7 +77,7 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
             return [("grants", grant_row(event.key_id, event.grant_id), grants.evolve)]
-        case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied():
+        case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated():
             return []
     return [_key(event.key_id)]
 

@@ -48,15 +48,23 @@ def test_home_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_rotate_due_appends_the_rotations_that_fell_due(cli: Cli) -> None:
-    assert cli.json("rotate-due") == {"Rotated": 0, "Deleted": 0}
+    first = cli.json("rotate-due")
+    assert (first["Rotated"], first["Deleted"]) == (0, 0)
     past = datetime.now(timezone.utc) - timedelta(days=400)
     with ledger.open(cli.home, clock=lambda: past) as kms:
         rotating = kms.create_key().key_metadata.key_id
         kms.enable_key_rotation(rotating, rotation_period_in_days=90)  # due 4 times since
         doomed = kms.create_key().key_metadata.key_id
         kms.schedule_key_deletion(doomed, pending_window_in_days=7)
-    assert cli.json("rotate-due") == {"Rotated": 4, "Deleted": 1}
-    assert cli.json("rotate-due") == {"Rotated": 0, "Deleted": 0}
+    swept = cli.json("rotate-due")
+    assert (swept["Rotated"], swept["Deleted"]) == (4, 1)
+    again = cli.json("rotate-due")
+    assert (again["Rotated"], again["Deleted"]) == (0, 0)
+    # each sweep signs a checkpoint of the whole log as it then is
+    # a sweep with nothing due appends nothing, so its checkpoint is the same tree
+    assert again["CheckpointTreeSize"] == swept["CheckpointTreeSize"] > first["CheckpointTreeSize"]
+    with ledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+        assert len(snap.checkpoints()) == 2
     rotations = cli.json("list-key-rotations", "--key-id", rotating)["Rotations"]
     assert [r["RotationType"] for r in rotations] == ["AUTOMATIC"] * 4
 
@@ -110,7 +118,16 @@ EXPECTED = {
     "generate-random", "init", "rotate-due", "replay", "demo",
     "put-key-policy", "get-key-policy", "list-key-policies", "create-grant", "list-grants",
     "list-retirable-grants", "retire-grant", "revoke-grant", "iam", "policy",
+    "rotate-root-key",
 }
+
+
+def test_rotate_root_key_rewraps_and_keeps_every_key_usable(cli: Cli) -> None:
+    key = cli.json("create-key")["KeyMetadata"]["KeyId"]
+    before = (cli.home / "root.key").read_bytes()
+    assert cli.json("rotate-root-key") == {"KeksRewrapped": 1}
+    assert (cli.home / "root.key").read_bytes() != before
+    assert cli.json("describe-key", "--key-id", key)["KeyMetadata"]["Enabled"] is True
 
 
 def test_every_operation_is_a_command() -> None:

@@ -235,6 +235,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
 #: Public methods that are not AWS operations a caller is authorized for.
 NON_OPERATIONS = {
     "close", "as_caller", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+    "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
 }
 
 
