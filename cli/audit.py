@@ -214,9 +214,10 @@ def checkpoint(out: str | None) -> None:
         click.echo(f"checkpoint of size {signed.size} written to {out}", err=True)
 
 
-@audit.command("verify", cls=LedgerCommand)
+@audit.command("verify", cls=LedgerCommand, list_options=["--checkpoint"])
 @click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              metavar="FILE", help="A checkpoint kept elsewhere (repeatable); the stored ones are checked too.")
+              metavar="FILE...", help="Checkpoints kept elsewhere (several, space-separated or repeated); "
+                                      "the stored ones are checked too.")
 @_with(public_key_options)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(checkpoint_files: tuple[str, ...], public_key: str | None, public_key_file: str | None,

@@ -75,7 +75,8 @@ def bill_table(data: dict[str, Any]) -> str:
 def bill(month: str | None) -> None:
     """The month's bill from the log: per key (billable hours, key cost,
     requests by operation) and in total. JSON, or a table with --output text.
-    Totals are exact until the final rounding to cents."""
+    Totals are exact until the final rounding to cents. A month not over yet
+    is billed as if every live key lived to its end (the month's projection)."""
     month = _month(month)
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())

@@ -56,3 +56,9 @@ def main(ctx: click.Context, home: Path | None, region: str | None, account: str
 for _module in (admin, keys, data, policies, policy_sim, iam, replay, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
+
+# The HTTP endpoint (issue 5): `serve`, and the access keys it authenticates.
+from server import cli as _server_cli  # noqa: E402  (after the groups it extends)
+
+main.add_command(_server_cli.serve)
+iam.iam.add_command(_server_cli.create_access_key)

@@ -152,7 +152,7 @@ def test_malformed_principal_from_the_environment_is_a_usage_error(cli: Cli, mon
 def test_the_group_can_take_more_commands() -> None:
     assert main.commands["iam"] is iam and isinstance(iam, click.Group)
     assert set(iam.commands) == {"create-user", "create-role", "attach-policy", "detach-policy", "list-users",
-                                 "list-attached-policies", "get-policy"}
+                                 "list-attached-policies", "get-policy", "create-access-key"}
 
 
 @pytest.mark.parametrize("name", sorted(iam.commands))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 from botocore.config import Config
 from click.testing import CliRunner
 
@@ -22,7 +21,7 @@ import ledger
 from ledger import events as ev
 from server import credentials as creds
 from server.cli import iam, serve
-from conftest import ALL_KMS, REGION
+from serverkit import ALL_KMS, REGION
 
 
 def make_user(home: Path, name: str, policy: str | None = ALL_KMS) -> str:

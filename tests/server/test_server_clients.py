@@ -17,7 +17,7 @@ import pytest
 from aws_encryption_sdk import CommitmentPolicy
 
 from ledger import events as ev
-from conftest import REGION, Server
+from serverkit import REGION, Server
 
 AWS = str(Path(sys.executable).parent / "aws")
 

@@ -1,0 +1,19 @@
+"""`python -m server serve|iam ...`: the server's commands without the main CLI."""
+
+from __future__ import annotations
+
+import click
+
+from server.cli import COMMANDS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """keyledger's HTTP endpoint (AWS KMS JSON protocol with SigV4)."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main(prog_name="python -m server")

@@ -1,0 +1,297 @@
+"""The ASGI application: AWS KMS over HTTP, every request into the ledger.
+
+`POST /` with `X-Amz-Target: TrentService.<Operation>` runs the operation
+for the principal its SigV4 signature proves (or the account root under
+`auth="none"`); `GET /healthz` says whether the writer is up. Each KMS
+request becomes exactly one library request and so at least one record in
+the log, refusals included: a request refused here (bad signature, unknown
+operation, malformed JSON) is recorded with `KeyLedger.record_denied`. The
+request id of that record is the response's `x-amzn-RequestId`.
+
+Requests are planned on the event loop and committed in batches by one
+writer thread (`server.committer`); a response leaves only once its batch
+is durable. Lifespan startup starts the writer and the periodic rotation
+sweep; shutdown (after the HTTP server has finished the requests in flight)
+commits what is queued and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from ledger import KeyLedger
+from ledger.errors import KMSError, KMSInternalException
+from ledger.service import Planned
+from server import protocol
+from server.committer import GroupCommitter
+from server.protocol import RequestTooLargeException
+from server.sigv4 import Denied, Verifier
+
+MAX_BODY = 256 * 1024
+ANONYMOUS = "anonymous"
+
+log = logging.getLogger("keyledger.server")
+access_log = logging.getLogger("keyledger.access")
+_log_encoder = msgspec.json.Encoder()
+
+
+def log_event(level: int, event: str, **fields: Any) -> None:
+    """One structured (JSON) line on the server log."""
+    if log.isEnabledFor(level):
+        log.log(level, _log_encoder.encode({"time": _now_iso(), "level": logging.getLevelName(level),
+                                            "event": event, **fields}).decode())
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in scope["headers"]:
+        out.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return out
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class KMSApp:
+    """The ASGI app. `auth` is "sigv4" (give `verifier`) or "none"."""
+
+    def __init__(self, kms: KeyLedger, *, auth: str = "sigv4", verifier: Verifier | None = None,
+                 sweep_interval: float | None = 3600.0, max_body: int = MAX_BODY) -> None:
+        if auth not in ("sigv4", "none"):
+            raise ValueError("auth must be 'sigv4' or 'none'")
+        if auth == "sigv4" and verifier is None:
+            raise ValueError("auth='sigv4' needs a verifier")
+        self.kms = kms
+        self.auth = auth
+        self.verifier = verifier
+        self.sweep_interval = sweep_interval
+        self.max_body = max_body
+        self.root = f"arn:aws:iam::{kms.account}:root"
+        self._planned = kms.planned()
+        self._callers: dict[str, KeyLedger] = {}
+        self.committer = GroupCommitter(kms.store)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self.committer.start()
+        if self.auth == "none":
+            log_event(logging.WARNING, "auth-disabled", principal=self.root,
+                      message="AUTHENTICATION IS DISABLED (--auth none): every caller acts as the account "
+                              "root. Use this only for local development, never on a shared network.")
+        if self.sweep_interval:
+            self._sweeper = asyncio.create_task(self._sweep_forever(self.sweep_interval))
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self.committer.stop()
+        log_event(logging.INFO, "stopped", batches=self.committer.batches, requests=self.committer.requests)
+
+    async def sweep(self) -> dict[str, int]:
+        """Append the automatic rotations and deletions that fell due."""
+        outcome = await self.committer.submit(self._planned.rotate_due())  # type: ignore[arg-type]
+        counts: dict[str, int] = Planned.finish(outcome)
+        if any(counts.values()):
+            log_event(logging.INFO, "rotation-sweep", **counts)
+        return counts
+
+    async def _sweep_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed sweep is logged and retried next time
+                log_event(logging.ERROR, "rotation-sweep-failed", traceback=traceback.format_exc())
+            await asyncio.sleep(interval)
+
+    def _caller(self, principal: str) -> KeyLedger:
+        found = self._callers.get(principal)
+        if found is None:
+            if len(self._callers) > 10_000:
+                self._callers.clear()
+            found = self._callers[principal] = self._planned.as_caller(principal)
+        return found
+
+    # -- ASGI ----------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:  # noqa: BLE001
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.committer.idle_before_start and not self._stopping:  # a server without lifespan
+            await self.startup()
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"time": _now_iso(), "remote": (scope.get("client") or ("", 0))[0],
+                                 "method": scope["method"], "path": scope["path"]}
+        try:
+            status, headers, body = await self._route(scope, receive, entry)
+        except _Disconnected:
+            return
+        except Exception:  # noqa: BLE001 - a bug must not reach the client as a traceback
+            log_event(logging.ERROR, "internal-error", operation=entry.get("operation"),
+                      traceback=traceback.format_exc())
+            error = KMSInternalException("An internal error occurred; see the server log.")
+            status, headers, body = error.http_status, [], protocol.encode_error(error)
+            entry["error"] = error.code
+        headers = [(b"content-type", protocol.CONTENT_TYPE.encode()),
+                   (b"content-length", str(len(body)).encode()), *headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        entry["status"] = status
+        entry["bytes_out"] = len(body)
+        entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(_log_encoder.encode({k: v for k, v in entry.items() if v is not None}).decode())
+
+    async def _route(self, scope: dict[str, Any], receive: Any,
+                     entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        path, method = scope["path"], scope["method"]
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            # says nothing of the log (its length would tell anyone the traffic)
+            ok = self.committer.running and not self._stopping
+            return (200 if ok else 503), [], _log_encoder.encode({"status": "ok" if ok else "unavailable"})
+        if path != "/" or method != "POST":
+            error = protocol.UnknownOperationException(f"No KMS operation at {method} {path[:100]}; "
+                                                       "KMS requests are POST / with X-Amz-Target.")
+            entry["error"] = error.code
+            return (404 if path != "/" else 405), [], protocol.encode_error(error)
+        headers = _headers(scope)
+        target = headers.get("x-amz-target", [None])[0]
+        name = protocol.operation_name(target)
+        entry["operation"] = name
+        principal, planned, refusal = await self._plan(scope, receive, headers, target, name, entry)
+        entry["principal"] = principal
+        outcome = await self.committer.submit(planned)
+        entry["request_id"] = planned.request_id
+        extra = [(b"x-amzn-requestid", planned.request_id.encode())]
+        try:
+            response = Planned.finish(outcome)
+        except KMSError as error:
+            entry["error"] = error.code
+            if error.http_status >= 500:
+                log_event(logging.ERROR, "internal-error", request_id=planned.request_id, error=error.code,
+                          message=error.message)
+            return error.http_status, extra, protocol.encode_error(error)
+        if refusal is not None:  # refused here, and the refusal is now on record
+            entry["error"] = refusal.code
+            if isinstance(refusal, RequestTooLargeException):
+                extra.append((b"connection", b"close"))
+            return refusal.http_status, extra, protocol.encode_error(refusal)
+        return 200, extra, protocol.encode_response(response)
+
+    async def _plan(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
+                    target: str | None, name: str,
+                    entry: dict[str, Any]) -> tuple[str, Planned, KMSError | None]:
+        """(principal, planned request, refusal): the operation, or the
+        record of its refusal and the refusal to answer with."""
+        principal = ANONYMOUS
+        try:
+            body = await self._read_body(receive, headers)
+            entry["bytes_in"] = len(body)
+            if self.auth == "none":
+                principal = self.root
+            else:
+                assert self.verifier is not None
+                claimed = Denied(None)
+                try:
+                    principal = self.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
+                                                     scope.get("query_string", b"").decode("latin-1"),
+                                                     headers, body, claimed)
+                finally:
+                    entry["access_key"] = claimed.access_key_id
+            op = protocol.operation_for(target)
+            document = protocol.decode_body(body)
+            entry["key"] = protocol.key_hint(document)
+            kwargs = protocol.request_kwargs(op, document)
+        except KMSError as refusal:
+            denial = _with_claim(refusal, entry.get("access_key")) if principal == ANONYMOUS else refusal
+            return principal, self._caller(principal).record_denied(name, denial), refusal  # type: ignore[return-value]
+        return principal, getattr(self._caller(principal), op.method)(**kwargs), None
+
+    async def _read_body(self, receive: Any, headers: dict[str, list[str]]) -> bytes:
+        declared = headers.get("content-length", ["0"])[0]
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise RequestTooLargeException(f"The request body is larger than {self.max_body} bytes.")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise RequestTooLargeException(f"The request body is larger than {self.max_body} bytes.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _with_claim(error: KMSError, access_key_id: str | None) -> KMSError:
+    """The refusal as recorded for an unauthenticated caller: with the access
+    key id it claimed (an identifier, not a secret), for forensics."""
+    if not access_key_id:
+        return error
+    return type(error)(f"{error.message} (access key id {access_key_id})")
+
+
+def configure_logging(access_log_path: str | None = "-", level: int = logging.INFO) -> None:
+    """JSON lines: the server log on stderr, the access log on stderr or a
+    file (`None` turns it off)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    access_log.propagate = False
+    if access_log_path is None:
+        access_log.handlers[:] = []
+        access_log.setLevel(logging.CRITICAL + 1)
+        return
+    target: logging.Handler = logging.StreamHandler(sys.stderr) if access_log_path == "-" \
+        else logging.FileHandler(access_log_path)
+    target.setFormatter(logging.Formatter("%(message)s"))
+    access_log.handlers[:] = [target]
+    access_log.setLevel(logging.INFO)

@@ -1,0 +1,203 @@
+"""The server tests' kit: a keyledger server on a free loopback port, on a
+real ledger, and AWS clients pointed at it.
+
+`Server` runs uvicorn in a background thread (the graceful-shutdown test
+starts a real `serve` subprocess instead). Every boto3 client made here
+checks each raw response against botocore's KMS output shape: members,
+types, epoch-second timestamps, base64 blobs, and the error body form.
+(A module of its own, not conftest, so that `from serverkit import ...`
+cannot pick up another directory's conftest.)
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials as BotoCredentials
+
+import ledger
+from ledger import events as ev
+from server import credentials as creds
+from server.app import KMSApp
+from server.runner import bind, make_server
+from server.sigv4 import Verifier
+
+REGION = "us-east-1"
+ACCOUNT = "111122223333"
+ALL_KMS = json.dumps({"Version": "2012-10-17",
+                      "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]})
+_SERVICE_MODEL = botocore.session.get_session().get_service_model("kms")
+
+
+class Server:
+    """keyledger serving on 127.0.0.1:<free port> from a background thread."""
+
+    def __init__(self, home: Path, *, auth: str = "sigv4", clock: Callable[[], datetime] | None = None,
+                 sweep_interval: float | None = None, max_body: int | None = None,
+                 users: tuple[str, ...] = ("alice", "bob")) -> None:
+        self.home = home
+        self.kms = ledger.open(home, clock=clock)
+        self.keys_file = home / creds.DEFAULT_FILE
+        self.access: dict[str, creds.AccessKeyLine] = {}
+        for name in users:
+            arn = self.kms.create_user(name).arn
+            entry = creds.new_access_key(arn, name)
+            self.kms.record_access_key(arn, entry.access_key_id)
+            creds.append(self.keys_file, entry)
+            self.access[name] = entry
+        if "alice" in users:  # alice may do anything in KMS; bob has no policy at all
+            self.kms.put_principal_policy(self.access["alice"].principal, "kms-all", ALL_KMS)
+        root = creds.new_access_key(f"arn:aws:iam::{ACCOUNT}:root")
+        creds.append(self.keys_file, root)
+        self.access["root"] = root
+        verifier = Verifier(creds.Credentials(self.keys_file), self.kms.region) if auth == "sigv4" else None
+        kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
+        self.app = KMSApp(self.kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval, **kwargs)
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.uvicorn = make_server(self.app, graceful_timeout=10)
+        self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [self.sock]},
+                                       name="keyledger-test-server", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.uvicorn.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+        self.thread.join(15)
+        self.kms.close()
+
+    def client(self, who: str = "alice", *, retries: int = 1, region: str = REGION, **kwargs: Any) -> Any:
+        key = self.access[who]
+        options = {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key,
+                   **kwargs}
+        client = boto3.client("kms", endpoint_url=self.url, region_name=region,
+                              config=Config(retries={"total_max_attempts": retries}), **options)
+        client.meta.events.register("after-call.kms", _check_wire_shape)
+        return client
+
+    def records(self, start: int = 0) -> list[ev.Record]:
+        return list(self.kms.store.records(start))
+
+    def head(self) -> int:
+        return self.kms.store.head().seq
+
+    def raw(self, target: str | None, body: bytes | str, *, who: str | None = "alice",
+            headers: dict[str, str] | None = None, when: datetime | None = None, region: str = REGION,
+            service: str = "kms", method: str = "POST", path: str = "/",
+            tamper: Callable[[dict[str, str]], None] | None = None) -> tuple[int, dict[str, str], Any]:
+        """A hand-made request, SigV4-signed as `who` (None: unsigned);
+        returns (status, headers, parsed JSON body or raw bytes)."""
+        data = body.encode() if isinstance(body, str) else body
+        hdrs = {"Content-Type": "application/x-amz-json-1.1", **(headers or {})}
+        if target is not None:
+            hdrs["X-Amz-Target"] = target
+        req = AWSRequest(method=method, url=self.url + path, data=data, headers=hdrs)
+        if who is not None:
+            key = self.access[who]
+            signer = SigV4Auth(BotoCredentials(key.access_key_id, key.secret_access_key), service, region)
+            if when is not None:
+                from unittest import mock
+                with mock.patch("botocore.auth.get_current_datetime",
+                                lambda: when.astimezone(timezone.utc).replace(tzinfo=None)):
+                    signer.add_auth(req)
+            else:
+                signer.add_auth(req)
+        final = dict(req.headers.items())
+        if tamper is not None:
+            tamper(final)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=data, headers=final)
+            resp = conn.getresponse()
+            raw = resp.read()
+            out_headers = {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw
+        if resp.status >= 400:
+            _assert_error_body(parsed)
+        return resp.status, out_headers, parsed
+
+
+# -- shape checks -------------------------------------------------------------------
+
+def assert_conforms(shape: Any, value: Any, path: str = "$") -> None:
+    """`value` (parsed wire JSON) is exactly what botocore's model allows."""
+    kind = shape.type_name
+    if kind == "structure":
+        assert isinstance(value, dict), f"{path}: a structure must be an object"
+        unknown = set(value) - set(shape.members)
+        assert not unknown, f"{path}: members not in the model: {sorted(unknown)}"
+        for name in shape.required_members:
+            assert name in value, f"{path}: required member {name} missing"
+        for name, item in value.items():
+            assert item is not None, f"{path}.{name}: null instead of absent"
+            assert_conforms(shape.members[name], item, f"{path}.{name}")
+    elif kind == "list":
+        assert isinstance(value, list), f"{path}: not a list"
+        for i, item in enumerate(value):
+            assert_conforms(shape.member, item, f"{path}[{i}]")
+    elif kind == "map":
+        assert isinstance(value, dict), f"{path}: not a map"
+        for k, item in value.items():
+            assert isinstance(k, str)
+            assert_conforms(shape.value, item, f"{path}.{k}")
+    elif kind == "string":
+        assert isinstance(value, str), f"{path}: not a string"
+        if shape.enum:
+            assert value in shape.enum, f"{path}: {value!r} not in the enum"
+    elif kind == "boolean":
+        assert isinstance(value, bool), f"{path}: not a boolean"
+    elif kind in ("integer", "long"):
+        assert isinstance(value, int) and not isinstance(value, bool), f"{path}: not an integer"
+    elif kind == "timestamp":  # the JSON protocol's timestamps are epoch seconds
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{path}: not epoch seconds"
+        assert 1e9 < value < 1e11, f"{path}: {value} is not a plausible epoch-seconds time"
+    elif kind == "blob":
+        assert isinstance(value, str), f"{path}: a blob must be a base64 string"
+        base64.b64decode(value, validate=True)
+    else:
+        raise AssertionError(f"{path}: unexpected shape type {kind}")
+
+
+def _assert_error_body(parsed: Any) -> None:
+    assert isinstance(parsed, dict) and set(parsed) == {"__type", "message"}, parsed
+    assert isinstance(parsed["__type"], str) and isinstance(parsed["message"], str)
+    assert "Traceback" not in parsed["message"]
+
+
+def _check_wire_shape(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+    body = http_response.content
+    if http_response.status_code >= 400:
+        _assert_error_body(json.loads(body))
+        return
+    assert http_response.headers.get("x-amzn-requestid")
+    if model.output_shape is None:
+        assert body in (b"", b"{}")
+        return
+    assert_conforms(model.output_shape, json.loads(body))
+
+
+def service_model() -> Any:
+    return _SERVICE_MODEL
