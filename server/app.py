@@ -107,11 +107,15 @@ class KMSApp:
         log_event(logging.INFO, "stopped", batches=self.committer.batches, requests=self.committer.requests)
 
     async def sweep(self) -> dict[str, int]:
-        """Append the automatic rotations and deletions that fell due."""
+        """Append the automatic rotations and deletions that fell due, then
+        sign a checkpoint of the log (off the event loop: it re-reads the
+        records since the last one)."""
         outcome = await self.committer.submit(self._planned.rotate_due())  # type: ignore[arg-type]
         counts: dict[str, int] = Planned.finish(outcome)
         if any(counts.values()):
             log_event(logging.INFO, "rotation-sweep", **counts)
+        checkpoint = await asyncio.to_thread(self.kms.checkpoint)
+        log_event(logging.INFO, "checkpoint", tree_size=checkpoint.size)
         return counts
 
     async def _sweep_forever(self, interval: float) -> None:

@@ -16,6 +16,8 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
+import ledger
+from ledger import checkpoint
 from ledger import events as ev
 from server import protocol
 from server.app import configure_logging
@@ -358,6 +360,15 @@ def test_rotation_sweep_on_a_timer(start_server: Any) -> None:
     assert rotated[0].event.rotation_type == "AUTOMATIC" and rotated[0].event.key_id == key
     assert rotated[0].principal == ev.SERVICE_PRINCIPAL
     assert [r["RotationType"] for r in kms.list_key_rotations(KeyId=key)["Rotations"]] == ["AUTOMATIC"]
+    # each sweep also signs a checkpoint; one covers the rotation
+    deadline = time.monotonic() + 10
+    while True:
+        with server.kms.store.snapshot() as snap:
+            sizes = [checkpoint.parse(note)[0].size for note in snap.checkpoints()]
+        if sizes and max(sizes) > rotated[0].seq:
+            break
+        assert time.monotonic() < deadline, "the sweep never signed a checkpoint"
+        time.sleep(0.02)
 
 
 def test_internal_error_is_a_500_without_details(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
