@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from cli import admin, data, demo, iam, keys, policies, policy_sim, replay
+from cli import admin, audit, bill, data, demo, forensics, iam, keys, policies, policy_sim, replay
 from cli.context import PRINCIPAL_ENV, Settings, check_principal
 from cli.output import OUTPUT_FORMATS
 
@@ -53,7 +53,7 @@ def main(ctx: click.Context, home: Path | None, region: str | None, account: str
                        output=output, query=query, principal=principal)
 
 
-for _module in (admin, keys, data, policies, policy_sim, iam, replay, demo):
+for _module in (admin, keys, data, policies, policy_sim, iam, replay, audit, forensics, bill, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -144,6 +144,11 @@ def operation(name: str, *, list_options: Sequence[str] = ()) -> Callable[[Calla
                          list_options=list_options, output_options=True)
 
 
+class LedgerGroup(LedgerCommand, click.Group):
+    """A LedgerCommand that also has subcommands (e.g. `replay` and
+    `replay prove-decryptable`)."""
+
+
 def command(name: str, *, output_options: bool = False) -> Callable[[Callable[..., Any]], LedgerCommand]:
     """Declare a keyledger command that is not an AWS operation."""
     return click.command(name, cls=LedgerCommand, output_options=output_options)

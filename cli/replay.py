@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from cli.context import settings
-from cli.output import Failure, command, format_json, show
+from cli.output import Failure, LedgerGroup, format_json, show
 from ledger.service import KeyLedger
 from ledger.commands import key_arn
 from ledger.service import from_us, to_us
@@ -150,15 +150,21 @@ def keys_table(keys: list[dict[str, Any]]) -> str:
     return _table(rows)
 
 
-@command("replay", output_options=True)
+@click.group("replay", cls=LedgerGroup, output_options=True, invoke_without_command=True)
 @click.option("--check", "check_", is_flag=True,
               help="Rebuild every projection from the log, verify the hash chain, report any difference "
                    "(exit 1 if there is one).")
 @click.option("--until", default=None, metavar="SEQ|TIME",
               help="Show every key's state after record SEQ, or at an ISO 8601 TIME (UTC if no offset).")
-def replay(check_: bool, until: str | None) -> None:
+@click.pass_context
+def replay(ctx: click.Context, check_: bool, until: str | None) -> None:
     """Replay the log: check the projections against it, or show the state
-    of every key at a past point (--until)."""
+    of every key at a past point (--until); `replay prove-decryptable`
+    proves every issued ciphertext can still be opened."""
+    if ctx.invoked_subcommand is not None:
+        if check_ or until is not None:
+            raise click.UsageError("--check and --until do not go with a subcommand")
+        return
     if check_ == (until is not None):
         raise click.UsageError("give exactly one of --check or --until")
     opts = settings()
@@ -197,5 +203,9 @@ def replay(check_: bool, until: str | None) -> None:
         return
     show({"Until": {"Seq": seq} if seq is not None else {"Time": _iso(time)}, "Keys": keys})
 
+
+from cli.replay_prove import prove_decryptable  # noqa: E402
+
+replay.add_command(prove_decryptable)
 
 COMMANDS = [replay]

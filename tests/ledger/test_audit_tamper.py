@@ -105,10 +105,12 @@ def verify(home: Path, *extra: bytes, verifier: tuple[str, bytes]) -> audit_.Ver
 
 def verify_cli(home: Path, p: Pristine, tmp_path: Path, *notes: bytes, expect: int) -> Result:
     args = ["verify", "--public-key", p.vkey]
+    if notes:
+        args.append("--checkpoint")  # FILE... : the AWS CLI's space-separated list
     for i, note in enumerate(notes):
         path = tmp_path / f"kept-elsewhere-{i}.checkpoint"
         path.write_bytes(note)
-        args += ["--checkpoint", str(path)]
+        args.append(str(path))
     result = CliRunner().invoke(audit, args, env={"KEYLEDGER_HOME": str(home)}, catch_exceptions=False)
     assert result.exit_code == expect, result.output
     as_json = CliRunner().invoke(audit, [*args, "--json"], env={"KEYLEDGER_HOME": str(home)})

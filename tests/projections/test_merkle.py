@@ -195,7 +195,7 @@ def test_degenerate_consistency() -> None:
 # -- properties ------------------------------------------------------------------------
 
 logs = st.lists(st.binary(max_size=24), min_size=1, max_size=70, unique=True)
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def flipped(h: bytes, bit: int) -> bytes:

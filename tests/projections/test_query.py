@@ -122,7 +122,7 @@ def matches(f: Filter, r: ev.Record) -> bool:
             and (f.until_time is None or r.time <= f.until_time))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operations, min_size=5, max_size=40), data=st.data())
 def test_indexed_queries_equal_a_full_scan(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple],

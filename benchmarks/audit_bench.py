@@ -1,0 +1,198 @@
+"""What the audit trail costs, and how fast it is read (issue 3's benchmark).
+
+`run(quick)` returns {"group": "audit", "results": [...]}, one entry per
+measurement, shaped like the harness's results:
+
+- `audit.append.raw.ratio`: append throughput with the Merkle tree and the
+  audit indexes on, as a ratio to the same store with `audit_tables=False`.
+  Realistic Encrypt / Decrypt / GenerateDataKey records against 50 keys,
+  appended by `Store.submit` in batches of 1,000 (what group commit makes of
+  a busy server), `relaxed`. Paired slices, alternating which store goes
+  first, so load and the logs' growth hit both alike; the ratio is the
+  median of the per-pair ratios.
+- `audit.append.encrypt.ratio`: the same ratio through the service's
+  `Encrypt` (32 B, one thread, relaxed), where crypto and authorization
+  dilute the tree's share.
+- `audit.verify`: `ledger.audit.verify` (hash chain, Merkle root recomputed
+  from the record bytes, one stored checkpoint) over 1,000,000 records
+  (quick: 10,000), in records/s.
+- `audit.log.key_recent`: a filtered trail query, one key's 1,000 most
+  recent records (`projections.query`, newest first, through `idx_key`) in
+  that log, in ms (median of repeated runs).
+
+The log is built with big `Store.submit` batches (benchmarks.cases.build_log,
+50 keys). Clock: time.perf_counter only. Never run as a unit test.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import ledger
+from benchmarks.cases import build_log
+from ledger import audit
+from ledger import events as ev
+from ledger.secret import Secret
+from ledger.service import KeyLedger
+from ledger.store import Store
+from projections.query import Filter, query
+
+KEYS = 50
+PRINCIPALS = [f"arn:aws:iam::111122223333:role/app-{i}" for i in range(4)]
+CONTEXTS = [{"purpose": "orders", "tenant": f"t{i:03d}"} for i in range(97)]
+BATCH = 1_000
+QUERY_LIMIT = 1_000
+SIZES = {"full": {"log": 1_000_000, "pairs": 30, "encrypt_pairs": 20, "encrypt_slice": 300, "queries": 30},
+         "quick": {"log": 10_000, "pairs": 6, "encrypt_pairs": 4, "encrypt_slice": 100, "queries": 10}}
+
+
+def _appender(store: Store, key_ids: list[str]) -> Callable[[], float]:
+    """One timed submit of BATCH realistic records; returns its seconds."""
+    counter = [0]
+
+    def once() -> float:
+        first = counter[0]
+        counter[0] += BATCH
+        now = time.time_ns() // 1000
+
+        def work(view: Any) -> None:
+            for j in range(first, first + BATCH):
+                key_id, context, kind = key_ids[j % KEYS], CONTEXTS[j % len(CONTEXTS)], j % 20
+                digest = os.urandom(32)
+                if kind == 0:
+                    event: ev.Event = ev.DataKeyGenerated(key_id, 1, context, digest, 32, True)
+                    operation = "GenerateDataKey"
+                elif kind <= 8:
+                    event, operation = ev.Decrypted(key_id, 1, context, digest), "Decrypt"
+                else:
+                    event, operation = ev.Encrypted(key_id, 1, context, digest), "Encrypt"
+                view.append([event], operation=operation, principal=PRINCIPALS[j % len(PRINCIPALS)],
+                            request_id=str(uuid.uuid4()), time=now + j - first)
+
+        start = time.perf_counter()
+        store.submit(work)
+        return time.perf_counter() - start
+    return once
+
+
+def _paired(a: Callable[[], float], b: Callable[[], float], pairs: int) -> tuple[list[float], list[float]]:
+    """Seconds of a and b, timed back to back, alternating which goes first."""
+    ta, tb = [], []
+    a(), b()  # warm-up
+    for i in range(pairs):
+        if i % 2 == 0:
+            ta.append(a())
+            tb.append(b())
+        else:
+            tb.append(b())
+            ta.append(a())
+    return ta, tb
+
+
+def _ratio_entry(id_: str, label: str, audit_s: list[float], plain_s: list[float], per_slice: int,
+                 unit: str, params: dict[str, Any]) -> dict[str, Any]:
+    ratios = [p / a for a, p in zip(audit_s, plain_s)]  # audit rate / plain rate
+    return {"id": id_, "group": "audit", "label": label, "unit": "ratio", "value": statistics.median(ratios),
+            "ratio_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
+            f"audit_{unit}": per_slice / statistics.median(audit_s),
+            f"plain_{unit}": per_slice / statistics.median(plain_s), "pair_ratios": ratios, "params": params}
+
+
+def append_raw(root: str, pairs: int) -> dict[str, Any]:
+    key_ids = [str(uuid.uuid4()) for _ in range(KEYS)]
+    with tempfile.TemporaryDirectory(dir=root) as a_dir, tempfile.TemporaryDirectory(dir=root) as p_dir:
+        with_tree = Store(a_dir, durability="relaxed")
+        without = Store(p_dir, durability="relaxed", audit_tables=False)
+        try:
+            ta, tp = _paired(_appender(with_tree, key_ids), _appender(without, key_ids), pairs)
+        finally:
+            with_tree.close()
+            without.close()
+    return _ratio_entry("audit.append.raw.ratio", "append with Merkle tree + indexes / without (Store.submit, "
+                        f"batches of {BATCH:,})", ta, tp, BATCH, "events_per_s",
+                        {"batch": BATCH, "pairs": pairs, "keys": KEYS, "durability": "relaxed"})
+
+
+def append_encrypt(root: str, pairs: int, per_slice: int) -> dict[str, Any]:
+    def encrypting(store: Store) -> tuple[KeyLedger, Callable[[], float]]:
+        kms = KeyLedger(store, Secret(os.urandom(32)), region=ledger.DEFAULT_REGION, account=ledger.DEFAULT_ACCOUNT)
+        key_id = kms.create_key(description="bench").key_metadata.key_id
+        plaintext = os.urandom(32)
+
+        def once() -> float:
+            start = time.perf_counter()
+            for _ in range(per_slice):
+                kms.encrypt(key_id, plaintext, encryption_context=CONTEXTS[0])
+            return time.perf_counter() - start
+        return kms, once
+
+    with tempfile.TemporaryDirectory(dir=root) as a_dir, tempfile.TemporaryDirectory(dir=root) as p_dir:
+        a_kms, a = encrypting(Store(a_dir, durability="relaxed"))
+        p_kms, p = encrypting(Store(p_dir, durability="relaxed", audit_tables=False))
+        try:
+            ta, tp = _paired(a, p, pairs)
+        finally:
+            a_kms.close()
+            p_kms.close()
+    return _ratio_entry("audit.append.encrypt.ratio", "Encrypt 32 B with Merkle tree + indexes / without "
+                        "(1 thread, relaxed)", ta, tp, per_slice, "ops_per_s",
+                        {"size": 32, "threads": 1, "calls_per_slice": per_slice, "pairs": pairs,
+                         "durability": "relaxed"})
+
+
+def verify_and_query(root: str, records: int, queries: int) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(dir=root) as home, ledger.open(home, durability="relaxed") as kms:
+        start = time.perf_counter()
+        n = build_log(kms, records, keys=KEYS, batch=10_000)
+        build_s = time.perf_counter() - start
+        kms.checkpoint()  # verify also checks it (signing re-verified every record: not timed)
+        with kms.store.snapshot() as snap:
+            start = time.perf_counter()
+            report = audit.verify(snap)
+            verify_s = time.perf_counter() - start
+            if not report.ok or report.records != n:
+                raise AssertionError(f"verify failed on the benchmark log: {report.lines()}")
+            key_id = next(r.event.key_id for r in query(snap, Filter(operation="Encrypt"), limit=1))
+            times, found = [], 0
+            for _ in range(queries):
+                start = time.perf_counter()
+                found = sum(1 for _ in query(snap, Filter(key_id=key_id), limit=QUERY_LIMIT, newest_first=True))
+                times.append(time.perf_counter() - start)
+        file_bytes = os.path.getsize(kms.store.file_path())
+    ms = [t * 1000 for t in times]
+    return [
+        {"id": "audit.verify", "group": "audit", "label": "audit verify (chain + Merkle root + checkpoint)",
+         "unit": "records/s", "value": n / verify_s, "seconds": verify_s, "count": n,
+         "params": {"records": n, "keys": KEYS, "checkpoints": 1},
+         "extra": {"build_seconds": build_s, "build_records_per_s": n / build_s,
+                   "file_bytes_per_record": file_bytes / n}},
+        {"id": "audit.log.key_recent", "group": "audit",
+         "label": f"audit log --key-id K --limit {QUERY_LIMIT:,} (newest first)", "unit": "ms",
+         "value": statistics.median(ms), "runs": ms, "count": found,
+         "params": {"records": n, "keys": KEYS, "limit": QUERY_LIMIT, "found": found}},
+    ]
+
+
+def run(quick: bool) -> dict[str, Any]:
+    size = SIZES["quick" if quick else "full"]
+    with tempfile.TemporaryDirectory(prefix="kl-audit-bench-") as root:
+        results = [append_raw(root, size["pairs"]),
+                   append_encrypt(root, size["encrypt_pairs"], size["encrypt_slice"]),
+                   *verify_and_query(root, size["log"], size["queries"])]
+    return {"group": "audit", "results": results}
+
+
+if __name__ == "__main__":  # python -m benchmarks.audit_bench [--quick]
+    import json
+    import sys
+
+    out = run("--quick" in sys.argv)
+    for entry in out["results"]:
+        extra = {k: v for k, v in entry.items() if k.endswith("_per_s") or k in ("ratio_quartiles", "extra")}
+        print(f"{entry['id']:32} {entry['value']:>14,.3f} {entry['unit']:10} {json.dumps(extra, default=str)}")
