@@ -456,9 +456,12 @@ class KeyLedger:
 
     def checkpoint(self) -> checkpoint_.Checkpoint:
         """Sign and store a checkpoint of the log as it is now, after proving
-        the log still extends the latest stored checkpoint: the records since
-        then re-hash to the stored leaves and chain, and a consistency proof
-        links the two roots. Never signs a fork."""
+        that the log still extends the latest stored checkpoint: the tree's
+        right edge at the old size (from stored subtrees) must give the old
+        signed root; the records since then must chain, and folding their
+        hashes onto that edge must give both the stored head's frontier and
+        the root the stored subtrees give. Never signs a fork, a rolled-back
+        log, or a tree that disagrees with its records."""
         if self._signer is None:
             raise LedgerError("this ledger has no checkpoint key (checkpoint.key)")
         meta = self.store.meta()
@@ -467,7 +470,7 @@ class KeyLedger:
         with self.store.snapshot() as snap:
             head = snap.head()
             stored = snap.checkpoints()
-            start, prev_hash = 0, ev.GENESIS_HASH
+            start, prev_hash, frontier = 0, ev.GENESIS_HASH, ()
             if stored:
                 last = checkpoint_.verify(stored[-1], origin, public)
                 if last.size > head.seq:
@@ -476,16 +479,17 @@ class KeyLedger:
                 start = last.size
                 if start:
                     prev_hash = snap.raw_record(start - 1).hash
-                proof = merkle.consistency_proof(last.size, head.seq, snap.node) if last.size else []
-                if last.size and not merkle.verify_consistency(
-                        last.size, head.seq, last.root, merkle.root(head.seq, snap.node), proof):
-                    raise LedgerError(f"the log does not extend the checkpoint of size {last.size}")
+                    frontier = merkle.frontier_of(start, snap.node)
+                    if merkle.root_of_frontier(frontier) != last.root:
+                        raise LedgerError(f"the log does not extend the checkpoint of size {last.size}")
             for raw in snap.raw_records(start):
-                if raw.prev_hash != prev_hash or ev.chain_hash(prev_hash, raw.body) != raw.hash \
-                        or snap.node(0, raw.seq) != merkle.leaf_hash(raw.body):
+                if raw.prev_hash != prev_hash or ev.chain_hash(prev_hash, raw.body) != raw.hash:
                     raise LedgerError(f"record {raw.seq} does not verify: refusing to sign a checkpoint")
+                frontier, _ = merkle.push(frontier, raw.seq, merkle.leaf_hash(raw.body))
                 prev_hash = raw.hash
-            root = merkle.root(head.seq, snap.node)
+            root = merkle.root_of_frontier(frontier)
+            if head.frontier != frontier or merkle.root(head.seq, snap.node) != root:
+                raise LedgerError("the stored Merkle tree does not match the records: refusing to sign")
         signed = checkpoint_.sign(origin, head.seq, root, self._signer)
         self.store.put_checkpoint(head.seq, signed.note)
         return signed

@@ -53,19 +53,25 @@ DURABILITY_MODES = ("durable", "relaxed")
 
 
 class Head:
-    __slots__ = ("seq", "hash", "time")
+    """Next seq, last hash, last time, and the Merkle tree's right edge."""
 
-    def __init__(self, seq: int, hash: bytes, time: int) -> None:
-        self.seq, self.hash, self.time = seq, hash, time
+    __slots__ = ("seq", "hash", "time", "frontier")
+
+    def __init__(self, seq: int, hash: bytes, time: int, frontier: merkle.Frontier = ()) -> None:
+        self.seq, self.hash, self.time, self.frontier = seq, hash, time, frontier
 
     def pack(self) -> bytes:
-        return _HEAD.pack(self.seq, self.hash, self.time)
+        return _HEAD.pack(self.seq, self.hash, self.time) + b"".join(
+            bytes([level]) + h for level, h in self.frontier)
 
     @classmethod
     def unpack(cls, data: bytes | None) -> Head:
         if data is None:
             return cls(0, ev.GENESIS_HASH, 0)
-        return cls(*_HEAD.unpack(data))
+        seq, digest, time = _HEAD.unpack_from(data)
+        rest = data[_HEAD.size:]
+        frontier = tuple((rest[i], bytes(rest[i + 1:i + 33])) for i in range(0, len(rest), 33))
+        return cls(seq, digest, time, frontier)
 
 
 class RawRecord:
@@ -127,9 +133,6 @@ class WriteView(_Tables):
         self.appended: list[ev.Record] = []
         self._audit = audit
 
-    def _node(self, level: int, index: int) -> bytes:
-        return self._txn.get(_NODE.pack(level, index), db=self._dbs["merkle"])
-
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
 
@@ -151,6 +154,8 @@ class WriteView(_Tables):
         out = []
         head = self.head
         time = max(time, head.time)  # the log's clock never runs backwards
+        frontier = head.frontier
+        prefixes = indexes.prefixes(principal, operation)
         for event in events:
             record = ev.Record(head.seq, time, request_id, principal, operation, event)
             body = ev.canonical(record)
@@ -160,11 +165,12 @@ class WriteView(_Tables):
                 raise LedgerError(f"out-of-order append at seq {head.seq}: the log is corrupt")
             projections.apply(self, record)
             if self._audit:
-                for level, index, h in merkle.completed(head.seq, merkle.leaf_hash(body), self._node):
+                frontier, made = merkle.push(frontier, head.seq, merkle.leaf_hash(body))
+                for level, index, h in made:
                     self._txn.put(_NODE.pack(level, index), h, db=self._dbs["merkle"])
-                for table, key in indexes.rows(record):
+                for table, key in indexes.rows(record, prefixes):
                     self._txn.put(key, b"", db=self._dbs[table])
-            head = Head(head.seq + 1, digest, time)
+            head = Head(head.seq + 1, digest, time, frontier)
             out.append(record)
         self.head = head
         self.appended.extend(out)
@@ -200,6 +206,11 @@ class Snapshot:
         return None if value is None else RawRecord(seq, value)
 
     def node(self, level: int, index: int) -> bytes:
+        if level == 0:  # leaves are not stored: they are their record's hash
+            raw = self.raw_record(index)
+            if raw is None:
+                raise KeyError(f"no record {index}")
+            return merkle.leaf_hash(raw.body)
         h = self._txn.get(_NODE.pack(level, index), db=self._dbs["merkle"])
         if h is None:
             raise KeyError(f"no merkle node at level {level}, index {index}")

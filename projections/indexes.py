@@ -49,14 +49,26 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
 MAX_TERM_BYTES = 511 - len(SEP) - SEQ.size
 
 
-def rows(record: ev.Record) -> list[tuple[str, bytes]]:
-    e, seq = record.event, record.seq
-    out = [(name, term_key(term, seq)) for name, term in
-           ((name, k.encode()) for name, k in
-            [*(("idx_key", k) for k in ev.key_ids_of(e)),
-             ("idx_principal", record.principal), ("idx_operation", record.operation)])
-           if len(term) <= MAX_TERM_BYTES]
+def prefixes(principal: str, operation: str) -> list[tuple[str, bytes]]:
+    """The index rows every record of one append shares, as key prefixes
+    (computed once per append, not per record)."""
+    return [(name, term + SEP) for name, term in
+            (("idx_principal", principal.encode()), ("idx_operation", operation.encode()))
+            if len(term) <= MAX_TERM_BYTES]
+
+
+def rows(record: ev.Record, shared: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
+    e = record.event
+    seq = SEQ.pack(record.seq)
+    if shared is None:
+        shared = prefixes(record.principal, record.operation)
+    out = [(name, prefix + seq) for name, prefix in shared]
+    for k in ev.key_ids_of(e):
+        term = k.encode()
+        if len(term) <= MAX_TERM_BYTES:
+            out.append(("idx_key", term + SEP + seq))
     if isinstance(e, ev.RequestDenied):
-        out.append(("idx_error", term_key(ERROR_TERM, seq)))
-    out.extend(("idx_digest", term_key(d, seq)) for d in digests_of(e))
+        out.append(("idx_error", ERROR_TERM + SEP + seq))
+    for d in digests_of(e):
+        out.append(("idx_digest", d + SEP + seq))
     return out

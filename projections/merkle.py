@@ -2,11 +2,13 @@
 
 Leaf i is the canonical bytes of record i: leaf hash = SHA-256(0x00 || bytes),
 interior node = SHA-256(0x01 || left || right). The store keeps the hash of
-every *complete* aligned subtree, addressed by (level, index): the subtree
-of leaves [index * 2^level, (index + 1) * 2^level). Appending leaf n adds the
-leaf and every subtree it completes (amortised two writes). From those, the
-root of any prefix and the inclusion and consistency proofs of RFC 9162
-section 2.1 need O(log^2 n) reads, never the whole log.
+every *complete* aligned interior subtree, addressed by (level, index): the
+subtree of leaves [index * 2^level, (index + 1) * 2^level), and the right
+edge of the tree (the frontier) with the log's head, so an append needs no
+reads and about one write. A leaf hash (level 0) is recomputed from its
+record when asked for. From those, the root of any prefix and the inclusion
+and consistency proofs of RFC 9162 section 2.1 need O(log^2 n) reads, never
+the whole log.
 
 Everything here is pure: `node(level, index)` is the only way in.
 """
@@ -40,6 +42,43 @@ def completed(index: int, leaf: bytes, node: Node) -> list[tuple[int, int, bytes
         level, i = level + 1, i >> 1
         rows.append((level, i, h))
     return rows
+
+
+Frontier = tuple[tuple[int, bytes], ...]  # the right edge: (level, hash), levels decreasing
+
+
+def push(frontier: Frontier, size: int, leaf: bytes) -> tuple[Frontier, list[tuple[int, int, bytes]]]:
+    """Append leaf number `size` to a tree whose right edge is `frontier`:
+    the new right edge, and the complete interior subtrees (level >= 1,
+    index, hash) it finishes. The store keeps only those: a leaf hash is
+    recomputed from its record when a proof needs it."""
+    stack = list(frontier)
+    level, h, made = 0, leaf, []
+    while stack and stack[-1][0] == level:
+        h = node_hash(stack.pop()[1], h)
+        level += 1
+        made.append((level, size >> level, h))
+    stack.append((level, h))
+    return tuple(stack), made
+
+
+def frontier_of(size: int, node: Node) -> Frontier:
+    """The right edge of the tree of `size` leaves, from stored subtrees."""
+    out, offset = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, node(level, offset >> level)))
+            offset += 1 << level
+    return tuple(out)
+
+
+def root_of_frontier(frontier: Frontier) -> bytes:
+    if not frontier:
+        return EMPTY_ROOT
+    h = frontier[-1][1]
+    for _, left in reversed(frontier[:-1]):
+        h = node_hash(left, h)
+    return h
 
 
 def _largest_power_of_two_below(n: int) -> int:
