@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ import msgspec
 
 from cli.context import settings
 from cli.output import Failure, LedgerCommand, format_json
+from cli.progress import Counted, Progress
 from ledger import audit as audit_
 from ledger import checkpoint as cp
 from ledger import events as ev
@@ -43,7 +43,6 @@ from ledger.store import Snapshot, Store
 from projections import alias_row, cloudtrail
 from projections.query import Filter, query
 
-PROGRESS_EVERY = 10_000
 LOG_FORMATS = ("jsonl", "table", "cloudtrail")
 
 
@@ -108,41 +107,6 @@ def resolve_key(snap: Snapshot, value: str, identity: Identity) -> str:
         raise Failure(f"alias {ident} does not exist now (aliases resolve through the live aliases "
                       "table; give the key id to query a deleted alias's key)")
     return alias.key_id
-
-
-class Progress:
-    """A one-line counter on stderr, only when stderr is a terminal."""
-
-    def __init__(self, what: str, total: int) -> None:
-        self.what, self.total = what, total
-        self.enabled = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, seq: int) -> None:
-        if self.enabled:
-            click.echo(f"\r{self.what}: {seq:,} / {self.total:,} records", err=True, nl=False)
-            self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
-
-
-class Counted:
-    """A snapshot whose record stream reports progress; everything else is
-    the snapshot's own."""
-
-    def __init__(self, snapshot: Snapshot, progress: Progress) -> None:
-        self._snapshot, self._progress = snapshot, progress
-
-    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
-        for raw in self._snapshot.raw_records(start, stop):
-            if raw.seq % PROGRESS_EVERY == 0:
-                self._progress(raw.seq)
-            yield raw
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._snapshot, name)
 
 
 def _read_verifier(public_key: str | None, public_key_file: str | None) -> tuple[str, bytes] | None:

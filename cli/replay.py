@@ -9,8 +9,6 @@ Progress goes to stderr, and only when stderr is a terminal.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,55 +16,21 @@ import click
 
 from cli.context import settings
 from cli.output import Failure, LedgerGroup, format_json, show
+from cli.progress import Counted, Progress
 from ledger.service import KeyLedger
 from ledger.commands import key_arn
 from ledger.service import from_us, to_us
 from projections import replay as rp
 from projections.state import KeyState
 
-PROGRESS_EVERY = 10_000
-
-
-class _Progress:
-    """A one-line counter on stderr, only on a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.enabled = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, seq: int) -> None:
-        if self.enabled:
-            click.echo(f"\rreplaying: {seq:,} / {self.total:,} records", err=True, nl=False)
-            self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
-
-
-class _Counted:
-    """A snapshot whose record stream reports progress."""
-
-    def __init__(self, snapshot: rp.SnapshotLike, progress: _Progress) -> None:
-        self._snapshot, self._progress = snapshot, progress
-
-    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[rp.RawRecordLike]:
-        for raw in self._snapshot.raw_records(start, stop):
-            if raw.seq % PROGRESS_EVERY == 0:
-                self._progress(raw.seq)
-            yield raw
-
-    def tables(self) -> dict[str, dict[bytes, Any]]:
-        return self._snapshot.tables()
 
 
 def check_ledger(kms: KeyLedger) -> rp.Report:
     """projections.replay.check over one consistent snapshot."""
     with kms.store.snapshot() as snap:
-        progress = _Progress(snap.head().seq)
+        progress = Progress("replaying", snap.head().seq)
         try:
-            return rp.check(_Counted(snap, progress))
+            return rp.check(Counted(snap, progress))
         finally:
             progress.done()
 
@@ -182,9 +146,9 @@ def replay(ctx: click.Context, check_: bool, until: str | None) -> None:
     seq, time = parse_until(until)  # type: ignore[arg-type]
     with opts.open() as kms:
         with kms.store.snapshot() as snap:
-            progress = _Progress(snap.head().seq)
+            progress = Progress("replaying", snap.head().seq)
             try:
-                tables, report = rp.state_at(_Counted(snap, progress), until_seq=seq, until_time=time)
+                tables, report = rp.state_at(Counted(snap, progress), until_seq=seq, until_time=time)
             finally:
                 progress.done()
         region, account = kms.region, kms.account

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import click
 
-from cli.audit import Progress
+from cli.progress import Progress
 from cli.context import settings
 from cli.output import LedgerCommand, format_json
 from ledger import forensics

@@ -435,7 +435,7 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
             if not (itself or its_account) or not _applies(s, req):
                 continue
             if s.effect == "Deny":
-                return Decision(False, f"with an explicit deny in a resource-based policy")
+                return Decision(False, "with an explicit deny in a resource-based policy")
             direct = direct or itself
             delegated = delegated or its_account
     iam_allows = is_root

@@ -16,7 +16,6 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-import ledger
 from ledger import checkpoint
 from ledger import events as ev
 from server import protocol
