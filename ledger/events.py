@@ -250,7 +250,8 @@ class RequestDenied(_Event, tag="RequestDenied"):
 
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
-    AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated, KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
+    AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated,
+    KeyDescriptionUpdated, KeyEnabled, KeyDisabled,
     KeyDeletionScheduled, KeyDeletionCancelled, KeyDeleted, KeyTagged,
     KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,

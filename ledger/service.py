@@ -28,8 +28,9 @@ from ledger import crypto
 from ledger import events as ev
 from ledger import responses as r
 from ledger.errors import (
-    AccessDeniedException, AlreadyExistsException, IncorrectKeyException, InvalidCiphertextException, InvalidKeyUsageException,
-    InvalidMarkerException, KMSError, MalformedPolicyDocumentException, KMSInternalException, LedgerError, NotFoundException,
+    AccessDeniedException, AlreadyExistsException, IncorrectKeyException, InvalidCiphertextException,
+    InvalidKeyUsageException, InvalidMarkerException, KMSError, KMSInternalException, LedgerError,
+    MalformedPolicyDocumentException, NotFoundException,
 )
 from ledger.secret import Secret
 from ledger.store import Store, WriteView
@@ -626,19 +627,20 @@ class KeyLedger:
             req.emit(cmd.update_description(state, req.arn(state.key_id), description))
         return self._run("UpdateKeyDescription", body, key_hint=key_id)
 
-    def enable_key(self, key_id: str) -> None:
+    def _key_change(self, operation: str, key_id: str,
+                    decide: Callable[[KeyState, str], list[ev.Event]]) -> None:
+        """The plain shape of a state change: resolve, authorize kms:<operation>, decide, append."""
         def body(req: _Request) -> None:
             state = req.key(key_id)
-            req.authorize("kms:EnableKey", state)
-            req.emit(cmd.enable_key(state, req.arn(state.key_id)))
-        return self._run("EnableKey", body, key_hint=key_id)
+            req.authorize(f"kms:{operation}", state)
+            req.emit(decide(state, req.arn(state.key_id)))
+        return self._run(operation, body, key_hint=key_id)
+
+    def enable_key(self, key_id: str) -> None:
+        return self._key_change("EnableKey", key_id, cmd.enable_key)
 
     def disable_key(self, key_id: str) -> None:
-        def body(req: _Request) -> None:
-            state = req.key(key_id)
-            req.authorize("kms:DisableKey", state)
-            req.emit(cmd.disable_key(state, req.arn(state.key_id)))
-        return self._run("DisableKey", body, key_hint=key_id)
+        return self._key_change("DisableKey", key_id, cmd.disable_key)
 
     def schedule_key_deletion(self, key_id: str, *, pending_window_in_days: int | None = None,
                               ) -> r.ScheduleKeyDeletionResponse:
@@ -760,16 +762,13 @@ class KeyLedger:
             if rotation_period_in_days is not None:
                 cmd.check_range("rotationPeriodInDays", rotation_period_in_days, *cmd.ROTATION_PERIOD_RANGE)
             state = req.key(key_id)
-            req.authorize("kms:EnableKeyRotation", state, extra={"kms:rotationperiodindays": rotation_period_in_days or cmd.DEFAULT_ROTATION_PERIOD})
+            period = cmd.DEFAULT_ROTATION_PERIOD if rotation_period_in_days is None else rotation_period_in_days
+            req.authorize("kms:EnableKeyRotation", state, extra={"kms:rotationperiodindays": period})
             req.emit(cmd.enable_rotation(state, req.arn(state.key_id), rotation_period_in_days))
         return self._run("EnableKeyRotation", body, key_hint=key_id)
 
     def disable_key_rotation(self, key_id: str) -> None:
-        def body(req: _Request) -> None:
-            state = req.key(key_id)
-            req.authorize("kms:DisableKeyRotation", state)
-            req.emit(cmd.disable_rotation(state, req.arn(state.key_id)))
-        return self._run("DisableKeyRotation", body, key_hint=key_id)
+        return self._key_change("DisableKeyRotation", key_id, cmd.disable_rotation)
 
     def get_key_rotation_status(self, key_id: str) -> r.GetKeyRotationStatusResponse:
         def body(req: _Request) -> r.GetKeyRotationStatusResponse:
