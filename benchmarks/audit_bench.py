@@ -15,13 +15,24 @@ measurement, shaped like the harness's results:
   dilute the tree's share.
 - `audit.verify`: `ledger.audit.verify` (hash chain, Merkle root recomputed
   from the record bytes, one stored checkpoint) over 1,000,000 records
-  (quick: 10,000), in records/s.
+  (quick: 10,000), in records/s. Its same-log baselines: `audit.chain`, the
+  hash chain with decoding and no Merkle tree (`projections.replay.verified`,
+  the first step of `replay --check`), and `audit.scan`, reading the records
+  only; `ratios` holds verify / each.
 - `audit.log.key_recent`: a filtered trail query, one key's 1,000 most
   recent records (`projections.query`, newest first, through `idx_key`) in
-  that log, in ms (median of repeated runs).
+  that log, in ms (median of repeated runs). Its baselines, in the same
+  snapshot: `audit.log.key_recent.unindexed`, the same query with
+  `use_indexes=False` (walks the log newest first until 1,000 match), and
+  `audit.log.read_answer`, reading and decoding exactly the 1,000 records it
+  returns by seq (the floor: the cost of the answer alone). `ratios` holds
+  unindexed / indexed (how many times faster the index makes it) and
+  answer / indexed (1.0 would be an index walk that costs nothing).
 
 The log is built with big `Store.submit` batches (benchmarks.cases.build_log,
-50 keys). Clock: time.perf_counter only. Never run as a unit test.
+50 keys). Each part runs on its own: one that raises becomes an entry with
+"error" and the others still run. Clock: time.perf_counter only. Never run
+as a unit test.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import os
 import statistics
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +53,7 @@ from ledger import events as ev
 from ledger.secret import Secret
 from ledger.service import KeyLedger
 from ledger.store import Store
+from projections import replay
 from projections.query import Filter, query
 
 KEYS = 50
@@ -48,8 +61,10 @@ PRINCIPALS = [f"arn:aws:iam::111122223333:role/app-{i}" for i in range(4)]
 CONTEXTS = [{"purpose": "orders", "tenant": f"t{i:03d}"} for i in range(97)]
 BATCH = 1_000
 QUERY_LIMIT = 1_000
-SIZES = {"full": {"log": 1_000_000, "pairs": 30, "encrypt_pairs": 20, "encrypt_slice": 300, "queries": 30},
-         "quick": {"log": 10_000, "pairs": 6, "encrypt_pairs": 4, "encrypt_slice": 100, "queries": 10}}
+SIZES = {"full": {"log": 1_000_000, "pairs": 30, "encrypt_pairs": 20, "encrypt_slice": 300, "queries": 30,
+                  "scans": 3},
+         "quick": {"log": 10_000, "pairs": 6, "encrypt_pairs": 4, "encrypt_slice": 100, "queries": 10,
+                   "scans": 1}}
 
 
 def _appender(store: Store, key_ids: list[str]) -> Callable[[], float]:
@@ -98,10 +113,13 @@ def _paired(a: Callable[[], float], b: Callable[[], float], pairs: int) -> tuple
 def _ratio_entry(id_: str, label: str, audit_s: list[float], plain_s: list[float], per_slice: int,
                  unit: str, params: dict[str, Any]) -> dict[str, Any]:
     ratios = [p / a for a, p in zip(audit_s, plain_s)]  # audit rate / plain rate
-    return {"id": id_, "group": "audit", "label": label, "unit": "ratio", "value": statistics.median(ratios),
+    value = statistics.median(ratios)
+    return {"id": id_, "group": "audit", "label": label, "unit": "ratio", "value": value,
+            "runs": ratios, "spread": (max(ratios) - min(ratios)) / value if len(ratios) > 1 and value else 0.0,
             "ratio_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
             f"audit_{unit}": per_slice / statistics.median(audit_s),
-            f"plain_{unit}": per_slice / statistics.median(plain_s), "pair_ratios": ratios, "params": params}
+            f"plain_{unit}": per_slice / statistics.median(plain_s), "params": params,
+            "ratios": {"without_audit": {"baseline": "the same store with audit_tables=False", "ratio": value}}}
 
 
 def append_raw(root: str, pairs: int) -> dict[str, Any]:
@@ -146,46 +164,131 @@ def append_encrypt(root: str, pairs: int, per_slice: int) -> dict[str, Any]:
                          "durability": "relaxed"})
 
 
-def verify_and_query(root: str, records: int, queries: int) -> list[dict[str, Any]]:
+def _median_seconds(fn: Callable[[], int], repeats: int) -> tuple[float, list[float], int]:
+    """(median seconds, every run's seconds, what fn returned last)."""
+    times, n = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, n
+
+
+def _spread(runs: list[float]) -> float:
+    mid = statistics.median(runs) if runs else 0.0
+    return (max(runs) - min(runs)) / mid if len(runs) > 1 and mid else 0.0
+
+
+def verify_and_query(root: str, records: int, queries: int, scans: int = 1) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(dir=root) as home, ledger.open(home, durability="relaxed") as kms:
         start = time.perf_counter()
         n = build_log(kms, records, keys=KEYS, batch=10_000)
         build_s = time.perf_counter() - start
         kms.checkpoint()  # verify also checks it (signing re-verified every record: not timed)
         with kms.store.snapshot() as snap:
-            start = time.perf_counter()
-            report = audit.verify(snap)
-            verify_s = time.perf_counter() - start
-            if not report.ok or report.records != n:
-                raise AssertionError(f"verify failed on the benchmark log: {report.lines()}")
+            def scan() -> int:
+                return sum(1 for _ in snap.raw_records())
+
+            def chain() -> int:
+                report = replay.Report()
+                count = sum(1 for _ in replay.verified(snap.raw_records(), report))
+                if report.chain_error is not None:
+                    raise AssertionError(f"chain verification failed: {report.chain_error}")
+                return count
+
+            def verify() -> int:
+                report = audit.verify(snap)
+                if not report.ok or report.records != n:
+                    raise AssertionError(f"verify failed on the benchmark log: {report.lines()}")
+                return report.records
+
+            scan_s, scan_runs, _ = _median_seconds(scan, scans)
+            chain_s, chain_runs, _ = _median_seconds(chain, scans)
+            verify_s, verify_runs, _ = _median_seconds(verify, scans)
             key_id = next(r.event.key_id for r in query(snap, Filter(operation="Encrypt"), limit=1))
-            times, found = [], 0
-            for _ in range(queries):
-                start = time.perf_counter()
-                found = sum(1 for _ in query(snap, Filter(key_id=key_id), limit=QUERY_LIMIT, newest_first=True))
-                times.append(time.perf_counter() - start)
+            wanted = Filter(key_id=key_id)
+            answer = [r.seq for r in query(snap, wanted, limit=QUERY_LIMIT, newest_first=True)]
+
+            def indexed() -> int:
+                return sum(1 for _ in query(snap, wanted, limit=QUERY_LIMIT, newest_first=True))
+
+            def unindexed() -> int:
+                return sum(1 for _ in query(snap, wanted, limit=QUERY_LIMIT, newest_first=True, use_indexes=False))
+
+            def read_answer() -> int:
+                return sum(1 for seq in answer if ev.decode(snap.raw_record(seq).body).seq == seq)
+
+            indexed()  # warm
+            q_s, q_runs, found = _median_seconds(indexed, queries)
+            u_s, u_runs, u_found = _median_seconds(unindexed, max(1, queries // 10))
+            a_s, a_runs, a_found = _median_seconds(read_answer, queries)
+            if not found == u_found == a_found == len(answer):
+                raise AssertionError(f"indexed query found {found}, unindexed {u_found}, answer {len(answer)}")
+            walked = snap.head().seq - answer[-1] if answer else 0  # records the unindexed walk reads
         file_bytes = os.path.getsize(kms.store.file_path())
-    ms = [t * 1000 for t in times]
+    params = {"records": n, "keys": KEYS}
+    qparams = {**params, "limit": QUERY_LIMIT, "found": found}
+
+    def rate(id_: str, label: str, seconds: float, runs: list[float], **more: Any) -> dict[str, Any]:
+        per_s = [n / t for t in runs]
+        return {"id": id_, "group": "audit", "label": label, "unit": "records/s", "value": n / seconds,
+                "runs": per_s, "spread": _spread(per_s), "seconds": sum(runs), "count": n * len(runs),
+                "params": params, **more}
+
+    def ms(id_: str, label: str, seconds: float, runs: list[float], **more: Any) -> dict[str, Any]:
+        return {"id": id_, "group": "audit", "label": label, "unit": "ms", "value": seconds * 1000,
+                "runs": [t * 1000 for t in runs], "spread": _spread(runs), "seconds": sum(runs),
+                "count": found * len(runs), "params": qparams, **more}
+
     return [
-        {"id": "audit.verify", "group": "audit", "label": "audit verify (chain + Merkle root + checkpoint)",
-         "unit": "records/s", "value": n / verify_s, "seconds": verify_s, "count": n,
-         "params": {"records": n, "keys": KEYS, "checkpoints": 1},
-         "extra": {"build_seconds": build_s, "build_records_per_s": n / build_s,
-                   "file_bytes_per_record": file_bytes / n}},
-        {"id": "audit.log.key_recent", "group": "audit",
-         "label": f"audit log --key-id K --limit {QUERY_LIMIT:,} (newest first)", "unit": "ms",
-         "value": statistics.median(ms), "runs": ms, "count": found,
-         "params": {"records": n, "keys": KEYS, "limit": QUERY_LIMIT, "found": found}},
+        rate("audit.scan", "log scan (read records only), same log", scan_s, scan_runs),
+        rate("audit.chain", "hash chain + decode, no Merkle tree (replay's verify step), same log",
+             chain_s, chain_runs),
+        rate("audit.verify", "audit verify (chain + Merkle root + checkpoint)", verify_s, verify_runs,
+             ratios={"chain": {"baseline": "audit.chain", "ratio": chain_s / verify_s},
+                     "scan": {"baseline": "audit.scan", "ratio": scan_s / verify_s}},
+             extra={"build_seconds": build_s, "build_records_per_s": n / build_s,
+                    "file_bytes_per_record": file_bytes / n, "checkpoints": 1}),
+        ms("audit.log.key_recent.unindexed", f"the same query without indexes (walks {walked:,} records "
+           "newest first)", u_s, u_runs, extra={"records_read": walked}),
+        ms("audit.log.read_answer", f"read + decode the {found:,} answer records by seq (the floor)", a_s, a_runs),
+        ms("audit.log.key_recent", f"audit log --key-id K --limit {QUERY_LIMIT:,} (newest first)", q_s, q_runs,
+           ratios={"unindexed": {"baseline": "audit.log.key_recent.unindexed", "ratio": u_s / q_s},
+                   "answer": {"baseline": "audit.log.read_answer", "ratio": a_s / q_s}}),
     ]
 
 
-def run(quick: bool) -> dict[str, Any]:
+def _failed(id_: str, label: str, exc: BaseException) -> dict[str, Any]:
+    traceback.print_exc()
+    return {"id": id_, "group": "audit", "label": label, "params": {},
+            "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run(quick: bool, tmpdir: str | None = None,
+        progress: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     size = SIZES["quick" if quick else "full"]
-    with tempfile.TemporaryDirectory(prefix="kl-audit-bench-") as root:
-        results = [append_raw(root, size["pairs"]),
-                   append_encrypt(root, size["encrypt_pairs"], size["encrypt_slice"]),
-                   *verify_and_query(root, size["log"], size["queries"])]
-    return {"group": "audit", "results": results}
+    results: list[dict[str, Any]] = []
+
+    def done(*entries: dict[str, Any]) -> None:
+        for e in entries:
+            results.append(e)
+            progress(e)
+
+    parts: list[tuple[str, str, Callable[[str], Any]]] = [
+        ("audit.append.raw.ratio", "append with Merkle tree + indexes / without",
+         lambda root: [append_raw(root, size["pairs"])]),
+        ("audit.append.encrypt.ratio", "Encrypt with Merkle tree + indexes / without",
+         lambda root: [append_encrypt(root, size["encrypt_pairs"], size["encrypt_slice"])]),
+        ("audit.verify", f"audit verify and audit log over {size['log']:,} records",
+         lambda root: verify_and_query(root, size["log"], size["queries"], size["scans"])),
+    ]
+    with tempfile.TemporaryDirectory(prefix="kl-audit-bench-", dir=tmpdir) as root:
+        for id_, label, part in parts:
+            try:
+                done(*part(root))
+            except Exception as exc:  # recorded in the results; the caller decides
+                done(_failed(id_, label, exc))
+    return {"group": "audit", "results": results, "settings": {**size, "batch": BATCH, "keys": KEYS}}
 
 
 if __name__ == "__main__":  # python -m benchmarks.audit_bench [--quick]
@@ -194,5 +297,9 @@ if __name__ == "__main__":  # python -m benchmarks.audit_bench [--quick]
 
     out = run("--quick" in sys.argv)
     for entry in out["results"]:
-        extra = {k: v for k, v in entry.items() if k.endswith("_per_s") or k in ("ratio_quartiles", "extra")}
+        if "error" in entry:
+            print(f"{entry['id']:32} FAILED: {entry['error']}")
+            continue
+        extra = {k: v for k, v in entry.items()
+                 if k.endswith("_per_s") or k in ("ratio_quartiles", "extra", "ratios")}
         print(f"{entry['id']:32} {entry['value']:>14,.3f} {entry['unit']:10} {json.dumps(extra, default=str)}")

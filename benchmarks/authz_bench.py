@@ -142,15 +142,16 @@ def _profile(op: Callable[[], Any], calls: int) -> list[dict[str, Any]]:
     return rows[:15]
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, tmpdir: str | None = None) -> dict[str, Any]:
     """Paired, interleaved slices: each pair times the realistic and the
     default ledger back to back (in alternating order), so load from other
     processes and the logs' growth hit both alike; the ratio is the median
-    of the per-pair ratios."""
+    of the per-pair ratios ("runs": the per-pair ratios; "ops_runs": each
+    slice's ops/s). Missing the goal is a reading, not a failure."""
     slice_s, pairs, warmup = (0.1, 8, 0.1) if quick else (0.2, 40, 0.5)
     runs: dict[str, list[float]] = {"realistic": [], "default": []}
     decide_runs: dict[str, list[float]] = {"realistic": [], "default": []}
-    with tempfile.TemporaryDirectory(prefix="kl-authz-bench-") as root_dir, \
+    with tempfile.TemporaryDirectory(prefix="kl-authz-bench-", dir=tmpdir) as root_dir, \
             _encrypting(root_dir, True) as (realistic, decide_realistic), \
             _encrypting(root_dir, False) as (default, decide_default):
         ops = {"realistic": realistic, "default": default}
@@ -174,7 +175,9 @@ def run(quick: bool) -> dict[str, Any]:
             "unit": "ratio", "value": ratio, "goal": GOAL, "met": ratio >= GOAL,
             "ratio_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
             "realistic_ops_per_s": real, "default_ops_per_s": base,
-            "runs": runs, "pair_ratios": ratios,
+            "runs": ratios, "ops_runs": runs,
+            "spread": (max(ratios) - min(ratios)) / ratio if len(ratios) > 1 and ratio else 0.0,
+            "ratios": {"default_policy": {"baseline": "Encrypt under the default key policy", "ratio": ratio}},
             "evaluator_us_per_decision": us,
             # what the extra statements cost per Encrypt, against one Encrypt's time
             "evaluator_extra_share": (us["realistic"] - us["default"]) * 1e-6 * base,

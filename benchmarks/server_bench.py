@@ -23,6 +23,18 @@ Two clients, each at 1, 16 and 64 concurrent requests:
 Encrypt sends 256 random bytes with an encryption context; Decrypt cycles
 over ciphertexts made beforehand. The clients, keyledger and moto share the
 machine's cores, as they do in the rest of the harness.
+
+Ids: `server.<durability>.<client>.<op>.c<n>` for keyledger and
+`server-moto.<client>.<op>.c<n>` for moto. moto is optional: moto missing,
+not starting or failing is recorded (`optional: true`) and never fails the
+run. keyledger's server not starting, or any keyledger request failing, is
+an error of the run.
+
+Bounds: both servers listen on 127.0.0.1 only (free ports found by binding
+127.0.0.1:0); every timed run stops at `duration` seconds or `max_requests`
+requests, whichever comes first, and is abandoned as an error if it is not
+over `STUCK_SECONDS` after its deadline; a server gets `START_SECONDS` to
+listen and is killed if it has not stopped 30 s after SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +66,10 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 OPS = ("encrypt", "decrypt")
 CLIENTS = ("boto3", "replay")
 CONCURRENCY = (1, 16, 64)
+HOST = "127.0.0.1"
+START_SECONDS = 30.0  # a server that does not listen by then did not start
+STUCK_SECONDS = 60.0  # a timed run still going this long after its deadline failed
+START_ATTEMPTS = 3
 ALL_KMS = json.dumps({"Version": "2012-10-17",
                       "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]})
 
@@ -86,17 +103,30 @@ class Endpoint:
 
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
-def _wait_listening(host: str, port: int, proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+class ServerExited(RuntimeError):
+    pass
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def _wait_listening(host: str, port: int, proc: subprocess.Popen[Any], timeout: float = START_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with status {proc.returncode}")
+            raise ServerExited(f"the server exited with status {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
+            if proc.poll() is None:  # our server, not one that took the port meanwhile
+                return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout} s")
 
@@ -112,6 +142,33 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextlib.contextmanager
+def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Iterator[int]:
+    """Run `command(port)` on a free loopback port, retrying with another
+    port if the server exits at start (the port can be taken between finding
+    it and binding it); yield the port; stop the server."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        port = _free_port()
+        with open(log, "ab") as err:
+            proc = subprocess.Popen(command(port), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err)
+        try:
+            _wait_listening(HOST, port, proc)
+        except ServerExited as exc:
+            _stop(proc)
+            if attempt < START_ATTEMPTS:
+                continue
+            raise RuntimeError(f"{name} did not start: {exc}; its stderr: {_tail(log) or '(empty)'}") from None
+        except BaseException:
+            _stop(proc)
+            raise
+        try:
+            yield port
+        finally:
+            _stop(proc)
+        return
+
+
+@contextlib.contextmanager
 def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
     import ledger
     from server import credentials as creds
@@ -124,31 +181,34 @@ def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
             entry = creds.new_access_key(arn, "bench")
             kms.record_access_key(arn, entry.access_key_id)
         creds.append(home / creds.DEFAULT_FILE, entry)
-        port = _free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--home", str(home), "--port", str(port),
-             "--durability", durability, "--access-log", os.devnull, "--sweep-interval", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_listening("127.0.0.1", port, proc)
-            yield Endpoint("keyledger", "127.0.0.1", port, entry.access_key_id, entry.secret_access_key)
-        finally:
-            _stop(proc)
+
+        def command(port: int) -> list[str]:
+            return [sys.executable, "-m", "server", "serve", "--home", str(home), "--host", HOST,
+                    "--port", str(port), "--durability", durability, "--access-log", os.devnull,
+                    "--sweep-interval", "0"]
+        with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as port:
+            yield Endpoint("keyledger", HOST, port, entry.access_key_id, entry.secret_access_key)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _moto_executable() -> str:
+    """This Python's moto_server first (the one installed with the bench extra)."""
+    local = Path(sys.executable).parent / "moto_server"
+    if local.exists():
+        return str(local)
+    found = shutil.which("moto_server")
+    if found is None:
+        raise RuntimeError("moto_server is not installed (pip install -e '.[bench]')")
+    return found
+
+
 @contextlib.contextmanager
-def moto_server() -> Iterator[Endpoint]:
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_listening("127.0.0.1", port, proc)
-        yield Endpoint("moto", "127.0.0.1", port, "testing", "testing")
-    finally:
-        _stop(proc)
+def moto_server(root: str) -> Iterator[Endpoint]:
+    exe = _moto_executable()
+    with _serving("moto_server", lambda port: [exe, "-H", HOST, "-p", str(port)],
+                  Path(root) / "moto.stderr") as port:
+        yield Endpoint("moto", HOST, port, "testing", "testing")
 
 
 def _client(endpoint: Endpoint) -> Any:
@@ -230,7 +290,9 @@ def _boto3_run(endpoint: Endpoint, fx: Fixture, op: str, concurrency: int, secon
     deadline[0] = start + seconds
     barrier.wait()
     for t in threads:
-        t.join()
+        t.join(max(0.0, deadline[0] + STUCK_SECONDS - time.perf_counter()))
+        if t.is_alive():  # a daemon thread: abandoned, it cannot keep the process alive
+            raise TimeoutError(f"a boto3 client was still busy {STUCK_SECONDS:.0f} s after the deadline")
     elapsed = time.perf_counter() - start
     flat = [x for lat in latencies for x in lat]
     return Run(len(flat) - sum(errors), sum(errors), elapsed, flat)
@@ -331,7 +393,15 @@ def _replay_run(endpoint: Endpoint, fx: Fixture, op: str, concurrency: int, seco
         runner: Callable[..., Any] = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(_replay_async(endpoint, requests, concurrency, seconds, max_requests))
+
+    async def bounded() -> Run:
+        try:
+            return await asyncio.wait_for(
+                _replay_async(endpoint, requests, concurrency, seconds, max_requests), seconds + STUCK_SECONDS)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"the load generator was still busy {STUCK_SECONDS:.0f} s after the "
+                               "deadline") from None
+    return runner(bounded())
 
 
 _DRIVERS = {"boto3": _boto3_run, "replay": _replay_run}
@@ -343,9 +413,31 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def _entry_id(endpoint: Endpoint, client: str, op: str, concurrency: int, durability: str) -> str:
+    if endpoint.name == "keyledger":
+        return f"server.{durability}.{client}.{op}.c{concurrency}"
+    return f"server-moto.{client}.{op}.c{concurrency}"
+
+
+def _entry(endpoint: Endpoint, client: str, op: str, concurrency: int, durability: str) -> dict[str, Any]:
+    """The fields every result of this cell has, measured or failed."""
+    mine = endpoint.name == "keyledger"
+    return {
+        "id": _entry_id(endpoint, client, op, concurrency, durability),
+        "group": "server" if mine else "server-moto",
+        "label": f"{endpoint.name} HTTP {op.capitalize()} ({client} client"
+                 + (f", {durability})" if mine else ")"),
+        "threads": concurrency,
+        "params": {"server": endpoint.name, "client": client, "op": op, "concurrency": concurrency,
+                   "plaintext_bytes": PLAINTEXT_BYTES, "durability": durability if mine else None},
+        "optional": not mine,
+    }
+
+
 def measure(endpoint: Endpoint, fx: Fixture, client: str, op: str, concurrency: int,
-            settings: Settings) -> dict[str, Any]:
-    """One result entry (the harness's results.json entry shape)."""
+            settings: Settings, durability: str = "durable") -> dict[str, Any]:
+    """One result entry (the harness's results.json entry shape). Requests
+    that failed are left out of requests/s and make the entry an "error"."""
     drive = _DRIVERS[client]
     if settings.warmup:
         drive(endpoint, fx, op, concurrency, settings.warmup, settings.max_requests)
@@ -354,67 +446,93 @@ def measure(endpoint: Endpoint, fx: Fixture, client: str, op: str, concurrency: 
     rates = [r.rate for r in runs]
     latencies = sorted(x for r in runs for x in r.latencies)
     value = statistics.median(rates)
-    group = "server" if endpoint.name == "keyledger" else "server-moto"
-    return {
-        "id": f"{group}.{client}.{op}.c{concurrency}", "group": group,
-        "label": f"{endpoint.name} HTTP {op.capitalize()} ({client} client)", "threads": concurrency,
-        "params": {"server": endpoint.name, "client": client, "op": op, "concurrency": concurrency,
-                   "plaintext_bytes": PLAINTEXT_BYTES},
-        "optional": endpoint.name == "moto", "unit": "requests/s", "value": value, "runs": rates,
+    errors, count = sum(r.errors for r in runs), sum(r.count for r in runs)
+    out = _entry(endpoint, client, op, concurrency, durability)
+    out.update({
+        "unit": "requests/s", "value": value, "runs": rates,
         "spread": (max(rates) - min(rates)) / value if len(rates) > 1 and value else 0.0,
-        "count": sum(r.count for r in runs), "seconds": sum(r.seconds for r in runs),
+        "count": count, "seconds": sum(r.seconds for r in runs),
         "extra": {"p50_ms": _percentile(latencies, 0.50) * 1000, "p99_ms": _percentile(latencies, 0.99) * 1000,
-                  "errors": sum(r.errors for r in runs)},
-    }
+                  "errors": errors},
+    })
+    if errors:
+        out["error"] = f"{errors:,} of {errors + count:,} requests failed"
+    return out
+
+
+def _baseline_id(r: dict[str, Any]) -> str:
+    p = r["params"]
+    return f"server-moto.{p['client']}.{p['op']}.c{p['concurrency']}"
 
 
 def attach_ratios(results: list[dict[str, Any]]) -> None:
     """keyledger / moto for requests/s (`ratios.moto`), and moto / keyledger
     for latency (`extra.p50_speedup`, `extra.p99_speedup`): > 1 is keyledger
-    ahead in all three."""
+    ahead in all three. The moto cell is the one with the same client, op and
+    concurrency (moto has no durability setting)."""
     by_id = {r["id"]: r for r in results}
     for r in results:
-        if r["group"] != "server":
+        if r["group"] != "server" or "value" not in r:
             continue
-        base = by_id.get(r["id"].replace("server.", "server-moto.", 1))
-        ok = base is not None and base["value"] > 0 and r["value"] > 0
-        r["ratios"] = {"moto": {"baseline": base["id"] if base else None,
-                                "ratio": r["value"] / base["value"] if ok else None}}
-        if ok:
-            for p in ("p50", "p99"):
-                mine = r["extra"][f"{p}_ms"]
-                r["extra"][f"{p}_speedup"] = base["extra"][f"{p}_ms"] / mine if mine else None
+        base = by_id.get(_baseline_id(r))
+        ok = base is not None and base.get("value", 0) > 0 and r["value"] > 0
+        r["ratios"] = {"moto": {"baseline": _baseline_id(r), "ratio": r["value"] / base["value"] if ok else None}}
+        for p in ("p50", "p99"):
+            mine = r["extra"][f"{p}_ms"]
+            r["extra"][f"{p}_speedup"] = base["extra"][f"{p}_ms"] / mine if ok and mine else None
+
+
+def _failed(entry: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    traceback.print_exc()
+    entry["error"] = f"{type(exc).__name__}: {exc}"
+    return entry
 
 
 def run(*, quick: bool = False, settings: Settings | None = None, tmpdir: str | None = None,
         durability: str = "durable", clients: tuple[str, ...] = CLIENTS, ops: tuple[str, ...] = OPS,
-        concurrency: tuple[int, ...] = CONCURRENCY,
+        concurrency: tuple[int, ...] = CONCURRENCY, moto: bool = True,
         progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Every (server, client, op, concurrency) result, keyledger's with its
-    ratios to moto. moto missing or failing leaves keyledger's results
-    without ratios (its entries then carry "error")."""
+    ratios to moto (`moto=False`: keyledger alone, e.g. a second durability
+    whose ratios the caller attaches against an earlier moto run). A cell
+    that raises becomes an entry with "error" and the others still run;
+    keyledger's server not starting raises."""
     settings = settings or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
+
+    def done(entry: dict[str, Any]) -> None:
+        results.append(entry)
+        if progress:
+            progress(entry)
+
     root = tempfile.mkdtemp(dir=tmpdir, prefix="kl-server-bench-")
     try:
         with contextlib.ExitStack() as stack:
-            endpoints = [stack.enter_context(keyledger_server(root, durability))]
-            try:
-                endpoints.append(stack.enter_context(moto_server()))
-            except Exception as exc:  # noqa: BLE001 - the baseline is optional
-                results.append({"id": "server-moto", "group": "server-moto", "label": "moto_server",
-                                "threads": 0, "params": {}, "optional": True,
-                                "error": f"{type(exc).__name__}: {exc}"})
-            fixtures = {e.name: prepare(e) for e in endpoints}
+            mine = stack.enter_context(keyledger_server(root, durability))
+            fixtures = {mine.name: prepare(mine)}
+            endpoints = [mine]
+            if moto:
+                try:
+                    theirs = stack.enter_context(moto_server(root))
+                    fixtures[theirs.name] = prepare(theirs)
+                    endpoints.append(theirs)
+                except Exception as exc:  # noqa: BLE001 - the baseline is optional
+                    done(_failed({"id": "server-moto", "group": "server-moto", "label": "moto_server",
+                                  "threads": 0, "params": {"server": "moto"}, "optional": True}, exc))
+            cell = 0
             for client in clients:
                 for op in ops:
                     for n in concurrency:
-                        for endpoint in endpoints:  # same client code, same run, back to back
-                            entry = measure(endpoint, fixtures[endpoint.name], client, op, n, settings)
-                            entry["params"]["durability"] = durability if endpoint.name == "keyledger" else None
-                            results.append(entry)
-                            if progress:
-                                progress(entry)
+                        # same client code, same run, back to back; who goes first alternates
+                        order = endpoints if cell % 2 == 0 else endpoints[::-1]
+                        cell += 1
+                        for endpoint in order:
+                            try:
+                                entry = measure(endpoint, fixtures[endpoint.name], client, op, n, settings,
+                                                durability)
+                            except Exception as exc:  # noqa: BLE001 - recorded; keyledger's fail the run
+                                entry = _failed(_entry(endpoint, client, op, n, durability), exc)
+                            done(entry)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     attach_ratios(results)
@@ -425,19 +543,24 @@ def render(results: list[dict[str, Any]]) -> str:
     rows = [("client", "op", "conc", "keyledger req/s", "moto req/s", "ratio", "kl p50 ms", "kl p99 ms",
              "moto p50 ms", "moto p99 ms")]
     by_id = {r["id"]: r for r in results}
+
+    def cells(r: dict[str, Any] | None) -> tuple[str, str, str]:
+        if r is None or "value" not in r:
+            return ("FAILED" if r else "-", "-", "-")
+        return (f"{r['value']:,.0f}", f"{r['extra']['p50_ms']:.2f}", f"{r['extra']['p99_ms']:.2f}")
     for r in results:
         if r["group"] != "server":
             continue
-        p, base = r["params"], by_id.get(r["ratios"]["moto"]["baseline"] or "")
-        ratio = r["ratios"]["moto"]["ratio"]
-        rows.append((p["client"], p["op"], str(p["concurrency"]), f"{r['value']:,.0f}",
-                     f"{base['value']:,.0f}" if base else "-", f"{ratio:.2f}x" if ratio else "-",
-                     f"{r['extra']['p50_ms']:.2f}", f"{r['extra']['p99_ms']:.2f}",
-                     f"{base['extra']['p50_ms']:.2f}" if base else "-",
-                     f"{base['extra']['p99_ms']:.2f}" if base else "-"))
+        p, base = r["params"], by_id.get(_baseline_id(r))
+        ratio = r.get("ratios", {}).get("moto", {}).get("ratio")
+        (v, p50, p99), (bv, bp50, bp99) = cells(r), cells(base)
+        rows.append((p["client"], p["op"], str(p["concurrency"]), v, bv, f"{ratio:.2f}x" if ratio else "-",
+                     p50, p99, bp50, bp99))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in rows)
+    table = "\n".join("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                      for row in rows)
+    errors = [f"{r['id']}: {r['error']}" for r in results if "error" in r]
+    return table + "".join(f"\n  error: {e}" for e in errors)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def show(entry: dict[str, Any]) -> None:
+        if "value" not in entry:
+            print(f"  {entry['id']:<36} FAILED: {entry.get('error')}", file=sys.stderr)
+            return
         print(f"  {entry['id']:<36} {entry['value']:>10,.0f} req/s  p50 {entry['extra']['p50_ms']:.2f} ms  "
               f"p99 {entry['extra']['p99_ms']:.2f} ms  errors {entry['extra']['errors']}", file=sys.stderr)
 

@@ -1,0 +1,111 @@
+"""The groups measured by their own modules: `audit` (audit_bench, issue 3),
+`authz` (authz_bench, issue 4) and `server` (server_bench, issue 5).
+
+Each runner returns (results, settings): entries in results.json's shape
+(see `harness.result`), and what was run, for RESULTS.md. A module that
+raises becomes one entry with "error" (not optional: a failure of keyledger
+fails the run); what the module itself marks optional (moto) never does.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from importlib.util import find_spec
+from typing import Any
+
+from benchmarks.harness import describe_error
+
+Progress = Callable[[dict[str, Any]], None]
+Runner = Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]]
+
+
+def _normalize(entry: dict[str, Any], group: str) -> dict[str, Any]:
+    """The fields the harness's table and progress lines rely on."""
+    entry.setdefault("group", group)
+    entry.setdefault("threads", 1)
+    entry.setdefault("params", {})
+    entry.setdefault("optional", False)
+    return entry
+
+
+def _failure(group: str, label: str, exc: BaseException) -> dict[str, Any]:
+    traceback.print_exc()
+    return _normalize({"id": group, "label": label, "threads": 0, "error": describe_error(exc)}, group)
+
+
+def run_audit(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import audit_bench
+
+    out = audit_bench.run(quick, tmpdir=tmpdir, progress=lambda e: progress(_normalize(e, "audit")))
+    return [_normalize(e, "audit") for e in out["results"]], out.get("settings", {})
+
+
+def run_authz(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import authz_bench
+
+    entry = _normalize(authz_bench.run(quick, tmpdir=tmpdir), "authz")
+    progress(entry)
+    return [entry], dict(entry.get("params", {}))
+
+
+def server_missing() -> str | None:
+    missing = [name for name in ("boto3", "uvicorn") if find_spec(name) is None]
+    return f"{' and '.join(missing)} not installed (pip install -e '.[bench]')" if missing else None
+
+
+def run_server(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Durable (the server's default) with both clients and moto alongside;
+    in a full run also `relaxed` with the replay client (what the HTTP stack
+    takes without a sync per commit), its ratios against the same moto cells."""
+    from benchmarks import server_bench as sb
+
+    settings = sb.QUICK if quick else sb.FULL
+    passes = [{"durability": "durable", "clients": sb.CLIENTS, "moto": True}]
+    if not quick:
+        passes.append({"durability": "relaxed", "clients": ("replay",), "moto": False})
+    info = {"warmup": settings.warmup, "duration": settings.duration, "repeats": settings.repeats,
+            "max_requests": settings.max_requests, "concurrency": list(sb.CONCURRENCY),
+            "plaintext_bytes": sb.PLAINTEXT_BYTES, "host": sb.HOST,
+            "passes": [{**p, "clients": list(p["clients"])} for p in passes]}
+    skip = server_missing()
+    if skip:
+        entry = _normalize({"id": "server", "label": "keyledger serve over loopback", "skipped": skip}, "server")
+        progress(entry)
+        return [entry], info
+    results: list[dict[str, Any]] = []
+    for p in passes:
+        try:
+            results += sb.run(settings=settings, tmpdir=tmpdir, durability=p["durability"],
+                              clients=p["clients"], moto=p["moto"],
+                              progress=lambda e: progress(_normalize(e, e.get("group", "server"))))
+        except Exception as exc:  # keyledger's server did not start or its fixture failed
+            entry = _failure("server", f"keyledger serve ({p['durability']})", exc)
+            entry["id"] = f"server.{p['durability']}"
+            progress(entry)
+            results.append(entry)
+    sb.attach_ratios(results)
+    return [_normalize(e, e.get("group", "server")) for e in results], info
+
+
+RUNNERS: dict[str, tuple[str, Runner]] = {
+    "audit": ("the audit trail: append overhead, audit verify, a filtered audit log query", run_audit),
+    "authz": ("authorization: Encrypt under a realistic key policy vs the default one", run_authz),
+    "server": ("keyledger serve vs moto_server over loopback (boto3 and replay clients)", run_server),
+}
+
+
+def run_group(name: str, *, quick: bool, tmpdir: str,
+              progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    """(results, settings, seconds) of one group; an exception of the module
+    becomes a failed entry."""
+    label, runner = RUNNERS[name]
+    start = time.perf_counter()
+    try:
+        results, settings = runner(quick=quick, tmpdir=tmpdir, progress=progress)
+    except Exception as exc:  # recorded; fails the run
+        entry = _failure(name, label, exc)
+        progress(entry)
+        results, settings = [entry], {}
+    return results, settings, time.perf_counter() - start
