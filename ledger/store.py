@@ -9,9 +9,10 @@ One LMDB environment is one ledger. Its tables:
   the head (next seq, last hash, last time).
 - `keys`, `aliases`, `usage`: the live projections, updated by
   `projections.apply` in the same transaction as the records they fold.
-- `merkle`: the RFC 6962 tree over the records (every complete subtree hash,
-  key = level (1) || index (8)), and the audit indexes `idx_*`
-  (projections.indexes), both written in the append transaction.
+- `audit`: the RFC 6962 tree over the records (every complete interior
+  subtree hash, key = "M" || level (1) || index (8)) and the audit indexes
+  (projections.indexes, one namespace byte each), written in the append
+  transaction. One table, so a small append dirties one extra B-tree.
 - `checkpoints`: signed tree heads, key = tree size.
 - `keks`: the one mutable secret table, key id -> KEK wrapped under the root
   key. Deleting a row crypto-shreds that key.
@@ -45,8 +46,11 @@ from ledger.errors import LedgerError
 _SEQ = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ")  # next seq, last hash, last record time
 _NODE = struct.Struct(">BQ")  # merkle (level, index)
-_AUDIT_TABLES = ("merkle", *indexes.INDEXES)
-_TABLES = ("records", "meta", "keks", "checkpoints", *_AUDIT_TABLES, *projections.TABLES)
+_TABLES = ("records", "meta", "keks", "checkpoints", "audit", *projections.TABLES)
+
+
+def _node_key(level: int, index: int) -> bytes:
+    return indexes.MERKLE_NAMESPACE + _NODE.pack(level, index)
 INITIAL_MAP_SIZE = 64 << 20
 GROW_AT = 0.70  # grow the map once this fraction is used
 DURABILITY_MODES = ("durable", "relaxed")
@@ -150,29 +154,34 @@ class WriteView(_Tables):
 
     def append(self, events: list[ev.Event], *, operation: str, principal: str,
                request_id: str, time: int) -> list[ev.Record]:
-        """Append events as records and fold them into the projections."""
+        """Append events as records and fold them into the projections
+        (and, with audit tables on, the Merkle tree and the indexes)."""
         out = []
         head = self.head
+        seq, prev, frontier = head.seq, head.hash, head.frontier
         time = max(time, head.time)  # the log's clock never runs backwards
-        frontier = head.frontier
+        put, dbs = self._txn.put, self._dbs
+        records_db, audit_db = dbs["records"], dbs["audit"]
         prefixes = indexes.prefixes(principal, operation)
         for event in events:
-            record = ev.Record(head.seq, time, request_id, principal, operation, event)
+            record = ev.Record(seq, time, request_id, principal, operation, event)
             body = ev.canonical(record)
-            digest = ev.chain_hash(head.hash, body)
-            if not self._txn.put(_SEQ.pack(head.seq), head.hash + digest + body,
-                                 db=self._dbs["records"], append=True, overwrite=False):
-                raise LedgerError(f"out-of-order append at seq {head.seq}: the log is corrupt")
+            digest = ev.chain_hash(prev, body)
+            seq_key = _SEQ.pack(seq)
+            if not put(seq_key, prev + digest + body, db=records_db, append=True, overwrite=False):
+                raise LedgerError(f"out-of-order append at seq {seq}: the log is corrupt")
             projections.apply(self, record)
             if self._audit:
-                frontier, made = merkle.push(frontier, head.seq, merkle.leaf_hash(body))
+                frontier, made = merkle.push(frontier, seq, merkle.leaf_hash(body))
                 for level, index, h in made:
-                    self._txn.put(_NODE.pack(level, index), h, db=self._dbs["merkle"])
-                for table, key in indexes.rows(record, prefixes):
-                    self._txn.put(key, b"", db=self._dbs[table])
-            head = Head(head.seq + 1, digest, time, frontier)
+                    put(_node_key(level, index), h, db=audit_db)
+                for prefix in prefixes:
+                    put(prefix + seq_key, b"", db=audit_db)
+                for key in indexes.event_rows(event, seq_key):
+                    put(key, b"", db=audit_db)
+            seq, prev = seq + 1, digest
             out.append(record)
-        self.head = head
+        self.head = Head(seq, prev, time, frontier)
         self.appended.extend(out)
         return out
 
@@ -211,7 +220,7 @@ class Snapshot:
             if raw is None:
                 raise KeyError(f"no record {index}")
             return merkle.leaf_hash(raw.body)
-        h = self._txn.get(_NODE.pack(level, index), db=self._dbs["merkle"])
+        h = self._txn.get(_node_key(level, index), db=self._dbs["audit"])
         if h is None:
             raise KeyError(f"no merkle node at level {level}, index {index}")
         return h
@@ -219,8 +228,8 @@ class Snapshot:
     def index_seqs(self, index: str, term: bytes, *, lo: int = 0, hi: int | None = None,
                    reverse: bool = False) -> Iterator[int]:
         """Seqs in [lo, hi) whose records carry `term` in `index`, in order."""
-        cur = self._txn.cursor(db=self._dbs[index])
-        prefix = term + indexes.SEP
+        cur = self._txn.cursor(db=self._dbs["audit"])
+        prefix = indexes.term_prefix(index, term)
         if reverse:
             top = prefix + _SEQ.pack(hi) if hi is not None else prefix + b"\xff" * 9
             found = cur.set_range(top)

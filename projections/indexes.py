@@ -27,8 +27,20 @@ INDEXES = {
 }
 
 
-def term_key(term: bytes, seq: int) -> bytes:
-    return term + SEP + SEQ.pack(seq)
+#: All indexes (and the Merkle nodes) live in one LMDB table, `audit`, each
+#: under its own one-byte namespace: an append then dirties one B-tree, not
+#: six, which is most of what the audit trail costs a small transaction.
+NAMESPACE = {"idx_key": b"K", "idx_principal": b"P", "idx_operation": b"O", "idx_error": b"E",
+             "idx_digest": b"D"}
+MERKLE_NAMESPACE = b"M"
+
+
+def term_prefix(index: str, term: bytes) -> bytes:
+    return NAMESPACE[index] + term + SEP
+
+
+def term_key(index: str, term: bytes, seq: int) -> bytes:
+    return term_prefix(index, term) + SEQ.pack(seq)
 
 
 def seq_of(index_key: bytes) -> int:
@@ -46,29 +58,33 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
 
 #: LMDB keys are at most 511 bytes: a longer term (a caller's garbage KeyId in a
 #: denied record) is left out of the index rather than failing the append
-MAX_TERM_BYTES = 511 - len(SEP) - SEQ.size
+MAX_TERM_BYTES = 511 - 1 - len(SEP) - SEQ.size
 
 
-def prefixes(principal: str, operation: str) -> list[tuple[str, bytes]]:
+def prefixes(principal: str, operation: str) -> list[bytes]:
     """The index rows every record of one append shares, as key prefixes
     (computed once per append, not per record)."""
-    return [(name, term + SEP) for name, term in
+    return [term_prefix(name, term) for name, term in
             (("idx_principal", principal.encode()), ("idx_operation", operation.encode()))
             if len(term) <= MAX_TERM_BYTES]
 
 
-def rows(record: ev.Record, shared: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
-    e = record.event
-    seq = SEQ.pack(record.seq)
-    if shared is None:
-        shared = prefixes(record.principal, record.operation)
-    out = [(name, prefix + seq) for name, prefix in shared]
+def event_rows(e: ev.Event, seq: bytes) -> list[bytes]:
+    """The rows an event adds beyond its append's shared prefixes."""
+    out = []
     for k in ev.key_ids_of(e):
         term = k.encode()
         if len(term) <= MAX_TERM_BYTES:
-            out.append(("idx_key", term + SEP + seq))
+            out.append(b"K" + term + SEP + seq)
     if isinstance(e, ev.RequestDenied):
-        out.append(("idx_error", ERROR_TERM + SEP + seq))
+        out.append(b"E" + ERROR_TERM + SEP + seq)
     for d in digests_of(e):
-        out.append(("idx_digest", d + SEP + seq))
+        out.append(b"D" + d + SEP + seq)
     return out
+
+
+def rows(record: ev.Record) -> list[bytes]:
+    """Every index row of a record (what the append writes)."""
+    seq = SEQ.pack(record.seq)
+    return [prefix + seq for prefix in prefixes(record.principal, record.operation)] + \
+        event_rows(record.event, seq)

@@ -37,7 +37,7 @@ from ledger.errors import AccessDeniedException, LedgerError
 from ledger.store import Head, Store
 from projections import merkle
 
-NODE = struct.Struct(">BQ")
+NODE = struct.Struct(">BQ")  # a Merkle node's key in the `audit` table is b"M" + NODE
 SEQ = struct.Struct(">Q")
 ALICE = "arn:aws:iam::111122223333:user/alice"
 
@@ -88,7 +88,7 @@ def raw(home: Path) -> Iterator[tuple[lmdb.Environment, dict[str, object]]]:
     """The copy's LMDB opened directly, as an attacker would."""
     env = lmdb.open(str(home), max_dbs=32)
     try:
-        dbs = {name: env.open_db(name.encode()) for name in ("records", "meta", "merkle", "checkpoints")}
+        dbs = {name: env.open_db(name.encode()) for name in ("records", "meta", "audit", "checkpoints")}
         yield env, dbs
     finally:
         env.close()
@@ -242,10 +242,12 @@ def test_a_cut_tail_contradicts_the_checkpoint_kept_elsewhere(pristine: Pristine
     with raw(home) as (env, dbs), env.begin(write=True) as txn:
         for seq in range(n, pristine.records):
             txn.delete(SEQ.pack(seq), db=dbs["records"])
-        for key, _ in list(txn.cursor(db=dbs["merkle"])):
-            level, index = NODE.unpack(key)
+        for key, _ in list(txn.cursor(db=dbs["audit"])):
+            if key[:1] != b"M":
+                continue
+            level, index = NODE.unpack(key[1:])
             if (index + 1) << level > n:
-                txn.delete(key, db=dbs["merkle"])
+                txn.delete(key, db=dbs["audit"])
         fix_head(txn, dbs, n)
     # The stored checkpoint B still says more: caught from the file alone.
     report = verify(home, verifier=pristine.verifier)
@@ -313,7 +315,8 @@ def _rewrite(home: Path, k: int, *, nodes: bool) -> None:
                 tree[(level, index)] = h
         if nodes:
             for (level, index), h in tree.items():
-                txn.put(NODE.pack(level, index), h, db=dbs["merkle"])
+                if level:  # leaves are not stored: they are their records' hashes
+                    txn.put(b"M" + NODE.pack(level, index), h, db=dbs["audit"])
         txn.put(b"head", Head(n, prev, ev.decode(values[-1][64:]).time).pack(), db=dbs["meta"])
 
 
