@@ -280,6 +280,17 @@ class Snapshot:
                 for table in projections.TABLES}
 
 
+class _Ticket:
+    """One caller's place in the commit queue."""
+
+    __slots__ = ("works", "wake", "done")
+
+    def __init__(self, works: list[_Work]) -> None:
+        self.works = works
+        self.wake = threading.Event()
+        self.done = False
+
+
 class _Work:
     __slots__ = ("fn", "done", "result", "error")
 
@@ -346,8 +357,7 @@ class Store:
             if not readonly else self._open_existing()
         self._rw = _RWLock()
         self._mu = threading.Lock()
-        self._cv = threading.Condition(self._mu)
-        self._queue: list[_Work] = []
+        self._queue: list[_Ticket] = []
         self._leading = False
         self._closed = False
         self._syncer: threading.Thread | None = None
@@ -474,23 +484,35 @@ class Store:
         return work.result
 
     def _enqueue(self, works: list[_Work]) -> None:
+        """Leader/follower group commit. Each caller waits on its own ticket,
+        so a commit wakes exactly the callers it finished (no thundering
+        herd); if more are queued, the leader hands leadership to the first
+        of them by waking it with its work not done."""
         if self.readonly:
             raise LedgerError("this ledger is open read-only")
-        with self._cv:
-            self._queue.extend(works)
-            while not all(w.done for w in works):
-                if self._leading:
-                    self._cv.wait()
-                    continue
-                self._leading = True
-                batch, self._queue = self._queue, []
-                self._mu.release()
-                try:
-                    self._commit(batch)
-                finally:
-                    self._mu.acquire()
+        ticket = _Ticket(works)
+        with self._mu:
+            self._queue.append(ticket)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            ticket.wake.wait()
+            if ticket.done:
+                return
+        with self._mu:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit([w for t in batch for w in t.works])
+        finally:
+            for t in batch:
+                t.done = True
+                if t is not ticket:
+                    t.wake.set()
+            with self._mu:
+                if self._queue:
+                    self._queue[0].wake.set()  # not done: it leads the next commit
+                else:
                     self._leading = False
-                    self._cv.notify_all()
 
     def _commit(self, batch: list[_Work]) -> None:
         try:

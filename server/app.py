@@ -182,13 +182,13 @@ class KMSApp:
             entry["error"] = error.code
         headers = [(b"content-type", protocol.CONTENT_TYPE.encode()),
                    (b"content-length", str(len(body)).encode()), *headers]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
         entry["status"] = status
         entry["bytes_out"] = len(body)
         entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
-        if access_log.isEnabledFor(logging.INFO):
+        if access_log.isEnabledFor(logging.INFO):  # before the response: a client never sees an unlogged answer
             access_log.info(_log_encoder.encode({k: v for k, v in entry.items() if v is not None}).decode())
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _route(self, scope: dict[str, Any], receive: Any,
                      entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
