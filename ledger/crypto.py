@@ -20,6 +20,7 @@ fail to open raises the same `InvalidCiphertextException` with no reason.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import struct
 import uuid
@@ -75,6 +76,7 @@ def _message_key(material: Secret, key_uuid: bytes, version: int, salt: bytes) -
     return _hkdf_sha256_32(material.reveal(), salt, _MESSAGE_INFO + key_uuid + struct.pack(">I", version))
 
 
+@functools.lru_cache(maxsize=65536)
 def key_uuid_bytes(key_id: str) -> bytes:
     return uuid.UUID(key_id).bytes
 
