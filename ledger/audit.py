@@ -72,28 +72,20 @@ class VerifyReport:
 
 
 class CompactRange:
-    """The right edge of a Merkle tree being built leaf by leaf: root of the
-    current prefix at any time, O(log n) memory."""
+    """The right edge of a Merkle tree being built leaf by leaf (the same
+    frontier the store keeps with its head): root of the current prefix at
+    any time, O(log n) memory."""
 
     def __init__(self) -> None:
         self.size = 0
-        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels decreasing
+        self.frontier: merkle.Frontier = ()
 
     def append(self, leaf: bytes) -> None:
-        level, h = 0, leaf
-        while self._stack and self._stack[-1][0] == level:
-            _, left = self._stack.pop()
-            h, level = merkle.node_hash(left, h), level + 1
-        self._stack.append((level, h))
+        self.frontier, _ = merkle.push(self.frontier, self.size, leaf)
         self.size += 1
 
     def root(self) -> bytes:
-        if not self._stack:
-            return merkle.EMPTY_ROOT
-        h = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
-            h = merkle.node_hash(left, h)
-        return h
+        return merkle.root_of_frontier(self.frontier)
 
 
 def _checkpoints(notes: Iterable[bytes], name: str, public_key: bytes,
