@@ -168,6 +168,9 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
     if chain_ok and tree.size and stored_head.hash != prev:
         report.problems.append(Problem("chain", "the ledger's head hash does not match the last record",
                                        seq=tree.size - 1))
+    if chain_ok and stored_head.seq == tree.size and getattr(stored_head, "frontier", tree.frontier) != tree.frontier:
+        report.problems.append(Problem("tree", "the tree's right edge kept with the head does not match the "
+                                               "records (appends would build a wrong tree)"))
     if chain_ok:
         try:
             stored_root = merkle.root(tree.size, snapshot.node)
