@@ -146,11 +146,21 @@ def middle_seq(p: Pristine, lo: int, hi: int, kind: type = ev.Encrypted) -> int:
     raise AssertionError("no such record")
 
 
+def frontier_of_records(txn: lmdb.Transaction, dbs: dict[str, object], n: int) -> merkle.Frontier:
+    """The Merkle tree's right edge over records [0, n), from their bytes."""
+    frontier: merkle.Frontier = ()
+    for s in range(n):
+        body = bytes(txn.get(SEQ.pack(s), db=dbs["records"]))[64:]
+        frontier, _ = merkle.push(frontier, s, merkle.leaf_hash(body))
+    return frontier
+
+
 def fix_head(txn: lmdb.Transaction, dbs: dict[str, object], n: int) -> None:
-    """Point the head at record n - 1, as an attacker who cut the log would."""
+    """Point the head (and its copy of the tree's right edge) at record
+    n - 1, as a careful attacker who cut the log would."""
     last = bytes(txn.get(SEQ.pack(n - 1), db=dbs["records"]))
     time = ev.decode(last[64:]).time
-    txn.put(b"head", Head(n, last[32:64], time).pack(), db=dbs["meta"])
+    txn.put(b"head", Head(n, last[32:64], time, frontier_of_records(txn, dbs, n)).pack(), db=dbs["meta"])
 
 
 def drop_checkpoints_above(txn: lmdb.Transaction, dbs: dict[str, object], n: int) -> None:
@@ -317,7 +327,9 @@ def _rewrite(home: Path, k: int, *, nodes: bool) -> None:
             for (level, index), h in tree.items():
                 if level:  # leaves are not stored: they are their records' hashes
                     txn.put(b"M" + NODE.pack(level, index), h, db=dbs["audit"])
-        txn.put(b"head", Head(n, prev, ev.decode(values[-1][64:]).time).pack(), db=dbs["meta"])
+        stale = Head.unpack(txn.get(b"head", db=dbs["meta"])).frontier
+        frontier = frontier_of_records(txn, dbs, n) if nodes else stale
+        txn.put(b"head", Head(n, prev, ev.decode(values[-1][64:]).time, frontier).pack(), db=dbs["meta"])
 
 
 def test_a_rewritten_and_rechained_log_is_caught_by_an_earlier_checkpoint(
