@@ -30,6 +30,7 @@ import pytest
 import ledger
 from ledger import events as ev
 from projections import replay
+from chainkit import chain_hashes as verify_chain
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
@@ -110,21 +111,6 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
-
-
-def verify_chain(snap) -> list[bytes]:
-    """Dense seq, prev_hash links, hash = SHA-256(prev || body), and the
-    stored head names the last record. Returns every record's hash."""
-    prev, hashes = ev.GENESIS_HASH, []
-    for raw in snap.raw_records():
-        assert raw.seq == len(hashes), f"seq gap at {len(hashes)}"
-        assert raw.prev_hash == prev, f"broken link at {raw.seq}"
-        assert hashlib.sha256(prev + raw.body).digest() == raw.hash, f"bad hash at {raw.seq}"
-        prev = raw.hash
-        hashes.append(prev)
-    head = snap.head()
-    assert (head.seq, head.hash) == (len(hashes), prev), "the head does not name the last record"
-    return hashes
 
 
 def acknowledged(path: Path) -> list[list[str]]:

@@ -19,23 +19,10 @@ import projections
 from ledger import events as ev
 from ledger.store import Store
 from projections import replay
+from chainkit import verify_chain
 
 THREADS = 32
 PER_THREAD = 8
-
-
-def verify_chain(snap) -> int:
-    """Dense seq, prev_hash links, hash = SHA-256(prev || body), and the
-    stored head names the last record. Returns the record count."""
-    prev, n = ev.GENESIS_HASH, 0
-    for raw in snap.raw_records():
-        assert raw.seq == n, f"seq gap at {n}"
-        assert raw.prev_hash == prev, f"broken link at {n}"
-        assert hashlib.sha256(prev + raw.body).digest() == raw.hash, f"bad hash at {n}"
-        prev, n = raw.hash, n + 1
-    head = snap.head()
-    assert (head.seq, head.hash) == (n, prev), "the head does not name the last record"
-    return n
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:

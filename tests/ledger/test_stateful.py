@@ -24,7 +24,6 @@ meets the lazy state first.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -41,13 +40,13 @@ from hypothesis.stateful import (
 import ledger
 import projections
 from ledger import crypto
-from ledger import events as ev
 from ledger.errors import (
     AlreadyExistsException, DisabledException, KMSInvalidStateException,
     LimitExceededException, NotFoundException,
 )
 from ledger.service import from_us, to_us
 from projections import replay
+from chainkit import verify_chain
 
 DAY = 86_400 * 1_000_000
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -74,21 +73,6 @@ class Clock:
     @property
     def us(self) -> int:
         return to_us(self.now)
-
-
-def verify_chain(snap) -> int:
-    """Dense seq, prev_hash links, hash = SHA-256(prev || body), and the
-    stored head names the last record. Returns the record count."""
-    prev, n = ev.GENESIS_HASH, 0
-    for raw in snap.raw_records():
-        assert raw.seq == n, f"seq gap at {n}"
-        assert raw.prev_hash == prev, f"broken link at {n}"
-        assert hashlib.sha256(prev + raw.body).digest() == raw.hash, f"bad hash at {n}"
-        assert ev.decode(raw.body).seq == n
-        prev, n = raw.hash, n + 1
-    head = snap.head()
-    assert (head.seq, head.hash) == (n, prev), "the head does not name the last record"
-    return n
 
 
 @dataclass
