@@ -605,6 +605,7 @@ class KeyLedger:
             while True:
                 rows = req.view.scan("keys", after=last, limit=n + 1)
                 for row, state in rows:
+                    state = req.maintain(state.key_id)  # a key whose deletion fell due is gone
                     if state.state == cmd.DELETED:
                         last = row
                         continue
@@ -746,7 +747,16 @@ class KeyLedger:
                 names = [a for a in state.aliases if after is None or a.encode() > after]
                 rows = [(a.encode(), req.alias(a)) for a in names[:n + 1]]
             else:
-                rows = req.view.scan("aliases", after=after, limit=n + 1)
+                rows, last = [], after
+                while len(rows) < n + 1:
+                    page = req.view.scan("aliases", after=last, limit=n + 1)
+                    for row, _ in page:  # aliases of a key whose deletion fell due go with it
+                        alias = req.alias(row.decode())
+                        if alias is not None:
+                            rows.append((row, alias))
+                        last = row
+                    if len(page) < n + 1:
+                        break
             truncated = len(rows) > n
             rows = rows[:n]
             req.emit([ev.MetadataRead("ListAliases", state.key_id if key_id is not None else None)])

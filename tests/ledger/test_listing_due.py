@@ -1,0 +1,44 @@
+"""Listings never show a key whose deletion waiting period is over, nor its
+aliases, even before anything else touched the key or the sweep ran."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import ledger
+
+
+def test_list_keys_and_aliases_apply_due_deletions(tmp_path: Path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    with ledger.open(tmp_path, clock=lambda: now[0]) as kms:
+        keep = kms.create_key().key_metadata.key_id
+        doomed = kms.create_key().key_metadata.key_id
+        kms.create_alias("alias/keep", keep)
+        kms.create_alias("alias/doomed", doomed)
+        kms.schedule_key_deletion(doomed, pending_window_in_days=7)
+        now[0] += timedelta(days=6)
+        assert {k.key_id for k in kms.list_keys().keys} == {keep, doomed}
+        now[0] += timedelta(days=2)
+        assert [a.alias_name for a in kms.list_aliases().aliases] == ["alias/keep"]
+        assert [k.key_id for k in kms.list_keys().keys] == [keep]
+        deletions = [r for r in kms.store.records() if r.operation == "DeleteKey"]
+        assert [type(r.event).__name__ for r in deletions] == ["AliasDeleted", "KeyDeleted"]
+        assert kms.store.kek(doomed) is None
+
+
+def test_alias_pages_stay_full_when_some_aliases_went_with_their_key(tmp_path: Path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    with ledger.open(tmp_path, clock=lambda: now[0]) as kms:
+        doomed = kms.create_key().key_metadata.key_id
+        keep = kms.create_key().key_metadata.key_id
+        for i in range(3):
+            kms.create_alias(f"alias/a{i}", doomed)
+        for i in range(3):
+            kms.create_alias(f"alias/b{i}", keep)
+        kms.schedule_key_deletion(doomed, pending_window_in_days=7)
+        now[0] += timedelta(days=8)
+        first = kms.list_aliases(limit=2)
+        assert [a.alias_name for a in first.aliases] == ["alias/b0", "alias/b1"] and first.truncated
+        rest = kms.list_aliases(limit=2, marker=first.next_marker)
+        assert [a.alias_name for a in rest.aliases] == ["alias/b2"] and not rest.truncated
