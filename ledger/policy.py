@@ -244,6 +244,8 @@ class Request:
     resource: str  # the key ARN, or "*" for calls without a key
     context: Mapping[str, Any]  # lower-cased condition keys -> value(s)
     encryption_context: Mapping[str, str] | None = None
+    #: for CreateGrant: the constraints of the grant being made (equals, subset)
+    new_grant_constraints: tuple[Mapping[str, str] | None, Mapping[str, str] | None] | None = None
 
 
 def request_context(principal: str, now: datetime, key: Any = None, *,
@@ -412,6 +414,8 @@ def grant_allows(grant: Grant, req: Request) -> bool:
         return False
     if op in _UNCONSTRAINED_GRANT_OPERATIONS:
         return True
+    if op == "CreateGrant" and (grant.context_equals is not None or grant.context_subset is not None):
+        return _at_least_as_constrained(grant, req.new_grant_constraints or (None, None))
     # In a grant constraint the keys are not case sensitive, the values are.
     ctx = {k.lower(): v for k, v in (req.encryption_context or {}).items()}
     if grant.context_equals is not None and \
@@ -421,6 +425,23 @@ def grant_allows(grant: Grant, req: Request) -> bool:
             any(ctx.get(k.lower()) != v for k, v in grant.context_subset.items()):
         return False
     return True
+
+
+def _lower(pairs: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in pairs.items()}
+
+
+def _at_least_as_constrained(parent: Grant, child: tuple[Mapping[str, str] | None, Mapping[str, str] | None],
+                             ) -> bool:
+    """A grantee whose grant has encryption-context constraints may create
+    grants only with the same or stricter constraints (AWS: the new grant
+    can never open more than the one it came from)."""
+    equals, subset = (None if c is None else _lower(c) for c in child)
+    if parent.context_equals is not None:
+        return equals == _lower(parent.context_equals)
+    required = _lower(parent.context_subset or {})
+    given = equals if equals is not None else subset
+    return given is not None and all(given.get(k) == v for k, v in required.items())
 
 
 def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[Policy],

@@ -170,11 +170,13 @@ class _Request:
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,
                       extra: Mapping[str, Any] | None = None, resource: str | None = None,
-                      key_policy: str | None = None) -> tuple[authz.Request, authz.Decision]:
+                      key_policy: str | None = None, new_grant_constraints: tuple[Any, Any] | None = None,
+                      ) -> tuple[authz.Request, authz.Decision]:
         if resource is None:
             resource = self.arn(state.key_id) if state is not None else "*"
         request = authz.Request(self.svc.caller, action, resource,
-                                 self.conditions(state, encryption_context, extra), encryption_context)
+                                self.conditions(state, encryption_context, extra), encryption_context,
+                                new_grant_constraints)
         document = key_policy if key_policy is not None else state.policy if state is not None else None
         compiled = authz.parse(document or authz.default_key_policy(self.svc.account)) \
             if state is not None or key_policy is not None else None
@@ -917,7 +919,7 @@ class KeyLedger:
             state = req.key(key_id)
             req.authorize("kms:CreateGrant", state, extra={
                 "kms:grantoperations": ops, "kms:granteeprincipal": grantee_principal,
-                "kms:retiringprincipal": retiring_principal})
+                "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset))
             cmd.require_not_pending(state, req.arn(state.key_id))
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
                 for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):

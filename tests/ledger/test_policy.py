@@ -840,3 +840,28 @@ def test_adding_an_allow_never_turns_allowed_into_denied(world, req, data) -> No
         assert after.allowed, after.reason
     if "explicit deny" in before.reason:  # and an Allow never lifts an explicit deny
         assert not after.allowed and "explicit deny" in after.reason
+
+
+# -- a constrained grant can only pass on its constraints ------------------------
+
+_PARENT_SUBSET = authz.Grant("g1", "arn:aws:iam::111122223333:user/bob", ("CreateGrant", "Decrypt"),
+                              context_subset={"app": "orders"})
+_PARENT_EQUALS = authz.Grant("g2", "arn:aws:iam::111122223333:user/bob", ("CreateGrant",),
+                              context_equals={"app": "orders", "env": "prod"})
+
+
+@pytest.mark.parametrize("parent, child, allowed", [
+    (_PARENT_SUBSET, (None, None), False),                                  # unconstrained: looser
+    (_PARENT_SUBSET, (None, {"app": "orders"}), True),                      # the same
+    (_PARENT_SUBSET, (None, {"APP": "orders", "env": "prod"}), True),       # stricter (keys case-insensitive)
+    (_PARENT_SUBSET, ({"app": "orders"}, None), True),                      # equals is stricter than subset
+    (_PARENT_SUBSET, (None, {"app": "billing"}), False),                    # another value
+    (_PARENT_SUBSET, (None, {"env": "prod"}), False),                       # drops the parent's pair
+    (_PARENT_EQUALS, ({"app": "orders", "env": "prod"}, None), True),       # exactly the same
+    (_PARENT_EQUALS, (None, {"app": "orders", "env": "prod"}), False),      # subset is looser than equals
+    (_PARENT_EQUALS, ({"app": "orders"}, None), False),                     # a different context
+])
+def test_constrained_grant_creates_only_as_constrained_grants(parent, child, allowed) -> None:
+    req = authz.Request(parent.grantee, "kms:CreateGrant", "arn:aws:kms:us-east-1:111122223333:key/k", {},
+                         None, child)
+    assert authz.grant_allows(parent, req) is allowed

@@ -1,5 +1,6 @@
-"""Listings never show a key whose deletion waiting period is over, nor its
-aliases, even before anything else touched the key or the sweep ran."""
+"""Service edges: listings never show a key whose deletion waiting period is
+over, nor its aliases, even before anything touched the key or the sweep
+ran; a grantee whose grant is constrained passes on only as strict grants."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ def test_alias_pages_stay_full_when_some_aliases_went_with_their_key(tmp_path: P
         assert [a.alias_name for a in first.aliases] == ["alias/b0", "alias/b1"] and first.truncated
         rest = kms.list_aliases(limit=2, marker=first.next_marker)
         assert [a.alias_name for a in rest.aliases] == ["alias/b2"] and not rest.truncated
+
+
+def test_a_constrained_grantee_passes_on_only_as_strict_grants(tmp_path: Path) -> None:
+    import pytest
+
+    from ledger.errors import AccessDeniedException
+
+    bob, carol = "arn:aws:iam::111122223333:user/bob", "arn:aws:iam::111122223333:user/carol"
+    with ledger.open(tmp_path) as kms:
+        key = kms.create_key().key_metadata.key_id
+        kms.create_grant(key, bob, ["CreateGrant", "Decrypt"],
+                         constraints={"EncryptionContextSubset": {"app": "orders"}})
+        as_bob = kms.as_caller(bob)
+        as_bob.create_grant(key, carol, ["Decrypt"],
+                            constraints={"EncryptionContextSubset": {"app": "orders", "env": "prod"}})
+        with pytest.raises(AccessDeniedException):
+            as_bob.create_grant(key, carol, ["Decrypt"])  # unconstrained: looser than bob's own
+        with pytest.raises(AccessDeniedException):
+            as_bob.create_grant(key, carol, ["Decrypt"], constraints={"EncryptionContextSubset": {"env": "prod"}})
