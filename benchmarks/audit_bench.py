@@ -62,9 +62,10 @@ CONTEXTS = [{"purpose": "orders", "tenant": f"t{i:03d}"} for i in range(97)]
 BATCH = 1_000
 QUERY_LIMIT = 1_000
 SIZES = {"full": {"log": 1_000_000, "pairs": 30, "encrypt_pairs": 20, "encrypt_slice": 300, "queries": 30,
-                  "scans": 3},
+                  "scans": 3, "thread_pairs": 10, "per_thread": 40},
          "quick": {"log": 10_000, "pairs": 6, "encrypt_pairs": 4, "encrypt_slice": 100, "queries": 10,
-                   "scans": 1}}
+                   "scans": 1, "thread_pairs": 2, "per_thread": 10}}
+THREADS = 32
 
 
 def _appender(store: Store, key_ids: list[str]) -> Callable[[], float]:
@@ -162,6 +163,45 @@ def append_encrypt(root: str, pairs: int, per_slice: int) -> dict[str, Any]:
                         "(1 thread, relaxed)", ta, tp, per_slice, "ops_per_s",
                         {"size": 32, "threads": 1, "calls_per_slice": per_slice, "pairs": pairs,
                          "durability": "relaxed"})
+
+
+def append_encrypt_threads(root: str, pairs: int, per_thread: int, threads: int = THREADS,
+                           durability: str = "durable") -> dict[str, Any]:
+    """The same ratio under load: `threads` threads encrypting at once, so
+    group commit shares each transaction (and its dirtied audit pages)."""
+    import threading
+
+    def encrypting(store: Store) -> tuple[KeyLedger, Callable[[], float]]:
+        kms = KeyLedger(store, Secret(os.urandom(32)), region=ledger.DEFAULT_REGION, account=ledger.DEFAULT_ACCOUNT)
+        key_id = kms.create_key(description="bench").key_metadata.key_id
+        plaintext = os.urandom(32)
+
+        def worker() -> None:
+            for _ in range(per_thread):
+                kms.encrypt(key_id, plaintext, encryption_context=CONTEXTS[0])
+
+        def once() -> float:
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            start = time.perf_counter()
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            return time.perf_counter() - start
+        return kms, once
+
+    with tempfile.TemporaryDirectory(dir=root) as a_dir, tempfile.TemporaryDirectory(dir=root) as p_dir:
+        a_kms, a = encrypting(Store(a_dir, durability=durability))
+        p_kms, p = encrypting(Store(p_dir, durability=durability, audit_tables=False))
+        try:
+            ta, tp = _paired(a, p, pairs)
+        finally:
+            a_kms.close()
+            p_kms.close()
+    return _ratio_entry("audit.append.encrypt_threads.ratio", f"Encrypt 32 B with Merkle tree + indexes / without "
+                        f"({threads} threads, {durability})", ta, tp, threads * per_thread, "ops_per_s",
+                        {"size": 32, "threads": threads, "calls_per_slice": threads * per_thread, "pairs": pairs,
+                         "durability": durability})
 
 
 def _median_seconds(fn: Callable[[], int], repeats: int) -> tuple[float, list[float], int]:
@@ -279,6 +319,8 @@ def run(quick: bool, tmpdir: str | None = None,
          lambda root: [append_raw(root, size["pairs"])]),
         ("audit.append.encrypt.ratio", "Encrypt with Merkle tree + indexes / without",
          lambda root: [append_encrypt(root, size["encrypt_pairs"], size["encrypt_slice"])]),
+        ("audit.append.encrypt_threads.ratio", f"Encrypt with Merkle tree + indexes / without, {THREADS} threads",
+         lambda root: [append_encrypt_threads(root, size["thread_pairs"], size["per_thread"])]),
         ("audit.verify", f"audit verify and audit log over {size['log']:,} records",
          lambda root: verify_and_query(root, size["log"], size["queries"], size["scans"])),
     ]
