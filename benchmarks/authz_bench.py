@@ -28,12 +28,12 @@ import os
 import pstats
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import ledger
+from benchmarks import harness
 from ledger import policy as authz
 
 GOAL = 0.8
@@ -108,16 +108,9 @@ def _encrypting(root_dir: str, realistic: bool) -> Iterator[tuple[Callable[[], A
 
 
 def _rate(op: Callable[[], Any], seconds: float) -> float:
-    """Calls per second of `op`, run for about `seconds`."""
-    calls, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(_BATCH):
-            op()
-        calls += _BATCH
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls / (now - start)
+    """Calls per second of `op`, run for about `seconds` (the harness's loop)."""
+    calls, elapsed = harness._run_single(op, seconds, _BATCH)
+    return calls / elapsed
 
 
 def _profile(op: Callable[[], Any], calls: int) -> list[dict[str, Any]]:

@@ -32,18 +32,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
-def completed(index: int, leaf: bytes, node: Node) -> list[tuple[int, int, bytes]]:
-    """The (level, index, hash) rows to store when leaf `index` is appended:
-    the leaf itself and every subtree whose last leaf it is."""
-    rows = [(0, index, leaf)]
-    level, i, h = 0, index, leaf
-    while i & 1:
-        h = node_hash(node(level, i - 1), h)
-        level, i = level + 1, i >> 1
-        rows.append((level, i, h))
-    return rows
-
-
 Frontier = tuple[tuple[int, bytes], ...]  # the right edge: (level, hash), levels decreasing
 
 

@@ -314,6 +314,7 @@ def _rewrite(home: Path, k: int, *, nodes: bool) -> None:
         values[k] = values[k][:64] + ev.canonical(replace(record, principal=ALICE))
         prev = values[k][:32]
         tree: dict[tuple[int, int], bytes] = {}
+        frontier: merkle.Frontier = ()
         for s in range(n):
             body = values[s][64:]
             if s >= k:
@@ -321,12 +322,12 @@ def _rewrite(home: Path, k: int, *, nodes: bool) -> None:
                 txn.put(SEQ.pack(s), prev + digest + body, db=dbs["records"])
                 values[s] = prev + digest + body
             prev = values[s][32:64]
-            for level, index, h in merkle.completed(s, merkle.leaf_hash(body), lambda lv, i: tree[(lv, i)]):
+            frontier, made = merkle.push(frontier, s, merkle.leaf_hash(body))
+            for level, index, h in made:
                 tree[(level, index)] = h
         if nodes:
-            for (level, index), h in tree.items():
-                if level:  # leaves are not stored: they are their records' hashes
-                    txn.put(b"M" + NODE.pack(level, index), h, db=dbs["audit"])
+            for (level, index), h in tree.items():  # interior nodes only: leaves are their records' hashes
+                txn.put(b"M" + NODE.pack(level, index), h, db=dbs["audit"])
         stale = Head.unpack(txn.get(b"head", db=dbs["meta"])).frontier
         frontier = frontier_of_records(txn, dbs, n) if nodes else stale
         txn.put(b"head", Head(n, prev, ev.decode(values[-1][64:]).time, frontier).pack(), db=dbs["meta"])

@@ -79,10 +79,14 @@ EMPTY_TREE = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 
 def stored_nodes(leaves: list[bytes]) -> Callable[[int, int], bytes]:
     """The node lookup the store offers: every complete subtree, built leaf
-    by leaf with `merkle.completed` exactly as the append transaction does."""
+    by leaf with `merkle.push` exactly as the append transaction does (leaves
+    come from their records, as `Snapshot.node` recomputes them)."""
     nodes: dict[tuple[int, int], bytes] = {}
+    frontier: merkle.Frontier = ()
     for i, data in enumerate(leaves):
-        for level, index, h in merkle.completed(i, merkle.leaf_hash(data), lambda lv, ix: nodes[(lv, ix)]):
+        nodes[(0, i)] = merkle.leaf_hash(data)
+        frontier, made = merkle.push(frontier, i, nodes[(0, i)])
+        for level, index, h in made:
             nodes[(level, index)] = h
 
     def node(level: int, index: int) -> bytes:
