@@ -13,7 +13,7 @@ measurement, shaped like the harness's results:
 - `audit.append.encrypt.ratio`: the same ratio through the service's
   `Encrypt` (32 B, one thread, relaxed), where crypto and authorization
   dilute the tree's share.
-- `audit.verify`: `ledger.audit.verify` (hash chain, Merkle root recomputed
+- `audit.verify`: `keyledger.audit.verify` (hash chain, Merkle root recomputed
   from the record bytes, one stored checkpoint) over 1,000,000 records
   (quick: 10,000), in records/s. Its same-log baselines: `audit.chain`, the
   hash chain with decoding and no Merkle tree (`projections.replay.verified`,
@@ -46,15 +46,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import ledger
+import keyledger
 from benchmarks.cases import build_log
-from ledger import audit
-from ledger import events as ev
-from ledger.secret import Secret
-from ledger.service import KeyLedger
-from ledger.store import Store
-from projections import replay
-from projections.query import Filter, query
+from keyledger import audit
+from keyledger import events as ev
+from keyledger.secret import Secret
+from keyledger.service import KeyLedger
+from keyledger.store import Store
+from keyledger.projections import replay
+from keyledger.projections.query import Filter, query
 
 KEYS = 50
 PRINCIPALS = [f"arn:aws:iam::111122223333:role/app-{i}" for i in range(4)]
@@ -140,7 +140,7 @@ def append_raw(root: str, pairs: int) -> dict[str, Any]:
 
 def append_encrypt(root: str, pairs: int, per_slice: int) -> dict[str, Any]:
     def encrypting(store: Store) -> tuple[KeyLedger, Callable[[], float]]:
-        kms = KeyLedger(store, Secret(os.urandom(32)), region=ledger.DEFAULT_REGION, account=ledger.DEFAULT_ACCOUNT)
+        kms = KeyLedger(store, Secret(os.urandom(32)), region=keyledger.DEFAULT_REGION, account=keyledger.DEFAULT_ACCOUNT)
         key_id = kms.create_key(description="bench").key_metadata.key_id
         plaintext = os.urandom(32)
 
@@ -172,7 +172,7 @@ def append_encrypt_threads(root: str, pairs: int, per_thread: int, threads: int 
     import threading
 
     def encrypting(store: Store) -> tuple[KeyLedger, Callable[[], float]]:
-        kms = KeyLedger(store, Secret(os.urandom(32)), region=ledger.DEFAULT_REGION, account=ledger.DEFAULT_ACCOUNT)
+        kms = KeyLedger(store, Secret(os.urandom(32)), region=keyledger.DEFAULT_REGION, account=keyledger.DEFAULT_ACCOUNT)
         key_id = kms.create_key(description="bench").key_metadata.key_id
         plaintext = os.urandom(32)
 
@@ -220,7 +220,7 @@ def _spread(runs: list[float]) -> float:
 
 
 def verify_and_query(root: str, records: int, queries: int, scans: int = 1) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(dir=root) as home, ledger.open(home, durability="relaxed") as kms:
+    with tempfile.TemporaryDirectory(dir=root) as home, keyledger.open(home, durability="relaxed") as kms:
         start = time.perf_counter()
         n = build_log(kms, records, keys=KEYS, batch=10_000)
         build_s = time.perf_counter() - start

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from typing import Any
 
-import ledger
-from ledger import crypto
-from ledger import events as ev
-from projections import replay
+import keyledger
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger.projections import replay
 
 from benchmarks.harness import OpFactory, describe_error, measure_once, result
 
@@ -73,7 +73,7 @@ def size_label(size: int) -> str:
 @contextmanager
 def _embedded(root: str, mode: str, op: str, size: int) -> Iterator[OpFactory]:
     with tempfile.TemporaryDirectory(dir=root, prefix=f"kl-{mode}-") as home, \
-            ledger.open(home, durability=mode) as kms:
+            keyledger.open(home, durability=mode) as kms:
         key_id = kms.create_key(description="benchmark").key_metadata.key_id
         plaintext = os.urandom(size)
         if op == "encrypt":
@@ -164,7 +164,7 @@ def record_value_bytes(root: str) -> int:
     """Stored bytes (prev_hash, hash, canonical record) of one Encrypt record,
     as keyledger writes it: the value size the LMDB baseline puts."""
     with tempfile.TemporaryDirectory(dir=root, prefix="kl-size-") as home, \
-            ledger.open(home, durability="relaxed") as kms:
+            keyledger.open(home, durability="relaxed") as kms:
         key_id = kms.create_key().key_metadata.key_id
         kms.encrypt(key_id, b"x" * 32, encryption_context=CONTEXT)
         with kms.store.snapshot() as snap:
@@ -219,7 +219,7 @@ _PRINCIPALS = 4
 _TENANTS = 97
 
 
-def build_log(kms: ledger.KeyLedger, events: int, *, keys: int = 8, batch: int = 10_000,
+def build_log(kms: keyledger.KeyLedger, events: int, *, keys: int = 8, batch: int = 10_000,
               rotations: int = 40) -> int:
     """Fill a fresh ledger with `events` realistic records (a few more if
     `events` is tiny) and return how many the log holds. Keys, aliases, rotation settings and on-demand rotations go
@@ -275,7 +275,7 @@ def build_log(kms: ledger.KeyLedger, events: int, *, keys: int = 8, batch: int =
 
 @dataclass
 class ReplayLog:
-    kms: ledger.KeyLedger
+    kms: keyledger.KeyLedger
     records: int
     value_bytes_per_record: float
     file_bytes_per_record: float
@@ -286,7 +286,7 @@ def replay_log(root: str, events: int) -> Iterator[tuple[ReplayLog, Callable[[],
     """A relaxed ledger holding about `events` records; yields it with a
     function that builds it and returns the record count (for timing)."""
     with tempfile.TemporaryDirectory(dir=root, prefix="kl-replay-") as home, \
-            ledger.open(home, durability="relaxed") as kms:
+            keyledger.open(home, durability="relaxed") as kms:
         log = ReplayLog(kms, 0, 0.0, 0.0)
 
         def build() -> int:

@@ -170,12 +170,12 @@ def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Itera
 
 @contextlib.contextmanager
 def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
-    import ledger
-    from server import credentials as creds
+    import keyledger
+    from keyledger.server import credentials as creds
 
     home = Path(tempfile.mkdtemp(dir=root, prefix="kl-serve-"))
     try:
-        with ledger.open(home) as kms:
+        with keyledger.open(home) as kms:
             arn = kms.create_user("bench").arn
             kms.put_principal_policy(arn, "kms-all", ALL_KMS)
             entry = creds.new_access_key(arn, "bench")

@@ -7,8 +7,8 @@ import os
 
 import click
 
-from cli.context import settings
-from cli.output import command, show
+from keyledger.cli.context import settings
+from keyledger.cli.output import command, show
 
 
 @command("init", output_options=True)

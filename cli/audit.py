@@ -31,17 +31,17 @@ from typing import Any
 import click
 import msgspec
 
-from cli.context import settings
-from cli.output import Failure, LedgerCommand, format_json
-from cli.progress import Counted, Progress
-from ledger import audit as audit_
-from ledger import checkpoint as cp
-from ledger import events as ev
-from ledger.commands import parse_key_id
-from ledger.service import from_us, to_us
-from ledger.store import Snapshot, Store
-from projections import alias_row, cloudtrail
-from projections.query import Filter, query
+from keyledger.cli.context import settings
+from keyledger.cli.output import Failure, LedgerCommand, format_json
+from keyledger.cli.progress import Counted, Progress
+from keyledger import audit as audit_
+from keyledger import checkpoint as cp
+from keyledger import events as ev
+from keyledger.commands import parse_key_id
+from keyledger.service import from_us, to_us
+from keyledger.store import Snapshot, Store
+from keyledger.projections import alias_row, cloudtrail
+from keyledger.projections.query import Filter, query
 
 LOG_FORMATS = ("jsonl", "table", "cloudtrail")
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from cli.audit import Identity, open_readonly
-from cli.context import settings
-from cli.output import LedgerCommand, show
-from ledger.commands import key_arn
-from projections import billing
+from keyledger.cli.audit import Identity, open_readonly
+from keyledger.cli.context import settings
+from keyledger.cli.output import LedgerCommand, show
+from keyledger.commands import key_arn
+from keyledger.projections import billing
 
 
 def _month(value: str | None) -> str:

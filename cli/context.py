@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-import ledger
-from ledger.service import Clock
+import keyledger
+from keyledger.service import Clock
 
 PRINCIPAL_ENV = "KEYLEDGER_PRINCIPAL"
 # An IAM identity: arn:aws:iam::<account>:user/NAME, :role/NAME, :root, or an STS session.
@@ -32,7 +32,7 @@ def check_principal(ctx: click.Context, param: click.Parameter, value: str | Non
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    home: Path | None = None  # None: ledger.default_home()
+    home: Path | None = None  # None: keyledger.default_home()
     region: str | None = None  # only used when the ledger is created
     account: str | None = None
     durability: str = "durable"
@@ -42,12 +42,12 @@ class Settings:
 
     @property
     def ledger_home(self) -> Path:
-        return self.home if self.home is not None else ledger.default_home()
+        return self.home if self.home is not None else keyledger.default_home()
 
     @contextmanager
-    def open(self, *, home: Path | None = None, clock: Clock | None = None) -> Iterator[ledger.KeyLedger]:
+    def open(self, *, home: Path | None = None, clock: Clock | None = None) -> Iterator[keyledger.KeyLedger]:
         """The ledger for one command, closed when it is done."""
-        kms = ledger.open(home or self.ledger_home, region=self.region, account=self.account,
+        kms = keyledger.open(home or self.ledger_home, region=self.region, account=self.account,
                           durability=self.durability, clock=clock, caller=self.principal)
         with kms:
             yield kms

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import click
 
-from cli import params
-from cli.keys import KEY_ID_HELP, grant_tokens_option
-from cli.output import call, operation
+from keyledger.cli import params
+from keyledger.cli.keys import KEY_ID_HELP, grant_tokens_option
+from keyledger.cli.output import call, operation
 
 CONTEXT_HELP = "Encryption context: k=v,k2=v2 or a JSON object."
 context_option = click.option("--encryption-context", default=None, metavar="CONTEXT", help=CONTEXT_HELP)

@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-import ledger
-from cli.context import settings
-from cli.output import Failure, command
-from cli.replay import check_ledger
-from ledger.service import from_us
+import keyledger
+from keyledger.cli.context import settings
+from keyledger.cli.output import Failure, command
+from keyledger.cli.replay import check_ledger
+from keyledger.service import from_us
 
 JUMP = timedelta(days=366)
 MESSAGES = [  # (plaintext, encryption context): demo data, never printed
@@ -54,7 +54,7 @@ def demo_home() -> Path:
     root = ctx.find_root()
     if root.get_parameter_source("home") == ParameterSource.COMMANDLINE and settings().home is not None:
         return settings().home  # type: ignore[return-value]
-    return ledger.default_home() / "demo"
+    return keyledger.default_home() / "demo"
 
 
 def _iso(when: datetime) -> str:
@@ -65,7 +65,7 @@ def _short(key_id: str) -> str:
     return key_id[:8]
 
 
-def _versions(kms: ledger.KeyLedger, key_id: str) -> list[str]:
+def _versions(kms: keyledger.KeyLedger, key_id: str) -> list[str]:
     """Each version's origin: ORIGINAL, then each rotation's type."""
     rotations = kms.list_key_rotations(key_id, limit=1000).rotations
     return ["ORIGINAL"] + [r.rotation_type for r in rotations]
@@ -138,7 +138,7 @@ def demo() -> None:
         try:
             kms.decrypt(sealed[0][0], encryption_context={"purpose": "orders", "order": "9999"})
             refused = "NOT refused"
-        except ledger.KMSError as exc:
+        except keyledger.KMSError as exc:
             refused = f"refused with {exc.code}"
         say(f"10. decrypting with the wrong encryption context: {refused}")
 

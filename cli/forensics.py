@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import click
 
-from cli import params
-from cli.audit import Identity, iso, open_readonly, parse_point, resolve_key
-from cli.output import Failure, LedgerCommand, show
-from ledger import forensics as forensics_
-from ledger.commands import key_arn
-from ledger.errors import InvalidCiphertextException
-from projections import key_row
+from keyledger.cli import params
+from keyledger.cli.audit import Identity, iso, open_readonly, parse_point, resolve_key
+from keyledger.cli.output import Failure, LedgerCommand, show
+from keyledger import forensics as forensics_
+from keyledger.commands import key_arn
+from keyledger.errors import InvalidCiphertextException
+from keyledger.projections import key_row
 
 
 @click.group("forensics")

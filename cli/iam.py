@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 
-from cli import params
-from cli.context import settings
-from cli.output import LedgerCommand, show
-from ledger.responses import to_aws
-from ledger.service import KeyLedger
+from keyledger.cli import params
+from keyledger.cli.context import settings
+from keyledger.cli.output import LedgerCommand, show
+from keyledger.responses import to_aws
+from keyledger.service import KeyLedger
 
 POLICY_DOCUMENT_HELP = "The identity-based policy: file://PATH or the JSON text."
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cli import params
-from cli.output import call, operation
+from keyledger.cli import params
+from keyledger.cli.output import call, operation
 
 KEY_ID_HELP = "The key: key id, key ARN, alias name (alias/...) or alias ARN."
 key_id_option = click.option("--key-id", required=True, help=KEY_ID_HELP)

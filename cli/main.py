@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from cli import admin, audit, bill, data, demo, forensics, iam, keys, policies, policy_sim, replay
-from cli.context import PRINCIPAL_ENV, Settings, check_principal
-from cli.output import OUTPUT_FORMATS
+from keyledger.cli import admin, audit, bill, data, demo, forensics, iam, keys, policies, policy_sim, replay
+from keyledger.cli.context import PRINCIPAL_ENV, Settings, check_principal
+from keyledger.cli.output import OUTPUT_FORMATS
 
 DURABILITY_MODES = ("durable", "relaxed")
 
@@ -58,7 +58,7 @@ for _module in (admin, keys, data, policies, policy_sim, iam, replay, audit, for
         main.add_command(_command)
 
 # The HTTP endpoint (issue 5): `serve`, and the access keys it authenticates.
-from server import cli as _server_cli  # noqa: E402  (after the groups it extends)
+from keyledger.server import cli as _server_cli  # noqa: E402  (after the groups it extends)
 
 main.add_command(_server_cli.serve)
 iam.iam.add_command(_server_cli.create_access_key)

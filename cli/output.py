@@ -21,10 +21,10 @@ from typing import Any, TextIO
 
 import click
 
-from cli.context import Settings, settings
-from ledger.service import KeyLedger
-from ledger.errors import KMSError, LedgerError
-from ledger.responses import to_aws
+from keyledger.cli.context import Settings, settings
+from keyledger.service import KeyLedger
+from keyledger.errors import KMSError, LedgerError
+from keyledger.responses import to_aws
 
 OUTPUT_FORMATS = ("json", "text")
 API_ERROR_EXIT = 254  # what the AWS CLI exits with when the service refused the call

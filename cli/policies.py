@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from cli import params
-from cli.keys import bypass_lockout_option, grant_tokens_option, key_id_option, limit_option, marker_option
-from cli.output import call, operation
+from keyledger.cli import params
+from keyledger.cli.keys import bypass_lockout_option, grant_tokens_option, key_id_option, limit_option, marker_option
+from keyledger.cli.output import call, operation
 
 POLICY_NAME = "default"  # the only key policy name AWS KMS has
 policy_name_option = click.option("--policy-name", default=POLICY_NAME, show_default=True,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from cli import params
-from cli.output import LedgerCommand, call
+from keyledger.cli import params
+from keyledger.cli.output import LedgerCommand, call
 
 
 @click.group("policy")

@@ -14,14 +14,14 @@ from typing import Any
 
 import click
 
-from cli.context import settings
-from cli.output import Failure, LedgerGroup, format_json, show
-from cli.progress import Counted, Progress
-from ledger.service import KeyLedger
-from ledger.commands import key_arn
-from ledger.service import from_us, to_us
-from projections import replay as rp
-from projections.state import KeyState
+from keyledger.cli.context import settings
+from keyledger.cli.output import Failure, LedgerGroup, format_json, show
+from keyledger.cli.progress import Counted, Progress
+from keyledger.service import KeyLedger
+from keyledger.commands import key_arn
+from keyledger.service import from_us, to_us
+from keyledger.projections import replay as rp
+from keyledger.projections.state import KeyState
 
 
 
@@ -168,7 +168,7 @@ def replay(ctx: click.Context, check_: bool, until: str | None) -> None:
     show({"Until": {"Seq": seq} if seq is not None else {"Time": _iso(time)}, "Keys": keys})
 
 
-from cli.replay_prove import prove_decryptable  # noqa: E402
+from keyledger.cli.replay_prove import prove_decryptable  # noqa: E402
 
 replay.add_command(prove_decryptable)
 

@@ -21,10 +21,10 @@ from typing import Any, TextIO
 
 import click
 
-from cli.progress import Progress
-from cli.context import settings
-from cli.output import LedgerCommand, format_json
-from ledger import forensics
+from keyledger.cli.progress import Progress
+from keyledger.cli.context import settings
+from keyledger.cli.output import LedgerCommand, format_json
+from keyledger import forensics
 
 
 def read_corpus(file: TextIO) -> list[tuple[bytes, dict[str, str]]]:

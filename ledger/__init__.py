@@ -1,7 +1,7 @@
 """keyledger: an embedded AWS KMS whose event log is its audit trail.
 
-    import ledger
-    with ledger.open(home="/tmp/kl") as kms:
+    import keyledger
+    with keyledger.open(home="/tmp/kl") as kms:
         key = kms.create_key(description="orders").key_metadata
         blob = kms.encrypt(key.key_id, b"secret", encryption_context={"order": "42"}).ciphertext_blob
         assert kms.decrypt(blob, encryption_context={"order": "42"}).plaintext == b"secret"
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from ledger.errors import KMSError, LedgerError
-from ledger.secret import Secret
+from keyledger.errors import KMSError, LedgerError
+from keyledger.secret import Secret
 
-if TYPE_CHECKING:  # imported lazily below: projections import ledger.events,
-    from ledger.service import Clock, KeyLedger, Rng  # and the store imports projections
+if TYPE_CHECKING:  # imported lazily below: projections import keyledger.events,
+    from keyledger.service import Clock, KeyLedger, Rng  # and the store imports projections
 
 __all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "Secret",
            "DEFAULT_REGION", "DEFAULT_ACCOUNT"]
@@ -51,7 +51,7 @@ def default_home() -> Path:
 
 def __getattr__(name: str) -> Any:
     if name == "KeyLedger":
-        from ledger.service import KeyLedger
+        from keyledger.service import KeyLedger
         return KeyLedger
     raise AttributeError(name)
 
@@ -127,7 +127,7 @@ def _finish_root_rotation(home: Path, root: Secret, expected: bytes, given: bool
     """A root-key rotation writes root.key.next, commits the re-wrapped KEKs,
     then renames. After a crash in between, the ledger tells which key it
     needs: finish the rename, or drop a next key that never committed."""
-    from ledger import crypto
+    from keyledger import crypto
 
     pending = home / NEXT_ROOT_KEY_FILE
     if given or os.environ.get(ROOT_KEY_ENV) or not pending.exists():
@@ -164,9 +164,9 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
     `clock` and `rng` are injectable for tests (the clock returns aware
     datetimes; rng(n) returns n random bytes).
     """
-    from ledger import crypto
-    from ledger.service import KeyLedger
-    from ledger.store import Store
+    from keyledger import crypto
+    from keyledger.service import KeyLedger
+    from keyledger.store import Store
 
     home_path = Path(home) if home is not None else default_home()
     rng = rng or os.urandom

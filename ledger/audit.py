@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from ledger import checkpoint as cp
-from ledger import events as ev
-from projections import merkle
+from keyledger import checkpoint as cp
+from keyledger import events as ev
+from keyledger.projections import merkle
 
 
 class AuditSnapshot(Protocol):

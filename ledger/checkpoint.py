@@ -18,8 +18,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-from ledger import crypto
-from ledger.secret import Secret
+from keyledger import crypto
+from keyledger.secret import Secret
 
 _DASH = "\u2014"
 _ED25519 = b"\x01"

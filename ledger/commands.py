@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from ledger import events as ev
-from ledger.crypto import MAX_CONTEXT_BYTES, canonical_context
-from ledger.errors import (
+from keyledger import events as ev
+from keyledger.crypto import MAX_CONTEXT_BYTES, canonical_context
+from keyledger.errors import (
     AlreadyExistsException, DisabledException, InvalidAliasNameException,
     KMSInvalidStateException, LimitExceededException, NotFoundException,
     TagException, UnsupportedOperationException, ValidationException,
 )
-from projections.state import DAY_US, AliasState, KeyState
+from keyledger.projections.state import DAY_US, AliasState, KeyState
 
 ENABLED, DISABLED, PENDING_DELETION, DELETED = "Enabled", "Disabled", "PendingDeletion", "Deleted"
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"

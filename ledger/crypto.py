@@ -28,8 +28,8 @@ import uuid
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ledger.errors import InvalidCiphertextException, LedgerError
-from ledger.secret import Secret
+from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.secret import Secret
 
 MAGIC = b"KL"
 FORMAT = 1

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ledger import crypto
-from ledger import events as ev
-from ledger.errors import InvalidCiphertextException, LedgerError
-from ledger.secret import Secret
-from projections import key_row, replay
-from projections.state import KeyState
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.secret import Secret
+from keyledger.projections import key_row, replay
+from keyledger.projections.state import KeyState
 
 
 def _iso(us: int) -> str:
@@ -240,7 +240,7 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
     known principal (the account root, every IAM user and role, everyone a
     key-policy statement or grant names) is evaluated with the same pure
     evaluator the service uses; a key policy that allows "*" is reported."""
-    from ledger import policy as authz
+    from keyledger import policy as authz
 
     tables, report = replay.state_at(snapshot, until_time=until_time)
     if report.chain_error is not None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ledger.errors import MalformedPolicyDocumentException
+from keyledger.errors import MalformedPolicyDocumentException
 
 MAX_POLICY_BYTES = 32768
 VERSIONS = ("2012-10-17", "2008-10-17")

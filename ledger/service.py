@@ -21,21 +21,21 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ledger import checkpoint as checkpoint_
-from ledger import commands as cmd
-from ledger import policy as authz
-from ledger import crypto
-from ledger import events as ev
-from ledger import responses as r
-from ledger.errors import (
+from keyledger import checkpoint as checkpoint_
+from keyledger import commands as cmd
+from keyledger import policy as authz
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger import responses as r
+from keyledger.errors import (
     AccessDeniedException, AlreadyExistsException, IncorrectKeyException, InvalidCiphertextException,
     InvalidKeyUsageException, InvalidMarkerException, KMSError, KMSInternalException, LedgerError,
     MalformedPolicyDocumentException, NotFoundException,
 )
-from ledger.secret import Secret
-from ledger.store import Store, WriteView
-from projections import alias_row, grant_row, key_row, merkle, principal_row
-from projections.state import AliasState, KeyState
+from keyledger.secret import Secret
+from keyledger.store import Store, WriteView
+from keyledger.projections import alias_row, grant_row, key_row, merkle, principal_row
+from keyledger.projections.state import AliasState, KeyState
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -313,7 +313,7 @@ def _grant_token(key_id: str, grant_id: str) -> str:
 
 
 def _parse_grant_token(token: str) -> tuple[str, str]:
-    from ledger.errors import InvalidGrantTokenException
+    from keyledger.errors import InvalidGrantTokenException
     try:
         if not token.startswith(_TOKEN_PREFIX):
             raise ValueError
@@ -509,7 +509,7 @@ class KeyLedger:
         """
         from pathlib import Path
 
-        from ledger import NEXT_ROOT_KEY_FILE, ROOT_KEY_ENV, ROOT_KEY_FILE, _fsync_dir
+        from keyledger import NEXT_ROOT_KEY_FILE, ROOT_KEY_ENV, ROOT_KEY_FILE, _fsync_dir
 
         if self.caller != authz.root_of(self.account):
             raise AccessDeniedException(f"User: {self.caller} is not authorized to rotate the root key: "

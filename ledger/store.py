@@ -38,10 +38,10 @@ from typing import Any
 
 import lmdb
 
-import projections
-from ledger import events as ev
-from projections import indexes, merkle
-from ledger.errors import LedgerError
+from keyledger import projections
+from keyledger import events as ev
+from keyledger.projections import indexes, merkle
+from keyledger.errors import LedgerError
 
 _SEQ = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ")  # next seq, last hash, last record time

@@ -12,9 +12,9 @@ from typing import Any, Callable, Iterable, Protocol
 
 import msgspec
 
-from ledger import events as ev
-from projections import aliases, grants, keys, principals, usage
-from projections.state import AliasState, GrantState, KeyState, PrincipalState, UsageState
+from keyledger import events as ev
+from keyledger.projections import aliases, grants, keys, principals, usage
+from keyledger.projections.state import AliasState, GrantState, KeyState, PrincipalState, UsageState
 
 #: table name -> the struct type its rows hold
 TABLES: dict[str, type] = {"keys": KeyState, "aliases": AliasState, "usage": UsageState,

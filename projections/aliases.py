@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from ledger import events as ev
-from projections.state import AliasState
+from keyledger import events as ev
+from keyledger.projections.state import AliasState
 
 
 def evolve(state: AliasState | None, record: ev.Record) -> AliasState | None:

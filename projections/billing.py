@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 
-from ledger import events as ev
+from keyledger import events as ev
 
 KEY_MONTH = Fraction(1)  # dollars
 PER_10K_REQUESTS = Fraction(3, 100)

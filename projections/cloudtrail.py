@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ledger import events as ev
+from keyledger import events as ev
 
 READ_ONLY = {
     "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",

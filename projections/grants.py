@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger import events as ev
-from projections.state import GrantState
+from keyledger import events as ev
+from keyledger.projections.state import GrantState
 
 
 def evolve(state: GrantState | None, record: ev.Record) -> GrantState | None:

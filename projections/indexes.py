@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from ledger import events as ev
+from keyledger import events as ev
 
 SEQ = struct.Struct(">Q")
 SEP = b"\x00"

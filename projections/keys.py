@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from ledger import events as ev
-from projections.state import KeyState, VersionInfo
+from keyledger import events as ev
+from keyledger.projections.state import KeyState, VersionInfo
 
 
 def _version(material: ev.WrappedMaterial, created: int, rotation_type: str | None) -> VersionInfo:

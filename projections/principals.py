@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from ledger import events as ev
-from projections.state import PrincipalState
+from keyledger import events as ev
+from keyledger.projections.state import PrincipalState
 
 
 def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | None:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ledger import events as ev
-from projections import indexes
+from keyledger import events as ev
+from keyledger.projections import indexes
 
 
 class QuerySnapshot(Protocol):

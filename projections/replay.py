@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ledger import events as ev
-from projections import MemoryTables, TABLES, apply
+from keyledger import events as ev
+from keyledger.projections import MemoryTables, TABLES, apply
 
 
 class RawRecordLike(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from ledger import events as ev
-from projections.state import UsageState
+from keyledger import events as ev
+from keyledger.projections.state import UsageState
 
 
 def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: int) -> UsageState:

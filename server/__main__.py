@@ -1,10 +1,10 @@
-"""`python -m server serve|iam ...`: the server's commands without the main CLI."""
+"""`python -m keyledger.server serve|iam ...`: the server's commands without the main CLI."""
 
 from __future__ import annotations
 
 import click
 
-from server.cli import COMMANDS
+from keyledger.server.cli import COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,4 +16,4 @@ for _command in COMMANDS:
     main.add_command(_command)
 
 if __name__ == "__main__":
-    main(prog_name="python -m server")
+    main(prog_name="python -m keyledger.server")

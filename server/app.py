@@ -27,13 +27,13 @@ from typing import Any
 
 import msgspec
 
-from ledger import KeyLedger
-from ledger.errors import KMSError, KMSInternalException
-from ledger.service import Planned
-from server import protocol
-from server.committer import GroupCommitter
-from server.protocol import RequestTooLargeException
-from server.sigv4 import Denied, Verifier
+from keyledger import KeyLedger
+from keyledger.errors import KMSError, KMSInternalException
+from keyledger.service import Planned
+from keyledger.server import protocol
+from keyledger.server.committer import GroupCommitter
+from keyledger.server.protocol import RequestTooLargeException
+from keyledger.server.sigv4 import Denied, Verifier
 
 MAX_BODY = 256 * 1024
 ANONYMOUS = "anonymous"

@@ -3,7 +3,7 @@
 Registered in the main command group with `main.add_command(serve)`, and
 `create-access-key` either in the CLI's own `iam` group
 (`iam.add_command(create_access_key)`) or with the `iam` group here. Both
-also run standalone (`python -m server ...`). Under the main group, its
+also run standalone (`python -m keyledger.server ...`). Under the main group, its
 `--home`, `--durability`, `--region`, `--account` and (for the caller who
 issues an access key) `--principal` apply unless given here.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-import ledger
-from ledger.errors import KMSError, LedgerError
-from server import credentials as creds
+import keyledger
+from keyledger.errors import KMSError, LedgerError
+from keyledger.server import credentials as creds
 
 DEFAULT_PORT = 4000
 
@@ -57,12 +57,12 @@ def _inherited(name: str) -> Any:
 
 
 def _home(home: Path | None) -> Path:
-    return home or _inherited("home") or ledger.default_home()
+    return home or _inherited("home") or keyledger.default_home()
 
 
-def _open(home: Path, durability: str | None = None, *, caller: str | None = None) -> ledger.KeyLedger:
+def _open(home: Path, durability: str | None = None, *, caller: str | None = None) -> keyledger.KeyLedger:
     try:
-        return ledger.open(home, region=_inherited("region"), account=_inherited("account"),
+        return keyledger.open(home, region=_inherited("region"), account=_inherited("account"),
                            durability=durability or _inherited("durability") or "durable", caller=caller)
     except LedgerError as exc:
         raise _Failure(str(exc)) from None
@@ -103,9 +103,9 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
     Stop with SIGTERM or Ctrl-C: requests in flight finish first.
     """
     try:
-        from server.app import KMSApp, configure_logging, log_event
-        from server.runner import bind, run
-        from server.sigv4 import Verifier
+        from keyledger.server.app import KMSApp, configure_logging, log_event
+        from keyledger.server.runner import bind, run
+        from keyledger.server.sigv4 import Verifier
     except ImportError as exc:  # uvicorn is an optional extra
         raise _Failure(f"{exc.name} is not installed: pip install 'keyledger[server]'") from None
     configure_logging(None if access_log == "off" else access_log)

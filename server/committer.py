@@ -16,8 +16,8 @@ import queue
 import threading
 from typing import Any
 
-from ledger.service import Planned
-from ledger.store import Store
+from keyledger.service import Planned
+from keyledger.store import Store
 
 Outcome = tuple[Any, BaseException | None]
 

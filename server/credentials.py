@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from ledger.secret import Secret
+from keyledger.secret import Secret
 
 DEFAULT_FILE = "access-keys.jsonl"
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

@@ -27,8 +27,8 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import KMSError, UnsupportedOperationException, ValidationException
-from ledger.service import KeyLedger
+from keyledger.errors import KMSError, UnsupportedOperationException, ValidationException
+from keyledger.service import KeyLedger
 
 TARGET_PREFIX = "TrentService."
 CONTENT_TYPE = "application/x-amz-json-1.1"

@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from server.app import KMSApp
+from keyledger.server.app import KMSApp
 
 
 def bind(host: str, port: int, *, backlog: int = 2048) -> socket.socket:

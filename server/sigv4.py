@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-from server.credentials import AccessKey, Credentials
-from server.protocol import (
+from keyledger.server.credentials import AccessKey, Credentials
+from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, UnrecognizedClientException,
 )
 

@@ -22,17 +22,17 @@ import pytest
 from click.testing import CliRunner, Result
 from msgspec.structs import replace
 
-import ledger
-from cli.audit import audit
-from cli.bill import bill
-from cli.forensics import forensics
-from cli.main import main
-from cli.replay_prove import prove_decryptable
-from ledger import checkpoint as cp
-from ledger import events as ev
-from ledger.errors import AccessDeniedException
-from ledger.store import Store
-from projections import decode_row, encode_row, key_row
+import keyledger
+from keyledger.cli.audit import audit
+from keyledger.cli.bill import bill
+from keyledger.cli.forensics import forensics
+from keyledger.cli.main import main
+from keyledger.cli.replay_prove import prove_decryptable
+from keyledger import checkpoint as cp
+from keyledger import events as ev
+from keyledger.errors import AccessDeniedException
+from keyledger.store import Store
+from keyledger.projections import decode_row, encode_row, key_row
 
 T0 = datetime(2031, 6, 1, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
@@ -41,7 +41,7 @@ ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:"
 
 
-def keyledger() -> click.Group:
+def keyledger_cli() -> click.Group:
     """`keyledger` with the new commands registered."""
     group = click.Group("keyledger", callback=main.callback, params=main.params,
                         context_settings=main.context_settings, help=main.help)
@@ -52,7 +52,7 @@ def keyledger() -> click.Group:
     return group
 
 
-KEYLEDGER = keyledger()
+KEYLEDGER = keyledger_cli()
 
 
 def run(home: Path, *args: str, expect: int = 0, input: str | None = None) -> Result:
@@ -86,7 +86,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     clock = Clock()
     home = tmp_path_factory.mktemp("audit-cli") / "ledger"
     times = {}
-    with ledger.open(home, clock=clock, durability="relaxed") as kms:
+    with keyledger.open(home, clock=clock, durability="relaxed") as kms:
         key = kms.create_key(description="orders").key_metadata.key_id
         other = kms.create_key(description="other").key_metadata.key_id
         kms.create_alias("alias/orders", key)
@@ -180,7 +180,7 @@ def test_checkpoint_to_stdout_and_to_a_file(built: Built, tmp_path: Path) -> Non
 
 
 def test_verify_with_a_stranger_key_or_no_ledger_fails(built: Built, tmp_path: Path) -> None:
-    with ledger.open(tmp_path / "stranger") as other:
+    with keyledger.open(tmp_path / "stranger") as other:
         stranger = other.verifier_key()
     result = run(built.home, "audit", "verify", "--public-key", stranger, expect=1)
     assert "FAIL (signature)" in result.stdout and result.stdout.endswith("verdict: FAILED (first bad seq: None)\n")
@@ -228,7 +228,7 @@ def test_prove_and_verify_proof(built: Built, tmp_path: Path) -> None:
     assert run(tmp_path, "audit", "verify-proof", str(path), "--public-key", built.vkey, expect=1) \
         .stdout.startswith("FAILED")
     path.write_text(json.dumps(proof))
-    with ledger.open(tmp_path / "stranger") as other:
+    with keyledger.open(tmp_path / "stranger") as other:
         stranger = other.verifier_key()
     run(tmp_path, "audit", "verify-proof", str(path), "--public-key", stranger, expect=1)
     run(tmp_path, "audit", "verify-proof", str(path), expect=2)  # the key is required
@@ -246,7 +246,7 @@ def test_prove_against_an_older_checkpoint_file(built: Built, tmp_path: Path) ->
     assert proof["tree_size"] == old_size
     too_new = run(built.home, "audit", "prove", str(old_size), "--checkpoint", str(old_file), expect=1)
     assert f"not in the checkpointed tree of size {old_size}" in too_new.stderr
-    with ledger.open(tmp_path / "stranger") as other:
+    with keyledger.open(tmp_path / "stranger") as other:
         foreign = other.checkpoint().note
     (tmp_path / "foreign.note").write_bytes(foreign)
     run(built.home, "audit", "prove", "0", "--checkpoint", str(tmp_path / "foreign.note"), expect=1)
@@ -282,7 +282,7 @@ def test_prove_consistency_by_size_and_by_file(built: Built, tmp_path: Path) -> 
 def test_prove_on_a_rolled_back_copy_is_refused(built: Built, tmp_path: Path) -> None:
     home = copy_of(built, tmp_path / "copy")
     old = (home / "data.mdb").read_bytes()
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         kms.encrypt(built.key, b"later")
         later = kms.checkpoint()
     (home / "data.mdb").write_bytes(old)
@@ -416,7 +416,7 @@ def test_bill(built: Built) -> None:
 
 # -- prove-decryptable ------------------------------------------------------------------------
 
-def _corpus(kms: ledger.KeyLedger, key: str) -> list[str]:
+def _corpus(kms: keyledger.KeyLedger, key: str) -> list[str]:
     lines = []
     for i in range(3):
         ctx = {"i": str(i)}
@@ -429,7 +429,7 @@ def _corpus(kms: ledger.KeyLedger, key: str) -> list[str]:
 def test_prove_decryptable(tmp_path: Path) -> None:
     home = tmp_path / "ledger"
     clock = Clock()
-    with ledger.open(home, clock=clock) as kms:
+    with keyledger.open(home, clock=clock) as kms:
         key = kms.create_key().key_metadata.key_id
         gone = kms.create_key().key_metadata.key_id
         lines = _corpus(kms, key)
@@ -464,7 +464,7 @@ def test_prove_decryptable(tmp_path: Path) -> None:
 
 def test_prove_decryptable_fails_on_a_corrupted_projection_row(tmp_path: Path) -> None:
     home = tmp_path / "ledger"
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         key = kms.create_key().key_metadata.key_id
         lines = _corpus(kms, key)
     store = Store(str(home))  # a bad row written on the (test's own) ledger

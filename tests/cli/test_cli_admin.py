@@ -12,8 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import ledger
-from cli.main import main
+import keyledger
+from keyledger.cli.main import main
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -51,7 +51,7 @@ def test_rotate_due_appends_the_rotations_that_fell_due(cli: Cli) -> None:
     first = cli.json("rotate-due")
     assert (first["Rotated"], first["Deleted"]) == (0, 0)
     past = datetime.now(timezone.utc) - timedelta(days=400)
-    with ledger.open(cli.home, clock=lambda: past) as kms:
+    with keyledger.open(cli.home, clock=lambda: past) as kms:
         rotating = kms.create_key().key_metadata.key_id
         kms.enable_key_rotation(rotating, rotation_period_in_days=90)  # due 4 times since
         doomed = kms.create_key().key_metadata.key_id
@@ -63,7 +63,7 @@ def test_rotate_due_appends_the_rotations_that_fell_due(cli: Cli) -> None:
     # each sweep signs a checkpoint of the whole log as it then is
     # a sweep with nothing due appends nothing, so its checkpoint is the same tree
     assert again["CheckpointTreeSize"] == swept["CheckpointTreeSize"] > first["CheckpointTreeSize"]
-    with ledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+    with keyledger.open(cli.home) as kms, kms.store.snapshot() as snap:
         assert len(snap.checkpoints()) == 2
     rotations = cli.json("list-key-rotations", "--key-id", rotating)["Rotations"]
     assert [r["RotationType"] for r in rotations] == ["AUTOMATIC"] * 4
@@ -90,7 +90,7 @@ def test_demo_runs_end_to_end_and_can_be_rerun(cli: Cli) -> None:
     cli("replay", "--check")
 
     # the demo jumped its clock; the log's times never run backwards
-    with ledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+    with keyledger.open(cli.home) as kms, kms.store.snapshot() as snap:
         times = [r.time for r in snap.records()]
     assert times == sorted(times)
     assert times[-1] > times[0] + 2 * 365 * 86_400 * 10**6

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cli.params import string_map
+from keyledger.cli.params import string_map
 
 if TYPE_CHECKING:
     from conftest import Cli

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cli.output import _spread, format_text
+from keyledger.cli.output import _spread, format_text
 
 if TYPE_CHECKING:
     from conftest import Cli

@@ -11,10 +11,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import ledger
-from cli.iam import iam
-from cli.main import main
-from ledger import events as ev
+import keyledger
+from keyledger.cli.iam import iam
+from keyledger.cli.main import main
+from keyledger import events as ev
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -57,7 +57,7 @@ def test_a_user_is_denied_by_default_and_the_denial_is_logged(cli: Cli, key: str
     assert result.stdout == ""
     assert result.stderr == ("An error occurred (AccessDeniedException) when calling the Encrypt operation: "
                              + denied(BOB, "kms:Encrypt", key) + "\n")
-    with ledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+    with keyledger.open(cli.home) as kms, kms.store.snapshot() as snap:
         last = list(snap.records())[-1]
     assert last.principal == BOB
     assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "AccessDeniedException"

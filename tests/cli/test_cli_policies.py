@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from cli.policies import COMMANDS, grant_constraints
+from keyledger.cli.main import main
+from keyledger.cli.policies import COMMANDS, grant_constraints
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -301,7 +301,7 @@ def test_create_key_help_names_the_policy_options() -> None:
 def test_policy_simulate_prints_the_decision_and_its_statements(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import main
+    from keyledger.cli.main import main
 
     runner = CliRunner()
     home = str(tmp_path / "sim")

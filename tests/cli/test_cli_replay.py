@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 from msgspec.structs import replace
 
-import ledger
-from projections import decode_row, encode_row, key_row
+import keyledger
+from keyledger.projections import decode_row, encode_row, key_row
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -45,7 +45,7 @@ def test_check_as_json(cli: Cli, key: str) -> None:
 
 
 def test_check_fails_on_a_wrong_projection_row(cli: Cli, key: str) -> None:
-    with ledger.open(cli.home) as kms:
+    with keyledger.open(cli.home) as kms:
         store = kms.store
         with store.env.begin(write=True) as txn:
             db = store._dbs["keys"]
@@ -63,7 +63,7 @@ def test_check_fails_on_a_wrong_projection_row(cli: Cli, key: str) -> None:
 
 def test_check_fails_on_a_broken_chain(cli: Cli, key: str) -> None:
     cli("encrypt", "--key-id", key, "--plaintext", "x")
-    with ledger.open(cli.home) as kms:
+    with keyledger.open(cli.home) as kms:
         store = kms.store
         seq1 = (1).to_bytes(8, "big")
         with store.env.begin(write=True) as txn:
@@ -85,7 +85,7 @@ def history(cli: Cli) -> dict[str, object]:
     """A key created on 1 Jan 2024, tagged on 1 Feb, rotated on 1 Mar, disabled on 1 Apr."""
     clock = StepClock(T0)
     seqs = {}
-    with ledger.open(cli.home, clock=clock) as kms:
+    with keyledger.open(cli.home, clock=clock) as kms:
         key = kms.create_key(description="history").key_metadata.key_id
         seqs["created"] = kms.store.head().seq - 1
         clock.now = T0 + timedelta(days=31)

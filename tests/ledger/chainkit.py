@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ledger import events as ev
+from keyledger import events as ev
 
 
 def chain_hashes(snap) -> list[bytes]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import ledger
-from ledger import audit, checkpoint
-from ledger.errors import LedgerError
-from ledger.store import Head
+import keyledger
+from keyledger import audit, checkpoint
+from keyledger.errors import LedgerError
+from keyledger.store import Head
 
 
 def _tamper_head_frontier(kms) -> None:
@@ -24,7 +24,7 @@ def _tamper_head_frontier(kms) -> None:
 
 
 def test_verify_reports_a_wrong_right_edge(tmp_path: Path) -> None:
-    with ledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path) as kms:
         key = kms.create_key().key_metadata.key_id
         for _ in range(6):
             kms.encrypt(key, b"x")
@@ -39,7 +39,7 @@ def test_verify_reports_a_wrong_right_edge(tmp_path: Path) -> None:
 
 
 def test_checkpoint_refuses_a_wrong_right_edge(tmp_path: Path) -> None:
-    with ledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path) as kms:
         key = kms.create_key().key_metadata.key_id
         kms.encrypt(key, b"x")
         kms.checkpoint()

@@ -28,14 +28,14 @@ import pytest
 from click.testing import CliRunner, Result
 from msgspec.structs import replace
 
-import ledger
-from cli.audit import audit
-from ledger import audit as audit_
-from ledger import checkpoint as cp
-from ledger import events as ev
-from ledger.errors import AccessDeniedException, LedgerError
-from ledger.store import Head, Store
-from projections import merkle
+import keyledger
+from keyledger.cli.audit import audit
+from keyledger import audit as audit_
+from keyledger import checkpoint as cp
+from keyledger import events as ev
+from keyledger.errors import AccessDeniedException, LedgerError
+from keyledger.store import Head, Store
+from keyledger.projections import merkle
 
 NODE = struct.Struct(">BQ")  # a Merkle node's key in the `audit` table is b"M" + NODE
 SEQ = struct.Struct(">Q")
@@ -52,7 +52,7 @@ class Pristine:
         self.verifier = cp.parse_verifier_key(vkey)
 
 
-def _traffic(kms: ledger.KeyLedger, keys: list[str], rounds: int) -> None:
+def _traffic(kms: keyledger.KeyLedger, keys: list[str], rounds: int) -> None:
     for i in range(rounds):
         key = keys[i % len(keys)]
         blob = kms.encrypt(key, b"payload %d" % i, encryption_context={"n": str(i)}).ciphertext_blob
@@ -65,7 +65,7 @@ def _traffic(kms: ledger.KeyLedger, keys: list[str], rounds: int) -> None:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     home = tmp_path_factory.mktemp("pristine") / "ledger"
-    with ledger.open(home, durability="relaxed") as kms:
+    with keyledger.open(home, durability="relaxed") as kms:
         keys = [kms.create_key(description=f"k{i}").key_metadata.key_id for i in range(2)]
         kms.create_alias("alias/orders", keys[0])
         _traffic(kms, keys, 4)
@@ -237,7 +237,7 @@ def test_a_record_changed_after_the_last_checkpoint_is_not_signed(pristine: Pris
         value[-3] ^= 0x01
         txn.put(SEQ.pack(k), bytes(value), db=dbs["records"])
     assert verify(home, verifier=pristine.verifier).first_bad_seq == k
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         with pytest.raises(LedgerError, match=f"record {k} does not verify"):
             kms.checkpoint()
         with kms.store.snapshot() as snap:
@@ -264,7 +264,7 @@ def test_a_cut_tail_contradicts_the_checkpoint_kept_elsewhere(pristine: Pristine
     [problem] = report.problems
     assert (problem.kind, problem.seq, problem.checkpoint_size) == ("truncated", n, pristine.b)
     assert report.checkpoints_ok == [pristine.a]
-    with ledger.open(home) as kms:  # and nothing signs over the cut
+    with keyledger.open(home) as kms:  # and nothing signs over the cut
         with pytest.raises(LedgerError, match="refusing to sign a rolled-back log"):
             kms.checkpoint()
 
@@ -285,7 +285,7 @@ def test_a_cut_tail_contradicts_the_checkpoint_kept_elsewhere(pristine: Pristine
 def test_a_file_rolled_back_to_an_older_copy(pristine: Pristine, tmp_path: Path) -> None:
     home = copy_of(pristine, tmp_path / "copy")
     old = (home / "data.mdb").read_bytes()  # copied aside
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         key = kms.create_key(description="later").key_metadata.key_id
         kms.encrypt(key, b"later")
         later = kms.checkpoint()  # kept elsewhere by the auditor
@@ -340,7 +340,7 @@ def test_a_rewritten_and_rechained_log_is_caught_by_an_earlier_checkpoint(
     _rewrite(home, k, nodes=True)
 
     # The stored checkpoint B no longer matches: the ledger will not sign on.
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         with pytest.raises(LedgerError, match=f"does not extend the checkpoint of size {pristine.b}"):
             kms.checkpoint()
     with raw(home) as (env, dbs), env.begin(write=True) as txn:
@@ -377,7 +377,7 @@ def test_checkpoints_signed_by_another_key_or_altered_are_refused(pristine: Pris
     forged = pristine.b_note.replace(b"\n" + str(pristine.b).encode() + b"\n", b"\n" + b"1" + b"\n", 1)
     report = verify(home, forged, verifier=pristine.verifier)
     assert [p.kind for p in report.problems] == ["signature"]
-    with ledger.open(tmp_path / "other") as other:
+    with keyledger.open(tmp_path / "other") as other:
         stranger = cp.parse_verifier_key(other.verifier_key())
     report = verify(home, pristine.b_note, verifier=stranger)
     assert not report.ok and {p.kind for p in report.problems} == {"signature"}
@@ -385,7 +385,7 @@ def test_checkpoints_signed_by_another_key_or_altered_are_refused(pristine: Pris
 
 def test_a_checkpoint_is_never_signed_inconsistent_with_the_last(pristine: Pristine, tmp_path: Path) -> None:
     home = copy_of(pristine, tmp_path / "copy")
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         kms.encrypt("alias/orders", b"more")
         c = kms.checkpoint()
         with kms.store.snapshot() as snap:

@@ -37,18 +37,18 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import ledger
-import projections
-from ledger import events as ev
-from ledger import policy as authz
-from ledger.errors import (
+import keyledger
+from keyledger import projections
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger.errors import (
     AccessDeniedException, InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException,
 )
-from ledger.service import KeyLedger, from_us, to_us
-from projections import key_row, principal_row, replay
+from keyledger.service import KeyLedger, from_us, to_us
+from keyledger.projections import key_row, principal_row, replay
 
-ACCOUNT = ledger.DEFAULT_ACCOUNT
-REGION = ledger.DEFAULT_REGION
+ACCOUNT = keyledger.DEFAULT_ACCOUNT
+REGION = keyledger.DEFAULT_REGION
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 EC = {"dept": "sales"}
@@ -121,7 +121,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with ledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
         yield service
 
 
@@ -717,7 +717,7 @@ steps = st.lists(st.tuples(changes, st.lists(calls, min_size=1, max_size=3)), mi
 @given(history=steps)
 def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
     with tempfile.TemporaryDirectory() as home, \
-            ledger.open(home, durability="relaxed", clock=Clock()) as root:
+            keyledger.open(home, durability="relaxed", clock=Clock()) as root:
         users = {"alice": root.create_user("alice").arn, "bob": root.create_user("bob").arn, "root": ROOT}
         keys = [root.create_key().key_metadata.key_id for _ in range(2)]
         root.create_alias("alias/k0", keys[0])

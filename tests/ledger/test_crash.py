@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-import ledger
-from ledger import events as ev
-from projections import replay
+import keyledger
+from keyledger import events as ev
+from keyledger.projections import replay
 from chainkit import chain_hashes as verify_chain
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
@@ -39,11 +39,11 @@ ROUNDS = 8
 
 CHILD = r"""
 import base64, hashlib, os, random, sys, threading
-import ledger
-from ledger.errors import LimitExceededException
+import keyledger
+from keyledger.errors import LimitExceededException
 
 home, ack_path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-kms = ledger.open(home, durability="durable")
+kms = keyledger.open(home, durability="durable")
 fd = os.open(ack_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 def ack(*fields):
@@ -102,8 +102,8 @@ def write(fd, data):
             os.kill(os.getpid(), signal.SIGKILL)
     return real_write(fd, data)
 os.write = write
-import ledger
-ledger.open(sys.argv[1], durability="durable")
+import keyledger
+keyledger.open(sys.argv[1], durability="durable")
 """
 
 
@@ -167,7 +167,7 @@ def test_sigkill_loses_no_acknowledged_request(tmp_path):
         late_rounds += not early
         run_and_kill(home, acks, rnd, early)
         where = f"(seed {seed}, round {round_})"
-        kms = ledger.open(home, durability="durable")
+        kms = keyledger.open(home, durability="durable")
         try:
             with kms.store.snapshot() as snap:
                 hashes = verify_chain(snap)
@@ -222,10 +222,10 @@ def test_sigkill_while_writing_a_key_file(tmp_path, nth):
     child = subprocess.run([sys.executable, "-c", CHILD_DIES_WRITING_A_KEY_FILE, str(home), str(nth)],
                            capture_output=True, env=_env(), timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
-    with ledger.open(home, durability="durable") as kms:
+    with keyledger.open(home, durability="durable") as kms:
         key_id = kms.create_key().key_metadata.key_id
         blob = kms.encrypt(key_id, b"still usable").ciphertext_blob
-    with ledger.open(home, durability="durable") as kms:
+    with keyledger.open(home, durability="durable") as kms:
         assert kms.decrypt(blob).plaintext == b"still usable"
         with kms.store.snapshot() as snap:
             verify_chain(snap)

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import crypto
-from ledger.errors import InvalidCiphertextException, LedgerError
-from ledger.secret import Secret
+from keyledger import crypto
+from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.secret import Secret
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "ciphertext.json").read_text(encoding="utf-8"))
 CASES = VECTORS["ciphertext"]

@@ -1,4 +1,4 @@
-"""Forensics (ledger.forensics) on real ledgers: a ciphertext's history, a
+"""Forensics (keyledger.forensics) on real ledgers: a ciphertext's history, a
 key's timeline, every key at a moment, and the decryptability proof (healthy,
 with a crypto-shredded key, with a corrupted projection row on a copy, with a
 corpus holding a wrong-context line)."""
@@ -14,13 +14,13 @@ import lmdb
 import pytest
 from msgspec.structs import replace
 
-import ledger
-from ledger import events as ev
-from ledger import forensics
-from ledger.errors import AccessDeniedException, LedgerError
-from ledger.service import to_us
-from ledger.store import Store
-from projections import decode_row, encode_row, key_row
+import keyledger
+from keyledger import events as ev
+from keyledger import forensics
+from keyledger.errors import AccessDeniedException, LedgerError
+from keyledger.service import to_us
+from keyledger.store import Store
+from keyledger.projections import decode_row, encode_row, key_row
 
 T0 = datetime(2030, 1, 10, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
@@ -51,7 +51,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with ledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
         for name, actions in (("alice", ("kms:*",)), ("bob", ("kms:Decrypt",))):
             service.create_user(name)
             service.put_principal_policy(f"arn:aws:iam::{ACCOUNT}:user/{name}", "p", _allow(*actions))

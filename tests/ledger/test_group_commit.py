@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-import ledger
-import projections
-from ledger import events as ev
-from ledger.store import Store
-from projections import replay
+import keyledger
+from keyledger import projections
+from keyledger import events as ev
+from keyledger.store import Store
+from keyledger.projections import replay
 from chainkit import verify_chain
 
 THREADS = 32
@@ -67,7 +67,7 @@ def append_work(label: str, n: int = 1, *, fail: bool = False, kek: str | None =
 
 
 def test_concurrent_encrypts_share_commits(tmp_path):
-    kms = ledger.open(tmp_path, durability="durable")
+    kms = keyledger.open(tmp_path, durability="durable")
     try:
         key_id = kms.create_key().key_metadata.key_id
         before = kms.store.head().seq
@@ -204,7 +204,7 @@ class CountingEnv:
 
 
 def test_relaxed_mode_syncs_periodically_and_survives_a_clean_close(tmp_path):
-    kms = ledger.open(tmp_path, durability="relaxed", sync_interval=0.02)
+    kms = keyledger.open(tmp_path, durability="relaxed", sync_interval=0.02)
     try:
         env = kms.store.env = CountingEnv(kms.store.env)
         syncer = kms.store._syncer
@@ -221,7 +221,7 @@ def test_relaxed_mode_syncs_periodically_and_survives_a_clean_close(tmp_path):
         kms.close()
     assert not syncer.is_alive()  # close stops it
 
-    with ledger.open(tmp_path, durability="durable") as kms:
+    with keyledger.open(tmp_path, durability="durable") as kms:
         with kms.store.snapshot() as snap:
             assert verify_chain(snap) == count
             assert replay.check(snap).ok

@@ -12,14 +12,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import ledger
-from ledger import crypto
-from ledger import events as ev
-from ledger.errors import (
+import keyledger
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger.errors import (
     AccessDeniedException, DisabledException, IncorrectKeyException, KMSError, KMSInvalidStateException,
     NotFoundException,
 )
-from ledger.service import to_us
+from keyledger.service import to_us
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -46,7 +46,7 @@ def clock():
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with ledger.open(tmp_path / "ledger", clock=clock) as service:
+    with keyledger.open(tmp_path / "ledger", clock=clock) as service:
         yield service
 
 

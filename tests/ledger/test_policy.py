@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import policy as authz
-from ledger.errors import MalformedPolicyDocumentException
+from keyledger import policy as authz
+from keyledger.errors import MalformedPolicyDocumentException
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"

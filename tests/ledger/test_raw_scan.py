@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import ledger
-from ledger import crypto
-from ledger import events as ev
-from ledger.errors import NotFoundException
-from ledger.secret import Secret
-from projections import key_row, replay
+import keyledger
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger.errors import NotFoundException
+from keyledger.secret import Secret
+from keyledger.projections import key_row, replay
 
 WINDOW = 16  # any 16 consecutive secret bytes found in the file is a leak
 
@@ -50,7 +50,7 @@ def assert_absent(blob: bytes, secrets: dict[str, bytes], where: str) -> None:
             assert piece not in blob, f"{name} found in {where}"
 
 
-def unwrap_everything(kms: ledger.KeyLedger, root: Secret, key_ids: list[str]) -> dict[str, bytes]:
+def unwrap_everything(kms: keyledger.KeyLedger, root: Secret, key_ids: list[str]) -> dict[str, bytes]:
     """Every KEK and every version's material, unwrapped by hand."""
     out = {}
     for key_id in key_ids:
@@ -80,7 +80,7 @@ def message_key(materials: dict[str, bytes], blob: bytes) -> bytes:
 def workload(tmp_path):
     clock = Clock()
     home = tmp_path / "ledger"
-    kms = ledger.open(home, durability="durable", clock=clock)
+    kms = keyledger.open(home, durability="durable", clock=clock)
     secrets: dict[str, bytes] = {}
     blobs: list[tuple[bytes, bytes, str, dict[str, str]]] = []  # ciphertext, plaintext, key id, context
     keys = [kms.create_key(description=f"scan {i}").key_metadata.key_id for i in range(3)]
@@ -131,7 +131,7 @@ def test_no_secret_in_the_raw_files(workload):
     assert_absent(data, secrets, "data.mdb")
     assert_absent(lock, secrets, "lock.mdb")
     # the scan itself works: what the log does hold is found
-    reopened = ledger.open(data_path.parent)
+    reopened = keyledger.open(data_path.parent)
     try:
         with reopened.store.snapshot() as snap:
             first = next(snap.raw_records())
@@ -172,7 +172,7 @@ def test_deleting_a_key_shreds_its_material(workload):
 
     # and a fresh open has no KEK for it either: nothing in memory kept it alive
     kms.close()
-    reopened = ledger.open(Path(kms.store.path))
+    reopened = keyledger.open(Path(kms.store.path))
     try:
         assert reopened.store.kek(doomed) is None
         with pytest.raises(NotFoundException):

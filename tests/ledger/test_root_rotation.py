@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import ledger
-from ledger import crypto
-from ledger.errors import AccessDeniedException, LedgerError, NotFoundException
-from projections import replay
+import keyledger
+from keyledger import crypto
+from keyledger.errors import AccessDeniedException, LedgerError, NotFoundException
+from keyledger.projections import replay
 
 
 def _workload(kms):
@@ -23,7 +23,7 @@ def _workload(kms):
 
 
 def test_rotation_rewraps_every_kek_and_destroys_the_old_root(tmp_path: Path) -> None:
-    kms = ledger.open(tmp_path)
+    kms = keyledger.open(tmp_path)
     a, b, blobs = _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     old_wrapped = {k: kms.store.kek(k) for k in (a, b)}
@@ -35,12 +35,12 @@ def test_rotation_rewraps_every_kek_and_destroys_the_old_root(tmp_path: Path) ->
     for key_id, wrapped in old_wrapped.items():
         assert kms.store.kek(key_id) != wrapped
         with pytest.raises(LedgerError):  # the old wrapping is useless without the old root
-            crypto.unwrap_kek(ledger.Secret(new_root), key_id, wrapped)
+            crypto.unwrap_kek(keyledger.Secret(new_root), key_id, wrapped)
     # the same instance, copies of it, and a fresh open all still decrypt
     assert kms.decrypt(blobs[a], encryption_context={"k": "v"}).plaintext == b"alpha"
     assert kms.as_caller(kms.caller).decrypt(blobs[b]).plaintext == b"beta"
     kms.close()
-    with ledger.open(tmp_path) as again:
+    with keyledger.open(tmp_path) as again:
         assert again.decrypt(blobs[b]).plaintext == b"beta"
         assert [r.operation for r in again.store.records()].count("RotateRootKey") == 1
         with again.store.snapshot() as snap:
@@ -48,17 +48,17 @@ def test_rotation_rewraps_every_kek_and_destroys_the_old_root(tmp_path: Path) ->
 
 
 def test_old_root_key_no_longer_opens_the_ledger(tmp_path: Path) -> None:
-    kms = ledger.open(tmp_path)
+    kms = keyledger.open(tmp_path)
     _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     kms.rotate_root_key()
     kms.close()
     with pytest.raises(LedgerError, match="does not match"):
-        ledger.open(tmp_path, root_key=old_root)
+        keyledger.open(tmp_path, root_key=old_root)
 
 
 def test_only_the_account_root_may_rotate(tmp_path: Path) -> None:
-    with ledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path) as kms:
         kms.create_user("bob")
         with pytest.raises(AccessDeniedException):
             kms.as_caller("arn:aws:iam::111122223333:user/bob").rotate_root_key()
@@ -66,7 +66,7 @@ def test_only_the_account_root_may_rotate(tmp_path: Path) -> None:
 
 
 def test_a_crash_after_commit_before_rename_is_finished_at_open(tmp_path: Path) -> None:
-    kms = ledger.open(tmp_path)
+    kms = keyledger.open(tmp_path)
     a, _, blobs = _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     kms.rotate_root_key()
@@ -75,19 +75,19 @@ def test_a_crash_after_commit_before_rename_is_finished_at_open(tmp_path: Path) 
     # put the files back as a crash between commit and rename leaves them
     (tmp_path / "root.key.next").write_bytes(new_root)
     (tmp_path / "root.key").write_bytes(old_root)
-    with ledger.open(tmp_path) as again:
+    with keyledger.open(tmp_path) as again:
         assert again.decrypt(blobs[a], encryption_context={"k": "v"}).plaintext == b"alpha"
     assert (tmp_path / "root.key").read_bytes() == new_root
     assert not (tmp_path / "root.key.next").exists()
 
 
 def test_a_crash_before_commit_drops_the_unused_next_key(tmp_path: Path) -> None:
-    kms = ledger.open(tmp_path)
+    kms = keyledger.open(tmp_path)
     a, _, blobs = _workload(kms)
     kms.close()
     root = (tmp_path / "root.key").read_bytes()
     (tmp_path / "root.key.next").write_bytes(b"\x01" * 32)
-    with ledger.open(tmp_path) as again:
+    with keyledger.open(tmp_path) as again:
         assert again.decrypt(blobs[a], encryption_context={"k": "v"}).plaintext == b"alpha"
     assert (tmp_path / "root.key").read_bytes() == root
     assert not (tmp_path / "root.key.next").exists()
@@ -96,7 +96,7 @@ def test_a_crash_before_commit_drops_the_unused_next_key(tmp_path: Path) -> None
 def test_deleted_keys_stay_deleted(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-    kms = ledger.open(tmp_path, clock=lambda: now[0])
+    kms = keyledger.open(tmp_path, clock=lambda: now[0])
     a, b, blobs = _workload(kms)
     kms.schedule_key_deletion(a, pending_window_in_days=7)
     now[0] += timedelta(days=8)

@@ -12,9 +12,9 @@ import traceback
 
 import pytest
 
-import ledger
-from ledger.errors import KMSError
-from ledger.secret import Secret
+import keyledger
+from keyledger.errors import KMSError
+from keyledger.secret import Secret
 
 VALUE = b"hunter2-correct-horse-battery-staple"
 PLAINTEXT = b"PLAINTEXT-9d41c7-do-not-print"
@@ -82,7 +82,7 @@ def test_secret_equality_is_by_value_and_hash_by_identity():
 
 @pytest.fixture
 def kms(tmp_path):
-    with ledger.open(tmp_path / "ledger") as service:
+    with keyledger.open(tmp_path / "ledger") as service:
         yield service
 
 

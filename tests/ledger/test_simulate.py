@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import ledger
-from ledger import forensics
-from ledger.errors import AccessDeniedException
-from ledger.service import to_us
+import keyledger
+from keyledger import forensics
+from keyledger.errors import AccessDeniedException
+from keyledger.service import to_us
 
 ACCOUNT = "111122223333"
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
@@ -34,7 +34,7 @@ class Clock:
 @pytest.fixture
 def world(tmp_path):
     clock = Clock()
-    kms = ledger.open(tmp_path, clock=clock)
+    kms = keyledger.open(tmp_path, clock=clock)
     key = kms.create_key().key_metadata.key_id
     kms.create_user("bob")
     kms.create_user("eve")

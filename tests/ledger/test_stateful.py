@@ -37,15 +37,15 @@ from hypothesis.stateful import (
     Bundle, RuleBasedStateMachine, initialize, invariant, multiple, precondition, rule,
 )
 
-import ledger
-import projections
-from ledger import crypto
-from ledger.errors import (
+import keyledger
+from keyledger import projections
+from keyledger import crypto
+from keyledger.errors import (
     AlreadyExistsException, DisabledException, KMSInvalidStateException,
     LimitExceededException, NotFoundException,
 )
-from ledger.service import from_us, to_us
-from projections import replay
+from keyledger.service import from_us, to_us
+from keyledger.projections import replay
 from chainkit import verify_chain
 
 DAY = 86_400 * 1_000_000
@@ -131,8 +131,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.cts: list[Ct] = []
         self.lazy = 0  # rules left to run on the lazy state a clock jump left
 
-    def _open(self) -> ledger.KeyLedger:
-        return ledger.open(self.home, durability="relaxed", clock=self.clock)
+    def _open(self) -> keyledger.KeyLedger:
+        return keyledger.open(self.home, durability="relaxed", clock=self.clock)
 
     def teardown(self) -> None:
         try:
@@ -513,7 +513,7 @@ TestLedgerMachine = LedgerMachine.TestCase
 # -- regressions the machine found (kept as plain tests so they always run) --
 
 def _ledger(tmp_path, clock=None):
-    return ledger.open(tmp_path, durability="relaxed", clock=clock or Clock())
+    return keyledger.open(tmp_path, durability="relaxed", clock=clock or Clock())
 
 
 def test_sweep_that_deletes_a_key_succeeds(tmp_path):

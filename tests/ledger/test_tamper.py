@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import ledger
-from ledger import crypto
-from ledger.errors import (
+import keyledger
+from keyledger import crypto
+from keyledger.errors import (
     IncorrectKeyException, InvalidCiphertextException, KMSError, ValidationException,
 )
 
@@ -33,7 +33,7 @@ plaintexts = st.binary(min_size=1, max_size=300)
 
 @pytest.fixture(scope="module")
 def kms(tmp_path_factory):
-    with ledger.open(tmp_path_factory.mktemp("tamper"), durability="relaxed") as service:
+    with keyledger.open(tmp_path_factory.mktemp("tamper"), durability="relaxed") as service:
         yield service
 
 

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import ledger
-from ledger.errors import (
+import keyledger
+from keyledger.errors import (
     AlreadyExistsException, InvalidAliasNameException, InvalidMarkerException,
     KMSInvalidStateException, LimitExceededException, NotFoundException, TagException,
     ValidationException,
@@ -55,7 +55,7 @@ def rng():
 
 @pytest.fixture
 def kms(tmp_path, clock, rng):
-    with ledger.open(tmp_path / "ledger", clock=clock, rng=rng) as service:
+    with keyledger.open(tmp_path / "ledger", clock=clock, rng=rng) as service:
         yield service
 
 

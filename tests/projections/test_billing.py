@@ -18,11 +18,11 @@ from fractions import Fraction
 
 import pytest
 
-import ledger
-from ledger import events as ev
-from ledger.errors import AccessDeniedException
-from ledger.service import to_us
-from projections import billing
+import keyledger
+from keyledger import events as ev
+from keyledger.errors import AccessDeniedException
+from keyledger.service import to_us
+from keyledger.projections import billing
 
 JUNE = "2031-06"
 
@@ -45,15 +45,15 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with ledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
         yield service
 
 
-def bill(kms: ledger.KeyLedger, month: str = JUNE) -> billing.Bill:
+def bill(kms: keyledger.KeyLedger, month: str = JUNE) -> billing.Bill:
     return billing.compute(kms.store.records(), month)
 
 
-def append_encrypts(kms: ledger.KeyLedger, key_id: str, count: int, start: datetime) -> None:
+def append_encrypts(kms: keyledger.KeyLedger, key_id: str, count: int, start: datetime) -> None:
     """`count` Encrypt records, one request each, a second apart from `start`."""
     t0 = to_us(start)
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-import ledger
-from ledger import events as ev
-from ledger.errors import AccessDeniedException
-from projections import cloudtrail
+import keyledger
+from keyledger import events as ev
+from keyledger.errors import AccessDeniedException
+from keyledger.projections import cloudtrail
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -50,7 +50,7 @@ def trail(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     """The rendered records of interest, by golden file name."""
     clock = StepClock()
     home = tmp_path_factory.mktemp("cloudtrail") / "ledger"
-    with ledger.open(home, clock=clock, rng=random.Random(20240301).randbytes, durability="relaxed") as kms:
+    with keyledger.open(home, clock=clock, rng=random.Random(20240301).randbytes, durability="relaxed") as kms:
         key = kms.create_key(description="orders", tags=[{"TagKey": "team", "TagValue": "billing"}]) \
             .key_metadata.key_id
         kms.create_alias("alias/orders", key)

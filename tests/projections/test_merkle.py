@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ledger
-from ledger.store import Store
-from projections import merkle
+import keyledger
+from keyledger.store import Store
+from keyledger.projections import merkle
 
 LEAVES = [bytes.fromhex(h) for h in (
     "", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
@@ -286,7 +286,7 @@ def test_consistency_proofs_verify_and_altered_ones_fail(leaves: list[bytes], da
 # -- the store keeps the same tree ----------------------------------------------------------
 
 def test_the_stored_tree_of_a_real_ledger_is_rfc6962(tmp_path) -> None:
-    with ledger.open(tmp_path / "ledger", durability="relaxed") as kms:
+    with keyledger.open(tmp_path / "ledger", durability="relaxed") as kms:
         key = kms.create_key().key_metadata.key_id
         for i in range(20):
             kms.encrypt(key, b"%d" % i)

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ledger
-from ledger import events as ev
-from ledger.errors import KMSError
-from projections.query import Filter, query
+import keyledger
+from keyledger import events as ev
+from keyledger.errors import KMSError
+from keyledger.projections.query import Filter, query
 
 T0 = datetime(2031, 3, 1, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
@@ -59,7 +59,7 @@ operations = st.one_of(
 )
 
 
-def run(kms: ledger.KeyLedger, clock: Clock, ops: list[tuple]) -> list[str]:
+def run(kms: keyledger.KeyLedger, clock: Clock, ops: list[tuple]) -> list[str]:
     as_ = {"root": kms, **{name: kms.as_caller(f"arn:aws:iam::{ACCOUNT}:user/{name}") for name in USERS}}
     for name, actions in USERS.items():
         kms.create_user(name)
@@ -129,7 +129,7 @@ def test_indexed_queries_equal_a_full_scan(tmp_path_factory: pytest.TempPathFact
                                            data: st.DataObject) -> None:
     clock = Clock()
     with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as home, \
-            ledger.open(home, durability="relaxed", clock=clock) as kms:
+            keyledger.open(home, durability="relaxed", clock=clock) as kms:
         keys = run(kms, clock, ops)
         kms.rotate_due()  # the sweep: automatic rotations by the service principal
         with kms.store.snapshot() as snap:
@@ -166,7 +166,7 @@ def test_indexed_queries_equal_a_full_scan(tmp_path_factory: pytest.TempPathFact
 def test_a_filtered_query_reads_only_its_answer(tmp_path) -> None:
     """Cost grows with the answer: the newest 3 records of one key among
     many others are found by reading about 3 records, not the log."""
-    with ledger.open(tmp_path / "ledger", durability="relaxed") as kms:
+    with keyledger.open(tmp_path / "ledger", durability="relaxed") as kms:
         busy, quiet = (kms.create_key().key_metadata.key_id for _ in range(2))
         for i in range(200):
             kms.encrypt(busy, b"x")

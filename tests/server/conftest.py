@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.app import configure_logging
+from keyledger.server.app import configure_logging
 from serverkit import Server
 
 

@@ -28,12 +28,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 
-import ledger
-from ledger import events as ev
-from server import credentials as creds
-from server.app import KMSApp
-from server.runner import bind, make_server
-from server.sigv4 import Verifier
+import keyledger
+from keyledger import events as ev
+from keyledger.server import credentials as creds
+from keyledger.server.app import KMSApp
+from keyledger.server.runner import bind, make_server
+from keyledger.server.sigv4 import Verifier
 
 REGION = "us-east-1"
 ACCOUNT = "111122223333"
@@ -49,7 +49,7 @@ class Server:
                  sweep_interval: float | None = None, max_body: int | None = None,
                  users: tuple[str, ...] = ("alice", "bob")) -> None:
         self.home = home
-        self.kms = ledger.open(home, clock=clock)
+        self.kms = keyledger.open(home, clock=clock)
         self.keys_file = home / creds.DEFAULT_FILE
         self.access: dict[str, creds.AccessKeyLine] = {}
         for name in users:

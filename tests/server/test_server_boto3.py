@@ -16,10 +16,10 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from ledger import checkpoint
-from ledger import events as ev
-from server import protocol
-from server.app import configure_logging
+from keyledger import checkpoint
+from keyledger import events as ev
+from keyledger.server import protocol
+from keyledger.server.app import configure_logging
 from serverkit import ACCOUNT, REGION, Server
 
 ARN_PREFIX = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"
@@ -371,7 +371,7 @@ def test_rotation_sweep_on_a_timer(start_server: Any) -> None:
 
 
 def test_internal_error_is_a_500_without_details(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.service import KeyLedger, Planned
+    from keyledger.service import KeyLedger, Planned
 
     def broken(self: KeyLedger, **_: Any) -> Planned:
         def work(view: Any) -> Any:

@@ -17,15 +17,15 @@ import boto3
 from botocore.config import Config
 from click.testing import CliRunner
 
-import ledger
-from ledger import events as ev
-from server import credentials as creds
-from server.cli import iam, serve
+import keyledger
+from keyledger import events as ev
+from keyledger.server import credentials as creds
+from keyledger.server.cli import iam, serve
 from serverkit import ALL_KMS, REGION
 
 
 def make_user(home: Path, name: str, policy: str | None = ALL_KMS) -> str:
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         arn = kms.create_user(name).arn
         if policy:
             kms.put_principal_policy(arn, "kms-all", policy)
@@ -49,7 +49,7 @@ def test_iam_create_access_key(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o777 == 0o600
     found = creds.Credentials(path).lookup(out["AccessKeyId"])
     assert found.principal == arn and found.secret.reveal() == out["SecretAccessKey"].encode()
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         records = list(kms.store.records())
     issued = [r for r in records if isinstance(r.event, ev.AccessKeyCreated)]
     assert issued[-1].event.access_key_id == out["AccessKeyId"] and issued[-1].event.principal == arn
@@ -74,10 +74,10 @@ def test_serve_refuses_without_credentials(tmp_path: Path) -> None:
 
 
 class Process:
-    """`python -m server serve ...` on a free port, its log read as it goes."""
+    """`python -m keyledger.server serve ...` on a free port, its log read as it goes."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", "0", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "keyledger.server", "serve", "--port", "0", *args],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.lines: list[str] = []
         self.listening = threading.Event()
@@ -151,7 +151,7 @@ def test_sigterm_under_load_loses_no_acknowledged_request(tmp_path: Path) -> Non
             server.proc.kill()
     assert code == 0, "".join(server.lines)
     assert len(acknowledged) >= 200 and len(failures) == 8
-    with ledger.open(home) as kms:
+    with keyledger.open(home) as kms:
         logged = {r.request_id for r in kms.store.records() if isinstance(r.event, ev.Encrypted)}
     missing = set(acknowledged) - logged
     assert not missing, f"{len(missing)} acknowledged requests are not in the log"
@@ -174,7 +174,7 @@ def test_auth_none_warns_and_serves_the_root(tmp_path: Path) -> None:
     text = "".join(server.lines)
     assert "WARNING: authentication is disabled" in text
     assert [e for e in server.events() if e["event"] == "auth-disabled"][0]["level"] == "WARNING"
-    with ledger.open(tmp_path / "ledger") as kms:
+    with keyledger.open(tmp_path / "ledger") as kms:
         created = [r for r in kms.store.records() if isinstance(r.event, ev.KeyCreated)]
     assert created[0].principal == f"arn:aws:iam::{created[0].principal.split(':')[4]}:root"
 
@@ -184,7 +184,7 @@ def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
     on a copy of the main group so that no other test sees the change."""
     import click
 
-    from cli.main import main
+    from keyledger.cli.main import main
     group = click.Group("keyledger", params=main.params, callback=main.callback,
                         commands={"serve": serve, "iam": iam})
     home = tmp_path / "ledger"
@@ -195,8 +195,8 @@ def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
     assert len(creds.Credentials(home / creds.DEFAULT_FILE)) == 1
     assert CliRunner().invoke(group, ["serve", "--help"]).exit_code == 0
     # or into the CLI's own iam group, as its docstring invites
-    from cli.iam import iam as cli_iam
-    from server.cli import create_access_key as command
+    from keyledger.cli.iam import iam as cli_iam
+    from keyledger.server.cli import create_access_key as command
     merged = click.Group("iam", commands={**cli_iam.commands, "create-access-key": command})
     group = click.Group("keyledger", params=main.params, callback=main.callback,
                         commands={"serve": serve, "iam": merged})

@@ -16,7 +16,7 @@ import botocore.session
 import pytest
 from aws_encryption_sdk import CommitmentPolicy
 
-from ledger import events as ev
+from keyledger import events as ev
 from serverkit import REGION, Server
 
 AWS = str(Path(sys.executable).parent / "aws")

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import botocore.session
 import pytest
 
-from ledger import responses as r
-from ledger.errors import UnsupportedOperationException, ValidationException
-from server import protocol
-from server.protocol import SerializationException, UnknownOperationException
+from keyledger import responses as r
+from keyledger.errors import UnsupportedOperationException, ValidationException
+from keyledger.server import protocol
+from keyledger.server.protocol import SerializationException, UnknownOperationException
 
 BOTO = botocore.session.get_session().get_service_model("kms")
 

@@ -12,11 +12,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from server import credentials as creds
-from server.protocol import (
+from keyledger.server import credentials as creds
+from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, UnrecognizedClientException,
 )
-from server.sigv4 import Verifier
+from keyledger.server.sigv4 import Verifier
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 BODY = b'{"KeyId": "alias/x", "Plaintext": "aGk="}'
