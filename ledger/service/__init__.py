@@ -1,0 +1,45 @@
+"""The service: every AWS KMS operation as a method of `KeyLedger`, one write each.
+
+A call validates its input, then runs as one work item in the store's write
+path: resolve the key (any KeyId form AWS accepts there), append the automatic
+rotations or deletion that fell due for it, `decide` (keyledger.commands), and
+append the events, which fold into the projections in the same transaction.
+A refused call appends a `RequestDenied` record and raises the AWS-named
+error. Responses are built from what was decided, never from a re-read.
+
+The operations are grouped by concern, one module each; `KeyLedger` composes
+them:
+
+- keys.py          key lifecycle
+- aliases_tags.py  aliases and tags
+- rotation.py      automatic and on-demand rotation
+- access.py        key policies and grants
+- iam.py           IAM principals and access keys
+- data.py          the data plane (Encrypt, Decrypt, data keys, ...)
+- maintenance.py   the sweep, checkpoints, the root key
+- request.py       one request in its transaction, shared helpers
+- base.py          the handle, caches and the write path (`_run`)
+"""
+
+from __future__ import annotations
+
+from keyledger.service.access import AccessOps
+from keyledger.service.aliases_tags import AliasTagOps
+from keyledger.service.base import ServiceBase
+from keyledger.service.data import DataOps
+from keyledger.service.iam import IamOps
+from keyledger.service.keys import KeyOps
+from keyledger.service.maintenance import MaintenanceOps
+from keyledger.service.request import Clock, Planned, Rng, from_us, to_us
+from keyledger.service.rotation import RotationOps
+
+__all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
+
+
+class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, MaintenanceOps, ServiceBase):
+    """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
+
+    Every public method is one AWS KMS operation (snake_case of its name), or
+    one of keyledger's own (checkpoint, rotate_due, simulate_policy, ...). Each
+    call is one record in the log, allowed or denied.
+    """

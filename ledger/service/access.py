@@ -1,0 +1,211 @@
+"""Access: key policies (Put/Get/ListKeyPolicies, the lockout check, policy
+simulation) and grants (Create/List/Retire/RevokeGrant)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keyledger import commands as cmd
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger import responses as r
+from keyledger.errors import (
+    AccessDeniedException,
+    InvalidMarkerException,
+    NotFoundException,
+)
+from keyledger.projections import grant_row, principal_row
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _check_grant_tokens,
+    _check_policy_name,
+    _decode_marker,
+    _encode_marker,
+    _grant_token,
+    _lockout_check,
+    _parse_grant_token,
+    _Request,
+    from_us,
+)
+
+
+class AccessOps(ServiceBase):
+    """Key policies and grants."""
+
+    def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
+                       bypass_policy_lockout_safety_check: bool = False) -> None:
+        def body(req: _Request) -> None:
+            _check_policy_name(policy_name)
+            authz.parse(policy)
+            state = req.key(key_id)
+            req.authorize("kms:PutKeyPolicy", state,
+                          extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            cmd.require_not_pending(state, req.arn(state.key_id))
+            if not bypass_policy_lockout_safety_check:
+                _lockout_check(req, state.key_id, policy)
+            req.emit([ev.KeyPolicyPut(state.key_id, policy_name, policy)])
+        return self._run("PutKeyPolicy", body, key_hint=key_id)
+
+    def get_key_policy(self, key_id: str, *, policy_name: str = "default") -> r.GetKeyPolicyResponse:
+        def body(req: _Request) -> r.GetKeyPolicyResponse:
+            _check_policy_name(policy_name)
+            state = req.key(key_id)
+            req.authorize("kms:GetKeyPolicy", state)
+            req.emit([ev.MetadataRead("GetKeyPolicy", state.key_id)])
+            return r.GetKeyPolicyResponse(state.policy or authz.default_key_policy(self.account), policy_name)
+        return self._run("GetKeyPolicy", body, key_hint=key_id)
+
+    def list_key_policies(self, key_id: str, *, limit: int | None = None,
+                          marker: str | None = None) -> r.ListKeyPoliciesResponse:
+        def body(req: _Request) -> r.ListKeyPoliciesResponse:
+            cmd.check_limit(limit, 1000)
+            if marker is not None:
+                raise InvalidMarkerException("The marker is not valid.")
+            state = req.key(key_id)
+            req.authorize("kms:ListKeyPolicies", state)
+            req.emit([ev.MetadataRead("ListKeyPolicies", state.key_id)])
+            return r.ListKeyPoliciesResponse(["default"])
+        return self._run("ListKeyPolicies", body, key_hint=key_id)
+
+    def simulate_policy(self, principal: str, action: str, *, key_id: str | None = None,
+                        encryption_context: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The decision for `principal` doing `action` (on `key_id`, with
+        `encryption_context`) and every statement or grant that applied:
+        `keyledger policy simulate`. Changes nothing; the query is logged."""
+        def body(req: _Request) -> dict[str, Any]:
+            cmd.check_principal_arn("principal", principal)
+            if not isinstance(action, str) or ":" not in action:
+                raise cmd.ValidationException("action must look like kms:Decrypt")
+            context = cmd.check_context("encryptionContext", encryption_context) \
+                if encryption_context is not None else None
+            req.authorize("iam:SimulatePrincipalPolicy", None, resource=principal)
+            state = req.key(key_id) if key_id is not None else None
+            who = _Request(self.as_caller(principal), req.view, req.operation, req.now, req.request_id)
+            who.request_alias = req.request_alias
+            request = authz.Request(principal, action, req.arn(state.key_id) if state else "*",
+                                    who.conditions(state, context, None), context)
+            found = req.view.get("principals", principal_row(principal))
+            iam = {name: authz.parse(doc, key_policy=False) for name, doc in found.policies.items()} \
+                if found is not None else {}
+            key_policy = authz.parse(state.policy or authz.default_key_policy(self.account)) if state else None
+            decision, matches = authz.explain(request, key_policy=key_policy, iam_policies=iam,
+                                              grants=who.grants(state.key_id) if state else ())
+            req.emit([ev.MetadataRead("SimulatePrincipalPolicy", state.key_id if state else None)])
+            return {"Principal": principal, "Action": action, "Resource": request.resource,
+                    "Decision": "allowed" if decision.allowed else "denied",
+                    "Reason": decision.reason,
+                    "MatchedStatements": [{"Source": m.source, "Statement": m.statement, "Effect": m.effect,
+                                           "Via": m.via} for m in matches]}
+        return self._run("SimulatePrincipalPolicy", body, key_hint=key_id)
+
+    # -- grants -------------------------------------------------------------------
+
+    def create_grant(self, key_id: str, grantee_principal: str, operations: list[str], *,
+                     retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
+                     name: str | None = None, grant_tokens: list[str] | None = None) -> r.CreateGrantResponse:
+        def body(req: _Request) -> r.CreateGrantResponse:
+            ops = cmd.check_grant_operations(operations)
+            cmd.check_principal_arn("granteePrincipal", grantee_principal)
+            if retiring_principal is not None:
+                cmd.check_principal_arn("retiringPrincipal", retiring_principal)
+            equals, subset = cmd.check_grant_constraints(constraints)
+            if name is not None:
+                cmd.check_grant_name(name)
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            req.authorize("kms:CreateGrant", state, extra={
+                "kms:grantoperations": ops, "kms:granteeprincipal": grantee_principal,
+                "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset))
+            cmd.require_not_pending(state, req.arn(state.key_id))
+            if name is not None:  # CreateGrant is idempotent on a name with the same grant
+                for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):
+                    if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,
+                            g.context_equals, g.context_subset) == (name, grantee_principal, set(ops),
+                                                                    retiring_principal, equals, subset):
+                        req.emit([ev.MetadataRead("CreateGrant", state.key_id)])
+                        return r.CreateGrantResponse(_grant_token(state.key_id, g.grant_id), g.grant_id)
+            grant_id = self._rng(32).hex()
+            req.emit([ev.GrantCreated(state.key_id, grant_id, grantee_principal, ops, retiring_principal,
+                                      name, equals, subset)])
+            return r.CreateGrantResponse(_grant_token(state.key_id, grant_id), grant_id)
+        return self._run("CreateGrant", body, key_hint=key_id)
+
+    def _grant_entry(self, g: Any) -> r.GrantListEntry:
+        constraints = None
+        if g.context_equals is not None or g.context_subset is not None:
+            constraints = r.GrantConstraints(g.context_subset, g.context_equals)
+        return r.GrantListEntry(g.key_id, g.grant_id, g.grantee_principal, list(g.operations),
+                                authz.root_of(self.account), from_us(g.created), g.name,
+                                g.retiring_principal, constraints)
+
+    def list_grants(self, key_id: str, *, limit: int | None = None, marker: str | None = None,
+                    grant_id: str | None = None, grantee_principal: str | None = None) -> r.ListGrantsResponse:
+        def body(req: _Request) -> r.ListGrantsResponse:
+            n = cmd.check_limit(limit, 100)
+            after = _decode_marker(marker, lambda v: len(v) == 64)
+            state = req.key(key_id)
+            req.authorize("kms:ListGrants", state, extra={"kms:granteeprincipal": grantee_principal})
+            prefix = f"{state.key_id}#".encode()
+            rows = [g for _, g in req.view.scan("grants", prefix=prefix,
+                                                 after=prefix + after if after else None)
+                    if (grant_id is None or g.grant_id == grant_id)
+                    and (grantee_principal is None or g.grantee_principal == grantee_principal)]
+            page = rows[:n]
+            req.emit([ev.MetadataRead("ListGrants", state.key_id)])
+            truncated = len(rows) > n
+            return r.ListGrantsResponse([self._grant_entry(g) for g in page], truncated,
+                                        _encode_marker(page[-1].grant_id.encode()) if truncated else None)
+        return self._run("ListGrants", body, key_hint=key_id)
+
+    def list_retirable_grants(self, retiring_principal: str, *, limit: int | None = None,
+                              marker: str | None = None) -> r.ListGrantsResponse:
+        def body(req: _Request) -> r.ListGrantsResponse:
+            n = cmd.check_limit(limit, 100)
+            cmd.check_principal_arn("retiringPrincipal", retiring_principal)
+            after = _decode_marker(marker, lambda v: b"#" in v)
+            req.authorize("kms:ListRetirableGrants", None)
+            rows = [(row, g) for row, g in req.view.scan("grants", after=after)
+                    if g.retiring_principal == retiring_principal]
+            page = rows[:n]
+            req.emit([ev.MetadataRead("ListRetirableGrants")])
+            truncated = len(rows) > n
+            return r.ListGrantsResponse([self._grant_entry(g) for _, g in page], truncated,
+                                        _encode_marker(page[-1][0]) if truncated else None)
+        return self._run("ListRetirableGrants", body)
+
+    def retire_grant(self, *, grant_token: str | None = None, key_id: str | None = None,
+                     grant_id: str | None = None) -> None:
+        def body(req: _Request) -> None:
+            if grant_token is not None:
+                token_key, token_grant = _parse_grant_token(grant_token)
+                if grant_id is not None and grant_id != token_grant:
+                    raise cmd.ValidationException("GrantId does not match the grant token")
+                target_key, target_grant = token_key, token_grant
+            elif key_id is not None and grant_id is not None:
+                target_key, target_grant = req.key(key_id).key_id, grant_id
+            else:
+                raise cmd.ValidationException("Specify GrantToken, or KeyId and GrantId")
+            req.key_hint = target_key
+            grant = req.view.get("grants", grant_row(target_key, target_grant))
+            if grant is None:
+                raise NotFoundException(f"Grant ID {target_grant} not found")
+            caller = self.caller
+            allowed = caller in (grant.retiring_principal, authz.root_of(self.account)) or \
+                (caller == grant.grantee_principal and "RetireGrant" in grant.operations)
+            if not allowed:
+                raise AccessDeniedException(
+                    f"User: {caller} is not authorized to perform: kms:RetireGrant on resource: "
+                    f"{req.arn(target_key)} because it is not the grant's retiring principal or grantee")
+            req.emit([ev.GrantRetired(target_key, target_grant)])
+        return self._run("RetireGrant", body, key_hint=key_id)
+
+    def revoke_grant(self, key_id: str, grant_id: str) -> None:
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.authorize("kms:RevokeGrant", state)
+            if req.view.get("grants", grant_row(state.key_id, grant_id)) is None:
+                raise NotFoundException(f"Grant ID {grant_id} not found")
+            req.emit([ev.GrantRevoked(state.key_id, grant_id)])
+        return self._run("RevokeGrant", body, key_hint=key_id)
+

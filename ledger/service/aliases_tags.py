@@ -1,0 +1,126 @@
+"""Aliases and tags: Create/Update/DeleteAlias, ListAliases, Tag/UntagResource,
+ListResourceTags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyledger import commands as cmd
+from keyledger import events as ev
+from keyledger import responses as r
+from keyledger.projections import key_row
+from keyledger.projections.state import KeyState
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _alias_marker,
+    _decode_marker,
+    _encode_marker,
+    _Request,
+    _request_tags,
+    _tag_marker,
+    from_us,
+)
+
+
+class AliasTagOps(ServiceBase):
+    """Aliases and tags of keys."""
+
+    def tag_resource(self, key_id: str, tags: Any) -> None:
+        def body(req: _Request) -> None:
+            tag_map = cmd.check_tags(tags)
+            state = req.key(key_id)
+            req.authorize("kms:TagResource", state, extra=_request_tags(tag_map))
+            req.emit(cmd.tag(state, req.arn(state.key_id), tag_map))
+        return self._run("TagResource", body, key_hint=key_id)
+
+    def untag_resource(self, key_id: str, tag_keys: list[str]) -> None:
+        def body(req: _Request) -> None:
+            keys = cmd.check_tag_keys(tag_keys)
+            state = req.key(key_id)
+            req.authorize("kms:UntagResource", state, extra={"aws:tagkeys": keys})
+            req.emit(cmd.untag(state, req.arn(state.key_id), keys))
+        return self._run("UntagResource", body, key_hint=key_id)
+
+    def list_resource_tags(self, key_id: str, *, limit: int | None = None,
+                           marker: str | None = None) -> r.ListResourceTagsResponse:
+        def body(req: _Request) -> r.ListResourceTagsResponse:
+            n = cmd.check_limit(limit, 50)
+            after = _decode_marker(marker, _tag_marker)
+            state = req.key(key_id)
+            req.authorize("kms:ListResourceTags", state)
+            keys = sorted(k for k in state.tags if after is None or k.encode() > after)
+            page = keys[:n]
+            req.emit([ev.MetadataRead("ListResourceTags", state.key_id)])
+            truncated = len(keys) > n
+            return r.ListResourceTagsResponse([r.Tag(k, state.tags[k]) for k in page], truncated,
+                                              _encode_marker(page[-1].encode()) if truncated else None)
+        return self._run("ListResourceTags", body, key_hint=key_id)
+
+    # -- aliases ----------------------------------------------------------------
+
+    def create_alias(self, alias_name: str, target_key_id: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            target = self._target(req, target_key_id)
+            req.authorize("kms:CreateAlias", target)
+            req.emit(cmd.create_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
+        return self._run("CreateAlias", body, key_hint=target_key_id)
+
+    def update_alias(self, alias_name: str, target_key_id: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            target = self._target(req, target_key_id)
+            req.authorize("kms:UpdateAlias", target)
+            existing = req.alias(name)
+            if existing is not None and existing.key_id != target.key_id:
+                old = req.view.get("keys", key_row(existing.key_id))
+                if old is not None:
+                    req.authorize("kms:UpdateAlias", old)
+            req.emit(cmd.update_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
+        return self._run("UpdateAlias", body, key_hint=target_key_id)
+
+    def _target(self, req: _Request, target_key_id: str) -> KeyState:
+        kind, _ = cmd.parse_key_id(target_key_id, self.region, self.account)
+        if kind == "alias":
+            raise cmd.ValidationException("TargetKeyId must be a key ID or key ARN, not an alias")
+        return req.key(target_key_id)
+
+    def delete_alias(self, alias_name: str) -> None:
+        def body(req: _Request) -> None:
+            name = cmd.check_alias_name(alias_name)
+            existing = req.alias(name)
+            if existing is not None:
+                req.key_hint = existing.key_id
+                req.authorize("kms:DeleteAlias", req.view.get("keys", key_row(existing.key_id)))
+            req.emit(cmd.delete_alias(name, existing, req.alias_arn(name)))
+        return self._run("DeleteAlias", body)
+
+    def list_aliases(self, *, key_id: str | None = None, limit: int | None = None,
+                     marker: str | None = None) -> r.ListAliasesResponse:
+        def body(req: _Request) -> r.ListAliasesResponse:
+            n = cmd.check_limit(limit, 100)
+            after = _decode_marker(marker, _alias_marker)
+            req.authorize("kms:ListAliases", None)
+            if key_id is not None:
+                state = req.key(key_id)
+                names = [a for a in state.aliases if after is None or a.encode() > after]
+                rows = [(a.encode(), req.alias(a)) for a in names[:n + 1]]
+            else:
+                rows, last = [], after
+                while len(rows) < n + 1:
+                    page = req.view.scan("aliases", after=last, limit=n + 1)
+                    for row, _ in page:  # aliases of a key whose deletion fell due go with it
+                        alias = req.alias(row.decode())
+                        if alias is not None:
+                            rows.append((row, alias))
+                        last = row
+                    if len(page) < n + 1:
+                        break
+            truncated = len(rows) > n
+            rows = rows[:n]
+            req.emit([ev.MetadataRead("ListAliases", state.key_id if key_id is not None else None)])
+            entries = [r.AliasListEntry(a.alias_name, req.alias_arn(a.alias_name), a.key_id,
+                                        from_us(a.created), from_us(a.updated)) for _, a in rows]
+            return r.ListAliasesResponse(entries, truncated, _encode_marker(rows[-1][0]) if truncated else None)
+        return self._run("ListAliases", body, key_hint=key_id)
+

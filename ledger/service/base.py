@@ -1,0 +1,119 @@
+"""The service's core: the ledger handle, its caches, and `_run` (one
+operation as one work item in the store's write path)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Self
+
+from keyledger import commands as cmd
+from keyledger import events as ev
+from keyledger import responses as r
+from keyledger.errors import (
+    KMSError,
+)
+from keyledger.projections.state import KeyState
+from keyledger.secret import Secret
+from keyledger.service.request import (
+    Clock,
+    Planned,
+    Rng,
+    T,
+    _Request,
+    _utcnow,
+    from_us,
+    to_us,
+)
+from keyledger.store import Store, WriteView
+
+
+class ServiceBase:
+    """State and plumbing shared by every operation group."""
+
+    def __init__(self, store: Store, root: Secret, *, region: str, account: str,
+                 clock: Clock | None = None, rng: Rng | None = None, caller: str | None = None,
+                 signer: Secret | None = None) -> None:
+        self.store = store
+        self.region, self.account = region, account
+        self._keyring = {"root": root}  # shared by as_caller()/planned() copies
+        self._clock = clock or _utcnow
+        self._rng = rng or os.urandom
+        self.caller = caller or f"arn:aws:iam::{account}:root"
+        self._keks: dict[str, Secret] = {}
+        self._materials: dict[tuple[str, int], Secret] = {}
+        self._cache_lock = threading.Lock()
+        self._planning = False
+        self._signer = signer  # the Ed25519 checkpoint key (never the root key)
+
+    @property
+    def _root(self) -> Secret:
+        return self._keyring["root"]
+
+    def __repr__(self) -> str:
+        return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def as_caller(self, principal: str) -> Self:
+        """The same ledger (store, caches, clock) acting for another principal."""
+        other = copy.copy(self)
+        other.caller = principal
+        return other
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> int:
+        return to_us(self._clock())
+
+    def _forget(self, key_id: str) -> None:
+        with self._cache_lock:
+            self._keks.pop(key_id, None)
+            for k in [k for k in self._materials if k[0] == key_id]:
+                self._materials.pop(k, None)
+
+    def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
+        now = self.now()
+        request_id = str(uuid.uuid4())
+
+        def work(view: WriteView) -> tuple[Any, KMSError | None]:
+            req = _Request(self, view, operation, now, request_id)
+            req.key_hint = key_hint
+            try:
+                return body(req), None
+            except KMSError as exc:
+                req.emit([ev.RequestDenied(operation, exc.code, exc.message, req.key_hint)])
+                return None, exc
+
+        if self._planning:
+            return Planned(operation, request_id, work)  # type: ignore[return-value]
+        return Planned.finish((self.store.submit(work), None))
+
+    def planned(self) -> Self:
+        """The same ledger whose methods return a `Planned` request instead of
+        running it, so a caller (the HTTP server's event loop) can commit many
+        requests with one `store.submit_many` and one thread hand-off."""
+        other = copy.copy(self)
+        other._planning = True
+        return other
+
+    def _metadata(self, s: KeyState) -> r.KeyMetadata:
+        return r.KeyMetadata(
+            aws_account_id=self.account, key_id=s.key_id, arn=cmd.key_arn(self.region, self.account, s.key_id),
+            creation_date=from_us(s.created), enabled=s.state == cmd.ENABLED, description=s.description,
+            key_usage=s.key_usage, key_state=s.state, origin=s.origin, key_spec=s.key_spec,
+            customer_master_key_spec=s.key_spec,
+            deletion_date=from_us(s.deletion_date) if s.deletion_date is not None else None,
+            pending_deletion_window_in_days=s.pending_window_days)
+
+    def _arn(self, key_id: str) -> str:
+        return cmd.key_arn(self.region, self.account, key_id)
+

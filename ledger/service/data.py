@@ -1,0 +1,120 @@
+"""The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateRandom."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from keyledger import commands as cmd
+from keyledger import events as ev
+from keyledger import responses as r
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _check_algorithm,
+    _check_grant_tokens,
+    _digest,
+    _Request,
+)
+
+
+class DataOps(ServiceBase):
+    """Cryptographic operations."""
+
+    def encrypt(self, key_id: str, plaintext: bytes, *, encryption_context: Mapping[str, str] | None = None,
+                grant_tokens: list[str] | None = None, encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                ) -> r.EncryptResponse:
+        def body(req: _Request) -> r.EncryptResponse:
+            data = cmd.check_bytes("plaintext", plaintext)
+            cmd.check_length("plaintext", data, 1, cmd.MAX_PLAINTEXT)
+            context = cmd.check_context("encryptionContext", encryption_context)
+            _check_algorithm(encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            req.authorize("kms:Encrypt", state, encryption_context=context)
+            cmd.require_enabled(state, req.arn(state.key_id))
+            blob, version = req.seal(state, data, context)
+            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob))])
+            return r.EncryptResponse(blob, req.arn(state.key_id))
+        return self._run("Encrypt", body, key_hint=key_id)
+
+    def decrypt(self, ciphertext_blob: bytes, *, encryption_context: Mapping[str, str] | None = None,
+                key_id: str | None = None, grant_tokens: list[str] | None = None,
+                encryption_algorithm: str = "SYMMETRIC_DEFAULT") -> r.DecryptResponse:
+        def body(req: _Request) -> r.DecryptResponse:
+            blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
+            cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            context = cmd.check_context("encryptionContext", encryption_context)
+            _check_algorithm(encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            state, version, plaintext = req.open(blob, context, key_id)
+            req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob))])
+            return r.DecryptResponse(req.arn(state.key_id), plaintext)
+        return self._run("Decrypt", body, key_hint=key_id)
+
+    def re_encrypt(self, ciphertext_blob: bytes, destination_key_id: str, *,
+                   source_encryption_context: Mapping[str, str] | None = None,
+                   source_key_id: str | None = None,
+                   destination_encryption_context: Mapping[str, str] | None = None,
+                   source_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                   destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
+                   grant_tokens: list[str] | None = None) -> r.ReEncryptResponse:
+        def body(req: _Request) -> r.ReEncryptResponse:
+            blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
+            cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            src_ctx = cmd.check_context("sourceEncryptionContext", source_encryption_context)
+            dst_ctx = cmd.check_context("destinationEncryptionContext", destination_encryption_context)
+            _check_algorithm(source_encryption_algorithm)
+            _check_algorithm(destination_encryption_algorithm)
+            _check_grant_tokens(grant_tokens)
+            src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom")
+            req.request_alias = None
+            dst = req.key(destination_key_id)
+            req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx)
+            cmd.require_enabled(dst, req.arn(dst.key_id))
+            new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
+            req.emit([ev.ReEncrypted(src.key_id, src_version, src_ctx, _digest(blob),
+                                     dst.key_id, dst_version, dst_ctx, _digest(new_blob))])
+            return r.ReEncryptResponse(new_blob, req.arn(src.key_id), req.arn(dst.key_id))
+        return self._run("ReEncrypt", body, key_hint=destination_key_id)
+
+    def _data_key(self, req: _Request, key_id: str, context_in: Mapping[str, str] | None,
+                  number_of_bytes: int | None, key_spec: str | None, with_plaintext: bool,
+                  grant_tokens: list[str] | None) -> tuple[bytes, bytes, str]:
+        size = cmd.check_key_spec_params(key_spec, number_of_bytes)
+        context = cmd.check_context("encryptionContext", context_in)
+        _check_grant_tokens(grant_tokens)
+        state = req.key(key_id)
+        req.authorize("kms:GenerateDataKey" if with_plaintext else "kms:GenerateDataKeyWithoutPlaintext",
+                      state, encryption_context=context)
+        cmd.require_enabled(state, req.arn(state.key_id))
+        data_key = self._rng(size)
+        blob, version = req.seal(state, data_key, context)
+        req.emit([ev.DataKeyGenerated(state.key_id, version, context, _digest(blob), size, with_plaintext)])
+        return blob, data_key, req.arn(state.key_id)
+
+    def generate_data_key(self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
+                          number_of_bytes: int | None = None, key_spec: str | None = None,
+                          grant_tokens: list[str] | None = None) -> r.GenerateDataKeyResponse:
+        def body(req: _Request) -> r.GenerateDataKeyResponse:
+            blob, data_key, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                                 key_spec, True, grant_tokens)
+            return r.GenerateDataKeyResponse(blob, data_key, arn)
+        return self._run("GenerateDataKey", body, key_hint=key_id)
+
+    def generate_data_key_without_plaintext(
+            self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
+            number_of_bytes: int | None = None, key_spec: str | None = None,
+            grant_tokens: list[str] | None = None) -> r.GenerateDataKeyWithoutPlaintextResponse:
+        def body(req: _Request) -> r.GenerateDataKeyWithoutPlaintextResponse:
+            blob, _, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                          key_spec, False, grant_tokens)
+            return r.GenerateDataKeyWithoutPlaintextResponse(blob, arn)
+        return self._run("GenerateDataKeyWithoutPlaintext", body, key_hint=key_id)
+
+    def generate_random(self, *, number_of_bytes: int) -> r.GenerateRandomResponse:
+        def body(req: _Request) -> r.GenerateRandomResponse:
+            cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
+            req.authorize("kms:GenerateRandom", None)
+            req.emit([ev.RandomGenerated(number_of_bytes)])
+            return r.GenerateRandomResponse(self._rng(number_of_bytes))
+        return self._run("GenerateRandom", body)
+

@@ -1,0 +1,120 @@
+"""IAM principals and access keys: users, roles, their identity policies, and the
+access keys the HTTP server authenticates (ledger state, changed only by events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyledger import commands as cmd
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger import responses as r
+from keyledger.errors import (
+    AlreadyExistsException,
+    KMSError,
+    NotFoundException,
+)
+from keyledger.projections import principal_row
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _principal_id,
+    _Request,
+    from_us,
+)
+
+
+class IamOps(ServiceBase):
+    """IAM users, roles, identity-based policies and access keys."""
+
+    def _iam_arn(self, kind: str, name: str) -> str:
+        cmd.check_iam_name(name)
+        return f"arn:aws:iam::{self.account}:{kind}/{name}"
+
+    def create_user(self, user_name: str) -> r.User:
+        return self._create_principal("user", user_name)
+
+    def create_role(self, role_name: str) -> r.User:
+        return self._create_principal("role", role_name)
+
+    def _create_principal(self, kind: str, name: str) -> r.User:
+        operation = "CreateUser" if kind == "user" else "CreateRole"
+
+        def body(req: _Request) -> r.User:
+            arn = self._iam_arn(kind, name)
+            req.authorize(f"iam:{operation}", None, resource=arn)
+            if req.view.get("principals", principal_row(arn)) is not None:
+                raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
+            req.emit([ev.PrincipalCreated(arn, kind)])
+            return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn))
+        return self._run(operation, body)
+
+    def _principal(self, req: _Request, principal: str) -> Any:
+        found = req.view.get("principals", principal_row(principal))
+        if found is None:
+            raise NotFoundException(f"The principal {principal} cannot be found.")
+        return found
+
+    def put_principal_policy(self, principal: str, policy_name: str, policy_document: str) -> None:
+        """Attach (or replace) a named identity-based policy (`keyledger iam attach-policy`)."""
+        def body(req: _Request) -> None:
+            cmd.check_iam_name(policy_name)
+            authz.parse(policy_document, key_policy=False)
+            req.authorize("iam:PutUserPolicy", None, resource=principal)
+            self._principal(req, principal)
+            req.emit([ev.PrincipalPolicyPut(principal, policy_name, policy_document)])
+        return self._run("PutUserPolicy", body)
+
+    def delete_principal_policy(self, principal: str, policy_name: str) -> None:
+        """Detach a named identity-based policy (`keyledger iam detach-policy`)."""
+        def body(req: _Request) -> None:
+            req.authorize("iam:DeleteUserPolicy", None, resource=principal)
+            found = self._principal(req, principal)
+            if policy_name not in found.policies:
+                raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
+            req.emit([ev.PrincipalPolicyDeleted(principal, policy_name)])
+        return self._run("DeleteUserPolicy", body)
+
+    def list_users(self) -> r.ListUsersResponse:
+        def body(req: _Request) -> r.ListUsersResponse:
+            req.authorize("iam:ListUsers", None)
+            users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created),
+                            user_id=_principal_id(p.principal))
+                     for _, p in req.view.scan("principals") if p.kind == "user"]
+            req.emit([ev.MetadataRead("ListUsers")])
+            return r.ListUsersResponse(users)
+        return self._run("ListUsers", body)
+
+    def list_principal_policies(self, principal: str) -> r.ListUserPoliciesResponse:
+        def body(req: _Request) -> r.ListUserPoliciesResponse:
+            req.authorize("iam:ListUserPolicies", None, resource=principal)
+            found = self._principal(req, principal)
+            req.emit([ev.MetadataRead("ListUserPolicies")])
+            return r.ListUserPoliciesResponse(sorted(found.policies))
+        return self._run("ListUserPolicies", body)
+
+    def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
+        def body(req: _Request) -> r.GetUserPolicyResponse:
+            req.authorize("iam:GetUserPolicy", None, resource=principal)
+            found = self._principal(req, principal)
+            if policy_name not in found.policies:
+                raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
+            req.emit([ev.MetadataRead("GetUserPolicy")])
+            return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
+        return self._run("GetUserPolicy", body)
+
+    def record_access_key(self, principal: str, access_key_id: str) -> None:
+        """Log that an access key id was issued to a principal (the secret
+        lives only in the server's credentials file, never in the log)."""
+        def body(req: _Request) -> None:
+            req.authorize("iam:CreateAccessKey", None, resource=principal)
+            self._principal(req, principal)
+            req.emit([ev.AccessKeyCreated(principal, access_key_id)])
+        return self._run("CreateAccessKey", body)
+
+    def record_denied(self, operation: str, error: KMSError) -> None:
+        """Log a request refused before it reached the ledger (e.g. a bad
+        SigV4 signature at the HTTP server), as a RequestDenied record."""
+        def body(req: _Request) -> None:
+            req.emit([ev.RequestDenied(operation, error.code, error.message)])
+        return self._run(operation, body)
+

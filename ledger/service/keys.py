@@ -1,0 +1,144 @@
+"""Key lifecycle: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription,
+Enable/DisableKey, Schedule/CancelKeyDeletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from keyledger import commands as cmd
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger import responses as r
+from keyledger.projections import key_row
+from keyledger.projections.state import KeyState
+from keyledger.secret import Secret
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _check_grant_tokens,
+    _decode_marker,
+    _encode_marker,
+    _key_marker,
+    _lockout_check,
+    _Request,
+    _request_tags,
+    from_us,
+)
+
+
+class KeyOps(ServiceBase):
+    """Create, describe, list, enable, disable and delete keys."""
+
+    def create_key(self, *, description: str = "", key_usage: str = "ENCRYPT_DECRYPT",
+                   key_spec: str | None = None, customer_master_key_spec: str | None = None,
+                   origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
+                   policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
+                   ) -> r.CreateKeyResponse:
+        policy_document = policy
+
+        def body(req: _Request) -> r.CreateKeyResponse:
+            spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
+            cmd.check_description(description)
+            cmd.check_create_params(key_usage, spec, origin, multi_region)
+            tag_map = cmd.check_tags(tags)
+            req.authorize("kms:CreateKey", None, extra={
+                **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": key_usage, "kms:keyorigin": origin,
+                "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+            document = authz.default_key_policy(self.account) if policy_document is None else policy_document
+            authz.parse(document)
+            if policy_document is not None and not bypass_policy_lockout_safety_check:
+                _lockout_check(req, key_id, document)  # only a given policy (AWS: the default cannot lock out)
+            kek = Secret(self._rng(32))
+            wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
+            events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,
+                                    origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek),
+                                    policy=document)
+            # Only once decide has accepted the key: a refused CreateKey must
+            # leave no KEK row behind for a key that never existed.
+            req.view.put_kek(key_id, wrapped_kek)
+            req.emit(events)
+            return r.CreateKeyResponse(self._metadata(req.view.get("keys", key_row(key_id))))
+        return self._run("CreateKey", body)
+
+    def describe_key(self, key_id: str, *, grant_tokens: list[str] | None = None) -> r.DescribeKeyResponse:
+        def body(req: _Request) -> r.DescribeKeyResponse:
+            _check_grant_tokens(grant_tokens)
+            state = req.key(key_id)
+            req.authorize("kms:DescribeKey", state)
+            req.emit([ev.MetadataRead("DescribeKey", state.key_id)])
+            return r.DescribeKeyResponse(self._metadata(state))
+        return self._run("DescribeKey", body, key_hint=key_id)
+
+    def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
+        def body(req: _Request) -> r.ListKeysResponse:
+            n = cmd.check_limit(limit, 1000)
+            after = _decode_marker(marker, _key_marker)
+            req.authorize("kms:ListKeys", None)
+            entries: list[r.KeyListEntry] = []
+            last = after
+            truncated = False
+            while True:
+                rows = req.view.scan("keys", after=last, limit=n + 1)
+                for row, state in rows:
+                    state = req.maintain(state.key_id)  # a key whose deletion fell due is gone
+                    if state.state == cmd.DELETED:
+                        last = row
+                        continue
+                    if len(entries) == n:
+                        truncated = True
+                        break
+                    entries.append(r.KeyListEntry(state.key_id, self._arn(state.key_id)))
+                    last = row
+                if truncated or len(rows) < n + 1:
+                    break
+            req.emit([ev.MetadataRead("ListKeys")])
+            return r.ListKeysResponse(entries, truncated, _encode_marker(last) if truncated and last else None)
+        return self._run("ListKeys", body)
+
+    def update_key_description(self, key_id: str, description: str) -> None:
+        def body(req: _Request) -> None:
+            cmd.check_description(description)
+            state = req.key(key_id)
+            req.authorize("kms:UpdateKeyDescription", state)
+            req.emit(cmd.update_description(state, req.arn(state.key_id), description))
+        return self._run("UpdateKeyDescription", body, key_hint=key_id)
+
+    def _key_change(self, operation: str, key_id: str,
+                    decide: Callable[[KeyState, str], list[ev.Event]]) -> None:
+        """The plain shape of a state change: resolve, authorize kms:<operation>, decide, append."""
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.authorize(f"kms:{operation}", state)
+            req.emit(decide(state, req.arn(state.key_id)))
+        return self._run(operation, body, key_hint=key_id)
+
+    def enable_key(self, key_id: str) -> None:
+        return self._key_change("EnableKey", key_id, cmd.enable_key)
+
+    def disable_key(self, key_id: str) -> None:
+        return self._key_change("DisableKey", key_id, cmd.disable_key)
+
+    def schedule_key_deletion(self, key_id: str, *, pending_window_in_days: int | None = None,
+                              ) -> r.ScheduleKeyDeletionResponse:
+        def body(req: _Request) -> r.ScheduleKeyDeletionResponse:
+            days = cmd.DEFAULT_PENDING_WINDOW if pending_window_in_days is None else pending_window_in_days
+            cmd.check_range("pendingWindowInDays", days, *cmd.PENDING_WINDOW_RANGE)
+            state = req.key(key_id)
+            req.authorize("kms:ScheduleKeyDeletion", state, extra={"kms:schedulekeydeletionpendingwindowindays": days})
+            events = cmd.schedule_deletion(state, req.arn(state.key_id), days, req.now)
+            req.emit(events)
+            return r.ScheduleKeyDeletionResponse(req.arn(state.key_id), from_us(events[0].deletion_date),
+                                                 cmd.PENDING_DELETION, days)
+        return self._run("ScheduleKeyDeletion", body, key_hint=key_id)
+
+    def cancel_key_deletion(self, key_id: str) -> r.CancelKeyDeletionResponse:
+        def body(req: _Request) -> r.CancelKeyDeletionResponse:
+            state = req.key(key_id)
+            req.authorize("kms:CancelKeyDeletion", state)
+            req.emit(cmd.cancel_deletion(state, req.arn(state.key_id)))
+            return r.CancelKeyDeletionResponse(req.arn(state.key_id))
+        return self._run("CancelKeyDeletion", body, key_hint=key_id)
+

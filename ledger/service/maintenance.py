@@ -1,0 +1,141 @@
+"""Maintenance: the sweep of due rotations and deletions, signed checkpoints,
+root-key rotation."""
+
+from __future__ import annotations
+
+import os
+
+from keyledger import checkpoint as checkpoint_
+from keyledger import commands as cmd
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger.errors import (
+    AccessDeniedException,
+    LedgerError,
+)
+from keyledger.projections import merkle
+from keyledger.secret import Secret
+from keyledger.service.base import ServiceBase
+from keyledger.service.request import (
+    _Request,
+)
+
+
+class MaintenanceOps(ServiceBase):
+    """The sweep, checkpoints and the root key."""
+
+    def checkpoint(self) -> checkpoint_.Checkpoint:
+        """Sign and store a checkpoint of the log as it is now, after proving
+        that the log still extends the latest stored checkpoint: the tree's
+        right edge at the old size (from stored subtrees) must give the old
+        signed root; the records since then must chain, and folding their
+        hashes onto that edge must give both the stored head's frontier and
+        the root the stored subtrees give. Never signs a fork, a rolled-back
+        log, or a tree that disagrees with its records."""
+        if self._signer is None:
+            raise LedgerError("this ledger has no checkpoint key (checkpoint.key)")
+        meta = self.store.meta()
+        origin = meta["origin"].decode()
+        public = meta["checkpoint_public"]
+        with self.store.snapshot() as snap:
+            head = snap.head()
+            stored = snap.checkpoints()
+            start, prev_hash, frontier = 0, ev.GENESIS_HASH, ()
+            if stored:
+                last = checkpoint_.verify(stored[-1], origin, public)
+                if last.size > head.seq:
+                    raise LedgerError(f"the log has {head.seq} records, fewer than the checkpoint of "
+                                      f"size {last.size}: refusing to sign a rolled-back log")
+                start = last.size
+                if start:
+                    prev_hash = snap.raw_record(start - 1).hash
+                    frontier = merkle.frontier_of(start, snap.node)
+                    if merkle.root_of_frontier(frontier) != last.root:
+                        raise LedgerError(f"the log does not extend the checkpoint of size {last.size}")
+            for raw in snap.raw_records(start):
+                if raw.prev_hash != prev_hash or ev.chain_hash(prev_hash, raw.body) != raw.hash:
+                    raise LedgerError(f"record {raw.seq} does not verify: refusing to sign a checkpoint")
+                frontier, _ = merkle.push(frontier, raw.seq, merkle.leaf_hash(raw.body))
+                prev_hash = raw.hash
+            root = merkle.root_of_frontier(frontier)
+            if head.frontier != frontier or merkle.root(head.seq, snap.node) != root:
+                raise LedgerError("the stored Merkle tree does not match the records: refusing to sign")
+        signed = checkpoint_.sign(origin, head.seq, root, self._signer)
+        self.store.put_checkpoint(head.seq, signed.note)
+        return signed
+
+    def rotate_root_key(self) -> int:
+        """Re-wrap every KEK under a fresh root key and destroy the old one.
+
+        Deleting a key drops its KEK row, but LMDB copies pages on write, so
+        the old (wrapped) row can linger in free pages, and in backups, until
+        it is overwritten. Once the root key that wrapped it is gone, those
+        copies are noise: this completes crypto-shredding. Only the account
+        root may do it, and only for a file-held root key (an environment
+        key must be rotated by whoever holds it). Returns the KEKs re-wrapped.
+        """
+        from pathlib import Path
+
+        from keyledger import (
+            NEXT_ROOT_KEY_FILE,
+            ROOT_KEY_ENV,
+            ROOT_KEY_FILE,
+            _fsync_dir,
+        )
+
+        if self.caller != authz.root_of(self.account):
+            raise AccessDeniedException(f"User: {self.caller} is not authorized to rotate the root key: "
+                                        "only the account root may")
+        if os.environ.get(ROOT_KEY_ENV):
+            raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
+        home = Path(self.store.path)
+        pending = home / NEXT_ROOT_KEY_FILE
+        new = Secret(self._rng(32))
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, new.reveal())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        old = self._root
+
+        def body(req: _Request) -> int:
+            rows = req.view.keks()
+            for key_id, wrapped in rows:
+                kek = crypto.unwrap_kek(old, key_id, wrapped)
+                req.view.put_kek(key_id, crypto.wrap_kek(new, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+            check = crypto.root_check(new)
+            req.view.put_meta("root_check", check)
+            req.emit([ev.RootKeyRotated(len(rows), check)])
+            return len(rows)
+
+        try:
+            count = self._run("RotateRootKey", body)
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        os.replace(pending, home / ROOT_KEY_FILE)
+        _fsync_dir(home)
+        self._keyring["root"] = new
+        with self._cache_lock:
+            self._keks.clear()
+        return count
+
+    def verifier_key(self) -> str:
+        meta = self.store.meta()
+        return checkpoint_.verifier_key(meta["origin"].decode(), meta["checkpoint_public"])
+
+    def rotate_due(self) -> dict[str, int]:
+        """The sweep: append every automatic rotation and key deletion that
+        has fallen due, for all keys. Returns counts."""
+        def body(req: _Request) -> dict[str, int]:
+            before = len(req.view.appended)
+            for _, state in req.view.scan("keys"):
+                if state.state != cmd.DELETED:
+                    req.maintain(state.key_id)  # not touch: a key it deletes is no error
+            done = req.view.appended[before:]
+            return {"rotated": sum(isinstance(x.event, ev.KeyRotated) for x in done),
+                    "deleted": sum(isinstance(x.event, ev.KeyDeleted) for x in done)}
+        return self._run("RotateDue", body)
+

@@ -1,0 +1,369 @@
+"""One request inside its write transaction (`_Request`), the helpers every
+operation shares, and `Planned` (a request run later by a batch)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from keyledger import commands as cmd
+from keyledger import crypto
+from keyledger import events as ev
+from keyledger import policy as authz
+from keyledger.errors import (
+    AccessDeniedException,
+    IncorrectKeyException,
+    InvalidCiphertextException,
+    InvalidKeyUsageException,
+    InvalidMarkerException,
+    KMSError,
+    KMSInternalException,
+    LedgerError,
+    MalformedPolicyDocumentException,
+    NotFoundException,
+)
+from keyledger.projections import alias_row, key_row, principal_row
+from keyledger.projections.state import AliasState, KeyState
+from keyledger.secret import Secret
+from keyledger.store import WriteView
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+Rng = Callable[[int], bytes]
+
+
+if TYPE_CHECKING:
+    from keyledger.service.base import ServiceBase as KeyLedger
+
+
+def to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError("the clock must return timezone-aware datetimes")
+    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _encode_marker(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).decode()
+
+
+def _decode_marker(marker: str | None, valid: Callable[[bytes], bool]) -> bytes | None:
+    """The position a marker names. A marker this listing could not have
+    issued (`valid` says what its positions look like) is refused, as AWS
+    refuses any marker it did not hand out, rather than silently paging
+    from an arbitrary point."""
+    if marker is None:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(marker.encode())
+    except (binascii.Error, ValueError, AttributeError):
+        raise InvalidMarkerException("The marker is not valid.") from None
+    if not value or not valid(value):
+        raise InvalidMarkerException("The marker is not valid.")
+    return value
+
+
+def _text_marker(value: bytes, check: Callable[[str], bool]) -> bool:
+    try:
+        return check(value.decode())
+    except (UnicodeDecodeError, KMSError):
+        return False
+
+
+def _key_marker(value: bytes) -> bool:
+    return _text_marker(value, cmd.is_key_uuid)
+
+
+def _alias_marker(value: bytes) -> bool:
+    return _text_marker(value, lambda name: cmd.check_alias_name(name) == name)
+
+
+def _tag_marker(value: bytes) -> bool:
+    return _text_marker(value, lambda tag_key: 1 <= len(tag_key) <= 128)
+
+
+def _rotation_marker(value: bytes) -> bool:
+    return len(value) == 4 and int.from_bytes(value, "big") > 0
+
+
+class _Request:
+    """One request inside its write transaction."""
+
+    def __init__(self, svc: "KeyLedger", view: WriteView, operation: str, now: int, request_id: str) -> None:
+        self.svc, self.view, self.operation, self.now, self.request_id = svc, view, operation, now, request_id
+        self.key_hint: str | None = None  # what the caller named, for the denial record
+        self.request_alias: str | None = None  # the alias the caller named the key by
+        self._iam: list[authz.Policy] | None = None
+
+    def emit(self, events: list[ev.Event], *, operation: str | None = None,
+             principal: str | None = None) -> None:
+        self.view.append(events, operation=operation or self.operation,
+                         principal=principal or self.svc.caller, request_id=self.request_id, time=self.now)
+        for e in events:
+            if isinstance(e, ev.KeyDeleted):  # crypto-shred in the same transaction
+                self.view.put_kek(e.key_id, None)
+                self.svc._forget(e.key_id)
+
+    def arn(self, key_id: str) -> str:
+        return cmd.key_arn(self.svc.region, self.svc.account, key_id)
+
+    def alias_arn(self, name: str) -> str:
+        return cmd.alias_arn(self.svc.region, self.svc.account, name)
+
+    def alias(self, name: str) -> AliasState | None:
+        """The alias, after its key's due maintenance: a key whose deletion
+        fell due takes its aliases with it, even before anything touched it."""
+        found = self.view.get("aliases", alias_row(name))
+        if found is not None:
+            self.maintain(found.key_id)
+            found = self.view.get("aliases", alias_row(name))
+        return found
+
+    def key(self, key_input: str) -> KeyState:
+        """Resolve any KeyId form to a live key, after its due maintenance."""
+        if self.key_hint is None:
+            self.key_hint = key_input
+        kind, ident = cmd.parse_key_id(key_input, self.svc.region, self.svc.account)
+        if kind == "alias":
+            alias = self.alias(ident)
+            if alias is None:
+                raise NotFoundException(f"Alias {self.alias_arn(ident)} is not found.")
+            ident = alias.key_id
+            self.request_alias = alias.alias_name
+        if self.key_hint == key_input:  # denials are indexed under the key, not the alias
+            self.key_hint = ident
+        return self.touch(ident)
+
+    # -- authorization ----------------------------------------------------------
+
+    def iam_policies(self) -> list[authz.Policy]:
+        if self._iam is None:
+            found = self.view.get("principals", principal_row(self.svc.caller))
+            self._iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] \
+                if found is not None else []
+        return self._iam
+
+    def grants(self, key_id: str) -> list[authz.Grant]:
+        return [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+                for _, g in self.view.scan("grants", prefix=f"{key_id}#".encode())]
+
+    def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,
+                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        return authz.request_context(self.svc.caller, from_us(self.now), state,
+                                     encryption_context=encryption_context,
+                                     request_alias=self.request_alias, extra=extra)
+
+    def decide_access(self, action: str, state: KeyState | None, *,
+                      encryption_context: Mapping[str, str] | None = None,
+                      extra: Mapping[str, Any] | None = None, resource: str | None = None,
+                      key_policy: str | None = None, new_grant_constraints: tuple[Any, Any] | None = None,
+                      ) -> tuple[authz.Request, authz.Decision]:
+        if resource is None:
+            resource = self.arn(state.key_id) if state is not None else "*"
+        request = authz.Request(self.svc.caller, action, resource,
+                                self.conditions(state, encryption_context, extra), encryption_context,
+                                new_grant_constraints)
+        document = key_policy if key_policy is not None else state.policy if state is not None else None
+        compiled = authz.parse(document or authz.default_key_policy(self.svc.account)) \
+            if state is not None or key_policy is not None else None
+        decision = authz.evaluate(request, key_policy=compiled, iam_policies=self.iam_policies(),
+                                   grants=(lambda: self.grants(state.key_id)) if state is not None else ())
+        return request, decision
+
+    def authorize(self, action: str, state: KeyState | None, **kwargs: Any) -> None:
+        """Raise AccessDeniedException unless the caller may do `action`."""
+        request, decision = self.decide_access(action, state, **kwargs)
+        if not decision.allowed:
+            if state is not None:  # the denial is recorded under the key that refused (ReEncrypt has two)
+                self.key_hint = state.key_id
+            raise AccessDeniedException(authz.denial_message(request, decision))
+
+    def touch(self, key_id: str) -> KeyState:
+        arn = self.arn(key_id)
+        cmd.require_exists(self.view.get("keys", key_row(key_id)), arn)
+        return cmd.require_exists(self.maintain(key_id), arn)
+
+    def maintain(self, key_id: str) -> KeyState | None:
+        """Append the automatic rotations and the deletion that fell due for
+        a key; its state afterwards (which may now be Deleted)."""
+        state = self.view.get("keys", key_row(key_id))
+        if state is None or state.state == cmd.DELETED:
+            return state
+        for date in cmd.due_rotation_dates(state, self.now):
+            material = self.mint(key_id, len(state.versions) + 1)
+            self.emit([ev.KeyRotated(key_id, "AUTOMATIC", date, material)],
+                      operation="RotateKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", key_row(key_id))
+        if cmd.deletion_due(state, self.now):
+            self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", key_row(key_id))
+        return state
+
+    def kek(self, key_id: str) -> Secret:
+        kek = self.svc._keks.get(key_id)
+        if kek is None:
+            wrapped = self.view.kek(key_id)
+            if wrapped is None:
+                raise KMSInternalException(f"The key material of {self.arn(key_id)} is missing.")
+            kek = self.svc._keks[key_id] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
+        return kek
+
+    def mint(self, key_id: str, version: int, kek: Secret | None = None) -> ev.WrappedMaterial:
+        """Fresh material for a new version, wrapped under the key's KEK."""
+        rng = self.svc._rng
+        material = Secret(rng(crypto.MATERIAL_BYTES))
+        wrapped = crypto.wrap_material(kek or self.kek(key_id), key_id, version, material,
+                                       nonce=rng(crypto.NONCE_BYTES))
+        return ev.WrappedMaterial(version, wrapped, crypto.kcv(material))
+
+    def material(self, state: KeyState, version: int) -> Secret:
+        cache = self.svc._materials
+        found = cache.get((state.key_id, version))
+        if found is not None:
+            return found
+        info = state.version(version)
+        if info is None:
+            raise InvalidCiphertextException("The ciphertext is invalid.")
+        material = crypto.unwrap_material(self.kek(state.key_id), state.key_id, version, info.wrapped)
+        if not crypto.kcv_matches(material, info.kcv):
+            raise LedgerError(f"version {version} of key {state.key_id} fails its key check value")
+        cache[(state.key_id, version)] = material
+        return material
+
+    def seal(self, state: KeyState, plaintext: bytes, context: dict[str, str]) -> tuple[bytes, int]:
+        version = state.current.version
+        rng = self.svc._rng
+        blob = crypto.seal(self.material(state, version), state.key_id, version, plaintext,
+                           crypto.canonical_context(context), salt=rng(crypto.SALT_BYTES),
+                           nonce=rng(crypto.NONCE_BYTES))
+        return blob, version
+
+    def open(self, blob: bytes, context: dict[str, str], key_id_param: str | None,
+             action: str = "kms:Decrypt") -> tuple[KeyState, int, bytes]:
+        """(key, version, plaintext) of a ciphertext, after every check."""
+        key_id, version = crypto.parse_header(blob)
+        if key_id_param is not None:
+            named = self.key(key_id_param)
+            if named.key_id != key_id:
+                raise IncorrectKeyException(
+                    "The key ID in the request does not identify a KMS key that can perform this operation.")
+        state = self.view.get("keys", key_row(key_id))
+        if state is None:  # no such key ever existed here: indistinguishable from garbage
+            raise InvalidCiphertextException("The ciphertext is invalid.")
+        if self.key_hint is None:
+            self.key_hint = key_id
+        state = self.touch(key_id)
+        self.authorize(action, state, encryption_context=context)
+        cmd.require_enabled(state, self.arn(key_id))
+        plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
+        return state, version, plaintext
+
+
+def _request_tags(tags: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"aws:requesttag/" + k.lower(): v for k, v in tags.items()}
+    out["aws:tagkeys"] = list(tags)
+    return out
+
+
+def _lockout_check(req: _Request, key_id: str, document: str) -> None:
+    """AWS's policy lockout safety check: the caller must still be allowed
+    to change the policy afterwards."""
+    probe = KeyState(key_id=key_id, created=req.now, description="", key_usage=cmd.ENCRYPT_DECRYPT,
+                     key_spec=cmd.SYMMETRIC_DEFAULT, origin="AWS_KMS", state=cmd.ENABLED,
+                     state_changed=req.now, versions=(), policy=document)
+    _, decision = req.decide_access("kms:PutKeyPolicy", probe)
+    if not decision.allowed:
+        raise MalformedPolicyDocumentException(
+            "The new key policy will not allow you to update the key policy in the future.")
+
+
+def _principal_id(arn: str) -> str:
+    """A stable unique id like IAM's (AIDA... for users, AROA... for roles),
+    the same one CloudTrail renderings show as principalId."""
+    prefix = "AROA" if ":role/" in arn else "AIDA"
+    return prefix + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+
+
+def _check_policy_name(name: str) -> None:
+    if name != "default":
+        raise NotFoundException(f"No such policy exists: {name!r} (the only key policy is 'default')")
+
+
+_TOKEN_PREFIX = "KLGT1"
+
+
+def _grant_token(key_id: str, grant_id: str) -> str:
+    """Grant tokens name the grant; grants here are usable the moment they
+    commit, so the token needs no secret, only a checkable shape."""
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(f"{key_id}:{grant_id}".encode()).decode().rstrip("=")
+
+
+def _parse_grant_token(token: str) -> tuple[str, str]:
+    from keyledger.errors import InvalidGrantTokenException
+    try:
+        if not token.startswith(_TOKEN_PREFIX):
+            raise ValueError
+        raw = token[len(_TOKEN_PREFIX):]
+        key_id, grant_id = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+        if not cmd.is_key_uuid(key_id) or len(grant_id) != 64:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise InvalidGrantTokenException("The grant token is not valid.") from None
+    return key_id, grant_id
+
+
+def _digest(blob: bytes) -> bytes:
+    return hashlib.sha256(blob).digest()
+
+
+def _check_algorithm(algorithm: str) -> None:
+    cmd.check_enum("encryptionAlgorithm", algorithm,
+                   ("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"))
+    if algorithm != cmd.SYMMETRIC_DEFAULT:
+        raise InvalidKeyUsageException(f"{algorithm} is not supported by symmetric encryption keys.")
+
+
+def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
+    """Grant tokens are accepted (grants are effective at once here) but
+    must be well-formed."""
+    if grant_tokens is not None:
+        if len(grant_tokens) > 10:
+            raise cmd.ValidationException("1 validation error detected: Value at 'grantTokens' failed to "
+                                          "satisfy constraint: Member must have length less than or equal to 10")
+        for token in grant_tokens:
+            _parse_grant_token(token)
+
+
+class Planned:
+    """A validated-later request: `work` runs inside a write transaction and
+    returns (response, error); `finish` turns that into the response or raises."""
+
+    __slots__ = ("operation", "request_id", "work")
+
+    def __init__(self, operation: str, request_id: str, work: Callable[[WriteView], Any]) -> None:
+        self.operation, self.request_id, self.work = operation, request_id, work
+
+    @staticmethod
+    def finish(outcome: tuple[Any, BaseException | None]) -> Any:
+        """The response, from one (result, error) pair of `Store.submit_many`."""
+        result, failure = outcome
+        if failure is not None:  # the work itself broke (a bug or a storage error)
+            raise failure
+        response, error = result
+        if error is not None:
+            raise error
+        return response
+
+
