@@ -1,7 +1,9 @@
 """`keyledger`: the command group, its global options, and every command.
 
-The commands live one group per module (keys, data, policies, iam, admin,
-replay, demo); each is thin: parse the AWS CLI's options, make one library call, print.
+The AWS KMS operations are built from botocore's model (`cli.kms`), as the
+AWS CLI builds `aws kms`; keyledger's own verbs live one group per module
+(admin, iam, policy, replay, audit, forensics, bill, demo, serve). Each is
+thin: parse the options, make one library call, print.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from keyledger.cli import admin, audit, bill, data, demo, forensics, iam, keys, policies, policy_sim, replay
+from keyledger.cli import admin, audit, bill, demo, forensics, iam, kms, policy_sim, replay
 from keyledger.cli.context import PRINCIPAL_ENV, Settings, check_principal
-from keyledger.cli.output import OUTPUT_FORMATS
+from keyledger.cli.output import OUTPUT_FORMATS, OUTPUT_HELP, QUERY_HELP, check_query
 
 DURABILITY_MODES = ("durable", "relaxed")
 
@@ -33,10 +35,8 @@ DURABILITY_MODES = ("durable", "relaxed")
                    f"(env {PRINCIPAL_ENV}; default: the account root, arn:aws:iam::ACCOUNT:root).")
 @click.option("--durability", type=click.Choice(DURABILITY_MODES), default="durable", show_default=True,
               help="durable: every commit synced; relaxed: synced periodically.")
-@click.option("--output", type=click.Choice(OUTPUT_FORMATS), default=None,
-              help="Output format: json (the default) or text (tab-separated, like the AWS CLI).")
-@click.option("--query", default=None, metavar="FIELD",
-              help="Print only this field of the response (e.g. CiphertextBlob).")
+@click.option("--output", type=click.Choice(OUTPUT_FORMATS), default=None, help=OUTPUT_HELP)
+@click.option("--query", default=None, metavar="JMESPATH", callback=check_query, help=QUERY_HELP)
 @click.version_option(package_name="keyledger")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, region: str | None, account: str | None,
@@ -53,7 +53,7 @@ def main(ctx: click.Context, home: Path | None, region: str | None, account: str
                        output=output, query=query, principal=principal)
 
 
-for _module in (admin, keys, data, policies, policy_sim, iam, replay, audit, forensics, bill, demo):
+for _module in (admin, kms, policy_sim, iam, replay, audit, forensics, bill, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -3,11 +3,13 @@
 Every command is a `LedgerCommand`: it maps the library's errors to what the
 AWS CLI prints (`An error occurred (Code) when calling the Op operation: msg`
 on stderr, exit 254), a `LedgerError` to `keyledger: error: ...` (exit 1),
-and never lets a traceback out. Operation commands (`operation(...)`) also
-take `--output json|text` and `--query`, like the AWS CLI, and print the
-response with `show`: AWS-shaped JSON indented as the AWS CLI does, or its
-tab-separated text format. Nothing but the response itself is ever printed
-to stdout, and no error message repeats a parameter's value.
+and never lets a traceback out. Commands with output options take
+`--output json|text|table` and `--query` (a JMESPath expression, checked
+before the command runs), like the AWS CLI, and print their response with
+`show`: AWS-shaped PascalCase JSON indented as the AWS CLI does, its
+tab-separated text format, or its boxed table. Nothing but the response
+itself is ever printed to stdout, and no error message repeats a
+parameter's value.
 """
 
 from __future__ import annotations
@@ -15,21 +17,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 import click
+import jmespath
+import jmespath.exceptions
 
 from keyledger.cli.context import Settings, settings
 from keyledger.service import KeyLedger
 from keyledger.errors import KMSError, LedgerError
 from keyledger.responses import to_aws
 
-OUTPUT_FORMATS = ("json", "text")
+OUTPUT_FORMATS = ("json", "text", "table")
+OUTPUT_HELP = ("Output format: json (the default), text (tab-separated, like the AWS CLI) "
+               "or table (boxed, like the AWS CLI).")
+QUERY_HELP = "A JMESPath expression applied to the response, as the AWS CLI's --query (e.g. Keys[*].KeyId)."
 API_ERROR_EXIT = 254  # what the AWS CLI exits with when the service refused the call
 DEBUG_ENV = "KEYLEDGER_DEBUG"
-_QUERY_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 # -- errors -------------------------------------------------------------------
@@ -129,12 +134,22 @@ class LedgerCommand(click.Command):
             raise Failure(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)") from None
 
 
+def check_query(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
+    """--query: a JMESPath expression, refused (exit 2) before anything runs if it does not parse."""
+    if value is not None:
+        try:
+            jmespath.compile(value)
+        except jmespath.exceptions.JMESPathError as exc:
+            detail = str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ").rstrip(":")
+            raise click.BadParameter(f"not a JMESPath expression ({detail})", ctx=ctx, param=param,
+                                     param_hint="--query") from None
+    return value
+
+
 def output_params() -> list[click.Option]:
     return [
-        click.Option(["--output"], type=click.Choice(OUTPUT_FORMATS), default=None,
-                     help="Output format: json (the default) or text (tab-separated, like the AWS CLI)."),
-        click.Option(["--query"], default=None, metavar="FIELD",
-                     help="Print only this field of the response (e.g. CiphertextBlob or KeyMetadata.Arn)."),
+        click.Option(["--output"], type=click.Choice(OUTPUT_FORMATS), default=None, help=OUTPUT_HELP),
+        click.Option(["--query"], default=None, metavar="JMESPATH", callback=check_query, help=QUERY_HELP),
     ]
 
 
@@ -156,13 +171,12 @@ def command(name: str, *, output_options: bool = False) -> Callable[[Callable[..
 
 # -- printing -----------------------------------------------------------------
 
-def query(data: Any, path: str) -> Any:
-    """A field (or dotted path) of the response, None if absent."""
-    if not _QUERY_RE.match(path):
-        raise click.UsageError("--query takes a field name or a dotted path (e.g. KeyMetadata.KeyId)")
-    for part in path.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
+def query(data: Any, expression: str) -> Any:
+    """The JMESPath expression's value over the response (None if nothing matches)."""
+    try:
+        return jmespath.search(expression, data)
+    except jmespath.exceptions.JMESPathError as exc:  # a type error met while evaluating
+        raise click.UsageError(f"--query: {str(exc).splitlines()[0]}") from None
 
 
 def format_json(data: Any) -> str:
@@ -218,6 +232,91 @@ def format_text(data: Any) -> str:
     return "\n".join(out)
 
 
+# The AWS CLI's table format (awscli/table.py), simplified: every structure
+# is a titled box of name | value rows, a list of structures one box with a
+# column per member, a list of scalars one row each; nested values are boxes
+# inside their parent's, each level framed by one more `|` on either side.
+
+@dataclasses.dataclass
+class _Box:
+    title: str
+    headers: list[str] | None = None
+    rows: list[list[str]] = dataclasses.field(default_factory=list)
+    children: list[_Box] = dataclasses.field(default_factory=list)
+
+    def natural(self) -> list[int]:
+        columns = ([self.headers] if self.headers else []) + self.rows
+        if not columns:
+            return []
+        return [max(len(row[i]) for row in columns) + 4 for i in range(len(columns[0]))]
+
+    def needed(self, depth: int) -> int:
+        own = max(len(self.title) + 4, sum(self.natural()) + max(len(self.natural()) - 1, 0) + 2)
+        return max([own + 2 * depth] + [c.needed(depth + 1) for c in self.children])
+
+
+def _boxes(title: str, data: Any) -> _Box:
+    if isinstance(data, dict):
+        box = _Box(title, rows=[[k, _scalar(v)] for k, v in sorted(data.items())
+                                if not isinstance(v, (dict, list))])
+        box.children = [_boxes(k, v) for k, v in sorted(data.items()) if isinstance(v, (dict, list))]
+        return box
+    if isinstance(data, list):
+        if data and all(isinstance(e, dict) for e in data):
+            headers = sorted({k for e in data for k, v in e.items() if not isinstance(v, (dict, list))})
+            box = _Box(title, headers=headers or None,
+                       rows=[[_scalar(e.get(h, "")) for h in headers] for e in data] if headers else [])
+            box.children = [_boxes(k, v) for e in data for k, v in sorted(e.items())
+                            if isinstance(v, (dict, list))]
+            return box
+        box = _Box(title, rows=[[_scalar(e)] for e in data if not isinstance(e, (dict, list))])
+        box.children = [_boxes(title, e) for e in data if isinstance(e, (dict, list))]
+        return box
+    return _Box(title, rows=[[_scalar(data)]])
+
+
+def _render(box: _Box, width: int, depth: int, out: list[str]) -> None:
+    inner = width - 2 * depth
+    frame = "|" * depth
+
+    def line(text: str) -> None:
+        out.append(frame + text + frame)
+
+    if box.title:
+        line("|" + box.title.center(inner - 2) + "|")
+        line("+" + "-" * (inner - 2) + "+")
+    natural = box.natural()
+    if natural:
+        widths = natural[:-1] + [inner - 2 - sum(natural[:-1]) - (len(natural) - 1)]
+        rule = "+" + "+".join("-" * w for w in widths) + "+"
+        if box.headers:
+            line("|" + "|".join(h.center(w) for h, w in zip(box.headers, widths)) + "|")
+            line(rule)
+        for row in box.rows:
+            line("|" + "|".join(("  " + cell).ljust(w) for cell, w in zip(row, widths)) + "|")
+        line(rule)
+    for child in box.children:
+        _render(child, width, depth + 1, out)
+
+
+def format_table(data: Any, title: str = "") -> str:
+    if data is None or data == [] or data == {}:
+        return ""
+    box = _boxes(title, data)
+    width = box.needed(0)
+    out = ["-" * width]
+    _render(box, width, 0, out)
+    return "\n".join(out)
+
+
+def _title() -> str:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    operation = getattr(ctx.command, "operation", None)
+    return operation or kebab_to_operation(ctx.info_name or "")
+
+
 def show(data: Any, *, default: str = "json") -> None:
     """Print a response (AWS-shaped builtins) with --output and --query."""
     opts = settings()
@@ -226,7 +325,12 @@ def show(data: Any, *, default: str = "json") -> None:
     elif data == {}:
         return  # the AWS CLI prints nothing for an empty response
     fmt = opts.output or default
-    text = format_json(data) if fmt == "json" else ("None" if data is None else format_text(data))
+    if fmt == "json":
+        text = format_json(data)
+    elif fmt == "table":
+        text = format_table(data, _title())
+    else:
+        text = "None" if data is None else format_text(data)
     if text:
         click.echo(text)
 

@@ -164,5 +164,7 @@ def test_query_prints_one_field(cli: Cli, key: str) -> None:
                "--output", "text").stdout == key + "\n"
     assert cli("describe-key", "--key-id", key, "--query", "KeyMetadata.KeyState").stdout == '"Enabled"\n'
     assert cli("--query", "KeyMetadata.Nope", "describe-key", "--key-id", key).stdout == "null\n"
-    result = cli("describe-key", "--key-id", key, "--query", "Keys[0]", expect=2)
-    assert "--query takes a field name" in result.stderr
+    # a JMESPath expression (issue 9): what matches nothing is null, what does not parse is a usage error
+    assert cli("describe-key", "--key-id", key, "--query", "Keys[0]").stdout == "null\n"
+    result = cli("describe-key", "--key-id", key, "--query", "Keys[", expect=2)
+    assert "--query" in result.stderr and "not a JMESPath expression" in result.stderr

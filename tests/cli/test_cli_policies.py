@@ -305,6 +305,7 @@ def test_policy_simulate_prints_the_decision_and_its_statements(tmp_path) -> Non
 
     runner = CliRunner()
     home = str(tmp_path / "sim")
+    assert runner.invoke(main, ["--home", home, "init"]).exit_code == 0
     key = runner.invoke(main, ["--home", home, "create-key", "--query", "KeyMetadata.KeyId",
                                "--output", "text"]).output.strip()
     assert runner.invoke(main, ["--home", home, "iam", "create-user", "--user-name", "bob"]).exit_code == 0
