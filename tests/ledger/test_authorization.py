@@ -121,7 +121,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
         yield service
 
 
@@ -559,6 +559,18 @@ CONDITION_KEY_CASES = [
      lambda s, w: s.create_grant(w.key, w.bob, ["Decrypt", "CreateGrant"])),
     ({"StringEquals": {"aws:RequestTag/Env": "prod"}},
      lambda s, w: s.tag_resource(w.key, {"Env": "prod"}), lambda s, w: s.tag_resource(w.key, {"Env": "dev"})),
+    # context values are compared as given (a builder that folded their case would pass "sales")
+    ({"StringEquals": {"kms:EncryptionContext:Dept": "Sales"}},
+     lambda s, w: s.encrypt(w.key, b"x", encryption_context={"dept": "Sales"}),
+     lambda s, w: s.encrypt(w.key, b"x", encryption_context={"dept": "sales"})),
+    ({"StringLike": {"kms:EncryptionContext:dept": "Sal*"}},
+     lambda s, w: s.decrypt(s.root.encrypt(w.key, b"x", encryption_context={"Dept": "Sales"}).ciphertext_blob,
+                            encryption_context={"Dept": "Sales"}),
+     lambda s, w: s.decrypt(s.root.encrypt(w.key, b"x", encryption_context={"Dept": "sales"}).ciphertext_blob,
+                            encryption_context={"Dept": "sales"})),
+    ({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "Dept"}},
+     lambda s, w: s.generate_data_key(w.key, key_spec="AES_256", encryption_context={"Dept": "x"}),
+     lambda s, w: s.generate_data_key(w.key, key_spec="AES_256", encryption_context={"dept": "x"})),
 ]
 
 
@@ -584,6 +596,33 @@ def test_condition_keys_filled_in_by_the_service(world: World, clock: Clock, con
         denied(lambda: allowed(caller, world))
     else:
         denied(lambda: refused(caller, world))
+
+
+def test_update_alias_needs_the_permission_on_both_keys(world: World) -> None:
+    """AWS: kms:UpdateAlias on the alias's current key and on the new one."""
+    root, caller = world.root, world.as_alice()
+
+    def target() -> str:
+        (alias,) = [a for a in root.list_aliases().aliases if a.alias_name == "alias/orders"]
+        return alias.target_key_id
+
+    for allowed_on, refusing in ((world.key2, world.key), (world.key, world.key2)):
+        world.iam(allow("kms:UpdateAlias", arn(allowed_on)))
+        before = head(root)
+        error = denied(lambda: caller.update_alias("alias/orders", world.key2))
+        assert error.message == (f"User: {world.alice} is not authorized to perform: kms:UpdateAlias on resource: "
+                                 f"{arn(refusing)} because no identity-based policy allows the kms:UpdateAlias "
+                                 "action")
+        (record,) = records(root, before)
+        assert (record.principal, record.event.key_id) == (world.alice, refusing)
+        assert target() == world.key
+    world.iam(allow("kms:UpdateAlias", [arn(world.key), arn(world.key2)]))
+    caller.update_alias("alias/orders", world.key2)
+    assert target() == world.key2
+    # back again: now the current key is key2, the new one key
+    world.iam(allow("kms:UpdateAlias", arn(world.key)))
+    denied(lambda: caller.update_alias("alias/orders", world.key))
+    assert target() == world.key2
 
 
 def test_reencrypt_checks_both_keys_and_records_the_refusing_one(world: World) -> None:
@@ -717,7 +756,7 @@ steps = st.lists(st.tuples(changes, st.lists(calls, min_size=1, max_size=3)), mi
 @given(history=steps)
 def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
     with tempfile.TemporaryDirectory() as home, \
-            keyledger.open(home, durability="relaxed", clock=Clock()) as root:
+            keyledger.open(home, create=True, durability="relaxed", clock=Clock()) as root:
         users = {"alice": root.create_user("alice").arn, "bob": root.create_user("bob").arn, "root": ROOT}
         keys = [root.create_key().key_metadata.key_id for _ in range(2)]
         root.create_alias("alias/k0", keys[0])

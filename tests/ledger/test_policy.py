@@ -82,15 +82,10 @@ DEFAULT = authz.parse(authz.default_key_policy(ACCOUNT))
 
 def request(principal: str = ALICE, action: str = "kms:Encrypt", resource: str = KEY, *,
             ec: dict[str, str] | None = None, **extra: Any) -> authz.Request:
-    """A request with the condition context the service builds for it."""
-    ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": NOW,
-                           "kms:calleraccount": authz.account_of(principal) or ""}
-    if ec is not None:
-        ctx["kms:encryptionalgorithm"] = "SYMMETRIC_DEFAULT"
-        ctx["kms:encryptioncontextkeys"] = list(ec)
-        for k, v in ec.items():
-            ctx["kms:encryptioncontext:" + k.lower()] = v
-    ctx.update({k.lower(): v for k, v in extra.items()})
+    """A request with the condition context the service builds for it, by
+    the service's own builder (`request_context`), never a copy of it."""
+    ctx = authz.request_context(principal, NOW, encryption_context=ec,
+                                extra={k.lower(): v for k, v in extra.items()})
     return authz.Request(principal, action, resource, ctx, ec)
 
 
@@ -161,6 +156,13 @@ EVALUATION = [
     Case("delegation statement's condition holds", request(ec={"dept": "sales"}),
          key_policy(stmt(principal=ROOT, condition={"StringEquals": {"kms:EncryptionContext:dept": "sales"}})),
          [IAM_ALL_KMS]),
+    Case("a context condition compares values case-sensitively (built by request_context)",
+         request(ec={"Dept": "Sales"}),
+         key_policy(stmt(principal=ROOT, condition={"StringEquals": {"kms:EncryptionContext:dept": "Sales"}})),
+         [IAM_ALL_KMS]),
+    Case("a context condition: another case of the value is another value", request(ec={"dept": "sales"}),
+         key_policy(stmt(principal=ROOT, condition={"StringEquals": {"kms:EncryptionContext:dept": "Sales"}})),
+         [IAM_ALL_KMS], allowed=False),
     Case("cross-account: key policy names the other account, its IAM allows", request(principal=OTHER_USER),
          key_policy(stmt(principal=ROOT), stmt(principal=OTHER_ROOT, action="kms:Encrypt")), [IAM_ALL_KMS]),
     Case("cross-account: key policy names the other account, no IAM", request(principal=OTHER_USER),
@@ -865,3 +867,53 @@ def test_constrained_grant_creates_only_as_constrained_grants(parent, child, all
     req = authz.Request(parent.grantee, "kms:CreateGrant", "arn:aws:kms:us-east-1:111122223333:key/k", {},
                          None, child)
     assert authz.grant_allows(parent, req) is allowed
+
+
+# -- Action / NotAction fold case, Resource / NotResource do not (issue 8) --------
+
+_OTHER_CASE_KEY = KEY.replace("1234abcd", "1234ABCD")
+
+CASE_FOLDING = [
+    # (effect, element, pattern, action, resource, allowed)
+    ("Allow", "Action", "kms:decrypt", "kms:Decrypt", KEY, True),
+    ("Allow", "Action", "KMS:DECRYPT", "kms:Decrypt", KEY, True),
+    ("Allow", "Action", "kms:de*", "kms:Decrypt", KEY, True),
+    ("Allow", "NotAction", "kms:decrypt", "kms:Decrypt", KEY, False),   # the surviving mutant's hole
+    ("Allow", "NotAction", "KMS:DECRYPT", "kms:Decrypt", KEY, False),
+    ("Allow", "NotAction", "kms:de*", "kms:Decrypt", KEY, False),
+    ("Allow", "NotAction", "kms:decrypt", "kms:Encrypt", KEY, True),
+    ("Deny", "NotAction", "kms:encrypt", "kms:Encrypt", KEY, True),     # exempt from the deny, any case
+    ("Deny", "NotAction", "kms:encrypt", "kms:Decrypt", KEY, False),
+    ("Allow", "Resource", KEY, "kms:Decrypt", KEY, True),
+    ("Allow", "Resource", _OTHER_CASE_KEY, "kms:Decrypt", KEY, False),       # ARNs: case sensitive
+    ("Allow", "Resource", KEY.upper(), "kms:Decrypt", KEY, False),
+    ("Allow", "NotResource", KEY, "kms:Decrypt", KEY, False),
+    ("Allow", "NotResource", _OTHER_CASE_KEY, "kms:Decrypt", KEY, True),     # another ARN: not excluded
+    ("Allow", "NotResource", KEY.upper(), "kms:Decrypt", KEY, True),
+    ("Deny", "NotResource", KEY, "kms:Decrypt", KEY, True),
+    ("Deny", "NotResource", _OTHER_CASE_KEY, "kms:Decrypt", KEY, False),
+]
+
+
+@pytest.mark.parametrize(("effect", "element", "pattern", "action", "resource", "allowed"), CASE_FOLDING,
+                         ids=[f"{c[0]}-{c[1]}-{c[2][-12:]}-{c[3]}" for c in CASE_FOLDING])
+def test_case_folding_of_action_and_resource_elements(effect, element, pattern, action, resource,
+                                                      allowed) -> None:
+    """AWS action names are case-insensitive in Action and NotAction alike;
+    resource ARNs are case sensitive in Resource and NotResource alike.
+    Checked in an IAM policy and in the key policy (a Deny row sits beside
+    an Allow of everything, so only the Deny can refuse)."""
+    body: dict[str, Any] = {"action": None, "resource": None, {
+        "Action": "action", "NotAction": "not_action", "Resource": "resource",
+        "NotResource": "not_resource"}[element]: pattern}
+    if element in ("Action", "NotAction"):
+        body["resource"] = "*"
+    else:
+        body["action"] = "kms:*"
+    under_test = stmt(effect, **body)
+    req = request(action=action, resource=resource)
+    iams = [iam(under_test)] + ([IAM_ALL_KMS] if effect == "Deny" else [])
+    assert authz.evaluate(req, key_policy=DEFAULT, iam_policies=iams).allowed is allowed
+    in_key_policy = key_policy(stmt(effect, principal=ALICE, **body),
+                               *([stmt(principal=ALICE)] if effect == "Deny" else []))
+    assert authz.evaluate(req, key_policy=in_key_policy, iam_policies=[]).allowed is allowed

@@ -34,7 +34,7 @@ class Clock:
 @pytest.fixture
 def world(tmp_path):
     clock = Clock()
-    kms = keyledger.open(tmp_path, clock=clock)
+    kms = keyledger.open(tmp_path, create=True, clock=clock)
     key = kms.create_key().key_metadata.key_id
     kms.create_user("bob")
     kms.create_user("eve")
