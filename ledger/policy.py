@@ -9,7 +9,9 @@ allows it:
    the bare account id: "delegate to IAM") and an IAM policy of the
    principal allows it (the account root itself needs no IAM policy);
 3. a grant on the key names the principal as grantee, lists the operation,
-   and its constraints hold for the request's encryption context.
+   and its constraints hold for the request's encryption context; for
+   CreateGrant, the new grant's operations are among the grant's own and
+   its constraints are at least as strict (a grant never begets more).
 
 Calls that have no key (CreateKey, ListKeys, ListAliases, GenerateRandom)
 are decided by IAM policies alone. Explicit Deny anywhere wins.
@@ -246,6 +248,10 @@ class Request:
     encryption_context: Mapping[str, str] | None = None
     #: for CreateGrant: the constraints of the grant being made (equals, subset)
     new_grant_constraints: tuple[Mapping[str, str] | None, Mapping[str, str] | None] | None = None
+    #: for CreateGrant: the operations of the grant being made. A grant lets
+    #: its grantee create grants only within its own operations, so a
+    #: CreateGrant request that does not say which ones no grant allows.
+    new_grant_operations: tuple[str, ...] | None = None
 
 
 def request_context(principal: str, now: datetime, key: Any = None, *,
@@ -414,7 +420,14 @@ def grant_allows(grant: Grant, req: Request) -> bool:
         return False
     if op in _UNCONSTRAINED_GRANT_OPERATIONS:
         return True
-    if op == "CreateGrant" and (grant.context_equals is not None or grant.context_subset is not None):
+    if op == "CreateGrant":
+        # AWS: a grant made under a grant gets at most the operations of the
+        # grant it came from, with constraints at least as strict; otherwise
+        # a [Decrypt, CreateGrant] grantee could grant itself Encrypt.
+        if req.new_grant_operations is None or not set(req.new_grant_operations) <= set(grant.operations):
+            return False
+        if grant.context_equals is None and grant.context_subset is None:
+            return True
         return _at_least_as_constrained(grant, req.new_grant_constraints or (None, None))
     # In a grant constraint the keys are not case sensitive, the values are.
     ctx = {k.lower(): v for k, v in (req.encryption_context or {}).items()}

@@ -116,7 +116,8 @@ class AccessOps(ServiceBase):
             state = req.key(key_id)
             req.authorize("kms:CreateGrant", state, extra={
                 "kms:grantoperations": ops, "kms:granteeprincipal": grantee_principal,
-                "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset))
+                "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset),
+                new_grant_operations=tuple(ops))
             cmd.require_not_pending(state, req.arn(state.key_id))
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
                 for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):
@@ -135,7 +136,7 @@ class AccessOps(ServiceBase):
         constraints = None
         if g.context_equals is not None or g.context_subset is not None:
             constraints = r.GrantConstraints(g.context_subset, g.context_equals)
-        return r.GrantListEntry(g.key_id, g.grant_id, g.grantee_principal, list(g.operations),
+        return r.GrantListEntry(self._arn(g.key_id), g.grant_id, g.grantee_principal, list(g.operations),
                                 authz.root_of(self.account), from_us(g.created), g.name,
                                 g.retiring_principal, constraints)
 

@@ -135,7 +135,8 @@ class _Request:
         """Resolve any KeyId form to a live key, after its due maintenance."""
         if self.key_hint is None:
             self.key_hint = key_input
-        kind, ident = cmd.parse_key_id(key_input, self.svc.region, self.svc.account)
+        kind, ident = cmd.parse_key_id(key_input, self.svc.region, self.svc.account,
+                                       aliases=self.operation in cmd.ALIAS_OPERATIONS)
         if kind == "alias":
             alias = self.alias(ident)
             if alias is None:
@@ -169,12 +170,13 @@ class _Request:
                       encryption_context: Mapping[str, str] | None = None,
                       extra: Mapping[str, Any] | None = None, resource: str | None = None,
                       key_policy: str | None = None, new_grant_constraints: tuple[Any, Any] | None = None,
+                      new_grant_operations: tuple[str, ...] | None = None,
                       ) -> tuple[authz.Request, authz.Decision]:
         if resource is None:
             resource = self.arn(state.key_id) if state is not None else "*"
         request = authz.Request(self.svc.caller, action, resource,
                                 self.conditions(state, encryption_context, extra), encryption_context,
-                                new_grant_constraints)
+                                new_grant_constraints, new_grant_operations)
         document = key_policy if key_policy is not None else state.policy if state is not None else None
         compiled = authz.parse(document or authz.default_key_policy(self.svc.account)) \
             if state is not None or key_policy is not None else None

@@ -865,8 +865,66 @@ _PARENT_EQUALS = authz.Grant("g2", "arn:aws:iam::111122223333:user/bob", ("Creat
 ])
 def test_constrained_grant_creates_only_as_constrained_grants(parent, child, allowed) -> None:
     req = authz.Request(parent.grantee, "kms:CreateGrant", "arn:aws:kms:us-east-1:111122223333:key/k", {},
-                         None, child)
+                         None, child, new_grant_operations=parent.operations)
     assert authz.grant_allows(parent, req) is allowed
+
+
+# -- a grant begets only grants within its own operations (issue 8, item 1) --------
+
+def create_grant_request(ops: tuple[str, ...] | None, *, principal: str = ALICE,
+                         constraints: tuple[Any, Any] | None = None) -> authz.Request:
+    """A CreateGrant request for a grant of `ops`, with the service's context."""
+    ctx = authz.request_context(principal, NOW, extra={"kms:grantoperations": list(ops or ()),
+                                                       "kms:granteeprincipal": principal})
+    return authz.Request(principal, "kms:CreateGrant", KEY, ctx, None, constraints, new_grant_operations=ops)
+
+
+_DECRYPT_AND_GRANT = grant(ALICE, "Decrypt", "CreateGrant")
+
+
+@pytest.mark.parametrize("ops, allowed", [
+    (("Decrypt",), True),                                       # fewer operations
+    (("Decrypt", "CreateGrant"), True),                         # the same operations
+    (("CreateGrant",), True),
+    (("Encrypt",), False),                                      # the escalation of the probe
+    (("Decrypt", "Encrypt"), False),                            # one operation too many
+    (("GenerateDataKey",), False),
+    (("DescribeKey",), False),                                  # DescribeKey ignores constraints, not this
+    (("ReEncryptFrom",), False),
+    (("RetireGrant",), False),
+    (None, False),                                              # operations not given: no grant allows it
+])
+def test_a_grant_creates_grants_only_within_its_operations(ops, allowed) -> None:
+    req = create_grant_request(ops)
+    assert authz.grant_allows(_DECRYPT_AND_GRANT, req) is allowed
+    decision = authz.evaluate(req, key_policy=DEFAULT, iam_policies=[], grants=[_DECRYPT_AND_GRANT])
+    assert decision.allowed is allowed
+    if not allowed:
+        assert authz.denial_message(req, decision) == (
+            f"User: {ALICE} is not authorized to perform: kms:CreateGrant on resource: {KEY} "
+            "because no identity-based policy allows the kms:CreateGrant action")
+
+
+def test_operations_and_constraints_are_both_checked_under_a_constrained_grant() -> None:
+    parent = grant(ALICE, "Decrypt", "CreateGrant", subset={"app": "orders"})
+    strict = (None, {"app": "orders"})
+    assert authz.grant_allows(parent, create_grant_request(("Decrypt",), constraints=strict))
+    assert not authz.grant_allows(parent, create_grant_request(("Encrypt",), constraints=strict))
+    assert not authz.grant_allows(parent, create_grant_request(("Decrypt",), constraints=(None, None)))
+
+
+def test_the_subset_rule_binds_grants_not_policies() -> None:
+    """A principal allowed CreateGrant by the key policy or IAM may grant
+    any operation (AWS); the rule applies only to a grant's grantee, and one
+    grant cannot lend its operations to another's CreateGrant."""
+    req = create_grant_request(("Encrypt", "GenerateDataKey"))
+    assert authz.evaluate(req, key_policy=key_policy(stmt(principal=ALICE, action="kms:CreateGrant")),
+                          iam_policies=[]).allowed
+    assert authz.evaluate(req, key_policy=DEFAULT, iam_policies=[iam(stmt(action="kms:CreateGrant"))]).allowed
+    # Encrypt from one grant, CreateGrant from another: still no Encrypt to give
+    split = [grant(ALICE, "Encrypt", gid="a"), grant(ALICE, "CreateGrant", gid="b")]
+    assert not authz.evaluate(create_grant_request(("Encrypt",)), key_policy=DEFAULT, iam_policies=[],
+                              grants=split).allowed
 
 
 # -- Action / NotAction fold case, Resource / NotResource do not (issue 8) --------
