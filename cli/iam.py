@@ -28,33 +28,13 @@ POLICY_DOCUMENT_HELP = "The identity-based policy: file://PATH or the JSON text.
 @click.group("iam")
 def iam() -> None:
     """IAM principals and their identity-based policies, kept in the
-    ledger's log: create users and roles, attach and detach policies."""
+    ledger's log: create users and roles, put and delete their inline
+    policies (named as `aws iam` names them)."""
 
 
 def iam_command(name: str, operation: str) -> Callable[[Callable[..., Any]], LedgerCommand]:
     """Declare `keyledger iam <name>`; `operation` names it in errors and in the log."""
     return iam.command(name, cls=LedgerCommand, operation=operation, output_options=True)
-
-
-def principal_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--user-name | --role-name | --principal-arn: exactly one names the principal."""
-    fn = click.option("--principal-arn", default=None, metavar="ARN",
-                      help="Or the principal's ARN (e.g. an arn:aws:iam::ACCOUNT:root).")(fn)
-    fn = click.option("--role-name", default=None, help="Or the role's name.")(fn)
-    return click.option("--user-name", default=None, help="The user's name.")(fn)
-
-
-def _principal(user_name: str | None, role_name: str | None,
-               principal_arn: str | None) -> Callable[[KeyLedger], str]:
-    """The principal's ARN, once the ledger (and so its account) is open."""
-    given = [v for v in (user_name, role_name, principal_arn) if v is not None]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of --user-name, --role-name and --principal-arn",
-                               click.get_current_context())
-    if principal_arn is not None:
-        return lambda kms: principal_arn
-    kind, name = ("user", user_name) if user_name is not None else ("role", role_name)
-    return lambda kms: f"arn:aws:iam::{kms.account}:{kind}/{name}"
 
 
 def _as_role(entity: dict[str, Any]) -> dict[str, Any]:
@@ -80,30 +60,6 @@ def create_role(role_name: str) -> None:
     show({"Role": _as_role(to_aws(role))})
 
 
-@iam_command("attach-policy", "PutUserPolicy")
-@principal_options
-@click.option("--policy-name", required=True, help="The policy's name; an existing one is replaced.")
-@click.option("--policy-document", required=True, metavar="POLICY", help=POLICY_DOCUMENT_HELP)
-def attach_policy(user_name: str | None, role_name: str | None, principal_arn: str | None,
-                  policy_name: str, policy_document: str) -> None:
-    """Attach (or replace) a named identity-based policy of a user or role (PutUserPolicy)."""
-    principal = _principal(user_name, role_name, principal_arn)
-    document = params.text("--policy-document", policy_document)
-    with settings().open() as kms:
-        kms.put_principal_policy(principal(kms), policy_name, document)
-
-
-@iam_command("detach-policy", "DeleteUserPolicy")
-@principal_options
-@click.option("--policy-name", required=True, help="The policy's name.")
-def detach_policy(user_name: str | None, role_name: str | None, principal_arn: str | None,
-                  policy_name: str) -> None:
-    """Detach a named identity-based policy from a user or role (DeleteUserPolicy)."""
-    principal = _principal(user_name, role_name, principal_arn)
-    with settings().open() as kms:
-        kms.delete_principal_policy(principal(kms), policy_name)
-
-
 @iam_command("list-users", "ListUsers")
 def list_users() -> None:
     """List the users of the ledger (ListUsers)."""
@@ -112,28 +68,61 @@ def list_users() -> None:
     show(to_aws(users))
 
 
-@iam_command("list-attached-policies", "ListUserPolicies")
-@principal_options
-def list_attached_policies(user_name: str | None, role_name: str | None, principal_arn: str | None) -> None:
-    """List the names of a user's or role's policies (ListUserPolicies)."""
-    principal = _principal(user_name, role_name, principal_arn)
-    with settings().open() as kms:
-        names = kms.list_principal_policies(principal(kms))
-    show(to_aws(names))
+# -- inline policies of users and roles, as `aws iam` names them ------------------------
+
+def _inline_policy_commands(kind: str) -> None:
+    """`put-, get-, delete-<kind>-policy` and `list-<kind>-policies` for
+    kind user or role: the principal is named by --user-name / --role-name."""
+    Kind = kind.capitalize()
+    name_option = click.option(f"--{kind}-name", "name", required=True, help=f"The {kind}'s name.")
+
+    def arn(kms: KeyLedger, name: str) -> str:
+        return f"arn:aws:iam::{kms.account}:{kind}/{name}"
+
+    def shaped(found: dict[str, Any]) -> dict[str, Any]:
+        return _as_role(found) if kind == "role" else found
+
+    @iam_command(f"put-{kind}-policy", f"Put{Kind}Policy")
+    @name_option
+    @click.option("--policy-name", required=True, help="The policy's name; an existing one is replaced.")
+    @click.option("--policy-document", required=True, metavar="POLICY", help=POLICY_DOCUMENT_HELP)
+    def put(name: str, policy_name: str, policy_document: str) -> None:
+        document = params.text("--policy-document", policy_document)
+        with settings().open() as kms:
+            kms.put_principal_policy(arn(kms, name), policy_name, document)  # type: ignore[arg-type]
+
+    @iam_command(f"delete-{kind}-policy", f"Delete{Kind}Policy")
+    @name_option
+    @click.option("--policy-name", required=True, help="The policy's name.")
+    def delete(name: str, policy_name: str) -> None:
+        with settings().open() as kms:
+            kms.delete_principal_policy(arn(kms, name), policy_name)
+
+    @iam_command(f"list-{kind}-policies", f"List{Kind}Policies")
+    @name_option
+    def list_(name: str) -> None:
+        with settings().open() as kms:
+            names = kms.list_principal_policies(arn(kms, name))
+        show(to_aws(names))
+
+    @iam_command(f"get-{kind}-policy", f"Get{Kind}Policy")
+    @name_option
+    @click.option("--policy-name", required=True, help="The policy's name.")
+    def get(name: str, policy_name: str) -> None:
+        with settings().open() as kms:
+            found = to_aws(kms.get_principal_policy(arn(kms, name), policy_name))
+        found["PolicyDocument"] = json.loads(found["PolicyDocument"])  # the service checked it is JSON
+        show(shaped(found))
+
+    put.help = (f"Attach (or replace) a named identity-based policy of a {kind}, "
+                f"as `aws iam put-{kind}-policy` (Put{Kind}Policy).")
+    delete.help = f"Delete a named identity-based policy of a {kind} (Delete{Kind}Policy)."
+    list_.help = f"List the names of a {kind}'s identity-based policies (List{Kind}Policies)."
+    get.help = (f"Print one of a {kind}'s identity-based policies, its document as a JSON object "
+                f"as `aws iam get-{kind}-policy` does (Get{Kind}Policy).")
 
 
-@iam_command("get-policy", "GetUserPolicy")
-@principal_options
-@click.option("--policy-name", required=True, help="The policy's name.")
-def get_policy(user_name: str | None, role_name: str | None, principal_arn: str | None, policy_name: str) -> None:
-    """Print one of a user's or role's policies, its document as a JSON
-    object as `aws iam get-user-policy` does (GetUserPolicy)."""
-    principal = _principal(user_name, role_name, principal_arn)
-    with settings().open() as kms:
-        arn = principal(kms)
-        found = to_aws(kms.get_principal_policy(arn, policy_name))
-    found["PolicyDocument"] = json.loads(found["PolicyDocument"])  # the service checked it is JSON
-    show(_as_role(found) if ":role/" in arn else found)
-
+_inline_policy_commands("user")
+_inline_policy_commands("role")
 
 COMMANDS = [iam]

@@ -63,11 +63,11 @@ def test_a_user_is_denied_by_default_and_the_denial_is_logged(cli: Cli, key: str
     assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "AccessDeniedException"
 
 
-def test_attach_policy_allows_and_detach_takes_it_away(cli: Cli, key: str, tmp_path: Path) -> None:
+def test_put_user_policy_allows_and_delete_takes_it_away(cli: Cli, key: str, tmp_path: Path) -> None:
     cli("iam", "create-user", "--user-name", "bob")
     doc = tmp_path / "allow.json"
     doc.write_text(json.dumps(ALLOW_ENCRYPT))
-    out = cli("iam", "attach-policy", "--user-name", "bob", "--policy-name", "use-keys",
+    out = cli("iam", "put-user-policy", "--user-name", "bob", "--policy-name", "use-keys",
               "--policy-document", f"file://{doc}")
     assert out.stdout == ""  # like aws iam put-user-policy
     blob = cli.json("--principal", BOB, "encrypt", "--key-id", key, "--plaintext", "x")["CiphertextBlob"]
@@ -76,24 +76,27 @@ def test_attach_policy_allows_and_detach_takes_it_away(cli: Cli, key: str, tmp_p
     result = cli("--principal", BOB, "disable-key", "--key-id", key, expect=254)
     assert denied(BOB, "kms:DisableKey", key) in result.stderr
 
-    assert cli.json("iam", "list-attached-policies", "--user-name", "bob") == {"PolicyNames": ["use-keys"]}
-    assert cli.json("iam", "get-policy", "--user-name", "bob", "--policy-name", "use-keys") == {
+    assert cli.json("iam", "list-user-policies", "--user-name", "bob") == {"PolicyNames": ["use-keys"]}
+    assert cli.json("iam", "get-user-policy", "--user-name", "bob", "--policy-name", "use-keys") == {
         "UserName": "bob", "PolicyName": "use-keys", "PolicyDocument": ALLOW_ENCRYPT}
 
-    assert cli("iam", "detach-policy", "--user-name", "bob", "--policy-name", "use-keys").stdout == ""
-    assert cli.json("iam", "list-attached-policies", "--principal-arn", BOB) == {"PolicyNames": []}
+    assert cli("iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "use-keys").stdout == ""
+    assert cli.json("iam", "list-user-policies", "--user-name", "bob") == {"PolicyNames": []}
     cli("--principal", BOB, "encrypt", "--key-id", key, "--plaintext", "x", expect=254)
-    gone = cli("iam", "detach-policy", "--user-name", "bob", "--policy-name", "use-keys", expect=254)
+    gone = cli("iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "use-keys", expect=254)
     assert gone.stderr.startswith("An error occurred (NotFoundException) when calling the DeleteUserPolicy operation")
 
 
-def test_a_role_and_the_principal_arn_form(cli: Cli, key: str) -> None:
+def test_a_role_and_its_policies(cli: Cli, key: str) -> None:
     cli("iam", "create-role", "--role-name", "ops")
-    cli("iam", "attach-policy", "--principal-arn", OPS, "--policy-name", "p",
+    cli("iam", "put-role-policy", "--role-name", "ops", "--policy-name", "p",
         "--policy-document", json.dumps(ALLOW_ENCRYPT))
     assert cli.json("--principal", OPS, "encrypt", "--key-id", key, "--plaintext", "x")["KeyId"] == KEY_ARN + key
-    got = cli.json("iam", "get-policy", "--role-name", "ops", "--policy-name", "p")
+    got = cli.json("iam", "get-role-policy", "--role-name", "ops", "--policy-name", "p")
     assert got == {"RoleName": "ops", "PolicyName": "p", "PolicyDocument": ALLOW_ENCRYPT}
+    assert cli.json("iam", "list-role-policies", "--role-name", "ops") == {"PolicyNames": ["p"]}
+    cli("iam", "delete-role-policy", "--role-name", "ops", "--policy-name", "p")
+    assert cli.json("iam", "list-role-policies", "--role-name", "ops") == {"PolicyNames": []}
 
 
 def test_the_principal_from_the_environment(cli: Cli, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,19 +116,19 @@ def test_only_an_allowed_principal_manages_iam(cli: Cli) -> None:
         f"User: {BOB} is not authorized to perform: iam:CreateUser on resource: arn:aws:iam::{ACCOUNT}:user/eve "
         "because no identity-based policy allows the iam:CreateUser action\n")
     # nor may bob give himself a policy
-    result = cli("--principal", BOB, "iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+    result = cli("--principal", BOB, "iam", "put-user-policy", "--user-name", "bob", "--policy-name", "p",
                  "--policy-document", json.dumps(ALLOW_ENCRYPT), expect=254)
     assert "(AccessDeniedException) when calling the PutUserPolicy operation" in result.stderr
-    assert cli.json("iam", "list-attached-policies", "--user-name", "bob") == {"PolicyNames": []}
+    assert cli.json("iam", "list-user-policies", "--user-name", "bob") == {"PolicyNames": []}
 
 
 def test_a_malformed_policy_document_is_named(cli: Cli) -> None:
     cli("iam", "create-user", "--user-name", "bob")
-    result = cli("iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+    result = cli("iam", "put-user-policy", "--user-name", "bob", "--policy-name", "p",
                  "--policy-document", '{"Statement": []}', expect=254)
     assert result.stderr.startswith("An error occurred (MalformedPolicyDocumentException) when calling the "
                                     "PutUserPolicy operation: The policy document is malformed: ")
-    missing = cli("iam", "attach-policy", "--user-name", "nobody", "--policy-name", "p",
+    missing = cli("iam", "put-user-policy", "--user-name", "nobody", "--policy-name", "p",
                   "--policy-document", json.dumps(ALLOW_ENCRYPT), expect=254)
     assert "(NotFoundException)" in missing.stderr
 
@@ -133,10 +136,10 @@ def test_a_malformed_policy_document_is_named(cli: Cli) -> None:
 @pytest.mark.parametrize("args", [
     ["--principal", "bob", "list-keys"],                                           # not an ARN
     ["--principal", "arn:aws:iam::1111:user/bob", "list-keys"],                    # not a 12-digit account
-    ["iam", "list-attached-policies"],                                             # no principal
-    ["iam", "list-attached-policies", "--user-name", "bob", "--role-name", "ops"],  # two
-    ["iam", "get-policy", "--user-name", "bob"],                                   # no --policy-name
-    ["iam", "attach-policy", "--user-name", "bob", "--policy-name", "p",
+    ["iam", "list-user-policies"],                                                 # no principal
+    ["iam", "list-user-policies", "--role-name", "ops"],                           # a role's option
+    ["iam", "get-user-policy", "--user-name", "bob"],                              # no --policy-name
+    ["iam", "put-user-policy", "--user-name", "bob", "--policy-name", "p",
      "--policy-document", "file:///no/such/file"],
 ])
 def test_bad_usage_exits_2(cli: Cli, args: list[str]) -> None:
@@ -151,8 +154,10 @@ def test_malformed_principal_from_the_environment_is_a_usage_error(cli: Cli, mon
 
 def test_the_group_can_take_more_commands() -> None:
     assert main.commands["iam"] is iam and isinstance(iam, click.Group)
-    assert set(iam.commands) == {"create-user", "create-role", "attach-policy", "detach-policy", "list-users",
-                                 "list-attached-policies", "get-policy", "create-access-key"}
+    assert {"create-user", "create-role", "list-users", "create-access-key", "put-user-policy", "get-user-policy",
+            "delete-user-policy", "list-user-policies", "put-role-policy", "get-role-policy", "delete-role-policy",
+            "list-role-policies"} <= set(iam.commands)
+    assert not {"attach-policy", "detach-policy", "list-attached-policies", "get-policy"} & set(iam.commands)
 
 
 @pytest.mark.parametrize("name", sorted(iam.commands))
