@@ -256,11 +256,17 @@ class Request:
 
 def request_context(principal: str, now: datetime, key: Any = None, *,
                     encryption_context: Mapping[str, str] | None = None, request_alias: str | None = None,
-                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    via_service: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The condition keys of a request (lower-cased names). `key` is the
-    key's state (anything with key_spec, key_usage, origin, aliases, tags)."""
+    key's state (anything with key_spec, key_usage, origin, aliases, tags).
+    `via_service` is the integrated service (`ssm.us-east-1.amazonaws.com`)
+    making the call on the principal's behalf; a direct call has none, and
+    then `kms:ViaService` is absent (AWS: only `...IfExists` and `Null`
+    conditions pass on it)."""
     ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": now,
                            "kms:calleraccount": account_of(principal) or ""}
+    if via_service is not None:
+        ctx["kms:viaservice"] = via_service
     if key is not None:
         ctx["kms:keyspec"] = key.key_spec
         ctx["kms:keyusage"] = key.key_usage

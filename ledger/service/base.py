@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -63,6 +64,19 @@ class ServiceBase:
         """The same ledger (store, caches, clock) acting for another principal."""
         other = copy.copy(self)
         other.caller = principal
+        return other
+
+    #: the integrated service calling on the caller's behalf (kms:ViaService); None: a direct call
+    via: str | None = None
+
+    def via_service(self, service: str) -> Self:
+        """The same ledger acting for the same caller through an integrated
+        service (`ssm.us-east-1.amazonaws.com`): requests then carry
+        `kms:ViaService`, which direct calls (library, CLI, server) never do."""
+        if not isinstance(service, str) or not re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+\.amazonaws\.com", service):
+            raise ValueError(f"not a service endpoint name like ssm.us-east-1.amazonaws.com: {service!r}")
+        other = copy.copy(self)
+        other.via = service
         return other
 
     def __enter__(self) -> Self:

@@ -164,7 +164,7 @@ class _Request:
                    extra: Mapping[str, Any] | None) -> dict[str, Any]:
         return authz.request_context(self.svc.caller, from_us(self.now), state,
                                      encryption_context=encryption_context,
-                                     request_alias=self.request_alias, extra=extra)
+                                     request_alias=self.request_alias, via_service=self.svc.via, extra=extra)
 
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,

@@ -234,7 +234,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
 
 #: Public methods that are not AWS operations a caller is authorized for.
 NON_OPERATIONS = {
-    "close", "as_caller", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+    "close", "as_caller", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
 }
 
@@ -571,6 +571,9 @@ CONDITION_KEY_CASES = [
     ({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "Dept"}},
      lambda s, w: s.generate_data_key(w.key, key_spec="AES_256", encryption_context={"Dept": "x"}),
      lambda s, w: s.generate_data_key(w.key, key_spec="AES_256", encryption_context={"dept": "x"})),
+    ({"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}},
+     lambda s, w: s.via_service("ssm.us-east-1.amazonaws.com").encrypt(w.key, b"x"),
+     lambda s, w: s.encrypt(w.key, b"x")),
 ]
 
 
@@ -623,6 +626,55 @@ def test_update_alias_needs_the_permission_on_both_keys(world: World) -> None:
     world.iam(allow("kms:UpdateAlias", arn(world.key)))
     denied(lambda: caller.update_alias("alias/orders", world.key))
     assert target() == world.key2
+
+
+SSM = "ssm.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(("condition", "direct", "via_ssm", "via_other"), [
+    ({"StringEquals": {"kms:ViaService": SSM}}, False, True, False),
+    ({"StringEqualsIfExists": {"kms:ViaService": SSM}}, True, True, False),  # absent + IfExists: passes
+    ({"Null": {"kms:ViaService": "false"}}, False, True, True),
+    ({"StringEquals": {"kms:ViaService": SSM, "kms:CallerAccount": ACCOUNT}}, False, True, False),
+    ({"StringEquals": {"kms:ViaService": SSM, "kms:CallerAccount": "444455556666"}}, False, False, False),
+], ids=["StringEquals", "StringEqualsIfExists", "Null", "with-CallerAccount", "other-CallerAccount"])
+def test_via_service_through_the_service(world: World, condition, direct, via_ssm, via_other) -> None:
+    """kms:ViaService is set only for calls an integrated service makes on
+    the caller's behalf (`via_service`); library, CLI and server calls are
+    direct and have none."""
+    world.iam(allow(["kms:Encrypt", "kms:Decrypt"], Condition=condition))
+    caller = world.as_alice()
+    for service, expected in ((caller, direct), (caller.via_service(SSM), via_ssm),
+                              (caller.via_service("secretsmanager.us-east-1.amazonaws.com"), via_other)):
+        before = head(world.root)
+        try:
+            blob = service.encrypt(world.key, b"x", encryption_context=EC).ciphertext_blob
+            assert service.decrypt(blob, encryption_context=EC).plaintext == b"x"
+            live = True
+        except AccessDeniedException:
+            live = False
+        assert live is expected, service.via
+        assert records(world.root, before)[0].principal == world.alice  # logged as the caller
+    assert caller.via is None and caller.via_service(SSM).as_caller(world.bob).via == SSM
+
+
+def test_a_key_policy_for_use_through_one_service_only(world: World) -> None:
+    """The shape of an AWS managed key's policy: anyone in the account, but
+    only through the service (kms:CallerAccount + kms:ViaService)."""
+    world.root.put_key_policy(world.key2, doc(root_admin(), {
+        "Sid": "Allow access through SSM for all principals in the account", "Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": "*",
+        "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT, "kms:ViaService": SSM}}}))
+    caller = world.as_alice()
+    denied(lambda: caller.encrypt(world.key2, b"x"))
+    blob = caller.via_service(SSM).encrypt(world.key2, b"x").ciphertext_blob
+    denied(lambda: caller.decrypt(blob))
+    assert caller.via_service(SSM).decrypt(blob).plaintext == b"x"
+    denied(lambda: caller.via_service("ec2.us-east-1.amazonaws.com").decrypt(blob))
+    outsider = world.root.as_caller("arn:aws:iam::444455556666:user/mallory")
+    denied(lambda: outsider.via_service(SSM).decrypt(blob))
+    with pytest.raises(ValueError):
+        caller.via_service("ssm")
 
 
 def test_reencrypt_checks_both_keys_and_records_the_refusing_one(world: World) -> None:

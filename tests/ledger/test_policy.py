@@ -975,3 +975,35 @@ def test_case_folding_of_action_and_resource_elements(effect, element, pattern, 
     in_key_policy = key_policy(stmt(effect, principal=ALICE, **body),
                                *([stmt(principal=ALICE)] if effect == "Deny" else []))
     assert authz.evaluate(req, key_policy=in_key_policy, iam_policies=[]).allowed is allowed
+
+
+# -- kms:ViaService (issue 8) ------------------------------------------------------
+
+SSM = "ssm.us-east-1.amazonaws.com"
+
+
+def test_via_service_is_in_the_context_only_for_a_call_through_a_service() -> None:
+    direct = authz.request_context(ALICE, NOW)
+    assert "kms:viaservice" not in direct
+    assert direct["kms:calleraccount"] == ACCOUNT
+    through = authz.request_context(ALICE, NOW, via_service=SSM)
+    assert through["kms:viaservice"] == SSM
+    assert through["kms:calleraccount"] == ACCOUNT
+
+
+@pytest.mark.parametrize("condition, direct, via_ssm, via_other", [
+    ({"StringEquals": {"kms:ViaService": SSM}}, False, True, False),
+    ({"StringEqualsIfExists": {"kms:ViaService": SSM}}, True, True, False),
+    ({"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}}, False, True, False),
+    ({"StringNotEquals": {"kms:ViaService": SSM}}, True, False, True),
+    ({"Null": {"kms:ViaService": "true"}}, True, False, False),     # direct calls only
+    ({"Null": {"kms:ViaService": "false"}}, False, True, True),     # only through some service
+    ({"StringEquals": {"kms:ViaService": SSM, "kms:CallerAccount": ACCOUNT}}, False, True, False),
+    ({"StringEquals": {"kms:ViaService": SSM, "kms:CallerAccount": OTHER_ACCOUNT}}, False, False, False),
+])
+def test_via_service_conditions(condition, direct, via_ssm, via_other) -> None:
+    policy = iam(stmt(action="kms:Decrypt", condition=condition))
+    for via, expected in ((None, direct), (SSM, via_ssm), ("secretsmanager.us-east-1.amazonaws.com", via_other)):
+        ctx = authz.request_context(ALICE, NOW, encryption_context={}, via_service=via)
+        req = authz.Request(ALICE, "kms:Decrypt", KEY, ctx, {})
+        assert authz.evaluate(req, key_policy=DEFAULT, iam_policies=[policy]).allowed is expected, via
