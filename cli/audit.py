@@ -188,7 +188,11 @@ def verify(checkpoint_files: tuple[str, ...], public_key: str | None, public_key
            as_json: bool) -> None:
     """Verify the ledger read-only, without the root key: recompute the hash
     chain and the Merkle root from the record bytes, check every checkpoint
-    (stored and given), and name the first bad seq. Without --public-key the
+    (stored and given), and name the first bad seq. Fold the log into the
+    projections and check the state against each checkpoint that commits
+    to one, against the live tables (naming the first differing row) and
+    the KEK rows against the keys' lifecycle. Hashes print in base64, as in
+    the checkpoint notes. Without --public-key the
     ledger's own recorded key is used, which proves nothing against someone
     who could rewrite the file: an auditor passes their own copy. Exit 1 on
     any failure."""
@@ -205,7 +209,7 @@ def verify(checkpoint_files: tuple[str, ...], public_key: str | None, public_key
     vkey = cp.verifier_key(*verifier) if verifier else None
     source = "given" if given else "ledger" if verifier else None
     if as_json:
-        click.echo(format_json({**report.to_json(), "verifier": {"key": vkey, "source": source}}))
+        click.echo(format_json({**report.to_json(), "Verifier": {"Key": vkey, "Source": source}}))
     else:
         if source == "ledger":
             click.echo(f"verifier key: {vkey} (recorded in the ledger itself; pass --public-key to "

@@ -9,6 +9,13 @@ record bytes or the chain show it; when only a checkpoint's root shows it (a
 rewritten and re-chained log), it names the range between the last good and
 the first bad checkpoint. A log shorter than a checkpoint is truncated or
 rolled back, and the report says which checkpoint it contradicts.
+
+It also folds the log with the projections' own `evolve` (as replay does)
+and checks the state three ways: against every checkpoint that commits to a
+projection-state digest (the state the signer served from at that size,
+`projections.digest`), against the live projection tables (naming the
+first differing table, row and field), and the `keks` table's rows against
+the keys' lifecycle (a live key has its KEK, a deleted one none).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any, Protocol
 
 from keyledger import checkpoint as cp
 from keyledger import events as ev
-from keyledger.projections import merkle
+from keyledger.projections import digest, merkle, replay
 
 
 class AuditSnapshot(Protocol):
@@ -34,19 +41,22 @@ class AuditSnapshot(Protocol):
 
 @dataclass
 class Problem:
-    kind: str  # chain | checkpoint | truncated | tree | signature
+    kind: str  # chain | checkpoint | truncated | tree | signature | state | projection | kek
     message: str
     seq: int | None = None  # the first bad seq, when known exactly
     seq_range: tuple[int, int] | None = None  # [lo, hi) when only a range is known
     checkpoint_size: int | None = None
+    row: str | None = None  # table[row] (and .field) for projection problems
 
 
 @dataclass
 class VerifyReport:
     records: int = 0
     checkpoints_ok: list[int] = field(default_factory=list)
+    states_ok: list[int] = field(default_factory=list)  # checkpoint sizes whose state digest matched
     problems: list[Problem] = field(default_factory=list)
-    root: str = ""
+    root: bytes = b""
+    state: bytes | None = None  # digest of the state folded from the whole log
 
     @property
     def ok(self) -> bool:
@@ -59,15 +69,31 @@ class VerifyReport:
         return min(seqs) if seqs else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "records": self.records, "root": self.root,
-                "first_bad_seq": self.first_bad_seq, "checkpoints_ok": self.checkpoints_ok,
-                "problems": [asdict(p) for p in self.problems]}
+        """AWS-style names; hashes in base64, as in the checkpoint notes."""
+        def problem(p: Problem) -> dict[str, Any]:
+            out = {"Kind": p.kind, "Message": p.message, "Seq": p.seq,
+                   "SeqRange": list(p.seq_range) if p.seq_range else None,
+                   "CheckpointSize": p.checkpoint_size, "Row": p.row}
+            return {k: v for k, v in out.items() if v is not None}
+        return {"Ok": self.ok, "Records": self.records, "RootHash": _b64(self.root),
+                "StateHash": _b64(self.state) if self.state is not None else None,
+                "FirstBadSeq": self.first_bad_seq, "CheckpointsOk": self.checkpoints_ok,
+                "StatesOk": self.states_ok, "Problems": [problem(p) for p in self.problems]}
 
     def lines(self) -> list[str]:
-        out = [f"records verified: {self.records}", f"merkle root: {self.root}"]
-        out += [f"checkpoint of size {n}: consistent with the log" for n in self.checkpoints_ok]
+        out = [f"records verified: {self.records}", f"merkle root: {_b64(self.root)}"]
+        if self.state is not None:
+            out.append(f"state hash: {_b64(self.state)}")
+        for n in self.checkpoints_ok:
+            signed_state = " (and its projection state)" if n in self.states_ok else ""
+            out.append(f"checkpoint of size {n}: consistent with the log{signed_state}")
         out += [f"FAIL ({p.kind}): {p.message}" for p in self.problems]
-        out.append("verdict: OK" if self.ok else f"verdict: FAILED (first bad seq: {self.first_bad_seq})")
+        if self.ok:
+            out.append("verdict: OK")
+        elif self.first_bad_seq is not None:
+            out.append(f"verdict: FAILED (first bad seq: {self.first_bad_seq})")
+        else:
+            out.append("verdict: FAILED")
         return out
 
 
@@ -90,7 +116,7 @@ class CompactRange:
 
 def _checkpoints(notes: Iterable[bytes], name: str, public_key: bytes,
                  report: VerifyReport) -> list[cp.Checkpoint]:
-    good = {}
+    good: dict[int, cp.Checkpoint] = {}
     for note in notes:
         try:
             c = cp.verify(note, name, public_key)
@@ -101,7 +127,12 @@ def _checkpoints(notes: Iterable[bytes], name: str, public_key: bytes,
             report.problems.append(Problem(
                 "checkpoint", f"two validly signed checkpoints of size {c.size} disagree: the signing "
                               "key signed a fork", checkpoint_size=c.size))
-        good[c.size] = c
+        elif c.size in good and None not in (c.state, good[c.size].state) and good[c.size].state != c.state:
+            report.problems.append(Problem(
+                "state", f"two validly signed checkpoints of size {c.size} commit to different projection "
+                         "states", checkpoint_size=c.size))
+        if c.size not in good or good[c.size].state is None:
+            good[c.size] = c  # keep one that commits to a state, if any does
     return sorted(good.values(), key=lambda c: c.size)
 
 
@@ -123,11 +154,15 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
         report.problems.append(Problem("signature", "no checkpoint verifier key: checkpoints not checked"))
     pending = list(checkpoints)
     tree = CompactRange()
+    state = digest.RunningState()
     roots: dict[int, bytes] = {}
+    states: dict[int, bytes] = {}
 
     def settle() -> None:
         while pending and pending[0].size == tree.size:
             roots[tree.size] = tree.root()
+            if pending[0].state is not None:
+                states[tree.size] = state.digest()
             pending.pop(0)
 
     settle()
@@ -147,20 +182,21 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
                               seq=raw.seq)
         else:
             try:
-                decoded_seq = ev.decode(raw.body).seq
+                record = ev.decode(raw.body)
             except Exception:
-                decoded_seq = None
-            if decoded_seq != raw.seq:
+                record = None
+            if record is None or record.seq != raw.seq:
                 problem = Problem("chain", f"record {raw.seq} does not decode as record {raw.seq}", seq=raw.seq)
         if problem is not None:
             report.problems.append(problem)
             break
+        state.apply(record)
         tree.append(merkle.leaf_hash(raw.body))
         prev, expected = raw.hash, expected + 1
         report.records += 1
         settle()
     chain_ok = not any(p.kind == "chain" for p in report.problems)
-    report.root = tree.root().hex()
+    report.root = tree.root()
     if chain_ok and stored_head.seq != tree.size:
         report.problems.append(Problem(
             "truncated", f"the ledger's head says {stored_head.seq} records but {tree.size} are stored",
@@ -191,11 +227,44 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
         if roots.get(c.size) == c.root:
             report.checkpoints_ok.append(c.size)
             last_good = max(last_good, c.size)
+            if c.state is None:
+                continue
+            if states.get(c.size) == c.state:
+                report.states_ok.append(c.size)
+            else:
+                report.problems.append(Problem(
+                    "state", f"the projection state signed in the checkpoint of size {c.size} is not the "
+                             f"log's state after {c.size} records: the ledger served from tables that differ "
+                             "from its log when it signed", checkpoint_size=c.size))
         else:
             report.problems.append(Problem(
                 "checkpoint", f"records [{last_good}, {c.size}) do not match the checkpoint of size {c.size}: "
                               "the log was rewritten", seq_range=(last_good, c.size), checkpoint_size=c.size))
+    if chain_ok:
+        report.state = state.digest()
+        _check_live_state(snapshot, state.tables, report)
     return report
+
+
+def _check_live_state(snapshot: Any, folded: Any, report: VerifyReport) -> None:
+    """The live projections (what authorization reads) and the KEK rows
+    against the state folded from the whole log."""
+    if not hasattr(snapshot, "raw_rows"):
+        return  # a snapshot of the log alone (e.g. exported records)
+    live, broken = replay.live_tables(snapshot)
+    for message in broken:
+        report.problems.append(Problem("projection", message, row=message.split(": ", 1)[0]))
+    differences = replay.diff(live, folded)
+    if differences and not broken:
+        first = replay.first_difference(live, folded) or differences[0]
+        where = first.split(": ", 1)[0]
+        more = f" (and {len(differences) - 1} more row(s); `keyledger replay --check` lists them)" \
+            if len(differences) > 1 else ""
+        report.problems.append(Problem(
+            "projection", f"the live projections differ from the log: {first}{more}", row=where))
+    kek_ids = [row.decode(errors="replace") for row, _ in snapshot.raw_rows("keks")]
+    for message in digest.kek_problems(folded.rows["keys"], kek_ids):
+        report.problems.append(Problem("kek", message, row=message.split(": ", 1)[0]))
 
 
 # -- proofs -------------------------------------------------------------------

@@ -7,6 +7,15 @@ RFC 6962 Merkle root. The note (C2SP signed-note) is
 
 where the signature covers the text before the blank line (with its final
 newline) and key hash = SHA-256(name || "\\n" || 0x01 || public key)[:4].
+A checkpoint may carry C2SP extension lines between the root hash and the
+blank line; standard verifiers ignore them. Ours adds one,
+
+    keyledger-state/v1 <base64 digest of the projection state>
+
+(`projections.digest`): the signer commits to the state it serves from as
+well as to the log. Notes without it (older checkpoints) still parse and
+verify; they simply commit to no state. Unknown extension lines are kept
+in the signed text and otherwise ignored.
 The signing key is separate from the root key: holding it lets one sign
 checkpoints, never read a key. An auditor needs only the verifier key,
 `<name>+<hex key hash>+<base64(0x01 || public key)>`.
@@ -35,6 +44,7 @@ class Checkpoint:
     size: int
     root: bytes
     note: bytes  # the whole signed note, as stored and exported
+    state: bytes | None = None  # projection-state digest, if the note carries one
 
 
 def key_hash(name: str, public_key: bytes) -> bytes:
@@ -59,16 +69,24 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     return name, raw[1:]
 
 
-def body(origin: str, size: int, root: bytes) -> bytes:
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n".encode()
+STATE_LINE = "keyledger-state/v1"
 
 
-def sign(origin: str, size: int, root: bytes, seed: Secret) -> Checkpoint:
-    text = body(origin, size, root)
+def body(origin: str, size: int, root: bytes, state: bytes | None = None) -> bytes:
+    text = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    if state is not None:
+        text += f"{STATE_LINE} {base64.b64encode(state).decode()}\n"
+    return text.encode()
+
+
+def sign(origin: str, size: int, root: bytes, seed: Secret, state: bytes | None = None) -> Checkpoint:
+    """Sign the note for a tree of `size` records with Merkle `root` and,
+    if given, the projection-state digest `state`."""
+    text = body(origin, size, root, state)
     sig = crypto.ed25519_sign(seed, text)
     public = crypto.ed25519_public_key(seed)
     line = f"{_DASH} {origin} {base64.b64encode(key_hash(origin, public) + sig).decode()}\n"
-    return Checkpoint(origin, size, root, text + b"\n" + line.encode())
+    return Checkpoint(origin, size, root, text + b"\n" + line.encode(), state)
 
 
 def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
@@ -84,6 +102,17 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
         root = base64.b64decode(root_b64, validate=True)
         if len(root) != 32 or not origin:
             raise ValueError
+        state = None
+        for extension in lines[3:]:
+            if not extension:
+                raise ValueError  # C2SP: extension lines are non-empty
+            label, _, value = extension.partition(" ")
+            if label == STATE_LINE:
+                if state is not None:
+                    raise ValueError
+                state = base64.b64decode(value, validate=True)
+                if len(state) != 32:
+                    raise ValueError
         signatures = []
         for line in sigs.split("\n"):
             if not line:
@@ -95,7 +124,7 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
             signatures.append((name, raw[:4], raw[4:]))
     except (ValueError, IndexError, UnicodeDecodeError):
         raise CheckpointError("the checkpoint note does not parse") from None
-    return Checkpoint(origin, size, root, note), signatures
+    return Checkpoint(origin, size, root, note, state), signatures
 
 
 def verify(note: bytes, name: str, public_key: bytes) -> Checkpoint:

@@ -273,6 +273,11 @@ class Snapshot:
     def meta(self) -> dict[str, bytes]:
         return {bytes(k).decode(): bytes(v) for k, v in self._txn.cursor(db=self._dbs["meta"])}
 
+    def raw_rows(self, table: str) -> Iterator[tuple[bytes, bytes]]:
+        """Every row of a table, undecoded: audit reads rows that may not decode."""
+        for k, v in self._txn.cursor(db=self._dbs[table]):
+            yield bytes(k), bytes(v)
+
     def tables(self) -> dict[str, dict[bytes, Any]]:
         """Every live projection row, decoded."""
         return {table: {bytes(k): projections.decode_row(table, v)

@@ -14,7 +14,7 @@ from keyledger.errors import (
     AccessDeniedException,
     LedgerError,
 )
-from keyledger.projections import merkle
+from keyledger.projections import digest, merkle, replay
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
@@ -32,7 +32,9 @@ class MaintenanceOps(ServiceBase):
         signed root; the records since then must chain, and folding their
         hashes onto that edge must give both the stored head's frontier and
         the root the stored subtrees give. Never signs a fork, a rolled-back
-        log, or a tree that disagrees with its records."""
+        log, or a tree that disagrees with its records. The note also commits
+        to the digest of the projection state at that size
+        (`projections.digest`), which `audit verify` checks against the log."""
         if self._signer is None:
             raise LedgerError("this ledger has no checkpoint key (checkpoint.key)")
         meta = self.store.meta()
@@ -61,7 +63,13 @@ class MaintenanceOps(ServiceBase):
             root = merkle.root_of_frontier(frontier)
             if head.frontier != frontier or merkle.root(head.seq, snap.node) != root:
                 raise LedgerError("the stored Merkle tree does not match the records: refusing to sign")
-        signed = checkpoint_.sign(origin, head.seq, root, self._signer)
+            # the state served from, in the same snapshot as the head (audit
+            # verify checks it against the log folded to head.seq)
+            live, broken = replay.live_tables(snap)
+            if broken:
+                raise LedgerError(f"{broken[0]}: refusing to sign a checkpoint")
+            state = digest.state_digest(live)
+        signed = checkpoint_.sign(origin, head.seq, root, self._signer, state)
         self.store.put_checkpoint(head.seq, signed.note)
         return signed
 

@@ -24,7 +24,7 @@ def _tamper_head_frontier(kms) -> None:
 
 
 def test_verify_reports_a_wrong_right_edge(tmp_path: Path) -> None:
-    with keyledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path, create=True) as kms:
         key = kms.create_key().key_metadata.key_id
         for _ in range(6):
             kms.encrypt(key, b"x")
@@ -39,7 +39,7 @@ def test_verify_reports_a_wrong_right_edge(tmp_path: Path) -> None:
 
 
 def test_checkpoint_refuses_a_wrong_right_edge(tmp_path: Path) -> None:
-    with keyledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path, create=True) as kms:
         key = kms.create_key().key_metadata.key_id
         kms.encrypt(key, b"x")
         kms.checkpoint()

@@ -33,7 +33,7 @@ plaintexts = st.binary(min_size=1, max_size=300)
 
 @pytest.fixture(scope="module")
 def kms(tmp_path_factory):
-    with keyledger.open(tmp_path_factory.mktemp("tamper"), durability="relaxed") as service:
+    with keyledger.open(tmp_path_factory.mktemp("tamper"), create=True, durability="relaxed") as service:
         yield service
 
 

@@ -1,0 +1,136 @@
+"""The projection-state digest a signed checkpoint commits to.
+
+A checkpoint of size N signs the Merkle root of the records [0, N) and,
+since this module, the digest of the projections `fold(evolve, log[:N])`:
+every row of every projection table (keys with their policies and
+versions, aliases, grants, principals with their IAM policies, usage).
+`audit verify` folds the log, recomputes the digest at each checkpoint
+that carries one and compares: a doctored policy or grant row that the
+service was reading when it signed is caught against the signature, not
+against the (writable) file.
+
+The digest is an RFC 6962 Merkle tree hash over one leaf per row, in the
+order (table, row key) with tables in the order of `DIGEST_TABLES`:
+
+    leaf = msgpack([table, row key, canonical(value)])
+
+`canonical` turns a row struct into a map of its fields, leaving out every
+field equal to its default, so a field added later with a default (msgspec's
+schema-evolution rule) does not change the digest of old rows, and old
+checkpoints keep verifying. A new projection table needs a new digest
+version (a new `checkpoint.STATE_LINE` label); `tests` pin the table list.
+
+The mutable `keks` table is not in the digest: it changes outside the log by
+design (crypto-shredding deletes a row, `rotate-root-key` rewraps every row).
+Its rows are checked by presence instead (`kek_problems`): a key that is not
+deleted has a KEK row, a deleted key has none. Substituting a KEK is caught
+without a digest: each version's material is wrapped under the KEK with
+AES-GCM (AAD = key id || version), so a different KEK fails to unwrap, which
+`replay prove-decryptable` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from keyledger import events as ev
+from keyledger.projections import MemoryTables, touched
+from keyledger.projections import merkle
+
+#: the tables digest v1 covers, in leaf order
+DIGEST_TABLES: tuple[str, ...] = ("keys", "aliases", "usage", "principals", "grants")
+
+_encoder = msgspec.msgpack.Encoder(order="deterministic")
+
+
+def canonical(value: Any) -> Any:
+    """Builtins for a row value: structs as maps of their non-default fields."""
+    if isinstance(value, msgspec.Struct):
+        out = {}
+        for f in msgspec.structs.fields(value):
+            v = getattr(value, f.name)
+            if f.default is not msgspec.NODEFAULT and v == f.default:
+                continue
+            if f.default_factory is not msgspec.NODEFAULT and v == f.default_factory():
+                continue
+            out[f.name] = canonical(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    return value
+
+
+def leaf(table: str, row: bytes, value: Any) -> bytes:
+    """The Merkle leaf hash of one projection row."""
+    h: bytes = merkle.leaf_hash(_encoder.encode([table, row, canonical(value)]))
+    return h
+
+
+def root_of_leaves(leaves: Iterable[bytes]) -> bytes:
+    frontier: merkle.Frontier = ()
+    size = 0
+    for h in leaves:
+        frontier, _ = merkle.push(frontier, size, h)
+        size += 1
+    root: bytes = merkle.root_of_frontier(frontier) if size else merkle.EMPTY_ROOT
+    return root
+
+
+def _order(table: str, row: bytes) -> tuple[int, bytes]:
+    return DIGEST_TABLES.index(table), row
+
+
+def state_digest(rows: Mapping[str, Mapping[bytes, Any]]) -> bytes:
+    """The digest of projection tables given as {table: {row: value}}."""
+    return root_of_leaves(leaf(table, row, rows.get(table, {})[row])
+                          for table in DIGEST_TABLES for row in sorted(rows.get(table, {})))
+
+
+class RunningState:
+    """Projections being folded record by record, with the leaf hash of every
+    row kept up to date, so the digest at each checkpoint costs one sort
+    and one Merkle pass over the rows, not a re-encoding of every row."""
+
+    def __init__(self) -> None:
+        self.tables = MemoryTables()
+        self._leaves: dict[tuple[int, bytes], bytes] = {}
+
+    def apply(self, record: ev.Record) -> None:
+        for table, row, fold in touched(record.event):
+            value = fold(self.tables.get(table, row), record)
+            self.tables.put(table, row, value)
+            if table not in DIGEST_TABLES:
+                continue
+            if value is None:
+                self._leaves.pop(_order(table, row), None)
+            else:
+                self._leaves[_order(table, row)] = leaf(table, row, value)
+
+    def digest(self) -> bytes:
+        return root_of_leaves(self._leaves[k] for k in sorted(self._leaves))
+
+
+def kek_problems(keys: Mapping[bytes, Any], kek_ids: Iterable[str]) -> list[str]:
+    """What the `keks` table's key ids say against the key states folded
+    from the log: a live key without its KEK (material lost, or shredded
+    outside the log), a deleted key whose KEK is back (shredding undone),
+    a KEK for a key the log never created."""
+    present = set(kek_ids)
+    out = []
+    for row, state in sorted(keys.items()):
+        has = state.key_id in present
+        if state.state == "Deleted" and has:
+            out.append(f"keks[{state.key_id}]: the key was deleted (crypto-shredded) in the log but its "
+                       "KEK row is present")
+        elif state.state != "Deleted" and not has:
+            out.append(f"keks[{state.key_id}]: the key is {state.state} in the log but its KEK row is "
+                       "missing (its material cannot be unwrapped)")
+    known = {state.key_id for state in keys.values()}
+    out += [f"keks[{key_id}]: a KEK row for a key the log never created" for key_id in sorted(present - known)]
+    return out
+
