@@ -2,7 +2,9 @@
 
 `--check` verifies the hash chain and compares the rebuilt tables with the
 live ones over one read snapshot (exit 1 on any difference or chain break);
-`--until SEQ|TIME` shows every key as it was after that record or moment.
+`--until SEQ|TIME` shows every key as it was after that record or moment,
+in the shape `projections.replay.state_view` builds (shared with
+`forensics at`).
 Progress goes to stderr, and only when stderr is a terminal.
 """
 
@@ -17,17 +19,15 @@ import click
 from keyledger.cli.context import settings
 from keyledger.cli.output import Failure, LedgerGroup, format_json, show
 from keyledger.cli.progress import Counted, Progress
-from keyledger.service import KeyLedger
-from keyledger.commands import key_arn
-from keyledger.service import from_us, to_us
+from keyledger.store import Store
+from keyledger.service import to_us
 from keyledger.projections import replay as rp
-from keyledger.projections.state import KeyState
 
 
 
-def check_ledger(kms: KeyLedger) -> rp.Report:
+def check_ledger(store: Store) -> rp.Report:
     """projections.replay.check over one consistent snapshot."""
-    with kms.store.snapshot() as snap:
+    with store.snapshot() as snap:
         progress = Progress("replaying", snap.head().seq)
         try:
             return rp.check(Counted(snap, progress))
@@ -76,26 +76,7 @@ def parse_until(value: str) -> tuple[int | None, int | None]:
     return None, to_us(when)
 
 
-def _iso(us: int | None) -> str | None:
-    return None if us is None else from_us(us).isoformat().replace("+00:00", "Z")
-
-
-def key_view(state: KeyState, arn: str) -> dict[str, Any]:
-    """One key's state, AWS-style names; absent members left out."""
-    view: dict[str, Any] = {
-        "KeyId": state.key_id, "Arn": arn, "KeyState": state.state, "Description": state.description,
-        "CreationDate": _iso(state.created), "DeletionDate": _iso(state.deletion_date),
-        "Versions": [{"Version": v.version, "CreationDate": _iso(v.created),
-                      **({"RotationType": v.rotation_type} if v.rotation_type else {})}
-                     for v in state.versions],
-        "KeyRotationEnabled": state.rotation_enabled,
-        "RotationPeriodInDays": state.rotation_period_days if state.rotation_enabled else None,
-        "NextRotationDate": _iso(state.next_rotation),
-        "OnDemandRotations": state.on_demand_rotations,
-        "Aliases": list(state.aliases),
-        "Tags": [{"TagKey": k, "TagValue": v} for k, v in sorted(state.tags.items())],
-    }
-    return {k: v for k, v in view.items() if v is not None}
+key_view = rp.key_view  # the shared shape lives in projections.replay (forensics at prints it too)
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -133,8 +114,9 @@ def replay(ctx: click.Context, check_: bool, until: str | None) -> None:
         raise click.UsageError("give exactly one of --check or --until")
     opts = settings()
     if check_:
-        with opts.open() as kms:
-            report = check_ledger(kms)
+        from keyledger.cli.audit import open_readonly  # an auditor needs read access only
+        with open_readonly() as store:
+            report = check_ledger(store)
         if opts.output == "json":
             click.echo(format_json(_report_json(report)))
         else:
@@ -160,12 +142,11 @@ def replay(ctx: click.Context, check_: bool, until: str | None) -> None:
                       f"cannot be trusted (--until {broken.seq - 1} shows the state before the break)"
                       if broken.seq > 0 else
                       f"the hash chain breaks at seq 0 ({broken.reason}); no state can be trusted")
-    states = sorted(tables.rows["keys"].values(), key=lambda s: (s.created, s.key_id))
-    keys = [key_view(s, key_arn(region, account, s.key_id)) for s in states]
+    view = rp.state_view(tables, region=region, account=account, until_seq=seq, until_time=time)
     if opts.output == "text" and not opts.query:
-        click.echo(keys_table(keys) if keys else "no keys")
+        click.echo(keys_table(view["Keys"]) if view["Keys"] else "no keys")
         return
-    show({"Until": {"Seq": seq} if seq is not None else {"Time": _iso(time)}, "Keys": keys})
+    show(view)
 
 
 from keyledger.cli.replay_prove import prove_decryptable  # noqa: E402
