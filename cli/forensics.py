@@ -1,35 +1,92 @@
-# Register: main.add_command(cli.forensics.forensics)   (the `keyledger forensics ...` group)
 """`keyledger forensics`: what happened to a ciphertext, a key, every key at
 a moment, and who could use a key at a moment.
 
     ciphertext   the key, version and record that produced a ciphertext, and every later use
     key KEY      a key's timeline: lifecycle, rotations, aliases, usage by principal and month
-    at TIME      every key's state at a moment (or after a record seq)
+    at TIME      every key's state at a moment (or after a record seq), as `replay --until` shows it
     who-can      who could perform an action on a key at a moment
 
 All of it reads the LMDB file read-only (no root key), so it runs on a copy.
 The answers come from `ledger.forensics` (`who-can`: `who_can`, which
 replays policies, principals and grants to the moment and evaluates every
-principal that could matter with `ledger.policy`).
+principal that could matter with `ledger.policy`) and, for `at`, from
+`projections.replay.state_view`, the shape `replay --until` prints. Every
+answer is AWS-style PascalCase JSON (hashes in base64, as everywhere);
+`--output text` prints readable columns, `--output table` the AWS CLI's boxes.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from keyledger.cli import params
-from keyledger.cli.audit import Identity, iso, open_readonly, parse_point, resolve_key
-from keyledger.cli.output import Failure, LedgerCommand, show
 from keyledger import forensics as forensics_
+from keyledger.cli import params
+from keyledger.cli.audit import Identity, open_readonly, parse_point, resolve_key
+from keyledger.cli.context import settings
+from keyledger.cli.output import Failure, LedgerCommand, format_columns, show
+from keyledger.cli.replay import keys_table
 from keyledger.commands import key_arn
 from keyledger.errors import InvalidCiphertextException
 from keyledger.projections import key_row
+from keyledger.projections import replay as rp
+
+# The members of ledger.forensics' answers, by their AWS-style names. Only
+# these keys are renamed: the values (principals, aliases, months) are data.
+_NAMES = {"seq": "Seq", "time": "Time", "principal": "Principal", "operation": "Operation",
+          "request_id": "RequestId", "event": "Event", "rotation_type": "RotationType",
+          "new_version": "NewVersion", "alias": "Alias", "error_code": "ErrorCode", "reason": "Reason"}
+
+
+def _record(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One record of the trail (who, when, which request, what happened)."""
+    return None if entry is None else {_NAMES[k]: v for k, v in entry.items()}
+
+
+def _print(data: dict[str, Any], text: str) -> None:
+    """JSON (or --query / table) by default; the readable columns for --output text."""
+    opts = settings()
+    if opts.output == "text" and not opts.query:
+        click.echo(text)
+    else:
+        show(data)
+
+
+_TRAIL = ("SEQ", "TIME", "PRINCIPAL", "OPERATION", "EVENT")
+
+
+def _trail_rows(entries: list[dict[str, Any]], *extra: str) -> list[list[Any]]:
+    return [[e["Seq"], e["Time"], e["Principal"], e["Operation"], e["Event"], *(e.get(x) for x in extra)]
+            for e in entries]
 
 
 @click.group("forensics")
 def forensics() -> None:
     """Forensics over the trail: ciphertexts, keys, and every key at a past
     moment. Read-only; runs on a copy of a ledger without the root key."""
+
+
+def ciphertext_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+            "KeyVersion": found["key_version"],
+            "CiphertextSha256": rp.b64(bytes.fromhex(found["ciphertext_sha256"])),
+            "ProducedBy": _record(found["produced_by"]),
+            "LaterUses": [_record(u) for u in found["later_uses"]]}
+
+
+def ciphertext_text(view: dict[str, Any]) -> str:
+    made = view["ProducedBy"]
+    lines = [f"key:          {view['KeyArn']} (version {view['KeyVersion']})",
+             f"sha-256:      {view['CiphertextSha256']}",
+             "produced by:  " + (f"{made['Principal']} with {made['Operation']} at {made['Time']} "
+                                 f"(seq {made['Seq']}, request {made['RequestId']})" if made else
+                                 "no record (not issued by this ledger, or before its index)")]
+    if view["LaterUses"]:
+        lines += ["", "later uses:", format_columns(_TRAIL, _trail_rows(view["LaterUses"]))]
+    else:
+        lines.append("later uses:   none")
+    return "\n".join(lines)
 
 
 @forensics.command("ciphertext", cls=LedgerCommand, output_options=True)
@@ -46,8 +103,37 @@ def ciphertext(ciphertext_blob: str) -> None:
             found = forensics_.ciphertext_history(snap, blob)  # type: ignore[arg-type]
         except InvalidCiphertextException:
             raise click.BadParameter("not a keyledger ciphertext", param_hint="--ciphertext-blob") from None
-    found["key_arn"] = key_arn(identity.region, identity.account, found["key_id"])
-    show(found)
+    view = ciphertext_view(found, identity.region, identity.account)
+    _print(view, ciphertext_text(view))
+
+
+def key_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+            "Timeline": [_record(e) for e in found["timeline"]],
+            "AliasesNow": found["aliases_now"],
+            "UsageByPrincipal": [{"Principal": p, "Requests": n}
+                                 for p, n in sorted(found["usage_by_principal"].items())],
+            "UsageByMonth": [{"Month": m, "Requests": n} for m, n in found["usage_by_month"].items()]}
+
+
+def key_text(view: dict[str, Any]) -> str:
+    def detail(e: dict[str, Any]) -> str:
+        parts = [f"{e['RotationType']} -> version {e['NewVersion']}" if "RotationType" in e else "",
+                 e.get("Alias", ""), e.get("ErrorCode", "")]
+        return ", ".join(p for p in parts if p)
+
+    lines = [f"key:      {view['KeyArn']}",
+             f"aliases:  {', '.join(view['AliasesNow']) or 'none'}", "",
+             format_columns((*_TRAIL, "DETAIL"),
+                            [[*row, detail(e)] for row, e in zip(_trail_rows(view["Timeline"]), view["Timeline"])])]
+    lines += ["", "cryptographic requests by principal:"]
+    lines.append(format_columns(("PRINCIPAL", "REQUESTS"), [[u["Principal"], u["Requests"]]
+                                                           for u in view["UsageByPrincipal"]])
+                 if view["UsageByPrincipal"] else "none")
+    lines += ["", "cryptographic requests by month:"]
+    lines.append(format_columns(("MONTH", "REQUESTS"), [[u["Month"], u["Requests"]] for u in view["UsageByMonth"]])
+                 if view["UsageByMonth"] else "none")
+    return "\n".join(lines)
 
 
 @forensics.command("key", cls=LedgerCommand, output_options=True)
@@ -62,19 +148,46 @@ def key(key: str) -> None:
         if snap.get("keys", key_row(key_id)) is None:
             raise Failure(f"no key {key_id} in this ledger")
         found = forensics_.key_timeline(snap, key_id)
-    found["key_arn"] = key_arn(identity.region, identity.account, key_id)
-    show(found)
+    view = key_view(found, identity.region, identity.account)
+    _print(view, key_text(view))
 
 
 @forensics.command("at", cls=LedgerCommand, output_options=True)
 @click.argument("point", metavar="SEQ|TIME")
 def at(point: str) -> None:
     """Every key's state at an ISO 8601 TIME (UTC unless it says otherwise),
-    or after record SEQ, replayed from the log."""
+    or after record SEQ, replayed from the log: the shape `replay --until`
+    prints."""
     seq, time = parse_point(point, "SEQ|TIME")
     with open_readonly() as store, store.snapshot() as snap:
-        keys = forensics_.keys_at(snap, until_seq=seq, until_time=time)
-    show({"at": {"seq": seq} if seq is not None else {"time": iso(time)}, "keys": keys})
+        identity = Identity(snap.meta())
+        tables, report = rp.state_at(snap, until_seq=seq, until_time=time)
+    broken = report.chain_error
+    if broken is not None and (seq is None or seq >= broken.seq):
+        raise Failure(f"the log does not verify at seq {broken.seq} ({broken.reason}): "
+                      "the state there cannot be trusted")
+    view = rp.state_view(tables, region=identity.region, account=identity.account, until_seq=seq, until_time=time)
+    _print(view, keys_table(view["Keys"]) if view["Keys"] else "no keys")
+
+
+def who_can_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+            "Action": found["action"], "At": found["at"], "KeyState": found["key_state"],
+            "Anyone": found["anyone"],
+            "Allowed": [_record(a) for a in found["allowed"]],
+            "Denied": [_record(d) for d in found["denied"]],
+            "Note": found["note"]}
+
+
+def who_can_text(view: dict[str, Any]) -> str:
+    rows = [[a["Principal"], "allowed", a["Reason"]] for a in view["Allowed"]]
+    rows += [[d["Principal"], "denied", d["Reason"]] for d in view["Denied"]]
+    lines = [f"key:       {view['KeyArn']} ({view['KeyState']} then)",
+             f"action:    {view['Action']} at {view['At']}"]
+    if view["Anyone"]:
+        lines.append("WARNING:   the key policy allows \"*\" (anyone) for some action")
+    lines += ["", format_columns(("PRINCIPAL", "DECISION", "REASON"), rows), "", view["Note"]]
+    return "\n".join(lines)
 
 
 @forensics.command("who-can", cls=LedgerCommand, output_options=True)
@@ -89,7 +202,7 @@ def who_can(key_id: str, action: str, point: str | None, encryption_context: str
     """Who could perform ACTION on a key at a moment: the key policy, IAM
     policies and grants replayed to then, and every principal that could
     matter evaluated as the service would. Whether the key's state let the
-    call succeed is shown apart (key_state)."""
+    call succeed is shown apart (KeyState)."""
     seq, time = parse_point(point, "--at") if point is not None else (None, None)
     if seq is not None:
         raise click.BadParameter("expected an ISO 8601 time", param_hint="--at")
@@ -99,8 +212,8 @@ def who_can(key_id: str, action: str, point: str | None, encryption_context: str
         key = resolve_key(snap, key_id, identity)
         found = forensics_.who_can(snap, key, action, account=identity.account, region=identity.region,
                                    until_time=time, encryption_context=context)
-    found["key_arn"] = key_arn(identity.region, identity.account, key)
-    show(found)
+    view = who_can_view(found, identity.region, identity.account)
+    _print(view, who_can_text(view))
 
 
 COMMANDS = [forensics]

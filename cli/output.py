@@ -232,6 +232,14 @@ def format_text(data: Any) -> str:
     return "\n".join(out)
 
 
+def format_columns(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Readable columns for a human (keyledger's own --output text of
+    reports): a header in capitals, cells left-aligned, "-" for empty."""
+    table = [[str(h) for h in headers]] + [["-" if c is None or c == "" else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+
+
 # The AWS CLI's table format (awscli/table.py), simplified: every structure
 # is a titled box of name | value rows, a list of structures one box with a
 # column per member, a list of scalars one row each; nested values are boxes

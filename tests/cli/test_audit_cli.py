@@ -356,10 +356,10 @@ def test_forensics_ciphertext(built: Built, tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(built.blob)
     found = run_json(built.home, "forensics", "ciphertext", "--ciphertext-blob", f"fileb://{path}")
-    assert (found["key_id"], found["key_version"]) == (built.key, 1)
-    assert found["key_arn"] == ARN + "key/" + built.key
-    assert found["produced_by"]["principal"] == ALICE
-    assert [u["event"] for u in found["later_uses"]] == ["Decrypted"]
+    assert (found["KeyId"], found["KeyVersion"]) == (built.key, 1)
+    assert found["KeyArn"] == ARN + "key/" + built.key
+    assert found["ProducedBy"]["Principal"] == ALICE
+    assert [u["Event"] for u in found["LaterUses"]] == ["Decrypted"]
     assert run_json(built.home, "forensics", "ciphertext", "--ciphertext-blob",
                     base64.b64encode(built.blob).decode()) == found
     result = run(built.home, "forensics", "ciphertext", "--ciphertext-blob",
@@ -369,27 +369,27 @@ def test_forensics_ciphertext(built: Built, tmp_path: Path) -> None:
 
 def test_forensics_key_at_and_who_can(built: Built) -> None:
     timeline = run_json(built.home, "forensics", "key", "alias/orders")
-    assert timeline["key_id"] == built.key and timeline["aliases_now"] == ["alias/orders"]
-    assert [e["event"] for e in timeline["timeline"]][:2] == ["KeyCreated", "AliasCreated"]
-    assert timeline["usage_by_principal"] == {ALICE: 1, ROOT: 4}
+    assert timeline["KeyId"] == built.key and timeline["AliasesNow"] == ["alias/orders"]
+    assert [e["Event"] for e in timeline["Timeline"]][:2] == ["KeyCreated", "AliasCreated"]
+    assert timeline["UsageByPrincipal"] == [{"Principal": ROOT, "Requests": 4}, {"Principal": ALICE, "Requests": 1}]
     run(built.home, "forensics", "key", "00000000-0000-4000-8000-000000000000", expect=1)
 
     at_start = run_json(built.home, "forensics", "at", "0")
-    assert [k["key_id"] for k in at_start["keys"]] == [built.key] and at_start["at"] == {"seq": 0}
+    assert [k["KeyId"] for k in at_start["Keys"]] == [built.key] and at_start["Until"] == {"Seq": 0}
     later = run_json(built.home, "forensics", "at", built.times["denied"].isoformat())
-    assert {k["key_id"] for k in later["keys"]} == {built.key, built.other}
-    assert later["keys"][0]["aliases"] == ["alias/orders"]
+    assert {k["KeyId"] for k in later["Keys"]} == {built.key, built.other}
+    assert next(k for k in later["Keys"] if k["KeyId"] == built.key)["Aliases"] == ["alias/orders"]
     run(built.home, "forensics", "at", "soon", expect=2)
 
     who = run_json(built.home, "forensics", "who-can", "--key-id", "alias/orders", "--action", "kms:Encrypt")
-    assert {a["principal"] for a in who["allowed"]} == {ROOT, ALICE}
+    assert {a["Principal"] for a in who["Allowed"]} == {ROOT, ALICE}
     decrypt = run_json(built.home, "forensics", "who-can", "--key-id", built.key)
-    assert {a["principal"] for a in decrypt["allowed"]} == {ROOT}
-    assert ALICE in {d["principal"] for d in decrypt["denied"]}
+    assert {a["Principal"] for a in decrypt["Allowed"]} == {ROOT}
+    assert ALICE in {d["Principal"] for d in decrypt["Denied"]}
     before_alice = run_json(built.home, "forensics", "who-can", "--key-id", built.key, "--action",
                             "kms:Encrypt", "--at", (T0 + timedelta(minutes=1)).isoformat())
-    assert {a["principal"] for a in before_alice["allowed"]} == {ROOT}
-    assert ALICE not in {d["principal"] for d in before_alice["denied"]}  # she did not exist yet
+    assert {a["Principal"] for a in before_alice["Allowed"]} == {ROOT}
+    assert ALICE not in {d["Principal"] for d in before_alice["Denied"]}  # she did not exist yet
     run(built.home, "forensics", "who-can", "--key-id", built.key, "--at", "3", expect=2)
 
 
