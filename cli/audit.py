@@ -20,6 +20,7 @@ id resolution, progress) are shared by `cli.forensics`, `cli.bill` and
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -344,7 +345,8 @@ def verify_proof(proof_file: Any, public_key: str | None, public_key_file: str |
 # -- the trail ----------------------------------------------------------------------
 
 def _plain(value: Any) -> Any:
-    """Builtins for JSON: bytes as hex (digests, wrapped material, KCVs)."""
+    """Builtins for JSON: bytes as base64 (digests, wrapped material, KCVs),
+    the one encoding hashes are printed in (as in the checkpoint notes)."""
     if isinstance(value, msgspec.Struct):
         value = msgspec.structs.asdict(value) | ({"type": type(value).__name__}
                                                   if isinstance(value, ev.EVENT_TYPES) else {})
@@ -353,7 +355,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, bytes):
-        return value.hex()
+        return base64.b64encode(value).decode()
     return value
 
 

@@ -277,36 +277,50 @@ def prove_inclusion(snapshot: AuditSnapshot, seq: int, checkpoint: cp.Checkpoint
     if not 0 <= seq < checkpoint.size:
         raise ValueError(f"seq {seq} is not in the checkpointed tree of size {checkpoint.size}")
     raw = snapshot.raw_record(seq)
-    return {"type": "inclusion", "seq": seq, "tree_size": checkpoint.size,
-            "record": _b64(raw.body),
-            "proof": [_b64(h) for h in merkle.inclusion_proof(seq, checkpoint.size, snapshot.node)],
-            "checkpoint": checkpoint.note.decode()}
+    return {"Type": "inclusion", "Seq": seq, "TreeSize": checkpoint.size, "RootHash": _b64(checkpoint.root),
+            "Record": _b64(raw.body),
+            "Proof": [_b64(h) for h in merkle.inclusion_proof(seq, checkpoint.size, snapshot.node)],
+            "Checkpoint": checkpoint.note.decode()}
 
 
 def prove_consistency(snapshot: AuditSnapshot, old: cp.Checkpoint, new: cp.Checkpoint) -> dict[str, Any]:
     if not 0 < old.size <= new.size:
         raise ValueError("need 0 < old size <= new size")
-    return {"type": "consistency", "old_size": old.size, "new_size": new.size,
-            "proof": [_b64(h) for h in merkle.consistency_proof(old.size, new.size, snapshot.node)],
-            "old_checkpoint": old.note.decode(), "checkpoint": new.note.decode()}
+    return {"Type": "consistency", "OldSize": old.size, "NewSize": new.size,
+            "OldRootHash": _b64(old.root), "RootHash": _b64(new.root),
+            "Proof": [_b64(h) for h in merkle.consistency_proof(old.size, new.size, snapshot.node)],
+            "OldCheckpoint": old.note.decode(), "Checkpoint": new.note.decode()}
+
+
+#: the member names proofs had before the CLI spoke PascalCase; still read
+_OLD_NAMES = {"type": "Type", "seq": "Seq", "tree_size": "TreeSize", "record": "Record", "proof": "Proof",
+              "checkpoint": "Checkpoint", "old_size": "OldSize", "new_size": "NewSize",
+              "old_checkpoint": "OldCheckpoint"}
 
 
 def verify_proof(proof: dict[str, Any], verifier: tuple[str, bytes]) -> tuple[bool, str]:
     """Check a proof with nothing but the checkpoint(s) it carries and the
-    signer's public key. Returns (ok, reason)."""
+    signer's public key (the RootHash members are for people: the roots
+    checked are the signed ones). Returns (ok, reason)."""
+    if isinstance(proof, dict) and "type" in proof and "Type" not in proof:
+        proof = {_OLD_NAMES.get(k, k): v for k, v in proof.items()}
     try:
-        new = cp.verify(proof["checkpoint"].encode(), *verifier)
-        path = [base64.b64decode(h, validate=True) for h in proof["proof"]]
-        if proof["type"] == "inclusion":
-            leaf = merkle.leaf_hash(base64.b64decode(proof["record"], validate=True))
-            if proof["tree_size"] != new.size:
+        new = cp.verify(proof["Checkpoint"].encode(), *verifier)
+        path = [base64.b64decode(h, validate=True) for h in proof["Proof"]]
+        if proof.get("RootHash", _b64(new.root)) != _b64(new.root):
+            return False, "the proof's RootHash differs from its checkpoint's root"
+        if proof["Type"] == "inclusion":
+            leaf = merkle.leaf_hash(base64.b64decode(proof["Record"], validate=True))
+            if proof["TreeSize"] != new.size:
                 return False, "the proof's tree size differs from its checkpoint's"
-            ok = merkle.verify_inclusion(proof["seq"], new.size, leaf, path, new.root)
-            return ok, (f"record {proof['seq']} is in the checkpointed log of size {new.size}" if ok
+            ok = merkle.verify_inclusion(proof["Seq"], new.size, leaf, path, new.root)
+            return ok, (f"record {proof['Seq']} is in the checkpointed log of size {new.size}" if ok
                         else "the inclusion proof does not lead to the checkpoint's root")
-        if proof["type"] == "consistency":
-            old = cp.verify(proof["old_checkpoint"].encode(), *verifier)
-            if (old.size, new.size) != (proof["old_size"], proof["new_size"]):
+        if proof["Type"] == "consistency":
+            old = cp.verify(proof["OldCheckpoint"].encode(), *verifier)
+            if proof.get("OldRootHash", _b64(old.root)) != _b64(old.root):
+                return False, "the proof's OldRootHash differs from its old checkpoint's root"
+            if (old.size, new.size) != (proof["OldSize"], proof["NewSize"]):
                 return False, "the proof's sizes differ from its checkpoints'"
             ok = merkle.verify_consistency(old.size, new.size, old.root, new.root, path)
             return ok, (f"the log of size {new.size} extends the log of size {old.size}" if ok

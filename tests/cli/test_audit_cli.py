@@ -196,28 +196,31 @@ def test_verify_with_a_stranger_key_or_no_ledger_fails(built: Built, tmp_path: P
 
 def test_prove_and_verify_proof(built: Built, tmp_path: Path) -> None:
     proof = run_json(built.home, "audit", "prove", "3")
-    assert proof["type"] == "inclusion" and proof["seq"] == 3
-    assert proof["tree_size"] == len(records(built.home))  # the newest stored checkpoint
+    assert proof["Type"] == "inclusion" and proof["Seq"] == 3
+    assert proof["TreeSize"] == len(records(built.home))  # the newest stored checkpoint
+    assert proof["RootHash"] == proof["Checkpoint"].split("\n")[2]  # base64, as in the note
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(proof))
     ok = run(tmp_path, "audit", "verify-proof", str(path), "--public-key", built.vkey)
-    assert ok.stdout == f"OK: record 3 is in the checkpointed log of size {proof['tree_size']}\n"
+    assert ok.stdout == f"OK: record 3 is in the checkpointed log of size {proof['TreeSize']}\n"
     # from stdin, and with the key in a file
     keyfile = tmp_path / "vkey"
     keyfile.write_text(built.vkey)
     run(tmp_path, "audit", "verify-proof", "-", "--public-key-file", str(keyfile), input=json.dumps(proof))
 
-    record = base64.b64decode(proof["record"])
+    record = base64.b64decode(proof["Record"])
     altered = [
-        {**proof, "record": base64.b64encode(record[:-1] + bytes([record[-1] ^ 1])).decode()},
-        {**proof, "proof": proof["proof"][:-1]},
-        {**proof, "proof": [*proof["proof"], proof["proof"][0]]},
-        {**proof, "proof": [base64.b64encode(bytes(32)).decode(), *proof["proof"][1:]]},
-        {**proof, "seq": 4},
-        {**proof, "tree_size": proof["tree_size"] - 1},
-        {**proof, "checkpoint": proof["checkpoint"].replace("\n", "\n1", 1)},
-        {**proof, "checkpoint": 7},
-        {**proof, "type": "something"},
+        {**proof, "Record": base64.b64encode(record[:-1] + bytes([record[-1] ^ 1])).decode()},
+        {**proof, "Proof": proof["Proof"][:-1]},
+        {**proof, "Proof": [*proof["Proof"], proof["Proof"][0]]},
+        {**proof, "Proof": [base64.b64encode(bytes(32)).decode(), *proof["Proof"][1:]]},
+        {**proof, "Seq": 4},
+        {**proof, "TreeSize": proof["TreeSize"] - 1},
+        {**proof, "RootHash": base64.b64encode(bytes(32)).decode()},
+        {**proof, "Checkpoint": proof["Checkpoint"].replace("\n", "\n1", 1)},
+        {**proof, "Checkpoint": 7},
+        {**proof, "Type": "something"},
+        {"Type": "inclusion"},
         {"type": "inclusion"},
     ]
     for bad in altered:
@@ -243,7 +246,7 @@ def test_prove_against_an_older_checkpoint_file(built: Built, tmp_path: Path) ->
     old_file.write_bytes(older)
     old_size = cp.parse(older)[0].size
     proof = run_json(built.home, "audit", "prove", "0", "--checkpoint", str(old_file))
-    assert proof["tree_size"] == old_size
+    assert proof["TreeSize"] == old_size
     too_new = run(built.home, "audit", "prove", str(old_size), "--checkpoint", str(old_file), expect=1)
     assert f"not in the checkpointed tree of size {old_size}" in too_new.stderr
     with keyledger.open(tmp_path / "stranger", create=True) as other:
@@ -259,7 +262,7 @@ def test_prove_consistency_by_size_and_by_file(built: Built, tmp_path: Path) -> 
     store.close()
     a, b = cp.parse(older)[0].size, cp.parse(newer)[0].size
     proof = run_json(built.home, "audit", "prove-consistency", str(a), str(b))
-    assert (proof["type"], proof["old_size"], proof["new_size"]) == ("consistency", a, b)
+    assert (proof["Type"], proof["OldSize"], proof["NewSize"]) == ("consistency", a, b)
     path = tmp_path / "consistency.json"
     path.write_text(json.dumps(proof))
     assert run(tmp_path, "audit", "verify-proof", str(path), "--public-key", built.vkey).stdout == \
@@ -269,8 +272,8 @@ def test_prove_consistency_by_size_and_by_file(built: Built, tmp_path: Path) -> 
     by_file = run_json(built.home, "audit", "prove-consistency", "--old-checkpoint", str(tmp_path / "a"),
                        "--new-checkpoint", str(tmp_path / "b"))
     assert by_file == proof
-    for bad in ({**proof, "proof": proof["proof"][1:]}, {**proof, "old_size": a + 1},
-                {**proof, "old_checkpoint": newer.decode()}):
+    for bad in ({**proof, "Proof": proof["Proof"][1:]}, {**proof, "OldSize": a + 1},
+                {**proof, "OldCheckpoint": newer.decode()}, {**proof, "OldRootHash": proof["RootHash"]}):
         path.write_text(json.dumps(bad))
         run(tmp_path, "audit", "verify-proof", str(path), "--public-key", built.vkey, expect=1)
     missing = run(built.home, "audit", "prove-consistency", str(a), "999", expect=1)
@@ -327,7 +330,7 @@ def test_log_filters(built: Built) -> None:
         min(r["seq"] for r in by_alice)
     run(built.home, "audit", "log", "--since", "yesterday", expect=2)
     digest = next(r for r in everything if r["event"]["type"] == "Encrypted")["event"]["ciphertext_digest"]
-    assert len(bytes.fromhex(digest)) == 32  # bytes as hex
+    assert len(base64.b64decode(digest, validate=True)) == 32  # bytes as base64, as in the notes
 
 
 def test_log_formats(built: Built) -> None:
