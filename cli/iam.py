@@ -34,7 +34,7 @@ def iam() -> None:
 
 def iam_command(name: str, operation: str) -> Callable[[Callable[..., Any]], LedgerCommand]:
     """Declare `keyledger iam <name>`; `operation` names it in errors and in the log."""
-    return iam.command(name, cls=LedgerCommand, operation=operation, output_options=True)
+    return iam.command(name, cls=LedgerCommand, operation=operation, output_options=True)  # type: ignore[return-value]
 
 
 def _as_role(entity: dict[str, Any]) -> dict[str, Any]:

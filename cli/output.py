@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 import click
-import jmespath
-import jmespath.exceptions
+import jmespath  # type: ignore[import-untyped]
+import jmespath.exceptions  # type: ignore[import-untyped]
 
 from keyledger.cli.context import Settings, settings
 from keyledger.service import KeyLedger

@@ -49,7 +49,8 @@ class SerializationException(KMSError):
 # -- the model ------------------------------------------------------------------
 
 def load_model() -> dict[str, Any]:
-    return json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+    model: dict[str, Any] = json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+    return model
 
 
 MODEL = load_model()
@@ -61,9 +62,10 @@ def documentation() -> dict[str, dict[str, str]]:
     """Operation name -> {"": the operation's first paragraph, member: the
     member's first paragraph}, as plain text (empty if the file is absent)."""
     try:
-        return json.loads(resources.files(MODEL_PACKAGE).joinpath(DOCS_FILE).read_bytes())
+        docs: dict[str, dict[str, str]] = json.loads(resources.files(MODEL_PACKAGE).joinpath(DOCS_FILE).read_bytes())
     except FileNotFoundError:
         return {}
+    return docs
 
 
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -195,7 +197,7 @@ def coerce(shape_name: str, value: Any, path: str) -> Any:
     raise SerializationException(f"Value at '{path}' has a type this server cannot read")
 
 
-def missing_members(paths: list[str]) -> ValidationException:
+def missing_members(paths: list[str]) -> KMSError:
     n = len(paths)
     detail = "; ".join(f"Value null at '{p}' failed to satisfy constraint: Member must not be null"
                        for p in paths)
