@@ -76,7 +76,7 @@ def test_the_options_of_encrypt() -> None:
     assert {"--key-id", "--plaintext", "--encryption-context", "--grant-tokens", "--encryption-algorithm",
             "--output", "--query"} <= set(options)
     assert options["--key-id"].required and options["--plaintext"].required
-    assert options["--dry-run"].hidden
+    assert not options["--encryption-context"].required and not options["--encryption-context"].hidden
 
 
 def test_a_new_library_method_is_a_new_command(tmp_path: Path) -> None:
@@ -167,15 +167,15 @@ def test_a_required_member_is_a_usage_error(cli: Cli) -> None:
     assert "--destination-key-id" in result.stderr and result.stdout == ""
 
 
-def test_a_member_keyledger_lacks_is_refused_and_recorded(cli: Cli, key: str) -> None:
-    result = cli("encrypt", "--key-id", key, "--plaintext", "x", "--dry-run", expect=254)
-    assert result.stderr == ("An error occurred (UnsupportedOperationException) when calling the Encrypt operation: "
-                             "DryRun is not supported by keyledger for Encrypt.\n")
+def test_a_member_keyledger_lacks_is_refused_and_recorded(cli: Cli) -> None:
+    assert ops.OPERATIONS["CreateKey"].members["CustomKeyStoreId"][1] is None  # no custom key stores
+    result = cli("create-key", "--custom-key-store-id", "cks-1234567890abcdef0", expect=254)
+    assert result.stderr == ("An error occurred (UnsupportedOperationException) when calling the CreateKey "
+                             "operation: CustomKeyStoreId is not supported by keyledger for CreateKey.\n")
     with keyledger.open(cli.home) as opened, opened.store.snapshot() as snap:
         last = list(snap.records())[-1]
     assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "UnsupportedOperationException"
-    # false is what the library does anyway
-    assert "CiphertextBlob" in cli.json("encrypt", "--key-id", key, "--plaintext", "x", "--no-dry-run")
+    assert cli.json("list-keys") == {"Keys": [], "Truncated": False}
 
 
 def test_the_same_request_through_the_cli_and_the_server_mapping(cli: Cli, key: str, write) -> None:
