@@ -61,4 +61,5 @@ for _module in (admin, kms, policy_sim, iam, replay, audit, forensics, bill, dem
 from keyledger.server import cli as _server_cli  # noqa: E402  (after the groups it extends)
 
 main.add_command(_server_cli.serve)
-iam.iam.add_command(_server_cli.create_access_key)
+for _command in _server_cli.ACCESS_KEY_COMMANDS:  # create-, list-, update-, delete-access-key
+    iam.iam.add_command(_command)

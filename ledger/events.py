@@ -160,6 +160,21 @@ class AccessKeyCreated(_Event, tag="AccessKeyCreated"):
     access_key_id: str
 
 
+class AccessKeyStatusChanged(_Event, tag="AccessKeyStatusChanged"):
+    """An access key was made Active or Inactive (`keyledger iam update-access-key`)."""
+
+    principal: str
+    access_key_id: str
+    status: str  # "Active" | "Inactive"
+
+
+class AccessKeyDeleted(_Event, tag="AccessKeyDeleted"):
+    """An access key was deleted: its id no longer authenticates anyone."""
+
+    principal: str
+    access_key_id: str
+
+
 class GrantCreated(_Event, tag="GrantCreated"):
     key_id: str
     grant_id: str
@@ -248,6 +263,24 @@ class RequestDenied(_Event, tag="RequestDenied"):
     key_id: str | None = None
 
 
+class UnauthenticatedRequestsRefused(_Event, tag="UnauthenticatedRequestsRefused"):
+    """Requests from callers who proved no identity (missing or bad SigV4,
+    unknown or inactive access key, throttled), refused by the HTTP server
+    and summarized per source address and error code over an interval, so
+    strangers cannot grow the log at line rate. Times are microseconds
+    since the epoch; the lists are bounded samples (the first few)."""
+
+    source_address: str
+    error_code: str
+    count: int
+    first_time: int
+    last_time: int
+    error_message: str = ""
+    operations: tuple[str, ...] = ()
+    access_key_ids: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+
+
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
     AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated,
@@ -256,6 +289,7 @@ Event = Union[
     KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,
     ReEncrypted, DataKeyGenerated, RandomGenerated, MetadataRead, RequestDenied,
+    AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

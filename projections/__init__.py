@@ -73,11 +73,12 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
                 rows.append(_key(event.previous_key_id))
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
-                ev.AccessKeyCreated():
+                ev.AccessKeyCreated() | ev.AccessKeyDeleted():
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
             return [("grants", grant_row(event.key_id, event.grant_id), grants.evolve)]
-        case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated():
+        case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \
+                ev.AccessKeyStatusChanged() | ev.UnauthenticatedRequestsRefused():
             return []
     return [_key(event.key_id)]
 

@@ -22,4 +22,6 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
             return replace(state, policies={k: v for k, v in state.policies.items() if k != e.policy_name})
         case ev.AccessKeyCreated():
             return replace(state, access_keys=state.access_keys + (e.access_key_id,))
+        case ev.AccessKeyDeleted():
+            return replace(state, access_keys=tuple(k for k in state.access_keys if k != e.access_key_id))
     return state

@@ -3,16 +3,25 @@
 `POST /` with `X-Amz-Target: TrentService.<Operation>` runs the operation
 for the principal its SigV4 signature proves (or the account root under
 `auth="none"`); `GET /healthz` says whether the writer is up. Each KMS
-request becomes exactly one library request and so at least one record in
-the log, refusals included: a request refused here (bad signature, unknown
-operation, malformed JSON) is recorded with `KeyLedger.record_denied`. The
-request id of that record is the response's `x-amzn-RequestId`.
+request from an authenticated caller becomes exactly one library request
+and so at least one record in the log, refusals included: a request refused
+here (unknown operation, malformed JSON) is recorded with
+`KeyLedger.record_denied`, and the request id of that record is the
+response's `x-amzn-RequestId`. Refusals of callers who proved no identity
+(no, bad or unknown SigV4 credentials, a body too large to check) are
+counted instead and recorded once per interval as one summary per source
+address and error code, and an address that keeps failing is throttled
+(`server.refusals`). Any unexpected failure is recorded too (a
+`RequestDenied` with `KMSInternalException`) and answered with that error
+and no details; the details (exception type and stack, never its message,
+which might hold request data) go to the server log.
 
 Requests are planned on the event loop and committed in batches by one
 writer thread (`server.committer`); a response leaves only once its batch
-is durable. Lifespan startup starts the writer and the periodic rotation
-sweep; shutdown (after the HTTP server has finished the requests in flight)
-commits what is queued and stops them.
+is durable. Lifespan startup starts the writer, the periodic rotation sweep
+and the refusal summaries; shutdown (after the HTTP server has finished the
+requests in flight) records the last summaries, commits what is queued and
+stops them.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import sys
 import time
 import traceback
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,13 +40,20 @@ import msgspec
 from keyledger import KeyLedger
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.service import Planned
-from keyledger.server import protocol
+from keyledger.server import protocol, sts
 from keyledger.server.committer import GroupCommitter
-from keyledger.server.protocol import RequestTooLargeException
+from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
+from keyledger.server.refusals import RateLimiter, RefusalTally
 from keyledger.server.sigv4 import Denied, Verifier
 
 MAX_BODY = 256 * 1024
 ANONYMOUS = "anonymous"
+#: how often the counts of unauthenticated refusals become log records
+REFUSAL_INTERVAL = 10.0
+#: per source address: unauthenticated refusals allowed at once, and regained per second
+REFUSAL_BURST = 100.0
+REFUSAL_RATE = 10.0
+INTERNAL_ERROR = "The request was rejected because an internal exception occurred."
 
 log = logging.getLogger("keyledger.server")
 access_log = logging.getLogger("keyledger.access")
@@ -69,7 +86,9 @@ class KMSApp:
     """The ASGI app. `auth` is "sigv4" (give `verifier`) or "none"."""
 
     def __init__(self, kms: KeyLedger, *, auth: str = "sigv4", verifier: Verifier | None = None,
-                 sweep_interval: float | None = 3600.0, max_body: int = MAX_BODY) -> None:
+                 sweep_interval: float | None = 3600.0, max_body: int = MAX_BODY,
+                 refusal_interval: float = REFUSAL_INTERVAL, refusal_rate: float = REFUSAL_RATE,
+                 refusal_burst: float = REFUSAL_BURST) -> None:
         if auth not in ("sigv4", "none"):
             raise ValueError("auth must be 'sigv4' or 'none'")
         if auth == "sigv4" and verifier is None:
@@ -85,10 +104,16 @@ class KMSApp:
         self.committer = GroupCommitter(kms.store)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self.refusal_interval = refusal_interval
+        self.refusals = RefusalTally()
+        self.limiter = RateLimiter(refusal_rate, refusal_burst)
+        self._flusher: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def startup(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.committer.start()
         if self.auth == "none":
             log_event(logging.WARNING, "auth-disabled", principal=self.root,
@@ -96,13 +121,17 @@ class KMSApp:
                               "root. Use this only for local development, never on a shared network.")
         if self.sweep_interval:
             self._sweeper = asyncio.create_task(self._sweep_forever(self.sweep_interval))
+        if self.refusal_interval:
+            self._flusher = asyncio.create_task(self._flush_forever(self.refusal_interval))
 
     async def shutdown(self) -> None:
         self._stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        for task in (self._sweeper, self._flusher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sweeper = self._flusher = None
+        await self.flush_refusals()  # the last interval's refusals are on record before we stop
         await self.committer.stop()
         log_event(logging.INFO, "stopped", batches=self.committer.batches, requests=self.committer.requests)
 
@@ -117,6 +146,28 @@ class KMSApp:
         checkpoint = await asyncio.to_thread(self.kms.checkpoint)
         log_event(logging.INFO, "checkpoint", tree_size=checkpoint.size)
         return counts
+
+    async def flush_refusals(self) -> int:
+        """Record the unauthenticated refusals counted since the last flush
+        (one event per source address and error code); how many refusals."""
+        summaries = self.refusals.drain()
+        if not summaries:
+            return 0
+        try:
+            planned = self._caller(ANONYMOUS).record_unauthenticated_refusals(summaries)
+            Planned.finish(await self.committer.submit(planned))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - kept and tried again at the next flush
+            self.refusals.restore(summaries)
+            log_event(logging.ERROR, "refusal-summary-failed", error=type(exc).__name__)
+            return 0
+        total = sum(e.count for e in summaries)
+        log_event(logging.INFO, "refusals-recorded", refusals=total, records=len(summaries))
+        return total
+
+    async def _flush_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush_refusals()
 
     async def _sweep_forever(self, interval: float) -> None:
         while True:
@@ -140,7 +191,9 @@ class KMSApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "http":
+        if kind == "http" and sts.is_sts_request(scope):  # STS GetCallerIdentity, in STS's XML
+            await sts.handle(self, scope, receive, send)
+        elif kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -174,12 +227,9 @@ class KMSApp:
             status, headers, body = await self._route(scope, receive, entry)
         except _Disconnected:
             return
-        except Exception:  # noqa: BLE001 - a bug must not reach the client as a traceback
-            log_event(logging.ERROR, "internal-error", operation=entry.get("operation"),
-                      traceback=traceback.format_exc())
-            error = KMSInternalException("An internal error occurred; see the server log.")
-            status, headers, body = error.http_status, [], protocol.encode_error(error)
-            entry["error"] = error.code
+        except Exception as exc:  # noqa: BLE001 - a bug must not reach the client as a traceback
+            status, headers, body = await self._internal_error(exc, entry.get("operation") or "Unknown",
+                                                                entry.get("principal") or ANONYMOUS, entry)
         headers = [(b"content-type", protocol.CONTENT_TYPE.encode()),
                    (b"content-length", str(len(body)).encode()), *headers]
         entry["status"] = status
@@ -206,8 +256,23 @@ class KMSApp:
         target = headers.get("x-amz-target", [None])[0]
         name = protocol.operation_name(target)
         entry["operation"] = name
-        principal, planned, refusal = await self._plan(scope, receive, headers, target, name, entry)
+        address = entry["remote"]
+        if self.auth == "sigv4" and self.limiter.throttled(address):
+            # refused unheard: no body read, no signature checked
+            return self._unauthenticated(ThrottlingException("Rate exceeded"), address, name, entry,
+                                         close=True)
+        try:
+            principal, planned, refusal = await self._plan(scope, receive, headers, target, name, entry)
+        except _Disconnected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a bug in decoding: recorded, answered without details
+            return await self._internal_error(exc, name, entry.get("principal") or ANONYMOUS, entry)
         entry["principal"] = principal
+        if planned is None:  # an unauthenticated refusal: counted, recorded with the next summary
+            assert refusal is not None
+            self.limiter.charge(address)
+            return self._unauthenticated(refusal, address, name, entry,
+                                         close=isinstance(refusal, RequestTooLargeException))
         outcome = await self.committer.submit(planned)
         entry["request_id"] = planned.request_id
         extra = [(b"x-amzn-requestid", planned.request_id.encode())]
@@ -219,6 +284,8 @@ class KMSApp:
                 log_event(logging.ERROR, "internal-error", request_id=planned.request_id, error=error.code,
                           message=error.message)
             return error.http_status, extra, protocol.encode_error(error)
+        except Exception as exc:  # noqa: BLE001 - the work itself broke (a bug or a storage error)
+            return await self._internal_error(exc, name, principal, entry)
         if refusal is not None:  # refused here, and the refusal is now on record
             entry["error"] = refusal.code
             if isinstance(refusal, RequestTooLargeException):
@@ -226,11 +293,49 @@ class KMSApp:
             return refusal.http_status, extra, protocol.encode_error(refusal)
         return 200, extra, protocol.encode_response(response)
 
+    def _unauthenticated(self, refusal: KMSError, address: str, name: str, entry: dict[str, Any], *,
+                         close: bool = False) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Answer a refusal of a caller who proved no identity; it is
+        counted, and on record with the next summary (its request id among
+        the summary's samples while they last)."""
+        request_id = str(uuid.uuid4())
+        self.refusals.add(address, refusal.code, refusal.message, operation=name,
+                          access_key_id=entry.get("access_key"), request_id=request_id)
+        entry.update(principal=ANONYMOUS, request_id=request_id, error=refusal.code)
+        extra = [(b"x-amzn-requestid", request_id.encode())]
+        if close:
+            extra.append((b"connection", b"close"))
+        return refusal.http_status, extra, protocol.encode_error(refusal)
+
+    async def _internal_error(self, exc: BaseException, name: str, principal: str,
+                              entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """An unexpected failure: recorded as a `RequestDenied` with
+        `KMSInternalException` (its request id answered), the stack on the
+        server log, nothing of it to the client."""
+        error = KMSInternalException(INTERNAL_ERROR)
+        entry["error"] = error.code
+        extra: list[tuple[bytes, bytes]] = []
+        request_id = None
+        try:
+            planned: Planned = self._caller(principal).record_denied(name, error)  # type: ignore[assignment]
+            Planned.finish(await self.committer.submit(planned))
+            request_id = planned.request_id
+        except Exception as again:  # noqa: BLE001 - the log cannot take it either: the server log has it
+            log_event(logging.ERROR, "internal-error-not-recorded", operation=name,
+                      exception=_exception_name(again))
+        if request_id is not None:
+            entry["request_id"] = request_id
+            extra.append((b"x-amzn-requestid", request_id.encode()))
+        log_event(logging.ERROR, "internal-error", request_id=request_id, operation=name,
+                  exception=_exception_name(exc), stack=_stack(exc))
+        return error.http_status, extra, protocol.encode_error(error)
+
     async def _plan(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
                     target: str | None, name: str,
-                    entry: dict[str, Any]) -> tuple[str, Planned, KMSError | None]:
-        """(principal, planned request, refusal): the operation, or the
-        record of its refusal and the refusal to answer with."""
+                    entry: dict[str, Any]) -> tuple[str, Planned | None, KMSError | None]:
+        """(principal, planned request, refusal): the operation; or the
+        record of its refusal and the refusal to answer with; or, for a
+        caller who proved no identity, no request and the refusal."""
         principal = ANONYMOUS
         try:
             body = await self._read_body(receive, headers)
@@ -246,13 +351,15 @@ class KMSApp:
                                                      headers, body, claimed)
                 finally:
                     entry["access_key"] = claimed.access_key_id
+            entry["principal"] = principal
             op = protocol.operation_for(target)
             document = protocol.decode_body(body)
             entry["key"] = protocol.key_hint(document)
             kwargs = protocol.request_kwargs(op, document)
         except KMSError as refusal:
-            denial = _with_claim(refusal, entry.get("access_key")) if principal == ANONYMOUS else refusal
-            return principal, self._caller(principal).record_denied(name, denial), refusal  # type: ignore[return-value]
+            if principal == ANONYMOUS:
+                return principal, None, refusal
+            return principal, self._caller(principal).record_denied(name, refusal), refusal  # type: ignore[return-value]
         return principal, getattr(self._caller(principal), op.method)(**kwargs), None
 
     async def _read_body(self, receive: Any, headers: dict[str, list[str]]) -> bytes:
@@ -273,12 +380,15 @@ class KMSApp:
                 return b"".join(chunks)
 
 
-def _with_claim(error: KMSError, access_key_id: str | None) -> KMSError:
-    """The refusal as recorded for an unauthenticated caller: with the access
-    key id it claimed (an identifier, not a secret), for forensics."""
-    if not access_key_id:
-        return error
-    return type(error)(f"{error.message} (access key id {access_key_id})")
+def _exception_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _stack(exc: BaseException) -> str:
+    """Where it failed: file, line, function and source line of each frame,
+    never the exception's message or any local value."""
+    return "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
 
 
 def configure_logging(access_log_path: str | None = "-", level: int = logging.INFO) -> None:

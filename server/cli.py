@@ -1,9 +1,11 @@
-"""`keyledger serve` and `keyledger iam create-access-key`.
+"""`keyledger serve` and the access-key commands of `keyledger iam`
+(`create-access-key`, `list-access-keys`, `update-access-key`,
+`delete-access-key`).
 
 Registered in the main command group with `main.add_command(serve)`, and
-`create-access-key` either in the CLI's own `iam` group
-(`iam.add_command(create_access_key)`) or with the `iam` group here. Both
-also run standalone (`python -m keyledger.server ...`). Under the main group, its
+the access-key commands either in the CLI's own `iam` group
+(`iam.add_command(...)` for each of `ACCESS_KEY_COMMANDS`) or with the `iam`
+group here. Both also run standalone (`python -m keyledger.server ...`). Under the main group, its
 `--home`, `--durability`, `--region`, `--account` and (for the caller who
 issues an access key) `--principal` apply unless given here.
 """
@@ -94,13 +96,39 @@ _credentials_option = click.option(
               help="Where the JSON access log lines go: '-' for stderr, a file, or 'off'.")
 @click.option("--graceful-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="On SIGTERM/Ctrl-C, how long requests in flight may take to finish.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Serve HTTPS with this PEM certificate (chain); needs --tls-key unless the "
+                                   "key is in the same file.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="The PEM private key of --tls-cert.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Open connections at most; one more is answered 503 and closed.")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="A request must arrive in full within this time of its first byte.")
+@click.option("--refusal-interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="How often the counts of refused unauthenticated requests are recorded "
+                                      "(one record per source address and error code).")
+@click.option("--unauthenticated-rate", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              metavar="PER_SECOND", help="Per source address: unauthenticated refusals regained per second "
+                                         "(0: no throttling).")
+@click.option("--unauthenticated-burst", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Per source address: unauthenticated refusals allowed before it is throttled "
+                   "(ThrottlingException).")
 def serve(host: str, port: int, home: Path | None, credentials: Path | None, auth: str,
-          durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float) -> None:
-    """Serve the AWS KMS JSON API over HTTP, so boto3, the AWS CLI and the
-    AWS Encryption SDK work with only an endpoint URL changed.
+          durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float,
+          tls_cert: Path | None, tls_key: Path | None, max_connections: int, request_timeout: float,
+          refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int) -> None:
+    """Serve the AWS KMS JSON API over HTTP (or HTTPS with --tls-cert), so
+    boto3, the AWS CLI and the AWS Encryption SDK work with only an
+    endpoint URL changed.
 
-    Every request, allowed or refused, is recorded in the ledger's log.
-    Stop with SIGTERM or Ctrl-C: requests in flight finish first.
+    Every request of an authenticated caller, allowed or refused, is
+    recorded in the ledger's log; refusals of callers who proved no
+    identity are counted and recorded as one summary per source address and
+    error code every --refusal-interval seconds. Use TLS or a loopback
+    address: over plain HTTP anyone on the path can replay a signed request
+    for up to 15 minutes. Stop with SIGTERM or Ctrl-C: requests in flight
+    finish first.
     """
     try:
         from keyledger.server.app import KMSApp, configure_logging, log_event
@@ -108,6 +136,10 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
         from keyledger.server.sigv4 import Verifier
     except ImportError as exc:  # uvicorn is an optional extra
         raise _Failure(f"{exc.name} is not installed: pip install 'keyledger[server]'") from None
+    if tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
+    if tls_cert is not None:
+        _check_tls(tls_cert, tls_key)
     configure_logging(None if access_log == "off" else access_log)
     home = _home(home)
     kms = _open(home, durability)
@@ -119,22 +151,28 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
                 verifier = Verifier(creds.Credentials(keys_path), kms.region)
             except creds.CredentialsError as exc:
                 raise _Failure(str(exc)) from None
-        app = KMSApp(kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval or None)
+        app = KMSApp(kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval or None,
+                     refusal_interval=refusal_interval, refusal_rate=unauthenticated_rate,
+                     refusal_burst=unauthenticated_burst)
         try:
             sock = bind(host, port)
         except OSError as exc:
             raise _Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         bound_host, bound_port = sock.getsockname()[:2]
-        log_event(logging.INFO, "listening", url=f"http://{_url_host(bound_host)}:{bound_port}",
+        scheme = "https" if tls_cert is not None else "http"
+        log_event(logging.INFO, "listening", url=f"{scheme}://{_url_host(bound_host)}:{bound_port}",
                   host=bound_host, port=bound_port, home=str(home), region=kms.region, account=kms.account,
                   auth=auth, durability=kms.store.durability,
                   credentials=str(keys_path) if auth == "sigv4" else None,
-                  access_keys=len(verifier.credentials) if verifier else None)
+                  access_keys=len(verifier.credentials) if verifier else None, tls=tls_cert is not None,
+                  max_connections=max_connections)
         if auth == "none":
             click.echo(f"WARNING: authentication is disabled (--auth none): every caller acts as "
                        f"{app.root}. For local development only.", err=True)
         try:
-            run(app, sock, graceful_timeout=graceful_timeout)
+            run(app, sock, graceful_timeout=graceful_timeout, max_connections=max_connections,
+                request_timeout=request_timeout, tls_cert=str(tls_cert) if tls_cert else None,
+                tls_key=str(tls_key) if tls_key else None)
         finally:
             app.committer.abandon()  # a no-op after a graceful stop
     finally:
@@ -144,6 +182,18 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _check_tls(cert: Path, key: Path | None) -> None:
+    """Fail early, in one line, on a certificate and key that do not load or do not match."""
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        raise _Failure(f"cannot use the TLS certificate {cert}"
+                       f"{f' with the key {key}' if key else ''}: {reason}") from None
 
 
 @click.group("iam")
@@ -180,4 +230,111 @@ def create_access_key(user_name: str, home: Path | None, credentials: Path | Non
         "SecretAccessKey": entry.secret_access_key, "CreateDate": entry.create_date}}, indent=4))
 
 
+def _target(kms: keyledger.KeyLedger, user_name: str | None, path: Path, access_key_id: str | None) -> str:
+    """The principal an access-key command acts on: the named user, else the
+    key's owner in the credentials file, else the caller (as AWS does)."""
+    if user_name:
+        return f"arn:aws:iam::{kms.account}:user/{user_name}"
+    if access_key_id is not None:
+        try:
+            for entry in creds.entries(path):
+                if entry.access_key_id == access_key_id:
+                    return entry.principal
+        except (OSError, creds.CredentialsError):
+            pass
+    return kms.caller
+
+
+def _keys_path(home: Path, credentials: Path | None) -> Path:
+    return credentials or home / creds.DEFAULT_FILE
+
+
+@iam.command("list-access-keys")
+@click.option("--user-name", default=None, help="The IAM user whose keys to list (default: the caller).")
+@_home_option
+@_credentials_option
+def list_access_keys(user_name: str | None, home: Path | None, credentials: Path | None) -> None:
+    """List a user's access keys as AWS IAM does (`AccessKeyMetadata`: user
+    name, key id, status, creation date; never a secret). The listing is
+    recorded in the log and the caller may need `iam:ListAccessKeys`."""
+    home = _home(home)
+    path = _keys_path(home, credentials)
+    with _open(home, caller=_inherited("principal")) as kms:
+        principal = _target(kms, user_name, path, None)
+        try:
+            kms.list_access_keys(principal)
+        except KMSError as exc:
+            raise _ServiceError(exc, "ListAccessKeys") from None
+    try:
+        found = [e for e in creds.entries(path) if e.principal == principal] if path.exists() else []
+    except (OSError, creds.CredentialsError) as exc:
+        raise _Failure(str(exc)) from None
+    click.echo(json.dumps({"AccessKeyMetadata": [
+        {**({"UserName": e.user_name} if e.user_name else {}), "AccessKeyId": e.access_key_id,
+         "Status": e.status, **({"CreateDate": e.create_date} if e.create_date else {})}
+        for e in found]}, indent=4))
+
+
+@iam.command("update-access-key")
+@click.option("--access-key-id", required=True, help="The access key to change.")
+@click.option("--status", required=True, type=click.Choice(["Active", "Inactive"]),
+              help="Inactive: the key is refused (UnrecognizedClientException) within a second by a running "
+                   "server; Active: it works again.")
+@click.option("--user-name", default=None, help="The IAM user the key belongs to (default: its owner).")
+@_home_option
+@_credentials_option
+def update_access_key(access_key_id: str, status: str, user_name: str | None, home: Path | None,
+                      credentials: Path | None) -> None:
+    """Make an access key Inactive (switched off, kept) or Active again.
+    The change is recorded in the log (the caller may need
+    `iam:UpdateAccessKey`), then written to the credentials file, which a
+    running server re-reads within a second."""
+    home = _home(home)
+    path = _keys_path(home, credentials)
+    with _open(home, caller=_inherited("principal")) as kms:
+        principal = _target(kms, user_name, path, access_key_id)
+        try:
+            kms.update_access_key(principal, access_key_id, status)
+        except KMSError as exc:
+            raise _ServiceError(exc, "UpdateAccessKey") from None
+    _change_file(path, access_key_id, principal, lambda: creds.set_status(path, access_key_id, status))
+
+
+@iam.command("delete-access-key")
+@click.option("--access-key-id", required=True, help="The access key to delete.")
+@click.option("--user-name", default=None, help="The IAM user the key belongs to (default: its owner).")
+@_home_option
+@_credentials_option
+def delete_access_key(access_key_id: str, user_name: str | None, home: Path | None,
+                      credentials: Path | None) -> None:
+    """Delete an access key: its line and secret leave the credentials file
+    (a running server refuses it within a second) and the deletion is
+    recorded in the log (the caller may need `iam:DeleteAccessKey`)."""
+    home = _home(home)
+    path = _keys_path(home, credentials)
+    with _open(home, caller=_inherited("principal")) as kms:
+        principal = _target(kms, user_name, path, access_key_id)
+        try:
+            kms.delete_access_key(principal, access_key_id)
+        except KMSError as exc:
+            raise _ServiceError(exc, "DeleteAccessKey") from None
+    _change_file(path, access_key_id, principal, lambda: creds.delete(path, access_key_id))
+
+
+def _change_file(path: Path, access_key_id: str, principal: str, change: Any) -> None:
+    try:
+        entry = next((e for e in creds.entries(path) if e.access_key_id == access_key_id), None)
+        if entry is not None and entry.principal != principal:
+            raise _Failure(f"access key {access_key_id} in {path} belongs to {entry.principal}, not {principal}")
+        change()
+    except KeyError:
+        raise _Failure(f"access key {access_key_id} is not in {path} (the change is recorded in the log; "
+                       "a server using another credentials file still accepts it)") from None
+    except FileNotFoundError:
+        raise _Failure(f"no credentials file {path}") from None
+    except (OSError, creds.CredentialsError) as exc:
+        raise _Failure(str(exc)) from None
+
+
+ACCESS_KEY_COMMANDS = (create_access_key, list_access_keys, update_access_key, delete_access_key)
 COMMANDS = (serve, iam)

@@ -10,7 +10,10 @@ SigV4 is a shared-secret scheme, so the server must hold each secret in the
 clear, as AWS does: the file is created with mode 0600 and refused if group
 or others can read it. Secrets never reach the ledger, the logs or a repr.
 The last line for an access key id wins, so a key is deactivated by
-appending it again with `"Status": "Inactive"`.
+appending it again with `"Status": "Inactive"`; `keyledger iam
+update-access-key` and `delete-access-key` instead rewrite the file
+atomically (a new file renamed over the old), so a deleted key's secret
+leaves it. Appends and rewrites hold an exclusive lock on the file.
 """
 
 from __future__ import annotations
@@ -21,12 +24,19 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
 
 from keyledger.secret import Secret
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: appends and rewrites are not locked
+    fcntl = None  # type: ignore[assignment]
 
 DEFAULT_FILE = "access-keys.jsonl"
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -43,6 +53,10 @@ class AccessKeyLine(msgspec.Struct, rename="pascal", omit_defaults=True):
     user_name: str = ""
     status: str = "Active"
     create_date: str = ""
+
+    def __repr__(self) -> str:  # the line holds a secret
+        return f"AccessKeyLine({self.access_key_id!r}, principal={self.principal!r}, status={self.status!r}, " \
+               "secret=<redacted>)"
 
 
 class AccessKey:
@@ -70,32 +84,26 @@ def check_private(path: Path) -> None:
 
 def read(path: Path) -> dict[str, AccessKey]:
     try:
-        check_private(path)
-        data = path.read_bytes()
+        lines = entries(path)
     except FileNotFoundError:
         raise CredentialsError(
             f"no credentials file {path}: create an access key with "
             f"`keyledger iam create-access-key --user-name NAME --credentials {path}`") from None
     except OSError as exc:
         raise CredentialsError(f"cannot read {path}: {exc.strerror}") from None
-    keys: dict[str, AccessKey] = {}
-    for n, line in enumerate(data.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith(b"#"):
-            continue
-        try:
-            entry = _line_decoder.decode(line)
-        except msgspec.DecodeError as exc:  # the message names the field, never the value
-            raise CredentialsError(f"{path}, line {n}: {exc}") from None
-        keys[entry.access_key_id] = AccessKey(entry.access_key_id, entry.principal,
-                                              Secret(entry.secret_access_key.encode()),
-                                              entry.status == "Active")
-    return keys
+    return {e.access_key_id: AccessKey(e.access_key_id, e.principal, Secret(e.secret_access_key.encode()),
+                                       e.status == "Active") for e in lines}
 
 
 class Credentials:
-    """The access keys of a credentials file, re-read when the file changes
-    (checked at most once a second, and only when an unknown key shows up),
-    so keys created while the server runs work at once."""
+    """The access keys of a credentials file, re-read when the file changes.
+
+    Every lookup checks the file's change stamp (at most once per `recheck`
+    seconds, so a busy server stats it about once a second), so a key
+    created, deactivated or deleted while the server runs takes effect
+    within that time. A file that cannot be parsed keeps the keys last read
+    (a hand edit in progress) and is tried again; a file that is gone
+    revokes every key (fail closed)."""
 
     def __init__(self, path: str | os.PathLike[str], *, recheck: float = 1.0) -> None:
         self.path = Path(path)
@@ -105,22 +113,21 @@ class Credentials:
         self._mtime = self._stamp()
         self._checked = time.monotonic()
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> tuple[int, int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return st.st_mtime_ns, st.st_size
+        # the inode too: a rewrite is a rename, possibly within one mtime tick
+        return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def lookup(self, access_key_id: str) -> AccessKey | None:
         """The active key with this id, or None."""
+        self._maybe_reload()
         key = self._keys.get(access_key_id)
-        if key is None:
-            self._maybe_reload()
-            key = self._keys.get(access_key_id)
         return key if key is not None and key.active else None
 
     def _maybe_reload(self) -> None:
@@ -128,9 +135,14 @@ class Credentials:
         if now - self._checked < self._recheck:
             return
         with self._lock:
+            if now - self._checked < self._recheck:
+                return
             self._checked = now
             stamp = self._stamp()
             if stamp == self._mtime:
+                return
+            if stamp is None:
+                self._keys, self._mtime = {}, None
                 return
             try:
                 self._keys = read(self.path)
@@ -157,10 +169,113 @@ def append(path: str | os.PathLike[str], entry: AccessKeyLine) -> None:
     """Append an access key to the file, creating it with mode 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
+    with _locked(path) as fd:
         check_private(path)
         os.write(fd, _line_encoder.encode(entry) + b"\n")
         os.fsync(fd)
+
+
+def entries(path: str | os.PathLike[str]) -> list[AccessKeyLine]:
+    """The file's access keys, the last line of each id winning, in the
+    order the ids first appear (FileNotFoundError if there is no file)."""
+    path = Path(path)
+    check_private(path)
+    found: dict[str, AccessKeyLine] = {}
+    for n, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith(b"#"):
+            continue
+        try:
+            entry = _line_decoder.decode(line)
+        except msgspec.DecodeError as exc:  # the message names the field, never the value
+            raise CredentialsError(f"{path}, line {n}: {exc}") from None
+        found[entry.access_key_id] = entry
+    return list(found.values())
+
+
+def set_status(path: str | os.PathLike[str], access_key_id: str, status: str) -> AccessKeyLine:
+    """Mark an access key Active or Inactive (an atomic rewrite of the
+    file); KeyError if the file has no such key."""
+    if status not in ("Active", "Inactive"):
+        raise ValueError(status)
+    return _rewrite(Path(path), access_key_id, lambda e: msgspec.structs.replace(e, status=status))
+
+
+def delete(path: str | os.PathLike[str], access_key_id: str) -> AccessKeyLine:
+    """Remove an access key and its secret from the file (an atomic
+    rewrite); KeyError if the file has no such key."""
+    return _rewrite(Path(path), access_key_id, lambda e: None)
+
+
+def _rewrite(path: Path, access_key_id: str,
+             change: Callable[[AccessKeyLine], AccessKeyLine | None]) -> AccessKeyLine:
+    """Rewrite the file with one key changed (or dropped): a new file,
+    mode 0600, synced, renamed over the old one, so that a reader (the
+    server) sees the old file or the new one, never a mix, and the old
+    lines (a deleted key's secret) leave the file."""
+    with _locked(path):
+        current = entries(path)
+        target = next((e for e in current if e.access_key_id == access_key_id), None)
+        if target is None:
+            raise KeyError(access_key_id)
+        out = []
+        for entry in current:
+            if entry.access_key_id == access_key_id:
+                replaced = change(entry)
+                if replaced is not None:
+                    out.append(replaced)
+            else:
+                out.append(entry)
+        data = b"".join(_line_encoder.encode(e) + b"\n" for e in out)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _sync_dir(path.parent)
+        return target
+
+
+def _sync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """The file open for appending under an exclusive lock, so appends and
+    rewrites never interleave. A rewrite renames a new file over the locked
+    one, so a waiter that finds its file replaced locks the new one."""
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            current = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock

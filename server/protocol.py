@@ -50,6 +50,19 @@ class UnrecognizedClientException(KMSError):
     code = "UnrecognizedClientException"
 
 
+class MissingAuthenticationTokenException(KMSError):
+    """No Authorization header at all (AWS answers 403 "Missing Authentication Token")."""
+
+    code = "MissingAuthenticationTokenException"
+    http_status = 403
+
+
+class ThrottlingException(KMSError):
+    """Too many requests from one address (AWS's "Rate exceeded", HTTP 400)."""
+
+    code = "ThrottlingException"
+
+
 class RequestTooLargeException(KMSError):
     code = "ValidationException"
     http_status = 413
@@ -98,6 +111,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         value = _json_decoder.decode(body)
     except msgspec.DecodeError:
         raise SerializationException("The request body is not valid JSON") from None
+    except RecursionError:  # msgspec's own depth limit (about 1,000 levels): no KMS request is that deep
+        raise SerializationException("The request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise SerializationException("The request body must be a JSON object")
     return value

@@ -2,9 +2,10 @@
 
 `Verifier.verify(...)` recomputes the signature of a request from the secret
 of its access key and returns the principal that key belongs to, or raises
-the error AWS would: `IncompleteSignatureException` (no or malformed
-Authorization), `UnrecognizedClientException` (unknown or inactive access
-key, or a session token we never issued), `InvalidSignatureException`
+the error AWS would: `MissingAuthenticationTokenException` (no
+Authorization header), `IncompleteSignatureException` (a malformed one),
+`UnrecognizedClientException` (unknown or inactive access key, or a
+session token we never issued), `InvalidSignatureException`
 (wrong scope, clock skew beyond 15 minutes, or a signature that does not
 match). Only the `Authorization` header form is accepted (no presigned
 query strings: KMS is POST-only), and the `Host`, date and `X-Amz-Target`
@@ -25,7 +26,8 @@ from urllib.parse import quote
 
 from keyledger.server.credentials import AccessKey, Credentials
 from keyledger.server.protocol import (
-    IncompleteSignatureException, InvalidSignatureException, UnrecognizedClientException,
+    IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
+    UnrecognizedClientException,
 )
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -141,14 +143,13 @@ class Verifier:
         return found
 
     def verify(self, method: str, raw_path: str, query: str, headers: Headers, body: bytes,
-               denied: Denied | None = None) -> str:
+               denied: Denied | None = None, service_name: str = SERVICE) -> str:
         """The principal of a correctly signed request; else raise. `headers`
         maps lower-case names to their values in order. `denied`, if given,
         learns the access key id the request claimed."""
         auth = headers.get("authorization")
         if not auth:
-            raise IncompleteSignatureException(
-                "Missing Authentication Token: the request must be signed with AWS Signature Version 4.")
+            raise MissingAuthenticationTokenException("Missing Authentication Token")
         credential, signed_headers, signature = _parse_authorization(auth[0])
         scope = credential.split("/")
         if len(scope) != 5:
@@ -168,8 +169,8 @@ class Verifier:
         if terminator != "aws4_request":
             raise InvalidSignatureException(
                 f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator[:40]}'.")
-        if service != SERVICE:
-            raise InvalidSignatureException(f"Credential should be scoped to correct service: '{SERVICE}'.")
+        if service != service_name:  # "sts" for server.sts
+            raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service_name}'.")
         if region != self.region:
             raise InvalidSignatureException(
                 f"Credential should be scoped to a valid region, not '{region[:40]}'.")

@@ -13,6 +13,7 @@ from keyledger.errors import (
     AlreadyExistsException,
     KMSError,
     NotFoundException,
+    ValidationException,
 )
 from keyledger.projections import principal_row
 from keyledger.service.base import ServiceBase
@@ -110,6 +111,55 @@ class IamOps(ServiceBase):
             self._principal(req, principal)
             req.emit([ev.AccessKeyCreated(principal, access_key_id)])
         return self._run("CreateAccessKey", body)
+
+    def _account_root(self, principal: str) -> bool:
+        return principal == f"arn:aws:iam::{self.account}:root"
+
+    def _access_key_of(self, req: _Request, principal: str, access_key_id: str) -> None:
+        if self._account_root(principal):
+            return  # the root's keys are never issued through the ledger: nothing to check against
+        if access_key_id not in self._principal(req, principal).access_keys:
+            raise NotFoundException(f"The Access Key with id {access_key_id[:128]} cannot be found.")
+
+    def update_access_key(self, principal: str, access_key_id: str, status: str) -> None:
+        """Log that an access key was made Active or Inactive (the server's
+        credentials file is changed by the caller, `keyledger iam update-access-key`)."""
+        def body(req: _Request) -> None:
+            if status not in ("Active", "Inactive"):
+                raise ValidationException(
+                    f"1 validation error detected: Value '{status[:40]}' at 'status' failed to satisfy "
+                    "constraint: Member must satisfy enum value set: [Active, Inactive]")
+            req.authorize("iam:UpdateAccessKey", None, resource=principal)
+            self._access_key_of(req, principal, access_key_id)
+            req.emit([ev.AccessKeyStatusChanged(principal, access_key_id, status)])
+        return self._run("UpdateAccessKey", body)
+
+    def delete_access_key(self, principal: str, access_key_id: str) -> None:
+        """Log that an access key was deleted (`keyledger iam delete-access-key`)."""
+        def body(req: _Request) -> None:
+            req.authorize("iam:DeleteAccessKey", None, resource=principal)
+            self._access_key_of(req, principal, access_key_id)
+            req.emit([ev.AccessKeyDeleted(principal, access_key_id)])
+        return self._run("DeleteAccessKey", body)
+
+    def list_access_keys(self, principal: str) -> list[str]:
+        """The ids of the principal's access keys that are not deleted, in
+        the order they were issued (their status and secret live in the
+        server's credentials file)."""
+        def body(req: _Request) -> list[str]:
+            req.authorize("iam:ListAccessKeys", None, resource=principal)
+            keys = [] if self._account_root(principal) else list(self._principal(req, principal).access_keys)
+            req.emit([ev.MetadataRead("ListAccessKeys")])
+            return keys
+        return self._run("ListAccessKeys", body)
+
+    def record_unauthenticated_refusals(self, summaries: list[ev.UnauthenticatedRequestsRefused]) -> None:
+        """Log the HTTP server's counts of refused unauthenticated requests
+        (one event per source address and error code), in one request."""
+        def body(req: _Request) -> None:
+            if summaries:
+                req.emit(list(summaries))
+        return self._run("UnauthenticatedRequestsRefused", body)
 
     def record_denied(self, operation: str, error: KMSError) -> None:
         """Log a request refused before it reached the ledger (e.g. a bad

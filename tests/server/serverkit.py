@@ -11,9 +11,13 @@ cannot pick up another directory's conftest.)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,9 +51,9 @@ class Server:
 
     def __init__(self, home: Path, *, auth: str = "sigv4", clock: Callable[[], datetime] | None = None,
                  sweep_interval: float | None = None, max_body: int | None = None,
-                 users: tuple[str, ...] = ("alice", "bob")) -> None:
+                 users: tuple[str, ...] = ("alice", "bob"), **app_options: Any) -> None:
         self.home = home
-        self.kms = keyledger.open(home, clock=clock)
+        self.kms = keyledger.open(home, clock=clock, create=True)
         self.keys_file = home / creds.DEFAULT_FILE
         self.access: dict[str, creds.AccessKeyLine] = {}
         for name in users:
@@ -65,6 +69,8 @@ class Server:
         self.access["root"] = root
         verifier = Verifier(creds.Credentials(self.keys_file), self.kms.region) if auth == "sigv4" else None
         kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
+        kwargs.setdefault("refusal_interval", 0)  # tests flush the refusal summaries themselves
+        kwargs.update(app_options)
         self.app = KMSApp(self.kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval, **kwargs)
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
@@ -92,6 +98,20 @@ class Server:
                               config=Config(retries={"total_max_attempts": retries}), **options)
         client.meta.events.register("after-call.kms", _check_wire_shape)
         return client
+
+    def flush(self) -> int:
+        """Record the unauthenticated refusals counted so far (what the
+        server's timer does every interval); how many there were."""
+        assert self.app.loop is not None
+        return asyncio.run_coroutine_threadsafe(self.app.flush_refusals(), self.app.loop).result(10)
+
+    def summary_of(self, request_id: str, start: int = 0) -> ev.Record:
+        """The refusal summary that counted an unauthenticated request (flushed first)."""
+        self.flush()
+        found = [r for r in self.records(start) if isinstance(r.event, ev.UnauthenticatedRequestsRefused)
+                 and request_id in r.event.request_ids]
+        assert len(found) == 1, found
+        return found[0]
 
     def records(self, start: int = 0) -> list[ev.Record]:
         return list(self.kms.store.records(start))
@@ -138,6 +158,43 @@ class Server:
         if resp.status >= 400:
             _assert_error_body(parsed)
         return resp.status, out_headers, parsed
+
+
+class Process:
+    """`python -m keyledger.server serve ...` on a free port, its log read as it goes."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "keyledger.server", "serve", "--port", "0", *args],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        self.listening = threading.Event()
+        self.url = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not self.listening.wait(20):
+            self.proc.kill()
+            raise AssertionError("the server did not start:\n" + "".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if '"event":"listening"' in line:
+                self.url = json.loads(line)["url"]
+                self.listening.set()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(30)
+        self.reader.join(5)
+        return code
+
+    def events(self) -> list[dict[str, Any]]:
+        """The server's own log events (the access log lines have no "event")."""
+        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" in e]
+
+    def access(self) -> list[dict[str, Any]]:
+        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" not in e]
 
 
 # -- shape checks -------------------------------------------------------------------

@@ -149,7 +149,7 @@ def test_request_id_names_the_log_record(server: Server, kms: Any, key_id: str) 
                                   EncryptionContext={"a": "2"}), "InvalidCiphertextException"),
     (lambda kms, key: kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"],
                                   KeyId=kms.create_key()["KeyMetadata"]["KeyId"]), "IncorrectKeyException"),
-    (lambda kms, key: kms.create_alias(AliasName="alias/aws/x", TargetKeyId=key), "InvalidAliasNameException"),
+    (lambda kms, key: kms.create_alias(AliasName="alias/aws/x", TargetKeyId=key), "NotAuthorizedException"),
     (lambda kms, key: kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048"), "UnsupportedOperationException"),
     (lambda kms, key: kms.list_keys(Marker="!!!"), "InvalidMarkerException"),
     (lambda kms, key: kms.encrypt(KeyId=key, Plaintext=b"x", DryRun=True), "UnsupportedOperationException"),
@@ -200,16 +200,26 @@ def _denial(server: Server, before: int, request_id: str) -> ev.Record:
     return records[0]
 
 
+def _summarized(server: Server, before: int, request_id: str, code: str) -> ev.UnauthenticatedRequestsRefused:
+    """An unauthenticated refusal: no record of its own (strangers may not
+    write the log at line rate), but counted in the next summary record."""
+    assert not [r for r in server.records(before) if r.request_id == request_id]
+    record = server.summary_of(request_id, before)
+    assert record.principal == "anonymous" and record.event.error_code == code
+    assert record.event.source_address == "127.0.0.1" and record.event.count >= 1
+    return record.event
+
+
 def test_bad_signature_is_refused_and_recorded(server: Server, key_id: str) -> None:
     forged = server.client("alice", aws_secret_access_key="x" * 40)
     before = server.head()
     with pytest.raises(ClientError) as info:
         forged.encrypt(KeyId=key_id, Plaintext=b"x")
     assert code_of(info) == "InvalidSignatureException"
-    record = _denial(server, before, info.value.response["ResponseMetadata"]["RequestId"])
-    assert record.principal == "anonymous" and record.operation == "Encrypt"
-    assert record.event.error_code == "InvalidSignatureException"
-    assert server.access["alice"].access_key_id in record.event.error_message  # who claimed to ask
+    summary = _summarized(server, before, info.value.response["ResponseMetadata"]["RequestId"],
+                          "InvalidSignatureException")
+    assert summary.operations == ("Encrypt",)
+    assert summary.access_key_ids == (server.access["alice"].access_key_id,)  # who claimed to ask
     assert server.access["alice"].secret_access_key not in repr(server.records(before))
 
 
@@ -219,7 +229,10 @@ def test_unknown_access_key(server: Server, key_id: str) -> None:
     with pytest.raises(ClientError) as info:
         stranger.list_keys()
     assert code_of(info) == "UnrecognizedClientException"
-    assert _denial(server, before, info.value.response["ResponseMetadata"]["RequestId"]).operation == "ListKeys"
+    assert info.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+    summary = _summarized(server, before, info.value.response["ResponseMetadata"]["RequestId"],
+                          "UnrecognizedClientException")
+    assert summary.operations == ("ListKeys",) and summary.access_key_ids == ("AKIAXXXXXXXXXXXXXXXX",)
 
 
 def test_clock_skew(server: Server) -> None:
@@ -231,7 +244,7 @@ def test_clock_skew(server: Server) -> None:
             kms.list_keys()
     assert code_of(info) == "InvalidSignatureException"
     assert "Signature expired" in info.value.response["Error"]["Message"]
-    _denial(server, before, info.value.response["ResponseMetadata"]["RequestId"])
+    _summarized(server, before, info.value.response["ResponseMetadata"]["RequestId"], "InvalidSignatureException")
 
 
 def test_wrong_region_in_scope(server: Server) -> None:
@@ -251,7 +264,10 @@ def test_wrong_region_in_scope(server: Server) -> None:
     ("TrentService.GenerateRandom", '{"NumberOfBytes": "sixteen"}', "alice", "SerializationException"),
     ("TrentService.Encrypt", '{"KeyId": "alias/x"}', "alice", "ValidationException"),
     ("TrentService.Decrypt", "{}", "alice", "ValidationException"),
-    ("TrentService.Encrypt", "{}", None, "IncompleteSignatureException"),
+    ("TrentService.Encrypt", "{" * 1200 + "}" * 1200, "alice", "SerializationException"),
+    ("TrentService.Encrypt", "[" * 100_000 + "]" * 100_000, "alice", "SerializationException"),
+    ("TrentService.Encrypt", '{"KeyId": "alias/x", "Plaintext": "aGk=", "EncryptionContext": '
+                             + '{"a": ' * 1500 + '"b"' + "}" * 1500 + "}", "alice", "SerializationException"),
 ])
 def test_malformed_requests(server: Server, target: str | None, body: str, who: str | None, code: str) -> None:
     before = server.head()
@@ -259,7 +275,15 @@ def test_malformed_requests(server: Server, target: str | None, body: str, who: 
     assert (status, parsed["__type"]) == (400, code)
     record = _denial(server, before, headers["x-amzn-requestid"])
     assert record.event.error_code == code
-    assert record.principal == (server.access[who].principal if who else "anonymous")
+    assert record.principal == server.access[who].principal
+
+
+def test_missing_authentication_token(server: Server) -> None:
+    before = server.head()
+    status, headers, parsed = server.raw("TrentService.Encrypt", "{}", who=None)
+    assert (status, parsed) == (403, {"__type": "MissingAuthenticationTokenException",
+                                      "message": "Missing Authentication Token"})
+    _summarized(server, before, headers["x-amzn-requestid"], "MissingAuthenticationTokenException")
 
 
 def test_signed_but_tampered_operation(server: Server) -> None:
@@ -285,7 +309,7 @@ def test_oversized_request(start_server: Any) -> None:
     before = server.head()
     status, headers, parsed = server.raw("TrentService.Encrypt", "{" + " " * 2048 + "}")
     assert status == 413 and parsed["__type"] == "ValidationException"
-    assert _denial(server, before, headers["x-amzn-requestid"]).principal == "anonymous"
+    _summarized(server, before, headers["x-amzn-requestid"], "ValidationException")
 
 
 def test_auth_none_is_the_account_root(start_server: Any) -> None:
@@ -379,8 +403,29 @@ def test_internal_error_is_a_500_without_details(server: Server, monkeypatch: py
         return Planned("GenerateRandom", "not-a-request", work)
 
     monkeypatch.setattr(KeyLedger, "generate_random", broken)
-    status, _, parsed = server.raw("TrentService.GenerateRandom", '{"NumberOfBytes": 8}')
+    before = server.head()
+    status, headers, parsed = server.raw("TrentService.GenerateRandom", '{"NumberOfBytes": 8}')
     assert (status, parsed["__type"]) == (500, "KMSInternalException")
     assert "boom" not in parsed["message"]
+    # still on record, under the answer's request id, with no detail either
+    record = _denial(server, before, headers["x-amzn-requestid"])
+    assert (record.operation, record.event.error_code) == ("GenerateRandom", "KMSInternalException")
+    assert record.principal == server.access["alice"].principal and "boom" not in repr(record)
     monkeypatch.undo()
     assert len(server.client("alice").generate_random(NumberOfBytes=8)["Plaintext"]) == 8  # still serving
+
+
+def test_unexpected_failure_before_the_library_is_recorded(server: Server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while the request is decoded (not in the library) is recorded too."""
+    def broken(body: bytes) -> Any:
+        raise KeyError("a detail from the body")
+
+    monkeypatch.setattr(protocol, "decode_body", broken)
+    before = server.head()
+    status, headers, parsed = server.raw("TrentService.ListKeys", "{}")
+    monkeypatch.undo()
+    assert (status, parsed["__type"]) == (500, "KMSInternalException") and "detail" not in parsed["message"]
+    record = _denial(server, before, headers["x-amzn-requestid"])
+    assert (record.operation, record.event.error_code) == ("ListKeys", "KMSInternalException")
+    assert record.principal == server.access["alice"].principal

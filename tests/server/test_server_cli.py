@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,11 +19,11 @@ import keyledger
 from keyledger import events as ev
 from keyledger.server import credentials as creds
 from keyledger.server.cli import iam, serve
-from serverkit import ALL_KMS, REGION
+from serverkit import ALL_KMS, REGION, Process
 
 
 def make_user(home: Path, name: str, policy: str | None = ALL_KMS) -> str:
-    with keyledger.open(home) as kms:
+    with keyledger.open(home, create=True) as kms:
         arn = kms.create_user(name).arn
         if policy:
             kms.put_principal_policy(arn, "kms-all", policy)
@@ -61,6 +59,7 @@ def test_iam_create_access_key(tmp_path: Path) -> None:
 
 
 def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:
+    keyledger.open(tmp_path / "ledger", create=True).close()
     result = create_access_key(tmp_path / "ledger", "nobody")
     assert result.exit_code == 254
     assert "An error occurred (NotFoundException) when calling the CreateAccessKey operation" in result.stderr
@@ -68,46 +67,10 @@ def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_without_credentials(tmp_path: Path) -> None:
+    keyledger.open(tmp_path / "ledger", create=True).close()
     result = CliRunner().invoke(serve, ["--home", str(tmp_path / "ledger"), "--port", "0"])
     assert result.exit_code == 1 and "no credentials file" in result.stderr
     assert "Traceback" not in result.output
-
-
-class Process:
-    """`python -m keyledger.server serve ...` on a free port, its log read as it goes."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "keyledger.server", "serve", "--port", "0", *args],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.lines: list[str] = []
-        self.listening = threading.Event()
-        self.url = ""
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        if not self.listening.wait(20):
-            self.proc.kill()
-            raise AssertionError("the server did not start:\n" + "".join(self.lines))
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if '"event":"listening"' in line:
-                self.url = json.loads(line)["url"]
-                self.listening.set()
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(30)
-        self.reader.join(5)
-        return code
-
-    def events(self) -> list[dict[str, Any]]:
-        """The server's own log events (the access log lines have no "event")."""
-        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" in e]
-
-    def access(self) -> list[dict[str, Any]]:
-        return [e for e in (json.loads(line) for line in self.lines if line.startswith("{")) if "event" not in e]
 
 
 def test_sigterm_under_load_loses_no_acknowledged_request(tmp_path: Path) -> None:
@@ -163,6 +126,7 @@ def test_sigterm_under_load_loses_no_acknowledged_request(tmp_path: Path) -> Non
 
 
 def test_auth_none_warns_and_serves_the_root(tmp_path: Path) -> None:
+    keyledger.open(tmp_path / "ledger", create=True).close()
     server = Process("--home", str(tmp_path / "ledger"), "--auth", "none", "--access-log", "off")
     try:
         kms = boto3.client("kms", endpoint_url=server.url, region_name=REGION,

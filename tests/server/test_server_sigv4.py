@@ -14,7 +14,8 @@ from botocore.credentials import Credentials as BotoCredentials
 
 from keyledger.server import credentials as creds
 from keyledger.server.protocol import (
-    IncompleteSignatureException, InvalidSignatureException, UnrecognizedClientException,
+    IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
+    UnrecognizedClientException,
 )
 from keyledger.server.sigv4 import Verifier
 
@@ -109,12 +110,16 @@ def test_clock_skew(verifier: Verifier, keys_file, minutes: int, ok: bool) -> No
 
 
 @pytest.mark.parametrize("region, service, text", [
-    ("eu-west-1", "kms", "region"), ("us-east-1", "s3", "service"),
+    ("eu-west-1", "kms", "Credential should be scoped to a valid region, not 'eu-west-1'."),
+    ("us-east-1", "s3", "Credential should be scoped to correct service: 'kms'."),
 ])
 def test_credential_scope(verifier: Verifier, keys_file, region: str, service: str, text: str) -> None:
+    """The specific message (not "signature does not match", which the scope
+    check's absence would give instead)."""
     _, entry = keys_file
-    with pytest.raises(InvalidSignatureException, match=text):
+    with pytest.raises(InvalidSignatureException) as info:
         verify(verifier, signed(entry, region=region, service=service))
+    assert info.value.message == text
 
 
 def test_scope_date_must_match_request_date(verifier: Verifier, keys_file) -> None:
@@ -126,8 +131,18 @@ def test_scope_date_must_match_request_date(verifier: Verifier, keys_file) -> No
         verify(verifier, headers)
 
 
+def test_missing_authentication_token(verifier: Verifier, keys_file) -> None:
+    _, entry = keys_file
+    headers = signed(entry)
+    headers.pop("authorization")
+    with pytest.raises(MissingAuthenticationTokenException) as info:
+        verify(verifier, headers)
+    assert (info.value.code, info.value.message, info.value.http_status) == (
+        "MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+
+
 @pytest.mark.parametrize("mangle", [
-    lambda h: h.pop("authorization"),
+    lambda h: h.update({"authorization": [""]}),
     lambda h: h.update({"authorization": ["AWS4-HMAC-SHA1 Credential=a/b/c/d/e, SignedHeaders=host, Signature=x"]}),
     lambda h: h.update({"authorization": [h["authorization"][0].split(", Signature")[0]]}),
     lambda h: h.update({"authorization": [h["authorization"][0].replace("/aws4_request", "")]}),
@@ -154,10 +169,13 @@ def test_credentials_file_is_private_and_reloads(tmp_path: Path) -> None:
     second = creds.new_access_key("arn:aws:iam::111122223333:user/b", "b")
     creds.append(path, second)  # a key created while the server runs works at once
     assert loaded.lookup(second.access_key_id) is not None
-    # deactivating: the last line for a key id wins
+    # deactivating: the last line for a key id wins, and a running reader sees it
+    # (the key is known already: the file must be re-checked anyway)
     creds.append(path, creds.AccessKeyLine(**{**{f: getattr(second, f) for f in second.__struct_fields__},
                                               "status": "Inactive"}))
+    assert loaded.lookup(second.access_key_id) is None
     assert creds.Credentials(path).lookup(second.access_key_id) is None
+    assert loaded.lookup(first.access_key_id) is not None
     os.chmod(path, 0o644)
     with pytest.raises(creds.CredentialsError, match="chmod 600"):
         creds.Credentials(path)
@@ -173,3 +191,49 @@ def test_credentials_errors_never_show_a_secret(tmp_path: Path) -> None:
     assert "12345678" not in str(info.value)
     with pytest.raises(creds.CredentialsError, match="no credentials file"):
         creds.Credentials(tmp_path / "missing.jsonl")
+
+
+def test_a_switched_off_key_is_refused_within_the_recheck_interval(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    entry = creds.new_access_key("arn:aws:iam::111122223333:user/a", "a")
+    creds.append(path, entry)
+    clock = [0.0]
+    with mock.patch("keyledger.server.credentials.time.monotonic", lambda: clock[0]):
+        loaded = creds.Credentials(path)  # the default: the file is stat'ed at most once a second
+        assert loaded.lookup(entry.access_key_id) is not None
+        creds.set_status(path, entry.access_key_id, "Inactive")
+        clock[0] = 0.5
+        assert loaded.lookup(entry.access_key_id) is not None  # not re-checked yet: cheap
+        clock[0] = 1.0
+        assert loaded.lookup(entry.access_key_id) is None
+        creds.set_status(path, entry.access_key_id, "Active")
+        clock[0] = 2.0
+        assert loaded.lookup(entry.access_key_id) is not None
+        creds.delete(path, entry.access_key_id)
+        clock[0] = 3.0
+        assert loaded.lookup(entry.access_key_id) is None
+        path.unlink()  # no file: no key works (fail closed)
+        clock[0] = 4.0
+        assert len(loaded) == 0
+
+
+def test_rewrites_are_atomic_private_and_drop_the_secret(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    keep, gone = (creds.new_access_key(f"arn:aws:iam::111122223333:user/{n}", n) for n in "ab")
+    creds.append(path, keep)
+    creds.append(path, gone)
+    old = os.umask(0)  # whatever the umask, the new file is 0600
+    try:
+        creds.set_status(path, keep.access_key_id, "Inactive")
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert creds.delete(path, gone.access_key_id).access_key_id == gone.access_key_id
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    text = path.read_text()
+    assert gone.secret_access_key not in text and gone.access_key_id not in text
+    assert [(e.access_key_id, e.status) for e in creds.entries(path)] == [(keep.access_key_id, "Inactive")]
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.jsonl"]  # no temporary file left
+    with pytest.raises(KeyError):
+        creds.delete(path, gone.access_key_id)
+    assert keep.secret_access_key not in repr(creds.entries(path)) + repr(keep)

@@ -1,0 +1,191 @@
+"""Connection limits below the ASGI app: header size, request time, connection count.
+
+uvicorn (0.30 to 0.54) leaves these open on its httptools protocol: the
+parser buffers a header of any size (one 96 MB header cost 378 MB that
+was never given back), nothing times out a connection that sends half a
+request, and `limit_concurrency` answers 503 only once a request's headers
+are complete, so idle and half-open connections are never refused. The
+ASGI app cannot help: it is called only after the headers are in.
+
+So `guarded(app, ...)` makes a subclass of uvicorn's httptools protocol
+that counts the bytes of each request head as they arrive (before the
+parser buffers them) and enforces:
+
+- the request line at most `max_request_line` bytes (else 414) and the
+  whole head at most `max_head` bytes (else 431), so memory stays bounded
+  by that plus one socket read;
+- a request complete within `request_timeout` seconds of its first byte
+  (or of the connection, for one that sends nothing): else 408 if the head
+  is incomplete, or the connection is closed if the body is (the app sees
+  a disconnect and answers nothing). Idle keep-alive connections between
+  requests stay under uvicorn's `timeout_keep_alive`;
+- at most `max_connections` open connections: one more is answered 503
+  at once and closed.
+
+These refusals carry AWS-style JSON error bodies and are counted with the
+unauthenticated refusals (`server.refusals`), by source address; those a
+client causes (408, 414, 431) also take a token from its address's rate
+limit, and an address with no token left has new connections closed at
+once. Why a protocol subclass rather than h11's
+`h11_max_incomplete_event_size`: h11 answers an oversized head with a
+generic 400 and is about half as fast as httptools, and it still has no
+header timeout; the subclass keeps httptools and adds all three limits in
+one place. TLS handshakes happen before a connection reaches this class
+(asyncio times them out after 60 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from keyledger.server.app import KMSApp
+
+MAX_CONNECTIONS = 256
+MAX_HEAD = 64 * 1024
+MAX_REQUEST_LINE = 8 * 1024
+REQUEST_TIMEOUT = 10.0
+
+_REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+            503: "Service Unavailable"}
+
+
+def _response(status: int, code: str, message: str) -> bytes:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return (f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/x-amz-json-1.1\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above (set on the
+    subclass `guarded` makes)."""
+
+    kms_app: "KMSApp | None" = None
+    max_connections = MAX_CONNECTIONS
+    max_head = MAX_HEAD
+    max_request_line = MAX_REQUEST_LINE
+    request_timeout = REQUEST_TIMEOUT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.url = b""
+        self._in_head = True  # reading a request line and headers (or idle before one)
+        self._head_bytes = 0
+        self._got_bytes = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    # -- connections -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        address = _peer(transport)
+        app = self.kms_app
+        if len(self.connections) >= self.max_connections:
+            self._refuse_connection(transport, address, 503, "ServiceUnavailableException",
+                                    f"The server has {self.max_connections} connections open; try again.")
+            return
+        if app is not None and app.auth == "sigv4" and app.limiter.throttled(address):
+            self._refuse_connection(transport, address, None, "ThrottlingException", "Rate exceeded")
+            return
+        super().connection_made(transport)
+        self._arm()
+
+    def _refuse_connection(self, transport: asyncio.Transport, address: str, status: int | None, code: str,
+                           message: str) -> None:
+        self._refused = True
+        self.transport = transport
+        self._count(address, code, message, charge=False)
+        if status is not None:
+            transport.write(_response(status, code, message))
+        transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    # -- the request head --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused or self.transport.is_closing():
+            return
+        if self._in_head:
+            self._got_bytes = True
+            if self._deadline is None:
+                self._arm()
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        if len(self.url) > self.max_request_line:
+            self._reject(414, "ValidationException", f"The request line is longer than {self.max_request_line} bytes.")
+        elif self._head_bytes > self.max_head:
+            self._reject(431, "ValidationException", f"The request headers are larger than {self.max_head} bytes.")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+        self._in_head, self._head_bytes, self._got_bytes = True, 0, False
+        self.url = b""
+
+    def _reject(self, status: int, code: str, message: str) -> None:
+        self._disarm()
+        self._count(_peer(self.transport), code, message, charge=True)
+        self.transport.write(_response(status, code, message))
+        self.transport.close()
+
+    # -- the request deadline ------------------------------------------------------------
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        message = f"The request was not received in full within {self.request_timeout:g} seconds."
+        self._count(_peer(self.transport), "RequestTimeoutException", message, charge=True)
+        if self._in_head and self._got_bytes:
+            self.transport.write(_response(408, "RequestTimeoutException", message))
+        # else nothing was sent (just close), or the body is late: the app,
+        # waiting for it, sees a disconnect and answers nothing
+        self.transport.close()
+
+    def _count(self, address: str, code: str, message: str, *, charge: bool) -> None:
+        app = self.kms_app
+        if app is None or app.auth != "sigv4":
+            return
+        app.refusals.add(address, code, message)
+        if charge:
+            app.limiter.charge(address)
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, (tuple, list)) and peer:
+        return str(peer[0])
+    return ""
+
+
+def guarded(app: "KMSApp | None" = None, *, max_connections: int = MAX_CONNECTIONS, max_head: int = MAX_HEAD,
+            max_request_line: int = MAX_REQUEST_LINE,
+            request_timeout: float = REQUEST_TIMEOUT) -> type[GuardedProtocol]:
+    """The protocol class for uvicorn's `http=` option, with these limits."""
+    return type("GuardedProtocol", (GuardedProtocol,), {
+        "kms_app": app, "max_connections": max_connections, "max_head": max_head,
+        "max_request_line": max_request_line, "request_timeout": request_timeout})
