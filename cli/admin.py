@@ -15,12 +15,14 @@ from keyledger.cli.output import command, show
 @click.option("--region", default=None, help="The ledger's region (default us-east-1).")
 @click.option("--account", default=None, help="The ledger's account id (default 111122223333).")
 def init(region: str | None, account: str | None) -> None:
-    """Create the ledger (and its root key file, mode 0600) in the home
-    directory, and print its home, region and account. On an existing
-    ledger it only prints them (a different --region/--account is an error)."""
+    """Create the ledger in the home directory (mode 0700; its files, the
+    root and checkpoint keys among them, mode 0600), and print its home,
+    region and account. On an existing ledger it only prints them (a
+    different --region/--account is an error). The only command that
+    creates a ledger: every other one refuses a home that has none."""
     opts = settings()
     opts = dataclasses.replace(opts, region=region or opts.region, account=account or opts.account)
-    with opts.open() as kms:
+    with opts.open(create=True) as kms:
         show({"Home": os.path.abspath(kms.store.path), "Region": kms.region, "Account": kms.account})
 
 

@@ -45,10 +45,13 @@ class Settings:
         return self.home if self.home is not None else keyledger.default_home()
 
     @contextmanager
-    def open(self, *, home: Path | None = None, clock: Clock | None = None) -> Iterator[keyledger.KeyLedger]:
-        """The ledger for one command, closed when it is done."""
-        kms = keyledger.open(home or self.ledger_home, region=self.region, account=self.account,
-                          durability=self.durability, clock=clock, caller=self.principal)
+    def open(self, *, home: Path | None = None, clock: Clock | None = None,
+             create: bool = False) -> Iterator[keyledger.KeyLedger]:
+        """The ledger for one command, closed when it is done. Only `init`
+        and `demo` pass `create`: any other command on a missing ledger
+        fails naming the path, never starts a new one."""
+        kms = keyledger.open(home or self.ledger_home, create=create, region=self.region, account=self.account,
+                             durability=self.durability, clock=clock, caller=self.principal)
         with kms:
             yield kms
 

@@ -81,7 +81,7 @@ def demo() -> None:
     home = demo_home()
     clock = DemoClock()
     say = click.echo
-    with settings().open(home=home, clock=clock) as kms:
+    with settings().open(home=home, clock=clock, create=True) as kms:
         head = kms.store.head()
         clock.start_at(max(datetime.now(timezone.utc), from_us(head.time)))
         first_seq = head.seq
@@ -142,7 +142,7 @@ def demo() -> None:
             refused = f"refused with {exc.code}"
         say(f"10. decrypting with the wrong encryption context: {refused}")
 
-        report = check_ledger(kms)
+        report = check_ledger(kms.store)
         say(f"11. replay --check: {report.records} records re-verified and folded: "
             f"{'projections match the log' if report.ok else 'FAILED'}")
         records = kms.store.head().seq

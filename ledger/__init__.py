@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from keyledger.errors import KMSError, LedgerError
+from keyledger.home import (CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, LedgerDamagedError,
+                            LedgerNotFoundError, private_file, private_opener)
 from keyledger.secret import Secret
 
 if TYPE_CHECKING:  # imported lazily below: projections import keyledger.events,
     from keyledger.service import Clock, KeyLedger, Rng  # and the store imports projections
 
-__all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "Secret",
-           "DEFAULT_REGION", "DEFAULT_ACCOUNT"]
+__all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "LedgerNotFoundError",
+           "LedgerDamagedError", "Secret", "DEFAULT_REGION", "DEFAULT_ACCOUNT", "private_file",
+           "private_opener"]
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "111122223333"
-ROOT_KEY_FILE = "root.key"
-NEXT_ROOT_KEY_FILE = "root.key.next"  # a root-key rotation in flight
 ROOT_KEY_ENV = "KEYLEDGER_ROOT_KEY"
-CHECKPOINT_KEY_FILE = "checkpoint.key"
 CHECKPOINT_KEY_ENV = "KEYLEDGER_CHECKPOINT_KEY"
 
 
@@ -81,7 +81,7 @@ def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes
         # Written whole under a private name, then linked into place: a crash
         # mid-write, or a second opener racing this one, never sees a short file.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
         try:
             try:
                 os.write(fd, rng(32))
@@ -152,11 +152,19 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def open(home: str | os.PathLike[str] | None = None, *, region: str | None = None,
+def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, region: str | None = None,
          account: str | None = None, durability: str = "durable", clock: "Clock | None" = None,
          rng: "Rng | None" = None, caller: str | None = None, root_key: bytes | None = None,
          sync_interval: float = 0.2) -> "KeyLedger":
-    """Open (creating if needed) the ledger at `home` and return the service.
+    """Open the ledger at `home` (default: `default_home()`) and return the service.
+
+    Only `create=True` (what `keyledger init` does) makes a new ledger: the
+    home (mode 0700), its LMDB file, root key and checkpoint key (0600).
+    Without it a missing ledger raises `LedgerNotFoundError` naming the
+    path, so a mistyped home never becomes a new, empty ledger. A home that
+    holds keys but no log, a cut data.mdb or a file that is not a ledger
+    raise `LedgerDamagedError`, with or without `create`. A home open to
+    other users is opened, with a warning logged on `keyledger.home`.
 
     `region` and `account` are fixed when the ledger is created; giving other
     values for an existing ledger is an error. `durability` is "durable"
@@ -165,15 +173,20 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
     datetimes; rng(n) returns n random bytes).
     """
     from keyledger import crypto
+    from keyledger import home as home_
     from keyledger.service import KeyLedger
     from keyledger.store import Store
 
     home_path = Path(home) if home is not None else default_home()
     rng = rng or os.urandom
-    store = Store(str(home_path), durability=durability, sync_interval=sync_interval)
+    home_.check_home(home_path, create=create)
+    store = Store(str(home_path), durability=durability, sync_interval=sync_interval, create=create)
     try:
         meta = store.meta()
         creating = "root_check" not in meta
+        if creating and not create:
+            raise LedgerDamagedError(f"the ledger at {home_path} was never finished (its creation was "
+                                     f"interrupted): run keyledger init --home {home_path} again")
         root = _root_key(home_path, root_key, creating, rng)
         if creating:
             meta = store.init_meta({
@@ -195,6 +208,7 @@ def open(home: str | os.PathLike[str] | None = None, *, region: str | None = Non
         if region not in (None, stored_region) or account not in (None, stored_account):
             raise LedgerError(f"this ledger was created for region {stored_region} and account "
                               f"{stored_account}; it cannot be reopened for another")
+        home_.warn_if_exposed(home_path)
         return KeyLedger(store, root, region=stored_region, account=stored_account,
                          clock=clock, rng=rng, caller=caller, signer=signer)
     except BaseException:

@@ -29,11 +29,13 @@ nothing: committed pages are already in the OS page cache).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lmdb
@@ -42,6 +44,7 @@ from keyledger import projections
 from keyledger import events as ev
 from keyledger.projections import indexes, merkle
 from keyledger.errors import LedgerError
+from keyledger import home
 
 _SEQ = struct.Struct(">Q")
 _HEAD = struct.Struct(">Q32sQ")  # next seq, last hash, last record time
@@ -342,9 +345,20 @@ class _RWLock:
 
 
 class Store:
+    """One ledger's LMDB environment.
+
+    `create`: make the home (0700) and data.mdb if they do not exist (the
+    library's `keyledger.open` decides; this layer does as told).
+    `readonly`: open an existing ledger without writing anything; where
+    LMDB's lock file cannot be created or opened (a read-only mount, another
+    user's ledger, a copy on write-protected media) it reads without one.
+    Either way, data.mdb is checked against its own header first, so a cut
+    file is refused with a message instead of crashing the process later.
+    """
+
     def __init__(self, path: str, *, durability: str = "durable", sync_interval: float = 0.2,
-                 readonly: bool = False, map_size: int = INITIAL_MAP_SIZE, audit_tables: bool = True,
-                 ) -> None:
+                 readonly: bool = False, create: bool = True, map_size: int = INITIAL_MAP_SIZE,
+                 audit_tables: bool = True) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
         self.path = path
@@ -353,13 +367,28 @@ class Store:
         # Only the benchmark turns this off, to price the Merkle tree and the
         # indexes; a ledger written without them cannot be audited or proved.
         self.audit_tables = audit_tables
-        if not readonly:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-        self.env = lmdb.open(path, map_size=map_size, max_dbs=32, readonly=readonly,
-                             sync=durability == "durable", metasync=True, max_readers=256,
-                             lock=True)
-        self._dbs = {name: self.env.open_db(name.encode(), create=not readonly) for name in _TABLES} \
-            if not readonly else self._open_existing()
+        self.locked = True  # False: a read-only open without LMDB's lock file
+        data = os.path.join(path, home.DATA_FILE)
+        fresh = not os.path.exists(data)
+        if fresh and (readonly or not create):
+            home.check_home(Path(path), create=False)  # damaged (keys, no log) or not there
+            raise home.LedgerNotFoundError(f"no ledger at {path} (no {home.DATA_FILE})")
+        if fresh:
+            home.make_private_dir(path)
+        else:
+            check_data_file(data)
+        made = [name for name in (home.DATA_FILE, home.LOCK_FILE) if not os.path.exists(os.path.join(path, name))]
+        self.env = self._open_env(map_size, readonly)
+        for name in made:  # LMDB creates them with mode & ~umask: make it exactly 0600
+            if os.path.exists(os.path.join(path, name)):
+                home.make_private(os.path.join(path, name))
+        try:
+            self._check_tables(fresh=fresh, create=create)
+            self._dbs = self._open_existing() if readonly else \
+                {name: self.env.open_db(name.encode(), create=True) for name in _TABLES}
+        except BaseException:
+            self.env.close()
+            raise
         self._rw = _RWLock()
         self._mu = threading.Lock()
         self._queue: list[_Ticket] = []
@@ -372,10 +401,53 @@ class Store:
                                             name="keyledger-sync", daemon=True)
             self._syncer.start()
 
+    def _open_env(self, map_size: int, readonly: bool) -> lmdb.Environment:
+        def attempt(lock: bool) -> lmdb.Environment:
+            return lmdb.open(self.path, map_size=map_size, max_dbs=32, readonly=readonly,
+                             sync=self.durability == "durable", metasync=True, max_readers=256,
+                             lock=lock, mode=home.FILE_MODE)
+        try:
+            return attempt(True)
+        except lmdb.Error as exc:
+            if readonly and _denied(exc):
+                # LMDB's lock file is the readers' table; an auditor who may
+                # not write it reads without one. Safe on a copy or a mount
+                # nobody writes; on a live ledger a lockless reader can see a
+                # page the writer is reusing (its checks then fail, loudly).
+                try:
+                    env = attempt(False)
+                except lmdb.Error as again:
+                    raise _storage_error(again, self.path, readonly) from None
+                self.locked = False
+                return env
+            raise _storage_error(exc, self.path, readonly) from None
+
+    def _check_tables(self, *, fresh: bool, create: bool) -> None:
+        """An existing data.mdb must be a keyledger ledger: its main table
+        names only keyledger's tables, among them the log and the meta.
+        (An LMDB file with no tables at all is one whose creation was cut
+        short: `create` may finish it.)"""
+        with self.env.begin() as txn:
+            names = {bytes(k).decode("utf-8", "replace") for k, _ in txn.cursor()}
+        if not names and (fresh or create) and not self.readonly:
+            return
+        if not {"records", "meta"} <= names:
+            raise home.LedgerDamagedError(
+                f"not a keyledger ledger: {os.path.join(self.path, home.DATA_FILE)} is an LMDB file "
+                "without keyledger's tables")
+
     def _open_existing(self) -> dict[str, Any]:
         # No explicit txn: py-lmdb ends a read txn by resetting it (for reuse),
         # which closes any handle opened inside it; open_db's own txn keeps them.
-        return {name: self.env.open_db(name.encode(), create=False) for name in _TABLES}
+        dbs = {}
+        for name in _TABLES:
+            try:
+                dbs[name] = self.env.open_db(name.encode(), create=False)
+            except lmdb.NotFoundError:
+                raise home.LedgerDamagedError(
+                    f"the ledger at {self.path} has no {name} table (written by an older keyledger? "
+                    "open it once with write access to add it)") from None
+        return dbs
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -584,3 +656,115 @@ class Store:
                 info = self.env.info()
                 if (info["last_pgno"] + 1) * self.env.stat()["psize"] > info["map_size"] * GROW_AT:
                     self.env.set_mapsize(info["map_size"] * 2)
+
+
+# -- the file before LMDB maps it ------------------------------------------------
+#
+# LMDB maps data.mdb and trusts its meta pages: a page past the end of a cut
+# file is a SIGBUS on first touch, which kills the process (exit 135) before
+# any Python code can react. So the two meta pages are read first, with plain
+# file IO, and the file is refused if it is shorter than the newest meta says.
+# Layout (lmdb.h / mdb.c, LMDB 0.9, 64-bit): page 0 and page 1 each start with
+# a 16-byte page header, then MDB_meta:
+#   u32 mm_magic (0xBEEFC0DE), u32 mm_version, ptr mm_address, size_t mm_mapsize,
+#   MDB_db mm_dbs[2] (48 bytes each: u32 md_pad (mm_psize, in the first),
+#   u16 flags, u16 depth, 5 x u64), u64 mm_last_pg, u64 mm_txnid.
+# The file is in the machine's byte order (LMDB files are not portable).
+
+_MDB_MAGIC = 0xBEEFC0DE
+_PAGE_HEADER = 16
+_META = struct.Struct("=IIQQI")  # magic, version, address, mapsize, psize (md_pad of mm_dbs[0])
+_META_TAIL = struct.Struct("=QQ")  # last page number, txn id
+_META_TAIL_AT = 120  # offset of mm_last_pg inside MDB_meta
+_META_BYTES = _META_TAIL_AT + _META_TAIL.size
+_MIN_PAGE, _MAX_PAGE = 512, 1 << 16
+
+
+class _Meta:
+    __slots__ = ("psize", "mapsize", "last_pg", "txnid")
+
+    def __init__(self, psize: int, mapsize: int, last_pg: int, txnid: int) -> None:
+        self.psize, self.mapsize, self.last_pg, self.txnid = psize, mapsize, last_pg, txnid
+
+
+def _read_meta(f: Any, offset: int) -> _Meta | None:
+    f.seek(offset + _PAGE_HEADER)
+    raw = f.read(_META_BYTES)
+    if len(raw) < _META_BYTES:
+        return None
+    magic, _version, _address, mapsize, psize = _META.unpack_from(raw)
+    last_pg, txnid = _META_TAIL.unpack_from(raw, _META_TAIL_AT)
+    if magic != _MDB_MAGIC:
+        return None
+    return _Meta(psize, mapsize, last_pg, txnid)
+
+
+def check_data_file(path: str) -> int:
+    """Refuse a data.mdb that LMDB would crash on: not an LMDB file, or
+    shorter than its newest meta page says (a cut copy, a full disk, a
+    truncation). Returns the bytes the ledger needs."""
+    if struct.calcsize("P") != 8:  # the layout above is the 64-bit one
+        return 0
+    name = os.path.basename(path)
+    min_size = 2 * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 8192
+    with open(path, "rb") as f:
+        first = _read_meta(f, 0)
+        if first is None:
+            size = os.fstat(f.fileno()).st_size
+            if size < _PAGE_HEADER + _META_BYTES:
+                raise home.LedgerDamagedError(f"{name} is truncated: {size} bytes, the ledger needs at "
+                                              f"least {min_size}")
+            raise home.LedgerDamagedError(f"not a keyledger ledger: {path} is not an LMDB file")
+        if not (_MIN_PAGE <= first.psize <= _MAX_PAGE and first.psize & (first.psize - 1) == 0):
+            raise home.LedgerDamagedError(f"{name} is damaged: its header gives a page size of {first.psize}")
+        second = _read_meta(f, first.psize)
+        newest = first if second is None or second.txnid < first.txnid else second
+        need = max(2 * first.psize, (newest.last_pg + 1) * first.psize)
+        # the size is read after the meta: a writer extends the file before
+        # it writes the meta that counts the new pages, never after
+        size = os.fstat(f.fileno()).st_size
+    if size < need:
+        raise home.LedgerDamagedError(f"{name} is truncated: {size} bytes, the ledger needs at least {need}")
+    return need
+
+
+_DENIED = tuple(os.strerror(code) for code in (errno.EACCES, errno.EPERM, errno.EROFS))
+
+
+def _denied(exc: lmdb.Error) -> bool:
+    """py-lmdb gives no errno: EACCES is its ReadonlyError, the others
+    show only in the message (LMDB formats it with strerror)."""
+    return isinstance(exc, lmdb.ReadonlyError) or any(text in str(exc) for text in _DENIED)
+
+
+def _storage_error(exc: lmdb.Error, path: str, readonly: bool) -> LedgerError:
+    """An LMDB failure to open, in the user's words (never the class name)."""
+    if isinstance(exc, lmdb.InvalidError):
+        return home.LedgerDamagedError(f"not a keyledger ledger: {os.path.join(path, home.DATA_FILE)} "
+                                       "is not an LMDB file")
+    if isinstance(exc, lmdb.VersionMismatchError):
+        return home.LedgerDamagedError(f"{os.path.join(path, home.DATA_FILE)} was written by an "
+                                       "incompatible LMDB version")
+    if isinstance(exc, (lmdb.CorruptedError, lmdb.PanicError)):
+        return home.LedgerDamagedError(f"{os.path.join(path, home.DATA_FILE)} is damaged (LMDB cannot read it)")
+    if _denied(exc):
+        for name in (home.LOCK_FILE, home.DATA_FILE):
+            target = os.path.join(path, name)
+            if name == home.DATA_FILE and not readonly and os.path.exists(target):
+                if not _writable(target):
+                    return LedgerError(f"cannot write {name} in {path} (read-only here: audit verify, "
+                                       "audit log, forensics and replay --check can still read it)")
+            elif name == home.LOCK_FILE and not _writable(target if os.path.exists(target) else path):
+                return LedgerError(f"cannot write {name} in {path}" + (
+                    "" if readonly else " (read-only here: audit verify, audit log, forensics and "
+                                        "replay --check can still read it)"))
+        return LedgerError(f"cannot open the ledger at {path}: permission denied")
+    text = str(exc)
+    if text.startswith(path + ":"):
+        text = text[len(path) + 1:].strip()
+    return LedgerError(f"cannot open the ledger at {path}: {text}")
+
+
+def _writable(path: str) -> bool:
+    # os.access answers for the real uid and knows read-only mounts (EROFS)
+    return os.access(path, os.W_OK)

@@ -90,6 +90,7 @@ class MaintenanceOps(ServiceBase):
             ROOT_KEY_ENV,
             ROOT_KEY_FILE,
             _fsync_dir,
+            private_opener,
         )
 
         if self.caller != authz.root_of(self.account):
@@ -100,7 +101,7 @@ class MaintenanceOps(ServiceBase):
         home = Path(self.store.path)
         pending = home / NEXT_ROOT_KEY_FILE
         new = Secret(self._rng(32))
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = private_opener(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
         try:
             os.write(fd, new.reveal())
             os.fsync(fd)

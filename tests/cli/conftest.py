@@ -14,11 +14,18 @@ from keyledger.cli.main import main
 
 
 class Cli:
-    def __init__(self, home: Path) -> None:
+    """`init`: like a user who ran `keyledger init` once, the first command
+    that is not itself `init` (or `demo`) runs on a ledger made for it."""
+
+    def __init__(self, home: Path, *, init: bool = True) -> None:
         self.home = home
         self.runner = CliRunner()
+        self.init = init
 
     def __call__(self, *args: str, expect: int = 0, home: bool = True, input: str | None = None) -> Result:
+        if self.init and home and "init" not in args and "demo" not in args \
+                and not (self.home / "data.mdb").exists():
+            self.runner.invoke(main, ["--home", str(self.home), "init"])  # a failure shows in the command
         argv = (["--home", str(self.home)] if home else []) + list(args)
         result = self.runner.invoke(main, argv, input=input, catch_exceptions=False)
         assert result.exit_code == expect, (

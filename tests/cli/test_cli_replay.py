@@ -85,7 +85,7 @@ def history(cli: Cli) -> dict[str, object]:
     """A key created on 1 Jan 2024, tagged on 1 Feb, rotated on 1 Mar, disabled on 1 Apr."""
     clock = StepClock(T0)
     seqs = {}
-    with keyledger.open(cli.home, clock=clock) as kms:
+    with keyledger.open(cli.home, create=True, clock=clock) as kms:
         key = kms.create_key(description="history").key_metadata.key_id
         seqs["created"] = kms.store.head().seq - 1
         clock.now = T0 + timedelta(days=31)

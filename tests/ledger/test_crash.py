@@ -43,7 +43,7 @@ import keyledger
 from keyledger.errors import LimitExceededException
 
 home, ack_path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-kms = keyledger.open(home, durability="durable")
+kms = keyledger.open(home, create=True, durability="durable")
 fd = os.open(ack_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 def ack(*fields):
@@ -103,7 +103,7 @@ def write(fd, data):
     return real_write(fd, data)
 os.write = write
 import keyledger
-keyledger.open(sys.argv[1], durability="durable")
+keyledger.open(sys.argv[1], create=True, durability="durable")
 """
 
 
@@ -167,7 +167,7 @@ def test_sigkill_loses_no_acknowledged_request(tmp_path):
         late_rounds += not early
         run_and_kill(home, acks, rnd, early)
         where = f"(seed {seed}, round {round_})"
-        kms = keyledger.open(home, durability="durable")
+        kms = keyledger.open(home, create=True, durability="durable")  # may finish an init cut short
         try:
             with kms.store.snapshot() as snap:
                 hashes = verify_chain(snap)
@@ -222,7 +222,7 @@ def test_sigkill_while_writing_a_key_file(tmp_path, nth):
     child = subprocess.run([sys.executable, "-c", CHILD_DIES_WRITING_A_KEY_FILE, str(home), str(nth)],
                            capture_output=True, env=_env(), timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
-    with keyledger.open(home, durability="durable") as kms:
+    with keyledger.open(home, create=True, durability="durable") as kms:  # init, run again
         key_id = kms.create_key().key_metadata.key_id
         blob = kms.encrypt(key_id, b"still usable").ciphertext_blob
     with keyledger.open(home, durability="durable") as kms:

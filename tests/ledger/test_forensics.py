@@ -51,7 +51,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
         for name, actions in (("alice", ("kms:*",)), ("bob", ("kms:Decrypt",))):
             service.create_user(name)
             service.put_principal_policy(f"arn:aws:iam::{ACCOUNT}:user/{name}", "p", _allow(*actions))

@@ -67,7 +67,7 @@ def append_work(label: str, n: int = 1, *, fail: bool = False, kek: str | None =
 
 
 def test_concurrent_encrypts_share_commits(tmp_path):
-    kms = keyledger.open(tmp_path, durability="durable")
+    kms = keyledger.open(tmp_path, create=True, durability="durable")
     try:
         key_id = kms.create_key().key_metadata.key_id
         before = kms.store.head().seq
@@ -204,7 +204,7 @@ class CountingEnv:
 
 
 def test_relaxed_mode_syncs_periodically_and_survives_a_clean_close(tmp_path):
-    kms = keyledger.open(tmp_path, durability="relaxed", sync_interval=0.02)
+    kms = keyledger.open(tmp_path, create=True, durability="relaxed", sync_interval=0.02)
     try:
         env = kms.store.env = CountingEnv(kms.store.env)
         syncer = kms.store._syncer

@@ -46,7 +46,7 @@ def clock():
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", clock=clock) as service:
+    with keyledger.open(tmp_path / "ledger", create=True, clock=clock) as service:
         yield service
 
 

@@ -80,7 +80,7 @@ def message_key(materials: dict[str, bytes], blob: bytes) -> bytes:
 def workload(tmp_path):
     clock = Clock()
     home = tmp_path / "ledger"
-    kms = keyledger.open(home, durability="durable", clock=clock)
+    kms = keyledger.open(home, create=True, durability="durable", clock=clock)
     secrets: dict[str, bytes] = {}
     blobs: list[tuple[bytes, bytes, str, dict[str, str]]] = []  # ciphertext, plaintext, key id, context
     keys = [kms.create_key(description=f"scan {i}").key_metadata.key_id for i in range(3)]

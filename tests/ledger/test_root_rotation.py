@@ -23,7 +23,7 @@ def _workload(kms):
 
 
 def test_rotation_rewraps_every_kek_and_destroys_the_old_root(tmp_path: Path) -> None:
-    kms = keyledger.open(tmp_path)
+    kms = keyledger.open(tmp_path, create=True)
     a, b, blobs = _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     old_wrapped = {k: kms.store.kek(k) for k in (a, b)}
@@ -48,7 +48,7 @@ def test_rotation_rewraps_every_kek_and_destroys_the_old_root(tmp_path: Path) ->
 
 
 def test_old_root_key_no_longer_opens_the_ledger(tmp_path: Path) -> None:
-    kms = keyledger.open(tmp_path)
+    kms = keyledger.open(tmp_path, create=True)
     _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     kms.rotate_root_key()
@@ -58,7 +58,7 @@ def test_old_root_key_no_longer_opens_the_ledger(tmp_path: Path) -> None:
 
 
 def test_only_the_account_root_may_rotate(tmp_path: Path) -> None:
-    with keyledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path, create=True) as kms:
         kms.create_user("bob")
         with pytest.raises(AccessDeniedException):
             kms.as_caller("arn:aws:iam::111122223333:user/bob").rotate_root_key()
@@ -66,7 +66,7 @@ def test_only_the_account_root_may_rotate(tmp_path: Path) -> None:
 
 
 def test_a_crash_after_commit_before_rename_is_finished_at_open(tmp_path: Path) -> None:
-    kms = keyledger.open(tmp_path)
+    kms = keyledger.open(tmp_path, create=True)
     a, _, blobs = _workload(kms)
     old_root = (tmp_path / "root.key").read_bytes()
     kms.rotate_root_key()
@@ -82,7 +82,7 @@ def test_a_crash_after_commit_before_rename_is_finished_at_open(tmp_path: Path) 
 
 
 def test_a_crash_before_commit_drops_the_unused_next_key(tmp_path: Path) -> None:
-    kms = keyledger.open(tmp_path)
+    kms = keyledger.open(tmp_path, create=True)
     a, _, blobs = _workload(kms)
     kms.close()
     root = (tmp_path / "root.key").read_bytes()
@@ -96,7 +96,7 @@ def test_a_crash_before_commit_drops_the_unused_next_key(tmp_path: Path) -> None
 def test_deleted_keys_stay_deleted(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-    kms = keyledger.open(tmp_path, clock=lambda: now[0])
+    kms = keyledger.open(tmp_path, create=True, clock=lambda: now[0])
     a, b, blobs = _workload(kms)
     kms.schedule_key_deletion(a, pending_window_in_days=7)
     now[0] += timedelta(days=8)

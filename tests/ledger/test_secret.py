@@ -82,7 +82,7 @@ def test_secret_equality_is_by_value_and_hash_by_identity():
 
 @pytest.fixture
 def kms(tmp_path):
-    with keyledger.open(tmp_path / "ledger") as service:
+    with keyledger.open(tmp_path / "ledger", create=True) as service:
         yield service
 
 

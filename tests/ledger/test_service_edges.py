@@ -12,7 +12,7 @@ import keyledger
 
 def test_list_keys_and_aliases_apply_due_deletions(tmp_path: Path) -> None:
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-    with keyledger.open(tmp_path, clock=lambda: now[0]) as kms:
+    with keyledger.open(tmp_path, create=True, clock=lambda: now[0]) as kms:
         keep = kms.create_key().key_metadata.key_id
         doomed = kms.create_key().key_metadata.key_id
         kms.create_alias("alias/keep", keep)
@@ -30,7 +30,7 @@ def test_list_keys_and_aliases_apply_due_deletions(tmp_path: Path) -> None:
 
 def test_alias_pages_stay_full_when_some_aliases_went_with_their_key(tmp_path: Path) -> None:
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
-    with keyledger.open(tmp_path, clock=lambda: now[0]) as kms:
+    with keyledger.open(tmp_path, create=True, clock=lambda: now[0]) as kms:
         doomed = kms.create_key().key_metadata.key_id
         keep = kms.create_key().key_metadata.key_id
         for i in range(3):
@@ -51,7 +51,7 @@ def test_a_constrained_grantee_passes_on_only_as_strict_grants(tmp_path: Path) -
     from keyledger.errors import AccessDeniedException
 
     bob, carol = "arn:aws:iam::111122223333:user/bob", "arn:aws:iam::111122223333:user/carol"
-    with keyledger.open(tmp_path) as kms:
+    with keyledger.open(tmp_path, create=True) as kms:
         key = kms.create_key().key_metadata.key_id
         kms.create_grant(key, bob, ["CreateGrant", "Decrypt"],
                          constraints={"EncryptionContextSubset": {"app": "orders"}})

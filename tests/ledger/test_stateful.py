@@ -132,7 +132,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.lazy = 0  # rules left to run on the lazy state a clock jump left
 
     def _open(self) -> keyledger.KeyLedger:
-        return keyledger.open(self.home, durability="relaxed", clock=self.clock)
+        return keyledger.open(self.home, create=True, durability="relaxed", clock=self.clock)
 
     def teardown(self) -> None:
         try:
@@ -513,7 +513,7 @@ TestLedgerMachine = LedgerMachine.TestCase
 # -- regressions the machine found (kept as plain tests so they always run) --
 
 def _ledger(tmp_path, clock=None):
-    return keyledger.open(tmp_path, durability="relaxed", clock=clock or Clock())
+    return keyledger.open(tmp_path, create=True, durability="relaxed", clock=clock or Clock())
 
 
 def test_sweep_that_deletes_a_key_succeeds(tmp_path):

@@ -55,7 +55,7 @@ def rng():
 
 @pytest.fixture
 def kms(tmp_path, clock, rng):
-    with keyledger.open(tmp_path / "ledger", clock=clock, rng=rng) as service:
+    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, rng=rng) as service:
         yield service
 
 

@@ -45,7 +45,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", clock=clock, durability="relaxed") as service:
+    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
         yield service
 
 

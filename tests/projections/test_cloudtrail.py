@@ -50,7 +50,7 @@ def trail(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     """The rendered records of interest, by golden file name."""
     clock = StepClock()
     home = tmp_path_factory.mktemp("cloudtrail") / "ledger"
-    with keyledger.open(home, clock=clock, rng=random.Random(20240301).randbytes, durability="relaxed") as kms:
+    with keyledger.open(home, create=True, clock=clock, rng=random.Random(20240301).randbytes, durability="relaxed") as kms:
         key = kms.create_key(description="orders", tags=[{"TagKey": "team", "TagValue": "billing"}]) \
             .key_metadata.key_id
         kms.create_alias("alias/orders", key)

@@ -286,7 +286,7 @@ def test_consistency_proofs_verify_and_altered_ones_fail(leaves: list[bytes], da
 # -- the store keeps the same tree ----------------------------------------------------------
 
 def test_the_stored_tree_of_a_real_ledger_is_rfc6962(tmp_path) -> None:
-    with keyledger.open(tmp_path / "ledger", durability="relaxed") as kms:
+    with keyledger.open(tmp_path / "ledger", create=True, durability="relaxed") as kms:
         key = kms.create_key().key_metadata.key_id
         for i in range(20):
             kms.encrypt(key, b"%d" % i)

@@ -129,7 +129,7 @@ def test_indexed_queries_equal_a_full_scan(tmp_path_factory: pytest.TempPathFact
                                            data: st.DataObject) -> None:
     clock = Clock()
     with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as home, \
-            keyledger.open(home, durability="relaxed", clock=clock) as kms:
+            keyledger.open(home, create=True, durability="relaxed", clock=clock) as kms:
         keys = run(kms, clock, ops)
         kms.rotate_due()  # the sweep: automatic rotations by the service principal
         with kms.store.snapshot() as snap:
@@ -166,7 +166,7 @@ def test_indexed_queries_equal_a_full_scan(tmp_path_factory: pytest.TempPathFact
 def test_a_filtered_query_reads_only_its_answer(tmp_path) -> None:
     """Cost grows with the answer: the newest 3 records of one key among
     many others are found by reading about 3 records, not the log."""
-    with keyledger.open(tmp_path / "ledger", durability="relaxed") as kms:
+    with keyledger.open(tmp_path / "ledger", create=True, durability="relaxed") as kms:
         busy, quiet = (kms.create_key().key_metadata.key_id for _ in range(2))
         for i in range(200):
             kms.encrypt(busy, b"x")
