@@ -1,13 +1,18 @@
-"""`keyledger demo`: the main job, end to end, on a dedicated ledger.
+"""`keyledger demo`: the main job, end to end, on a ledger of its own.
 
 The demo jumps its clock a year forward so that automatic rotation fires;
-so that the user's real ledger never gets future-dated records, it runs on
-`<default home>/demo` unless `--home` is given on the command line. Its
-clock starts at max(now, the ledger's last record time), so it can be rerun.
+so that no real ledger gets future-dated records, it runs on a fresh
+temporary home, removed at the end, unless `--home` is given on the command
+line (KEYLEDGER_HOME does not count: it names the user's real ledger). On a
+given home its clock starts at max(now, the ledger's last record time), so
+it can be rerun there too.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -48,13 +53,18 @@ class DemoClock:
         return self._start + (datetime.now(timezone.utc) - self._origin) + self._jumped
 
 
-def demo_home() -> Path:
-    """--home if it was given on the command line, else <default home>/demo."""
+@contextmanager
+def demo_home() -> Iterator[tuple[Path, bool]]:
+    """(home, temporary): --home if it was given on the command line, else
+    a fresh temporary directory that is removed when the demo ends."""
     ctx = click.get_current_context()
     root = ctx.find_root()
-    if root.get_parameter_source("home") == ParameterSource.COMMANDLINE and settings().home is not None:
-        return settings().home  # type: ignore[return-value]
-    return keyledger.default_home() / "demo"
+    given = settings().home
+    if root.get_parameter_source("home") == ParameterSource.COMMANDLINE and given is not None:
+        yield given, False
+        return
+    with tempfile.TemporaryDirectory(prefix="keyledger-demo-") as tmp:
+        yield Path(tmp) / "ledger", True
 
 
 def _iso(when: datetime) -> str:
@@ -77,15 +87,21 @@ def demo() -> None:
     alias, encrypt, rotate on demand and (by jumping the clock a year)
     automatically, rotate manually by re-pointing the alias to a new key,
     decrypt every earlier ciphertext, check the log by replay, and print a
-    summary. Uses <default home>/demo unless --home is given."""
-    home = demo_home()
+    summary. Runs on a fresh temporary ledger, removed at the end, unless
+    --home is given (then it creates or reuses that ledger)."""
+    with demo_home() as (home, temporary):
+        _run(home, temporary)
+
+
+def _run(home: Path, temporary: bool) -> None:
     clock = DemoClock()
     say = click.echo
     with settings().open(home=home, clock=clock, create=True) as kms:
         head = kms.store.head()
         clock.start_at(max(datetime.now(timezone.utc), from_us(head.time)))
         first_seq = head.seq
-        say(f"keyledger demo on {home} (region {kms.region}, account {kms.account})")
+        where = f"a temporary ledger {home} (removed at the end; --home DIR keeps one)" if temporary else home
+        say(f"keyledger demo on {where} (region {kms.region}, account {kms.account})")
         say(f"demo clock starts at {_iso(clock())}")
         say("")
 

@@ -101,8 +101,10 @@ def test_demo_uses_its_own_ledger_unless_home_is_given(tmp_path: Path, monkeypat
     monkeypatch.setenv("KEYLEDGER_HOME", str(real))
     result = CliRunner().invoke(main, ["demo"])
     assert result.exit_code == 0, result.output
-    assert (real / "demo" / "data.mdb").exists()
-    assert not (real / "data.mdb").exists()  # the real ledger got no future-dated records
+    assert not real.exists()  # the real ledger got no future-dated records, nor any file
+    temporary = re.search(r"on a temporary ledger (\S+)", result.stdout)
+    assert temporary, result.stdout
+    assert not Path(temporary.group(1)).exists()  # removed at the end
 
 
 def _commands() -> dict[str, click.Command]:

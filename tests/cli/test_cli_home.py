@@ -1,7 +1,7 @@
 """The CLI and the ledger home: `init` is the only command that creates a
 ledger; a missing, damaged or cut ledger is a one-line error (exit 1, never
 a signal); an auditor with read access only can verify, query and replay;
-a home open to others gets a warning."""
+a home open to others gets a warning; the demo runs on a temporary home."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -261,3 +262,22 @@ def test_a_home_open_to_others_is_warned_about_on_stderr(bare: Callable[[Path], 
     assert child.returncode == 0
     assert child.stderr == (f"keyledger: warning: the ledger home {home} is open to other users ({home} is "
                             f"0750); run chmod -R go= {home}\n")
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+def test_the_demo_runs_on_a_fresh_temporary_home_each_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYLEDGER_HOME", str(tmp_path / "real"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["demo"])
+        assert result.exit_code == 0, result.output
+        assert re.search(r"  log           (\d+) records \(\1 from this run\)\n", result.stdout), result.stdout
+        started = re.search(r"demo clock starts at (\S+)", result.stdout)
+        assert started
+        when = datetime.fromisoformat(started.group(1).replace("Z", "+00:00"))
+        assert abs(when - datetime.now(timezone.utc)) < timedelta(hours=1)  # a rerun starts now, not a year on
+        temporary = re.search(r"on a temporary ledger (\S+)", result.stdout)
+        assert temporary and not Path(temporary.group(1)).exists()
+    assert not (tmp_path / "real").exists() and not (tmp_path / "xdg").exists()
+
