@@ -39,6 +39,7 @@ import msgspec
 
 from keyledger import KeyLedger
 from keyledger.errors import KMSError, KMSInternalException
+from keyledger.home import ensure_private_file
 from keyledger.service import Planned
 from keyledger.server import protocol, sts
 from keyledger.server.committer import GroupCommitter
@@ -405,7 +406,7 @@ def configure_logging(access_log_path: str | None = "-", level: int = logging.IN
         access_log.setLevel(logging.CRITICAL + 1)
         return
     target: logging.Handler = logging.StreamHandler(sys.stderr) if access_log_path == "-" \
-        else logging.FileHandler(access_log_path)
+        else logging.FileHandler(ensure_private_file(access_log_path))  # 0600 whatever the umask
     target.setFormatter(logging.Formatter("%(message)s"))
     access_log.handlers[:] = [target]
     access_log.setLevel(logging.INFO)
