@@ -220,7 +220,7 @@ def _spread(runs: list[float]) -> float:
 
 
 def verify_and_query(root: str, records: int, queries: int, scans: int = 1) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(dir=root) as home, keyledger.open(home, durability="relaxed") as kms:
+    with tempfile.TemporaryDirectory(dir=root) as home, keyledger.open(home, create=True, durability="relaxed") as kms:
         start = time.perf_counter()
         n = build_log(kms, records, keys=KEYS, batch=10_000)
         build_s = time.perf_counter() - start

@@ -76,7 +76,7 @@ def user_iam_policy(region: str, account: str) -> str:
 def _encrypting(root_dir: str, realistic: bool) -> Iterator[tuple[Callable[[], Any], Callable[[], Any]]]:
     """(one Encrypt by the user, one pure authorization decision of it)."""
     with tempfile.TemporaryDirectory(dir=root_dir, prefix="kl-authz-") as home, \
-            keyledger.open(home, durability="relaxed") as kms:
+            keyledger.open(home, create=True, durability="relaxed") as kms:
         user = kms.create_user("app").arn
         admin = kms.create_role("key-admin").arn
         policy = realistic_key_policy(kms.account, user, admin) if realistic else None

@@ -73,7 +73,7 @@ def size_label(size: int) -> str:
 @contextmanager
 def _embedded(root: str, mode: str, op: str, size: int) -> Iterator[OpFactory]:
     with tempfile.TemporaryDirectory(dir=root, prefix=f"kl-{mode}-") as home, \
-            keyledger.open(home, durability=mode) as kms:
+            keyledger.open(home, create=True, durability=mode) as kms:
         key_id = kms.create_key(description="benchmark").key_metadata.key_id
         plaintext = os.urandom(size)
         if op == "encrypt":
@@ -164,7 +164,7 @@ def record_value_bytes(root: str) -> int:
     """Stored bytes (prev_hash, hash, canonical record) of one Encrypt record,
     as keyledger writes it: the value size the LMDB baseline puts."""
     with tempfile.TemporaryDirectory(dir=root, prefix="kl-size-") as home, \
-            keyledger.open(home, durability="relaxed") as kms:
+            keyledger.open(home, create=True, durability="relaxed") as kms:
         key_id = kms.create_key().key_metadata.key_id
         kms.encrypt(key_id, b"x" * 32, encryption_context=CONTEXT)
         with kms.store.snapshot() as snap:
@@ -286,7 +286,7 @@ def replay_log(root: str, events: int) -> Iterator[tuple[ReplayLog, Callable[[],
     """A relaxed ledger holding about `events` records; yields it with a
     function that builds it and returns the record count (for timing)."""
     with tempfile.TemporaryDirectory(dir=root, prefix="kl-replay-") as home, \
-            keyledger.open(home, durability="relaxed") as kms:
+            keyledger.open(home, create=True, durability="relaxed") as kms:
         log = ReplayLog(kms, 0, 0.0, 0.0)
 
         def build() -> int:

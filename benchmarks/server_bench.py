@@ -175,7 +175,7 @@ def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
 
     home = Path(tempfile.mkdtemp(dir=root, prefix="kl-serve-"))
     try:
-        with keyledger.open(home) as kms:
+        with keyledger.open(home, create=True) as kms:
             arn = kms.create_user("bench").arn
             kms.put_principal_policy(arn, "kms-all", ALL_KMS)
             entry = creds.new_access_key(arn, "bench")
