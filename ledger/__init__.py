@@ -1,7 +1,7 @@
 """keyledger: an embedded AWS KMS whose event log is its audit trail.
 
     import keyledger
-    with keyledger.open(home="/tmp/kl") as kms:
+    with keyledger.open(home="/tmp/kl", create=True) as kms:  # create: only the first time
         key = kms.create_key(description="orders").key_metadata
         blob = kms.encrypt(key.key_id, b"secret", encryption_context={"order": "42"}).ciphertext_blob
         assert kms.decrypt(blob, encryption_context={"order": "42"}).plaintext == b"secret"
