@@ -25,6 +25,9 @@ class _Secretive(_Response, frozen=True):
 
 
 class KeyMetadata(_Response, frozen=True):
+    """A key as DescribeKey, CreateKey and AWS show it (`KeyMetadata` on the
+    wire): its ARN, state, spec, usage and the algorithms that usage allows."""
+
     aws_account_id: str = msgspec.field(name="AWSAccountId")
     key_id: str = ""
     arn: str = ""
@@ -44,25 +47,37 @@ class KeyMetadata(_Response, frozen=True):
 
 
 class CreateKeyResponse(_Response, frozen=True):
+    """CreateKey: the new key's metadata."""
+
     key_metadata: KeyMetadata
 
 
 class DescribeKeyResponse(_Response, frozen=True):
+    """DescribeKey: the key's metadata."""
+
     key_metadata: KeyMetadata
 
 
 class KeyListEntry(_Response, frozen=True):
+    """One key of a ListKeys page: its id and ARN."""
+
     key_id: str
     key_arn: str
 
 
 class ListKeysResponse(_Response, frozen=True):
+    """ListKeys: one page of keys; `next_marker` (set when `truncated`) asks
+    for the next."""
+
     keys: list[KeyListEntry]
     truncated: bool
     next_marker: str | None = None
 
 
 class ScheduleKeyDeletionResponse(_Response, frozen=True):
+    """ScheduleKeyDeletion: the key's ARN, when it will be deleted, and its
+    state (PendingDeletion)."""
+
     key_id: str
     deletion_date: datetime
     key_state: str
@@ -70,21 +85,29 @@ class ScheduleKeyDeletionResponse(_Response, frozen=True):
 
 
 class CancelKeyDeletionResponse(_Response, frozen=True):
+    """CancelKeyDeletion: the key's ARN (the key is now Disabled)."""
+
     key_id: str
 
 
 class Tag(_Response, frozen=True):
+    """One tag of a key (ListResourceTags)."""
+
     tag_key: str
     tag_value: str
 
 
 class ListResourceTagsResponse(_Response, frozen=True):
+    """ListResourceTags: one page of the key's tags, sorted by key."""
+
     tags: list[Tag]
     truncated: bool
     next_marker: str | None = None
 
 
 class AliasListEntry(_Response, frozen=True):
+    """One alias of a ListAliases page, with the key it points at."""
+
     alias_name: str
     alias_arn: str
     target_key_id: str | None = None
@@ -93,12 +116,17 @@ class AliasListEntry(_Response, frozen=True):
 
 
 class ListAliasesResponse(_Response, frozen=True):
+    """ListAliases: one page of aliases."""
+
     aliases: list[AliasListEntry]
     truncated: bool
     next_marker: str | None = None
 
 
 class GetKeyRotationStatusResponse(_Response, frozen=True):
+    """GetKeyRotationStatus: whether the key rotates automatically, and when
+    it will next."""
+
     key_rotation_enabled: bool
     key_id: str
     rotation_period_in_days: int | None = None
@@ -107,34 +135,49 @@ class GetKeyRotationStatusResponse(_Response, frozen=True):
 
 
 class RotateKeyOnDemandResponse(_Response, frozen=True):
+    """RotateKeyOnDemand: the key's ARN."""
+
     key_id: str
 
 
 class RotationsListEntry(_Response, frozen=True):
+    """One key material of ListKeyRotations: its id, whether it is CURRENT,
+    and when and how (AUTOMATIC, ON_DEMAND) it came."""
+
     key_id: str
     rotation_date: datetime
     rotation_type: str
 
 
 class ListKeyRotationsResponse(_Response, frozen=True):
+    """ListKeyRotations: one page of the key's rotations, oldest first."""
+
     rotations: list[RotationsListEntry]
     truncated: bool
     next_marker: str | None = None
 
 
 class EncryptResponse(_Response, frozen=True):
+    """Encrypt: the ciphertext (it names its key and version, so Decrypt
+    needs no KeyId) and the key's ARN."""
+
     ciphertext_blob: bytes
     key_id: str
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"
 
 
 class DecryptResponse(_Secretive, frozen=True):
+    """Decrypt: the plaintext (redacted from repr), the key that opened it and
+    the key material (version) used."""
+
     key_id: str
     plaintext: bytes
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"
 
 
 class ReEncryptResponse(_Response, frozen=True):
+    """ReEncrypt: the new ciphertext, and the source and destination keys."""
+
     ciphertext_blob: bytes
     source_key_id: str
     key_id: str
@@ -143,17 +186,24 @@ class ReEncryptResponse(_Response, frozen=True):
 
 
 class GenerateDataKeyResponse(_Secretive, frozen=True):
+    """GenerateDataKey: the data key in clear (`plaintext`, redacted from repr)
+    and sealed under the key (`ciphertext_blob`: keep this one)."""
+
     ciphertext_blob: bytes
     plaintext: bytes
     key_id: str
 
 
 class GenerateDataKeyWithoutPlaintextResponse(_Response, frozen=True):
+    """GenerateDataKeyWithoutPlaintext: the sealed data key only."""
+
     ciphertext_blob: bytes
     key_id: str
 
 
 class GenerateRandomResponse(_Secretive, frozen=True):
+    """GenerateRandom: the random bytes (redacted from repr)."""
+
     plaintext: bytes
 
 
@@ -174,26 +224,39 @@ def to_aws(response: _Response | None) -> dict[str, Any]:
 
 
 class GetKeyPolicyResponse(_Response, frozen=True):
+    """GetKeyPolicy: the policy document (JSON text)."""
+
     policy: str
     policy_name: str = "default"
 
 
 class ListKeyPoliciesResponse(_Response, frozen=True):
+    """ListKeyPolicies: the policy names, always ["default"]."""
+
     policy_names: list[str]
     truncated: bool = False
 
 
 class CreateGrantResponse(_Response, frozen=True):
+    """CreateGrant: the grant's id, and a token that names it (usable at once
+    here: grants take effect when they commit)."""
+
     grant_token: str
     grant_id: str
 
 
 class GrantConstraints(_Response, frozen=True):
+    """A grant's encryption-context constraint: exactly one of
+    EncryptionContextEquals (the request's context must be this one) and
+    EncryptionContextSubset (it must contain this one)."""
+
     encryption_context_subset: dict[str, str] | None = None
     encryption_context_equals: dict[str, str] | None = None
 
 
 class GrantListEntry(_Response, frozen=True):
+    """One grant of ListGrants / ListRetirableGrants."""
+
     key_id: str
     grant_id: str
     grantee_principal: str
@@ -206,12 +269,16 @@ class GrantListEntry(_Response, frozen=True):
 
 
 class ListGrantsResponse(_Response, frozen=True):
+    """ListGrants, ListRetirableGrants: one page of grants."""
+
     grants: list[GrantListEntry]
     truncated: bool
     next_marker: str | None = None
 
 
 class User(_Response, frozen=True):
+    """An IAM user or role (CreateUser, CreateRole, ListUsers)."""
+
     user_name: str
     arn: str
     create_date: datetime
@@ -220,14 +287,20 @@ class User(_Response, frozen=True):
 
 
 class ListUsersResponse(_Response, frozen=True):
+    """ListUsers (IAM): the ledger's users."""
+
     users: list[User]
 
 
 class ListUserPoliciesResponse(_Response, frozen=True):
+    """ListUserPolicies (IAM): the names of the principal's inline policies."""
+
     policy_names: list[str]
 
 
 class GetUserPolicyResponse(_Response, frozen=True):
+    """GetUserPolicy (IAM): one inline policy document of a user or role."""
+
     user_name: str
     policy_name: str
     policy_document: str

@@ -35,6 +35,12 @@ class AccessOps(ServiceBase):
 
     def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
                        bypass_policy_lockout_safety_check: bool = False) -> None:
+        """PutKeyPolicy: replace the key's policy (`policy_name` is always
+        "default"). The lockout check refuses a policy that would stop you from
+        changing it again, unless `bypass_policy_lockout_safety_check`.
+
+        Raises NotFoundException, KMSInvalidStateException,
+        MalformedPolicyDocumentException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             _check_policy_name(policy_name)
             authz.parse(policy)
@@ -48,6 +54,10 @@ class AccessOps(ServiceBase):
         return self._run("PutKeyPolicy", body, key_hint=key_id)
 
     def get_key_policy(self, key_id: str, *, policy_name: str = "default") -> r.GetKeyPolicyResponse:
+        """GetKeyPolicy: the key's policy document (AWS's default key policy if
+        none was ever set).
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.GetKeyPolicyResponse:
             _check_policy_name(policy_name)
             state = req.key(key_id)
@@ -58,6 +68,11 @@ class AccessOps(ServiceBase):
 
     def list_key_policies(self, key_id: str, *, limit: int | None = None,
                           marker: str | None = None) -> r.ListKeyPoliciesResponse:
+        """ListKeyPolicies: the key's policy names, which is always ["default"]
+        (as in AWS); kept for clients that ask.
+
+        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.ListKeyPoliciesResponse:
             cmd.check_limit(limit, 1000)
             if marker is not None:
@@ -104,6 +119,14 @@ class AccessOps(ServiceBase):
     def create_grant(self, key_id: str, grantee_principal: str, operations: list[str], *,
                      retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
                      name: str | None = None, grant_tokens: list[str] | None = None) -> r.CreateGrantResponse:
+        """CreateGrant: let `grantee_principal` perform `operations` on the key,
+        optionally only with an encryption context (`constraints`:
+        EncryptionContextEquals or EncryptionContextSubset). Effective at once.
+        A grant can only grant what it holds; the same `name` and grant again
+        return the existing grant (idempotent, as AWS).
+
+        Raises NotFoundException, KMSInvalidStateException, InvalidGrantTokenException,
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.CreateGrantResponse:
             ops = cmd.check_grant_operations(operations)
             cmd.check_principal_arn("granteePrincipal", grantee_principal)
@@ -142,6 +165,11 @@ class AccessOps(ServiceBase):
 
     def list_grants(self, key_id: str, *, limit: int | None = None, marker: str | None = None,
                     grant_id: str | None = None, grantee_principal: str | None = None) -> r.ListGrantsResponse:
+        """ListGrants: the key's grants (optionally one `grant_id` or one
+        `grantee_principal`), `limit` at a time; pass `next_marker` back as `marker`.
+
+        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.ListGrantsResponse:
             n = cmd.check_limit(limit, 100)
             after = _decode_marker(marker, lambda v: len(v) == 64)
@@ -161,6 +189,10 @@ class AccessOps(ServiceBase):
 
     def list_retirable_grants(self, retiring_principal: str, *, limit: int | None = None,
                               marker: str | None = None) -> r.ListGrantsResponse:
+        """ListRetirableGrants: every grant, across keys, that `retiring_principal`
+        may retire, `limit` at a time; pass `next_marker` back as `marker`.
+
+        Raises InvalidMarkerException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ListGrantsResponse:
             n = cmd.check_limit(limit, 100)
             cmd.check_principal_arn("retiringPrincipal", retiring_principal)
@@ -177,6 +209,12 @@ class AccessOps(ServiceBase):
 
     def retire_grant(self, *, grant_token: str | None = None, key_id: str | None = None,
                      grant_id: str | None = None) -> None:
+        """RetireGrant: end a grant as its retiring principal, its grantee (if the
+        grant allows RetireGrant) or the account root. Name it by `grant_token`,
+        or by `key_id` and `grant_id`.
+
+        Raises NotFoundException, InvalidGrantTokenException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             if grant_token is not None:
                 token_key, token_grant = _parse_grant_token(grant_token)
@@ -202,6 +240,10 @@ class AccessOps(ServiceBase):
         return self._run("RetireGrant", body, key_hint=key_id)
 
     def revoke_grant(self, key_id: str, grant_id: str) -> None:
+        """RevokeGrant: end a grant as someone the key's policy allows to
+        (kms:RevokeGrant), unlike RetireGrant, which is for the grant's own parties.
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             state = req.key(key_id)
             req.authorize("kms:RevokeGrant", state)

@@ -26,6 +26,12 @@ class AliasTagOps(ServiceBase):
     """Aliases and tags of keys."""
 
     def tag_resource(self, key_id: str, tags: Any) -> None:
+        """TagResource: add or overwrite tags on the key (`{"k": "v"}` or AWS's
+        `[{"TagKey": ..., "TagValue": ...}]`); tags can grant access through
+        aws:ResourceTag conditions, so they are authorized like policy changes.
+
+        Raises NotFoundException, KMSInvalidStateException, TagException (aws:
+        prefix, over 50 tags), AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             tag_map = cmd.check_tags(tags)
             state = req.key(key_id)
@@ -34,6 +40,10 @@ class AliasTagOps(ServiceBase):
         return self._run("TagResource", body, key_hint=key_id)
 
     def untag_resource(self, key_id: str, tag_keys: list[str]) -> None:
+        """UntagResource: remove the named tag keys from the key (absent keys are no error).
+
+        Raises NotFoundException, KMSInvalidStateException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             keys = cmd.check_tag_keys(tag_keys)
             state = req.key(key_id)
@@ -43,6 +53,11 @@ class AliasTagOps(ServiceBase):
 
     def list_resource_tags(self, key_id: str, *, limit: int | None = None,
                            marker: str | None = None) -> r.ListResourceTagsResponse:
+        """ListResourceTags: the key's tags sorted by key, `limit` at a time; pass
+        `next_marker` back as `marker` for the next page.
+
+        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.ListResourceTagsResponse:
             n = cmd.check_limit(limit, 50)
             after = _decode_marker(marker, _tag_marker)
@@ -59,6 +74,13 @@ class AliasTagOps(ServiceBase):
     # -- aliases ----------------------------------------------------------------
 
     def create_alias(self, alias_name: str, target_key_id: str) -> None:
+        """CreateAlias: a new `alias/<name>` for the key (a key id or ARN: never
+        another alias). Callers may then name the key by it in DescribeKey and
+        the cryptographic operations.
+
+        Raises AlreadyExistsException, NotFoundException, KMSInvalidStateException,
+        NotAuthorizedException (the reserved alias/aws/ prefix), AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             name = cmd.check_alias_name(alias_name)
             target = self._target(req, target_key_id)
@@ -67,6 +89,12 @@ class AliasTagOps(ServiceBase):
         return self._run("CreateAlias", body, key_hint=target_key_id)
 
     def update_alias(self, alias_name: str, target_key_id: str) -> None:
+        """UpdateAlias: point an existing alias at another key, so code that names
+        the alias moves to the new key without a change. Needs kms:UpdateAlias
+        on both the old and the new key.
+
+        Raises NotFoundException, KMSInvalidStateException, NotAuthorizedException,
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             name = cmd.check_alias_name(alias_name)
             target = self._target(req, target_key_id)
@@ -86,6 +114,10 @@ class AliasTagOps(ServiceBase):
         return req.key(target_key_id)
 
     def delete_alias(self, alias_name: str) -> None:
+        """DeleteAlias: remove the alias; the key and its ciphertexts are untouched.
+
+        Raises NotFoundException, NotAuthorizedException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             name = cmd.check_alias_name(alias_name)
             existing = req.alias(name)
@@ -97,6 +129,12 @@ class AliasTagOps(ServiceBase):
 
     def list_aliases(self, *, key_id: str | None = None, limit: int | None = None,
                      marker: str | None = None) -> r.ListAliasesResponse:
+        """ListAliases: every alias (or only `key_id`'s), `limit` at a time; pass
+        `next_marker` back as `marker`. Aliases of a key whose deletion fell due
+        are gone with it.
+
+        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.ListAliasesResponse:
             n = cmd.check_limit(limit, 100)
             after = _decode_marker(marker, _alias_marker)

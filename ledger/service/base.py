@@ -58,6 +58,9 @@ class ServiceBase:
         return f"KeyLedger(home={self.store.path!r}, region={self.region!r}, account={self.account!r})"
 
     def close(self) -> None:
+        """Close the store; the handle (and every `as_caller` / `via_service` /
+        `planned` copy of it) is unusable afterwards. `with keyledger.open(...)`
+        closes it for you."""
         self.store.close()
 
     def as_caller(self, principal: str) -> Self:
@@ -86,6 +89,8 @@ class ServiceBase:
         self.close()
 
     def now(self) -> int:
+        """The ledger clock, in microseconds since the Unix epoch (UTC): the time
+        every record of the next request gets. Tests inject `clock` to jump years."""
         return to_us(self._clock())
 
     def _forget(self, key_id: str) -> None:

@@ -22,6 +22,14 @@ class DataOps(ServiceBase):
     def encrypt(self, key_id: str, plaintext: bytes, *, encryption_context: Mapping[str, str] | None = None,
                 grant_tokens: list[str] | None = None, encryption_algorithm: str = "SYMMETRIC_DEFAULT",
                 ) -> r.EncryptResponse:
+        """Encrypt: seal `plaintext` (1-4,096 bytes) under the key's current version,
+        bound to `encryption_context`, which Decrypt must repeat exactly (RSA keys:
+        RSAES_OAEP_* under the public key, no context). The record carries a digest
+        of the ciphertext, never the plaintext.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        InvalidKeyUsageException, InvalidGrantTokenException, DryRunOperationException,
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.EncryptResponse:
             data = cmd.check_bytes("plaintext", plaintext)
             cmd.check_length("plaintext", data, 1, cmd.MAX_PLAINTEXT)
@@ -39,6 +47,15 @@ class DataOps(ServiceBase):
     def decrypt(self, ciphertext_blob: bytes, *, encryption_context: Mapping[str, str] | None = None,
                 key_id: str | None = None, grant_tokens: list[str] | None = None,
                 encryption_algorithm: str = "SYMMETRIC_DEFAULT") -> r.DecryptResponse:
+        """Decrypt: the plaintext of a ciphertext from Encrypt, GenerateDataKey or
+        ReEncrypt. The ciphertext names its key and version, so `key_id` is only a
+        check (required for RSA keys). Every way it can fail to open is the same
+        InvalidCiphertextException with no reason: an error that explains is an oracle.
+
+        Raises InvalidCiphertextException, IncorrectKeyException, NotFoundException,
+        DisabledException, KMSInvalidStateException, InvalidKeyUsageException,
+        InvalidGrantTokenException, DryRunOperationException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.DecryptResponse:
             blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
             cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
@@ -57,6 +74,14 @@ class DataOps(ServiceBase):
                    source_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
                    destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT",
                    grant_tokens: list[str] | None = None) -> r.ReEncryptResponse:
+        """ReEncrypt: open a ciphertext and seal its plaintext under
+        `destination_key_id` (or a new context) inside the ledger, so the
+        plaintext never reaches the caller. Needs kms:ReEncryptFrom on the source
+        key and kms:ReEncryptTo on the destination.
+
+        Raises InvalidCiphertextException, IncorrectKeyException, NotFoundException,
+        DisabledException, KMSInvalidStateException, InvalidKeyUsageException,
+        InvalidGrantTokenException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ReEncryptResponse:
             blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
             cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
@@ -94,6 +119,13 @@ class DataOps(ServiceBase):
     def generate_data_key(self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
                           number_of_bytes: int | None = None, key_spec: str | None = None,
                           grant_tokens: list[str] | None = None) -> r.GenerateDataKeyResponse:
+        """GenerateDataKey: a fresh data key (`key_spec` AES_256 / AES_128, or
+        `number_of_bytes`), in clear and sealed under the key, for envelope
+        encryption: use the plaintext, keep only the ciphertext, Decrypt it later.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        InvalidKeyUsageException, InvalidGrantTokenException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.GenerateDataKeyResponse:
             blob, data_key, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
                                                  key_spec, True, grant_tokens)
@@ -104,6 +136,12 @@ class DataOps(ServiceBase):
             self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
             number_of_bytes: int | None = None, key_spec: str | None = None,
             grant_tokens: list[str] | None = None) -> r.GenerateDataKeyWithoutPlaintextResponse:
+        """GenerateDataKeyWithoutPlaintext: GenerateDataKey's sealed data key only,
+        for a component that stores keys but must not see them.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        InvalidKeyUsageException, InvalidGrantTokenException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.GenerateDataKeyWithoutPlaintextResponse:
             blob, _, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
                                           key_spec, False, grant_tokens)
@@ -111,6 +149,10 @@ class DataOps(ServiceBase):
         return self._run("GenerateDataKeyWithoutPlaintext", body, key_hint=key_id)
 
     def generate_random(self, *, number_of_bytes: int) -> r.GenerateRandomResponse:
+        """GenerateRandom: `number_of_bytes` (1-1,024) random bytes from the ledger's
+        random source (the injected `rng` in tests). The record keeps the count only.
+
+        Raises AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.GenerateRandomResponse:
             cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
             req.authorize("kms:GenerateRandom", None)

@@ -32,9 +32,17 @@ class IamOps(ServiceBase):
         return f"arn:aws:iam::{self.account}:{kind}/{name}"
 
     def create_user(self, user_name: str) -> r.User:
+        """CreateUser (IAM): a principal `arn:aws:iam::<account>:user/<name>`, with
+        no permissions until an identity policy or key policy gives it some.
+
+        Raises AlreadyExistsException, AccessDeniedException, ValidationException."""
         return self._create_principal("user", user_name)
 
     def create_role(self, role_name: str) -> r.User:
+        """CreateRole (IAM): a principal `arn:aws:iam::<account>:role/<name>`; like
+        CreateUser, it can do nothing until a policy allows it.
+
+        Raises AlreadyExistsException, AccessDeniedException, ValidationException."""
         return self._create_principal("role", role_name)
 
     def _create_principal(self, kind: str, name: str) -> r.User:
@@ -76,6 +84,9 @@ class IamOps(ServiceBase):
         return self._run("DeleteUserPolicy", body)
 
     def list_users(self) -> r.ListUsersResponse:
+        """ListUsers (IAM): the ledger's IAM users (not roles), in ARN order.
+
+        Raises AccessDeniedException."""
         def body(req: _Request) -> r.ListUsersResponse:
             req.authorize("iam:ListUsers", None)
             users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created),
@@ -86,6 +97,10 @@ class IamOps(ServiceBase):
         return self._run("ListUsers", body)
 
     def list_principal_policies(self, principal: str) -> r.ListUserPoliciesResponse:
+        """ListUserPolicies (IAM): the names of a user's or role's inline identity
+        policies (`principal` is its ARN).
+
+        Raises NotFoundException, AccessDeniedException."""
         def body(req: _Request) -> r.ListUserPoliciesResponse:
             req.authorize("iam:ListUserPolicies", None, resource=principal)
             found = self._principal(req, principal)
@@ -94,6 +109,9 @@ class IamOps(ServiceBase):
         return self._run("ListUserPolicies", body)
 
     def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
+        """GetUserPolicy (IAM): one inline identity policy of a user or role, by name.
+
+        Raises NotFoundException, AccessDeniedException."""
         def body(req: _Request) -> r.GetUserPolicyResponse:
             req.authorize("iam:GetUserPolicy", None, resource=principal)
             found = self._principal(req, principal)

@@ -36,6 +36,15 @@ class KeyOps(ServiceBase):
                    origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
                    policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
                    ) -> r.CreateKeyResponse:
+        """CreateKey: a new key, its first version of material made and wrapped
+        under a fresh KEK in the same write as its `KeyCreated` record, so no
+        key ever exists without its material. `key_spec` defaults to
+        SYMMETRIC_DEFAULT; `policy` defaults to AWS's default key policy, and a
+        policy you give must still let you change it (the lockout check) unless
+        `bypass_policy_lockout_safety_check`.
+
+        Raises ValidationException, AccessDeniedException,
+        MalformedPolicyDocumentException, UnsupportedOperationException, TagException."""
         policy_document = policy
 
         def body(req: _Request) -> r.CreateKeyResponse:
@@ -64,6 +73,12 @@ class KeyOps(ServiceBase):
         return self._run("CreateKey", body)
 
     def describe_key(self, key_id: str, *, grant_tokens: list[str] | None = None) -> r.DescribeKeyResponse:
+        """DescribeKey: the key's metadata. `key_id` may be a key id, key ARN, alias
+        name or alias ARN. A read is still a record (`MetadataRead`), so the log
+        shows who looked.
+
+        Raises NotFoundException, InvalidGrantTokenException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.DescribeKeyResponse:
             _check_grant_tokens(grant_tokens)
             state = req.key(key_id)
@@ -73,6 +88,11 @@ class KeyOps(ServiceBase):
         return self._run("DescribeKey", body, key_hint=key_id)
 
     def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
+        """ListKeys: the account's keys, `limit` at a time (default 100); pass the
+        response's `next_marker` back as `marker` for the next page. A key whose
+        deletion has fallen due is deleted first, so it never shows.
+
+        Raises InvalidMarkerException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ListKeysResponse:
             n = cmd.check_limit(limit, 1000)
             after = _decode_marker(marker, _key_marker)
@@ -99,6 +119,10 @@ class KeyOps(ServiceBase):
         return self._run("ListKeys", body)
 
     def update_key_description(self, key_id: str, description: str) -> None:
+        """UpdateKeyDescription: replace the key's description.
+
+        Raises NotFoundException, KMSInvalidStateException (pending deletion),
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             cmd.check_description(description)
             state = req.key(key_id)
@@ -116,13 +140,29 @@ class KeyOps(ServiceBase):
         return self._run(operation, body, key_hint=key_id)
 
     def enable_key(self, key_id: str) -> None:
+        """EnableKey: let a disabled key be used again (a no-op on an enabled key,
+        still recorded). Due automatic rotations resume from here.
+
+        Raises NotFoundException, KMSInvalidStateException (pending deletion),
+        AccessDeniedException, ValidationException."""
         return self._key_change("EnableKey", key_id, cmd.enable_key)
 
     def disable_key(self, key_id: str) -> None:
+        """DisableKey: refuse every cryptographic use of the key until EnableKey;
+        its material is kept, so nothing encrypted under it is lost.
+
+        Raises NotFoundException, KMSInvalidStateException (pending deletion),
+        AccessDeniedException, ValidationException."""
         return self._key_change("DisableKey", key_id, cmd.disable_key)
 
     def schedule_key_deletion(self, key_id: str, *, pending_window_in_days: int | None = None,
                               ) -> r.ScheduleKeyDeletionResponse:
+        """ScheduleKeyDeletion: delete the key after `pending_window_in_days` (7-30,
+        default 30). Until then CancelKeyDeletion undoes it; afterwards its KEK is
+        destroyed (crypto-shredding) and its ciphertexts can never be opened.
+
+        Raises NotFoundException, KMSInvalidStateException (already pending),
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ScheduleKeyDeletionResponse:
             days = cmd.DEFAULT_PENDING_WINDOW if pending_window_in_days is None else pending_window_in_days
             cmd.check_range("pendingWindowInDays", days, *cmd.PENDING_WINDOW_RANGE)
@@ -135,6 +175,11 @@ class KeyOps(ServiceBase):
         return self._run("ScheduleKeyDeletion", body, key_hint=key_id)
 
     def cancel_key_deletion(self, key_id: str) -> r.CancelKeyDeletionResponse:
+        """CancelKeyDeletion: keep a key that is pending deletion; it comes back
+        Disabled, as in AWS, so its use restarts only by choice (EnableKey).
+
+        Raises NotFoundException, KMSInvalidStateException (not pending deletion),
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.CancelKeyDeletionResponse:
             state = req.key(key_id)
             req.authorize("kms:CancelKeyDeletion", state)

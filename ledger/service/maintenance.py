@@ -132,6 +132,9 @@ class MaintenanceOps(ServiceBase):
         return count
 
     def verifier_key(self) -> str:
+        """The checkpoint verifier key (`<origin>+<key hash>+<base64 Ed25519 key>`,
+        the C2SP note format) that auditors use to check signed checkpoints
+        without the ledger's secrets."""
         meta = self.store.meta()
         return checkpoint_.verifier_key(meta["origin"].decode(), meta["checkpoint_public"])
 

@@ -20,6 +20,13 @@ class RotationOps(ServiceBase):
     """Automatic and on-demand rotation of key material."""
 
     def enable_key_rotation(self, key_id: str, *, rotation_period_in_days: int | None = None) -> None:
+        """EnableKeyRotation: rotate the key's material automatically every
+        `rotation_period_in_days` (90-2,560, default 365). Old versions stay,
+        so every earlier ciphertext still decrypts.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        UnsupportedOperationException (asymmetric and HMAC keys), AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             if rotation_period_in_days is not None:
                 cmd.check_range("rotationPeriodInDays", rotation_period_in_days, *cmd.ROTATION_PERIOD_RANGE)
@@ -30,9 +37,17 @@ class RotationOps(ServiceBase):
         return self._run("EnableKeyRotation", body, key_hint=key_id)
 
     def disable_key_rotation(self, key_id: str) -> None:
+        """DisableKeyRotation: stop the key's automatic rotation.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        UnsupportedOperationException, AccessDeniedException, ValidationException."""
         return self._key_change("DisableKeyRotation", key_id, cmd.disable_rotation)
 
     def get_key_rotation_status(self, key_id: str) -> r.GetKeyRotationStatusResponse:
+        """GetKeyRotationStatus: whether the key rotates automatically, its period
+        and next date (false while the key is pending deletion, as AWS answers).
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.GetKeyRotationStatusResponse:
             state = req.key(key_id)
             req.authorize("kms:GetKeyRotationStatus", state)
@@ -45,6 +60,12 @@ class RotationOps(ServiceBase):
         return self._run("GetKeyRotationStatus", body, key_hint=key_id)
 
     def rotate_key_on_demand(self, key_id: str) -> r.RotateKeyOnDemandResponse:
+        """RotateKeyOnDemand: a new version of the key's material now (at most 10 per
+        key); new ciphertexts use it, old ones still open with theirs.
+
+        Raises NotFoundException, DisabledException, KMSInvalidStateException,
+        UnsupportedOperationException, LimitExceededException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.RotateKeyOnDemandResponse:
             state = req.key(key_id)
             req.authorize("kms:RotateKeyOnDemand", state)
