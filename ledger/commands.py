@@ -8,19 +8,22 @@ lives here too, so the rules and their limits are in one place.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
 from keyledger import events as ev
+from keyledger import keyspecs
 from keyledger.crypto import MAX_CONTEXT_BYTES, canonical_context
 from keyledger.errors import (
-    AlreadyExistsException, DisabledException, InvalidAliasNameException,
-    KMSInvalidStateException, LimitExceededException, NotFoundException,
+    AlreadyExistsException, DisabledException,
+    KMSInvalidStateException, LimitExceededException, NotAuthorizedException, NotFoundException,
     TagException, UnsupportedOperationException, ValidationException,
 )
 from keyledger.projections.state import DAY_US, AliasState, KeyState
 
 ENABLED, DISABLED, PENDING_DELETION, DELETED = "Enabled", "Disabled", "PendingDeletion", "Deleted"
+PENDING_IMPORT = "PendingImport"  # an EXTERNAL key without (all of) its key material
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 
@@ -34,27 +37,43 @@ DEFAULT_ROTATION_PERIOD = 365
 PENDING_WINDOW_RANGE = (7, 30)
 DEFAULT_PENDING_WINDOW = 30
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
-_ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+ALIAS_PATTERN = "^[a-zA-Z0-9:/_-]+$"  # the model's AliasNameType
+_ALIAS_PATTERN = re.compile(ALIAS_PATTERN)
 
 
 # -- validation ---------------------------------------------------------------
+# The model's own constraints (lengths, ranges, enums, patterns, required
+# members) are checked before any of this by `keyledger.constraints`, in
+# AWS's words; the checks here are the rules AWS states elsewhere, and the
+# library's own (types, the library's dict forms), worded the same way.
 
-def _invalid(field: str, constraint: str) -> ValidationException:
-    return ValidationException(
-        f"1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}")
+def _invalid(field: str, constraint: str, value: object = None, *, show: bool = True) -> ValidationException:
+    shown = value if show else None
+    where = f"Value '{shown}' at '{field}'" if shown is not None else f"Value at '{field}'"
+    return ValidationException(f"1 validation error detected: {where} failed to satisfy constraint: {constraint}")
 
 
 def check_length(field: str, value: bytes | str, low: int, high: int) -> None:
-    if not low <= len(value) <= high:
-        raise _invalid(field, f"Member must have length between {low} and {high}, inclusive")
+    """AWS's one-sided length message; bytes are never shown."""
+    show = isinstance(value, str)
+    if len(value) < low:
+        raise _invalid(field, f"Member must have length greater than or equal to {low}", value, show=show)
+    if len(value) > high:
+        raise _invalid(field, f"Member must have length less than or equal to {high}", value, show=show)
 
 
 def check_range(field: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _invalid(field, f"Member must have value between {low} and {high}, inclusive")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(field, "Member must be an integer", value)
+    if value < low:
+        raise _invalid(field, f"Member must have value greater than or equal to {low}", value)
+    if value > high:
+        raise _invalid(field, f"Member must have value less than or equal to {high}", value)
 
 
 def check_limit(value: int | None, high: int) -> int:
+    """The page size: 1 to the operation's documented maximum (the model
+    says 1..1000 for every listing; the documentation narrows some)."""
     if value is None:
         return min(100, high)
     check_range("limit", value, 1, high)
@@ -64,12 +83,12 @@ def check_limit(value: int | None, high: int) -> int:
 def check_enum(field: str, value: str, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     if value not in allowed:
-        raise _invalid(field, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+        raise _invalid(field, f"Member must satisfy enum value set: [{', '.join(allowed)}]", value)
 
 
 def check_bytes(field: str, value: object) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise _invalid(field, "Member must be a blob (bytes)")
+        raise _invalid(field, "Member must be a blob (bytes)", show=False)
     return bytes(value)
 
 
@@ -78,11 +97,11 @@ def check_context(field: str, context: Mapping[str, str] | None) -> dict[str, st
         return {}
     if not isinstance(context, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
-        raise _invalid(field, "Member must be a map of strings to strings")
+        raise _invalid(field, "Member must be a map of strings to strings", show=False)
     if any(not k for k in context):
-        raise _invalid(field, "Map keys must have length greater than or equal to 1")
+        raise _invalid(f"{field}.key", "Member must have length greater than or equal to 1", show=False)
     if len(canonical_context(dict(context))) > MAX_CONTEXT_BYTES:
-        raise _invalid(field, f"Encoded encryption context must be at most {MAX_CONTEXT_BYTES} bytes")
+        raise _invalid(field, f"Encoded encryption context must be at most {MAX_CONTEXT_BYTES} bytes", show=False)
     return dict(context)
 
 
@@ -94,7 +113,9 @@ def check_description(description: str) -> str:
 
 
 def check_tags(tags: Iterable[Mapping[str, str]] | Mapping[str, str] | None) -> dict[str, str]:
-    """Tags as AWS sends them ([{"TagKey": k, "TagValue": v}]) or as a dict."""
+    """Tags as AWS sends them ([{"TagKey": k, "TagValue": v}]) or as a dict.
+    AWS's rules beyond the model: no `aws:` prefix in any case, no key twice
+    in one request, at most 50."""
     if tags is None:
         return {}
     if isinstance(tags, Mapping):
@@ -105,40 +126,52 @@ def check_tags(tags: Iterable[Mapping[str, str]] | Mapping[str, str] | None) -> 
         except (KeyError, TypeError):
             raise _invalid("tags", "Each tag must have TagKey and TagValue") from None
     out: dict[str, str] = {}
-    for key, value in pairs:
+    for i, (key, value) in enumerate(pairs, 1):
         if not isinstance(key, str) or not isinstance(value, str):
-            raise _invalid("tags", "TagKey and TagValue must be strings")
-        check_length("tags.member.tagKey", key, 1, 128)
-        check_length("tags.member.tagValue", value, 0, 256)
-        if key.startswith("aws:"):
+            raise _invalid(f"tags.{i}.member", "TagKey and TagValue must be strings")
+        check_length(f"tags.{i}.member.tagKey", key, 1, 128)
+        check_length(f"tags.{i}.member.tagValue", value, 0, 256)
+    for key, value in pairs:
+        if key.lower().startswith("aws:"):
             raise TagException("Tags beginning with aws: are reserved")
-        if key in out and out[key] != value:
-            raise TagException(f"Duplicate tag key {key!r} with different values")
+        if key in out:
+            raise TagException("Duplicate tag keys")
         out[key] = value
+    if len(out) > MAX_TAGS:
+        raise TagException("Too many tags")
     return out
 
 
 def check_tag_keys(tag_keys: Iterable[str]) -> list[str]:
     keys = list(tag_keys)
     if not keys:
-        raise _invalid("tagKeys", "Member must have length greater than or equal to 1")
-    for key in keys:
+        raise _invalid("tagKeys", "Member must have length greater than or equal to 1", "[]")
+    for i, key in enumerate(keys, 1):
         if not isinstance(key, str):
-            raise _invalid("tagKeys", "Each tag key must be a string")
-        check_length("tagKeys.member", key, 1, 128)
+            raise _invalid(f"tagKeys.{i}.member", "Member must be a string")
+        check_length(f"tagKeys.{i}.member", key, 1, 128)
     return keys
 
 
+ALIAS_DOCS = "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+
+
 def check_alias_name(name: str) -> str:
+    """AWS's alias rules beyond the model's pattern (which allows ':'):
+    the `alias/` prefix, no ':' and the reserved `alias/aws/` prefix."""
     if not isinstance(name, str):
         raise _invalid("aliasName", "Member must be a string")
     check_length("aliasName", name, 1, 256)
-    if not _ALIAS_RE.match(name):
-        raise ValidationException(
-            f"1 validation error detected: Value '{name}' at 'aliasName' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: ^alias/[a-zA-Z0-9/_-]+$")
-    if name.startswith("alias/aws/") or name == "alias/aws":
-        raise InvalidAliasNameException(f"Alias must not begin with 'alias/aws/': {name}")
+    if not _ALIAS_PATTERN.fullmatch(name):
+        raise _invalid("aliasName", f"Member must satisfy regular expression pattern: {ALIAS_PATTERN}", name)
+    if not name.startswith("alias/"):
+        raise ValidationException(f'Alias must start with the prefix "alias/". Please see {ALIAS_DOCS}')
+    if ":" in name:
+        raise ValidationException(f"{name} contains invalid characters for an alias")
+    if name == "alias/":  # AWS's wording for this one is not known; keyledger's own
+        raise ValidationException('An alias name needs at least one character after "alias/"')
+    if name.startswith("alias/aws/"):
+        raise NotAuthorizedException()
     return name
 
 
@@ -146,11 +179,11 @@ def check_key_spec_params(key_spec: str | None, number_of_bytes: int | None) -> 
     if key_spec is None and number_of_bytes is None:
         raise ValidationException("Please specify either number of bytes or key spec.")
     if key_spec is not None and number_of_bytes is not None:
-        raise ValidationException("Please specify either number of bytes or key spec, not both.")
+        raise ValidationException("Please specify either number of bytes or key spec.")
     if key_spec is not None:
         check_enum("keySpec", key_spec, DATA_KEY_SPECS)
         return DATA_KEY_SPECS[key_spec]
-    check_range("numberOfBytes", number_of_bytes, 1, 1024)
+    check_range("numberOfBytes", number_of_bytes, 1, 1024)  # type: ignore[arg-type]
     return number_of_bytes  # type: ignore[return-value]
 
 
@@ -164,6 +197,13 @@ def alias_arn(region: str, account: str, alias_name: str) -> str:
     return f"arn:aws:kms:{region}:{account}:{alias_name}"
 
 
+def key_material_id(key_id: str, version: int) -> str:
+    """The KeyMaterialId of a key version: 64 lowercase hex characters, as
+    AWS shows them. A digest of the key id and version only (never of the
+    material), so the log's history determines it and it reveals nothing."""
+    return hashlib.sha256(f"keyledger key material\0{key_id}\0{version}".encode()).hexdigest()
+
+
 _KEY_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -171,27 +211,45 @@ def is_key_uuid(value: str) -> bool:
     return isinstance(value, str) and _KEY_UUID_RE.fullmatch(value) is not None
 
 
-def parse_key_id(value: str, region: str, account: str) -> tuple[str, str]:
-    """('key', uuid) or ('alias', 'alias/name') for the four KeyId forms."""
+#: The operations whose KeyId may name an alias (alias name or alias ARN), as
+#: the model's documentation of each KeyId member says ("key ID, key ARN,
+#: alias name, or alias ARN"); every other operation takes a key ID or key
+#: ARN only and answers an alias with NotFoundException. A test reads the
+#: installed botocore's documentation to keep this in step.
+ALIAS_OPERATIONS = frozenset({
+    "DescribeKey", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "Sign",
+    "Verify", "GetPublicKey", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
+    "SimulatePrincipalPolicy",  # keyledger's own: a what-if names keys as callers do
+})
+
+
+def parse_key_id(value: str, region: str, account: str, *, aliases: bool = True) -> tuple[str, str]:
+    """('key', uuid) or ('alias', 'alias/name') for the KeyId forms; with
+    `aliases=False` only a key ID or key ARN (an alias is NotFoundException)."""
     if not isinstance(value, str) or not value:
-        raise _invalid("keyId", "Member must have length greater than or equal to 1")
+        raise _invalid("keyId", "Member must have length greater than or equal to 1", value or None)
     check_length("keyId", value, 1, 2048)
     if value.startswith("arn:"):
         parts = value.split(":", 5)
         if len(parts) != 6 or parts[1] != "aws" or parts[2] != "kms":
             raise NotFoundException(f"Invalid arn {value}")
-        if parts[3] != region or parts[4] != account:
-            raise NotFoundException(f"Key '{value}' does not exist")
-        value = parts[5]
-        if value.startswith("key/"):
-            key = value[4:]
+        if parts[3] != region:
+            raise NotFoundException(f"Invalid arn {parts[3]}")
+        resource = parts[5]
+        if resource.startswith("key/"):
+            key = resource[4:]
             if not is_key_uuid(key):
-                raise NotFoundException(f"Invalid keyId {key}")
+                raise NotFoundException(f"Invalid keyId '{key}'")
+            if parts[4] != account:
+                raise NotFoundException(f"Key '{value}' does not exist")
             return "key", key
-        if value.startswith("alias/"):
-            return "alias", value
-        raise NotFoundException(f"Invalid arn {value}")
-    if value.startswith("alias/"):
+        if resource.startswith("alias/") and aliases:
+            if parts[4] != account:
+                raise NotFoundException(f"Alias {value} is not found.")
+            return "alias", resource
+        raise NotFoundException(f"Invalid keyId '{value}'")
+    if value.startswith("alias/") and aliases:
         return "alias", value
     if not is_key_uuid(value):
         raise NotFoundException(f"Invalid keyId '{value}'")
@@ -211,8 +269,14 @@ def require_not_pending(state: KeyState, arn: str) -> None:
         raise KMSInvalidStateException(f"{arn} is pending deletion.")
 
 
+def require_not_pending_import(state: KeyState, arn: str) -> None:
+    if state.state == PENDING_IMPORT:
+        raise KMSInvalidStateException(f"{arn} is pending import.")
+
+
 def require_enabled(state: KeyState, arn: str) -> None:
     require_not_pending(state, arn)
+    require_not_pending_import(state, arn)
     if state.state == DISABLED:
         raise DisabledException(f"{arn} is disabled.")
 
@@ -222,21 +286,28 @@ def require_enabled(state: KeyState, arn: str) -> None:
 def create_key(key_id: str, *, description: str, key_usage: str, key_spec: str, origin: str,
                tags: dict[str, str], material: ev.WrappedMaterial, policy: str) -> list[ev.Event]:
     if len(tags) > MAX_TAGS:
-        raise TagException(f"A key can have at most {MAX_TAGS} tags")
+        raise TagException("Too many tags")
     return [ev.KeyCreated(key_id, description, key_usage, key_spec, origin, tags, material, policy)]
 
 
+#: KeySpec -> the KeyUsage values keyledger implements for it. The model's
+#: enums are checked before (ValidationException); a valid value missing
+#: here is UnsupportedOperationException. Key types plug in by adding rows.
+# the key-spec table (keyledger.keyspecs) says which usages each spec allows
+KEY_SPEC_USAGES: dict[str, tuple[str, ...]] = {name: tuple(s.usages) for name, s in keyspecs.SPECS.items()}
+ORIGINS = ("AWS_KMS", "EXTERNAL")  # EXTERNAL: imported key material (service/imports.py)
+
+
 def check_create_params(key_usage: str, key_spec: str, origin: str, multi_region: bool) -> None:
-    check_enum("keyUsage", key_usage, ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"))
-    if key_usage != ENCRYPT_DECRYPT:
-        raise UnsupportedOperationException(f"KeyUsage {key_usage} is not supported: only ENCRYPT_DECRYPT keys")
-    if key_spec != SYMMETRIC_DEFAULT:
-        raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported: only SYMMETRIC_DEFAULT keys")
-    check_enum("origin", origin, ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"))
-    if origin != "AWS_KMS":
-        raise UnsupportedOperationException(f"Origin {origin} is not supported: only AWS_KMS")
+    usages = KEY_SPEC_USAGES.get(key_spec)
+    if usages is None:
+        raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported by keyledger.")
+    if key_usage not in usages:
+        raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
+    if origin not in ORIGINS:
+        raise UnsupportedOperationException(f"Origin {origin} is not supported by keyledger.")
     if multi_region:
-        raise UnsupportedOperationException("Multi-Region keys are not supported")
+        raise UnsupportedOperationException("Multi-Region keys are not supported by keyledger.")
 
 
 def update_description(state: KeyState, arn: str, description: str) -> list[ev.Event]:
@@ -246,11 +317,13 @@ def update_description(state: KeyState, arn: str, description: str) -> list[ev.E
 
 def enable_key(state: KeyState, arn: str) -> list[ev.Event]:
     require_not_pending(state, arn)
+    require_not_pending_import(state, arn)
     return [ev.KeyEnabled(state.key_id)]
 
 
 def disable_key(state: KeyState, arn: str) -> list[ev.Event]:
     require_not_pending(state, arn)
+    require_not_pending_import(state, arn)
     return [ev.KeyDisabled(state.key_id)]
 
 
@@ -270,7 +343,7 @@ def cancel_deletion(state: KeyState, arn: str) -> list[ev.Event]:
 def tag(state: KeyState, arn: str, tags: dict[str, str]) -> list[ev.Event]:
     require_not_pending(state, arn)
     if len({**state.tags, **tags}) > MAX_TAGS:
-        raise TagException(f"A key can have at most {MAX_TAGS} tags")
+        raise TagException("Too many tags")
     return [ev.KeyTagged(state.key_id, tags)]
 
 
@@ -308,20 +381,37 @@ def delete_alias(name: str, existing: AliasState | None, alias_arn_: str) -> lis
 def enable_rotation(state: KeyState, arn: str, period: int | None) -> list[ev.Event]:
     period = DEFAULT_ROTATION_PERIOD if period is None else period
     check_range("rotationPeriodInDays", period, *ROTATION_PERIOD_RANGE)
+    keyspecs.require_rotatable(state.key_spec)
+    require_automatic_rotation(state)
     require_enabled(state, arn)
     return [ev.KeyRotationEnabled(state.key_id, period)]
 
 
+def require_automatic_rotation(state: KeyState) -> None:
+    """AWS rotates imported key material only on demand (after a
+    NEW_KEY_MATERIAL import), never automatically."""
+    if state.origin == "EXTERNAL":
+        raise UnsupportedOperationException("")
+
+
 def disable_rotation(state: KeyState, arn: str) -> list[ev.Event]:
+    keyspecs.require_rotatable(state.key_spec)
+    require_automatic_rotation(state)
     require_enabled(state, arn)
     return [ev.KeyRotationDisabled(state.key_id)]
 
 
 def check_on_demand(state: KeyState, arn: str) -> None:
+    keyspecs.require_rotatable(state.key_spec)
     require_enabled(state, arn)
+    if state.origin == "EXTERNAL" and state.pending_rotation is None:
+        raise UnsupportedOperationException(
+            f"{arn} has no key material in PENDING_ROTATION state: import new key material "
+            "(ImportType NEW_KEY_MATERIAL) first.")
     if state.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
         raise LimitExceededException(
-            f"{arn} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.")
+            "The on-demand rotations limit has been reached for the given keyId. "
+            f"No more on-demand rotations can be performed for this key: {arn}")
 
 
 def rotate_on_demand(state: KeyState, arn: str, now: int, material: ev.WrappedMaterial) -> list[ev.Event]:

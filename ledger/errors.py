@@ -15,6 +15,11 @@ class KMSError(Exception):
     code: str = "KMSInternalException"
     http_status: int = 400
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__()
+        if "code" not in cls.__dict__:  # a subclass is named as AWS names the error
+            cls.code = cls.__name__
+
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
         self.message = message
@@ -24,28 +29,55 @@ class KMSError(Exception):
 
 
 def _error(name: str, status: int = 400) -> type[KMSError]:
+    # Prefer a class line (`class NameException(KMSError): pass`): mypy takes
+    # a class as a type, not a variable bound to one.
     return type(name, (KMSError,), {"code": name, "http_status": status, "__module__": __name__})
 
 
-AlreadyExistsException = _error("AlreadyExistsException")
-DisabledException = _error("DisabledException")
-DryRunOperationException = _error("DryRunOperationException", 412)
-IncorrectKeyException = _error("IncorrectKeyException")
-InvalidAliasNameException = _error("InvalidAliasNameException")
-InvalidArnException = _error("InvalidArnException")
-InvalidCiphertextException = _error("InvalidCiphertextException")
-InvalidGrantTokenException = _error("InvalidGrantTokenException")
-InvalidKeyUsageException = _error("InvalidKeyUsageException")
-InvalidMarkerException = _error("InvalidMarkerException")
-KMSInternalException = _error("KMSInternalException", 500)
-KMSInvalidStateException = _error("KMSInvalidStateException")
-LimitExceededException = _error("LimitExceededException")
-MalformedPolicyDocumentException = _error("MalformedPolicyDocumentException")
-NotFoundException = _error("NotFoundException")
-TagException = _error("TagException")
-UnsupportedOperationException = _error("UnsupportedOperationException")
-ValidationException = _error("ValidationException")
-AccessDeniedException = _error("AccessDeniedException")
+class AlreadyExistsException(KMSError): pass
+class DisabledException(KMSError): pass
+class DryRunOperationException(KMSError): pass  # AWS answers it with 400
+class IncorrectKeyException(KMSError): pass
+class InvalidAliasNameException(KMSError): pass
+class InvalidArnException(KMSError): pass
+
+
+class InvalidCiphertextException(KMSError):
+    """Every way a ciphertext can fail to open. AWS sends it with an empty
+    message, and so does keyledger: an error that explains is an oracle.
+    Whatever reason a caller passes is dropped."""
+
+    code = "InvalidCiphertextException"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__("")
+
+
+class InvalidGrantTokenException(KMSError): pass
+class InvalidKeyUsageException(KMSError): pass
+class InvalidMarkerException(KMSError): pass
+class KMSInternalException(KMSError): http_status = 500
+class KMSInvalidStateException(KMSError): pass
+class LimitExceededException(KMSError): pass
+class MalformedPolicyDocumentException(KMSError): pass
+class NotFoundException(KMSError): pass
+class TagException(KMSError): pass
+class UnsupportedOperationException(KMSError): pass
+class ValidationException(KMSError): pass
+class AccessDeniedException(KMSError): pass
+class KMSInvalidSignatureException(KMSError): pass  # Verify: AWS sends no message
+class KMSInvalidMacException(KMSError): pass  # VerifyMac: AWS sends no message
+#: What AWS answers a customer who creates, updates or deletes an alias under
+#: the reserved `alias/aws/` prefix (no message). Not in the KMS model's
+#: error lists; like AccessDeniedException it comes from AWS's front door.
+class NotAuthorizedException(KMSError): pass
+# ImportKeyMaterial's (service/imports.py)
+class ExpiredImportTokenException(KMSError): pass
+class InvalidImportTokenException(KMSError): pass
+class IncorrectKeyMaterialException(KMSError): pass
+
+#: Errors AWS may answer to any operation, though the model lists them for none.
+COMMON_ERRORS = frozenset({"ValidationException", "AccessDeniedException", "NotAuthorizedException"})
 
 #: Every error class by its AWS name (for the CLI and the server).
 BY_CODE: dict[str, type[KMSError]] = {
@@ -58,6 +90,9 @@ BY_CODE: dict[str, type[KMSError]] = {
         KMSInvalidStateException, LimitExceededException,
         MalformedPolicyDocumentException, NotFoundException, TagException,
         UnsupportedOperationException, ValidationException, AccessDeniedException,
+        KMSInvalidSignatureException, KMSInvalidMacException,
+        NotAuthorizedException,
+        ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
     )
 }
 

@@ -17,9 +17,12 @@ class _Response(msgspec.Struct, frozen=True, rename="pascal"):
     pass
 
 
+_SECRET_FIELDS = frozenset({"plaintext", "shared_secret", "private_key_plaintext"})
+
+
 class _Secretive(_Response, frozen=True):
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f}=<redacted>" if f == "plaintext" else f"{f}={getattr(self, f)!r}"
+        shown = ", ".join(f"{f}=<redacted>" if f in _SECRET_FIELDS else f"{f}={getattr(self, f)!r}"
                           for f in self.__struct_fields__)
         return f"{type(self).__name__}({shown})"
 
@@ -41,9 +44,16 @@ class KeyMetadata(_Response, frozen=True):
     key_manager: str = "CUSTOMER"
     customer_master_key_spec: str = "SYMMETRIC_DEFAULT"
     key_spec: str = "SYMMETRIC_DEFAULT"
-    encryption_algorithms: list[str] = msgspec.field(default_factory=lambda: ["SYMMETRIC_DEFAULT"])
+    encryption_algorithms: list[str] | None = msgspec.field(default_factory=lambda: ["SYMMETRIC_DEFAULT"])
     multi_region: bool = False
-    pending_deletion_window_in_days: int | None = None
+    # the algorithm lists of the key's usage, as AWS shows them (keyspecs.metadata_algorithms)
+    signing_algorithms: list[str] | None = None
+    mac_algorithms: list[str] | None = None
+    key_agreement_algorithms: list[str] | None = None
+    pending_deletion_window_in_days: int | None = None  # AWS: only in PendingReplicaDeletion
+    current_key_material_id: str | None = None  # symmetric AWS_KMS keys; changes on rotation
+    expiration_model: str | None = None  # EXTERNAL keys only
+    valid_to: datetime | None = None  # EXTERNAL keys whose material expires: the earliest ValidTo
 
 
 class CreateKeyResponse(_Response, frozen=True):
@@ -144,9 +154,16 @@ class RotationsListEntry(_Response, frozen=True):
     """One key material of ListKeyRotations: its id, whether it is CURRENT,
     and when and how (AUTOMATIC, ON_DEMAND) it came."""
 
-    key_id: str
-    rotation_date: datetime
-    rotation_type: str
+    key_id: str  # the bare key id, as AWS lists it
+    key_material_id: str | None = None
+    key_material_state: str | None = None  # CURRENT | NON_CURRENT
+    rotation_date: datetime | None = None  # absent for the first key material
+    rotation_type: str | None = None
+    # symmetric EXTERNAL keys only
+    key_material_description: str | None = None
+    import_state: str | None = None  # IMPORTED | PENDING_IMPORT
+    expiration_model: str | None = None
+    valid_to: datetime | None = None
 
 
 class ListKeyRotationsResponse(_Response, frozen=True):
@@ -173,6 +190,7 @@ class DecryptResponse(_Secretive, frozen=True):
     key_id: str
     plaintext: bytes
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    key_material_id: str | None = None
 
 
 class ReEncryptResponse(_Response, frozen=True):
@@ -183,6 +201,8 @@ class ReEncryptResponse(_Response, frozen=True):
     key_id: str
     source_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
     destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    source_key_material_id: str | None = None
+    destination_key_material_id: str | None = None
 
 
 class GenerateDataKeyResponse(_Secretive, frozen=True):
@@ -192,6 +212,7 @@ class GenerateDataKeyResponse(_Secretive, frozen=True):
     ciphertext_blob: bytes
     plaintext: bytes
     key_id: str
+    key_material_id: str | None = None
 
 
 class GenerateDataKeyWithoutPlaintextResponse(_Response, frozen=True):
@@ -199,12 +220,90 @@ class GenerateDataKeyWithoutPlaintextResponse(_Response, frozen=True):
 
     ciphertext_blob: bytes
     key_id: str
+    key_material_id: str | None = None
 
 
 class GenerateRandomResponse(_Secretive, frozen=True):
     """GenerateRandom: the random bytes (redacted from repr)."""
 
     plaintext: bytes
+
+
+class SignResponse(_Response, frozen=True):
+    """Sign: the signature (ECDSA in DER, RSA and ML-DSA raw) and the key's ARN."""
+
+    key_id: str
+    signature: bytes
+    signing_algorithm: str
+
+
+class VerifyResponse(_Response, frozen=True):
+    """Verify: always SignatureValid=True (an invalid signature raises
+    KMSInvalidSignatureException, as AWS does)."""
+
+    key_id: str
+    signature_valid: bool
+    signing_algorithm: str
+
+
+class GetPublicKeyResponse(_Response, frozen=True):
+    """GetPublicKey: the DER SubjectPublicKeyInfo and what the key allows."""
+
+    key_id: str
+    public_key: bytes
+    customer_master_key_spec: str
+    key_spec: str
+    key_usage: str
+    encryption_algorithms: list[str] | None = None
+    signing_algorithms: list[str] | None = None
+    key_agreement_algorithms: list[str] | None = None
+
+
+class GenerateMacResponse(_Response, frozen=True):
+    """GenerateMac: the HMAC tag and the key's ARN."""
+
+    mac: bytes
+    mac_algorithm: str
+    key_id: str
+
+
+class VerifyMacResponse(_Response, frozen=True):
+    """VerifyMac: always MacValid=True (a mismatch raises
+    KMSInvalidMacException, as AWS does)."""
+
+    key_id: str
+    mac_valid: bool
+    mac_algorithm: str
+
+
+class DeriveSharedSecretResponse(_Secretive, frozen=True):
+    """DeriveSharedSecret: the raw ECDH shared secret (redacted from repr)."""
+
+    key_id: str
+    shared_secret: bytes
+    key_agreement_algorithm: str
+    key_origin: str = "AWS_KMS"
+
+
+class GenerateDataKeyPairResponse(_Secretive, frozen=True):
+    """GenerateDataKeyPair: the private key in PKCS#8 DER, in clear
+    (`private_key_plaintext`, redacted from repr) and sealed under the KMS key."""
+
+    private_key_ciphertext_blob: bytes
+    private_key_plaintext: bytes
+    public_key: bytes
+    key_id: str
+    key_pair_spec: str
+
+
+class GenerateDataKeyPairWithoutPlaintextResponse(_Response, frozen=True):
+    """GenerateDataKeyPairWithoutPlaintext: the public key and the private key
+    sealed under the KMS key (never in clear)."""
+
+    private_key_ciphertext_blob: bytes
+    public_key: bytes
+    key_id: str
+    key_pair_spec: str
 
 
 def _strip_none(value: Any) -> Any:
@@ -304,3 +403,23 @@ class GetUserPolicyResponse(_Response, frozen=True):
     user_name: str
     policy_name: str
     policy_document: str
+
+
+class GetParametersForImportResponse(_Response, frozen=True):
+    """GetParametersForImport: a one-time wrapping public key (DER) and the
+    import token sealed for it, both valid until `parameters_valid_to`."""
+
+    key_id: str
+    import_token: bytes
+    public_key: bytes
+    parameters_valid_to: datetime
+
+
+class ImportKeyMaterialResponse(_Response, frozen=True):
+    key_id: str
+    key_material_id: str | None = None  # symmetric encryption keys
+
+
+class DeleteImportedKeyMaterialResponse(_Response, frozen=True):
+    key_id: str
+    key_material_id: str | None = None

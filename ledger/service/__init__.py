@@ -16,30 +16,41 @@ them:
 - access.py        key policies and grants
 - iam.py           IAM principals and access keys
 - data.py          the data plane (Encrypt, Decrypt, data keys, ...)
+- asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
 - maintenance.py   the sweep, checkpoints, the root key
+- imports.py       imported key material (Origin EXTERNAL)
+- managed.py       AWS managed keys (alias/aws/<service>)
 - request.py       one request in its transaction, shared helpers
 - base.py          the handle, caches and the write path (`_run`)
 """
 
 from __future__ import annotations
 
+from keyledger.constraints import validating
 from keyledger.service.access import AccessOps
 from keyledger.service.aliases_tags import AliasTagOps
+from keyledger.service.asymmetric import AsymmetricOps
 from keyledger.service.base import ServiceBase
 from keyledger.service.data import DataOps
 from keyledger.service.iam import IamOps
+from keyledger.service.imports import ImportOps
 from keyledger.service.keys import KeyOps
 from keyledger.service.maintenance import MaintenanceOps
+from keyledger.service.managed import ManagedKeyOps
 from keyledger.service.request import Clock, Planned, Rng, from_us, to_us
 from keyledger.service.rotation import RotationOps
 
 __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
 
 
-class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, MaintenanceOps, ServiceBase):
+class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, AsymmetricOps, MaintenanceOps,
+                ImportOps, ManagedKeyOps, ServiceBase):
     """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
 
     Every public method is one AWS KMS operation (snake_case of its name), or
     one of keyledger's own (checkpoint, rotate_due, simulate_policy, ...). Each
     call is one record in the log, allowed or denied.
     """
+
+
+validating(KeyLedger)  # the model's request constraints, checked first, as AWS checks them

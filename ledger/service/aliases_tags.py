@@ -10,6 +10,7 @@ from keyledger import events as ev
 from keyledger import responses as r
 from keyledger.projections import key_row
 from keyledger.projections.state import KeyState
+from keyledger.service import managed
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
     _alias_marker,
@@ -108,10 +109,7 @@ class AliasTagOps(ServiceBase):
         return self._run("UpdateAlias", body, key_hint=target_key_id)
 
     def _target(self, req: _Request, target_key_id: str) -> KeyState:
-        kind, _ = cmd.parse_key_id(target_key_id, self.region, self.account)
-        if kind == "alias":
-            raise cmd.ValidationException("TargetKeyId must be a key ID or key ARN, not an alias")
-        return req.key(target_key_id)
+        return req.key(target_key_id)  # a key ID or key ARN: CreateAlias/UpdateAlias refuse aliases
 
     def delete_alias(self, alias_name: str) -> None:
         """DeleteAlias: remove the alias; the key and its ciphertexts are untouched.
@@ -154,11 +152,13 @@ class AliasTagOps(ServiceBase):
                         last = row
                     if len(page) < n + 1:
                         break
+                rows = managed.with_predefined(req, rows, after)  # alias/aws/* before their keys exist
             truncated = len(rows) > n
             rows = rows[:n]
             req.emit([ev.MetadataRead("ListAliases", state.key_id if key_id is not None else None)])
             entries = [r.AliasListEntry(a.alias_name, req.alias_arn(a.alias_name), a.key_id,
-                                        from_us(a.created), from_us(a.updated)) for _, a in rows]
+                                        from_us(a.created), from_us(a.updated)) if a is not None else
+                       r.AliasListEntry(row.decode(), req.alias_arn(row.decode())) for row, a in rows]
             return r.ListAliasesResponse(entries, truncated, _encode_marker(rows[-1][0]) if truncated else None)
         return self._run("ListAliases", body, key_hint=key_id)
 

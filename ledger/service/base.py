@@ -12,7 +12,10 @@ from collections.abc import Callable
 from typing import Any, Self
 
 from keyledger import commands as cmd
+from keyledger import crypto
 from keyledger import events as ev
+from keyledger import imported
+from keyledger import keyspecs
 from keyledger import responses as r
 from keyledger.errors import (
     KMSError,
@@ -46,6 +49,7 @@ class ServiceBase:
         self.caller = caller or f"arn:aws:iam::{account}:root"
         self._keks: dict[str, Secret] = {}
         self._materials: dict[tuple[str, int], Secret] = {}
+        self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
         self._cache_lock = threading.Lock()
         self._planning = False
         self._signer = signer  # the Ed25519 checkpoint key (never the root key)
@@ -98,6 +102,8 @@ class ServiceBase:
             self._keks.pop(key_id, None)
             for k in [k for k in self._materials if k[0] == key_id]:
                 self._materials.pop(k, None)
+            for k in [k for k in self._private_keys if k[0] == key_id]:
+                self._private_keys.pop(k, None)
 
     def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
         now = self.now()
@@ -129,9 +135,13 @@ class ServiceBase:
             aws_account_id=self.account, key_id=s.key_id, arn=cmd.key_arn(self.region, self.account, s.key_id),
             creation_date=from_us(s.created), enabled=s.state == cmd.ENABLED, description=s.description,
             key_usage=s.key_usage, key_state=s.state, origin=s.origin, key_spec=s.key_spec,
-            customer_master_key_spec=s.key_spec,
+            customer_master_key_spec=s.key_spec, **keyspecs.metadata_algorithms(s.key_spec, s.key_usage),
             deletion_date=from_us(s.deletion_date) if s.deletion_date is not None else None,
-            pending_deletion_window_in_days=s.pending_window_days)
+            # AWS: CurrentKeyMaterialId for symmetric encryption keys only; no
+            # PendingDeletionWindowInDays outside PendingReplicaDeletion
+            current_key_material_id=cmd.key_material_id(s.key_id, s.current.version)
+            if s.key_spec == cmd.SYMMETRIC_DEFAULT and s.versions else None,
+            key_manager=s.key_manager, **imported.metadata_fields(s))
 
     def _arn(self, key_id: str) -> str:
         return cmd.key_arn(self.region, self.account, key_id)

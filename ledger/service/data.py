@@ -5,15 +5,47 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from keyledger import commands as cmd
+from keyledger import crypto
 from keyledger import events as ev
+from keyledger import keyspecs
 from keyledger import responses as r
+from keyledger.errors import InvalidCiphertextException
+from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
     _check_algorithm,
     _check_grant_tokens,
     _digest,
+    _dry_run,
     _Request,
 )
+
+
+def _algorithm(req: _Request, state: KeyState, operation: str, name: str) -> keyspecs.EncryptionAlgorithm:
+    """The encryption algorithm a key allows for `operation` (its key-spec
+    entry decides), or AWS's refusal."""
+    usage = keyspecs.require_operation(state.key_spec, state.key_usage, operation, req.arn(state.key_id))
+    return keyspecs.check_encryption(state.key_spec, usage, name)
+
+
+def _private_decrypt(req: _Request, blob: bytes, context: dict[str, str], key_id: str | None,
+                     algorithm_name: str, dry_run: bool | None) -> r.DecryptResponse:
+    """Decrypt with an RSA key's private key: the KeyId is required (an RSA
+    ciphertext names no key), and every failure to open is the same
+    InvalidCiphertextException."""
+    if key_id is None:
+        raise InvalidCiphertextException("")
+    state = req.key(key_id)
+    req.authorize("kms:Decrypt", state, encryption_context=context,
+                  extra={"kms:encryptionalgorithm": algorithm_name})
+    cmd.require_enabled(state, req.arn(state.key_id))
+    algorithm = _algorithm(req, state, "Decrypt", algorithm_name)
+    keyspecs.check_asymmetric_encryption(state.key_spec, algorithm, None, context)
+    version = state.current.version
+    plaintext = crypto.private_decrypt(req.private_key(state, version), algorithm, blob)
+    _dry_run(dry_run)
+    req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), algorithm.name)])
+    return r.DecryptResponse(req.arn(state.key_id), plaintext, algorithm.name)
 
 
 class DataOps(ServiceBase):
@@ -21,7 +53,7 @@ class DataOps(ServiceBase):
 
     def encrypt(self, key_id: str, plaintext: bytes, *, encryption_context: Mapping[str, str] | None = None,
                 grant_tokens: list[str] | None = None, encryption_algorithm: str = "SYMMETRIC_DEFAULT",
-                ) -> r.EncryptResponse:
+                dry_run: bool | None = None) -> r.EncryptResponse:
         """Encrypt: seal `plaintext` (1-4,096 bytes) under the key's current version,
         bound to `encryption_context`, which Decrypt must repeat exactly (RSA keys:
         RSAES_OAEP_* under the public key, no context). The record carries a digest
@@ -34,19 +66,29 @@ class DataOps(ServiceBase):
             data = cmd.check_bytes("plaintext", plaintext)
             cmd.check_length("plaintext", data, 1, cmd.MAX_PLAINTEXT)
             context = cmd.check_context("encryptionContext", encryption_context)
-            _check_algorithm(encryption_algorithm)
+            keyspecs.check_enum("encryptionAlgorithm", encryption_algorithm, keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
             state = req.key(key_id)
-            req.authorize("kms:Encrypt", state, encryption_context=context)
+            req.authorize("kms:Encrypt", state, encryption_context=context,
+                          extra={"kms:encryptionalgorithm": encryption_algorithm})
             cmd.require_enabled(state, req.arn(state.key_id))
-            blob, version = req.seal(state, data, context)
-            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob))])
-            return r.EncryptResponse(blob, req.arn(state.key_id))
+            algorithm = _algorithm(req, state, "Encrypt", encryption_algorithm)
+            if algorithm.hash is None:  # SYMMETRIC_DEFAULT
+                _dry_run(dry_run)
+                blob, version = req.seal(state, data, context)
+            else:  # RSAES-OAEP under the public key: what anyone holding it could produce
+                keyspecs.check_asymmetric_encryption(state.key_spec, algorithm, data, context)
+                _dry_run(dry_run)
+                version = state.current.version
+                blob = crypto.public_encrypt(state.current.public_key, algorithm, data)
+            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob), algorithm.name)])
+            return r.EncryptResponse(blob, req.arn(state.key_id), algorithm.name)
         return self._run("Encrypt", body, key_hint=key_id)
 
     def decrypt(self, ciphertext_blob: bytes, *, encryption_context: Mapping[str, str] | None = None,
                 key_id: str | None = None, grant_tokens: list[str] | None = None,
-                encryption_algorithm: str = "SYMMETRIC_DEFAULT") -> r.DecryptResponse:
+                encryption_algorithm: str = "SYMMETRIC_DEFAULT", dry_run: bool | None = None,
+                ) -> r.DecryptResponse:
         """Decrypt: the plaintext of a ciphertext from Encrypt, GenerateDataKey or
         ReEncrypt. The ciphertext names its key and version, so `key_id` is only a
         check (required for RSA keys). Every way it can fail to open is the same
@@ -60,11 +102,15 @@ class DataOps(ServiceBase):
             blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
             cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
             context = cmd.check_context("encryptionContext", encryption_context)
-            _check_algorithm(encryption_algorithm)
+            keyspecs.check_enum("encryptionAlgorithm", encryption_algorithm, keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
+            if encryption_algorithm != cmd.SYMMETRIC_DEFAULT:
+                return _private_decrypt(req, blob, context, key_id, encryption_algorithm, dry_run)
             state, version, plaintext = req.open(blob, context, key_id)
+            _dry_run(dry_run)
             req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob))])
-            return r.DecryptResponse(req.arn(state.key_id), plaintext)
+            return r.DecryptResponse(req.arn(state.key_id), plaintext,
+                                     key_material_id=cmd.key_material_id(state.key_id, version))
         return self._run("Decrypt", body, key_hint=key_id)
 
     def re_encrypt(self, ciphertext_blob: bytes, destination_key_id: str, *,
@@ -95,15 +141,18 @@ class DataOps(ServiceBase):
             dst = req.key(destination_key_id)
             req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx)
             cmd.require_enabled(dst, req.arn(dst.key_id))
+            _algorithm(req, dst, "ReEncrypt", destination_encryption_algorithm)  # only symmetric keys seal
             new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
             req.emit([ev.ReEncrypted(src.key_id, src_version, src_ctx, _digest(blob),
                                      dst.key_id, dst_version, dst_ctx, _digest(new_blob))])
-            return r.ReEncryptResponse(new_blob, req.arn(src.key_id), req.arn(dst.key_id))
+            return r.ReEncryptResponse(new_blob, req.arn(src.key_id), req.arn(dst.key_id),
+                                       source_key_material_id=cmd.key_material_id(src.key_id, src_version),
+                                       destination_key_material_id=cmd.key_material_id(dst.key_id, dst_version))
         return self._run("ReEncrypt", body, key_hint=destination_key_id)
 
     def _data_key(self, req: _Request, key_id: str, context_in: Mapping[str, str] | None,
                   number_of_bytes: int | None, key_spec: str | None, with_plaintext: bool,
-                  grant_tokens: list[str] | None) -> tuple[bytes, bytes, str]:
+                  grant_tokens: list[str] | None) -> tuple[bytes, bytes, str, str]:
         size = cmd.check_key_spec_params(key_spec, number_of_bytes)
         context = cmd.check_context("encryptionContext", context_in)
         _check_grant_tokens(grant_tokens)
@@ -111,10 +160,13 @@ class DataOps(ServiceBase):
         req.authorize("kms:GenerateDataKey" if with_plaintext else "kms:GenerateDataKeyWithoutPlaintext",
                       state, encryption_context=context)
         cmd.require_enabled(state, req.arn(state.key_id))
+        keyspecs.require_operation(state.key_spec, state.key_usage,
+                                   "GenerateDataKey" if with_plaintext else "GenerateDataKeyWithoutPlaintext",
+                                   req.arn(state.key_id))
         data_key = self._rng(size)
         blob, version = req.seal(state, data_key, context)
         req.emit([ev.DataKeyGenerated(state.key_id, version, context, _digest(blob), size, with_plaintext)])
-        return blob, data_key, req.arn(state.key_id)
+        return blob, data_key, req.arn(state.key_id), cmd.key_material_id(state.key_id, version)
 
     def generate_data_key(self, key_id: str, *, encryption_context: Mapping[str, str] | None = None,
                           number_of_bytes: int | None = None, key_spec: str | None = None,
@@ -127,9 +179,9 @@ class DataOps(ServiceBase):
         InvalidKeyUsageException, InvalidGrantTokenException, AccessDeniedException,
         ValidationException."""
         def body(req: _Request) -> r.GenerateDataKeyResponse:
-            blob, data_key, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
-                                                 key_spec, True, grant_tokens)
-            return r.GenerateDataKeyResponse(blob, data_key, arn)
+            blob, data_key, arn, material = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                                           key_spec, True, grant_tokens)
+            return r.GenerateDataKeyResponse(blob, data_key, arn, material)
         return self._run("GenerateDataKey", body, key_hint=key_id)
 
     def generate_data_key_without_plaintext(
@@ -143,12 +195,12 @@ class DataOps(ServiceBase):
         InvalidKeyUsageException, InvalidGrantTokenException, AccessDeniedException,
         ValidationException."""
         def body(req: _Request) -> r.GenerateDataKeyWithoutPlaintextResponse:
-            blob, _, arn = self._data_key(req, key_id, encryption_context, number_of_bytes,
-                                          key_spec, False, grant_tokens)
-            return r.GenerateDataKeyWithoutPlaintextResponse(blob, arn)
+            blob, _, arn, material = self._data_key(req, key_id, encryption_context, number_of_bytes,
+                                                    key_spec, False, grant_tokens)
+            return r.GenerateDataKeyWithoutPlaintextResponse(blob, arn, material)
         return self._run("GenerateDataKeyWithoutPlaintext", body, key_hint=key_id)
 
-    def generate_random(self, *, number_of_bytes: int) -> r.GenerateRandomResponse:
+    def generate_random(self, *, number_of_bytes: int | None = None) -> r.GenerateRandomResponse:
         """GenerateRandom: `number_of_bytes` (1-1,024) random bytes from the ledger's
         random source (the injected `rng` in tests). The record keeps the count only.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from keyledger import commands as cmd
 from keyledger import events as ev
+from keyledger import imported
 from keyledger import responses as r
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
@@ -52,10 +53,13 @@ class RotationOps(ServiceBase):
             state = req.key(key_id)
             req.authorize("kms:GetKeyRotationStatus", state)
             req.emit([ev.MetadataRead("GetKeyRotationStatus", state.key_id)])
-            nxt = state.next_rotation
+            # AWS: while a key is pending deletion its rotation status is false
+            # (restored if the deletion is cancelled)
+            enabled = state.rotation_enabled and state.state != cmd.PENDING_DELETION
+            nxt = state.next_rotation if enabled else None
             return r.GetKeyRotationStatusResponse(
-                key_rotation_enabled=state.rotation_enabled, key_id=req.arn(state.key_id),
-                rotation_period_in_days=state.rotation_period_days if state.rotation_enabled else None,
+                key_rotation_enabled=enabled, key_id=req.arn(state.key_id),
+                rotation_period_in_days=state.rotation_period_days if enabled else None,
                 next_rotation_date=from_us(nxt) if nxt is not None else None)
         return self._run("GetKeyRotationStatus", body, key_hint=key_id)
 
@@ -70,25 +74,46 @@ class RotationOps(ServiceBase):
             state = req.key(key_id)
             req.authorize("kms:RotateKeyOnDemand", state)
             cmd.check_on_demand(state, req.arn(state.key_id))
-            material = req.mint(state.key_id, len(state.versions) + 1)
+            pending = state.pending_rotation  # imported keys rotate to their NEW_KEY_MATERIAL
+            material = req.mint(state.key_id, len(state.versions) + 1) if pending is None else \
+                ev.WrappedMaterial(pending.version, pending.wrapped, pending.kcv, pending.public_key)
             req.emit(cmd.rotate_on_demand(state, req.arn(state.key_id), req.now, material))
-            return r.RotateKeyOnDemandResponse(state.key_id)
+            return r.RotateKeyOnDemandResponse(req.arn(state.key_id))
         return self._run("RotateKeyOnDemand", body, key_hint=key_id)
 
-    def list_key_rotations(self, key_id: str, *, limit: int | None = None,
-                           marker: str | None = None) -> r.ListKeyRotationsResponse:
+    def list_key_rotations(self, key_id: str, *, limit: int | None = None, marker: str | None = None,
+                           include_key_material: str | None = None) -> r.ListKeyRotationsResponse:
+        """ListKeyRotations: the key's rotations, oldest first, `limit` at a time
+        (pass `next_marker` back as `marker`); `include_key_material=
+        "ALL_KEY_MATERIAL"` lists its first key material too (without
+        RotationDate and RotationType).
+
+        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> r.ListKeyRotationsResponse:
             n = cmd.check_limit(limit, 1000)
             after = _decode_marker(marker, _rotation_marker)
             start = int.from_bytes(after, "big") if after else 0
             state = req.key(key_id)
             req.authorize("kms:ListKeyRotations", state)
-            later = [v for v in state.versions[1:] if v.version > start]
+            first = 1 if include_key_material == "ALL_KEY_MATERIAL" else 2
+            later = [v for v in state.versions if v.version >= first and v.version > start]
+            if first == 1 and state.pending_rotation is not None and state.pending_rotation.version > start:
+                later.append(state.pending_rotation)  # imported, waiting for RotateKeyOnDemand
             page = later[:n]
             req.emit([ev.MetadataRead("ListKeyRotations", state.key_id)])
             truncated = len(later) > n
+            current = state.current.version if state.versions else 0
+            pending_version = state.pending_rotation.version if state.pending_rotation is not None else -1
             return r.ListKeyRotationsResponse(
-                [r.RotationsListEntry(state.key_id, from_us(v.created), v.rotation_type or "") for v in page],
+                [r.RotationsListEntry(
+                    state.key_id, cmd.key_material_id(state.key_id, v.version),
+                    "CURRENT" if v.version == current else
+                    "PENDING_ROTATION" if v.version == pending_version else "NON_CURRENT",
+                    from_us(v.created) if 1 < v.version != pending_version else None,
+                    v.rotation_type if 1 < v.version != pending_version else None,
+                    **imported.rotation_fields(state, v.version))
+                 for v in page],
                 truncated, _encode_marker(page[-1].version.to_bytes(4, "big")) if truncated else None)
         return self._run("ListKeyRotations", body, key_hint=key_id)
 

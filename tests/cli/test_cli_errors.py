@@ -34,8 +34,8 @@ def test_validation(cli: Cli, key: str) -> None:
     assert result.stdout == ""
     assert result.stderr == (
         "An error occurred (ValidationException) when calling the ScheduleKeyDeletion operation: "
-        "1 validation error detected: Value at 'pendingWindowInDays' failed to satisfy constraint: "
-        "Member must have value between 7 and 30, inclusive\n")
+        "1 validation error detected: Value '6' at 'pendingWindowInDays' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 7\n")
 
 
 def test_disabled(cli: Cli, key: str) -> None:

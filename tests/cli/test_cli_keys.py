@@ -13,6 +13,18 @@ DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ARN = "arn:aws:kms:us-east-1:111122223333:key/"
 
 
+class _MaterialId(str):
+    """Equal to any KeyMaterialId: 64 lowercase hex characters."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"[0-9a-f]{64}", other) is not None
+
+    __hash__ = str.__hash__
+
+
+MATERIAL_ID = _MaterialId("<64 hex>")
+
+
 def metadata(key_id: str, **changes: object) -> dict[str, object]:
     expected = {
         "AWSAccountId": "111122223333",
@@ -28,6 +40,7 @@ def metadata(key_id: str, **changes: object) -> dict[str, object]:
         "KeySpec": "SYMMETRIC_DEFAULT",
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": False,
+        "CurrentKeyMaterialId": MATERIAL_ID,
     }
     expected.update(changes)
     return expected
@@ -130,11 +143,12 @@ def test_rotation_commands(cli: Cli, key: str) -> None:
     assert DATE.match(status.pop("NextRotationDate"))
     assert status == {"KeyRotationEnabled": True, "KeyId": ARN + key, "RotationPeriodInDays": 90}
 
-    assert cli.json("rotate-key-on-demand", "--key-id", key) == {"KeyId": key}
+    assert cli.json("rotate-key-on-demand", "--key-id", key) == {"KeyId": ARN + key}  # AWS answers the ARN
     out = cli.json("list-key-rotations", "--key-id", key)
     [rotation] = out["Rotations"]
     assert DATE.match(rotation.pop("RotationDate"))
-    assert out == {"Rotations": [{"KeyId": key, "RotationType": "ON_DEMAND"}], "Truncated": False}
+    assert out == {"Rotations": [{"KeyId": key, "KeyMaterialId": MATERIAL_ID, "KeyMaterialState": "CURRENT",
+                                  "RotationType": "ON_DEMAND"}], "Truncated": False}
 
     cli("disable-key-rotation", "--key-id", key)
     assert cli.json("get-key-rotation-status", "--key-id", key)["KeyRotationEnabled"] is False
@@ -145,7 +159,8 @@ def test_text_output_is_the_aws_cli_format(cli: Cli) -> None:
     created = cli.json("describe-key", "--key-id", key)["KeyMetadata"]["CreationDate"]
     out = cli("describe-key", "--key-id", key, "--output", "text").stdout
     # scalars of a structure on one line, in key order, after its name in upper case
-    assert out == ("\t".join(["KEYMETADATA", "111122223333", ARN + key, created, "SYMMETRIC_DEFAULT", "orders",
+    material = cli.json("describe-key", "--key-id", key)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert out == ("\t".join(["KEYMETADATA", "111122223333", ARN + key, created, material, "SYMMETRIC_DEFAULT", "orders",
                               "True", key, "CUSTOMER", "SYMMETRIC_DEFAULT", "Enabled", "ENCRYPT_DECRYPT",
                               "False", "AWS_KMS"]) + "\n"
                    "ENCRYPTIONALGORITHMS\tSYMMETRIC_DEFAULT\n")

@@ -361,7 +361,7 @@ def test_every_call_is_a_record_with_its_operation(kms, clock):
         ("ListResourceTags", lambda: kms.list_resource_tags(key, marker="garbage"), "InvalidMarkerException"),
         ("CreateAlias", lambda: kms.create_alias("alias/audit-2", key), None),
         ("CreateAlias", lambda: kms.create_alias("alias/audit", key), "AlreadyExistsException"),
-        ("CreateAlias", lambda: kms.create_alias("alias/aws/x", key), "InvalidAliasNameException"),
+        ("CreateAlias", lambda: kms.create_alias("alias/aws/x", key), "NotAuthorizedException"),
         ("UpdateAlias", lambda: kms.update_alias("alias/audit-2", other), None),
         ("UpdateAlias", lambda: kms.update_alias("alias/nope", other), "NotFoundException"),
         ("DeleteAlias", lambda: kms.delete_alias("alias/audit-2"), None),

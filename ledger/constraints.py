@@ -1,0 +1,218 @@
+"""The request constraints of botocore's KMS model, checked as AWS checks them.
+
+AWS validates a request's members against the service model (lengths,
+ranges, enums, patterns, required members) before it looks at any key, and
+answers every violation at once in one `ValidationException`:
+
+    2 validation errors detected: Value '0' at 'numberOfBytes' failed to
+    satisfy constraint: Member must have value greater than or equal to 1;
+    Value 'X' at 'keySpec' failed to satisfy constraint: Member must satisfy
+    enum value set: [AES_256, AES_128]
+
+This module reads the constraints from the vendored model (package data of
+`keyledger.server`, as `keyledger.operations` reads it; no server code is
+imported) and `validating(KeyLedger)` puts the check in front of every
+method that implements a model operation, so a new operation is checked
+the moment it exists. A refused request is still one record in the log
+(the check runs as the body of the operation's write).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+from keyledger.errors import ValidationException
+
+MODEL_PACKAGE = "keyledger.server"
+MODEL_FILE = "kms-2014-11-01.json"
+
+_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+#: Members AWS requires of an operation although the model marks them
+#: optional, with AWS's own sentence for their absence.
+REQUIRED_BY_OPERATION: dict[tuple[str, str], str] = {
+    ("GenerateRandom", "NumberOfBytes"): "NumberOfBytes is required.",
+}
+
+
+@functools.cache
+def model() -> dict[str, Any]:
+    return json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+
+
+def snake(name: str) -> str:
+    return _SNAKE.sub("_", name).lower()
+
+
+def camel(name: str) -> str:
+    """How AWS names a member in a validation message: `KeyId` -> `keyId`."""
+    return name[:1].lower() + name[1:]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def violation(path: str, value: Any, constraint: str, *, show: bool = True) -> str:
+    """One violation in AWS's words; `show=False` leaves the value out, as
+    AWS does for blobs and sensitive members (plaintext never reaches a message)."""
+    if value is None:
+        return f"Value null at '{path}' failed to satisfy constraint: {constraint}"
+    if not show:
+        return f"Value at '{path}' failed to satisfy constraint: {constraint}"
+    return f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def invalid(found: list[str]) -> ValidationException:
+    n = len(found)
+    return ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(found)}")
+
+
+def _size(kind: str, value: Any) -> int | None:
+    if kind in ("string", "blob", "list") and hasattr(value, "__len__"):
+        return len(value)
+    return None
+
+
+def shape_violations(shape_name: str, value: Any, path: str, found: list[str]) -> None:
+    """Append the violations of `value` against a model shape."""
+    shapes = model()["shapes"]
+    shape = shapes[shape_name]
+    kind = shape["type"]
+    show = kind not in ("blob", "structure") and not shape.get("sensitive", False)
+    if kind == "list" and isinstance(value, Mapping):  # the library's {TagKey: TagValue} form of a tag list
+        value = _pairs(shapes[shape["member"]["shape"]], value)
+    size = _size(kind, value)
+    if size is not None:
+        if "min" in shape and size < shape["min"]:
+            found.append(violation(path, value, f"Member must have length greater than or equal to {shape['min']}",
+                                   show=show))
+        elif "max" in shape and size > shape["max"]:
+            found.append(violation(path, value, f"Member must have length less than or equal to {shape['max']}",
+                                   show=show))
+    if kind in ("integer", "long") and isinstance(value, int) and not isinstance(value, bool):
+        if "min" in shape and value < shape["min"]:
+            found.append(violation(path, value, f"Member must have value greater than or equal to {shape['min']}"))
+        elif "max" in shape and value > shape["max"]:
+            found.append(violation(path, value, f"Member must have value less than or equal to {shape['max']}"))
+    if kind == "string" and isinstance(value, str):
+        if "enum" in shape and value not in shape["enum"]:
+            found.append(violation(path, value, "Member must satisfy enum value set: [" + ", ".join(shape["enum"]) + "]",
+                                   show=show))
+        pattern = shape.get("pattern")
+        if pattern and _regex(pattern).fullmatch(value) is None:
+            found.append(violation(path, value, f"Member must satisfy regular expression pattern: {pattern}",
+                                   show=show))
+    if kind == "list" and isinstance(value, (list, tuple)):
+        member = shape["member"]["shape"]
+        for i, item in enumerate(value, 1):
+            shape_violations(member, item, f"{path}.{i}.member", found)
+    if kind == "map" and isinstance(value, Mapping):
+        for k, v in value.items():
+            shape_violations(shape["key"]["shape"], k, f"{path}.key", found)
+            shape_violations(shape["value"]["shape"], v, f"{path}.value", found)
+    if kind == "structure" and isinstance(value, Mapping):
+        members = shape["members"]
+        for name in shape.get("required", ()):
+            if value.get(name) is None:
+                found.append(violation(f"{path}.{camel(name)}", None, "Member must not be null"))
+        for name, spec in members.items():
+            if value.get(name) is not None:
+                shape_violations(spec["shape"], value[name], f"{path}.{camel(name)}", found)
+
+
+def _pairs(struct: dict[str, Any], mapping: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    names = list(struct.get("members", {}))
+    if len(names) != 2:
+        return list(mapping)
+    return [{names[0]: k, names[1]: v} for k, v in mapping.items()]
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def violations(operation: str, members: Mapping[str, Any]) -> list[str]:
+    """Every violation of a request (wire member name -> value, None for absent)."""
+    op = model()["operations"][operation]
+    if "input" not in op:
+        return []
+    shape = model()["shapes"][op["input"]["shape"]]
+    found: list[str] = []
+    required = shape.get("required", ())
+    for name, spec in shape["members"].items():
+        value = members.get(name)
+        if value is None:
+            if name in required:
+                found.append(violation(camel(name), None, "Member must not be null"))
+            continue
+        shape_violations(spec["shape"], value, camel(name), found)
+    return found
+
+
+def check(operation: str, members: Mapping[str, Any]) -> None:
+    """Raise AWS's ValidationException for a request that breaks the model."""
+    for (op, name), sentence in REQUIRED_BY_OPERATION.items():
+        if op == operation and members.get(name) is None:
+            raise ValidationException(sentence)
+    found = violations(operation, members)
+    if found:
+        raise invalid(found)
+
+
+def _wire_members(operation: str) -> dict[str, str]:
+    """kwarg -> wire member name for an operation's input shape."""
+    op = model()["operations"][operation]
+    if "input" not in op:
+        return {}
+    return {snake(m): m for m in model()["shapes"][op["input"]["shape"]]["members"]}
+
+
+def _checked(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(method)
+    wire = _wire_members(operation)
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            return method(self, *args, **kwargs)  # Python's own error for a wrong call
+        members = {wire[k]: v for k, v in bound.arguments.items() if k in wire}
+        try:
+            check(operation, members)
+        except ValidationException as caught:
+            error = caught  # `caught` is unbound when the except block ends
+
+            def refuse(_req: Any) -> None:
+                raise error
+            hint = members.get("KeyId") or members.get("TargetKeyId") or members.get("DestinationKeyId")
+            return self._run(operation, refuse, key_hint=hint if isinstance(hint, str) else None)
+        return method(self, *args, **kwargs)
+
+    call.__wrapped_operation__ = operation  # type: ignore[attr-defined]
+    return call
+
+
+def validating(cls: type) -> type:
+    """`cls` with the model's input check in front of every method that
+    implements a model operation (its snake_case name). Idempotent."""
+    for operation in model()["operations"]:
+        name = snake(operation)
+        method = cls.__dict__.get(name) or getattr(cls, name, None)
+        if callable(method) and not hasattr(method, "__wrapped_operation__"):
+            setattr(cls, name, _checked(operation, method))
+    return cls
