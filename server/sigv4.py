@@ -127,15 +127,15 @@ class Verifier:
         self.credentials = credentials
         self.region = region
         self._clock = clock
-        self._signing_keys: dict[tuple[AccessKey, str], bytes] = {}
+        self._signing_keys: dict[tuple[AccessKey, str, str], bytes] = {}
 
-    def _signing_key(self, key: AccessKey, date: str) -> bytes:
-        cache_key = (key, date)  # the AccessKey object: a reloaded file gets new ones
+    def _signing_key(self, key: AccessKey, date: str, service: str = SERVICE) -> bytes:
+        cache_key = (key, date, service)  # the AccessKey object: a reloaded file gets new ones
         found = self._signing_keys.get(cache_key)
         if found is None:
             k = _hmac(b"AWS4" + key.secret.reveal(), date)
             k = _hmac(k, self.region)
-            k = _hmac(k, SERVICE)
+            k = _hmac(k, service)
             found = _hmac(k, "aws4_request")
             if len(self._signing_keys) > 4096:
                 self._signing_keys.clear()
@@ -196,7 +196,7 @@ class Verifier:
                                  hashlib.sha256(body).hexdigest())
         to_sign = "\n".join((ALGORITHM, when.strftime(_AMZ_DATE), credential[len(access_key_id) + 1:],
                              hashlib.sha256(creq.encode()).hexdigest()))
-        expected = hmac.new(self._signing_key(key, date),
+        expected = hmac.new(self._signing_key(key, date, service_name),
                             to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise InvalidSignatureException(
