@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from keyledger import events as ev
 from keyledger import keyspecs
+from keyledger import keyspecs
 from keyledger.crypto import MAX_CONTEXT_BYTES, canonical_context
 from keyledger.errors import (
     AlreadyExistsException, DisabledException,

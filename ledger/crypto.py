@@ -2,7 +2,9 @@
 
 It owns the ciphertext format (DESIGN.md section 6), the canonical
 encryption-context encoding, key wrapping (root key -> KEK -> version
-material) and key check values. Everything here is a pure function of its
+material), key check values, and the recipes behind the key-spec table
+(`keyledger.keyspecs`): how each family's material is generated and used
+to sign, verify, MAC, encrypt with RSA-OAEP and agree on ECDH secrets. Everything here is a pure function of its
 inputs: randomness (salts, nonces, fresh material) is passed in by the
 caller, so known-answer vectors can pin every byte.
 
@@ -22,14 +24,34 @@ from __future__ import annotations
 
 import functools
 import hmac
+import os
 import struct
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature as _InvalidSignature
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes as _hashes
+from cryptography.hazmat.primitives import serialization as _ser
+from cryptography.hazmat.primitives.asymmetric import ec as _ec
+from cryptography.hazmat.primitives.asymmetric import padding as _padding
+from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed as _Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from keyledger import keyspecs as _ks
 from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.errors import ValidationException as _ValidationException
 from keyledger.secret import Secret
+
+try:  # ML-DSA arrived in cryptography 47; without it ML_DSA_* keys are refused
+    from cryptography.hazmat.primitives.asymmetric import mldsa as _mldsa
+    _MLDSA_CLASSES: dict[int, Any] = {44: _mldsa.MLDSA44PrivateKey, 65: _mldsa.MLDSA65PrivateKey,
+                                      87: _mldsa.MLDSA87PrivateKey}
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    _mldsa = None
+    _MLDSA_CLASSES = {}
 
 MAGIC = b"KL"
 FORMAT = 1
@@ -182,3 +204,171 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+# -- key specs: how each family's material is made and used ----------------------
+#
+# keyspecs.py names every spec and what it allows; this is the "how", one
+# recipe per family. Private keys are PKCS#8 DER and HMAC keys raw bytes,
+# both carried in a `Secret` and wrapped under the key's KEK exactly like
+# symmetric material (wrap_material, with a KCV); public keys are DER
+# SubjectPublicKeyInfo, which may be stored in clear.
+
+_HASHES = {"sha1": _hashes.SHA1, "sha224": _hashes.SHA224, "sha256": _hashes.SHA256,
+           "sha384": _hashes.SHA384, "sha512": _hashes.SHA512}
+_CURVES = {"secp256r1": _ec.SECP256R1, "secp384r1": _ec.SECP384R1, "secp521r1": _ec.SECP521R1,
+           "secp256k1": _ec.SECP256K1}
+_PKCS8 = (_ser.Encoding.DER, _ser.PrivateFormat.PKCS8, _ser.NoEncryption())
+_SPKI = (_ser.Encoding.DER, _ser.PublicFormat.SubjectPublicKeyInfo)
+
+
+def unavailable_families() -> dict[str, str | None]:
+    """Families the installed cryptography cannot serve, with the reason."""
+    if _mldsa is None:
+        return {"ML_DSA": "the installed cryptography does not provide ML-DSA"}
+    return {}
+
+
+def _public_der(private: Any) -> bytes:
+    return private.public_key().public_bytes(*_SPKI)
+
+
+def generate_key_material(spec: _ks.KeySpec, rng: Callable[[int], bytes]) -> tuple[Secret, bytes]:
+    """Fresh material for one version of a key of `spec`: (secret material,
+    public key DER or b""). Symmetric and HMAC material and ML-DSA seeds come
+    from `rng`; RSA and EC keys from the library's generator."""
+    family = spec.family
+    if family == "SYMMETRIC":
+        return Secret(rng(MATERIAL_BYTES)), b""
+    if family == "HMAC":
+        return Secret(rng(spec.size)), b""
+    if family == "RSA":
+        private: Any = _rsa.generate_private_key(public_exponent=65537, key_size=spec.size)
+    elif family == "EC":
+        private = _ec.generate_private_key(_CURVES[spec.curve]())  # type: ignore[index]
+    elif family == "ML_DSA" and spec.size in _MLDSA_CLASSES:
+        private = _MLDSA_CLASSES[spec.size].from_seed_bytes(rng(32))
+    else:
+        raise ValueError(f"no recipe for key spec {spec.name}")
+    return Secret(private.private_bytes(*_PKCS8)), _public_der(private)
+
+
+class PrivateKey:
+    """A loaded private key (or HMAC key): usable, never shown, never pickled."""
+
+    __slots__ = ("_key", "spec")
+
+    def __init__(self, key: Any, spec: _ks.KeySpec) -> None:
+        self._key, self.spec = key, spec
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.spec.name}, <redacted>)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a PrivateKey cannot be pickled or copied")
+
+
+def load_private_key(spec: _ks.KeySpec, material: Secret) -> PrivateKey:
+    """The usable key behind unwrapped material (checked against its KCV by
+    the caller, so RSA's slow consistency check can be skipped)."""
+    if spec.family == "HMAC":
+        return PrivateKey(material, spec)
+    return PrivateKey(_ser.load_der_private_key(material.reveal(), None, unsafe_skip_rsa_key_validation=True), spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def load_public_key(der: bytes) -> Any:
+    return _ser.load_der_public_key(der)
+
+
+def _signature_hash(algorithm: _ks.SigningAlgorithm, message_type: str) -> Any:
+    h = _HASHES[algorithm.hash]()  # type: ignore[index]
+    return _Prehashed(h) if message_type == "DIGEST" else h
+
+
+def _rsa_signature_padding(algorithm: _ks.SigningAlgorithm) -> Any:
+    if algorithm.scheme == "PSS":  # AWS: salt as long as the digest, MGF1 with the same hash
+        return _padding.PSS(mgf=_padding.MGF1(_HASHES[algorithm.hash]()),  # type: ignore[index]
+                            salt_length=_padding.PSS.DIGEST_LENGTH)
+    return _padding.PKCS1v15()
+
+
+def sign(key: PrivateKey, algorithm: _ks.SigningAlgorithm, message_type: str, message: bytes) -> bytes:
+    """A signature in AWS's encoding: RSA as is, ECDSA DER (r, s), ML-DSA raw."""
+    private = key._key
+    if algorithm.scheme == "ML_DSA":
+        return private.sign_mu(message) if message_type == "EXTERNAL_MU" else private.sign(message)
+    if algorithm.scheme == "ECDSA":
+        return private.sign(message, _ec.ECDSA(_signature_hash(algorithm, message_type)))
+    return private.sign(message, _rsa_signature_padding(algorithm), _signature_hash(algorithm, message_type))
+
+
+def verify(public_der: bytes, algorithm: _ks.SigningAlgorithm, message_type: str, message: bytes,
+           signature: bytes) -> bool:
+    public = load_public_key(public_der)
+    try:
+        if algorithm.scheme == "ML_DSA":
+            if message_type == "EXTERNAL_MU":
+                public.verify_mu(signature, message)
+            else:
+                public.verify(signature, message)
+        elif algorithm.scheme == "ECDSA":
+            public.verify(signature, message, _ec.ECDSA(_signature_hash(algorithm, message_type)))
+        else:
+            public.verify(signature, message, _rsa_signature_padding(algorithm),
+                          _signature_hash(algorithm, message_type))
+    except (_InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def mac(key: PrivateKey, algorithm: _ks.MacAlgorithm, message: bytes) -> bytes:
+    return hmac.digest(key._key.reveal(), message, algorithm.hash)
+
+
+def mac_matches(key: PrivateKey, algorithm: _ks.MacAlgorithm, message: bytes, tag: bytes) -> bool:
+    return hmac.compare_digest(mac(key, algorithm, message), tag)
+
+
+def _oaep(algorithm: _ks.EncryptionAlgorithm) -> Any:
+    h = _HASHES[algorithm.hash]  # type: ignore[index]
+    return _padding.OAEP(mgf=_padding.MGF1(h()), algorithm=h(), label=None)
+
+
+def public_encrypt(public_der: bytes, algorithm: _ks.EncryptionAlgorithm, plaintext: bytes) -> bytes:
+    """RSAES-OAEP under a public key: what anyone holding it produces offline."""
+    return load_public_key(public_der).encrypt(plaintext, _oaep(algorithm))
+
+
+def private_decrypt(key: PrivateKey, algorithm: _ks.EncryptionAlgorithm, ciphertext: bytes) -> bytes:
+    try:
+        return key._key.decrypt(ciphertext, _oaep(algorithm))
+    except ValueError:
+        raise InvalidCiphertextException("") from None
+
+
+def derive_shared_secret(key: PrivateKey, peer_public_der: bytes) -> Secret:
+    """Raw ECDH (the x coordinate, as AWS returns it) with a peer's DER
+    SubjectPublicKeyInfo on the key's own curve; anything else is refused."""
+    try:
+        peer = _ser.load_der_public_key(peer_public_der)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise _ValidationException("") from None
+    if not isinstance(peer, _ec.EllipticCurvePublicKey) or peer.curve.name != key._key.curve.name:
+        raise _ValidationException("")
+    return Secret(key._key.exchange(_ec.ECDH(), peer))
+
+
+def generate_data_key_pair(spec: _ks.KeySpec) -> tuple[Secret, bytes]:
+    """A data key pair: (PKCS#8 DER private key, DER SubjectPublicKeyInfo)."""
+    return generate_key_material(spec, os.urandom)
+
+
+def pregenerate(key_spec: str | None) -> tuple[Secret, bytes] | None:
+    """A key pair for a CreateKey of an RSA or EC spec, made before its
+    write transaction (a refused request just drops it); None otherwise."""
+    spec = _ks.SPECS.get(key_spec) if isinstance(key_spec, str) else None
+    if spec is None or spec.family not in ("RSA", "EC") or spec.unsupported is not None:
+        return None
+    return generate_key_material(spec, os.urandom)
+

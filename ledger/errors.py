@@ -91,6 +91,7 @@ BY_CODE: dict[str, type[KMSError]] = {
         MalformedPolicyDocumentException, NotFoundException, TagException,
         UnsupportedOperationException, ValidationException, AccessDeniedException,
         KMSInvalidSignatureException, KMSInvalidMacException,
+        KMSInvalidSignatureException, KMSInvalidMacException,
         NotAuthorizedException,
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
     )

@@ -31,13 +31,16 @@ class _Event(msgspec.Struct, frozen=True, tag_field="type"):
     pass
 
 
-class WrappedMaterial(msgspec.Struct, frozen=True):
+class WrappedMaterial(msgspec.Struct, frozen=True, omit_defaults=True):
     """One key version's material, AES-256-GCM-wrapped under the key's KEK
-    (AAD = key id || version), with its key check value."""
+    (AAD = key id || version), with its key check value. For an asymmetric
+    key the material is its PKCS#8 DER private key (wrapped the same way)
+    and `public_key` its DER SubjectPublicKeyInfo, in clear: public."""
 
     version: int
     wrapped: bytes
     kcv: bytes
+    public_key: bytes = b""  # omitted when empty, so symmetric records keep their bytes
 
 
 # -- key lifecycle ----------------------------------------------------------
@@ -198,18 +201,20 @@ class GrantRevoked(_Event, tag="GrantRevoked"):
 
 # -- data plane -------------------------------------------------------------
 
-class Encrypted(_Event, tag="Encrypted"):
+class Encrypted(_Event, tag="Encrypted", omit_defaults=True):
     key_id: str
     key_version: int
     encryption_context: dict[str, str]
     ciphertext_digest: bytes
+    encryption_algorithm: str = "SYMMETRIC_DEFAULT"  # RSAES_OAEP_* for an RSA key (omitted when default)
 
 
-class Decrypted(_Event, tag="Decrypted"):
+class Decrypted(_Event, tag="Decrypted", omit_defaults=True):
     key_id: str
     key_version: int
     encryption_context: dict[str, str]
     ciphertext_digest: bytes
+    encryption_algorithm: str = "SYMMETRIC_DEFAULT"
 
 
 class ReEncrypted(_Event, tag="ReEncrypted"):
@@ -230,6 +235,68 @@ class DataKeyGenerated(_Event, tag="DataKeyGenerated"):
     ciphertext_digest: bytes
     number_of_bytes: int
     plaintext_returned: bool
+
+
+class DataKeyPairGenerated(_Event, tag="DataKeyPairGenerated"):
+    """GenerateDataKeyPair(WithoutPlaintext): the private key was sealed
+    under a symmetric key; the digests name the blob and the public key."""
+
+    key_id: str
+    key_version: int
+    encryption_context: dict[str, str]
+    ciphertext_digest: bytes
+    key_pair_spec: str
+    public_key_digest: bytes
+    plaintext_returned: bool
+
+
+# -- asymmetric and HMAC keys: digests only, never a message, key or secret ----
+
+class Signed(_Event, tag="Signed"):
+    key_id: str
+    key_version: int
+    signing_algorithm: str
+    message_type: str
+    message_digest: bytes  # SHA-256 of the Message as sent (for DIGEST: of the digest)
+    signature_digest: bytes  # SHA-256 of the signature
+
+
+class SignatureVerified(_Event, tag="SignatureVerified"):
+    """A Verify that found the signature valid (an invalid one is a
+    RequestDenied with KMSInvalidSignatureException, as AWS answers)."""
+
+    key_id: str
+    key_version: int
+    signing_algorithm: str
+    message_type: str
+    message_digest: bytes
+    signature_digest: bytes
+
+
+class MacGenerated(_Event, tag="MacGenerated"):
+    key_id: str
+    key_version: int
+    mac_algorithm: str
+    message_digest: bytes
+    mac_digest: bytes
+
+
+class MacVerified(_Event, tag="MacVerified"):
+    key_id: str
+    key_version: int
+    mac_algorithm: str
+    message_digest: bytes
+    mac_digest: bytes
+
+
+class SharedSecretDerived(_Event, tag="SharedSecretDerived"):
+    """DeriveSharedSecret: the peer's public key by digest; the secret is
+    never recorded, not even as a digest: a digest of a secret is a test for it."""
+
+    key_id: str
+    key_version: int
+    key_agreement_algorithm: str
+    peer_public_key_digest: bytes
 
 
 class RandomGenerated(_Event, tag="RandomGenerated"):
@@ -289,6 +356,7 @@ Event = Union[
     KeyUntagged, KeyRotationEnabled, KeyRotationDisabled, KeyRotated,
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,
     ReEncrypted, DataKeyGenerated, RandomGenerated, MetadataRead, RequestDenied,
+    DataKeyPairGenerated, Signed, SignatureVerified, MacGenerated, MacVerified, SharedSecretDerived,
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
 ]
 

@@ -59,7 +59,9 @@ def _alias(name: str) -> tuple[str, bytes, Fold]:
 def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
     """Which rows of which tables an event changes, with the fold for each."""
     match event:
-        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated():
+        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated() | \
+                ev.Signed() | ev.SignatureVerified() | ev.MacGenerated() | ev.MacVerified() | \
+                ev.SharedSecretDerived():
             return [_usage(event.key_id, event.key_version)]
         case ev.ReEncrypted():
             src = (event.source_key_id, event.source_key_version)

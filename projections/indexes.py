@@ -23,7 +23,7 @@ INDEXES = {
     "idx_principal": "principal ARN",
     "idx_operation": "AWS operation name (CloudTrail eventName)",
     "idx_error": "the constant term ERROR_TERM (denied and failed requests only)",
-    "idx_digest": "SHA-256 of a ciphertext the record produced or consumed",
+    "idx_digest": "SHA-256 of a ciphertext, signature or MAC the record produced or consumed",
 }
 
 
@@ -51,8 +51,12 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
     match event:
         case ev.ReEncrypted():
             return (event.source_ciphertext_digest, event.ciphertext_digest)
-        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated():
+        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated():
             return (event.ciphertext_digest,)
+        case ev.Signed() | ev.SignatureVerified():
+            return (event.signature_digest,)
+        case ev.MacGenerated() | ev.MacVerified():
+            return (event.mac_digest,)
     return ()
 
 

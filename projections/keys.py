@@ -9,7 +9,8 @@ from keyledger.projections.state import KeyState, VersionInfo
 
 
 def _version(material: ev.WrappedMaterial, created: int, rotation_type: str | None) -> VersionInfo:
-    return VersionInfo(material.version, created, rotation_type, material.wrapped, material.kcv)
+    return VersionInfo(material.version, created, rotation_type, material.wrapped, material.kcv,
+                       material.public_key)
 
 
 def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState | None:

@@ -15,6 +15,7 @@ class VersionInfo(msgspec.Struct, frozen=True):
     rotation_type: str | None  # None for version 1, else AUTOMATIC | ON_DEMAND
     wrapped: bytes  # material wrapped under the key's KEK (never plaintext)
     kcv: bytes
+    public_key: bytes = b""  # DER SubjectPublicKeyInfo of an asymmetric key (public, so in clear)
 
 
 class KeyState(msgspec.Struct, frozen=True):
@@ -70,6 +71,12 @@ class UsageState(msgspec.Struct, frozen=True):
     reencrypt_to: int = 0
     generate_data_key: int = 0
     last_used: int | None = None
+    sign: int = 0
+    verify: int = 0
+    generate_mac: int = 0
+    verify_mac: int = 0
+    derive_shared_secret: int = 0
+    generate_data_key_pair: int = 0
 
 
 class PrincipalState(msgspec.Struct, frozen=True):

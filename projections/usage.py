@@ -18,6 +18,18 @@ def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: in
             return replace(s, decrypt=s.decrypt + 1, last_used=t)
         case ev.DataKeyGenerated():
             return replace(s, generate_data_key=s.generate_data_key + 1, last_used=t)
+        case ev.Signed():
+            return replace(s, sign=s.sign + 1, last_used=t)
+        case ev.SignatureVerified():
+            return replace(s, verify=s.verify + 1, last_used=t)
+        case ev.MacGenerated():
+            return replace(s, generate_mac=s.generate_mac + 1, last_used=t)
+        case ev.MacVerified():
+            return replace(s, verify_mac=s.verify_mac + 1, last_used=t)
+        case ev.SharedSecretDerived():
+            return replace(s, derive_shared_secret=s.derive_shared_secret + 1, last_used=t)
+        case ev.DataKeyPairGenerated():
+            return replace(s, generate_data_key_pair=s.generate_data_key_pair + 1, last_used=t)
         case ev.ReEncrypted():
             if (key_id, version) == (e.source_key_id, e.source_key_version):
                 s = replace(s, reencrypt_from=s.reencrypt_from + 1, last_used=t)

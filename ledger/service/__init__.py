@@ -17,6 +17,7 @@ them:
 - iam.py           IAM principals and access keys
 - data.py          the data plane (Encrypt, Decrypt, data keys, ...)
 - asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
+- asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
 - maintenance.py   the sweep, checkpoints, the root key
 - imports.py       imported key material (Origin EXTERNAL)
 - managed.py       AWS managed keys (alias/aws/<service>)
@@ -29,6 +30,7 @@ from __future__ import annotations
 from keyledger.constraints import validating
 from keyledger.service.access import AccessOps
 from keyledger.service.aliases_tags import AliasTagOps
+from keyledger.service.asymmetric import AsymmetricOps
 from keyledger.service.asymmetric import AsymmetricOps
 from keyledger.service.base import ServiceBase
 from keyledger.service.data import DataOps

@@ -50,6 +50,7 @@ class ServiceBase:
         self._keks: dict[str, Secret] = {}
         self._materials: dict[tuple[str, int], Secret] = {}
         self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
+        self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
         self._cache_lock = threading.Lock()
         self._planning = False
         self._signer = signer  # the Ed25519 checkpoint key (never the root key)
@@ -102,6 +103,8 @@ class ServiceBase:
             self._keks.pop(key_id, None)
             for k in [k for k in self._materials if k[0] == key_id]:
                 self._materials.pop(k, None)
+            for k in [k for k in self._private_keys if k[0] == key_id]:
+                self._private_keys.pop(k, None)
             for k in [k for k in self._private_keys if k[0] == key_id]:
                 self._private_keys.pop(k, None)
 

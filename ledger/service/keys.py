@@ -10,6 +10,7 @@ from typing import Any
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
+from keyledger import keyspecs
 from keyledger import policy as authz
 from keyledger import responses as r
 from keyledger.projections import key_row
@@ -31,7 +32,7 @@ from keyledger.service.request import (
 class KeyOps(ServiceBase):
     """Create, describe, list, enable, disable and delete keys."""
 
-    def create_key(self, *, description: str = "", key_usage: str = "ENCRYPT_DECRYPT",
+    def create_key(self, *, description: str = "", key_usage: str | None = None,
                    key_spec: str | None = None, customer_master_key_spec: str | None = None,
                    origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
                    policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
@@ -46,14 +47,17 @@ class KeyOps(ServiceBase):
         Raises ValidationException, AccessDeniedException,
         MalformedPolicyDocumentException, UnsupportedOperationException, TagException."""
         policy_document = policy
+        # A key pair is made before the write (RSA-4096 takes a second), not while holding it.
+        pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec)
 
         def body(req: _Request) -> r.CreateKeyResponse:
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
             cmd.check_description(description)
-            cmd.check_create_params(key_usage, spec, origin, multi_region)
+            _, usage = keyspecs.check_create(spec, key_usage, self.region, crypto.unavailable_families())
+            cmd.check_create_params(usage, spec, origin, multi_region)
             tag_map = cmd.check_tags(tags)
             req.authorize("kms:CreateKey", None, extra={
-                **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": key_usage, "kms:keyorigin": origin,
+                **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": usage, "kms:keyorigin": origin,
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
@@ -62,8 +66,9 @@ class KeyOps(ServiceBase):
                 _lockout_check(req, key_id, document)  # only a given policy (AWS: the default cannot lock out)
             kek = Secret(self._rng(32))
             wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
-            events = cmd.create_key(key_id, description=description, key_usage=key_usage, key_spec=spec,
-                                    origin=origin, tags=tag_map, material=req.mint(key_id, 1, kek),
+            events = cmd.create_key(key_id, description=description, key_usage=usage, key_spec=spec,
+                                    origin=origin, tags=tag_map,
+                                    material=req.mint(key_id, 1, kek, spec, pregenerated),
                                     policy=document)
             # Only once decide has accepted the key: a refused CreateKey must
             # leave no KEK row behind for a key that never existed.

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
+from keyledger import keyspecs
 from keyledger import policy as authz
 from keyledger.errors import (
     AccessDeniedException,
+    DryRunOperationException,
     IncorrectKeyException,
     InvalidCiphertextException,
     InvalidKeyUsageException,
@@ -222,13 +224,27 @@ class _Request:
             kek = self.svc._keks[key_id] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
         return kek
 
-    def mint(self, key_id: str, version: int, kek: Secret | None = None) -> ev.WrappedMaterial:
-        """Fresh material for a new version, wrapped under the key's KEK."""
+    def mint(self, key_id: str, version: int, kek: Secret | None = None,
+             key_spec: str = keyspecs.SYMMETRIC_DEFAULT,
+             pregenerated: tuple[Secret, bytes] | None = None) -> ev.WrappedMaterial:
+        """Fresh material for a new version, made by the spec's recipe (or
+        made before the write, `pregenerated`) and wrapped under the key's
+        KEK (a private key as PKCS#8 DER, like any material); an asymmetric
+        key's public key rides along in clear."""
         rng = self.svc._rng
-        material = Secret(rng(crypto.MATERIAL_BYTES))
+        material, public_key = pregenerated or crypto.generate_key_material(keyspecs.spec(key_spec), rng)
         wrapped = crypto.wrap_material(kek or self.kek(key_id), key_id, version, material,
                                        nonce=rng(crypto.NONCE_BYTES))
-        return ev.WrappedMaterial(version, wrapped, crypto.kcv(material))
+        return ev.WrappedMaterial(version, wrapped, crypto.kcv(material), public_key)
+
+    def private_key(self, state: KeyState, version: int) -> crypto.PrivateKey:
+        """The usable private (or HMAC) key of a version, loaded once per ledger."""
+        cache = self.svc._private_keys
+        found = cache.get((state.key_id, version))
+        if found is None:
+            found = cache[(state.key_id, version)] = crypto.load_private_key(
+                keyspecs.spec(state.key_spec), self.material(state, version))
+        return found
 
     def material(self, state: KeyState, version: int) -> Secret:
         cache = self.svc._materials
@@ -335,6 +351,13 @@ def _check_algorithm(algorithm: str) -> None:
                    ("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"))
     if algorithm != cmd.SYMMETRIC_DEFAULT:
         raise InvalidKeyUsageException(f"{algorithm} is not supported by symmetric encryption keys.")
+
+
+def _dry_run(dry_run: bool | None) -> None:
+    """DryRun: every check passed, so say so instead of doing the work (the
+    refusal is recorded like any other)."""
+    if dry_run:
+        raise DryRunOperationException("The request would have succeeded, but the DryRun option is set.")
 
 
 def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
