@@ -258,7 +258,7 @@ def test_wrong_region_in_scope(server: Server) -> None:
 @pytest.mark.parametrize("target, body, who, code", [
     ("TrentService.Frobnicate", "{}", "alice", "UnknownOperationException"),
     (None, "{}", "alice", "UnknownOperationException"),
-    ("TrentService.Sign", "{}", "alice", "UnsupportedOperationException"),
+    ("TrentService.ConnectCustomKeyStore", "{}", "alice", "UnsupportedOperationException"),
     ("TrentService.Encrypt", "{not json", "alice", "SerializationException"),
     ("TrentService.Encrypt", "[1, 2]", "alice", "SerializationException"),
     ("TrentService.Encrypt", '{"KeyId": 12, "Plaintext": "aGk="}', "alice", "SerializationException"),
