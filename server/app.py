@@ -259,9 +259,8 @@ class KMSApp:
         entry["operation"] = name
         address = entry["remote"]
         if self.auth == "sigv4" and self.limiter.throttled(address):
-            # refused unheard: no body read, no signature checked
-            return self._unauthenticated(ThrottlingException("Rate exceeded"), address, name, entry,
-                                         close=True)
+            # refused unheard: no signature checked, the body left to the server to skip
+            return self._unauthenticated(ThrottlingException("Rate exceeded"), address, name, entry)
         try:
             principal, planned, refusal = await self._plan(scope, receive, headers, target, name, entry)
         except _Disconnected:

@@ -25,13 +25,14 @@ parser buffers them) and enforces:
 These refusals carry AWS-style JSON error bodies and are counted with the
 unauthenticated refusals (`server.refusals`), by source address; those a
 client causes (408, 414, 431) also take a token from its address's rate
-limit, and an address with no token left has new connections closed at
-once. Why a protocol subclass rather than h11's
+limit. Why a protocol subclass rather than h11's
 `h11_max_incomplete_event_size`: h11 answers an oversized head with a
 generic 400 and is about half as fast as httptools, and it still has no
 header timeout; the subclass keeps httptools and adds all three limits in
 one place. TLS handshakes happen before a connection reaches this class
-(asyncio times them out after 60 s).
+(asyncio times them out after 60 s); on a graceful stop an idle TLS
+connection is dropped rather than closed, since a close waits (up to 30 s)
+for a close_notify that an SDK's pooled connection never sends.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
@@ -52,6 +54,14 @@ REQUEST_TIMEOUT = 10.0
 
 _REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
             503: "Service Unavailable"}
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback to stop parsing a request over a limit."""
+
+
+def _too_large(limit: int) -> tuple[int, str, str]:
+    return 431, "ValidationException", f"The request headers are larger than {limit} bytes."
 
 
 def _response(status: int, code: str, message: str) -> bytes:
@@ -74,34 +84,39 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.url = b""
         self._in_head = True  # reading a request line and headers (or idle before one)
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes received since the head began (it may end inside the last chunk)
+        self._head_size = 0  # the parsed request line and headers
         self._got_bytes = False
+        self._rejection: tuple[int, str, str] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
     # -- connections -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        address = _peer(transport)
-        app = self.kms_app
         if len(self.connections) >= self.max_connections:
-            self._refuse_connection(transport, address, 503, "ServiceUnavailableException",
+            self._refuse_connection(transport, _peer(transport), 503, "ServiceUnavailableException",
                                     f"The server has {self.max_connections} connections open; try again.")
-            return
-        if app is not None and app.auth == "sigv4" and app.limiter.throttled(address):
-            self._refuse_connection(transport, address, None, "ThrottlingException", "Rate exceeded")
             return
         super().connection_made(transport)
         self._arm()
 
-    def _refuse_connection(self, transport: asyncio.Transport, address: str, status: int | None, code: str,
+    def _refuse_connection(self, transport: asyncio.Transport, address: str, status: int, code: str,
                            message: str) -> None:
         self._refused = True
         self.transport = transport
         self._count(address, code, message, charge=False)
-        if status is not None:
-            transport.write(_response(status, code, message))
+        transport.write(_response(status, code, message))
         transport.close()
+
+    def shutdown(self) -> None:
+        """A graceful stop: an idle TLS connection is dropped at once. (A
+        close would wait for the client's close_notify, up to 30 s, and an
+        SDK's idle pooled connection never sends one; nothing is lost.)"""
+        if self.scheme == "https" and (self.cycle is None or self.cycle.response_complete):
+            self.transport.abort()
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -112,6 +127,7 @@ class GuardedProtocol(HttpToolsProtocol):
     # -- the request head --------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        """uvicorn's, with the head counted before the parser buffers it."""
         if self._refused or self.transport.is_closing():
             return
         if self._in_head:
@@ -119,13 +135,40 @@ class GuardedProtocol(HttpToolsProtocol):
             if self._deadline is None:
                 self._arm()
             self._head_bytes += len(data)
-        super().data_received(data)
-        if not self._in_head or self.transport.is_closing():
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._rejection is not None:  # raised by a callback below
+                self._reject(*self._rejection)
+                return
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
             return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._in_head and self._head_bytes > self.max_head and not self.transport.is_closing():
+            self._reject(*_too_large(self.max_head))  # all of it head, and no end yet
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
         if len(self.url) > self.max_request_line:
-            self._reject(414, "ValidationException", f"The request line is longer than {self.max_request_line} bytes.")
-        elif self._head_bytes > self.max_head:
-            self._reject(431, "ValidationException", f"The request headers are larger than {self.max_head} bytes.")
+            self._rejection = (414, "ValidationException",
+                               f"The request line is longer than {self.max_request_line} bytes.")
+            raise _Rejected
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.max_head:
+            self._rejection = _too_large(self.max_head)
+            raise _Rejected
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -134,8 +177,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
-        self._in_head, self._head_bytes, self._got_bytes = True, 0, False
-        self.url = b""
+        self._in_head, self._head_bytes, self._head_size, self._got_bytes = True, 0, 0, False
 
     def _reject(self, status: int, code: str, message: str) -> None:
         self._disarm()

@@ -12,10 +12,10 @@ operations, claimed access key ids and request ids. Authenticated refusals
 
 `RateLimiter` is a token bucket per address (an IPv6 address counts by its
 /64, which one host usually holds whole): every unauthenticated refusal
-takes a token; while an address has none left, its requests are answered
-`ThrottlingException` before their body is read or their signature checked
-(and counted in the tally under that code). An address that stops failing
-gets its tokens back at the configured rate.
+takes a token; while an address has none left, all its requests (signed
+or not: the signature is not even checked) are answered
+`ThrottlingException` (and counted in the tally under that code). An
+address that stops failing gets a token back every 1/rate seconds.
 
 Both are bounded in memory: past `max_entries` pairs in one interval the
 rest are counted under the address "*" (the overflow), and the limiter
