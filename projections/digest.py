@@ -31,6 +31,7 @@ AES-GCM (AAD = key id || version), so a different KEK fails to unwrap, which
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,17 +47,30 @@ DIGEST_TABLES: tuple[str, ...] = ("keys", "aliases", "usage", "principals", "gra
 _encoder = msgspec.msgpack.Encoder(order="deterministic")
 
 
+@functools.cache
+def _defaults(cls: type) -> tuple[tuple[str, bool, Any], ...]:
+    """(name, has a default, the default) per field: msgspec.structs.fields
+    evaluates annotations on every call, far too slow per row."""
+    out = []
+    for f in msgspec.structs.fields(cls):
+        if f.default is not msgspec.NODEFAULT:
+            out.append((f.name, True, f.default))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            out.append((f.name, True, f.default_factory()))
+        else:
+            out.append((f.name, False, None))
+    return tuple(out)
+
+
 def canonical(value: Any) -> Any:
     """Builtins for a row value: structs as maps of their non-default fields."""
     if isinstance(value, msgspec.Struct):
         out = {}
-        for f in msgspec.structs.fields(value):
-            v = getattr(value, f.name)
-            if f.default is not msgspec.NODEFAULT and v == f.default:
+        for name, has_default, default in _defaults(type(value)):
+            v = getattr(value, name)
+            if has_default and v == default:
                 continue
-            if f.default_factory is not msgspec.NODEFAULT and v == f.default_factory():
-                continue
-            out[f.name] = canonical(v)
+            out[name] = canonical(v)
         return out
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
@@ -93,25 +107,31 @@ def state_digest(rows: Mapping[str, Mapping[bytes, Any]]) -> bytes:
 
 class RunningState:
     """Projections being folded record by record, with the leaf hash of every
-    row kept up to date, so the digest at each checkpoint costs one sort
-    and one Merkle pass over the rows, not a re-encoding of every row."""
+    row kept: a row's leaf is recomputed only at the next digest after the
+    row changed, so a digest at each checkpoint costs one sort and one
+    Merkle pass, and a hot row (a usage counter) is encoded once per
+    checkpoint, not once per record."""
 
     def __init__(self) -> None:
         self.tables = MemoryTables()
         self._leaves: dict[tuple[int, bytes], bytes] = {}
+        self._dirty: set[tuple[str, bytes]] = set()
 
     def apply(self, record: ev.Record) -> None:
         for table, row, fold in touched(record.event):
-            value = fold(self.tables.get(table, row), record)
-            self.tables.put(table, row, value)
+            self.tables.put(table, row, fold(self.tables.get(table, row), record))
+            self._dirty.add((table, row))
+
+    def digest(self) -> bytes:
+        for table, row in self._dirty:
             if table not in DIGEST_TABLES:
                 continue
+            value = self.tables.get(table, row)
             if value is None:
                 self._leaves.pop(_order(table, row), None)
             else:
                 self._leaves[_order(table, row)] = leaf(table, row, value)
-
-    def digest(self) -> bytes:
+        self._dirty.clear()
         return root_of_leaves(self._leaves[k] for k in sorted(self._leaves))
 
 
