@@ -1,8 +1,9 @@
 # Register: main.add_command(cli.bill.bill)   (the `keyledger bill` command)
 """`keyledger bill`: what the log says a month costs, under the user's price
 model (`projections.billing`): $1 per customer key-month prorated by the hour
-while the key is neither pending deletion nor deleted, $0.03 per 10,000
-requests, service events free. Read-only; runs on a copy of a ledger.
+while the key is neither pending deletion nor deleted, requests at AWS's
+prices (projections.billing.PRICES_PER_10K; $0.03 per 10,000 in general),
+service events free. Read-only; runs on a copy of a ledger.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def bill_table(data: dict[str, Any]) -> str:
     lines += ["",
               "requests by operation: " + (", ".join(f"{op}={n}" for op, n in data["Requests"].items()) or "none"),
               f"keys:     {data['KeyCost']}",
-              f"requests: {data['RequestCost']} ({data['RequestCount']} requests at $0.03 per 10,000)",
+              f"requests: {data['RequestCost']} ({data['RequestCount']} requests at AWS's prices: $0.03 per "
+              "10,000; asymmetric keys $0.15, RSA_2048 $0.03; data key pairs RSA $12.00, ECC $0.10)",
               f"total:    {data['Total']}"]
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 a moment, and who could use a key at a moment.
 
     ciphertext   the key, version and record that produced a ciphertext, and every later use
-    key KEY      a key's timeline: lifecycle, rotations, aliases, usage by principal and month
+    key KEY      a key's timeline: lifecycle, rotations, aliases, usage by principal and month, signatures
+    signature    the key and record that produced a signature (and whether it was over a message)
     at TIME      every key's state at a moment (or after a record seq), as `replay --until` shows it
     who-can      who could perform an action on a key at a moment
 
@@ -113,7 +114,67 @@ def key_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]
             "AliasesNow": found["aliases_now"],
             "UsageByPrincipal": [{"Principal": p, "Requests": n}
                                  for p, n in sorted(found["usage_by_principal"].items())],
-            "UsageByMonth": [{"Month": m, "Requests": n} for m, n in found["usage_by_month"].items()]}
+            "UsageByMonth": [{"Month": m, "Requests": n} for m, n in found["usage_by_month"].items()],
+            "Signatures": [_signature(s) for s in found.get("signatures", [])]}
+
+
+def _signature(entry: dict[str, Any]) -> dict[str, Any]:
+    """One Sign or Verify record: who, when, and the digests (base64)."""
+    return {**_record({k: entry[k] for k in ("seq", "time", "principal", "operation", "request_id", "event")}),
+            "KeyId": entry["key_id"], "KeyVersion": entry["key_version"],
+            "SigningAlgorithm": entry["signing_algorithm"], "MessageType": entry["message_type"],
+            "MessageSha256": rp.b64(bytes.fromhex(entry["message_sha256"])),
+            "SignatureSha256": rp.b64(bytes.fromhex(entry["signature_sha256"]))}
+
+
+def signature_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    made = found["produced_by"]
+    view: dict[str, Any] = {"SignatureSha256": rp.b64(bytes.fromhex(found["signature_sha256"])),
+                            "KeyArn": key_arn(region, account, made["key_id"]) if made else None,
+                            "ProducedBy": _signature(made) if made else None,
+                            "Verifications": [_signature(v) for v in found["verifications"]]}
+    if "message_matches" in found:
+        view["MessageMatches"] = found["message_matches"]
+    return view
+
+
+def signature_text(view: dict[str, Any]) -> str:
+    made = view["ProducedBy"]
+    if made is None:
+        return f"signature {view['SignatureSha256']}: no Sign record in this ledger made it"
+    lines = [f"key:          {view['KeyArn']} (version {made['KeyVersion']})",
+             f"produced by:  {made['Principal']} with {made['SigningAlgorithm']} ({made['MessageType']}) at "
+             f"{made['Time']} (seq {made['Seq']}, request {made['RequestId']})",
+             f"message:      sha-256 {made['MessageSha256']}"]
+    if "MessageMatches" in view:
+        lines.append(f"matches:      {'yes' if view['MessageMatches'] else 'NO: a different message was signed'}")
+    lines.append(f"verified:     {len(view['Verifications'])} time(s) by Verify")
+    return "\n".join(lines)
+
+
+@forensics.command("signature", cls=LedgerCommand, output_options=True)
+@click.argument("signature", metavar="SIG")
+@click.option("--message-digest", default=None, metavar="DIGEST",
+              help="The SHA-256 of the signed message (hex or base64; for a DIGEST signature, the digest "
+                   "that was signed): also say whether the record was over that message.")
+def signature(signature: str, message_digest: str | None) -> None:
+    """Which key and record produced signature SIG (fileb://PATH or base64),
+    found by its digest, and every later Verify of it. The log holds only
+    digests, so the message is matched by its SHA-256."""
+    sig = params.base64_blob("SIG", signature)
+    wanted = None
+    if message_digest is not None:
+        try:
+            wanted = bytes.fromhex(message_digest)
+        except ValueError:
+            wanted = params.base64_blob("--message-digest", message_digest)
+    with open_readonly() as store, store.snapshot() as snap:
+        identity = Identity(snap.meta())
+        found = forensics_.signature_history(snap, sig, wanted)  # type: ignore[arg-type]
+    if found["produced_by"] is None:
+        raise Failure("no Sign record in this ledger produced this signature")
+    view = signature_view(found, identity.region, identity.account)
+    _print(view, signature_text(view))
 
 
 def key_text(view: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from keyledger import crypto
 from keyledger import events as ev
+from keyledger import keyspecs
 from keyledger.errors import InvalidCiphertextException, LedgerError
 from keyledger.secret import Secret
 from keyledger.projections import key_row, replay
@@ -52,15 +53,19 @@ def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
 
 
 def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
-    """A key's lifecycle, rotations, aliases, and usage by principal and month."""
+    """A key's lifecycle, rotations, aliases, usage by principal and month,
+    and the signatures it made (digests only)."""
     events, by_principal, by_month = [], Counter(), Counter()
+    signatures: list[dict[str, Any]] = []
     aliases: dict[str, str] = {}
     for seq in snapshot.index_seqs("idx_key", key_id.encode()):
         record = ev.decode(snapshot.raw_record(seq).body)
         e = record.event
-        if isinstance(e, (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated)):
+        if isinstance(e, _USES):
             by_principal[record.principal] += 1
             by_month[_iso(record.time)[:7]] += 1
+            if isinstance(e, ev.Signed):
+                signatures.append(_signature_entry(record, e))
             continue
         if isinstance(e, ev.MetadataRead):
             continue
@@ -82,7 +87,41 @@ def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
                 entry["error_code"] = e.error_code
         events.append(entry)
     return {"key_id": key_id, "timeline": events, "aliases_now": sorted(aliases),
-            "usage_by_principal": dict(by_principal), "usage_by_month": dict(sorted(by_month.items()))}
+            "usage_by_principal": dict(by_principal), "usage_by_month": dict(sorted(by_month.items())),
+            "signatures": signatures}
+
+
+#: the events that use a key (counted as usage, not listed in the timeline)
+_USES = (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.Signed,
+         ev.SignatureVerified, ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived)
+
+
+def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified) -> dict[str, Any]:
+    return {**_who(record), "event": type(e).__name__, "key_id": e.key_id, "key_version": e.key_version,
+            "signing_algorithm": e.signing_algorithm, "message_type": e.message_type,
+            "message_sha256": e.message_digest.hex(), "signature_sha256": e.signature_digest.hex()}
+
+
+def signature_history(snapshot: Any, signature: bytes, message_digest: bytes | None = None) -> dict[str, Any]:
+    """Which key and record produced a signature (found by its digest), and
+    every later Verify of it. With `message_digest` (the SHA-256 of the
+    signed message, or the digest itself for a DIGEST signature) it also
+    says whether the record was over that message: the log holds only the
+    SHA-256 of what was sent, never the message."""
+    digest = hashlib.sha256(signature).digest()
+    produced, verified = None, []
+    for seq in snapshot.index_seqs("idx_digest", digest):
+        record = ev.decode(snapshot.raw_record(seq).body)
+        e = record.event
+        if isinstance(e, ev.Signed) and e.signature_digest == digest and produced is None:
+            produced = _signature_entry(record, e)
+        elif isinstance(e, ev.SignatureVerified) and e.signature_digest == digest:
+            verified.append(_signature_entry(record, e))
+    out: dict[str, Any] = {"signature_sha256": digest.hex(), "produced_by": produced, "verifications": verified}
+    if message_digest is not None and produced is not None:
+        recorded = bytes.fromhex(produced["message_sha256"])
+        out["message_matches"] = recorded in (message_digest, hashlib.sha256(message_digest).digest())
+    return out
 
 
 def keys_at(snapshot: Any, *, until_seq: int | None = None, until_time: int | None = None) -> list[dict[str, Any]]:
@@ -140,9 +179,40 @@ def _issued(records: Iterable[ev.Record]) -> dict[str, Counter[int]]:
     issued: dict[str, Counter[int]] = defaultdict(Counter)
     for record in records:
         e = record.event
-        if isinstance(e, (ev.Encrypted, ev.DataKeyGenerated, ev.ReEncrypted)):
+        if isinstance(e, (ev.Encrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.ReEncrypted)):
             issued[e.key_id][e.key_version] += 1
     return issued
+
+
+def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
+    """Open an RSA ciphertext this ledger's log says it produced (found by
+    its digest: an RSA ciphertext names no key): None when it opens, else
+    why not. The plaintext is discarded at once."""
+    digest = hashlib.sha256(blob).digest()
+    for seq in snapshot.index_seqs("idx_digest", digest):
+        e = ev.decode(snapshot.raw_record(seq).body).event
+        if not isinstance(e, ev.Encrypted) or e.ciphertext_digest != digest \
+                or e.encryption_algorithm == keyspecs.SYMMETRIC_DEFAULT:
+            continue
+        state = snapshot.get("keys", key_row(e.key_id))
+        info = state.version(e.key_version) if state else None
+        wrapped_kek = snapshot.kek(e.key_id)
+        if info is None or wrapped_kek is None:
+            return f"names key {e.key_id}, whose material is gone (crypto-shredded)"
+        try:
+            material = crypto.unwrap_material(crypto.unwrap_kek(root, e.key_id, wrapped_kek), e.key_id,
+                                              e.key_version, info.wrapped)
+        except LedgerError as exc:
+            return str(exc)
+        if not crypto.kcv_matches(material, info.kcv):
+            return "material does not match its KCV"
+        key = crypto.load_private_key(keyspecs.spec(state.key_spec), material)
+        try:
+            crypto.private_decrypt(key, keyspecs.ENCRYPTION_ALGORITHMS[e.encryption_algorithm], blob)
+        except InvalidCiphertextException:
+            return "does not open (altered)"
+        return None
+    return "not a keyledger ciphertext"
 
 
 def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[bytes, dict[str, str]]] = (),
@@ -199,8 +269,12 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
         report.corpus_total += 1
         try:
             key_id, version = crypto.parse_header(blob)
-        except InvalidCiphertextException:
-            report.corpus_failures.append(f"line {i + 1}: not a keyledger ciphertext")
+        except InvalidCiphertextException:  # perhaps an RSA ciphertext the log knows by its digest
+            why = _open_rsa(snapshot, root, blob)
+            if why is None:
+                report.corpus_opened += 1
+            else:
+                report.corpus_failures.append(f"line {i + 1}: {why}")
             continue
         material = materials.get((key_id, version))
         if material is None:

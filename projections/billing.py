@@ -4,7 +4,12 @@
   every hour it exists and is neither pending deletion nor deleted (a
   cancelled deletion starts the meter again). Rotations add nothing: the
   user's notes price the key, not its versions.
-- Requests cost $0.03 per 10,000. Every request a customer made counts,
+- Requests cost by AWS's price list (`request_price`, the one table of
+  request prices): $0.03 per 10,000 in general (symmetric and HMAC keys,
+  requests that name no key); cryptographic requests on an asymmetric key
+  $0.03 per 10,000 for RSA_2048 and $0.15 for every other spec;
+  GenerateDataKeyPair(WithoutPlaintext) $12.00 per 10,000 for an RSA pair
+  and $0.10 for an ECC pair. Every request a customer made counts,
   including refused ones (AWS bills those too); the service's own events
   (automatic rotation, deletion at the end of the waiting period) do not.
 
@@ -24,6 +29,33 @@ from keyledger import events as ev
 KEY_MONTH = Fraction(1)  # dollars
 PER_10K_REQUESTS = Fraction(3, 100)
 HOUR_US = 3_600 * 1_000_000
+
+#: AWS KMS's request prices (us-east-1), dollars per 10,000 requests
+PRICES_PER_10K: dict[str, Fraction] = {
+    "standard": PER_10K_REQUESTS,  # symmetric and HMAC keys; requests that name no key
+    "asymmetric RSA_2048": Fraction(3, 100),  # Sign, Verify, Encrypt, ... on an RSA_2048 key
+    "asymmetric": Fraction(15, 100),  # the same on every other asymmetric key
+    "data key pair RSA": Fraction(12),  # GenerateDataKeyPair(WithoutPlaintext) of an RSA pair
+    "data key pair ECC": Fraction(10, 100),  # ... of an ECC (or any other) pair
+}
+#: the operations that use an asymmetric key's material (its management is standard)
+ASYMMETRIC_OPERATIONS = frozenset({"Sign", "Verify", "Encrypt", "Decrypt", "ReEncrypt", "GetPublicKey",
+                                   "DeriveSharedSecret"})
+_SYMMETRIC_SPECS = ("SYMMETRIC_DEFAULT", "HMAC_")
+
+
+def price_class(operation: str, event: ev.Event, key_spec: str | None) -> str:
+    """Which line of PRICES_PER_10K one request is billed on."""
+    if isinstance(event, ev.DataKeyPairGenerated):
+        return "data key pair RSA" if event.key_pair_spec.startswith("RSA") else "data key pair ECC"
+    if operation in ASYMMETRIC_OPERATIONS and key_spec is not None and not key_spec.startswith(_SYMMETRIC_SPECS):
+        return "asymmetric RSA_2048" if key_spec == "RSA_2048" else "asymmetric"
+    return "standard"
+
+
+def request_price(operation: str, event: ev.Event, key_spec: str | None) -> Fraction:
+    """The dollars one request costs."""
+    return PRICES_PER_10K[price_class(operation, event, key_spec)] / 10_000
 
 
 def month_bounds(month: str) -> tuple[int, int]:
@@ -55,9 +87,11 @@ class Bill:
     def key_cost(self) -> Fraction:
         return sum((k.key_cost for k in self.keys.values()), Fraction(0))
 
+    request_charges: Fraction = Fraction(0)  # the sum of each request's price
+
     @property
     def request_cost(self) -> Fraction:
-        return self.request_count * PER_10K_REQUESTS / 10_000
+        return self.request_charges
 
     @property
     def total(self) -> Fraction:
@@ -77,6 +111,8 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
     per_key: dict[str, Counter[str]] = defaultdict(Counter)
     totals: Counter[str] = Counter()
     seen_requests: set[str] = set()
+    key_specs: dict[str, str] = {}
+    charges = Fraction(0)
 
     def close(key_id: str, at: int) -> None:
         since = billing_since.get(key_id)
@@ -91,6 +127,7 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
         match e:
             case ev.KeyCreated():
                 billing_since[e.key_id] = t
+                key_specs[e.key_id] = e.key_spec
             case ev.KeyDeletionScheduled() | ev.KeyDeleted():
                 close(e.key_id, t)
             case ev.KeyDeletionCancelled():
@@ -99,6 +136,8 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
                 and record.request_id not in seen_requests:
             seen_requests.add(record.request_id)  # one request may append several records
             totals[record.operation] += 1
+            named = ev.key_ids_of(e)
+            charges += request_price(record.operation, e, key_specs.get(named[0]) if named else None)
             for key_id in ev.key_ids_of(e)[:1]:
                 if len(key_id) == 36:
                     per_key[key_id][record.operation] += 1
@@ -108,4 +147,4 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
     for key_id in sorted(set(hours) | set(per_key)):
         h = hours.get(key_id, Fraction(0))
         keys[key_id] = KeyBill(key_id, h, KEY_MONTH * h / hours_in_month, per_key.get(key_id, Counter()))
-    return Bill(month, hours_in_month, keys, totals)
+    return Bill(month, hours_in_month, keys, totals, charges)
