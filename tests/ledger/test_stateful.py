@@ -120,6 +120,7 @@ def expect(error: type[Exception] | None, call, *args, **kwargs):
 class LedgerMachine(RuleBasedStateMachine):
     keys = Bundle("keys")
     ciphertexts = Bundle("ciphertexts")
+    signers = Bundle("signers")  # asymmetric and HMAC keys (in self.model too)
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,6 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model: dict[str, ModelKey] = {}
         self.aliases: dict[str, str] = {}  # alias name -> key id
         self.cts: list[Ct] = []
+        self.signer_specs: dict[str, str] = {}  # key id -> key spec of the signers bundle
         self.lazy = 0  # rules left to run on the lazy state a clock jump left
 
     def _open(self) -> keyledger.KeyLedger:
@@ -429,6 +431,57 @@ class LedgerMachine(RuleBasedStateMachine):
         self.kms = self._open()
 
     # -- what must hold after every step -------------------------------------
+
+    # -- asymmetric and HMAC keys ----------------------------------------------
+
+    SIGNER_SPECS = {"ECC_NIST_P256": ("SIGN_VERIFY", "ECDSA_SHA_256"), "ECC_SECG_P256K1": ("SIGN_VERIFY",
+                                                                                         "ECDSA_SHA_256"),
+                    "ML_DSA_44": ("SIGN_VERIFY", "ML_DSA_SHAKE_256"), "HMAC_256": ("GENERATE_VERIFY_MAC",
+                                                                                   "HMAC_SHA_256")}
+
+    @rule(target=signers, spec=st.sampled_from(sorted(SIGNER_SPECS)))
+    def create_signer(self, spec):
+        now = self.step()
+        meta = self.kms.create_key(key_spec=spec, key_usage=self.SIGNER_SPECS[spec][0]).key_metadata
+        assert meta.key_spec == spec and meta.key_state == "Enabled"
+        self.model[meta.key_id] = ModelKey(meta.key_id, created=now, state_changed=now)
+        self.signer_specs[meta.key_id] = spec
+        return meta.key_id
+
+    @rule(key_id=signers, message=st.binary(min_size=1, max_size=64))
+    def use_signer(self, key_id, message):
+        self.step()
+        k, (usage, algorithm) = self.model[key_id], self.SIGNER_SPECS[self.signer_specs[key_id]]
+        if usage == "GENERATE_VERIFY_MAC":
+            out = expect(k.error(), self.kms.generate_mac, key_id, message, algorithm)
+            if out is not None:
+                assert self.kms.verify_mac(key_id, message, algorithm, out.mac).mac_valid
+                self.step()
+        else:
+            out = expect(k.error(), self.kms.sign, key_id, message, algorithm)
+            if out is not None:
+                assert self.kms.verify(key_id, message, out.signature, algorithm).signature_valid
+                self.step()
+
+    @rule(key_id=signers, enable=st.booleans())
+    def toggle_signer(self, key_id, enable):
+        now, k = self.step(), self.model[key_id]
+        error = self.lifecycle_error(k)
+        expect(error, self.kms.enable_key if enable else self.kms.disable_key, key_id)
+        if error is None:
+            self.set_state(k, "Enabled" if enable else "Disabled", now)
+
+    @rule(key_id=signers)
+    def rotate_signer(self, key_id):
+        """Rotation of asymmetric and HMAC keys is refused, as AWS refuses it."""
+        self.step()
+        error = NotFoundException if self.model[key_id].state == "Deleted" else UnsupportedOperationException
+        expect(error, self.kms.rotate_key_on_demand, key_id)
+        expect(error, self.kms.enable_key_rotation, key_id)
+
+    @rule(key_id=signers, days=st.integers(7, 30))
+    def schedule_signer_deletion(self, key_id, days):
+        self.schedule_deletion(key_id, days)
 
     @invariant()
     def log_and_projections_agree(self):
