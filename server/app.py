@@ -33,11 +33,11 @@ import time
 import traceback
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from keyledger import KeyLedger
+from keyledger import KeyLedger, operations
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.home import ensure_private_file
 from keyledger.service import Planned
@@ -155,8 +155,8 @@ class KMSApp:
         if not summaries:
             return 0
         try:
-            planned = self._caller(ANONYMOUS).record_unauthenticated_refusals(summaries)
-            Planned.finish(await self.committer.submit(planned))  # type: ignore[arg-type]
+            planned = self._plan_call(ANONYMOUS, "record_unauthenticated_refusals", summaries)
+            Planned.finish(await self.committer.submit(planned))
         except Exception as exc:  # noqa: BLE001 - kept and tried again at the next flush
             self.refusals.restore(summaries)
             log_event(logging.ERROR, "refusal-summary-failed", error=type(exc).__name__)
@@ -317,7 +317,7 @@ class KMSApp:
         extra: list[tuple[bytes, bytes]] = []
         request_id = None
         try:
-            planned: Planned = self._caller(principal).record_denied(name, error)  # type: ignore[assignment]
+            planned = self._plan_call(principal, "record_denied", name, error)
             Planned.finish(await self.committer.submit(planned))
             request_id = planned.request_id
         except Exception as again:  # noqa: BLE001 - the log cannot take it either: the server log has it
@@ -355,12 +355,17 @@ class KMSApp:
             op = protocol.operation_for(target)
             document = protocol.decode_body(body)
             entry["key"] = protocol.key_hint(document)
-            kwargs = protocol.request_kwargs(op, document)
+            kwargs = operations.request_kwargs(op, document)
         except KMSError as refusal:
             if principal == ANONYMOUS:
                 return principal, None, refusal
-            return principal, self._caller(principal).record_denied(name, refusal), refusal  # type: ignore[return-value]
-        return principal, getattr(self._caller(principal), op.method)(**kwargs), None
+            return principal, self._plan_call(principal, "record_denied", name, refusal), refusal
+        return principal, self._plan_call(principal, op.method, **kwargs), None
+
+    def _plan_call(self, principal: str, method: str, *args: Any, **kwargs: Any) -> Planned:
+        """The request a library call makes on the planning ledger (its
+        methods are typed by the responses that `Planned.finish` gives)."""
+        return cast(Planned, getattr(self._caller(principal), method)(*args, **kwargs))
 
     async def _read_body(self, receive: Any, headers: dict[str, list[str]]) -> bytes:
         declared = headers.get("content-length", ["0"])[0]

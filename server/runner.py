@@ -9,6 +9,7 @@ and the caller closes the ledger (a final sync in `relaxed` mode).
 
 from __future__ import annotations
 
+import math
 import signal
 import socket
 from typing import Any
@@ -50,7 +51,7 @@ def make_server(app: KMSApp, *, graceful_timeout: float | None = 30.0,
         proxy_headers=False,  # no X-Forwarded-For: the access log shows the real peer
         timeout_keep_alive=60,  # SDK connection pools reuse idle connections for about a minute
         ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-        timeout_graceful_shutdown=graceful_timeout, **config))
+        timeout_graceful_shutdown=None if graceful_timeout is None else math.ceil(graceful_timeout), **config))
 
 
 def run(app: KMSApp, sock: socket.socket, *, graceful_timeout: float | None = 30.0, **limits: Any) -> None:
