@@ -37,6 +37,7 @@ def test_encrypt_decrypt_round_trip_through_fileb_files(cli: Cli, key: str, writ
     for ciphertext in (blob, _b64(text.strip())):
         url = write("cipher.bin", ciphertext)
         decrypted = cli.json("decrypt", "--ciphertext-blob", url, "--encryption-context", "order=42,purpose=test")
+        assert len(decrypted.pop("KeyMaterialId")) == 64  # AWS's 2025 addition
         assert decrypted == {"KeyId": ARN + key, "Plaintext": base64.b64encode(SECRET).decode(),
                              "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
@@ -91,7 +92,7 @@ def test_re_encrypt_to_another_key_and_context(cli: Cli, key: str) -> None:
     out = cli.json("re-encrypt", "--ciphertext-blob", blob["CiphertextBlob"], "--destination-key-id", other,
                    "--source-encryption-context", "a=1", "--destination-encryption-context", '{"b": "2"}')
     assert set(out) == {"CiphertextBlob", "SourceKeyId", "KeyId", "SourceEncryptionAlgorithm",
-                        "DestinationEncryptionAlgorithm"}
+                        "DestinationEncryptionAlgorithm", "SourceKeyMaterialId", "DestinationKeyMaterialId"}
     assert out["SourceKeyId"] == ARN + key and out["KeyId"] == ARN + other
     back = cli.json("decrypt", "--ciphertext-blob", out["CiphertextBlob"], "--encryption-context", "b=2")
     assert back["KeyId"] == ARN + other and _b64(back["Plaintext"]) == b"moving"
@@ -99,14 +100,14 @@ def test_re_encrypt_to_another_key_and_context(cli: Cli, key: str) -> None:
 
 def test_generate_data_key_and_without_plaintext(cli: Cli, key: str) -> None:
     out = cli.json("generate-data-key", "--key-id", key, "--key-spec", "AES_256", "--encryption-context", "k=v")
-    assert set(out) == {"CiphertextBlob", "Plaintext", "KeyId"} and out["KeyId"] == ARN + key
+    assert set(out) == {"CiphertextBlob", "Plaintext", "KeyId", "KeyMaterialId"} and out["KeyId"] == ARN + key
     data_key = _b64(out["Plaintext"])
     assert len(data_key) == 32
     opened = cli.json("decrypt", "--ciphertext-blob", out["CiphertextBlob"], "--encryption-context", "k=v")
     assert _b64(opened["Plaintext"]) == data_key
 
     out = cli.json("generate-data-key-without-plaintext", "--key-id", key, "--number-of-bytes", "16")
-    assert set(out) == {"CiphertextBlob", "KeyId"}
+    assert set(out) == {"CiphertextBlob", "KeyId", "KeyMaterialId"}
     opened = cli.json("decrypt", "--ciphertext-blob", out["CiphertextBlob"])
     assert len(_b64(opened["Plaintext"])) == 16
 

@@ -96,7 +96,7 @@ def test_invalid_blobs_are_refused_the_same_way(bad):
     material = Secret(h(CASES[1]["material"]))
     with pytest.raises(InvalidCiphertextException) as parsed:
         crypto.parse_header(h(bad["blob"]))
-    assert parsed.value.message == "The ciphertext is invalid."
+    assert parsed.value.message == ""  # as AWS sends it: no reason at all
     if len(h(bad["blob"])) < crypto.MIN_CIPHERTEXT_BYTES:
         with pytest.raises(InvalidCiphertextException):
             crypto.open_(material, h(bad["blob"]), crypto.canonical_context(CASES[1]["context"]))

@@ -20,7 +20,7 @@ from keyledger.errors import (
     IncorrectKeyException, InvalidCiphertextException, KMSError, ValidationException,
 )
 
-OPAQUE = "The ciphertext is invalid."
+OPAQUE = ""  # AWS sends InvalidCiphertextException with an empty message
 SECRET = b"TOP-SECRET-PLAINTEXT-7f3a9c"  # recognizable, to look for in errors
 KEY_ID_FIELD = range(3, 19)  # bytes of the 16-byte key id in the header
 VERSION_FIELD = range(19, 23)
@@ -259,7 +259,7 @@ def test_errors_carry_no_reason_and_no_secret(kms, key):
     errors.append(assert_opaque(kms, blob))
 
     # One message for every cause: nothing to tell them apart.
-    assert {str(e) for e in errors} == {f"InvalidCiphertextException: {OPAQUE}"}
+    assert {str(e) for e in errors} == {"InvalidCiphertextException"}  # no reason, not even an empty one
     assert {repr(e) for e in errors} == {f"InvalidCiphertextException({OPAQUE!r})"}
     for exc in errors:
         shown = "".join(traceback.format_exception(exc))
