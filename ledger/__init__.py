@@ -69,10 +69,10 @@ def _root_key(home: Path, given: bytes | None, creating: bool, rng: Callable[[in
             raise LedgerError(f"{ROOT_KEY_ENV} must be the base64 of 32 bytes")
         return Secret(raw)
     path = home / ROOT_KEY_FILE
-    raw = _secret_file(path, creating, rng)
-    if raw is None:
+    stored = _secret_file(path, creating, rng)
+    if stored is None:
         raise LedgerError(f"the root key {path} is missing (or set {ROOT_KEY_ENV})")
-    return Secret(raw)
+    return Secret(stored)
 
 
 def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes | None:
@@ -119,8 +119,8 @@ def _checkpoint_key(home: Path, create: bool, rng: Callable[[int], bytes]) -> Se
         if len(raw) != 32:
             raise LedgerError(f"{CHECKPOINT_KEY_ENV} must be the base64 of 32 bytes")
         return Secret(raw)
-    raw = _secret_file(home / CHECKPOINT_KEY_FILE, create, rng)
-    return None if raw is None else Secret(raw)
+    stored = _secret_file(home / CHECKPOINT_KEY_FILE, create, rng)
+    return None if stored is None else Secret(stored)
 
 
 def _finish_root_rotation(home: Path, root: Secret, expected: bytes, given: bool) -> Secret:

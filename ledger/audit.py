@@ -190,6 +190,7 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
         if problem is not None:
             report.problems.append(problem)
             break
+        assert record is not None  # no problem: the record decoded
         state.apply(record)
         tree.append(merkle.leaf_hash(raw.body))
         prev, expected = raw.hash, expected + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from keyledger import events as ev
 from keyledger import keyspecs
@@ -63,13 +64,15 @@ def check_length(field: str, value: bytes | str, low: int, high: int) -> None:
         raise _invalid(field, f"Member must have length less than or equal to {high}", value, show=show)
 
 
-def check_range(field: str, value: int, low: int, high: int) -> None:
+def check_range(field: str, value: object, low: int, high: int) -> int:
+    """`value`, once it is an integer in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(field, "Member must be an integer", value)
     if value < low:
         raise _invalid(field, f"Member must have value greater than or equal to {low}", value)
     if value > high:
         raise _invalid(field, f"Member must have value less than or equal to {high}", value)
+    return value
 
 
 def check_limit(value: int | None, high: int) -> int:
@@ -157,6 +160,12 @@ def check_tag_keys(tag_keys: Iterable[str]) -> list[str]:
 ALIAS_DOCS = "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
 
 
+def is_alias_name(name: str) -> bool:
+    """The form of an alias name (`alias/` and the model's characters, no ':')."""
+    return isinstance(name, str) and len(name) <= 256 and name.startswith("alias/") and name != "alias/" \
+        and ":" not in name and _ALIAS_PATTERN.fullmatch(name) is not None
+
+
 def check_alias_name(name: str) -> str:
     """AWS's alias rules beyond the model's pattern (which allows ':'):
     the `alias/` prefix, no ':' and the reserved `alias/aws/` prefix."""
@@ -184,8 +193,7 @@ def check_key_spec_params(key_spec: str | None, number_of_bytes: int | None) -> 
     if key_spec is not None:
         check_enum("keySpec", key_spec, DATA_KEY_SPECS)
         return DATA_KEY_SPECS[key_spec]
-    check_range("numberOfBytes", number_of_bytes, 1, 1024)  # type: ignore[arg-type]
-    return number_of_bytes  # type: ignore[return-value]
+    return check_range("numberOfBytes", number_of_bytes, 1, 1024)
 
 
 # -- identifiers --------------------------------------------------------------
@@ -328,7 +336,7 @@ def disable_key(state: KeyState, arn: str) -> list[ev.Event]:
     return [ev.KeyDisabled(state.key_id)]
 
 
-def schedule_deletion(state: KeyState, arn: str, days: int, now: int) -> list[ev.Event]:
+def schedule_deletion(state: KeyState, arn: str, days: int, now: int) -> list[ev.KeyDeletionScheduled]:
     check_range("pendingWindowInDays", days, *PENDING_WINDOW_RANGE)
     if state.state == PENDING_DELETION:
         raise KMSInvalidStateException(f"{arn} is pending deletion.")

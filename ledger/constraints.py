@@ -43,7 +43,8 @@ REQUIRED_BY_OPERATION: dict[tuple[str, str], str] = {
 
 @functools.cache
 def model() -> dict[str, Any]:
-    return json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+    found: dict[str, Any] = json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+    return found
 
 
 def snake(name: str) -> str:

@@ -28,7 +28,7 @@ import os
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from cryptography.exceptions import InvalidSignature as _InvalidSignature
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
@@ -50,7 +50,6 @@ try:  # ML-DSA arrived in cryptography 47; without it ML_DSA_* keys are refused
     _MLDSA_CLASSES: dict[int, Any] = {44: _mldsa.MLDSA44PrivateKey, 65: _mldsa.MLDSA65PrivateKey,
                                       87: _mldsa.MLDSA87PrivateKey}
 except ImportError:  # pragma: no cover - depends on the installed cryptography
-    _mldsa = None
     _MLDSA_CLASSES = {}
 
 MAGIC = b"KL"
@@ -214,17 +213,19 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 # symmetric material (wrap_material, with a KCV); public keys are DER
 # SubjectPublicKeyInfo, which may be stored in clear.
 
-_HASHES = {"sha1": _hashes.SHA1, "sha224": _hashes.SHA224, "sha256": _hashes.SHA256,
-           "sha384": _hashes.SHA384, "sha512": _hashes.SHA512}
-_CURVES = {"secp256r1": _ec.SECP256R1, "secp384r1": _ec.SECP384R1, "secp521r1": _ec.SECP521R1,
-           "secp256k1": _ec.SECP256K1}
+_HASHES: dict[str, Callable[[], _hashes.HashAlgorithm]] = {
+    "sha1": _hashes.SHA1, "sha224": _hashes.SHA224, "sha256": _hashes.SHA256, "sha384": _hashes.SHA384,
+    "sha512": _hashes.SHA512}
+_CURVES: dict[str, Callable[[], _ec.EllipticCurve]] = {
+    "secp256r1": _ec.SECP256R1, "secp384r1": _ec.SECP384R1, "secp521r1": _ec.SECP521R1,
+    "secp256k1": _ec.SECP256K1}
 _PKCS8 = (_ser.Encoding.DER, _ser.PrivateFormat.PKCS8, _ser.NoEncryption())
 _SPKI = (_ser.Encoding.DER, _ser.PublicFormat.SubjectPublicKeyInfo)
 
 
 def unavailable_families() -> dict[str, str | None]:
     """Families the installed cryptography cannot serve, with the reason."""
-    if _mldsa is None:
+    if not _MLDSA_CLASSES:
         return {"ML_DSA": "the installed cryptography does not provide ML-DSA"}
     return {}
 

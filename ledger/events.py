@@ -28,7 +28,8 @@ SERVICE_PRINCIPAL = "kms.amazonaws.com"
 
 
 class _Event(msgspec.Struct, frozen=True, tag_field="type"):
-    pass
+    """Base of the union. Each event repeats `frozen=True`: msgspec inherits
+    it, but type checkers (dataclass_transform) only see what a class says."""
 
 
 class WrappedMaterial(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -45,7 +46,7 @@ class WrappedMaterial(msgspec.Struct, frozen=True, omit_defaults=True):
 
 # -- key lifecycle ----------------------------------------------------------
 
-class KeyCreated(_Event, tag="KeyCreated"):
+class KeyCreated(_Event, frozen=True, tag="KeyCreated"):
     key_id: str
     description: str
     key_usage: str
@@ -56,64 +57,64 @@ class KeyCreated(_Event, tag="KeyCreated"):
     policy: str = ""  # the key policy document ("" in no record this code writes)
 
 
-class KeyPolicyPut(_Event, tag="KeyPolicyPut"):
+class KeyPolicyPut(_Event, frozen=True, tag="KeyPolicyPut"):
     key_id: str
     policy_name: str
     policy: str
 
 
-class KeyDescriptionUpdated(_Event, tag="KeyDescriptionUpdated"):
+class KeyDescriptionUpdated(_Event, frozen=True, tag="KeyDescriptionUpdated"):
     key_id: str
     description: str
 
 
-class KeyEnabled(_Event, tag="KeyEnabled"):
+class KeyEnabled(_Event, frozen=True, tag="KeyEnabled"):
     key_id: str
 
 
-class KeyDisabled(_Event, tag="KeyDisabled"):
+class KeyDisabled(_Event, frozen=True, tag="KeyDisabled"):
     key_id: str
 
 
-class KeyDeletionScheduled(_Event, tag="KeyDeletionScheduled"):
+class KeyDeletionScheduled(_Event, frozen=True, tag="KeyDeletionScheduled"):
     key_id: str
     deletion_date: int
     pending_window_days: int
 
 
-class KeyDeletionCancelled(_Event, tag="KeyDeletionCancelled"):
+class KeyDeletionCancelled(_Event, frozen=True, tag="KeyDeletionCancelled"):
     key_id: str
 
 
-class KeyDeleted(_Event, tag="KeyDeleted"):
+class KeyDeleted(_Event, frozen=True, tag="KeyDeleted"):
     """The waiting period ended: the KEK is destroyed in the same
     transaction (crypto-shredding); the history stays in the log."""
 
     key_id: str
 
 
-class KeyTagged(_Event, tag="KeyTagged"):
+class KeyTagged(_Event, frozen=True, tag="KeyTagged"):
     key_id: str
     tags: dict[str, str]
 
 
-class KeyUntagged(_Event, tag="KeyUntagged"):
+class KeyUntagged(_Event, frozen=True, tag="KeyUntagged"):
     key_id: str
     tag_keys: list[str]
 
 
 # -- rotation ---------------------------------------------------------------
 
-class KeyRotationEnabled(_Event, tag="KeyRotationEnabled"):
+class KeyRotationEnabled(_Event, frozen=True, tag="KeyRotationEnabled"):
     key_id: str
     rotation_period_days: int
 
 
-class KeyRotationDisabled(_Event, tag="KeyRotationDisabled"):
+class KeyRotationDisabled(_Event, frozen=True, tag="KeyRotationDisabled"):
     key_id: str
 
 
-class KeyRotated(_Event, tag="KeyRotated"):
+class KeyRotated(_Event, frozen=True, tag="KeyRotated"):
     key_id: str
     rotation_type: str  # "AUTOMATIC" | "ON_DEMAND"
     rotation_date: int  # for AUTOMATIC: the due time, which may precede the record
@@ -122,48 +123,48 @@ class KeyRotated(_Event, tag="KeyRotated"):
 
 # -- aliases ----------------------------------------------------------------
 
-class AliasCreated(_Event, tag="AliasCreated"):
+class AliasCreated(_Event, frozen=True, tag="AliasCreated"):
     alias_name: str
     key_id: str
 
 
-class AliasUpdated(_Event, tag="AliasUpdated"):
+class AliasUpdated(_Event, frozen=True, tag="AliasUpdated"):
     alias_name: str
     key_id: str
     previous_key_id: str
 
 
-class AliasDeleted(_Event, tag="AliasDeleted"):
+class AliasDeleted(_Event, frozen=True, tag="AliasDeleted"):
     alias_name: str
     key_id: str
 
 
 # -- principals and grants -----------------------------------------------------
 
-class PrincipalCreated(_Event, tag="PrincipalCreated"):
+class PrincipalCreated(_Event, frozen=True, tag="PrincipalCreated"):
     principal: str  # arn:aws:iam::<account>:user/NAME or :role/NAME
     kind: str  # "user" | "role"
 
 
-class PrincipalPolicyPut(_Event, tag="PrincipalPolicyPut"):
+class PrincipalPolicyPut(_Event, frozen=True, tag="PrincipalPolicyPut"):
     principal: str
     policy_name: str
     policy: str
 
 
-class PrincipalPolicyDeleted(_Event, tag="PrincipalPolicyDeleted"):
+class PrincipalPolicyDeleted(_Event, frozen=True, tag="PrincipalPolicyDeleted"):
     principal: str
     policy_name: str
 
 
-class AccessKeyCreated(_Event, tag="AccessKeyCreated"):
+class AccessKeyCreated(_Event, frozen=True, tag="AccessKeyCreated"):
     """An access key id was issued to a principal (its secret is never logged)."""
 
     principal: str
     access_key_id: str
 
 
-class AccessKeyStatusChanged(_Event, tag="AccessKeyStatusChanged"):
+class AccessKeyStatusChanged(_Event, frozen=True, tag="AccessKeyStatusChanged"):
     """An access key was made Active or Inactive (`keyledger iam update-access-key`)."""
 
     principal: str
@@ -171,14 +172,14 @@ class AccessKeyStatusChanged(_Event, tag="AccessKeyStatusChanged"):
     status: str  # "Active" | "Inactive"
 
 
-class AccessKeyDeleted(_Event, tag="AccessKeyDeleted"):
+class AccessKeyDeleted(_Event, frozen=True, tag="AccessKeyDeleted"):
     """An access key was deleted: its id no longer authenticates anyone."""
 
     principal: str
     access_key_id: str
 
 
-class GrantCreated(_Event, tag="GrantCreated"):
+class GrantCreated(_Event, frozen=True, tag="GrantCreated"):
     key_id: str
     grant_id: str
     grantee_principal: str
@@ -189,19 +190,19 @@ class GrantCreated(_Event, tag="GrantCreated"):
     context_subset: dict[str, str] | None = None
 
 
-class GrantRetired(_Event, tag="GrantRetired"):
+class GrantRetired(_Event, frozen=True, tag="GrantRetired"):
     key_id: str
     grant_id: str
 
 
-class GrantRevoked(_Event, tag="GrantRevoked"):
+class GrantRevoked(_Event, frozen=True, tag="GrantRevoked"):
     key_id: str
     grant_id: str
 
 
 # -- data plane -------------------------------------------------------------
 
-class Encrypted(_Event, tag="Encrypted", omit_defaults=True):
+class Encrypted(_Event, frozen=True, tag="Encrypted", omit_defaults=True):
     key_id: str
     key_version: int
     encryption_context: dict[str, str]
@@ -209,7 +210,7 @@ class Encrypted(_Event, tag="Encrypted", omit_defaults=True):
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"  # RSAES_OAEP_* for an RSA key (omitted when default)
 
 
-class Decrypted(_Event, tag="Decrypted", omit_defaults=True):
+class Decrypted(_Event, frozen=True, tag="Decrypted", omit_defaults=True):
     key_id: str
     key_version: int
     encryption_context: dict[str, str]
@@ -217,7 +218,7 @@ class Decrypted(_Event, tag="Decrypted", omit_defaults=True):
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"
 
 
-class ReEncrypted(_Event, tag="ReEncrypted"):
+class ReEncrypted(_Event, frozen=True, tag="ReEncrypted"):
     source_key_id: str
     source_key_version: int
     source_encryption_context: dict[str, str]
@@ -228,7 +229,7 @@ class ReEncrypted(_Event, tag="ReEncrypted"):
     ciphertext_digest: bytes
 
 
-class DataKeyGenerated(_Event, tag="DataKeyGenerated"):
+class DataKeyGenerated(_Event, frozen=True, tag="DataKeyGenerated"):
     key_id: str
     key_version: int
     encryption_context: dict[str, str]
@@ -237,7 +238,7 @@ class DataKeyGenerated(_Event, tag="DataKeyGenerated"):
     plaintext_returned: bool
 
 
-class DataKeyPairGenerated(_Event, tag="DataKeyPairGenerated"):
+class DataKeyPairGenerated(_Event, frozen=True, tag="DataKeyPairGenerated"):
     """GenerateDataKeyPair(WithoutPlaintext): the private key was sealed
     under a symmetric key; the digests name the blob and the public key."""
 
@@ -252,7 +253,7 @@ class DataKeyPairGenerated(_Event, tag="DataKeyPairGenerated"):
 
 # -- asymmetric and HMAC keys: digests only, never a message, key or secret ----
 
-class Signed(_Event, tag="Signed"):
+class Signed(_Event, frozen=True, tag="Signed"):
     key_id: str
     key_version: int
     signing_algorithm: str
@@ -261,7 +262,7 @@ class Signed(_Event, tag="Signed"):
     signature_digest: bytes  # SHA-256 of the signature
 
 
-class SignatureVerified(_Event, tag="SignatureVerified"):
+class SignatureVerified(_Event, frozen=True, tag="SignatureVerified"):
     """A Verify that found the signature valid (an invalid one is a
     RequestDenied with KMSInvalidSignatureException, as AWS answers)."""
 
@@ -273,7 +274,7 @@ class SignatureVerified(_Event, tag="SignatureVerified"):
     signature_digest: bytes
 
 
-class MacGenerated(_Event, tag="MacGenerated"):
+class MacGenerated(_Event, frozen=True, tag="MacGenerated"):
     key_id: str
     key_version: int
     mac_algorithm: str
@@ -281,7 +282,7 @@ class MacGenerated(_Event, tag="MacGenerated"):
     mac_digest: bytes
 
 
-class MacVerified(_Event, tag="MacVerified"):
+class MacVerified(_Event, frozen=True, tag="MacVerified"):
     key_id: str
     key_version: int
     mac_algorithm: str
@@ -289,7 +290,7 @@ class MacVerified(_Event, tag="MacVerified"):
     mac_digest: bytes
 
 
-class SharedSecretDerived(_Event, tag="SharedSecretDerived"):
+class SharedSecretDerived(_Event, frozen=True, tag="SharedSecretDerived"):
     """DeriveSharedSecret: the peer's public key by digest; the secret is
     never recorded, not even as a digest: a digest of a secret is a test for it."""
 
@@ -299,11 +300,11 @@ class SharedSecretDerived(_Event, tag="SharedSecretDerived"):
     peer_public_key_digest: bytes
 
 
-class RandomGenerated(_Event, tag="RandomGenerated"):
+class RandomGenerated(_Event, frozen=True, tag="RandomGenerated"):
     number_of_bytes: int
 
 
-class RootKeyRotated(_Event, tag="RootKeyRotated"):
+class RootKeyRotated(_Event, frozen=True, tag="RootKeyRotated"):
     """Every KEK was re-wrapped under a new root key and the old one was
     destroyed: copies of deleted keys' KEKs (LMDB free pages, backups) are
     now unrecoverable. Carries only a count and the new key's check value."""
@@ -314,14 +315,14 @@ class RootKeyRotated(_Event, tag="RootKeyRotated"):
 
 # -- reads and refusals -----------------------------------------------------
 
-class MetadataRead(_Event, tag="MetadataRead"):
+class MetadataRead(_Event, frozen=True, tag="MetadataRead"):
     """A read-only call (DescribeKey, ListKeys, ...): audited like any other."""
 
     operation: str
     key_id: str | None = None
 
 
-class RequestDenied(_Event, tag="RequestDenied"):
+class RequestDenied(_Event, frozen=True, tag="RequestDenied"):
     """A request refused by validation, state or authorization checks."""
 
     operation: str
@@ -330,7 +331,7 @@ class RequestDenied(_Event, tag="RequestDenied"):
     key_id: str | None = None
 
 
-class UnauthenticatedRequestsRefused(_Event, tag="UnauthenticatedRequestsRefused"):
+class UnauthenticatedRequestsRefused(_Event, frozen=True, tag="UnauthenticatedRequestsRefused"):
     """Requests from callers who proved no identity (missing or bad SigV4,
     unknown or inactive access key, throttled), refused by the HTTP server
     and summarized per source address and error code over an interval, so

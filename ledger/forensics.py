@@ -55,7 +55,9 @@ def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
 def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
     """A key's lifecycle, rotations, aliases, usage by principal and month,
     and the signatures it made (digests only)."""
-    events, by_principal, by_month = [], Counter(), Counter()
+    events: list[dict[str, Any]] = []
+    by_principal: Counter[str] = Counter()
+    by_month: Counter[str] = Counter()
     signatures: list[dict[str, Any]] = []
     aliases: dict[str, str] = {}
     for seq in snapshot.index_seqs("idx_key", key_id.encode()):
@@ -270,11 +272,11 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
         try:
             key_id, version = crypto.parse_header(blob)
         except InvalidCiphertextException:  # perhaps an RSA ciphertext the log knows by its digest
-            why = _open_rsa(snapshot, root, blob)
-            if why is None:
+            refused = _open_rsa(snapshot, root, blob)
+            if refused is None:
                 report.corpus_opened += 1
             else:
-                report.corpus_failures.append(f"line {i + 1}: {why}")
+                report.corpus_failures.append(f"line {i + 1}: {refused}")
             continue
         material = materials.get((key_id, version))
         if material is None:
@@ -338,7 +340,8 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
     when = datetime.fromtimestamp(until_time / 1_000_000, tz=timezone.utc) if until_time is not None \
         else datetime.now(timezone.utc)
     arn = f"arn:aws:kms:{region}:{account}:key/{key_id}"
-    allowed, denied = [], []
+    allowed: list[dict[str, str]] = []
+    denied: list[dict[str, str]] = []
     for principal in sorted(candidates):
         found = principals.get(principal.encode())
         iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] if found else []

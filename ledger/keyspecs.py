@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypedDict
 
 from keyledger.errors import (
     InvalidKeyUsageException,
@@ -350,14 +351,23 @@ def require_rotatable(key_spec: str) -> None:
         raise UnsupportedOperationException("")
 
 
-def metadata_algorithms(key_spec: str, key_usage: str) -> dict[str, list[str] | None]:
+class AlgorithmLists(TypedDict):
+    """KeyMetadata's algorithm fields (spread into it as keywords)."""
+
+    encryption_algorithms: list[str] | None
+    signing_algorithms: list[str] | None
+    mac_algorithms: list[str] | None
+    key_agreement_algorithms: list[str] | None
+
+
+def metadata_algorithms(key_spec: str, key_usage: str) -> AlgorithmLists:
     """The algorithm lists DescribeKey shows, as AWS shows them: the lists
     the key's usage has, None (absent) for the others (snake_case names of
     KeyMetadata's fields)."""
     usage = SPECS[key_spec].usages[key_usage]
-    return {name: list(values) or None for name, values in (
-        ("encryption_algorithms", usage.encryption), ("signing_algorithms", usage.signing),
-        ("mac_algorithms", usage.mac), ("key_agreement_algorithms", usage.key_agreement))}
+    return AlgorithmLists(encryption_algorithms=list(usage.encryption) or None,
+                          signing_algorithms=list(usage.signing) or None, mac_algorithms=list(usage.mac) or None,
+                          key_agreement_algorithms=list(usage.key_agreement) or None)
 
 
 __all__ = ["KeySpec", "Usage", "SigningAlgorithm", "EncryptionAlgorithm", "MacAlgorithm", "SPECS", "spec",

@@ -211,7 +211,7 @@ def parse(document: str, *, key_policy: bool = True) -> Policy:
         raise _bad(f"the document exceeds {MAX_POLICY_BYTES} bytes")
     try:
         raw = json.loads(document)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _bad(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(raw, dict):
         raise _bad("the document must be a JSON object")
@@ -305,7 +305,7 @@ def _principal_in(names: Sequence[str], principal: str) -> bool:
 def _delegates(names: Sequence[str], principal: str) -> bool:
     """The statement names the principal's account (root ARN or account id)."""
     account = account_of(principal)
-    return bool(account) and any(n in (account, root_of(account)) for n in names)
+    return account is not None and account != "" and any(n in (account, root_of(account)) for n in names)
 
 
 def _any_match(patterns: Sequence[str], value: str, ignore_case: bool) -> bool:
@@ -361,17 +361,17 @@ def _positive(op: str, actual: Any, wanted: Any) -> bool:
         w = wanted if isinstance(wanted, bool) else str(wanted).lower() == "true"
         return a == w
     if base.startswith("Numeric"):
-        a, w = _to_number(actual), _to_number(wanted)
-        if a is None or w is None:
+        na, nw = _to_number(actual), _to_number(wanted)
+        if na is None or nw is None:
             return False
-        return {"NumericEquals": a == w, "NumericLessThan": a < w, "NumericLessThanEquals": a <= w,
-                "NumericGreaterThan": a > w, "NumericGreaterThanEquals": a >= w}[base]
+        return {"NumericEquals": na == nw, "NumericLessThan": na < nw, "NumericLessThanEquals": na <= nw,
+                "NumericGreaterThan": na > nw, "NumericGreaterThanEquals": na >= nw}[base]
     if base.startswith("Date"):
-        a, w = _to_date(actual), _to_date(wanted)
-        if a is None or w is None:
+        da, dw = _to_date(actual), _to_date(wanted)
+        if da is None or dw is None:
             return False
-        return {"DateEquals": a == w, "DateLessThan": a < w, "DateLessThanEquals": a <= w,
-                "DateGreaterThan": a > w, "DateGreaterThanEquals": a >= w}[base]
+        return {"DateEquals": da == dw, "DateLessThan": da < dw, "DateLessThanEquals": da <= dw,
+                "DateGreaterThan": da > dw, "DateGreaterThanEquals": da >= dw}[base]
     return False
 
 

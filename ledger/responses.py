@@ -399,7 +399,8 @@ def to_aws(response: _Response | None) -> dict[str, Any]:
     absent (not null) optional members."""
     if response is None:
         return {}
-    return _strip_none(msgspec.to_builtins(response))
+    shape: dict[str, Any] = _strip_none(msgspec.to_builtins(response))
+    return shape
 
 
 class GetKeyPolicyResponse(_Response, frozen=True):

@@ -8,6 +8,7 @@ to the bytes is the explicit, greppable `reveal()`.
 from __future__ import annotations
 
 import hmac
+from typing import NoReturn
 
 
 class Secret:
@@ -37,7 +38,7 @@ class Secret:
     def __hash__(self) -> int:  # usable in sets without exposing the value
         return id(self)
 
-    def __reduce__(self):  # pickle, copy and deepcopy all come through here
+    def __reduce__(self) -> NoReturn:  # pickle, copy and deepcopy all come through here
         raise TypeError("a Secret cannot be pickled or copied")
 
     def __bytes__(self) -> bytes:

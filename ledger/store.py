@@ -33,7 +33,7 @@ import errno
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ class RawRecord:
 class _Tables:
     """projections.Tables over a write transaction."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> None:
         self._txn, self._dbs = txn, dbs
 
     def get(self, table: str, row: bytes) -> Any:
@@ -115,7 +115,7 @@ class _Tables:
         return list(_scan(self._txn, self._dbs[table], table, after, prefix, limit))
 
 
-def _scan(txn: lmdb.Transaction, db: Any, table: str, after: bytes | None, prefix: bytes,
+def _scan(txn: lmdb.Transaction[bytes], db: Any, table: str, after: bytes | None, prefix: bytes,
           limit: int | None) -> Iterator[tuple[bytes, Any]]:
     cur = txn.cursor(db=db)
     found = cur.set_range(max(after or b"", prefix))
@@ -134,7 +134,7 @@ class WriteView(_Tables):
     """What a work item sees: the projections as of everything before it in
     the log, the keks table, and `append` to add records."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], head: Head, audit: bool = True) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any], head: Head, audit: bool = True) -> None:
         super().__init__(txn, dbs)
         self.head = head
         self.appended: list[ev.Record] = []
@@ -155,7 +155,7 @@ class WriteView(_Tables):
         else:
             self._txn.put(key_id.encode(), wrapped, db=self._dbs["keks"])
 
-    def append(self, events: list[ev.Event], *, operation: str, principal: str,
+    def append(self, events: Sequence[ev.Event], *, operation: str, principal: str,
                request_id: str, time: int) -> list[ev.Record]:
         """Append events as records and fold them into the projections
         (and, with audit tables on, the Merkle tree and the indexes)."""
@@ -192,7 +192,7 @@ class WriteView(_Tables):
 class Snapshot:
     """A read transaction's view: the log and the projections at one point."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> None:
         self._txn, self._dbs = txn, dbs
 
     def head(self) -> Head:
@@ -483,7 +483,7 @@ class Store:
     # -- reads ------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[lmdb.Transaction]:
+    def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
         with self._rw.shared():
             try:
                 txn = self.env.begin(buffers=False)
@@ -618,7 +618,7 @@ class Store:
         nested = len(batch) > 1
         try:
             head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
-            outcomes = []
+            outcomes: list[tuple[_Work, Any, Exception | None]] = []
             for work in batch:
                 child = self.env.begin(write=True, parent=txn) if nested else txn
                 view = WriteView(child, self._dbs, head, self.audit_tables)

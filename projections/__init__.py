@@ -119,7 +119,8 @@ def fold(records: Iterable[ev.Record]) -> MemoryTables:
 
 
 _encoder = msgspec.msgpack.Encoder(order="deterministic")
-DECODERS = {name: msgspec.msgpack.Decoder(cls) for name, cls in TABLES.items()}
+DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
+    name: msgspec.msgpack.Decoder(cls) for name, cls in TABLES.items()}
 
 
 def encode_row(value: Any) -> bytes:

@@ -44,7 +44,8 @@ def term_key(index: str, term: bytes, seq: int) -> bytes:
 
 
 def seq_of(index_key: bytes) -> int:
-    return SEQ.unpack(index_key[-8:])[0]
+    seq: int = SEQ.unpack(index_key[-8:])[0]
+    return seq
 
 
 def digests_of(event: ev.Event) -> tuple[bytes, ...]:

@@ -14,6 +14,7 @@ from keyledger.errors import (
     AccessDeniedException,
     InvalidMarkerException,
     NotFoundException,
+    ValidationException,
 )
 from keyledger.projections import grant_row, principal_row
 from keyledger.service.base import ServiceBase
@@ -91,7 +92,7 @@ class AccessOps(ServiceBase):
         def body(req: _Request) -> dict[str, Any]:
             cmd.check_principal_arn("principal", principal)
             if not isinstance(action, str) or ":" not in action:
-                raise cmd.ValidationException("action must look like kms:Decrypt")
+                raise ValidationException("action must look like kms:Decrypt")
             context = cmd.check_context("encryptionContext", encryption_context) \
                 if encryption_context is not None else None
             req.authorize("iam:SimulatePrincipalPolicy", None, resource=principal)
@@ -219,12 +220,12 @@ class AccessOps(ServiceBase):
             if grant_token is not None:
                 token_key, token_grant = _parse_grant_token(grant_token)
                 if grant_id is not None and grant_id != token_grant:
-                    raise cmd.ValidationException("GrantId does not match the grant token")
+                    raise ValidationException("GrantId does not match the grant token")
                 target_key, target_grant = token_key, token_grant
             elif key_id is not None and grant_id is not None:
                 target_key, target_grant = req.key(key_id).key_id, grant_id
             else:
-                raise cmd.ValidationException("Specify GrantToken, or KeyId and GrantId")
+                raise ValidationException("Specify GrantToken, or KeyId and GrantId")
             req.key_hint = target_key
             grant = req.view.get("grants", grant_row(target_key, target_grant))
             if grant is None:

@@ -123,7 +123,17 @@ class ServiceBase:
 
         if self._planning:
             return Planned(operation, request_id, work)  # type: ignore[return-value]
-        return Planned.finish((self.store.submit(work), None))
+        response: T = Planned.finish((self.store.submit(work), None))
+        return response
+
+    def _key_change(self, operation: str, key_id: str,
+                    decide: Callable[[KeyState, str], list[ev.Event]]) -> None:
+        """The plain shape of a state change: resolve, authorize kms:<operation>, decide, append."""
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.authorize(f"kms:{operation}", state)
+            req.emit(decide(state, req.arn(state.key_id)))
+        return self._run(operation, body, key_hint=key_id)
 
     def planned(self) -> Self:
         """The same ledger whose methods return a `Planned` request instead of

@@ -206,9 +206,9 @@ class DataOps(ServiceBase):
 
         Raises AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.GenerateRandomResponse:
-            cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
+            n = cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
             req.authorize("kms:GenerateRandom", None)
-            req.emit([ev.RandomGenerated(number_of_bytes)])
-            return r.GenerateRandomResponse(self._rng(number_of_bytes))
+            req.emit([ev.RandomGenerated(n)])
+            return r.GenerateRandomResponse(self._rng(n))
         return self._run("GenerateRandom", body)
 

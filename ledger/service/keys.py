@@ -4,7 +4,6 @@ Enable/DisableKey, Schedule/CancelKeyDeletion."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from keyledger import commands as cmd
@@ -109,7 +108,7 @@ class KeyOps(ServiceBase):
                 rows = req.view.scan("keys", after=last, limit=n + 1)
                 for row, state in rows:
                     state = req.maintain(state.key_id)  # a key whose deletion fell due is gone
-                    if state.state == cmd.DELETED:
+                    if state is None or state.state == cmd.DELETED:
                         last = row
                         continue
                     if len(entries) == n:
@@ -134,15 +133,6 @@ class KeyOps(ServiceBase):
             req.authorize("kms:UpdateKeyDescription", state)
             req.emit(cmd.update_description(state, req.arn(state.key_id), description))
         return self._run("UpdateKeyDescription", body, key_hint=key_id)
-
-    def _key_change(self, operation: str, key_id: str,
-                    decide: Callable[[KeyState, str], list[ev.Event]]) -> None:
-        """The plain shape of a state change: resolve, authorize kms:<operation>, decide, append."""
-        def body(req: _Request) -> None:
-            state = req.key(key_id)
-            req.authorize(f"kms:{operation}", state)
-            req.emit(decide(state, req.arn(state.key_id)))
-        return self._run(operation, body, key_hint=key_id)
 
     def enable_key(self, key_id: str) -> None:
         """EnableKey: let a disabled key be used again (a no-op on an enabled key,

@@ -43,7 +43,8 @@ class MaintenanceOps(ServiceBase):
         with self.store.snapshot() as snap:
             head = snap.head()
             stored = snap.checkpoints()
-            start, prev_hash, frontier = 0, ev.GENESIS_HASH, ()
+            start, prev_hash = 0, ev.GENESIS_HASH
+            frontier: tuple[tuple[int, bytes], ...] = ()
             if stored:
                 last = checkpoint_.verify(stored[-1], origin, public)
                 if last.size > head.seq:
@@ -51,7 +52,10 @@ class MaintenanceOps(ServiceBase):
                                       f"size {last.size}: refusing to sign a rolled-back log")
                 start = last.size
                 if start:
-                    prev_hash = snap.raw_record(start - 1).hash
+                    before = snap.raw_record(start - 1)
+                    if before is None:
+                        raise LedgerError(f"record {start - 1}, under the checkpoint of size {last.size}, is missing")
+                    prev_hash = before.hash
                     frontier = merkle.frontier_of(start, snap.node)
                     if merkle.root_of_frontier(frontier) != last.root:
                         raise LedgerError(f"the log does not extend the checkpoint of size {last.size}")
@@ -85,13 +89,8 @@ class MaintenanceOps(ServiceBase):
         """
         from pathlib import Path
 
-        from keyledger import (
-            NEXT_ROOT_KEY_FILE,
-            ROOT_KEY_ENV,
-            ROOT_KEY_FILE,
-            _fsync_dir,
-            private_opener,
-        )
+        from keyledger import ROOT_KEY_ENV, _fsync_dir
+        from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, private_opener
 
         if self.caller != authz.root_of(self.account):
             raise AccessDeniedException(f"User: {self.caller} is not authorized to rotate the root key: "

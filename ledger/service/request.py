@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,6 +27,7 @@ from keyledger.errors import (
     LedgerError,
     MalformedPolicyDocumentException,
     NotFoundException,
+    ValidationException,
 )
 from keyledger.projections import alias_row, key_row, principal_row
 from keyledger.projections.state import AliasState, KeyState
@@ -109,7 +110,7 @@ class _Request:
         self.request_alias: str | None = None  # the alias the caller named the key by
         self._iam: list[authz.Policy] | None = None
 
-    def emit(self, events: list[ev.Event], *, operation: str | None = None,
+    def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
         self.view.append(events, operation=operation or self.operation,
                          principal=principal or self.svc.caller, request_id=self.request_id, time=self.now)
@@ -127,7 +128,7 @@ class _Request:
     def alias(self, name: str) -> AliasState | None:
         """The alias, after its key's due maintenance: a key whose deletion
         fell due takes its aliases with it, even before anything touched it."""
-        found = self.view.get("aliases", alias_row(name))
+        found: AliasState | None = self.view.get("aliases", alias_row(name))
         if found is not None:
             self.maintain(found.key_id)
             found = self.view.get("aliases", alias_row(name))
@@ -202,7 +203,7 @@ class _Request:
     def maintain(self, key_id: str) -> KeyState | None:
         """Append the automatic rotations and the deletion that fell due for
         a key; its state afterwards (which may now be Deleted)."""
-        state = self.view.get("keys", key_row(key_id))
+        state: KeyState | None = self.view.get("keys", key_row(key_id))
         if state is None or state.state == cmd.DELETED:
             return state
         for date in cmd.due_rotation_dates(state, self.now):
@@ -365,7 +366,7 @@ def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
     must be well-formed."""
     if grant_tokens is not None:
         if len(grant_tokens) > 10:
-            raise cmd.ValidationException("1 validation error detected: Value at 'grantTokens' failed to "
+            raise ValidationException("1 validation error detected: Value at 'grantTokens' failed to "
                                           "satisfy constraint: Member must have length less than or equal to 10")
         for token in grant_tokens:
             _parse_grant_token(token)
