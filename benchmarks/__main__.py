@@ -9,7 +9,9 @@
 Groups (--only): aes, lmdb, moto, embedded, replay (issue 2: the core),
 audit (issue 3: benchmarks/audit_bench.py), authz (issue 4:
 benchmarks/authz_bench.py), server (issue 5: benchmarks/server_bench.py,
-keyledger serve and moto_server on 127.0.0.1).
+keyledger serve and moto_server on 127.0.0.1), asym (issue 11:
+benchmarks/asym_bench.py, Sign/Verify/GenerateMac/VerifyMac vs bare
+cryptography and moto).
 
 Only an unmodified full run writes benchmarks/results.json and RESULTS.md;
 a quick, partial (--only) or resized (--threads, --replay-events) run goes to
@@ -37,7 +39,7 @@ RESULTS_MD = HERE / "RESULTS.md"
 THREADS = 32
 REPLAY_EVENTS = {"full": 1_000_000, "quick": 10_000}
 REPLAY_REPEATS = {"full": 3, "quick": 1}
-GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server")
+GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server", "asym")
 MODULE_GROUPS = tuple(module_groups.RUNNERS)  # measured by their own modules, after the rest
 
 

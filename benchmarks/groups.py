@@ -89,10 +89,19 @@ def run_server(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[di
     return [_normalize(e, e.get("group", "server")) for e in results], info
 
 
+def run_asym(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import asym_bench
+
+    out = asym_bench.run(quick, tmpdir=tmpdir, progress=lambda e: progress(_normalize(e, "asym")))
+    return [_normalize(e, "asym") for e in out["results"]], out.get("settings", {})
+
+
 RUNNERS: dict[str, tuple[str, Runner]] = {
     "audit": ("the audit trail: append overhead, audit verify, a filtered audit log query", run_audit),
     "authz": ("authorization: Encrypt under a realistic key policy vs the default one", run_authz),
     "server": ("keyledger serve vs moto_server over loopback (boto3 and replay clients)", run_server),
+    "asym": ("Sign/Verify (ECC_NIST_P256, RSA_2048) and GenerateMac/VerifyMac vs bare cryptography and moto",
+             run_asym),
 }
 
 
