@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed as _Prehas
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keyledger import keyspecs as _ks
-from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.errors import InvalidCiphertextException, KeyMaterialError, LedgerError
 from keyledger.errors import ValidationException as _ValidationException
 from keyledger.secret import Secret
 
@@ -179,6 +179,41 @@ def root_check(root: Secret) -> bytes:
 
 def kcv_matches(material: Secret, expected: bytes) -> bool:
     return hmac.compare_digest(kcv(material), expected)
+
+
+class StoredVersion(Protocol):
+    """What a key version keeps of its material (projections' VersionInfo,
+    the events' WrappedMaterial): the wrapped bytes and their KCV."""
+
+    @property
+    def wrapped(self) -> bytes: ...
+
+    @property
+    def kcv(self) -> bytes: ...
+
+
+def material_for(kek: Secret, key_id: str, version: int, stored: StoredVersion) -> Secret:
+    """A version's material, unwrapped under its key's KEK and checked
+    against the version's KCV. The one way from a stored version to usable
+    material: the request path and the decryptability proof both take it,
+    so what the proof accepts is exactly what a Decrypt would use. Raises
+    KeyMaterialError saying which step failed."""
+    try:
+        material = unwrap_material(kek, key_id, version, stored.wrapped)
+    except LedgerError as exc:
+        raise KeyMaterialError(str(exc)) from None
+    if not kcv_matches(material, stored.kcv):
+        raise KeyMaterialError(f"version {version} of key {key_id} fails its key check value")
+    return material
+
+
+def material_or_reason(kek: Secret, key_id: str, version: int,
+                       stored: StoredVersion) -> tuple[Secret | None, str]:
+    """`material_for` for a report: (material, "") or (None, why not)."""
+    try:
+        return material_for(kek, key_id, version, stored), ""
+    except KeyMaterialError as exc:
+        return None, str(exc)
 
 
 # -- checkpoint signatures (Ed25519) -------------------------------------------

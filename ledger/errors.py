@@ -101,3 +101,9 @@ BY_CODE: dict[str, type[KMSError]] = {
 class LedgerError(Exception):
     """Not a request error: the ledger itself is unusable (wrong root key,
     broken chain, unknown format version). Never caught by request paths."""
+
+
+class KeyMaterialError(LedgerError):
+    """A key version's material cannot be had: its wrapping does not open
+    under the key's KEK, or what it opens to fails the version's key check
+    value (`crypto.material_for`)."""

@@ -202,12 +202,10 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
         if info is None or wrapped_kek is None:
             return f"names key {e.key_id}, whose material is gone (crypto-shredded)"
         try:
-            material = crypto.unwrap_material(crypto.unwrap_kek(root, e.key_id, wrapped_kek), e.key_id,
-                                              e.key_version, info.wrapped)
+            material = crypto.material_for(crypto.unwrap_kek(root, e.key_id, wrapped_kek), e.key_id,
+                                           e.key_version, info)
         except LedgerError as exc:
             return str(exc)
-        if not crypto.kcv_matches(material, info.kcv):
-            return "material does not match its KCV"
         key = crypto.load_private_key(keyspecs.spec(state.key_spec), material)
         try:
             crypto.private_decrypt(key, keyspecs.ENCRYPTION_ALGORITHMS[e.encryption_algorithm], blob)
@@ -255,13 +253,9 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
             if info is None:
                 verdict.versions.append(VersionVerdict(version, n, False, "version missing from the projection"))
                 continue
-            try:
-                material = crypto.unwrap_material(kek, key_id, version, info.wrapped)
-            except LedgerError as exc:
-                verdict.versions.append(VersionVerdict(version, n, False, str(exc)))
-                continue
-            if not crypto.kcv_matches(material, info.kcv):
-                verdict.versions.append(VersionVerdict(version, n, False, "material does not match its KCV"))
+            material, why = crypto.material_or_reason(kek, key_id, version, info)
+            if material is None:
+                verdict.versions.append(VersionVerdict(version, n, False, why))
                 continue
             materials[(key_id, version)] = material
             verdict.versions.append(VersionVerdict(version, n, True))
@@ -291,8 +285,8 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
                                               "which this ledger never had")
                 continue
             try:
-                material = crypto.unwrap_material(crypto.unwrap_kek(root, key_id, snapshot.kek(key_id)),
-                                                  key_id, version, info.wrapped)
+                material = crypto.material_for(crypto.unwrap_kek(root, key_id, snapshot.kek(key_id)),
+                                               key_id, version, info)
             except LedgerError as exc:
                 report.corpus_failures.append(f"line {i + 1}: {exc}")
                 continue

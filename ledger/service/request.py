@@ -24,7 +24,6 @@ from keyledger.errors import (
     InvalidMarkerException,
     KMSError,
     KMSInternalException,
-    LedgerError,
     MalformedPolicyDocumentException,
     NotFoundException,
     ValidationException,
@@ -255,9 +254,7 @@ class _Request:
         info = state.version(version)
         if info is None:
             raise InvalidCiphertextException("The ciphertext is invalid.")
-        material = crypto.unwrap_material(self.kek(state.key_id), state.key_id, version, info.wrapped)
-        if not crypto.kcv_matches(material, info.kcv):
-            raise LedgerError(f"version {version} of key {state.key_id} fails its key check value")
+        material = crypto.material_for(self.kek(state.key_id), state.key_id, version, info)
         cache[(state.key_id, version)] = material
         return material
 
