@@ -101,6 +101,8 @@ def test_every_error_is_one_the_model_lists(world: Any, operation: str) -> None:
             if outcome.response is not None:
                 continue
             _check_error(operation, outcome)
+            if outcome.code == "ValidationException":  # the rest of the request was refused first
+                continue
             if form == "missing key" and member != "KeyId" or operation in ("Decrypt",) and member == "KeyId":
                 continue
             if form.startswith("alias") and not takes_alias and operation not in cmd.ALIAS_OPERATIONS:
