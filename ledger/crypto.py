@@ -408,3 +408,113 @@ def pregenerate(key_spec: str | None) -> tuple[Secret, bytes] | None:
         return None
     return generate_key_material(spec, os.urandom)
 
+
+# -- imported key material (GetParametersForImport, ImportKeyMaterial) ----------
+#
+# The wrapping key is a one-time RSA key pair per GetParametersForImport; its
+# private half is kept only wrapped under the key's KEK (AAD binds the key id
+# and the token id). The import token is an AES-GCM blob sealed under a
+# subkey of the same KEK (AAD binds the key id), so only this ledger can have
+# made it, and only for this key. The caller wraps its material the way AWS
+# documents: RSAES_OAEP_SHA_* directly with OAEP (MGF1 with the same hash,
+# no label), RSA_AES_KEY_WRAP_SHA_* as OAEP(ephemeral AES key) followed by
+# the material under RFC 5649 AES key wrap with padding.
+
+WRAPPING_KEY_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+WRAPPING_ALGORITHMS = {"RSAES_OAEP_SHA_1": "sha1", "RSAES_OAEP_SHA_256": "sha256",
+                       "RSA_AES_KEY_WRAP_SHA_1": "sha1", "RSA_AES_KEY_WRAP_SHA_256": "sha256"}
+_IMPORT_TOKEN_MAGIC = b"KLIT\x01"
+_IMPORT_TOKEN_AAD = b"keyledger/v1/import-token"
+_IMPORT_TOKEN_KEY_INFO = b"keyledger/v1/import-token-key"
+_WRAPPING_KEY_AAD = b"keyledger/v1/wrapping-key"
+#: AWS's HMAC key material lengths (bytes): at least the spec's, at most one hash block
+HMAC_IMPORT_BYTES = {28: (28, 64), 32: (32, 64), 48: (48, 128), 64: (64, 128)}
+
+
+def generate_wrapping_key(wrapping_key_spec: str) -> tuple[Secret, bytes]:
+    """A one-time RSA wrapping key pair: (PKCS#8 DER private key, DER SubjectPublicKeyInfo)."""
+    private = _rsa.generate_private_key(public_exponent=65537, key_size=WRAPPING_KEY_BITS[wrapping_key_spec])
+    return Secret(private.private_bytes(*_PKCS8)), _public_der(private)
+
+
+def _wrapping_key_aad(key_id: str, token_id: bytes) -> bytes:
+    return _WRAPPING_KEY_AAD + key_uuid_bytes(key_id) + token_id
+
+
+def wrap_wrapping_key(kek: Secret, key_id: str, token_id: bytes, private: Secret, *, nonce: bytes) -> bytes:
+    return _wrap(kek, private.reveal(), _wrapping_key_aad(key_id, token_id), nonce)
+
+
+def unwrap_wrapping_key(kek: Secret, key_id: str, token_id: bytes, wrapped: bytes) -> Secret:
+    return _unwrap(kek, wrapped, _wrapping_key_aad(key_id, token_id), f"a wrapping key of key {key_id}")
+
+
+def _import_token_key(kek: Secret) -> Secret:
+    return Secret(_hkdf_sha256_32(kek.reveal(), b"\x00" * 32, _IMPORT_TOKEN_KEY_INFO))
+
+
+def seal_import_token(kek: Secret, key_id: str, payload: bytes, *, nonce: bytes) -> bytes:
+    """An import token: `payload` sealed for this key under its KEK."""
+    return _IMPORT_TOKEN_MAGIC + _wrap(_import_token_key(kek), payload, _IMPORT_TOKEN_AAD + key_uuid_bytes(key_id),
+                                       nonce)
+
+
+def open_import_token(kek: Secret, key_id: str, token: bytes) -> bytes | None:
+    """The payload of a token this ledger sealed for this key; None for any other token."""
+    if not isinstance(token, (bytes, bytearray)) or not token.startswith(_IMPORT_TOKEN_MAGIC) \
+            or len(token) < len(_IMPORT_TOKEN_MAGIC) + NONCE_BYTES + TAG_BYTES:
+        return None
+    body = bytes(token[len(_IMPORT_TOKEN_MAGIC):])
+    try:
+        return AESGCM(_import_token_key(kek).reveal()).decrypt(
+            body[:NONCE_BYTES], body[NONCE_BYTES:], _IMPORT_TOKEN_AAD + key_uuid_bytes(key_id))
+    except (InvalidTag, ValueError):
+        return None
+
+
+def unwrap_imported_material(wrapping_private: Secret, wrapping_algorithm: str, blob: bytes) -> Secret:
+    """The key material a caller wrapped under the public wrapping key, or
+    InvalidCiphertextException (no reason given) for anything else."""
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
+    h = _HASHES[WRAPPING_ALGORITHMS[wrapping_algorithm]]
+    oaep = _padding.OAEP(mgf=_padding.MGF1(h()), algorithm=h(), label=None)
+    private = cast(_rsa.RSAPrivateKey,  # the wrapping key is ours, always RSA
+                   _ser.load_der_private_key(wrapping_private.reveal(), None, unsafe_skip_rsa_key_validation=True))
+    try:
+        if wrapping_algorithm.startswith("RSAES_OAEP"):
+            return Secret(private.decrypt(bytes(blob), oaep))
+        k = private.key_size // 8
+        if len(blob) <= k:
+            raise ValueError
+        aes_key = private.decrypt(bytes(blob[:k]), oaep)
+        if len(aes_key) not in (16, 24, 32):
+            raise ValueError
+        return Secret(aes_key_unwrap_with_padding(aes_key, bytes(blob[k:])))
+    except (ValueError, InvalidUnwrap):
+        raise InvalidCiphertextException(_OPAQUE) from None
+
+
+def imported_material(spec: _ks.KeySpec, material: Secret) -> tuple[Secret, bytes] | None:
+    """Imported material as keyledger keeps material of `spec` (raw symmetric
+    or HMAC bytes, or a canonical PKCS#8 DER re-encoding, so that a
+    re-import of the same private key compares equal however it was
+    encoded) and its public key; None if it is not a key of that spec."""
+    raw = material.reveal()
+    if spec.family == "SYMMETRIC":
+        return (material, b"") if len(raw) == MATERIAL_BYTES else None
+    if spec.family == "HMAC":
+        low, high = HMAC_IMPORT_BYTES.get(spec.size, (spec.size, spec.size))
+        return (material, b"") if low <= len(raw) <= high else None
+    try:
+        private: Any = _ser.load_der_private_key(raw, None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    if spec.family == "RSA":
+        if not isinstance(private, _rsa.RSAPrivateKey) or private.key_size != spec.size:
+            return None
+    elif spec.family == "EC":
+        if not isinstance(private, _ec.EllipticCurvePrivateKey) or private.curve.name != spec.curve:
+            return None
+    else:  # ML-DSA and the rest: keyledger takes no imported material for them (yet)
+        return None
+    return Secret(private.private_bytes(*_PKCS8)), _public_der(private)

@@ -349,6 +349,69 @@ class UnauthenticatedRequestsRefused(_Event, frozen=True, tag="UnauthenticatedRe
     request_ids: tuple[str, ...] = ()
 
 
+# -- imported key material and AWS managed keys -----------------------------------
+
+class ImportParametersIssued(_Event, frozen=True, tag="ImportParametersIssued"):
+    """GetParametersForImport: a one-time RSA wrapping key pair. Its private
+    key is wrapped under the key's KEK (AAD = key id || token id); the public
+    key is public. The import token itself is not recorded: it only seals
+    these under the KEK, so the log lets nobody forge or replay one."""
+
+    key_id: str
+    token_id: bytes
+    wrapping_algorithm: str
+    wrapping_key_spec: str
+    valid_to: int  # the parameters expire then (24 hours later)
+    public_key: bytes
+    wrapped_private_key: bytes
+
+
+class KeyMaterialImported(_Event, frozen=True, tag="KeyMaterialImported"):
+    """ImportKeyMaterial. New material arrives wrapped under the KEK like
+    any version's (with its KCV); a re-import of material the key already
+    has carries none (it proved sameness against the KCV)."""
+
+    key_id: str
+    version: int  # the key material's version (its KeyMaterialId derives from it)
+    import_type: str  # NEW_KEY_MATERIAL | EXISTING_KEY_MATERIAL
+    expiration_model: str  # KEY_MATERIAL_EXPIRES | KEY_MATERIAL_DOES_NOT_EXPIRE
+    valid_to: int | None
+    description: str
+    token_id: bytes
+    material: WrappedMaterial | None = None
+    pending_rotation: bool = False  # new material that waits for RotateKeyOnDemand
+
+
+class ImportedKeyMaterialDeleted(_Event, frozen=True, tag="ImportedKeyMaterialDeleted"):
+    """DeleteImportedKeyMaterial: the material is unusable until re-imported
+    (material pending rotation is dropped altogether)."""
+
+    key_id: str
+    version: int
+
+
+class ImportedKeyMaterialExpired(_Event, frozen=True, tag="ImportedKeyMaterialExpired"):
+    """Imported material reached its ValidTo (appended by the service, like
+    an automatic rotation; the record carries the append time)."""
+
+    key_id: str
+    version: int
+    expiration_date: int
+
+
+class AwsManagedKeyCreated(_Event, frozen=True, tag="AwsManagedKeyCreated"):
+    """An AWS managed key (KeyManager AWS) and its `alias/aws/<service>`,
+    created on the first use by an integrated service: rotation is on
+    (every 365 days) and the policy is AWS's managed-key policy."""
+
+    key_id: str
+    service: str
+    alias_name: str
+    description: str
+    material: WrappedMaterial
+    policy: str
+
+
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
     AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated,
@@ -359,6 +422,8 @@ Event = Union[
     ReEncrypted, DataKeyGenerated, RandomGenerated, MetadataRead, RequestDenied,
     DataKeyPairGenerated, Signed, SignatureVerified, MacGenerated, MacVerified, SharedSecretDerived,
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
+    ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
+    AwsManagedKeyCreated,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

@@ -69,6 +69,10 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
             return [_usage(*src)] if src == dst else [_usage(*src), _usage(*dst)]
         case ev.AliasCreated() | ev.AliasDeleted():
             return [_alias(event.alias_name), _key(event.key_id)]
+        case ev.AwsManagedKeyCreated():  # the key and its alias/aws/<service>, in one event
+            return [_key(event.key_id), _alias(event.alias_name)]
+        case ev.ImportParametersIssued():
+            return []
         case ev.AliasUpdated():
             rows = [_alias(event.alias_name), _key(event.key_id)]
             if event.previous_key_id != event.key_id:

@@ -11,7 +11,7 @@ from keyledger.projections.state import AliasState
 def evolve(state: AliasState | None, record: ev.Record) -> AliasState | None:
     e = record.event
     match e:
-        case ev.AliasCreated():
+        case ev.AliasCreated() | ev.AwsManagedKeyCreated():
             return AliasState(e.alias_name, e.key_id, record.time, record.time)
         case ev.AliasUpdated() if state is not None:
             return replace(state, key_id=e.key_id, updated=record.time)

@@ -132,6 +132,8 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
                 close(e.key_id, t)
             case ev.KeyDeletionCancelled():
                 billing_since[e.key_id] = t
+        if isinstance(e, ev.AwsManagedKeyCreated):  # AWS managed keys are free, and made by the service
+            continue
         if record.principal != ev.SERVICE_PRINCIPAL and start <= t < end \
                 and record.request_id not in seen_requests:
             seen_requests.add(record.request_id)  # one request may append several records

@@ -18,6 +18,16 @@ class VersionInfo(msgspec.Struct, frozen=True):
     public_key: bytes = b""  # DER SubjectPublicKeyInfo of an asymmetric key (public, so in clear)
 
 
+class ImportedMaterial(msgspec.Struct, frozen=True):
+    """The import status of one key material of an EXTERNAL key."""
+
+    version: int
+    import_state: str  # IMPORTED | PENDING_IMPORT
+    expiration_model: str  # KEY_MATERIAL_EXPIRES | KEY_MATERIAL_DOES_NOT_EXPIRE
+    valid_to: int | None = None
+    description: str = ""
+
+
 class KeyState(msgspec.Struct, frozen=True):
     key_id: str
     created: int
@@ -38,6 +48,10 @@ class KeyState(msgspec.Struct, frozen=True):
     on_demand_rotations: int = 0
     deleted: int | None = None
     policy: str = ""
+    key_manager: str = "CUSTOMER"  # AWS for AWS managed keys
+    # EXTERNAL keys: one entry per key material (versions, then the one pending rotation)
+    imports: tuple[ImportedMaterial, ...] = ()
+    pending_rotation: VersionInfo | None = None  # imported NEW_KEY_MATERIAL awaiting RotateKeyOnDemand
 
     @property
     def current(self) -> VersionInfo:

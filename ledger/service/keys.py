@@ -47,7 +47,7 @@ class KeyOps(ServiceBase):
         MalformedPolicyDocumentException, UnsupportedOperationException, TagException."""
         policy_document = policy
         # A key pair is made before the write (RSA-4096 takes a second), not while holding it.
-        pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec)
+        pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec) if origin != "EXTERNAL" else None
 
         def body(req: _Request) -> r.CreateKeyResponse:
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
@@ -67,7 +67,8 @@ class KeyOps(ServiceBase):
             wrapped_kek = crypto.wrap_kek(self._root, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES))
             events = cmd.create_key(key_id, description=description, key_usage=usage, key_spec=spec,
                                     origin=origin, tags=tag_map,
-                                    material=req.mint(key_id, 1, kek, spec, pregenerated),
+                                    material=req.mint(key_id, 1, kek, spec, pregenerated)
+                                    if origin != "EXTERNAL" else ev.WrappedMaterial(0, b"", b""),  # imported later
                                     policy=document)
             # Only once decide has accepted the key: a refused CreateKey must
             # leave no KEK row behind for a key that never existed.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
+from keyledger import imported
 from keyledger import keyspecs
 from keyledger import policy as authz
 from keyledger.errors import (
@@ -89,7 +90,10 @@ def _key_marker(value: bytes) -> bool:
 
 
 def _alias_marker(value: bytes) -> bool:
-    return _text_marker(value, lambda name: cmd.check_alias_name(name) == name)
+    def valid(name: str) -> bool:  # AWS's own alias/aws/* names are positions too (reserved only for creation)
+        plain = "alias/" + name[len("alias/aws/"):] if name.startswith("alias/aws/") else name
+        return cmd.check_alias_name(plain) == plain
+    return _text_marker(value, valid)
 
 
 def _tag_marker(value: bytes) -> bool:
@@ -141,6 +145,10 @@ class _Request:
                                        aliases=self.operation in cmd.ALIAS_OPERATIONS)
         if kind == "alias":
             alias = self.alias(ident)
+            if alias is None and self.operation == "DescribeKey":
+                from keyledger.service import managed  # AWS: describing a predefined alias makes its key
+                if managed.service_of_alias(ident) is not None:
+                    alias = managed.create_in(self, managed.service_of_alias(ident))  # type: ignore[arg-type]
             if alias is None:
                 raise NotFoundException(f"Alias {self.alias_arn(ident)} is not found.")
             ident = alias.key_id
@@ -209,6 +217,10 @@ class _Request:
             material = self.mint(key_id, len(state.versions) + 1)
             self.emit([ev.KeyRotated(key_id, "AUTOMATIC", date, material)],
                       operation="RotateKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", key_row(key_id))
+        for expiry in imported.expiries_due(state, self.now):  # imported material reached its ValidTo
+            self.emit([expiry], operation="DeleteExpiredKeyMaterial", principal=ev.SERVICE_PRINCIPAL)
+            self.svc._materials.pop((key_id, expiry.version), None)
             state = self.view.get("keys", key_row(key_id))
         if cmd.deletion_due(state, self.now):
             self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)

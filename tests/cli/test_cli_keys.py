@@ -125,14 +125,14 @@ def test_aliases_create_update_list_delete(cli: Cli, key: str) -> None:
     cli("create-alias", "--alias-name", "alias/app", "--target-key-id", key)
     cli("update-alias", "--alias-name", "alias/app", "--target-key-id", other)
     out = cli.json("list-aliases")
-    [alias] = out["Aliases"]
+    [alias] = [a for a in out["Aliases"] if "TargetKeyId" in a]  # not the predefined alias/aws/*
     assert DATE.match(alias.pop("CreationDate")) and DATE.match(alias.pop("LastUpdatedDate"))
     assert alias == {"AliasName": "alias/app", "AliasArn": "arn:aws:kms:us-east-1:111122223333:alias/app",
                      "TargetKeyId": other}
     assert cli.json("list-aliases", "--key-id", key)["Aliases"] == []
     assert [a["AliasName"] for a in cli.json("list-aliases", "--key-id", other)["Aliases"]] == ["alias/app"]
     cli("delete-alias", "--alias-name", "alias/app")
-    assert cli.json("list-aliases") == {"Aliases": [], "Truncated": False}
+    assert [a for a in cli.json("list-aliases")["Aliases"] if "TargetKeyId" in a] == []
 
 
 def test_rotation_commands(cli: Cli, key: str) -> None:

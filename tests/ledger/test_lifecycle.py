@@ -72,7 +72,8 @@ def listed_keys(kms) -> set[str]:
 
 
 def listed_aliases(kms) -> dict[str, str]:
-    return {a.alias_name: a.target_key_id for a in kms.list_aliases(limit=100).aliases}
+    return {a.alias_name: a.target_key_id for a in kms.list_aliases(limit=100).aliases
+            if a.target_key_id is not None}  # not the predefined alias/aws/* (no key yet)
 
 
 # -- states -----------------------------------------------------------------------
@@ -492,8 +493,9 @@ def test_list_aliases_pages(kms):
     for name, target in names.items():
         kms.create_alias(name, target)
     pages = page_all(kms.list_aliases, 2)
-    assert [len(p.aliases) for p in pages] == [2, 2, 2, 1]
-    seen = [(x.alias_name, x.target_key_id) for p in pages for x in p.aliases]
+    assert all(len(p.aliases) == 2 for p in pages[:-1]) and len(pages[-1].aliases) in (1, 2)
+    seen = [(x.alias_name, x.target_key_id) for p in pages for x in p.aliases
+            if not x.alias_name.startswith("alias/aws/")]  # AWS lists its predefined aliases too
     assert seen == sorted(names.items())
     assert all(x.alias_arn == f"arn:aws:kms:{kms.region}:{kms.account}:{x.alias_name}"
                for p in pages for x in p.aliases)

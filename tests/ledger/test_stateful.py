@@ -4,8 +4,9 @@ The state machine drives a real ledger (LMDB in a temp dir, injected clock)
 through key creation, enable/disable, on-demand and automatic rotation
 (clock jumps past the period), aliases, encrypt / re-encrypt / data keys,
 scheduled and cancelled deletion, clock jumps past the deletion window,
-the sweep, and close/reopen, while a plain-Python model says what must be
-true. After every step:
+the sweep, close/reopen, and keys with imported material (import, expiry
+by the clock, re-import, DeleteImportedKeyMaterial), while a plain-Python
+model says what must be true. After every step:
 
 - the hash chain verifies record by record and ends at the stored head;
 - `replay.check` passes and `fold(evolve, log)` equals the live tables;
@@ -24,6 +25,7 @@ meets the lazy state first.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -42,7 +46,7 @@ from keyledger import projections
 from keyledger import crypto
 from keyledger.errors import (
     AlreadyExistsException, DisabledException, KMSInvalidStateException,
-    LimitExceededException, NotFoundException,
+    LimitExceededException, NotFoundException, UnsupportedOperationException,
 )
 from keyledger.service import from_us, to_us
 from keyledger.projections import replay
@@ -87,6 +91,10 @@ class ModelKey:
     rotations: list[tuple[str, int]] = field(default_factory=list)  # (type, date) of versions 2..
     on_demand: int = 0
     deletion_date: int | None = None
+    external: bool = False  # Origin EXTERNAL: imported material
+    imported: bool = True  # its material is there (not expired or deleted)
+    material: bytes = b""
+    valid_to: int | None = None
 
     @property
     def versions(self) -> int:
@@ -95,7 +103,16 @@ class ModelKey:
     def error(self) -> type[Exception] | None:
         """What a data-plane request on this key fails with, if anything."""
         return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException,
-                "Disabled": DisabledException, "Enabled": None}[self.state]
+                "Disabled": DisabledException, "Enabled": None, "PendingImport": KMSInvalidStateException}[self.state]
+
+
+def import_material(kms, key_id: str, material: bytes, valid_to: int | None) -> None:
+    """GetParametersForImport, wrap offline (RSAES_OAEP_SHA_256), ImportKeyMaterial."""
+    params = kms.get_parameters_for_import(key_id, "RSAES_OAEP_SHA_256", "RSA_2048")
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    wrapped = serialization.load_der_public_key(params.public_key).encrypt(material, oaep)
+    kms.import_key_material(key_id, params.import_token, wrapped, valid_to=from_us(valid_to) if valid_to else None,
+                            expiration_model=None if valid_to else "KEY_MATERIAL_DOES_NOT_EXPIRE")
 
 
 @dataclass
@@ -157,6 +174,11 @@ class LedgerMachine(RuleBasedStateMachine):
         that has fallen due (what the ledger does lazily on touch)."""
         now = self.clock.us
         for k in self.model.values():
+            if k.external and k.imported and k.valid_to is not None and k.valid_to <= now \
+                    and k.state != "Deleted":  # imported material expired
+                k.imported, k.valid_to = False, None
+                if k.state != "PendingDeletion":
+                    self.set_state(k, "PendingImport", now)
             if k.state == "Enabled" and k.rotation_enabled:
                 due = k.anchor + k.period * DAY
                 while due <= now:
@@ -182,6 +204,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def ref(self, key_id: str, form: str) -> str:
         return key_id if form == "id" else f"arn:aws:kms:us-east-1:111122223333:key/{key_id}"
 
+    def automatic_rotation_error(self, k: ModelKey) -> type[Exception] | None:
+        """Imported material never rotates automatically (AWS: UnsupportedOperationException)."""
+        if k.external and k.state != "Deleted":
+            return UnsupportedOperationException
+        return k.error()
+
     def lifecycle_error(self, k: ModelKey) -> type[Exception] | None:
         """Control-plane calls refused for deleted and pending keys."""
         return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException}.get(k.state)
@@ -203,10 +231,47 @@ class LedgerMachine(RuleBasedStateMachine):
     def create_key(self):
         return self._create_key()
 
+    # -- imported key material ----------------------------------------------------
+
+    @rule(target=keys, expires_in=st.one_of(st.none(), st.integers(1, 60 * 86_400)))
+    def create_external_key(self, expires_in):
+        now = self.step()
+        meta = self.kms.create_key(origin="EXTERNAL").key_metadata
+        assert meta.key_state == "PendingImport"
+        k = self.model[meta.key_id] = ModelKey(meta.key_id, created=now, state_changed=now, external=True,
+                                               material=os.urandom(32))
+        k.valid_to = now + expires_in * 1_000_000 if expires_in else None
+        import_material(self.kms, meta.key_id, k.material, k.valid_to)
+        assert self.kms.describe_key(meta.key_id).key_metadata.key_state == "Enabled"
+        return meta.key_id
+
+    @rule(key_id=keys, expires_in=st.one_of(st.none(), st.integers(1, 60 * 86_400)))
+    def reimport_material(self, key_id, expires_in):
+        now, k = self.step(), self.model[key_id]
+        valid_to = now + expires_in * 1_000_000 if expires_in else None
+        error = NotFoundException if k.state == "Deleted" else UnsupportedOperationException if not k.external \
+            else KMSInvalidStateException if k.state == "PendingDeletion" else None
+        expect(error, import_material, self.kms, key_id, k.material or os.urandom(32), valid_to)
+        if error is None:
+            k.imported, k.valid_to = True, valid_to
+            if k.state == "PendingImport":
+                self.set_state(k, "Enabled", now)
+
+    @rule(key_id=keys)
+    def delete_imported_material(self, key_id):
+        now, k = self.step(), self.model[key_id]
+        error = NotFoundException if k.state == "Deleted" else UnsupportedOperationException if not k.external \
+            else KMSInvalidStateException if not k.imported else None
+        expect(error, self.kms.delete_imported_key_material, key_id)
+        if error is None:
+            k.imported, k.valid_to = False, None
+            if k.state != "PendingDeletion":
+                self.set_state(k, "PendingImport", now)
+
     @rule(key_id=keys, form=st.sampled_from(FORMS))
     def enable_key(self, key_id, form):
         now, k = self.step(), self.model[key_id]
-        error = self.lifecycle_error(k)
+        error = self.lifecycle_error(k) or (KMSInvalidStateException if k.state == "PendingImport" else None)
         expect(error, self.kms.enable_key, self.ref(key_id, form))
         if error is None:
             self.set_state(k, "Enabled", now)
@@ -214,7 +279,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(key_id=keys, form=st.sampled_from(FORMS))
     def disable_key(self, key_id, form):
         now, k = self.step(), self.model[key_id]
-        error = self.lifecycle_error(k)
+        error = self.lifecycle_error(k) or (KMSInvalidStateException if k.state == "PendingImport" else None)
         expect(error, self.kms.disable_key, self.ref(key_id, form))
         if error is None:
             self.set_state(k, "Disabled", now)
@@ -238,7 +303,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(key_id=keys)
     def rotate_on_demand(self, key_id):
         now, k = self.step(), self.model[key_id]
-        error = k.error() or (LimitExceededException if k.on_demand >= 10 else None)
+        error = k.error() or (UnsupportedOperationException if k.external else None) \
+            or (LimitExceededException if k.on_demand >= 10 else None)
         expect(error, self.kms.rotate_key_on_demand, key_id)
         if error is None:
             k.rotations.append(("ON_DEMAND", now))
@@ -250,7 +316,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """EnableKeyRotation, and (if `jump`) move the clock past the next
         automatic rotation date, possibly past several."""
         now, k = self.step(), self.model[key_id]
-        error = k.error()
+        error = self.automatic_rotation_error(k)
         expect(error, self.kms.enable_key_rotation, key_id, rotation_period_in_days=period)
         if error is None:
             if not k.rotation_enabled:
@@ -271,7 +337,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def disable_rotation(self, key_id):
         self.step()
         k = self.model[key_id]
-        error = k.error()
+        error = self.automatic_rotation_error(k)
         expect(error, self.kms.disable_key_rotation, key_id)
         if error is None:
             k.rotation_enabled, k.anchor = False, None
@@ -289,7 +355,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.check_projection_against_model()
         listed = {e.key_id for e in self.kms.list_keys(limit=1000).keys}
         assert listed == {k.key_id for k in self.model.values() if k.state != "Deleted"}
-        listed = {a.alias_name: a.target_key_id for a in self.kms.list_aliases().aliases}
+        listed = {a.alias_name: a.target_key_id for a in self.kms.list_aliases().aliases
+                  if a.target_key_id is not None}  # not the predefined alias/aws/* of no key yet
         assert listed == self.aliases
 
     # -- aliases --------------------------------------------------------------
@@ -411,8 +478,8 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             error = None
         expect(error, self.kms.cancel_key_deletion, key_id)
-        if error is None:
-            self.set_state(k, "Disabled", now)
+        if error is None:  # a key without its imported material goes back to waiting for it
+            self.set_state(k, "PendingImport" if k.external and not k.imported else "Disabled", now)
             k.deletion_date = None
 
     @precondition(lambda self: any(k.state == "PendingDeletion" for k in self.model.values()))
