@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -347,6 +348,13 @@ def _to_date(v: Any) -> datetime | None:
     return None
 
 
+#: Numeric* and Date* operators: one comparison each, after converting both sides.
+_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
+    "Equals": operator.eq, "LessThan": operator.lt, "LessThanEquals": operator.le,
+    "GreaterThan": operator.gt, "GreaterThanEquals": operator.ge}
+_ORDERED: tuple[tuple[str, Callable[[Any], Any]], ...] = (("Numeric", _to_number), ("Date", _to_date))
+
+
 def _positive(op: str, actual: Any, wanted: Any) -> bool:
     """Does one request value match one policy value under the non-negated form of op?"""
     base = op.replace("Not", "", 1) if op in _NEGATED else op
@@ -360,18 +368,10 @@ def _positive(op: str, actual: Any, wanted: Any) -> bool:
         a = actual if isinstance(actual, bool) else str(actual).lower() == "true"
         w = wanted if isinstance(wanted, bool) else str(wanted).lower() == "true"
         return a == w
-    if base.startswith("Numeric"):
-        na, nw = _to_number(actual), _to_number(wanted)
-        if na is None or nw is None:
-            return False
-        return {"NumericEquals": na == nw, "NumericLessThan": na < nw, "NumericLessThanEquals": na <= nw,
-                "NumericGreaterThan": na > nw, "NumericGreaterThanEquals": na >= nw}[base]
-    if base.startswith("Date"):
-        da, dw = _to_date(actual), _to_date(wanted)
-        if da is None or dw is None:
-            return False
-        return {"DateEquals": da == dw, "DateLessThan": da < dw, "DateLessThanEquals": da <= dw,
-                "DateGreaterThan": da > dw, "DateGreaterThanEquals": da >= dw}[base]
+    for family, convert in _ORDERED:
+        if base.startswith(family):
+            a, w = convert(actual), convert(wanted)
+            return a is not None and w is not None and bool(_ORDERINGS[base[len(family):]](a, w))
     return False
 
 
