@@ -155,6 +155,10 @@ def _star(_: World) -> str:
     return "*"
 
 
+def _root(_: World) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:root"
+
+
 IAM_DOC = doc(allow("kms:Encrypt"))
 OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
     "create_key": Op("CreateKey", ("kms:CreateKey",), None, lambda s, w: s.create_key(description="new"), _star),
@@ -218,6 +222,13 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                           lambda s, w: s.simulate_policy(w.bob, "kms:Encrypt"), lambda w: w.bob),
     "record_access_key": Op("CreateAccessKey", ("iam:CreateAccessKey",), None,
                             lambda s, w: s.record_access_key(w.bob, "AKIAIOSFODNN7EXAMPLE"), lambda w: w.bob),
+    # (on the account root's keys, which the ledger does not track, so the world needs none)
+    "update_access_key": Op("UpdateAccessKey", ("iam:UpdateAccessKey",), None,
+                            lambda s, w: s.update_access_key(_root(w), "AKIAIOSFODNN7EXAMPLE", "Inactive"), _root),
+    "delete_access_key": Op("DeleteAccessKey", ("iam:DeleteAccessKey",), None,
+                            lambda s, w: s.delete_access_key(_root(w), "AKIAIOSFODNN7EXAMPLE"), _root),
+    "list_access_keys": Op("ListAccessKeys", ("iam:ListAccessKeys",), None,
+                           lambda s, w: s.list_access_keys(w.bob), lambda w: w.bob),
     "encrypt": Op("Encrypt", ("kms:Encrypt",), "key",
                   lambda s, w: s.encrypt(w.key, b"data", encryption_context=EC)),
     "decrypt": Op("Decrypt", ("kms:Decrypt",), "key", lambda s, w: s.decrypt(w.blob, encryption_context=EC)),
@@ -235,6 +246,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
 #: Public methods that are not AWS operations a caller is authorized for.
 NON_OPERATIONS = {
     "close", "as_caller", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+    "record_unauthenticated_refusals",  # the HTTP server's summaries of refusals it made itself
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
 }
 
