@@ -23,11 +23,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import msgspec
@@ -43,6 +43,7 @@ from keyledger.service import from_us, to_us
 from keyledger.store import Snapshot, Store
 from keyledger.projections import alias_row, cloudtrail
 from keyledger.projections.query import Filter, query
+from keyledger.projections.state import AliasState
 
 LOG_FORMATS = ("jsonl", "table", "cloudtrail")
 
@@ -101,7 +102,7 @@ def resolve_key(snap: Snapshot, value: str, identity: Identity) -> str:
     kind, ident = parse_key_id(value, identity.region, identity.account)
     if kind == "key":
         return ident
-    alias = snap.get("aliases", alias_row(ident))
+    alias: AliasState | None = snap.get("aliases", alias_row(ident))
     if alias is None:
         raise Failure(f"alias {ident} does not exist now (aliases resolve through the live aliases "
                       "table; give the key id to query a deleted alias's key)")
@@ -129,8 +130,11 @@ public_key_options = [
 ]
 
 
-def _with(options: list[Any]) -> Any:
-    def apply(fn: Any) -> Any:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with(options: list[Any]) -> Callable[[_F], _F]:
+    def apply(fn: _F) -> _F:
         for option in reversed(options):
             fn = option(fn)
         return fn

@@ -78,7 +78,7 @@ def _short(key_id: str) -> str:
 def _versions(kms: keyledger.KeyLedger, key_id: str) -> list[str]:
     """Each version's origin: ORIGINAL, then each rotation's type."""
     rotations = kms.list_key_rotations(key_id, limit=1000).rotations
-    return ["ORIGINAL"] + [r.rotation_type for r in rotations]
+    return ["ORIGINAL"] + [r.rotation_type for r in rotations if r.rotation_type is not None]
 
 
 @command("demo")

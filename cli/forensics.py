@@ -120,7 +120,7 @@ def key_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]
 
 def _signature(entry: dict[str, Any]) -> dict[str, Any]:
     """One Sign or Verify record: who, when, and the digests (base64)."""
-    return {**_record({k: entry[k] for k in ("seq", "time", "principal", "operation", "request_id", "event")}),
+    return {**(_record({k: entry[k] for k in ("seq", "time", "principal", "operation", "request_id", "event")}) or {}),
             "KeyId": entry["key_id"], "KeyVersion": entry["key_version"],
             "SigningAlgorithm": entry["signing_algorithm"], "MessageType": entry["message_type"],
             "MessageSha256": rp.b64(bytes.fromhex(entry["message_sha256"])),

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TextIO
+from typing import IO, Any
 
 import click
 import jmespath  # type: ignore[import-untyped]
@@ -52,7 +52,7 @@ class ServiceError(click.ClickException):
         where = f" when calling the {self.operation} operation" if self.operation else ""
         return f"An error occurred ({self.code}){where}: {self.message}"
 
-    def show(self, file: TextIO | None = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(self.format_message(), err=True)
 
 
@@ -61,7 +61,7 @@ class Failure(click.ClickException):
 
     exit_code = 1
 
-    def show(self, file: TextIO | None = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"keyledger: error: {self.message}", err=True)
 
 

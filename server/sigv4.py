@@ -184,7 +184,8 @@ class Verifier:
         now = self._clock()
         skew = when.timestamp() - now
         if abs(skew) > MAX_SKEW:
-            fmt = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime(_AMZ_DATE)  # noqa: E731
+            def fmt(t: float) -> str:
+                return datetime.fromtimestamp(t, timezone.utc).strftime(_AMZ_DATE)
             if skew < 0:
                 raise InvalidSignatureException(
                     f"Signature expired: {amz_date[:40]} is now earlier than {fmt(now - MAX_SKEW)} "
