@@ -1,6 +1,6 @@
 """Connection limits below the ASGI app: header size, request time, connection count.
 
-uvicorn (0.30 to 0.54) leaves these open on its httptools protocol: the
+uvicorn (as of 0.54) leaves these open on its httptools protocol: the
 parser buffers a header of any size (one 96 MB header cost 378 MB that
 was never given back), nothing times out a connection that sends half a
 request, and `limit_concurrency` answers 503 only once a request's headers
@@ -27,8 +27,8 @@ unauthenticated refusals (`server.refusals`), by source address; those a
 client causes (408, 414, 431) also take a token from its address's rate
 limit. Why a protocol subclass rather than h11's
 `h11_max_incomplete_event_size`: h11 answers an oversized head with a
-generic 400 and is about half as fast as httptools, and it still has no
-header timeout; the subclass keeps httptools and adds all three limits in
+generic 400, is pure Python (slower than httptools' C parser), and
+still has no header timeout; the subclass keeps httptools and adds all three limits in
 one place. TLS handshakes happen before a connection reaches this class
 (asyncio times them out after 60 s); on a graceful stop an idle TLS
 connection is dropped rather than closed, since a close waits (up to 30 s)
@@ -210,7 +210,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _count(self, address: str, code: str, message: str, *, charge: bool) -> None:
         app = self.kms_app
-        if app is None or app.auth != "sigv4":
+        if app is None:
             return
         app.refusals.add(address, code, message)
         if charge:
