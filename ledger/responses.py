@@ -497,10 +497,15 @@ class GetParametersForImportResponse(_Response, frozen=True):
 
 
 class ImportKeyMaterialResponse(_Response, frozen=True):
+    """ImportKeyMaterial: the key's ARN and, for symmetric keys, the id of
+    the key material imported."""
+
     key_id: str
     key_material_id: str | None = None  # symmetric encryption keys
 
 
 class DeleteImportedKeyMaterialResponse(_Response, frozen=True):
+    """DeleteImportedKeyMaterial: the key's ARN and the id of the material deleted."""
+
     key_id: str
     key_material_id: str | None = None

@@ -45,6 +45,11 @@ cache_dir = {cache}
 # handle for every family); what their methods return is bytes by contract.
 [mypy-keyledger.crypto]
 warn_return_any = False
+
+# The AWS Encryption SDK ships no type information (keyledger.esdk_provider
+# plugs the ledger into it).
+[mypy-aws_encryption_sdk.*]
+ignore_missing_imports = True
 """
 
 

@@ -21,9 +21,14 @@ class ImportOps(ServiceBase):
 
     def get_parameters_for_import(self, key_id: str, wrapping_algorithm: str,
                                   wrapping_key_spec: str) -> r.GetParametersForImportResponse:
-        """A one-time RSA wrapping public key and an import token, both valid
-        for 24 hours. The private half is recorded only wrapped under the
-        key's KEK; the token is sealed under the KEK, for this key."""
+        """GetParametersForImport: a one-time RSA wrapping public key and an
+        import token, both valid for 24 hours, for a key of origin EXTERNAL.
+        The private half is recorded only wrapped under the key's KEK; the
+        token is sealed under the KEK, for this key.
+
+        Raises NotFoundException, UnsupportedOperationException (not an
+        EXTERNAL key, or a wrapping the key spec refuses), AccessDeniedException,
+        ValidationException."""
         # An RSA-4096 pair takes a second: made before the write, dropped if refused.
         pair = crypto.generate_wrapping_key(wrapping_key_spec) \
             if wrapping_key_spec in crypto.WRAPPING_KEY_BITS else None
@@ -55,10 +60,15 @@ class ImportOps(ServiceBase):
                             valid_to: Any = None, expiration_model: str | None = None,
                             import_type: str | None = None, key_material_description: str | None = None,
                             key_material_id: str | None = None) -> r.ImportKeyMaterialResponse:
-        """Unwrap material wrapped under a public key from GetParametersForImport
-        and install it (first import, re-import of the same material, or
-        NEW_KEY_MATERIAL for a later RotateKeyOnDemand). `valid_to` is a
-        timezone-aware datetime or seconds since the epoch."""
+        """ImportKeyMaterial: unwrap material wrapped under a public key from
+        GetParametersForImport and install it (first import, re-import of the
+        same material, or NEW_KEY_MATERIAL for a later RotateKeyOnDemand).
+        `valid_to` is a timezone-aware datetime or seconds since the epoch.
+
+        Raises InvalidImportTokenException, ExpiredImportTokenException,
+        InvalidCiphertextException (the material does not unwrap),
+        IncorrectKeyMaterialException, NotFoundException, KMSInvalidStateException,
+        UnsupportedOperationException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ImportKeyMaterialResponse:
             token = cmd.check_bytes("importToken", import_token)
             blob = cmd.check_bytes("encryptedKeyMaterial", encrypted_key_material)
@@ -102,8 +112,12 @@ class ImportOps(ServiceBase):
 
     def delete_imported_key_material(self, key_id: str, *, key_material_id: str | None = None,
                                      ) -> r.DeleteImportedKeyMaterialResponse:
-        """Make imported material unusable until it is imported again (the
-        current material unless `key_material_id` names another)."""
+        """DeleteImportedKeyMaterial: make imported material unusable until it
+        is imported again (the current material unless `key_material_id`
+        names another); the key waits in PendingImport meanwhile.
+
+        Raises NotFoundException, KMSInvalidStateException,
+        UnsupportedOperationException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.DeleteImportedKeyMaterialResponse:
             state = req.key(key_id)
             arn = req.arn(state.key_id)
