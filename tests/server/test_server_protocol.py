@@ -75,7 +75,7 @@ def test_operation_lookup() -> None:
     with pytest.raises(UnknownOperationException):
         protocol.operation_for(None)
     with pytest.raises(UnsupportedOperationException):  # real KMS operation, not implemented here
-        protocol.operation_for("TrentService.Sign")
+        protocol.operation_for("TrentService.ConnectCustomKeyStore")
     assert protocol.operation_name("TrentService.Encrypt") == "Encrypt"
     assert protocol.operation_name("TrentService." + "x" * 500) == "Unknown"
     assert protocol.operation_name(None) == "Unknown"
@@ -86,7 +86,7 @@ def test_request_decoding() -> None:
     doc = {"KeyId": "alias/a", "Plaintext": base64.b64encode(b"hi").decode(),
            "EncryptionContext": {"k": "v"}, "DryRun": False, "Unknown": 1, "GrantTokens": None}
     assert protocol.request_kwargs(op, doc) == {"key_id": "alias/a", "plaintext": b"hi",
-                                                "encryption_context": {"k": "v"}}
+                                                "encryption_context": {"k": "v"}, "dry_run": False}
 
 
 @pytest.mark.parametrize("doc, error, text", [
@@ -97,11 +97,21 @@ def test_request_decoding() -> None:
     ({"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": {"a": 1}}, SerializationException, "string"),
     ({"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": ["a"]}, SerializationException, "map"),
     ({"KeyId": "k", "Plaintext": "aGk=", "GrantTokens": "t"}, SerializationException, "list"),
-    ({"KeyId": "k", "Plaintext": "aGk=", "DryRun": True}, UnsupportedOperationException, "DryRun"),
+    ({"KeyId": "k", "Plaintext": "aGk=", "GrantTokens": ["t"], "Extra": {"x": 1}}, None, ""),  # unknown: ignored
 ])
-def test_request_refusals(doc: dict, error: type, text: str) -> None:
+def test_request_refusals(doc: dict, error: type | None, text: str) -> None:
+    if error is None:
+        protocol.request_kwargs(protocol.OPERATIONS["Encrypt"], doc)
+        return
     with pytest.raises(error, match=text):
         protocol.request_kwargs(protocol.OPERATIONS["Encrypt"], doc)
+
+
+def test_a_member_keyledger_lacks_is_refused_unless_absent() -> None:
+    create_key = protocol.OPERATIONS["CreateKey"]
+    with pytest.raises(UnsupportedOperationException, match="CustomKeyStoreId"):
+        protocol.request_kwargs(create_key, {"CustomKeyStoreId": "cks-1234567890abcdef0"})
+    assert protocol.request_kwargs(create_key, {"CustomKeyStoreId": None}) == {}
 
 
 def test_integer_and_boolean_types() -> None:
