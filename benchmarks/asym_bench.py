@@ -23,14 +23,14 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import keyledger
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-
-import keyledger
-from benchmarks import harness
 from keyledger import crypto
 from keyledger.projections import key_row
 from keyledger.secret import Secret
+
+from benchmarks import harness
 
 MESSAGE = os.urandom(32)
 #: (label, key spec, key usage, operation, algorithm)
@@ -99,17 +99,17 @@ def _moto(spec: str, usage: str, op: str, algorithm: str) -> Iterator[harness.Op
         client = boto3.client("kms", region_name="us-east-1")
         key_id = client.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyId"]
         if op == "sign":
-            call: Callable[[], Any] = lambda: client.sign(KeyId=key_id, Message=MESSAGE,  # noqa: E731
+            call: Callable[[], Any] = lambda: client.sign(KeyId=key_id, Message=MESSAGE,
                                                          SigningAlgorithm=algorithm)
         elif op == "verify":
             signature = client.sign(KeyId=key_id, Message=MESSAGE, SigningAlgorithm=algorithm)["Signature"]
-            call = lambda: client.verify(KeyId=key_id, Message=MESSAGE, Signature=signature,  # noqa: E731
+            call = lambda: client.verify(KeyId=key_id, Message=MESSAGE, Signature=signature,
                                          SigningAlgorithm=algorithm)
         elif op == "generate_mac":
-            call = lambda: client.generate_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm)  # noqa: E731
+            call = lambda: client.generate_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm)
         else:
             tag = client.generate_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm)["Mac"]
-            call = lambda: client.verify_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm,  # noqa: E731
+            call = lambda: client.verify_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm,
                                              Mac=tag)
         call()  # moto implements it, or this raises and the case is recorded as skipped
         yield lambda _i: call
@@ -135,10 +135,10 @@ def run(quick: bool, *, tmpdir: str, progress: Callable[[dict[str, Any]], None])
             slug = label.lower().replace(" ", ".")
             params = {"key_spec": spec, "algorithm": algorithm, "message_bytes": len(MESSAGE),
                       "durability": "relaxed"}
-            mine = harness.measure_throughput(lambda _i: _keyledger_op(kms, key_id, op, algorithm),
-                                              threads=1, plan=plan)
-            bare = harness.measure_throughput(lambda _i: _bare_op(_material(kms, key_id), spec, op),
-                                              threads=1, plan=plan)
+            mine = harness.measure_throughput(
+                lambda _i, k=key_id, o=op, a=algorithm: _keyledger_op(kms, k, o, a), threads=1, plan=plan)
+            bare = harness.measure_throughput(
+                lambda _i, k=key_id, s=spec, o=op: _bare_op(_material(kms, k), s, o), threads=1, plan=plan)
             mine.extra["vs_bare"] = mine.value / bare.value
             entries = [harness.result(f"asym.{slug}.keyledger", "asym", f"keyledger {label}", params=params,
                                       measurement=mine),
@@ -152,7 +152,7 @@ def run(quick: bool, *, tmpdir: str, progress: Callable[[dict[str, Any]], None])
                     mine.extra["vs_moto"] = mine.value / moto.value
                     entries.append(harness.result(f"asym.{slug}.moto", "asym", f"moto {label}", params=params,
                                                   optional=True, measurement=moto))
-                except Exception as exc:  # moto lacks it: optional, recorded as skipped
+                except Exception as exc:  # noqa: BLE001 - moto lacks it: optional, recorded as skipped
                     skip = f"moto does not implement it ({harness.describe_error(exc)[:120]})"
             if skip is not None:
                 entries.append(harness.result(f"asym.{slug}.moto", "asym", f"moto {label}", params=params,

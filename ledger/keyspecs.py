@@ -370,6 +370,21 @@ def metadata_algorithms(key_spec: str, key_usage: str) -> AlgorithmLists:
                           key_agreement_algorithms=list(usage.key_agreement) or None)
 
 
-__all__ = ["KeySpec", "Usage", "SigningAlgorithm", "EncryptionAlgorithm", "MacAlgorithm", "SPECS", "spec",
-           "check_create", "require_operation", "check_signing", "check_mac", "check_encryption",
-           "check_key_agreement", "check_data_key_pair_spec", "require_rotatable", "metadata_algorithms"]
+__all__ = [
+    "SPECS",
+    "EncryptionAlgorithm",
+    "KeySpec",
+    "MacAlgorithm",
+    "SigningAlgorithm",
+    "Usage",
+    "check_create",
+    "check_data_key_pair_spec",
+    "check_encryption",
+    "check_key_agreement",
+    "check_mac",
+    "check_signing",
+    "metadata_algorithms",
+    "require_operation",
+    "require_rotatable",
+    "spec",
+]

@@ -16,11 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from keyledger import commands as cmd
-from keyledger import crypto
+from keyledger import crypto, keyspecs
 from keyledger import events as ev
-from keyledger import keyspecs
 from keyledger import responses as r
-from keyledger.errors import KMSInvalidMacException, KMSInvalidSignatureException, UnsupportedOperationException
+from keyledger.errors import (
+    KMSInvalidMacException,
+    KMSInvalidSignatureException,
+    UnsupportedOperationException,
+)
 from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import _check_grant_tokens, _digest, _dry_run, _Request

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keyledger
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
-import keyledger
 from keyledger import events as ev
 from keyledger.errors import AccessDeniedException
 

@@ -5,15 +5,17 @@ encryption context is refused as AWS refuses it for asymmetric keys."""
 
 from __future__ import annotations
 
+import keyledger
 import pytest
+from asymkit import unwrap_material
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-
-import keyledger
 from keyledger import events as ev
-from keyledger.errors import DryRunOperationException, InvalidCiphertextException, ValidationException
-
-from asymkit import unwrap_material
+from keyledger.errors import (
+    DryRunOperationException,
+    InvalidCiphertextException,
+    ValidationException,
+)
 
 LIMITS = {("RSA_2048", "RSAES_OAEP_SHA_1"): 214, ("RSA_2048", "RSAES_OAEP_SHA_256"): 190,
           ("RSA_3072", "RSAES_OAEP_SHA_1"): 342, ("RSA_3072", "RSAES_OAEP_SHA_256"): 318,

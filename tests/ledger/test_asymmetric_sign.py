@@ -9,20 +9,21 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import keyledger
 import pytest
+from asymkit import openssl_verify
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, padding, utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import keyledger
 from keyledger import events as ev
 from keyledger.errors import (
-    DisabledException, DryRunOperationException, KMSInvalidSignatureException, ValidationException,
+    DisabledException,
+    DryRunOperationException,
+    KMSInvalidSignatureException,
+    ValidationException,
 )
-
-from asymkit import openssl_verify
 
 HASHES = {"SHA_256": hashes.SHA256, "SHA_384": hashes.SHA384, "SHA_512": hashes.SHA512}
 SIGNERS = [("RSA_2048", a) for a in ("RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384",

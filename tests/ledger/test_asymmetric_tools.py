@@ -9,16 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
+import keyledger
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-
-import keyledger
 from keyledger import forensics
 from keyledger.cli.main import main
 from keyledger.projections import billing, replay
@@ -27,7 +26,7 @@ from keyledger.secret import Secret
 
 @pytest.fixture
 def kms(tmp_path: Path) -> keyledger.KeyLedger:
-    clock = lambda: datetime(2031, 6, 10, tzinfo=timezone.utc)  # noqa: E731
+    clock = lambda: datetime(2031, 6, 10, tzinfo=UTC)
     ledger = keyledger.open(tmp_path / "ledger", create=True, clock=clock)
     yield ledger
     ledger.close()

@@ -5,13 +5,15 @@ Decrypt gives it back; the rest are refused clearly."""
 
 from __future__ import annotations
 
+import keyledger
 import pytest
 from cryptography.hazmat.primitives import serialization
-
-import keyledger
 from keyledger import events as ev
 from keyledger.errors import (
-    DryRunOperationException, InvalidCiphertextException, InvalidKeyUsageException, UnsupportedOperationException,
+    DryRunOperationException,
+    InvalidCiphertextException,
+    InvalidKeyUsageException,
+    UnsupportedOperationException,
 )
 
 PAIRS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"]

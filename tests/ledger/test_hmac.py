@@ -7,17 +7,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import keyledger
 import pytest
+from asymkit import unwrap_material
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import keyledger
 from keyledger import events as ev
 from keyledger.errors import (
-    DryRunOperationException, InvalidKeyUsageException, KMSInvalidMacException, ValidationException,
+    DryRunOperationException,
+    InvalidKeyUsageException,
+    KMSInvalidMacException,
+    ValidationException,
 )
-
-from asymkit import unwrap_material
 
 SPECS = {"HMAC_224": ("HMAC_SHA_224", "sha224", 28), "HMAC_256": ("HMAC_SHA_256", "sha256", 32),
          "HMAC_384": ("HMAC_SHA_384", "sha384", 48), "HMAC_512": ("HMAC_SHA_512", "sha512", 64)}

@@ -4,13 +4,16 @@ keys and the Recipient parameter are refused; the secret is never logged."""
 
 from __future__ import annotations
 
+import keyledger
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-import keyledger
 from keyledger import events as ev
-from keyledger.errors import DryRunOperationException, UnsupportedOperationException, ValidationException
+from keyledger.errors import (
+    DryRunOperationException,
+    UnsupportedOperationException,
+    ValidationException,
+)
 
 CURVES = {"ECC_NIST_P256": ec.SECP256R1, "ECC_NIST_P384": ec.SECP384R1, "ECC_NIST_P521": ec.SECP521R1}
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import keyledger
+import pytest
 from keyledger import events as ev
 from keyledger import keyspecs
-from keyledger.responses import to_aws
 from keyledger.errors import (
-    InvalidKeyUsageException, UnsupportedOperationException, ValidationException,
+    InvalidKeyUsageException,
+    UnsupportedOperationException,
+    ValidationException,
 )
+from keyledger.responses import to_aws
 
 RSA_SIGN = ["RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
             "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512"]
@@ -92,9 +93,9 @@ def test_specs_keyledger_cannot_serve_are_refused_with_the_reason(kms: keyledger
 def test_sm2_is_refused_outside_china_as_aws_does(kms: keyledger.KeyLedger, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedOperationException, match="only in China Regions"):
         kms.create_key(key_spec="SM2", key_usage="SIGN_VERIFY")
-    with keyledger.open(tmp_path, create=True, region="cn-north-1") as china:
-        with pytest.raises(UnsupportedOperationException, match="does not implement SM2"):
-            china.create_key(key_spec="SM2", key_usage="SIGN_VERIFY")
+    with keyledger.open(tmp_path, create=True, region="cn-north-1") as china, \
+            pytest.raises(UnsupportedOperationException, match="does not implement SM2"):
+        china.create_key(key_spec="SM2", key_usage="SIGN_VERIFY")
 
 
 def test_customer_master_key_spec_is_the_old_name(kms: keyledger.KeyLedger) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import keyledger
+from asymkit import unwrap_material
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-import keyledger
 from keyledger.projections import replay
-
-from asymkit import unwrap_material
 from test_raw_scan import assert_absent
 
 

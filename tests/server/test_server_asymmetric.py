@@ -14,7 +14,6 @@ import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-
 from keyledger import events as ev
 from serverkit import ACCOUNT, REGION, Server
 
