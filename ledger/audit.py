@@ -127,7 +127,8 @@ def _checkpoints(notes: Iterable[bytes], name: str, public_key: bytes,
             report.problems.append(Problem(
                 "checkpoint", f"two validly signed checkpoints of size {c.size} disagree: the signing "
                               "key signed a fork", checkpoint_size=c.size))
-        elif c.size in good and None not in (c.state, good[c.size].state) and good[c.size].state != c.state:
+        elif c.size in good and None not in (c.state, good[c.size].state) and good[c.size].state != c.state \
+                and good[c.size].state_version == c.state_version:  # digests of two versions differ anyway
             report.problems.append(Problem(
                 "state", f"two validly signed checkpoints of size {c.size} commit to different projection "
                          "states", checkpoint_size=c.size))
@@ -161,8 +162,8 @@ def verify(snapshot: AuditSnapshot, *, extra_checkpoints: Iterable[bytes] = (),
     def settle() -> None:
         while pending and pending[0].size == tree.size:
             roots[tree.size] = tree.root()
-            if pending[0].state is not None:
-                states[tree.size] = state.digest()
+            if pending[0].state is not None:  # the digest version the checkpoint signed
+                states[tree.size] = state.digest(pending[0].state_version)
             pending.pop(0)
 
     settle()

@@ -10,12 +10,15 @@ newline) and key hash = SHA-256(name || "\\n" || 0x01 || public key)[:4].
 A checkpoint may carry C2SP extension lines between the root hash and the
 blank line; standard verifiers ignore them. Ours adds one,
 
-    keyledger-state/v1 <base64 digest of the projection state>
+    keyledger-state/v2 <base64 digest of the projection state>
 
 (`projections.digest`): the signer commits to the state it serves from as
 well as to the log. Notes without it (older checkpoints) still parse and
 verify; they simply commit to no state. Unknown extension lines are kept
-in the signed text and otherwise ignored.
+in the signed text and otherwise ignored. The label's version is the
+digest's (`projections.digest.DIGEST_VERSIONS`): notes signed with
+`keyledger-state/v1` (before the parameter store's table) still parse and
+are checked against a v1 digest.
 The signing key is separate from the root key: holding it lets one sign
 checkpoints, never read a key. An auditor needs only the verifier key,
 `<name>+<hex key hash>+<base64(0x01 || public key)>`.
@@ -45,6 +48,7 @@ class Checkpoint:
     root: bytes
     note: bytes  # the whole signed note, as stored and exported
     state: bytes | None = None  # projection-state digest, if the note carries one
+    state_version: int = 2  # the digest version its state line names
 
 
 def key_hash(name: str, public_key: bytes) -> bytes:
@@ -69,24 +73,29 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     return name, raw[1:]
 
 
-STATE_LINE = "keyledger-state/v1"
+STATE_VERSION = 2
+STATE_LINE = f"keyledger-state/v{STATE_VERSION}"
+#: every state line label a note may carry -> its digest version
+STATE_LINES = {f"keyledger-state/v{v}": v for v in range(1, STATE_VERSION + 1)}
 
 
-def body(origin: str, size: int, root: bytes, state: bytes | None = None) -> bytes:
+def body(origin: str, size: int, root: bytes, state: bytes | None = None,
+         state_version: int = STATE_VERSION) -> bytes:
     text = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
     if state is not None:
-        text += f"{STATE_LINE} {base64.b64encode(state).decode()}\n"
+        text += f"keyledger-state/v{state_version} {base64.b64encode(state).decode()}\n"
     return text.encode()
 
 
-def sign(origin: str, size: int, root: bytes, seed: Secret, state: bytes | None = None) -> Checkpoint:
+def sign(origin: str, size: int, root: bytes, seed: Secret, state: bytes | None = None,
+         state_version: int = STATE_VERSION) -> Checkpoint:
     """Sign the note for a tree of `size` records with Merkle `root` and,
-    if given, the projection-state digest `state`."""
-    text = body(origin, size, root, state)
+    if given, the projection-state digest `state` (of `state_version`)."""
+    text = body(origin, size, root, state, state_version)
     sig = crypto.ed25519_sign(seed, text)
     public = crypto.ed25519_public_key(seed)
     line = f"{_DASH} {origin} {base64.b64encode(key_hash(origin, public) + sig).decode()}\n"
-    return Checkpoint(origin, size, root, text + b"\n" + line.encode(), state)
+    return Checkpoint(origin, size, root, text + b"\n" + line.encode(), state, state_version)
 
 
 def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
@@ -102,14 +111,15 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
         root = base64.b64decode(root_b64, validate=True)
         if len(root) != 32 or not origin:
             raise ValueError
-        state = None
+        state, state_version = None, STATE_VERSION
         for extension in lines[3:]:
             if not extension:
                 raise ValueError  # C2SP: extension lines are non-empty
             label, _, value = extension.partition(" ")
-            if label == STATE_LINE:
+            if label in STATE_LINES:
                 if state is not None:
                     raise ValueError
+                state_version = STATE_LINES[label]
                 state = base64.b64decode(value, validate=True)
                 if len(state) != 32:
                     raise ValueError
@@ -124,7 +134,7 @@ def parse(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
             signatures.append((name, raw[:4], raw[4:]))
     except (ValueError, IndexError, UnicodeDecodeError):
         raise CheckpointError("the checkpoint note does not parse") from None
-    return Checkpoint(origin, size, root, note, state), signatures
+    return Checkpoint(origin, size, root, note, state, state_version), signatures
 
 
 def verify(note: bytes, name: str, public_key: bytes) -> Checkpoint:

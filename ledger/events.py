@@ -208,6 +208,7 @@ class Encrypted(_Event, frozen=True, tag="Encrypted", omit_defaults=True):
     encryption_context: dict[str, str]
     ciphertext_digest: bytes
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"  # RSAES_OAEP_* for an RSA key (omitted when default)
+    via_service: str | None = None  # the integrated service that called (kms:ViaService), e.g. ssm.<region>...
 
 
 class Decrypted(_Event, frozen=True, tag="Decrypted", omit_defaults=True):
@@ -216,6 +217,7 @@ class Decrypted(_Event, frozen=True, tag="Decrypted", omit_defaults=True):
     encryption_context: dict[str, str]
     ciphertext_digest: bytes
     encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    via_service: str | None = None  # as in Encrypted (omitted for direct calls)
 
 
 class ReEncrypted(_Event, frozen=True, tag="ReEncrypted"):
@@ -412,6 +414,53 @@ class AwsManagedKeyCreated(_Event, frozen=True, tag="AwsManagedKeyCreated"):
     policy: str
 
 
+# -- the parameter store (SSM Parameter Store semantics) ---------------------------
+
+class ParameterPut(_Event, frozen=True, tag="ParameterPut", omit_defaults=True):
+    """PutParameter: a new version of a parameter (version 1 creates it).
+    A String or StringList value is plain, as SSM keeps it; a SecureString
+    value is here only as the ciphertext of the ledger's own Encrypt
+    (encryption context PARAMETER_ARN), recorded just before in the same
+    request. Past the 100th version the oldest one is dropped by the fold."""
+
+    name: str
+    version: int
+    parameter_type: str  # String | StringList | SecureString
+    value: str | None = None  # String and StringList only
+    ciphertext: bytes | None = None  # SecureString only
+    key_id: str | None = None  # SecureString: the key's id (so forensics of a key finds its parameters)
+    requested_key_id: str | None = None  # SecureString: the KeyId as given (alias/aws/ssm by default)
+    description: str = ""
+    allowed_pattern: str = ""
+    tier: str = "Standard"
+    data_type: str = "text"
+    tags: dict[str, str] = {}
+
+
+class ParameterDeleted(_Event, frozen=True, tag="ParameterDeleted"):
+    """DeleteParameter(s): the parameter and all its versions are gone."""
+
+    name: str
+
+
+class ParameterLabeled(_Event, frozen=True, tag="ParameterLabeled"):
+    """LabelParameterVersion: the labels now name this version (moved from
+    any other version of the parameter that had them)."""
+
+    name: str
+    version: int
+    labels: list[str]
+
+
+class ParametersRead(_Event, frozen=True, tag="ParametersRead", omit_defaults=True):
+    """A read of the parameter store (GetParameter(s), GetParametersByPath,
+    GetParameterHistory, DescribeParameters): which parameters it returned
+    (names, never values); decryptions are their own Decrypted records."""
+
+    operation: str
+    names: list[str] = []
+
+
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
     AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated,
@@ -423,7 +472,7 @@ Event = Union[
     DataKeyPairGenerated, Signed, SignatureVerified, MacGenerated, MacVerified, SharedSecretDerived,
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
-    AwsManagedKeyCreated,
+    AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

@@ -13,12 +13,12 @@ from typing import Any, Callable, Iterable, Protocol
 import msgspec
 
 from keyledger import events as ev
-from keyledger.projections import aliases, grants, keys, principals, usage
-from keyledger.projections.state import AliasState, GrantState, KeyState, PrincipalState, UsageState
+from keyledger.projections import aliases, grants, keys, parameters, principals, usage
+from keyledger.projections.state import AliasState, GrantState, KeyState, ParameterState, PrincipalState, UsageState
 
 #: table name -> the struct type its rows hold
 TABLES: dict[str, type] = {"keys": KeyState, "aliases": AliasState, "usage": UsageState,
-                           "principals": PrincipalState, "grants": GrantState}
+                           "principals": PrincipalState, "grants": GrantState, "parameters": ParameterState}
 
 
 def key_row(key_id: str) -> bytes:
@@ -39,6 +39,10 @@ def principal_row(principal: str) -> bytes:
 
 def grant_row(key_id: str, grant_id: str) -> bytes:
     return f"{key_id}#{grant_id}".encode()
+
+
+def parameter_row(name: str) -> bytes:
+    return name.encode()
 
 
 Fold = Callable[[Any, ev.Record], Any]
@@ -83,6 +87,10 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
             return [("grants", grant_row(event.key_id, event.grant_id), grants.evolve)]
+        case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled():
+            return [("parameters", parameter_row(event.name), parameters.evolve)]
+        case ev.ParametersRead():
+            return []
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \
                 ev.AccessKeyStatusChanged() | ev.UnauthenticatedRequestsRefused():
             return []

@@ -10,7 +10,8 @@ service was reading when it signed is caught against the signature, not
 against the (writable) file.
 
 The digest is an RFC 6962 Merkle tree hash over one leaf per row, in the
-order (table, row key) with tables in the order of `DIGEST_TABLES`:
+order (table, row key) with tables in the order of `DIGEST_TABLES`
+(the current version's):
 
     leaf = msgpack([table, row key, canonical(value)])
 
@@ -19,6 +20,11 @@ field equal to its default, so a field added later with a default (msgspec's
 schema-evolution rule) does not change the digest of old rows, and old
 checkpoints keep verifying. A new projection table needs a new digest
 version (a new `checkpoint.STATE_LINE` label); `tests` pin the table list.
+Each version's tables extend the previous version's, so a version's digest
+is the same tree over the rows of its own tables: v1 (keys, aliases, usage,
+principals, grants) and v2 (v1 + parameters, the parameter store). A
+checkpoint says which version it signed, and `audit verify` recomputes that
+one, so checkpoints signed before v2 keep verifying.
 
 The mutable `keks` table is not in the digest: it changes outside the log by
 design (crypto-shredding deletes a row, `rotate-root-key` rewraps every row).
@@ -41,8 +47,15 @@ from keyledger import events as ev
 from keyledger.projections import MemoryTables, touched
 from keyledger.projections import merkle
 
-#: the tables digest v1 covers, in leaf order
-DIGEST_TABLES: tuple[str, ...] = ("keys", "aliases", "usage", "principals", "grants")
+#: the tables each digest version covers, in leaf order (each extends the one before)
+DIGEST_VERSIONS: dict[int, tuple[str, ...]] = {
+    1: ("keys", "aliases", "usage", "principals", "grants"),
+    2: ("keys", "aliases", "usage", "principals", "grants", "parameters"),
+}
+#: the version new checkpoints sign
+DIGEST_VERSION = 2
+DIGEST_TABLES: tuple[str, ...] = DIGEST_VERSIONS[DIGEST_VERSION]
+assert all(DIGEST_VERSIONS[v + 1][:len(DIGEST_VERSIONS[v])] == DIGEST_VERSIONS[v] for v in range(1, DIGEST_VERSION))
 
 _encoder = msgspec.msgpack.Encoder(order="deterministic")
 
@@ -99,10 +112,10 @@ def _order(table: str, row: bytes) -> tuple[int, bytes]:
     return DIGEST_TABLES.index(table), row
 
 
-def state_digest(rows: Mapping[str, Mapping[bytes, Any]]) -> bytes:
-    """The digest of projection tables given as {table: {row: value}}."""
+def state_digest(rows: Mapping[str, Mapping[bytes, Any]], version: int = DIGEST_VERSION) -> bytes:
+    """The digest (of `version`) of projection tables given as {table: {row: value}}."""
     return root_of_leaves(leaf(table, row, rows.get(table, {})[row])
-                          for table in DIGEST_TABLES for row in sorted(rows.get(table, {})))
+                          for table in DIGEST_VERSIONS[version] for row in sorted(rows.get(table, {})))
 
 
 class RunningState:
@@ -122,7 +135,7 @@ class RunningState:
             self.tables.put(table, row, fold(self.tables.get(table, row), record))
             self._dirty.add((table, row))
 
-    def digest(self) -> bytes:
+    def digest(self, version: int = DIGEST_VERSION) -> bytes:
         for table, row in self._dirty:
             if table not in DIGEST_TABLES:
                 continue
@@ -132,7 +145,8 @@ class RunningState:
             else:
                 self._leaves[_order(table, row)] = leaf(table, row, value)
         self._dirty.clear()
-        return root_of_leaves(self._leaves[k] for k in sorted(self._leaves))
+        covered = len(DIGEST_VERSIONS[version])  # an older version: the leaves of its own tables
+        return root_of_leaves(self._leaves[k] for k in sorted(self._leaves) if k[0] < covered)
 
 
 def kek_problems(keys: Mapping[bytes, Any], kek_ids: Iterable[str]) -> list[str]:

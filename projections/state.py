@@ -115,3 +115,46 @@ class GrantState(msgspec.Struct, frozen=True):
 
 
 DAY_US = 86_400 * 1_000_000
+
+
+class ParameterVersion(msgspec.Struct, frozen=True):
+    """One version of a parameter. A SecureString's value is only its
+    ciphertext (Encrypt under the parameter's key, context PARAMETER_ARN)."""
+
+    version: int
+    parameter_type: str
+    modified: int
+    modified_by: str
+    value: str | None = None
+    ciphertext: bytes | None = None
+    key_id: str | None = None  # the KeyId as SSM shows it (as given: alias/aws/ssm by default)
+    description: str = ""
+    allowed_pattern: str = ""
+    tier: str = "Standard"
+    data_type: str = "text"
+    labels: tuple[str, ...] = ()
+
+
+class ParameterState(msgspec.Struct, frozen=True):
+    """A parameter of the parameter store: its versions (at most the last
+    100), oldest first, and its tags."""
+
+    name: str
+    versions: tuple[ParameterVersion, ...]
+    tags: dict[str, str] = {}
+
+    @property
+    def current(self) -> ParameterVersion:
+        return self.versions[-1]
+
+    def version(self, number: int) -> ParameterVersion | None:
+        for v in self.versions:
+            if v.version == number:
+                return v
+        return None
+
+    def labeled(self, label: str) -> ParameterVersion | None:
+        for v in self.versions:
+            if label in v.labels:
+                return v
+        return None

@@ -21,6 +21,7 @@ them:
 - maintenance.py   the sweep, checkpoints, the root key
 - imports.py       imported key material (Origin EXTERNAL)
 - managed.py       AWS managed keys (alias/aws/<service>)
+- parameters.py    the parameter store, `kms.parameters` (SSM Parameter Store semantics)
 - request.py       one request in its transaction, shared helpers
 - base.py          the handle, caches and the write path (`_run`)
 """
@@ -39,6 +40,7 @@ from keyledger.service.imports import ImportOps
 from keyledger.service.keys import KeyOps
 from keyledger.service.maintenance import MaintenanceOps
 from keyledger.service.managed import ManagedKeyOps
+from keyledger.service.parameters import ParameterOps
 from keyledger.service.request import Clock, Planned, Rng, from_us, to_us
 from keyledger.service.rotation import RotationOps
 
@@ -46,7 +48,7 @@ __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
 
 
 class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, AsymmetricOps, MaintenanceOps,
-                ImportOps, ManagedKeyOps, ServiceBase):
+                ImportOps, ManagedKeyOps, ParameterOps, ServiceBase):
     """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
 
     Every public method is one AWS KMS operation (snake_case of its name), or
