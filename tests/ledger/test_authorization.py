@@ -106,6 +106,12 @@ class World:
     pending: str  # pending deletion
     blob: bytes  # under key, context EC
     grant_id: str  # on key, grantee bob, retiring bob
+    signer: str = ""  # ECC_NIST_P256 SIGN_VERIFY, with `signature` over b"m"
+    signature: bytes = b""
+    mac_key: str = ""  # HMAC_256, with `mac` over b"m"
+    mac: bytes = b""
+    agreement: str = ""  # ECC_NIST_P256 KEY_AGREEMENT, and a peer's public key
+    peer: bytes = b""
 
     def as_alice(self) -> KeyLedger:
         return self.root.as_caller(self.alice)
@@ -137,7 +143,13 @@ def world(kms) -> World:
     kms.create_alias("alias/orders", key)
     blob = kms.encrypt(key, b"secret", encryption_context=EC).ciphertext_blob
     grant_id = kms.create_grant(key, bob, ["Encrypt"], retiring_principal=bob).grant_id
-    return World(kms, alice, bob, key, key2, pending, blob, grant_id)
+    signer = kms.create_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY").key_metadata.key_id
+    mac_key = kms.create_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC").key_metadata.key_id
+    agreement = kms.create_key(key_spec="ECC_NIST_P256", key_usage="KEY_AGREEMENT").key_metadata.key_id
+    return World(kms, alice, bob, key, key2, pending, blob, grant_id, signer,
+                 kms.sign(signer, b"m", "ECDSA_SHA_256").signature, mac_key,
+                 kms.generate_mac(mac_key, b"m", "HMAC_SHA_256").mac, agreement,
+                 kms.get_public_key(agreement).public_key)
 
 
 # -- the operation table --------------------------------------------------------------
@@ -241,6 +253,22 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
         lambda s, w: s.generate_data_key_without_plaintext(w.key, key_spec="AES_256")),
     "generate_random": Op("GenerateRandom", ("kms:GenerateRandom",), None,
                           lambda s, w: s.generate_random(number_of_bytes=16), _star),
+    "sign": Op("Sign", ("kms:Sign",), "signer", lambda s, w: s.sign(w.signer, b"m", "ECDSA_SHA_256")),
+    "verify": Op("Verify", ("kms:Verify",), "signer",
+                 lambda s, w: s.verify(w.signer, b"m", w.signature, "ECDSA_SHA_256")),
+    "get_public_key": Op("GetPublicKey", ("kms:GetPublicKey",), "signer", lambda s, w: s.get_public_key(w.signer)),
+    "generate_mac": Op("GenerateMac", ("kms:GenerateMac",), "mac_key",
+                       lambda s, w: s.generate_mac(w.mac_key, b"m", "HMAC_SHA_256")),
+    "verify_mac": Op("VerifyMac", ("kms:VerifyMac",), "mac_key",
+                     lambda s, w: s.verify_mac(w.mac_key, b"m", "HMAC_SHA_256", w.mac)),
+    "derive_shared_secret": Op("DeriveSharedSecret", ("kms:DeriveSharedSecret",), "agreement",
+                               lambda s, w: s.derive_shared_secret(w.agreement, "ECDH", w.peer)),
+    "generate_data_key_pair": Op("GenerateDataKeyPair", ("kms:GenerateDataKeyPair",), "key",
+                                 lambda s, w: s.generate_data_key_pair(w.key, "ECC_NIST_P256",
+                                                                       encryption_context=EC)),
+    "generate_data_key_pair_without_plaintext": Op(
+        "GenerateDataKeyPairWithoutPlaintext", ("kms:GenerateDataKeyPairWithoutPlaintext",), "key",
+        lambda s, w: s.generate_data_key_pair_without_plaintext(w.key, "ECC_NIST_P256", encryption_context=EC)),
 }.items()}
 
 #: Public methods that are not AWS operations a caller is authorized for.
@@ -483,7 +511,7 @@ def test_policy_lockout_safety_check_on_create_key(world: World) -> None:
     locked = _only(world.alice)
     with pytest.raises(MalformedPolicyDocumentException):
         root.create_key(policy=locked)
-    assert len(root.list_keys().keys) == 3  # no key was made
+    assert len(root.list_keys().keys) == 6  # no key was made (3 symmetric, 3 asymmetric/HMAC)
     key = root.create_key(policy=locked, bypass_policy_lockout_safety_check=True).key_metadata.key_id
     assert caller.get_key_policy(key).policy == locked
     denied(lambda: root.describe_key(key))
