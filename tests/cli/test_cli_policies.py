@@ -141,7 +141,9 @@ def test_a_grant_with_a_constraint_used_by_its_grantee(cli: Cli, key: str) -> No
     assert listed["Truncated"] is False
     entry = listed["Grants"][0]
     entry.pop("CreationDate")
-    assert entry == {"KeyId": key, "GrantId": made["GrantId"], "GranteePrincipal": BOB,
+    # AWS lists grants under the key's ARN
+    assert entry == {"KeyId": f"arn:aws:kms:us-east-1:111122223333:key/{key}", "GrantId": made["GrantId"],
+                     "GranteePrincipal": BOB,
                      "Operations": ["Encrypt", "Decrypt"], "IssuingAccount": ROOT, "Name": "acme-app",
                      "Constraints": {"EncryptionContextSubset": {"tenant": "acme"}}}
     # the same named grant again is the same grant
