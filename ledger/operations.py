@@ -48,8 +48,9 @@ class SerializationException(KMSError):
 
 # -- the model ------------------------------------------------------------------
 
-def load_model() -> dict[str, Any]:
-    model: dict[str, Any] = json.loads(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE).read_bytes())
+def load_model(file: str = MODEL_FILE) -> dict[str, Any]:
+    """A vendored model: KMS's by default (the parameter store's SSM model is `ssm-2014-11-06.json`)."""
+    model: dict[str, Any] = json.loads(resources.files(MODEL_PACKAGE).joinpath(file).read_bytes())
     return model
 
 
@@ -90,24 +91,28 @@ class Operation:
     """One operation keyledger implements: the model's shapes joined to the
     library method that implements it."""
 
-    __slots__ = ("name", "method", "members", "required", "model_required", "has_output")
+    __slots__ = ("name", "method", "members", "required", "model_required", "has_output", "shapes")
 
     def __init__(self, name: str, method: str, members: dict[str, tuple[str, str | None]],
-                 required: tuple[str, ...], has_output: bool, model_required: tuple[str, ...] = ()) -> None:
+                 required: tuple[str, ...], has_output: bool, model_required: tuple[str, ...] = (),
+                 shapes: dict[str, dict[str, Any]] | None = None) -> None:
         self.name, self.method = name, method
         self.members = members  # wire name -> (shape name, kwarg or None if the library lacks it)
         self.required = required  # wire names that must be present (the model's and the library's)
         self.model_required = model_required  # those the model itself requires
         self.has_output = has_output
+        self.shapes = SHAPES if shapes is None else shapes  # the model's shapes (KMS's unless given)
 
     def __repr__(self) -> str:
         return f"Operation({self.name!r})"
 
 
-def build_operations(ledger_class: type = KeyLedger) -> dict[str, Operation]:
-    """Every model operation that `ledger_class` implements."""
+def build_operations(ledger_class: type = KeyLedger, model: dict[str, Any] | None = None) -> dict[str, Operation]:
+    """Every operation of `model` (KMS's by default) that `ledger_class` implements."""
+    model = MODEL if model is None else model
+    shapes = model["shapes"]
     found = {}
-    for name, op in MODEL["operations"].items():
+    for name, op in model["operations"].items():
         method = getattr(ledger_class, snake(name), None)
         if not callable(method):
             continue
@@ -116,7 +121,7 @@ def build_operations(ledger_class: type = KeyLedger) -> dict[str, Operation]:
         needed = {p for p, spec in params.items()
                   if p != "self" and spec.default is inspect.Parameter.empty
                   and spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)}
-        shape = SHAPES[op["input"]["shape"]] if "input" in op else {"members": {}}
+        shape = shapes[op["input"]["shape"]] if "input" in op else {"members": {}}
         members = {m: (spec["shape"], snake(m) if snake(m) in accepted else None)
                    for m, spec in shape["members"].items()}
         # the model's required members, and those the library cannot do without
@@ -125,7 +130,8 @@ def build_operations(ledger_class: type = KeyLedger) -> dict[str, Operation]:
         unmapped = needed - {kw for _, kw in members.values()}
         if unmapped:  # a library argument with no wire member: a bug, found at import
             raise RuntimeError(f"{name}: no request member for {sorted(unmapped)}")
-        found[name] = Operation(name, snake(name), members, tuple(required), "output" in op, tuple(model_required))
+        found[name] = Operation(name, snake(name), members, tuple(required), "output" in op, tuple(model_required),
+                                shapes)
     return found
 
 
@@ -138,9 +144,10 @@ def _mistyped(path: str, expected: str) -> SerializationException:
     return SerializationException(f"Value at '{path}' must be {expected}")
 
 
-def coerce(shape_name: str, value: Any, path: str) -> Any:
-    """The library's form of a JSON value, after checking its type."""
-    shape = SHAPES[shape_name]
+def coerce(shape_name: str, value: Any, path: str, shapes: dict[str, dict[str, Any]] | None = None) -> Any:
+    """The library's form of a JSON value, after checking its type (against `shapes`, KMS's by default)."""
+    shapes = SHAPES if shapes is None else shapes
+    shape = shapes[shape_name]
     kind = shape["type"]
     if kind == "string":
         if not isinstance(value, str):
@@ -177,19 +184,19 @@ def coerce(shape_name: str, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise _mistyped(path, "a list")
         member = shape["member"]["shape"]
-        return [coerce(member, v, f"{path}.member") for v in value]
+        return [coerce(member, v, f"{path}.member", shapes) for v in value]
     if kind == "map":
         if not isinstance(value, dict):
             raise _mistyped(path, "a map")
         val_shape = shape["value"]["shape"]
-        return {k: coerce(val_shape, v, f"{path}.{k}"[:200]) for k, v in value.items()}
+        return {k: coerce(val_shape, v, f"{path}.{k}"[:200], shapes) for k, v in value.items()}
     if kind == "structure":
         if not isinstance(value, dict):
             raise _mistyped(path, "a structure")
         out = {}
         for name, spec in shape["members"].items():
             if value.get(name) is not None:
-                out[name] = coerce(spec["shape"], value[name], f"{path}.{camel(name)}")
+                out[name] = coerce(spec["shape"], value[name], f"{path}.{camel(name)}", shapes)
         missing = [n for n in shape.get("required", ()) if n not in out]
         if missing:
             raise missing_members([f"{path}.{camel(n)}" for n in missing])
@@ -217,7 +224,7 @@ def request_kwargs(op: Operation, document: dict[str, Any]) -> dict[str, Any]:
         if spec is None or value is None:
             continue
         shape, kwarg = spec
-        value = coerce(shape, value, camel(name))
+        value = coerce(shape, value, camel(name), op.shapes)
         if kwarg is None:
             if value is False:
                 continue

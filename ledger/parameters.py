@@ -326,7 +326,7 @@ def _match(subject: str, option: str, value: str) -> bool:
 
 # -- responses --------------------------------------------------------------------
 
-class _Response(msgspec.Struct, frozen=True, rename="pascal", omit_defaults=True):
+class _Response(msgspec.Struct, frozen=True, rename="pascal"):
     pass
 
 
@@ -420,6 +420,10 @@ class GetParametersByPathResult(_Response, frozen=True):
 
     parameters: list[Parameter] = msgspec.field(default_factory=list)
     next_token: str | None = None
+
+
+class DeleteParameterResult(_Response, frozen=True):
+    """DeleteParameter: nothing (an empty object on the wire, as SSM answers)."""
 
 
 class DeleteParametersResult(_Response, frozen=True):

@@ -41,7 +41,7 @@ from keyledger import KeyLedger, operations
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.home import ensure_private_file
 from keyledger.service import Planned
-from keyledger.server import protocol, sts
+from keyledger.server import protocol, ssm, sts
 from keyledger.server.committer import GroupCommitter
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
 from keyledger.server.refusals import RateLimiter, RefusalTally
@@ -255,14 +255,17 @@ class KMSApp:
             return (404 if path != "/" else 405), [], protocol.encode_error(error)
         headers = _headers(scope)
         target = headers.get("x-amz-target", [None])[0]
-        name = protocol.operation_name(target)
+        planner = ssm.plan if ssm.is_ssm_target(target) else None  # AmazonSSM.*: the parameter store
+        name = ssm.operation_name(target) if planner else protocol.operation_name(target)
         entry["operation"] = name
         address = entry["remote"]
         if self.auth == "sigv4" and self.limiter.throttled(address):
             # refused unheard: no signature checked, the body left to the server to skip
             return self._unauthenticated(ThrottlingException("Rate exceeded"), address, name, entry)
         try:
-            principal, planned, refusal = await self._plan(scope, receive, headers, target, name, entry)
+            principal, planned, refusal = await (planner(self, scope, receive, headers, target, name, entry)
+                                                 if planner else self._plan(scope, receive, headers, target, name,
+                                                                            entry))
         except _Disconnected:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a bug in decoding: recorded, answered without details

@@ -33,6 +33,7 @@ from keyledger import events as ev
 from keyledger import parameters as ps
 from keyledger.errors import AccessDeniedException, InvalidKeyUsageException, KMSError, ValidationException
 from keyledger.parameters import (
+    DeleteParameterResult,
     DeleteParametersResult,
     DescribeParametersResult,
     GetParameterHistoryResult,
@@ -339,17 +340,19 @@ class ParameterStore:
         result: GetParametersByPathResult = self._run("GetParametersByPath", body)
         return result
 
-    def delete_parameter(self, name: str) -> None:
+    def delete_parameter(self, name: str) -> DeleteParameterResult:
         """DeleteParameter: the parameter and all its versions (its records
         stay in the log; a SecureString's ciphertexts go with its row).
 
         Raises ParameterNotFound, ValidationException, AccessDeniedException."""
-        def body(req: _Request) -> None:
+        def body(req: _Request) -> DeleteParameterResult:
             checked = ps.check_name(name)
             self._authorize(req, "DeleteParameter", checked)
             self._existing(req, checked)
             req.emit([ev.ParameterDeleted(checked)])
-        self._run("DeleteParameter", body)
+            return DeleteParameterResult()
+        result: DeleteParameterResult = self._run("DeleteParameter", body)
+        return result
 
     def delete_parameters(self, names: list[str]) -> DeleteParametersResult:
         """DeleteParameters: up to 10 parameters; names not found come back
