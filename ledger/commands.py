@@ -479,7 +479,7 @@ def check_principal_arn(field: str, principal: str) -> None:
         raise ValidationException(f"{principal!r} is not a valid principal for {field}: expected an IAM ARN")
 
 
-def check_grant_constraints(constraints: Mapping[str, object] | None) -> tuple[dict[str, str] | None,
+def check_grant_constraints(constraints: Mapping[str, Any] | None) -> tuple[dict[str, str] | None,
                                                                               dict[str, str] | None]:
     if constraints is None:
         return None, None
