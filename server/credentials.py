@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from keyledger.home import private_opener
 from keyledger.secret import Secret
 
 try:
@@ -262,7 +263,7 @@ def _locked(path: Path) -> Iterator[int]:
     rewrites never interleave. A rewrite renames a new file over the locked
     one, so a waiter that finds its file replaced locks the new one."""
     while True:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = private_opener(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # 0600 whatever the umask
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
