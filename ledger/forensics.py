@@ -52,6 +52,24 @@ def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
             "produced_by": produced, "later_uses": used}
 
 
+def message_history(snapshot: Any, header: Any) -> dict[str, Any]:
+    """An AWS Encryption SDK message (its header, parsed by the ESDK:
+    `keyledger.envelope.read_message_header`): for each encrypted data key,
+    the `ciphertext_history` of its keyledger ciphertext (who generated or
+    wrapped the data key, and every Decrypt of it), or None for a data key
+    that is not a keyledger ciphertext (another provider's, a raw key's)."""
+    keys = []
+    for edk in header.encrypted_data_keys:
+        try:
+            found = ciphertext_history(snapshot, edk.ciphertext) if edk.provider_id == "aws-kms" else None
+        except InvalidCiphertextException:
+            found = None
+        keys.append({"provider_id": edk.provider_id, "key_info": edk.key_info, "history": found})
+    return {"message_id": header.message_id, "algorithm": header.algorithm,
+            "encryption_context": dict(header.encryption_context), "frame_length": header.frame_length,
+            "encrypted_data_keys": keys}
+
+
 def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
     """A key's lifecycle, rotations, aliases, usage by principal and month,
     and the signatures it made (digests only)."""

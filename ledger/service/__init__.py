@@ -29,6 +29,7 @@ them:
 from __future__ import annotations
 
 from keyledger.constraints import validating
+from keyledger.envelope import EnvelopeOps
 from keyledger.service.access import AccessOps
 from keyledger.service.aliases_tags import AliasTagOps
 from keyledger.service.asymmetric import AsymmetricOps
@@ -48,7 +49,7 @@ __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
 
 
 class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, AsymmetricOps, MaintenanceOps,
-                ImportOps, ManagedKeyOps, ParameterOps, ServiceBase):
+                ImportOps, ManagedKeyOps, EnvelopeOps, ParameterOps, ServiceBase):
     """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
 
     Every public method is one AWS KMS operation (snake_case of its name), or
