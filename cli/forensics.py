@@ -91,17 +91,34 @@ def ciphertext_text(view: dict[str, Any]) -> str:
 
 
 @forensics.command("ciphertext", cls=LedgerCommand, output_options=True)
-@click.option("--ciphertext-blob", required=True, metavar="BLOB",
+@click.argument("file", required=False, metavar="[FILE]")
+@click.option("--ciphertext-blob", default=None, metavar="BLOB",
               help="The ciphertext: fileb://PATH (raw bytes) or base64 text.")
-def ciphertext(ciphertext_blob: str) -> None:
+def ciphertext(file: str | None, ciphertext_blob: str | None) -> None:
     """Name the key and version a ciphertext is under, the record that
     produced it (who, when, which request), and every later Decrypt or
-    ReEncrypt of it, found through the ciphertext digest index."""
-    blob = params.base64_blob("--ciphertext-blob", ciphertext_blob)
+    ReEncrypt of it, found through the ciphertext digest index. FILE (- for
+    stdin) or --ciphertext-blob may also be an AWS Encryption SDK message
+    (encrypt-file's output): its header is read by the ESDK and each of its
+    encrypted data keys is traced the same way."""
+    from keyledger import envelope
+    from keyledger.cli import files
+
+    if (file is None) == (ciphertext_blob is None):
+        raise click.UsageError("give FILE or --ciphertext-blob (one of them)")
+    if file is not None:
+        found_in_file = files.read_ciphertext(file)  # an ESDK message's header, or a ciphertext's bytes
+        if isinstance(found_in_file, envelope.MessageInfo):
+            return files.message_forensics(found_in_file)
+        blob = found_in_file
+    else:
+        blob = params.base64_blob("--ciphertext-blob", ciphertext_blob) or b""
+    if envelope.looks_like_message(blob):
+        return files.message_forensics(files.read_header(blob))
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
         try:
-            found = forensics_.ciphertext_history(snap, blob)  # type: ignore[arg-type]
+            found = forensics_.ciphertext_history(snap, blob)
         except InvalidCiphertextException:
             raise click.BadParameter("not a keyledger ciphertext", param_hint="--ciphertext-blob") from None
     view = ciphertext_view(found, identity.region, identity.account)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from keyledger.cli import admin, audit, bill, demo, forensics, iam, kms, policy_sim, replay
+from keyledger.cli import admin, audit, bill, demo, files, forensics, iam, kms, policy_sim, replay
 from keyledger.cli.context import PRINCIPAL_ENV, Settings, check_principal
 from keyledger.cli.output import OUTPUT_FORMATS, OUTPUT_HELP, QUERY_HELP, check_query
 
@@ -53,7 +53,7 @@ def main(ctx: click.Context, home: Path | None, region: str | None, account: str
                        output=output, query=query, principal=principal)
 
 
-for _module in (admin, kms, policy_sim, iam, replay, audit, forensics, bill, demo):
+for _module in (admin, kms, files, policy_sim, iam, replay, audit, forensics, bill, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 
