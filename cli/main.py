@@ -57,6 +57,9 @@ for _module in (admin, kms, files, policy_sim, iam, replay, audit, forensics, bi
     for _command in _module.COMMANDS:
         main.add_command(_command)
 
+from keyledger.cli import ssm as _ssm  # noqa: E402  the parameter store: `keyledger ssm put-parameter ...`
+main.add_command(_ssm.ssm)
+
 # The HTTP endpoint (issue 5): `serve`, and the access keys it authenticates.
 from keyledger.server import cli as _server_cli  # noqa: E402  (after the groups it extends)
 

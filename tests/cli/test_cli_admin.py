@@ -120,7 +120,7 @@ EXPECTED = {
     "generate-random", "init", "rotate-due", "replay", "demo",
     "put-key-policy", "get-key-policy", "list-key-policies", "create-grant", "list-grants",
     "list-retirable-grants", "retire-grant", "revoke-grant", "iam", "policy",
-    "rotate-root-key", "serve", "audit", "forensics", "bill",
+    "rotate-root-key", "serve", "audit", "forensics", "bill", "ssm",
 }
 
 
