@@ -12,6 +12,14 @@
   and $0.10 for an ECC pair. Every request a customer made counts,
   including refused ones (AWS bills those too); the service's own events
   (automatic rotation, deletion at the end of the waiting period) do not.
+- The parameter store is priced as AWS prices Parameter Store's Standard
+  tier (the only one keyledger has): Standard parameters and their API
+  interactions at standard throughput cost nothing, so its own requests
+  (PutParameter, GetParameter, ...) are left out; the KMS requests it makes
+  for SecureString values are billed as KMS requests, each one (a
+  GetParametersByPath that decrypts five values is five Decrypts). Advanced
+  parameters ($0.05 per parameter-month) and higher throughput ($0.05 per
+  10,000 interactions) do not exist here.
 
 All arithmetic is in exact fractions until the final rounding to cents.
 """
@@ -51,6 +59,19 @@ def price_class(operation: str, event: ev.Event, key_spec: str | None) -> str:
     if operation in ASYMMETRIC_OPERATIONS and key_spec is not None and not key_spec.startswith(_SYMMETRIC_SPECS):
         return "asymmetric RSA_2048" if key_spec == "RSA_2048" else "asymmetric"
     return "standard"
+
+
+#: the parameter store's own operations (SSM's, not KMS's)
+PARAMETER_STORE_OPERATIONS = frozenset({
+    "PutParameter", "GetParameter", "GetParameters", "GetParametersByPath", "DeleteParameter",
+    "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters"})
+
+
+def parameter_store_request(record: ev.Record) -> bool:
+    """A record of the parameter store's own (free at the Standard tier), not of a KMS call it made."""
+    return isinstance(record.event, (ev.ParameterPut, ev.ParameterDeleted, ev.ParameterLabeled,
+                                     ev.ParametersRead)) \
+        or (isinstance(record.event, ev.RequestDenied) and record.operation in PARAMETER_STORE_OPERATIONS)
 
 
 def request_price(operation: str, event: ev.Event, key_spec: str | None) -> Fraction:
@@ -134,9 +155,13 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
                 billing_since[e.key_id] = t
         if isinstance(e, ev.AwsManagedKeyCreated):  # AWS managed keys are free, and made by the service
             continue
+        if parameter_store_request(record):  # Parameter Store's Standard tier is free
+            continue
+        # one request may append several records; each KMS call an integrated service makes is its own
+        request = record.request_id if getattr(e, "via_service", None) is None else f"{record.request_id}#{record.seq}"
         if record.principal != ev.SERVICE_PRINCIPAL and start <= t < end \
-                and record.request_id not in seen_requests:
-            seen_requests.add(record.request_id)  # one request may append several records
+                and request not in seen_requests:
+            seen_requests.add(request)
             totals[record.operation] += 1
             named = ev.key_ids_of(e)
             charges += request_price(record.operation, e, key_specs.get(named[0]) if named else None)

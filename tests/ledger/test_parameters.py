@@ -473,3 +473,21 @@ def test_any_history_replays_to_the_live_tables(tmp_path_factory, steps) -> None
             assert p.get_parameter(name).parameter.version == len(values)
         with kms.store.snapshot() as snap:
             assert replay.check(snap).ok
+
+
+def test_the_bill_prices_the_kms_calls_not_the_standard_tier(kms) -> None:
+    from fractions import Fraction
+
+    from keyledger.projections import billing
+    p = kms.parameters
+    for i in range(3):
+        p.put_parameter(f"/b/{i}", f"billed-secret-{i}", type="SecureString")
+    p.put_parameter("/b/plain", "v", type="String")
+    p.get_parameter("/b/0")
+    p.get_parameters_by_path("/b", with_decryption=True)  # three Decrypts, one GetParametersByPath
+    with pytest.raises(ps.ParameterNotFound):
+        p.get_parameter("/b/none")
+    bill = billing.compute(records(kms), "2030-01")
+    assert dict(bill.requests) == {"Encrypt": 3, "Decrypt": 3}
+    assert bill.request_cost == 6 * billing.PER_10K_REQUESTS / 10_000 == Fraction(18, 1_000_000)
+    assert bill.total == bill.request_cost  # the AWS managed key costs nothing either
