@@ -40,6 +40,7 @@ THREADS = 32
 REPLAY_EVENTS = {"full": 1_000_000, "quick": 10_000}
 REPLAY_REPEATS = {"full": 3, "quick": 1}
 GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server", "asym")
+GROUPS += ("ssm",)  # issue 14: benchmarks/ssm_bench.py (the parameter store)
 MODULE_GROUPS = tuple(module_groups.RUNNERS)  # measured by their own modules, after the rest
 
 

@@ -105,6 +105,17 @@ RUNNERS: dict[str, tuple[str, Runner]] = {
 }
 
 
+def run_ssm(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import ssm_bench
+
+    out = ssm_bench.run(quick, tmpdir=tmpdir, progress=lambda e: progress(_normalize(e, "ssm")))
+    return [_normalize(e, "ssm") for e in out["results"]], out.get("settings", {})
+
+
+RUNNERS["ssm"] = ("the parameter store: GetParameter WithDecryption, embedded vs moto's SSM in process (issue 14)",
+                  run_ssm)
+
+
 def run_group(name: str, *, quick: bool, tmpdir: str,
               progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """(results, settings, seconds) of one group; an exception of the module
