@@ -11,7 +11,8 @@ audit (issue 3: benchmarks/audit_bench.py), authz (issue 4:
 benchmarks/authz_bench.py), server (issue 5: benchmarks/server_bench.py,
 keyledger serve and moto_server on 127.0.0.1), asym (issue 11:
 benchmarks/asym_bench.py, Sign/Verify/GenerateMac/VerifyMac vs bare
-cryptography and moto).
+cryptography and moto), envelope (issue 14: benchmarks/envelope_bench.py,
+encrypt-file/decrypt-file MB/s vs the AWS Encryption SDK alone).
 
 Only an unmodified full run writes benchmarks/results.json and RESULTS.md;
 a quick, partial (--only) or resized (--threads, --replay-events) run goes to
@@ -39,7 +40,7 @@ RESULTS_MD = HERE / "RESULTS.md"
 THREADS = 32
 REPLAY_EVENTS = {"full": 1_000_000, "quick": 10_000}
 REPLAY_REPEATS = {"full": 3, "quick": 1}
-GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server", "asym")
+GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server", "asym", "envelope")
 GROUPS += ("ssm",)  # issue 14: benchmarks/ssm_bench.py (the parameter store)
 MODULE_GROUPS = tuple(module_groups.RUNNERS)  # measured by their own modules, after the rest
 
@@ -102,6 +103,9 @@ def _outcome(entry: dict[str, Any]) -> str:
     extra = entry.get("extra", {})
     if "p50_ms" in extra:
         text += f", p50 {extra['p50_ms']:.2f} ms, p99 {extra['p99_ms']:.2f} ms"
+    ratios = [f"{k} {v:.2f}" for k, v in extra.items() if k.startswith("vs_") and isinstance(v, float)]
+    if ratios:  # a module group's own ratios (asym: vs_bare, vs_moto; envelope: vs_esdk)
+        text += f" ({', '.join(ratios)})"
     if "error" in entry:
         text += f" (FAILED: {entry['error']})"
     return text

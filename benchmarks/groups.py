@@ -1,5 +1,6 @@
 """The groups measured by their own modules: `audit` (audit_bench, issue 3),
-`authz` (authz_bench, issue 4) and `server` (server_bench, issue 5).
+`authz` (authz_bench, issue 4), `server` (server_bench, issue 5), `asym`
+(asym_bench, issue 11) and `envelope` (envelope_bench, issue 14).
 
 Each runner returns (results, settings): entries in results.json's shape
 (see `harness.result`), and what was run, for RESULTS.md. A module that
@@ -96,12 +97,20 @@ def run_asym(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict
     return [_normalize(e, "asym") for e in out["results"]], out.get("settings", {})
 
 
+def run_envelope(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import envelope_bench
+
+    out = envelope_bench.run(quick, tmpdir=tmpdir, progress=lambda e: progress(_normalize(e, "envelope")))
+    return [_normalize(e, "envelope") for e in out["results"]], out.get("settings", {})
+
+
 RUNNERS: dict[str, tuple[str, Runner]] = {
     "audit": ("the audit trail: append overhead, audit verify, a filtered audit log query", run_audit),
     "authz": ("authorization: Encrypt under a realistic key policy vs the default one", run_authz),
     "server": ("keyledger serve vs moto_server over loopback (boto3 and replay clients)", run_server),
     "asym": ("Sign/Verify (ECC_NIST_P256, RSA_2048) and GenerateMac/VerifyMac vs bare cryptography and moto",
              run_asym),
+    "envelope": ("encrypt-file / decrypt-file MB/s vs the AWS Encryption SDK alone with a raw key", run_envelope),
 }
 
 
