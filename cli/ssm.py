@@ -13,6 +13,7 @@ SSM's JSON. A refused document is recorded like any refusal.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -41,10 +42,11 @@ def _doc(operation: str) -> str:
     return MODEL["operations"][operation].get("documentation", "") or f"SSM {operation}."
 
 
-def ssm_command(name: str, list_options: tuple[str, ...] = ()) -> Any:
-    operation = ops.snake(name.replace("-", "_")).replace("_", " ").title().replace(" ", "")
-    return ssm.command(name, cls=LedgerCommand, operation=operation, output_options=True,
-                       list_options=list_options,
+def ssm_command(name: str, list_options: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], LedgerCommand]:
+    """Declare `keyledger ssm <name>`, the SSM operation of that kebab-case name."""
+    operation = name.replace("-", " ").title().replace(" ", "")
+    return ssm.command(name, cls=LedgerCommand, operation=operation,  # type: ignore[return-value]
+                       output_options=True, list_options=list_options,
                        help=f"{_doc(operation)}\n\n(SSM {operation}; `aws ssm {name}` takes the same options.)")
 
 

@@ -307,10 +307,9 @@ def matches(state: ParameterState, filters: list[dict[str, Any]], version: Param
             continue
         subject = {"Name": state.name, "Type": v.parameter_type, "KeyId": v.key_id or "",
                    "Tier": v.tier, "DataType": v.data_type}[key]
+        subject_forms: tuple[str, ...] = (subject,)
         if key == "Name" and not subject.startswith("/"):
             subject_forms = (subject, "/" + subject)  # SSM matches names with or without the leading slash
-        else:
-            subject_forms = (subject,)
         if not any(_match(s, option, value) for s in subject_forms for value in values):
             return False
     return True
