@@ -159,3 +159,40 @@ def test_aws_cli(server: Server, tmp_path: Path) -> None:
     assert text == "cli-secret-value"
     err = aws_cli(server, tmp_path, "get-parameter", "--name", "/cli/none", fails=True)
     assert "An error occurred (ParameterNotFound) when calling the GetParameter operation" in err.stderr
+
+
+def test_a_real_serve_process(tmp_path: Path) -> None:
+    """`python -m keyledger.server serve` (a process of its own) answers SSM
+    and KMS on one port, for a user whose access key the CLI issued."""
+    import signal
+
+    import keyledger
+    from click.testing import CliRunner
+
+    from keyledger.cli.main import main
+    from serverkit import Process
+
+    home = tmp_path / "ledger"
+    with keyledger.open(home, create=True) as kms:
+        principal = kms.create_user("app").arn
+        kms.put_principal_policy(principal, "ssm", ALL_SSM)
+    made = CliRunner().invoke(main, ["--home", str(home), "iam", "create-access-key", "--user-name", "app"])
+    assert made.exit_code == 0, made.output
+    key = json.loads(made.stdout)["AccessKey"]
+    server = Process("--home", str(home), "--durability", "relaxed", "--access-log", "off")
+    try:
+        c = boto3.client("ssm", endpoint_url=server.url, region_name=REGION, aws_access_key_id=key["AccessKeyId"],
+                         aws_secret_access_key=key["SecretAccessKey"], config=Config(retries={"total_max_attempts": 1}))
+        c.put_parameter(Name="/proc/secret", Value="process-secret-value", Type="SecureString")
+        assert c.get_parameter(Name="/proc/secret", WithDecryption=True)["Parameter"]["Value"] == \
+            "process-secret-value"
+        kms_client = boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                                  aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                                  config=Config(retries={"total_max_attempts": 1}))
+        with pytest.raises(kms_client.exceptions.ClientError):  # the user has no kms:* of its own
+            kms_client.list_keys()
+    finally:
+        assert server.stop(signal.SIGINT) == 0
+    with keyledger.open(home) as kms:
+        ops = [(r.operation, r.principal) for r in kms.store.records()]
+    assert ("Decrypt", principal) in ops and ("GetParameter", principal) in ops
