@@ -121,6 +121,7 @@ EXPECTED = {
     "put-key-policy", "get-key-policy", "list-key-policies", "create-grant", "list-grants",
     "list-retirable-grants", "retire-grant", "revoke-grant", "iam", "policy",
     "rotate-root-key", "serve", "audit", "forensics", "bill", "ssm",
+    "encrypt-file", "decrypt-file",  # issue 14: envelope encryption (cli/files.py)
 }
 
 
