@@ -220,7 +220,12 @@ class Decrypted(_Event, frozen=True, tag="Decrypted", omit_defaults=True):
     via_service: str | None = None  # as in Encrypted (omitted for direct calls)
 
 
-class ReEncrypted(_Event, frozen=True, tag="ReEncrypted"):
+class ReEncrypted(_Event, frozen=True, tag="ReEncrypted", omit_defaults=True):
+    """key_id/key_version/encryption_context/ciphertext_digest name the
+    destination. The algorithms are RSAES_OAEP_* when a side is an RSA key
+    (its version is then the key's only one); omitted when SYMMETRIC_DEFAULT,
+    so older records encode exactly as before."""
+
     source_key_id: str
     source_key_version: int
     source_encryption_context: dict[str, str]
@@ -229,6 +234,8 @@ class ReEncrypted(_Event, frozen=True, tag="ReEncrypted"):
     key_version: int
     encryption_context: dict[str, str]
     ciphertext_digest: bytes
+    source_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
+    destination_encryption_algorithm: str = "SYMMETRIC_DEFAULT"
 
 
 class DataKeyGenerated(_Event, frozen=True, tag="DataKeyGenerated"):

@@ -211,8 +211,13 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
     digest = hashlib.sha256(blob).digest()
     for seq in snapshot.index_seqs("idx_digest", digest):
         e = ev.decode(snapshot.raw_record(seq).body).event
-        if not isinstance(e, ev.Encrypted) or e.ciphertext_digest != digest \
-                or e.encryption_algorithm == keyspecs.SYMMETRIC_DEFAULT:
+        if isinstance(e, ev.Encrypted):
+            algorithm = e.encryption_algorithm
+        elif isinstance(e, ev.ReEncrypted):  # re-encrypted to an RSA key
+            algorithm = e.destination_encryption_algorithm
+        else:
+            continue
+        if e.ciphertext_digest != digest or algorithm == keyspecs.SYMMETRIC_DEFAULT:
             continue
         state = snapshot.get("keys", key_row(e.key_id))
         info = state.version(e.key_version) if state else None
@@ -226,7 +231,7 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
             return str(exc)
         key = crypto.load_private_key(keyspecs.spec(state.key_spec), material)
         try:
-            crypto.private_decrypt(key, keyspecs.ENCRYPTION_ALGORITHMS[e.encryption_algorithm], blob)
+            crypto.private_decrypt(key, keyspecs.ENCRYPTION_ALGORITHMS[algorithm], blob)
         except InvalidCiphertextException:
             return "does not open (altered)"
         return None

@@ -76,8 +76,8 @@ def request_parameters(event: ev.Event, region: str, account: str) -> dict[str, 
         if isinstance(event, ev.ReEncrypted) and name == "encryption_context":
             key = "destinationEncryptionContext"
         out[key] = value
-    if isinstance(event, (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated)):
-        out["encryptionAlgorithm"] = "SYMMETRIC_DEFAULT"
+    if isinstance(event, (ev.Encrypted, ev.Decrypted, ev.DataKeyGenerated)):  # ReEncrypted names both sides
+        out.setdefault("encryptionAlgorithm", "SYMMETRIC_DEFAULT")
     return out or None
 
 

@@ -13,7 +13,6 @@ from keyledger.errors import InvalidCiphertextException
 from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
-    _check_algorithm,
     _check_grant_tokens,
     _digest,
     _dry_run,
@@ -28,24 +27,31 @@ def _algorithm(req: _Request, state: KeyState, operation: str, name: str) -> key
     return keyspecs.check_encryption(state.key_spec, usage, name)
 
 
-def _private_decrypt(req: _Request, blob: bytes, context: dict[str, str], key_id: str | None,
-                     algorithm_name: str, dry_run: bool | None) -> r.DecryptResponse:
-    """Decrypt with an RSA key's private key: the KeyId is required (an RSA
-    ciphertext names no key), and every failure to open is the same
+def _private_open(req: _Request, blob: bytes, context: dict[str, str], key_id: str | None,
+                  algorithm_name: str, operation: str, action: str) -> tuple[KeyState, int, bytes]:
+    """Open a ciphertext with an RSA key's private key (Decrypt, ReEncrypt's
+    source): the KeyId is required (an RSA ciphertext names no key), no
+    encryption context, and every failure to open is the same
     InvalidCiphertextException."""
     if key_id is None:
         raise InvalidCiphertextException("")
     state = req.key(key_id)
-    req.authorize("kms:Decrypt", state, encryption_context=context,
+    req.authorize(action, state, encryption_context=context,
                   extra={"kms:encryptionalgorithm": algorithm_name})
     cmd.require_enabled(state, req.arn(state.key_id))
-    algorithm = _algorithm(req, state, "Decrypt", algorithm_name)
+    algorithm = _algorithm(req, state, operation, algorithm_name)
     keyspecs.check_asymmetric_encryption(state.key_spec, algorithm, None, context)
     version = state.current.version
-    plaintext = crypto.private_decrypt(req.private_key(state, version), algorithm, blob)
+    return state, version, crypto.private_decrypt(req.private_key(state, version), algorithm, blob)
+
+
+def _private_decrypt(req: _Request, blob: bytes, context: dict[str, str], key_id: str | None,
+                     algorithm_name: str, dry_run: bool | None) -> r.DecryptResponse:
+    """Decrypt with an RSA key's private key."""
+    state, version, plaintext = _private_open(req, blob, context, key_id, algorithm_name, "Decrypt", "kms:Decrypt")
     _dry_run(dry_run)
-    req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), algorithm.name)])
-    return r.DecryptResponse(req.arn(state.key_id), plaintext, algorithm.name)
+    req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), algorithm_name)])
+    return r.DecryptResponse(req.arn(state.key_id), plaintext, algorithm_name)
 
 
 class DataOps(ServiceBase):
@@ -125,6 +131,13 @@ class DataOps(ServiceBase):
         plaintext never reaches the caller. Needs kms:ReEncryptFrom on the source
         key and kms:ReEncryptTo on the destination.
 
+        Either side may be an RSA ENCRYPT_DECRYPT key, as in AWS: from one
+        (`source_encryption_algorithm` RSAES_OAEP_SHA_1/256, `source_key_id`
+        required: an RSA ciphertext names no key, e.g. one made offline with
+        the public key) and to one (`destination_encryption_algorithm`; the
+        plaintext must fit the destination's OAEP limit). An RSA side takes no
+        encryption context.
+
         Raises InvalidCiphertextException, IncorrectKeyException, NotFoundException,
         DisabledException, KMSInvalidStateException, InvalidKeyUsageException,
         InvalidGrantTokenException, AccessDeniedException, ValidationException."""
@@ -133,19 +146,34 @@ class DataOps(ServiceBase):
             cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
             src_ctx = cmd.check_context("sourceEncryptionContext", source_encryption_context)
             dst_ctx = cmd.check_context("destinationEncryptionContext", destination_encryption_context)
-            _check_algorithm(source_encryption_algorithm)
-            _check_algorithm(destination_encryption_algorithm)
+            keyspecs.check_enum("sourceEncryptionAlgorithm", source_encryption_algorithm,
+                                keyspecs.ENCRYPTION_ALGORITHM_NAMES)
+            keyspecs.check_enum("destinationEncryptionAlgorithm", destination_encryption_algorithm,
+                                keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
-            src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom")
+            if source_encryption_algorithm == cmd.SYMMETRIC_DEFAULT:
+                src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom")
+            else:
+                src, src_version, plaintext = _private_open(req, blob, src_ctx, source_key_id,
+                                                            source_encryption_algorithm, "ReEncrypt",
+                                                            "kms:ReEncryptFrom")
             req.request_alias = None
             dst = req.key(destination_key_id)
-            req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx)
+            req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx,
+                          extra={"kms:encryptionalgorithm": destination_encryption_algorithm})
             cmd.require_enabled(dst, req.arn(dst.key_id))
-            _algorithm(req, dst, "ReEncrypt", destination_encryption_algorithm)  # only symmetric keys seal
-            new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
+            algorithm = _algorithm(req, dst, "ReEncrypt", destination_encryption_algorithm)
+            if algorithm.hash is None:  # SYMMETRIC_DEFAULT
+                new_blob, dst_version = req.seal(dst, plaintext, dst_ctx)
+            else:  # RSAES-OAEP under the destination's public key
+                keyspecs.check_asymmetric_encryption(dst.key_spec, algorithm, plaintext, dst_ctx)
+                dst_version = dst.current.version
+                new_blob = crypto.public_encrypt(dst.current.public_key, algorithm, plaintext)
             req.emit([ev.ReEncrypted(src.key_id, src_version, src_ctx, _digest(blob),
-                                     dst.key_id, dst_version, dst_ctx, _digest(new_blob))])
+                                     dst.key_id, dst_version, dst_ctx, _digest(new_blob),
+                                     source_encryption_algorithm, algorithm.name)])
             return r.ReEncryptResponse(new_blob, req.arn(src.key_id), req.arn(dst.key_id),
+                                       source_encryption_algorithm, algorithm.name,
                                        source_key_material_id=cmd.key_material_id(src.key_id, src_version),
                                        destination_key_material_id=cmd.key_material_id(dst.key_id, dst_version))
         return self._run("ReEncrypt", body, key_hint=destination_key_id)
