@@ -40,7 +40,7 @@ RESULTS_MD = HERE / "RESULTS.md"
 THREADS = 32
 REPLAY_EVENTS = {"full": 1_000_000, "quick": 10_000}
 REPLAY_REPEATS = {"full": 3, "quick": 1}
-GROUPS = ("aes", "lmdb", "moto", "embedded", "replay", "audit", "authz", "server", "asym", "envelope")
+GROUPS = ("aes", "lmdb", "floor", "moto", "embedded", "replay", "audit", "authz", "server", "asym", "envelope")
 GROUPS += ("ssm",)  # issue 14: benchmarks/ssm_bench.py (the parameter store)
 MODULE_GROUPS = tuple(module_groups.RUNNERS)  # measured by their own modules, after the rest
 
@@ -115,7 +115,7 @@ def _progress(i: int, total: int, entry: dict[str, Any]) -> None:
     threads = entry["threads"]
     if entry["group"] in ("server", "server-moto"):
         where = f"{threads} concurrent" if threads else ""
-    elif entry["group"] in ("aes", "lmdb", "moto", "embedded"):
+    elif entry["group"] in ("aes", "lmdb", "floor", "moto", "embedded"):
         where = f"{threads} thread{'s' if threads > 1 else ''}"
     else:
         where = ""

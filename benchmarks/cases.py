@@ -14,6 +14,12 @@ yielding an operation factory for `harness.measure_throughput`:
   with a synced commit. The floor of one write per request.
 - `moto.<op>.<size>.t<threads>`: moto's in-process KMS through a boto3
   client under `mock_aws`, the same calls and encryption context.
+- `floor.<op>.32`: the floor pipeline (benchmarks/floor.py): per-message
+  SP 800-108 key, AES-GCM, one record of Encrypt's shape, the SHA-256
+  chain, one LMDB put per write transaction, no sync. Issue 13's yardstick
+  for embedded Encrypt / Decrypt.
+- `embedded.durable.<op>.32.t64`: issue 13's many-thread case, added when
+  `--threads` is not already 64.
 
 The replay case (`replay_suite`) builds a log of realistic records, then
 times a raw scan of it, the chain verification with decoding, and the full
@@ -49,13 +55,15 @@ SIZES = (32, 4096)
 OPS = ("encrypt", "decrypt")
 MODES = ("relaxed", "durable")
 DECRYPT_POOL = 64  # distinct ciphertexts each decrypting thread cycles through
+TARGET_THREADS = 64  # issue 13's durable scaling is measured at 64 threads
+FLOOR_SIZE = 32  # issue 13's embedded target is Encrypt/Decrypt of 32 B
 _MOTO_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
-    group: str  # "aes" | "lmdb" | "embedded" | "moto"
+    group: str  # "aes" | "lmdb" | "floor" | "embedded" | "moto"
     label: str
     setup: Callable[[], AbstractContextManager[OpFactory]]
     threads: int = 1
@@ -137,6 +145,26 @@ def _lmdb_put(root: str, value_size: int, sync: bool) -> Iterator[OpFactory]:
 
 
 @contextmanager
+def _floor(root: str, op: str, size: int) -> Iterator[OpFactory]:
+    from benchmarks.floor import Floor
+
+    with tempfile.TemporaryDirectory(dir=root, prefix="floor-") as path, Floor(path) as floor:
+        plaintext = os.urandom(size)
+        if op == "encrypt":
+            def make(_: int) -> Callable[[], Any]:
+                return lambda: floor.encrypt(plaintext, CONTEXT)
+        else:
+            blobs = [floor.encrypt(plaintext, CONTEXT) for _ in range(DECRYPT_POOL)]
+            if floor.decrypt(blobs[0], CONTEXT) != plaintext:
+                raise AssertionError("the floor pipeline did not decrypt its own ciphertext")
+
+            def make(_: int) -> Callable[[], Any]:
+                nxt = itertools.cycle(blobs).__next__
+                return lambda: floor.decrypt(nxt(), CONTEXT)
+        yield make
+
+
+@contextmanager
 def _moto(op: str, size: int) -> Iterator[OpFactory]:
     import boto3
     from moto import mock_aws
@@ -194,6 +222,9 @@ def throughput_cases(root: str, *, threads: int, value_bytes: int) -> list[Case]
                         f"LMDB put/txn {'synced' if sync else 'no sync'} ({value_bytes} B)",
                         lambda sync=sync: _lmdb_put(root, value_bytes, sync),
                         params={"sync": sync, "value_bytes": value_bytes}))
+    for op in OPS:
+        out.append(Case(f"floor.{op}.{FLOOR_SIZE}", "floor", f"floor pipeline {op} {size_label(FLOOR_SIZE)}",
+                        lambda op=op: _floor(root, op, FLOOR_SIZE), params={"op": op, "size": FLOOR_SIZE}))
     skip = moto_missing()
     for n in (1, threads):
         for op in OPS:
@@ -210,6 +241,12 @@ def throughput_cases(root: str, *, threads: int, value_bytes: int) -> list[Case]
                                     f"keyledger {mode} {op} {size_label(size)}",
                                     lambda mode=mode, op=op, size=size: _embedded(root, mode, op, size),
                                     threads=n, params={"mode": mode, "op": op, "size": size}))
+    if threads != TARGET_THREADS:
+        for op in OPS:
+            out.append(Case(f"embedded.durable.{op}.{FLOOR_SIZE}.t{TARGET_THREADS}", "embedded",
+                            f"keyledger durable {op} {size_label(FLOOR_SIZE)}",
+                            lambda op=op: _embedded(root, "durable", op, FLOOR_SIZE), threads=TARGET_THREADS,
+                            params={"mode": "durable", "op": op, "size": FLOOR_SIZE}))
     return out
 
 

@@ -57,19 +57,23 @@ def server_missing() -> str | None:
 
 
 def run_server(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Durable (the server's default) with both clients and moto alongside;
-    in a full run also `relaxed` with the replay client (what the HTTP stack
-    takes without a sync per commit), its ratios against the same moto cells."""
+    """Durable (the server's default) with both clients, moto and the bare
+    uvicorn app alongside; in a full run also `relaxed` with the replay client
+    (what the HTTP stack takes without a sync per commit), with its own moto
+    cells measured in the same pass; then the server's memory after many
+    requests (issue 13)."""
     from benchmarks import server_bench as sb
 
     settings = sb.QUICK if quick else sb.FULL
-    passes = [{"durability": "durable", "clients": sb.CLIENTS, "moto": True}]
+    passes = [{"durability": "durable", "clients": sb.CLIENTS, "moto": True, "bare": True}]
     if not quick:
-        passes.append({"durability": "relaxed", "clients": ("replay",), "moto": False})
+        passes.append({"durability": "relaxed", "clients": ("replay",), "moto": True, "bare": False})
+    rss_first, rss_total = sb.RSS_QUICK if quick else sb.RSS_FULL
     info = {"warmup": settings.warmup, "duration": settings.duration, "repeats": settings.repeats,
             "max_requests": settings.max_requests, "concurrency": list(sb.CONCURRENCY),
             "plaintext_bytes": sb.PLAINTEXT_BYTES, "host": sb.HOST,
-            "passes": [{**p, "clients": list(p["clients"])} for p in passes]}
+            "passes": [{**p, "clients": list(p["clients"])} for p in passes],
+            "rss_requests": [rss_first, rss_total]}
     skip = server_missing()
     if skip:
         entry = _normalize({"id": "server", "label": "keyledger serve over loopback", "skipped": skip}, "server")
@@ -79,13 +83,20 @@ def run_server(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[di
     for p in passes:
         try:
             results += sb.run(settings=settings, tmpdir=tmpdir, durability=p["durability"],
-                              clients=p["clients"], moto=p["moto"],
+                              clients=p["clients"], moto=p["moto"], bare=p["bare"],
                               progress=lambda e: progress(_normalize(e, e.get("group", "server"))))
         except Exception as exc:  # keyledger's server did not start or its fixture failed
             entry = _failure("server", f"keyledger serve ({p['durability']})", exc)
             entry["id"] = f"server.{p['durability']}"
             progress(entry)
             results.append(entry)
+    try:
+        entry = sb.rss_growth(tmpdir=tmpdir, first=rss_first, total=rss_total)
+    except Exception as exc:  # keyledger's server failed under the long run
+        entry = _failure("server", "keyledger serve memory after many requests", exc)
+        entry["id"] = "server.rss"
+    progress(_normalize(entry, "server"))
+    results.append(entry)
     sb.attach_ratios(results)
     return [_normalize(e, e.get("group", "server")) for e in results], info
 

@@ -95,6 +95,7 @@ class Endpoint:
     port: int
     access_key_id: str
     secret_access_key: str
+    pid: int = 0  # the server process (its memory is read from /proc)
 
     @property
     def url(self) -> str:
@@ -142,10 +143,10 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Iterator[int]:
+def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Iterator[tuple[int, int]]:
     """Run `command(port)` on a free loopback port, retrying with another
     port if the server exits at start (the port can be taken between finding
-    it and binding it); yield the port; stop the server."""
+    it and binding it); yield (port, pid); stop the server."""
     for attempt in range(1, START_ATTEMPTS + 1):
         port = _free_port()
         with open(log, "ab") as err:
@@ -162,7 +163,7 @@ def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Itera
             _stop(proc)
             raise
         try:
-            yield port
+            yield port, proc.pid
         finally:
             _stop(proc)
         return
@@ -186,8 +187,8 @@ def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
             return [sys.executable, "-m", "server", "serve", "--home", str(home), "--host", HOST,
                     "--port", str(port), "--durability", durability, "--access-log", os.devnull,
                     "--sweep-interval", "0"]
-        with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as port:
-            yield Endpoint("keyledger", HOST, port, entry.access_key_id, entry.secret_access_key)
+        with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as (port, pid):
+            yield Endpoint("keyledger", HOST, port, entry.access_key_id, entry.secret_access_key, pid)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -207,8 +208,17 @@ def _moto_executable() -> str:
 def moto_server(root: str) -> Iterator[Endpoint]:
     exe = _moto_executable()
     with _serving("moto_server", lambda port: [exe, "-H", HOST, "-p", str(port)],
-                  Path(root) / "moto.stderr") as port:
-        yield Endpoint("moto", HOST, port, "testing", "testing")
+                  Path(root) / "moto.stderr") as (port, pid):
+        yield Endpoint("moto", HOST, port, "testing", "testing", pid)
+
+
+@contextlib.contextmanager
+def bare_server(root: str) -> Iterator[Endpoint]:
+    """benchmarks.bare_app: uvicorn answering a fixed 200 body (issue 13's HTTP yardstick)."""
+    with _serving("the bare uvicorn app",
+                  lambda port: [sys.executable, "-m", "benchmarks.bare_app", "--host", HOST, "--port", str(port)],
+                  Path(root) / "bare.stderr") as (port, pid):
+        yield Endpoint("bare", HOST, port, "testing", "testing", pid)
 
 
 def _client(endpoint: Endpoint) -> Any:
@@ -229,6 +239,7 @@ class Fixture:
     key_arn: str
     plaintext: bytes
     blobs: list[bytes]
+    plaintexts: list[bytes]  # distinct plaintexts for distinct Encrypt requests (plaintexts[0] == plaintext)
 
 
 def prepare(endpoint: Endpoint) -> Fixture:
@@ -239,7 +250,8 @@ def prepare(endpoint: Endpoint) -> Fixture:
              for _ in range(CIPHERTEXTS)]
     if client.decrypt(CiphertextBlob=blobs[0], EncryptionContext=CONTEXT)["Plaintext"] != plaintext:
         raise AssertionError(f"{endpoint.name} did not decrypt its own ciphertext")
-    return Fixture(meta["Arn"], plaintext, blobs)
+    return Fixture(meta["Arn"], plaintext, blobs,
+                   [plaintext] + [os.urandom(PLAINTEXT_BYTES) for _ in range(CIPHERTEXTS - 1)])
 
 
 # -- one timed run ------------------------------------------------------------------
@@ -271,16 +283,19 @@ def _boto3_run(endpoint: Endpoint, fx: Fixture, op: str, concurrency: int, secon
         n = 0
         barrier.wait()
         clock = time.perf_counter
+        plaintexts = fx.plaintexts[i % len(fx.plaintexts):] + fx.plaintexts[:i % len(fx.plaintexts)]
         while n < per_thread and clock() < deadline[0]:
             t0 = clock()
             try:
                 if op == "encrypt":
-                    client.encrypt(KeyId=fx.key_arn, Plaintext=fx.plaintext, EncryptionContext=CONTEXT)
+                    client.encrypt(KeyId=fx.key_arn, Plaintext=plaintexts[n % len(plaintexts)],
+                                   EncryptionContext=CONTEXT)
                 else:
                     client.decrypt(CiphertextBlob=blobs[n % len(blobs)], EncryptionContext=CONTEXT)
             except Exception:  # noqa: BLE001 - counted; the run goes on
                 errors[i] += 1
-            lat.append(clock() - t0)
+            else:  # a failed request's latency says nothing about serving one
+                lat.append(clock() - t0)
             n += 1
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(concurrency)]
@@ -295,7 +310,7 @@ def _boto3_run(endpoint: Endpoint, fx: Fixture, op: str, concurrency: int, secon
             raise TimeoutError(f"a boto3 client was still busy {STUCK_SECONDS:.0f} s after the deadline")
     elapsed = time.perf_counter() - start
     flat = [x for lat in latencies for x in lat]
-    return Run(len(flat) - sum(errors), sum(errors), elapsed, flat)
+    return Run(len(flat), sum(errors), elapsed, flat)
 
 
 def _signed_requests(endpoint: Endpoint, fx: Fixture, op: str) -> list[bytes]:
@@ -306,9 +321,9 @@ def _signed_requests(endpoint: Endpoint, fx: Fixture, op: str) -> list[bytes]:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    if op == "encrypt":
-        bodies = [{"KeyId": fx.key_arn, "Plaintext": base64.b64encode(fx.plaintext).decode(),
-                   "EncryptionContext": CONTEXT}]
+    if op == "encrypt":  # distinct requests, as for Decrypt: no server can answer a replayed body from a cache
+        bodies = [{"KeyId": fx.key_arn, "Plaintext": base64.b64encode(p).decode(), "EncryptionContext": CONTEXT}
+                  for p in fx.plaintexts]
     else:
         bodies = [{"CiphertextBlob": base64.b64encode(b).decode(), "EncryptionContext": CONTEXT} for b in fx.blobs]
     signer = SigV4Auth(Credentials(endpoint.access_key_id, endpoint.secret_access_key), "kms", REGION)
@@ -371,8 +386,9 @@ async def _replay_async(endpoint: Endpoint, requests: list[bytes], concurrency: 
                 status, keep = await _read_response(reader)  # type: ignore[arg-type]
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 status, keep = 0, False
-            latencies.append(clock() - t0)
-            if status != 200:
+            if status == 200:
+                latencies.append(clock() - t0)
+            else:  # counted, and left out of the latency percentiles
                 errors[0] += 1
             if not keep:
                 writer.close()
@@ -382,12 +398,16 @@ async def _replay_async(endpoint: Endpoint, requests: list[bytes], concurrency: 
 
     await asyncio.gather(*(connection(i) for i in range(concurrency)))
     elapsed = clock() - start
-    return Run(len(latencies) - errors[0], errors[0], elapsed, latencies)
+    return Run(len(latencies), errors[0], elapsed, latencies)
 
 
 def _replay_run(endpoint: Endpoint, fx: Fixture, op: str, concurrency: int, seconds: float,
                 max_requests: int) -> Run:
-    requests = _signed_requests(endpoint, fx, op)
+    return _replay_requests(endpoint, _signed_requests(endpoint, fx, op), concurrency, seconds, max_requests)
+
+
+def _replay_requests(endpoint: Endpoint, requests: list[bytes], concurrency: int, seconds: float,
+                     max_requests: int) -> Run:
     try:
         import uvloop
         runner: Callable[..., Any] = uvloop.run
@@ -413,23 +433,36 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def moto_id(client: str, op: str, concurrency: int, durability: str = "durable") -> str:
+    """The id of the moto cell measured in the pass of `durability` (the
+    durable pass keeps the plain id its results always had)."""
+    tag = "" if durability == "durable" else f"{durability}."
+    return f"server-moto.{tag}{client}.{op}.c{concurrency}"
+
+
 def _entry_id(endpoint: Endpoint, client: str, op: str, concurrency: int, durability: str) -> str:
     if endpoint.name == "keyledger":
         return f"server.{durability}.{client}.{op}.c{concurrency}"
-    return f"server-moto.{client}.{op}.c{concurrency}"
+    if endpoint.name == "bare":
+        return f"server-bare.{client}.c{concurrency}"
+    return moto_id(client, op, concurrency, durability)
 
 
 def _entry(endpoint: Endpoint, client: str, op: str, concurrency: int, durability: str) -> dict[str, Any]:
     """The fields every result of this cell has, measured or failed."""
     mine = endpoint.name == "keyledger"
+    if endpoint.name == "bare":
+        label = f"bare uvicorn app, fixed 200 body ({client} client, the Encrypt requests)"
+    else:
+        label = f"{endpoint.name} HTTP {op.capitalize()} ({client} client" + (f", {durability})" if mine else ")")
     return {
         "id": _entry_id(endpoint, client, op, concurrency, durability),
-        "group": "server" if mine else "server-moto",
-        "label": f"{endpoint.name} HTTP {op.capitalize()} ({client} client"
-                 + (f", {durability})" if mine else ")"),
+        "group": "server" if mine else f"server-{endpoint.name}",
+        "label": label,
         "threads": concurrency,
         "params": {"server": endpoint.name, "client": client, "op": op, "concurrency": concurrency,
-                   "plaintext_bytes": PLAINTEXT_BYTES, "durability": durability if mine else None},
+                   "plaintext_bytes": PLAINTEXT_BYTES, "durability": durability if mine else None,
+                   "pass": durability},
         "optional": not mine,
     }
 
@@ -460,26 +493,103 @@ def measure(endpoint: Endpoint, fx: Fixture, client: str, op: str, concurrency: 
     return out
 
 
-def _baseline_id(r: dict[str, Any]) -> str:
+def _baseline_id(r: dict[str, Any], by_id: dict[str, Any] | None = None) -> str:
+    """The moto cell of r's own pass (same client, op and concurrency,
+    measured back to back with r); failing that, one from the durable pass
+    of the same run (results written before every pass ran moto)."""
     p = r["params"]
-    return f"server-moto.{p['client']}.{p['op']}.c{p['concurrency']}"
+    own = moto_id(p["client"], p["op"], p["concurrency"], p.get("durability") or "durable")
+    if by_id is None or own in by_id:
+        return own
+    return moto_id(p["client"], p["op"], p["concurrency"])
 
 
 def attach_ratios(results: list[dict[str, Any]]) -> None:
     """keyledger / moto for requests/s (`ratios.moto`), and moto / keyledger
     for latency (`extra.p50_speedup`, `extra.p99_speedup`): > 1 is keyledger
     ahead in all three. The moto cell is the one with the same client, op and
-    concurrency (moto has no durability setting)."""
+    concurrency from the same pass (moto has no durability setting, but a
+    pass's cells are measured back to back, under the same load). Against the
+    bare uvicorn app (`ratios.bare`): keyledger's req/s over the fixed-200
+    app's, same client and concurrency."""
     by_id = {r["id"]: r for r in results}
     for r in results:
-        if r["group"] != "server" or "value" not in r:
+        if r["group"] != "server" or "value" not in r or "client" not in r.get("params", {}):
             continue
-        base = by_id.get(_baseline_id(r))
+        base_id = _baseline_id(r, by_id)
+        base = by_id.get(base_id)
         ok = base is not None and base.get("value", 0) > 0 and r["value"] > 0
-        r["ratios"] = {"moto": {"baseline": _baseline_id(r), "ratio": r["value"] / base["value"] if ok else None}}
+        r.setdefault("ratios", {})["moto"] = {"baseline": base_id,
+                                              "ratio": r["value"] / base["value"] if ok else None}
         for p in ("p50", "p99"):
             mine = r["extra"][f"{p}_ms"]
             r["extra"][f"{p}_speedup"] = base["extra"][f"{p}_ms"] / mine if ok and mine else None
+        bare = by_id.get(f"server-bare.{r['params']['client']}.c{r['params']['concurrency']}")
+        if bare is not None:
+            good = bare.get("value", 0) > 0
+            r["ratios"]["bare"] = {"baseline": bare["id"], "ratio": r["value"] / bare["value"] if good else None}
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of a process (kB, from /proc/<pid>/status)."""
+    found = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon", "RssFile"):
+                found[name] = int(value.split()[0])
+    return found
+
+
+RSS_FULL = (10_000, 200_000)
+RSS_QUICK = (2_000, 20_000)
+
+
+def rss_growth(*, tmpdir: str | None = None, first: int, total: int, durability: str = "relaxed",
+               concurrency: int = 16) -> dict[str, Any]:
+    """keyledger serve's memory after `total` requests over its memory after
+    `first` (Encrypt and Decrypt alternating, distinct signed requests, the
+    replay client): issue 13 asks for <= 1.2x, no growth. The ratio is of
+    RssAnon, the process's own heap: LMDB's file pages that the growing log
+    maps in are counted apart (RssFile) since they are the page cache, not
+    the process's memory, and the kernel drops them under pressure."""
+    entry: dict[str, Any] = {
+        "id": "server.rss", "group": "server",
+        "label": f"keyledger serve memory (RssAnon) after {total:,} requests / after {first:,}",
+        "threads": concurrency, "optional": False,
+        "params": {"first": first, "total": total, "durability": durability, "concurrency": concurrency,
+                   "plaintext_bytes": PLAINTEXT_BYTES},
+    }
+    if not os.path.exists("/proc/self/status"):
+        entry["skipped"] = "no /proc on this system: the server's memory cannot be read"
+        return entry
+    root = tempfile.mkdtemp(dir=tmpdir, prefix="kl-server-rss-")
+    try:
+        with keyledger_server(root, durability) as mine:
+            fx = prepare(mine)
+            encrypts, decrypts = _signed_requests(mine, fx, "encrypt"), _signed_requests(mine, fx, "decrypt")
+            requests = [r for pair in zip(encrypts, decrypts) for r in pair]
+            readings, done, started = [], 0, time.perf_counter()
+            for upto in (first, total):
+                want = upto - done
+                run = _replay_requests(mine, requests, concurrency, max(60.0, want / 50), want)
+                if run.errors or run.count < want:
+                    raise RuntimeError(f"{run.errors:,} of {run.count + run.errors:,} requests failed "
+                                       f"(wanted {want:,})")
+                done += run.count
+                time.sleep(0.2)  # let the last commit and its sync settle
+                readings.append(_memory_kb(mine.pid))
+            seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    before, after = readings
+    entry.update({
+        "unit": "ratio", "value": after["RssAnon"] / before["RssAnon"], "runs": [after["RssAnon"] / before["RssAnon"]],
+        "spread": 0.0, "count": total, "seconds": seconds,
+        "extra": {"after_first_kb": before, "after_total_kb": after,
+                  "vmrss_ratio": after["VmRSS"] / before["VmRSS"]},
+    })
+    return entry
 
 
 def _failed(entry: dict[str, Any], exc: BaseException) -> dict[str, Any]:
@@ -490,13 +600,15 @@ def _failed(entry: dict[str, Any], exc: BaseException) -> dict[str, Any]:
 
 def run(*, quick: bool = False, settings: Settings | None = None, tmpdir: str | None = None,
         durability: str = "durable", clients: tuple[str, ...] = CLIENTS, ops: tuple[str, ...] = OPS,
-        concurrency: tuple[int, ...] = CONCURRENCY, moto: bool = True,
+        concurrency: tuple[int, ...] = CONCURRENCY, moto: bool = True, bare: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Every (server, client, op, concurrency) result, keyledger's with its
     ratios to moto (`moto=False`: keyledger alone, e.g. a second durability
-    whose ratios the caller attaches against an earlier moto run). A cell
-    that raises becomes an entry with "error" and the others still run;
-    keyledger's server not starting raises."""
+    whose ratios the caller attaches against an earlier moto run). With
+    `bare`, the bare uvicorn app (benchmarks.bare_app) is driven by the replay
+    client with keyledger's Encrypt requests at each concurrency, right after
+    keyledger's Encrypt cell. A cell that raises becomes an entry with
+    "error" and the others still run; keyledger's server not starting raises."""
     settings = settings or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
 
@@ -519,6 +631,13 @@ def run(*, quick: bool = False, settings: Settings | None = None, tmpdir: str | 
                 except Exception as exc:  # noqa: BLE001 - the baseline is optional
                     done(_failed({"id": "server-moto", "group": "server-moto", "label": "moto_server",
                                   "threads": 0, "params": {"server": "moto"}, "optional": True}, exc))
+            plain: Endpoint | None = None
+            if bare and "replay" in clients:
+                try:
+                    plain = stack.enter_context(bare_server(root))
+                except Exception as exc:  # noqa: BLE001 - the baseline is optional
+                    done(_failed({"id": "server-bare", "group": "server-bare", "label": "bare uvicorn app",
+                                  "threads": 0, "params": {"server": "bare"}, "optional": True}, exc))
             cell = 0
             for client in clients:
                 for op in ops:
@@ -532,6 +651,12 @@ def run(*, quick: bool = False, settings: Settings | None = None, tmpdir: str | 
                                                 durability)
                             except Exception as exc:  # noqa: BLE001 - recorded; keyledger's fail the run
                                 entry = _failed(_entry(endpoint, client, op, n, durability), exc)
+                            done(entry)
+                        if plain is not None and client == "replay" and op == "encrypt":
+                            try:
+                                entry = measure(plain, fixtures["keyledger"], client, op, n, settings, durability)
+                            except Exception as exc:  # noqa: BLE001 - the baseline is optional
+                                entry = _failed(_entry(plain, client, op, n, durability), exc)
                             done(entry)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -549,9 +674,9 @@ def render(results: list[dict[str, Any]]) -> str:
             return ("FAILED" if r else "-", "-", "-")
         return (f"{r['value']:,.0f}", f"{r['extra']['p50_ms']:.2f}", f"{r['extra']['p99_ms']:.2f}")
     for r in results:
-        if r["group"] != "server":
+        if r["group"] != "server" or "client" not in r.get("params", {}):
             continue
-        p, base = r["params"], by_id.get(_baseline_id(r))
+        p, base = r["params"], by_id.get(_baseline_id(r, by_id))
         ratio = r.get("ratios", {}).get("moto", {}).get("ratio")
         (v, p50, p99), (bv, bp50, bp99) = cells(r), cells(base)
         rows.append((p["client"], p["op"], str(p["concurrency"]), v, bv, f"{ratio:.2f}x" if ratio else "-",
