@@ -479,8 +479,12 @@ def check_principal_arn(field: str, principal: str) -> None:
         raise ValidationException(f"{principal!r} is not a valid principal for {field}: expected an IAM ARN")
 
 
-def check_grant_constraints(constraints: Mapping[str, Any] | None) -> tuple[dict[str, str] | None,
-                                                                              dict[str, str] | None]:
+def check_grant_constraints(constraints: Mapping[str, Any] | None, operations: Iterable[str] = (),
+                            ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """A CreateGrant's Constraints: one of EncryptionContextEquals and
+    EncryptionContextSubset, and (AWS: they apply only to operations that
+    take an encryption context; DescribeKey, RetireGrant and CreateGrant may
+    ride along) none of `operations` without one."""
     if constraints is None:
         return None, None
     if not isinstance(constraints, Mapping) or set(constraints) - {"EncryptionContextEquals",
@@ -490,8 +494,21 @@ def check_grant_constraints(constraints: Mapping[str, Any] | None) -> tuple[dict
         raise ValidationException("Specify exactly one of EncryptionContextEquals and EncryptionContextSubset")
     equals = constraints.get("EncryptionContextEquals")
     subset = constraints.get("EncryptionContextSubset")
+    refused = [op for op in operations if op in keyspecs.GRANT_OPERATIONS_WITHOUT_CONTEXT]
+    if refused:  # AWS documents the rule, not its wording: keyledger's own
+        raise ValidationException(f"Encryption context grant constraints are not supported for "
+                                  f"{', '.join(refused)}: these operations take no encryption context.")
     return (check_context("constraints.encryptionContextEquals", equals) if equals is not None else None,
             check_context("constraints.encryptionContextSubset", subset) if subset is not None else None)
+
+
+def check_grant_constraints_for_key(state: KeyState, equals: Mapping[str, str] | None,
+                                    subset: Mapping[str, str] | None) -> None:
+    """Encryption-context constraints only on a symmetric encryption key:
+    the operations of asymmetric and HMAC keys take no encryption context."""
+    if (equals is not None or subset is not None) and keyspecs.spec(state.key_spec).family != "SYMMETRIC":
+        kind = "HMAC" if keyspecs.spec(state.key_spec).family == "HMAC" else "asymmetric"
+        raise ValidationException(f"Encryption context grant constraints are not supported with {kind} KMS keys.")
 
 
 def check_grant_name(name: str) -> None:

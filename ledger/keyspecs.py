@@ -105,6 +105,11 @@ OPERATION_USAGE: Mapping[str, str | None] = MappingProxyType({
     "Sign": SIGN_VERIFY, "Verify": SIGN_VERIFY, "GenerateMac": GENERATE_VERIFY_MAC,
     "VerifyMac": GENERATE_VERIFY_MAC, "DeriveSharedSecret": KEY_AGREEMENT, "GetPublicKey": None,
 })
+#: Grant operations that never take an encryption context (the asymmetric
+#: and HMAC operations): a grant with encryption-context constraints cannot
+#: list them, and cannot be made on a key whose operations take none.
+GRANT_OPERATIONS_WITHOUT_CONTEXT = frozenset({"Sign", "Verify", "GetPublicKey", "GenerateMac", "VerifyMac",
+                                              "DeriveSharedSecret", "Encapsulate", "Decapsulate"})
 _SYMMETRIC_OPS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
                             "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"})
 _RSA_ENCRYPT_OPS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "GetPublicKey"})

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from keyledger import keyspecs
 from keyledger.errors import MalformedPolicyDocumentException
 
 MAX_POLICY_BYTES = 32768
@@ -435,6 +436,13 @@ def grant_allows(grant: Grant, req: Request) -> bool:
         if grant.context_equals is None and grant.context_subset is None:
             return True
         return _at_least_as_constrained(grant, req.new_grant_constraints or (None, None))
+    if grant.context_equals is not None or grant.context_subset is not None:
+        # An encryption-context constraint on an operation or key that takes
+        # no encryption context (CreateGrant refuses to make one; an older
+        # log may hold one) is a constraint nobody can meet: it allows nothing.
+        if op in keyspecs.GRANT_OPERATIONS_WITHOUT_CONTEXT or req.encryption_context is None or \
+                req.context.get("kms:keyspec", keyspecs.SYMMETRIC_DEFAULT) != keyspecs.SYMMETRIC_DEFAULT:
+            return False
     # In a grant constraint the keys are not case sensitive, the values are.
     ctx = {k.lower(): v for k, v in (req.encryption_context or {}).items()}
     if grant.context_equals is not None and \

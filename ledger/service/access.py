@@ -133,7 +133,7 @@ class AccessOps(ServiceBase):
             cmd.check_principal_arn("granteePrincipal", grantee_principal)
             if retiring_principal is not None:
                 cmd.check_principal_arn("retiringPrincipal", retiring_principal)
-            equals, subset = cmd.check_grant_constraints(constraints)
+            equals, subset = cmd.check_grant_constraints(constraints, ops)
             if name is not None:
                 cmd.check_grant_name(name)
             _check_grant_tokens(grant_tokens)
@@ -143,6 +143,7 @@ class AccessOps(ServiceBase):
                 "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset),
                 new_grant_operations=tuple(ops))
             cmd.require_not_pending(state, req.arn(state.key_id))
+            cmd.check_grant_constraints_for_key(state, equals, subset)
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
                 for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):
                     if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,

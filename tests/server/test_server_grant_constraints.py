@@ -1,0 +1,35 @@
+"""CreateGrant with encryption-context Constraints through boto3 against a
+real `keyledger serve`: refused for an operation without an encryption
+context and on an asymmetric key (ValidationException, on record); a Sign
+grant without constraints works for its grantee."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from keyledger import events as ev
+from serverkit import Server
+
+CONSTRAINTS = {"EncryptionContextEquals": {"app": "x"}}
+
+
+def test_constraints_need_an_encryption_context(server: Server, kms: Any) -> None:
+    signer = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    rsa = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    bob = server.access["bob"].principal
+    for key, ops, message in (
+            (signer, ["Sign", "DescribeKey"], ("Encryption context grant constraints are not supported for Sign: "
+                                               "these operations take no encryption context.")),
+            (rsa, ["Decrypt"], "Encryption context grant constraints are not supported with asymmetric KMS keys.")):
+        before = server.head()
+        with pytest.raises(ClientError) as info:
+            kms.create_grant(KeyId=key, GranteePrincipal=bob, Operations=ops, Constraints=CONSTRAINTS)
+        assert info.value.response["Error"] == {"Code": "ValidationException", "Message": message}
+        denied = [r for r in server.records(before) if isinstance(r.event, ev.RequestDenied)]
+        assert denied[-1].event.error_code == "ValidationException"
+        assert denied[-1].request_id == info.value.response["ResponseMetadata"]["RequestId"]
+    kms.create_grant(KeyId=signer, GranteePrincipal=bob, Operations=["Sign"])
+    signed = server.client("bob").sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
+    assert signed["SigningAlgorithm"] == "ECDSA_SHA_256"
