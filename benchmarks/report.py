@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
+PROFILE_MD = Path(__file__).resolve().parent / "PROFILE.md"  # appended to RESULTS.md as written
 _LIBRARIES = ("keyledger", "cryptography", "lmdb", "msgspec", "boto3", "botocore", "moto", "uvicorn",
               "httptools", "uvloop", "werkzeug")
 
@@ -850,7 +851,11 @@ def _method(doc: dict[str, Any]) -> list[str]:
         "value (the size of one stored Encrypt record) per write transaction, 1 thread, without and "
         "with a synced commit: the cost of one write per request.",
         "- moto: moto's in-process KMS through a boto3 client under `mock_aws`, the same calls, sizes "
-        "and context.",
+        "and context: what application code sees, not a like-for-like comparison.",
+        "- Floor pipeline (`benchmarks/floor.py`, issue 13's embedded yardstick): per call a message key by "
+        "SP 800-108 counter-mode HMAC-SHA256 from a precomputed HMAC state, AES-GCM with the 51-byte header "
+        "and the canonical context as AAD, one msgspec record of Encrypt's shape, the SHA-256 chain, one LMDB "
+        "write transaction with one put(append=True), no sync; 32 B, 1 thread.",
         f"- Replay: a log of about {s['replay_events']:,} records (Encrypt, Decrypt and GenerateDataKey "
         "requests over 8 keys with aliases, some with automatic rotation, 40 on-demand rotations), "
         f"built in large batches through `Store.submit`, then read {_runs(s['replay_repeats'])} per step "
@@ -885,7 +890,14 @@ def _method(doc: dict[str, Any]) -> list[str]:
             f"ciphertexts made beforehand, at {', '.join(map(str, v['concurrency']))} concurrent clients. Each cell:"
             f" {v['warmup']} s warm-up, then {_runs(v['repeats'])} of {v['duration']} s (at most "
             f"{v['max_requests']:,} requests each); req/s is the median run, p50 / p99 pool every timed request. "
-            f"Passes: {passes}.")
+            f"Passes: {passes}."
+            + (" The bare uvicorn app (`benchmarks/bare_app.py`: the same uvicorn stack answering a fixed 200 "
+               "body the size of an Encrypt response) is driven by the replay client with the same Encrypt "
+               "requests right after keyledger's Encrypt cell, at each concurrency." if any(
+                   p.get("bare") for p in v["passes"]) else "")
+            + (f" Memory: a fresh relaxed `serve`, Encrypt and Decrypt alternating (distinct signed requests, 16 "
+               f"connections); RssAnon read from /proc after {v['rss_requests'][0]:,} and after "
+               f"{v['rss_requests'][1]:,} requests." if v.get("rss_requests") else ""))
     out.append("- Ratios are keyledger's number over the baseline's, from the same run: 0.5x is half as "
                "fast as the baseline, 10x ten times faster (for the query and latencies: how many times faster).")
     return out
@@ -940,6 +952,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out += [f"- {r}" for r in sec.readings]
         if sec.notes:
             out += ["", *[f"- {n}" for n in sec.notes]]
+    profile = _read(str(PROFILE_MD))
+    if profile.strip():  # hand-written findings (benchmarks/PROFILE.md), kept across regenerations
+        out += ["", profile.strip()]
     return "\n".join(out) + "\n"
 
 
