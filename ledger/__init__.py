@@ -25,6 +25,7 @@ from keyledger.secret import Secret
 
 if TYPE_CHECKING:  # imported lazily below: projections import keyledger.events,
     from keyledger.service import Clock, KeyLedger, Rng  # and the store imports projections
+    from keyledger.cluster import ClusterConfig
 
 __all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "LedgerNotFoundError",
            "LedgerDamagedError", "Secret", "DEFAULT_REGION", "DEFAULT_ACCOUNT", "private_file",
@@ -109,6 +110,14 @@ def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes
     return raw
 
 
+def _node_checkpoint_public(home: Path, rng: Callable[[int], bytes]) -> bytes | None:
+    """A joining node's own checkpoint key (made now), as its public key."""
+    from keyledger import crypto, home as home_
+    home_.make_private_dir(home)
+    signer = _checkpoint_key(home, True, rng)
+    return None if signer is None else crypto.ed25519_public_key(signer)
+
+
 def _checkpoint_key(home: Path, create: bool, rng: Callable[[int], bytes]) -> Secret | None:
     env = os.environ.get(CHECKPOINT_KEY_ENV)
     if env:
@@ -155,7 +164,8 @@ def _fsync_dir(path: Path) -> None:
 def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, region: str | None = None,
          account: str | None = None, durability: str = "durable", clock: "Clock | None" = None,
          rng: "Rng | None" = None, caller: str | None = None, root_key: bytes | None = None,
-         sync_interval: float = 0.2) -> "KeyLedger":
+         sync_interval: float = 0.2, cluster: "str | ClusterConfig | None" = None,
+         node: str | None = None) -> "KeyLedger":
     """Open the ledger at `home` (default: `default_home()`) and return the service.
 
     Only `create=True` (what `keyledger init` does) makes a new ledger: the
@@ -171,6 +181,14 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
     (every commit synced) or "relaxed" (synced every `sync_interval` s).
     `clock` and `rng` are injectable for tests (the clock returns aware
     datetimes; rng(n) returns n random bytes).
+
+    `cluster` ("etcd://host:port,...[/prefix]" or a `keyledger.cluster.ClusterConfig`)
+    opens the ledger as node `node` of a cluster whose log etcd orders
+    (keyledger.cluster). With `create=True` a missing home joins the cluster
+    (it needs the cluster's root key: root.key in the home, KEYLEDGER_ROOT_KEY
+    or `root_key`), or, if the cluster has no ledger yet, becomes its first
+    node. A node's home is never opened without its cluster (that would fork
+    the log); the audit tools read it as any other.
     """
     from keyledger import crypto
     from keyledger import home as home_
@@ -179,6 +197,13 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
 
     home_path = Path(home) if home is not None else default_home()
     rng = rng or os.urandom
+    cluster_config = None
+    if cluster is not None:
+        from keyledger import cluster as cluster_
+        cluster_config = cluster_.config(cluster, node=node)
+        if create and not (home_path / home_.DATA_FILE).exists() and cluster_.has_ledger(cluster_config):
+            cluster_.join(home_path, cluster_config, _root_key(home_path, root_key, False, rng),
+                          checkpoint_public=_node_checkpoint_public(home_path, rng))
     home_.check_home(home_path, create=create)
     store = Store(str(home_path), durability=durability, sync_interval=sync_interval, create=create)
     try:
@@ -208,9 +233,17 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
         if region not in (None, stored_region) or account not in (None, stored_account):
             raise LedgerError(f"this ledger was created for region {stored_region} and account "
                               f"{stored_account}; it cannot be reopened for another")
+        if cluster_config is None and "cluster_rev" in meta:
+            raise LedgerError(f"the ledger at {home_path} is a node of a cluster: open it with its cluster "
+                              "(keyledger serve --cluster ...); audit verify, audit log, forensics and "
+                              "replay --check read it as it is")
         home_.warn_if_exposed(home_path)
-        return KeyLedger(store, root, region=stored_region, account=stored_account,
-                         clock=clock, rng=rng, caller=caller, signer=signer)
+        kms = KeyLedger(store, root, region=stored_region, account=stored_account,
+                        clock=clock, rng=rng, caller=caller, signer=signer)
+        if cluster_config is not None:
+            from keyledger import cluster as cluster_
+            cluster_.attach(kms, cluster_config, root)
+        return kms
     except BaseException:
         store.close()
         raise

@@ -25,6 +25,15 @@ wakes the others. In `relaxed` mode commits are not synced; a background
 thread syncs every `sync_interval` seconds, so an OS crash or power loss can
 lose at most that window of acknowledged requests (a process crash loses
 nothing: committed pages are already in the OS page cache).
+
+The log side, for a node of a cluster (`keyledger.cluster`): with `log` set
+to a `ReplicatedLog`, a commit is also an append to that log after the
+revision this node has applied (`Batch`: the records as stored, and the keks
+rows the batch sets). If another node appended first, the transaction is
+aborted, the winner's batches are applied through the same record path
+(verifying the chain) and the work runs again against the new state; if the
+log cannot say whether the append happened, the node catches up and looks
+for its own batch. `catch_up` applies what other nodes appended.
 """
 
 from __future__ import annotations
@@ -33,12 +42,14 @@ import errno
 import os
 import struct
 import threading
+import time as time_
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lmdb
+import msgspec
 
 from keyledger import projections
 from keyledger import events as ev
@@ -93,6 +104,82 @@ class RawRecord:
         self.body = value[64:]
 
 
+# -- the log side: what a replicated log beneath the store must do ----------------
+
+BATCH_BYTES = 1 << 20  # one append's records at most (etcd refuses requests over 1.5 MiB)
+REVISION = "cluster_rev"  # meta: the replicated log's revision this node has applied
+
+
+class Batch(msgspec.Struct, frozen=True, array_like=True):
+    """One commit as a replicated log carries it: the records exactly as
+    stored, so a node that applies it re-checks the chain, and the keks rows
+    the commit set (None: deleted), so every node can use every key and a
+    deletion shreds on every node at the same point of the log."""
+
+    id: bytes  # random: lets the writer recognise its own batch after an unanswered append
+    node: str
+    first_seq: int
+    prev_hash: bytes
+    records: list[bytes]  # prev_hash || hash || canonical record bytes, seq first_seq, first_seq + 1, ...
+    keks: list[tuple[str, bytes | None]] = []
+
+
+class LogUnavailable(LedgerError):
+    """The replicated log did not answer; an append may or may not have happened."""
+
+
+class LogGap(LedgerError):
+    """The replicated log no longer holds the batches after this node's
+    head (compacted): the node must copy a peer's snapshot (re-bootstrap)."""
+
+
+class LogDiverged(LedgerError):
+    """The replicated log does not continue this node's chain: never applied."""
+
+
+class Appended:
+    """`ReplicatedLog.append` succeeded: the batch is at `revision`."""
+
+    __slots__ = ("revision",)
+
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
+
+
+class Behind:
+    """`ReplicatedLog.append` lost: the log had moved past `after`;
+    `entries` are the (revision, batch) pairs this node lacks (a first page).
+    With no entries, `head_revision` is the revision of the head this node
+    already has (the node that made the cluster wrote it without a batch)."""
+
+    __slots__ = ("entries", "head_revision")
+
+    def __init__(self, entries: list[tuple[int, Batch]], head_revision: int | None = None) -> None:
+        self.entries = entries
+        self.head_revision = head_revision
+
+
+class ReplicatedLog(Protocol):
+    """The tail of the log, ordered outside this process (DESIGN.md section 8):
+    append a batch after an expected head, read a range, close."""
+
+    node: str
+    timeout: float  # how long a commit waits for an unavailable log before failing
+
+    def append(self, after: int, batch: Batch) -> Appended | Behind:
+        """Append `batch` if the log's last revision is `after`. Raises
+        LogUnavailable when the outcome is unknown."""
+        ...
+
+    def read(self, start: int) -> list[tuple[int, Batch]]:
+        """The batches from the one starting at seq `start` on (a page), with
+        their revisions; [] at the head. Raises LogGap if that batch is gone."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class _Tables:
     """projections.Tables over a write transaction."""
 
@@ -134,11 +221,16 @@ class WriteView(_Tables):
     """What a work item sees: the projections as of everything before it in
     the log, the keks table, and `append` to add records."""
 
-    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any], head: Head, audit: bool = True) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, Any], head: Head, audit: bool = True,
+                 keep_raw: bool = False) -> None:
         super().__init__(txn, dbs)
         self.head = head
         self.appended: list[ev.Record] = []
         self._audit = audit
+        # what a replicated log must carry besides the events (a node of a cluster)
+        self.raw: list[bytes] | None = [] if keep_raw else None
+        self.kek_changes: list[tuple[str, bytes | None]] = []
+        self.meta_changes: list[str] = []
 
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
@@ -147,16 +239,18 @@ class WriteView(_Tables):
         return [(bytes(k).decode(), bytes(v)) for k, v in self._txn.cursor(db=self._dbs["keks"])]
 
     def put_meta(self, name: str, value: bytes) -> None:
+        self.meta_changes.append(name)
         self._txn.put(name.encode(), value, db=self._dbs["meta"])
 
     def put_kek(self, key_id: str, wrapped: bytes | None) -> None:
+        self.kek_changes.append((key_id, wrapped))
         if wrapped is None:
             self._txn.delete(key_id.encode(), db=self._dbs["keks"])
         else:
             self._txn.put(key_id.encode(), wrapped, db=self._dbs["keks"])
 
     def append(self, events: Sequence[ev.Event], *, operation: str, principal: str,
-               request_id: str, time: int) -> list[ev.Record]:
+               request_id: str, time: int, region: str | msgspec.UnsetType = msgspec.UNSET) -> list[ev.Record]:
         """Append events as records and fold them into the projections
         (and, with audit tables on, the Merkle tree and the indexes)."""
         out = []
@@ -166,12 +260,14 @@ class WriteView(_Tables):
         put, dbs = self._txn.put, self._dbs
         records_db, audit_db = dbs["records"], dbs["audit"]
         prefixes = indexes.prefixes(principal, operation)
+        raw = self.raw
         for event in events:
-            record = ev.Record(seq, time, request_id, principal, operation, event)
+            record = ev.Record(seq, time, request_id, principal, operation, event, region=region)
             body = ev.canonical(record)
             digest = ev.chain_hash(prev, body)
             seq_key = _SEQ.pack(seq)
-            if not put(seq_key, prev + digest + body, db=records_db, append=True, overwrite=False):
+            value = prev + digest + body
+            if not put(seq_key, value, db=records_db, append=True, overwrite=False):
                 raise LedgerError(f"out-of-order append at seq {seq}: the log is corrupt")
             projections.apply(self, record)
             if self._audit:
@@ -182,10 +278,36 @@ class WriteView(_Tables):
                     put(prefix + seq_key, b"", db=audit_db)
                 for key in indexes.event_rows(event, seq_key):
                     put(key, b"", db=audit_db)
+            if raw is not None:
+                raw.append(value)
             seq, prev = seq + 1, digest
             out.append(record)
         self.head = Head(seq, prev, time, frontier)
         self.appended.extend(out)
+        return out
+
+    def apply_stored(self, values: Sequence[bytes]) -> list[ev.Record]:
+        """Append records another node wrote (as stored: prev_hash || hash ||
+        canonical bytes) through the same path as `append`, after checking
+        that each continues this log's chain at its seq."""
+        out = []
+        for value in values:
+            head = self.head
+            stored = RawRecord(head.seq, value)
+            if stored.prev_hash != head.hash or ev.chain_hash(head.hash, stored.body) != stored.hash:
+                raise LogDiverged(f"record {head.seq} from the replicated log does not continue this "
+                                  "node's hash chain")
+            record = ev.decode(stored.body)
+            if record.seq != head.seq or ev.canonical(record) != stored.body:
+                raise LogDiverged(f"record {head.seq} from the replicated log is not canonical at its seq")
+            self.head = Head(head.seq, head.hash, record.time, head.frontier)
+            # `append` rebuilds the same bytes: the record's own time, request and principal
+            made = self.append([record.event], operation=record.operation, principal=record.principal,
+                               request_id=record.request_id, time=record.time, region=record.region)
+            if self.head.hash != stored.hash:  # e.g. a record format this version does not write
+                raise LogDiverged(f"record {head.seq} from the replicated log does not re-encode to its "
+                                  "stored bytes (a node of another keyledger version?)")
+            out.extend(made)
         return out
 
 
@@ -390,6 +512,12 @@ class Store:
             self.env.close()
             raise
         self._rw = _RWLock()
+        # a node of a cluster: the replicated log, and one writer at a time
+        # between the commit leader and the node's catch-up thread (taken
+        # after `_rw.shared()`, always in that order)
+        self.log: ReplicatedLog | None = None
+        self.on_applied: Callable[[list[ev.Record]], None] | None = None
+        self._write_lock = threading.RLock()
         self._mu = threading.Lock()
         self._queue: list[_Ticket] = []
         self._leading = False
@@ -455,6 +583,8 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        if self.log is not None:
+            self.log.close()
         if self._syncer is not None:
             self._sync_stop.set()
             self._syncer.join()
@@ -597,7 +727,10 @@ class Store:
                 self._grow_if_needed()
                 try:
                     with self._rw.shared():
-                        self._run(batch)
+                        if self.log is None:
+                            self._run(batch)
+                        else:
+                            self._run_replicated(batch)
                     return
                 except lmdb.MapFullError:
                     with self._rw.exclusive():
@@ -648,6 +781,235 @@ class Store:
         for work, result, error in outcomes:
             work.result, work.error = result, error
 
+    # -- a node of a cluster: the log side (see the module docstring) ----------
+
+    def applied_revision(self) -> int:
+        """The replicated log's revision this node has applied (0: none)."""
+        with self._read() as txn:
+            return _revision(txn, self._dbs)
+
+    def set_meta(self, values: dict[str, bytes]) -> None:
+        """Set meta values (overwriting): a cluster node's own settings."""
+        with self._rw.shared(), self._write_lock, self.env.begin(write=True) as txn:
+            for k, v in values.items():
+                txn.put(k.encode(), v, db=self._dbs["meta"])
+
+    def _set_revision(self, revision: int) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(REVISION.encode(), _SEQ.pack(revision), db=self._dbs["meta"])
+
+    def _run_replicated(self, batch: list[_Work]) -> None:
+        log = self.log
+        assert log is not None
+        with self._write_lock:
+            remaining = batch
+            while remaining:
+                remaining = self._replicate_round(log, remaining)
+
+    def _replicate_round(self, log: ReplicatedLog, items: list[_Work]) -> list[_Work]:
+        """Commit a prefix of `items` through the log; the items left over
+        (past the batch size limit) are returned."""
+        pending: dict[bytes, tuple[list[tuple[_Work, Any, Exception | None]], int]] = {}
+        deadline = time_.monotonic() + log.timeout
+        while True:
+            txn = self.env.begin(write=True)
+            try:
+                after = _revision(txn, self._dbs)
+                outcomes, taken, start, head, values, keks = self._run_items(txn, items)
+                if not values and not keks:  # only failures: nothing to replicate
+                    txn.abort()
+                    _finish(outcomes)
+                    return items[taken:]
+                entry = Batch(os.urandom(16), log.node, start.seq, start.hash, values, keks)
+                pending[entry.id] = (outcomes, taken)
+                try:
+                    answer = log.append(after, entry)
+                except LogUnavailable:
+                    txn.abort()
+                    found = self._settle(log, pending, deadline)
+                else:
+                    if isinstance(answer, Appended):
+                        txn.put(b"head", head.pack(), db=self._dbs["meta"])
+                        txn.put(REVISION.encode(), _SEQ.pack(answer.revision), db=self._dbs["meta"])
+                        txn.commit()
+                        _finish(outcomes)
+                        return items[taken:]
+                    txn.abort()  # lost the race: apply the winner's batches, decide again
+                    if answer.entries or answer.head_revision is None:
+                        found = self._apply_entries(answer.entries, pending)
+                    else:
+                        found = None
+                        self._set_revision(answer.head_revision)
+            except BaseException:
+                txn.abort()
+                raise
+            if found is not None:  # an earlier, unanswered append of ours did happen
+                _finish(found[0])
+                return items[found[1]:]
+            if time_.monotonic() > deadline:
+                raise LogUnavailable("the cluster's log kept moving or did not answer; nothing was committed "
+                                     "by this node for these requests")
+
+    def _run_items(self, txn: lmdb.Transaction[bytes], items: list[_Work]) -> tuple[
+            list[tuple[_Work, Any, Exception | None]], int, Head, Head, list[bytes], list[tuple[str, bytes | None]]]:
+        """Run work items in nested transactions until the batch is full."""
+        start = head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+        outcomes: list[tuple[_Work, Any, Exception | None]] = []
+        values: list[bytes] = []
+        keks: list[tuple[str, bytes | None]] = []
+        size = taken = 0
+        for work in items:
+            child = self.env.begin(write=True, parent=txn)
+            view = WriteView(child, self._dbs, head, self.audit_tables, keep_raw=True)
+            try:
+                result = work.fn(view)
+            except lmdb.MapFullError:
+                child.abort()
+                raise
+            except Exception as exc:  # this item fails alone; the batch goes on
+                child.abort()
+                outcomes.append((work, None, exc))
+                taken += 1
+                continue
+            if view.meta_changes:
+                child.abort()
+                outcomes.append((work, None, LedgerError(
+                    "a node of a cluster cannot change the ledger's own settings (rotate-root-key): not "
+                    "replicated yet")))
+                taken += 1
+                continue
+            assert view.raw is not None
+            grew = sum(map(len, view.raw)) + sum(len(k) + len(w or b"") + 8 for k, w in view.kek_changes)
+            if size + grew > BATCH_BYTES:
+                child.abort()
+                if values or keks:
+                    break  # the rest goes in the next batch
+                outcomes.append((work, None, LedgerError(
+                    f"one request's records ({grew} bytes) exceed the replicated log's batch limit")))
+                taken += 1
+                continue
+            child.commit()
+            head = view.head
+            values += view.raw
+            keks += view.kek_changes
+            size += grew
+            outcomes.append((work, result, None))
+            taken += 1
+        if values or keks:
+            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+        return outcomes, taken, start, head, values, keks
+
+    def _settle(self, log: ReplicatedLog, pending: dict[bytes, Any], deadline: float) -> Any:
+        """After an unanswered append: catch up (retrying while the log is
+        unavailable) and return the outcomes of ours if it was appended."""
+        delay = 0.05
+        found = None  # kept across retries: ours may be applied before a later read fails
+        while True:
+            try:
+                while True:
+                    entries = log.read(self._head_seq())
+                    if not entries:
+                        return found
+                    found = self._apply_entries(entries, pending) or found
+            except LogUnavailable:
+                if time_.monotonic() + delay > deadline:
+                    raise
+                time_.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _head_seq(self) -> int:
+        with self.env.begin(buffers=False) as txn:
+            return Head.unpack(txn.get(b"head", db=self._dbs["meta"])).seq
+
+    def _apply_entries(self, entries: list[tuple[int, Batch]],
+                       pending: dict[bytes, Any] | None = None) -> Any:
+        """Apply other nodes' batches in one write transaction, verifying the
+        chain; return the pending outcomes of ours if one of them is here."""
+        found = None
+        applied: list[ev.Record] = []
+        txn = self.env.begin(write=True)
+        try:
+            head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+            revision = _revision(txn, self._dbs)
+            for at, batch in entries:
+                if at <= revision:
+                    continue  # already applied
+                if batch.first_seq > head.seq:
+                    raise LogGap(f"the cluster's log starts at seq {batch.first_seq}, past this node's "
+                                 f"{head.seq}: it was compacted")
+                if batch.first_seq != head.seq or batch.prev_hash != head.hash:
+                    raise LogDiverged(f"the batch at seq {batch.first_seq} (revision {at}) does not continue "
+                                      f"this node's log at seq {head.seq}")
+                view = WriteView(txn, self._dbs, head, self.audit_tables)
+                applied += view.apply_stored(batch.records)
+                for key_id, wrapped in batch.keks:
+                    view.put_kek(key_id, wrapped)
+                head, revision = view.head, at
+                if pending is not None and batch.id in pending:
+                    found = pending[batch.id]
+            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+            txn.put(REVISION.encode(), _SEQ.pack(revision), db=self._dbs["meta"])
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        if applied and self.on_applied is not None:
+            self.on_applied(applied)
+        return found
+
+    def catch_up(self, log: ReplicatedLog | None = None) -> int:
+        """Apply every batch the replicated log (`log`, default the store's)
+        holds past this node; the number of records applied. Raises LogGap
+        (re-bootstrap), LogUnavailable or LogDiverged."""
+        log = log or self.log
+        if log is None:
+            return 0
+        count = 0
+        while True:
+            self._grow_if_needed()
+            try:
+                with self._rw.shared(), self._write_lock:
+                    start = self._head_seq()
+                    entries = log.read(start)
+                    if not entries:
+                        return count
+                    self._apply_entries(entries)
+                    count += self._head_seq() - start
+            except lmdb.MapFullError:
+                with self._rw.exclusive():
+                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    def copy_to(self, directory: str) -> str:
+        """A consistent, compacted copy of the ledger's data.mdb into
+        `directory` (made if needed): what a new node starts from."""
+        os.makedirs(directory, mode=home.HOME_MODE, exist_ok=True)
+        with self._rw.shared():
+            self.env.copy(directory, compact=True)
+        target = os.path.join(directory, home.DATA_FILE)
+        home.make_private(target)
+        return target
+
+    def adopt(self, data_file: str, meta: dict[str, bytes]) -> None:
+        """Replace this ledger's data with a peer's copy (a node that fell
+        behind the compacted log starts over from a snapshot): the file is
+        checked and moved into place, the peer's checkpoints (signed by its
+        key, not this node's) are dropped and `meta` (this node's own
+        settings) is set. Nothing else may have the ledger open meanwhile."""
+        check_data_file(data_file)
+        with self._rw.exclusive(), self._write_lock:
+            map_size = self.env.info()["map_size"]
+            self.env.close()
+            target = os.path.join(self.path, home.DATA_FILE)
+            os.replace(data_file, target)
+            home.make_private(target)
+            self.env = self._open_env(map_size, False)
+            self._dbs = {name: self.env.open_db(name.encode(), create=True) for name in _TABLES}
+            with self.env.begin(write=True) as txn:
+                txn.drop(self._dbs["checkpoints"], delete=False)
+                for k, v in meta.items():
+                    txn.put(k.encode(), v, db=self._dbs["meta"])
+            self.env.sync(True)
+
     def _grow_if_needed(self) -> None:
         info = self.env.info()
         used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
@@ -656,6 +1018,16 @@ class Store:
                 info = self.env.info()
                 if (info["last_pgno"] + 1) * self.env.stat()["psize"] > info["map_size"] * GROW_AT:
                     self.env.set_mapsize(info["map_size"] * 2)
+
+
+def _revision(txn: lmdb.Transaction[bytes], dbs: dict[str, Any]) -> int:
+    value = txn.get(REVISION.encode(), db=dbs["meta"])
+    return 0 if value is None else int(_SEQ.unpack(value)[0])
+
+
+def _finish(outcomes: list[tuple[_Work, Any, Exception | None]]) -> None:
+    for work, result, error in outcomes:
+        work.result, work.error = result, error
 
 
 # -- the file before LMDB maps it ------------------------------------------------
