@@ -55,6 +55,11 @@ REFUSAL_INTERVAL = 10.0
 REFUSAL_BURST = 100.0
 REFUSAL_RATE = 10.0
 INTERNAL_ERROR = "The request was rejected because an internal exception occurred."
+#: the library methods that make an RSA or EC key pair before their write
+#: (RSA_4096: up to a second; cryptography releases the GIL meanwhile), so
+#: the server plans them in a worker thread and the loop keeps serving
+PLANNED_OFF_LOOP = frozenset({"create_key", "get_parameters_for_import", "generate_data_key_pair",
+                              "generate_data_key_pair_without_plaintext"})
 
 log = logging.getLogger("keyledger.server")
 access_log = logging.getLogger("keyledger.access")
@@ -363,6 +368,9 @@ class KMSApp:
             if principal == ANONYMOUS:
                 return principal, None, refusal
             return principal, self._plan_call(principal, "record_denied", name, refusal), refusal
+        if op.method in PLANNED_OFF_LOOP:  # makes a key pair while planning: in a worker thread, not on the loop
+            method = getattr(self._caller(principal), op.method)
+            return principal, cast(Planned, await asyncio.to_thread(method, **kwargs)), None
         return principal, self._plan_call(principal, op.method, **kwargs), None
 
     def _plan_call(self, principal: str, method: str, *args: Any, **kwargs: Any) -> Planned:
