@@ -12,18 +12,23 @@ from keyledger.cli.output import command, show
 
 
 @command("init", output_options=True)
-@click.option("--region", default=None, help="The ledger's region (default us-east-1).")
+@click.option("--region", default=None, help="The ledger's initial (default) region (default us-east-1).")
 @click.option("--account", default=None, help="The ledger's account id (default 111122223333).")
 def init(region: str | None, account: str | None) -> None:
     """Create the ledger in the home directory (mode 0700; its files, the
     root and checkpoint keys among them, mode 0600), and print its home,
-    region and account. On an existing ledger it only prints them (a
-    different --region/--account is an error). The only command that
-    creates a ledger: every other one refuses a home that has none."""
+    initial (default) region and account. On an existing ledger it only
+    prints them (a different --region/--account is an error). The only
+    command that creates a ledger: every other one refuses a home that has
+    none. A ledger serves every region of its account: other commands'
+    --region picks the region of their request."""
     opts = settings()
     opts = dataclasses.replace(opts, region=region or opts.region, account=account or opts.account)
     with opts.open(create=True) as kms:
-        show({"Home": os.path.abspath(kms.store.path), "Region": kms.region, "Account": kms.account})
+        if opts.region is not None and opts.region != kms.home_region:
+            raise click.ClickException(f"this ledger's initial region is {kms.home_region}; it cannot be "
+                                       f"changed (--region {opts.region} on other commands makes requests there)")
+        show({"Home": os.path.abspath(kms.store.path), "Region": kms.home_region, "Account": kms.account})
 
 
 @command("rotate-due", output_options=True)

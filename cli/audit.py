@@ -366,6 +366,7 @@ def record_json(record: ev.Record) -> dict[str, Any]:
     event = _plain(record.event)
     return {"seq": record.seq, "time": iso(record.time), "request_id": record.request_id,
             "principal": record.principal, "operation": record.operation,
+            **({"region": record.region} if isinstance(record.region, str) else {}),  # not the initial region
             "event": {"type": event.pop("type"), **event}}
 
 
@@ -393,21 +394,26 @@ def _table_row(record: ev.Record) -> list[str]:
 @click.option("--errors-only", is_flag=True, help="Only denied and failed requests.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many records.")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
+@click.option("--region", "in_region", default=None, metavar="REGION",
+              help="Only requests made in this region (default: every region of the account).")
 @click.option("--format", "fmt", type=click.Choice(LOG_FORMATS), default="jsonl", show_default=True,
               help="jsonl: one record per line as JSON; table: one line per record for people; "
                    "cloudtrail: one JSON document {\"Records\": [...]} as in CloudTrail's log files, "
                    "one record per line inside the list.")
 def log(key_id: str | None, principal: str | None, event_name: str | None, since: str | None,
-        until: str | None, errors_only: bool, limit: int | None, oldest_first: bool, fmt: str) -> None:
+        until: str | None, errors_only: bool, limit: int | None, oldest_first: bool, in_region: str | None,
+        fmt: str) -> None:
     """Query the trail through the indexes kept in the append transaction:
     the cost grows with the answer, not with the log. Read-only."""
     since_seq, since_time = parse_point(since, "--since") if since is not None else (None, None)
     until_seq, until_time = parse_point(until, "--until") if until is not None else (None, None)
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
+        region = in_region or settings().region  # `audit log --region R` or `--region R audit log`
         f = Filter(key_id=resolve_key(snap, key_id, identity) if key_id is not None else None,
                    principal=principal, operation=event_name, errors_only=errors_only,
-                   since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time)
+                   since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time,
+                   region=None if region is None else "" if region == identity.region else region)
         records = query(snap, f, limit=limit, newest_first=not oldest_first)
         if fmt == "jsonl":
             for record in records:

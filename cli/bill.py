@@ -40,7 +40,7 @@ def bill_json(bill: billing.Bill, region: str, account: str) -> dict[str, Any]:
     return {
         "Month": bill.month,
         "HoursInMonth": bill.hours_in_month,
-        "Keys": [{"KeyId": k.key_id, "KeyArn": key_arn(region, account, k.key_id),
+        "Keys": [{"KeyId": k.key_id, "KeyArn": key_arn(k.region or region, account, k.key_id),
                   "BillableHours": _hours(k.billable_hours), "KeyCost": billing.dollars(k.key_cost),
                   "RequestCount": sum(k.requests.values()), "Requests": dict(sorted(k.requests.items()))}
                  for k in bill.keys.values()],

@@ -33,7 +33,7 @@ def check_principal(ctx: click.Context, param: click.Parameter, value: str | Non
 @dataclasses.dataclass(frozen=True)
 class Settings:
     home: Path | None = None  # None: keyledger.default_home()
-    region: str | None = None  # only used when the ledger is created
+    region: str | None = None  # the request region (None: the ledger's initial region); init: the initial one
     account: str | None = None
     durability: str = "durable"
     output: str | None = None  # None: the command's own default (json for operations)

@@ -25,8 +25,8 @@ DURABILITY_MODES = ("durable", "relaxed")
               help="The ledger's directory (env KEYLEDGER_HOME; default: the user's data directory, "
                    "e.g. ~/.local/share/keyledger).")
 @click.option("--region", default=None,
-              help="Region of a new ledger (default us-east-1); an existing ledger keeps its own "
-                   "(naming another is an error).")
+              help="The region of the request (default: the ledger's initial region); with init, the "
+                   "initial region of a new ledger (default us-east-1).")
 @click.option("--account", default=None,
               help="Account id of a new ledger (default 111122223333); an existing ledger keeps its own "
                    "(naming another is an error).")

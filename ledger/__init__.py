@@ -176,8 +176,11 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
     raise `LedgerDamagedError`, with or without `create`. A home open to
     other users is opened, with a warning logged on `keyledger.home`.
 
-    `region` and `account` are fixed when the ledger is created; giving other
-    values for an existing ledger is an error. `durability` is "durable"
+    A ledger is one account with any number of regions. `region` is the
+    region requests are made in (`kms.in_region(...)` makes another view);
+    it defaults to the ledger's initial region, which `region` sets when the
+    ledger is created (default us-east-1). `account` is fixed at creation;
+    giving another for an existing ledger is an error. `durability` is "durable"
     (every commit synced) or "relaxed" (synced every `sync_interval` s).
     `clock` and `rng` are injectable for tests (the clock returns aware
     datetimes; rng(n) returns n random bytes).
@@ -230,16 +233,22 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
         if meta["root_check"] != crypto.root_check(root):
             raise LedgerError("the root key does not match this ledger")
         stored_region, stored_account = meta["region"].decode(), meta["account"].decode()
-        if region not in (None, stored_region) or account not in (None, stored_account):
-            raise LedgerError(f"this ledger was created for region {stored_region} and account "
-                              f"{stored_account}; it cannot be reopened for another")
+        if account not in (None, stored_account):
+            raise LedgerError(f"this ledger was created for account {stored_account}; it cannot be "
+                              "reopened for another")
+        if region is not None:  # the request region (any region of the account)
+            from keyledger.service.base import check_region
+            try:
+                check_region(region)
+            except ValueError as exc:
+                raise LedgerError(str(exc)) from None
         if cluster_config is None and "cluster_rev" in meta:
             raise LedgerError(f"the ledger at {home_path} is a node of a cluster: open it with its cluster "
                               "(keyledger serve --cluster ...); audit verify, audit log, forensics and "
                               "replay --check read it as it is")
         home_.warn_if_exposed(home_path)
-        kms = KeyLedger(store, root, region=stored_region, account=stored_account,
-                        clock=clock, rng=rng, caller=caller, signer=signer)
+        kms = KeyLedger(store, root, region=region or stored_region, account=stored_account,
+                        clock=clock, rng=rng, caller=caller, signer=signer, home_region=stored_region)
         if cluster_config is not None:
             from keyledger import cluster as cluster_
             cluster_.attach(kms, cluster_config, root)

@@ -25,6 +25,7 @@ from keyledger.errors import (
 from keyledger.projections.state import DAY_US, AliasState, KeyState
 
 ENABLED, DISABLED, PENDING_DELETION, DELETED = "Enabled", "Disabled", "PendingDeletion", "Deleted"
+PENDING_REPLICA_DELETION = "PendingReplicaDeletion"  # a multi-Region primary waiting for its replicas
 PENDING_IMPORT = "PendingImport"  # an EXTERNAL key without (all of) its key material
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
@@ -213,7 +214,8 @@ def key_material_id(key_id: str, version: int) -> str:
     return hashlib.sha256(f"keyledger key material\0{key_id}\0{version}".encode()).hexdigest()
 
 
-_KEY_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_KEY_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                          r"|mrk-[0-9a-f]{32}")  # a multi-Region key's id
 
 
 def is_key_uuid(value: str) -> bool:
@@ -274,7 +276,7 @@ def require_exists(state: KeyState | None, arn: str) -> KeyState:
 
 
 def require_not_pending(state: KeyState, arn: str) -> None:
-    if state.state == PENDING_DELETION:
+    if state.state in (PENDING_DELETION, PENDING_REPLICA_DELETION):
         raise KMSInvalidStateException(f"{arn} is pending deletion.")
 
 
@@ -315,8 +317,8 @@ def check_create_params(key_usage: str, key_spec: str, origin: str, multi_region
         raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
     if origin not in ORIGINS:
         raise UnsupportedOperationException(f"Origin {origin} is not supported by keyledger.")
-    if multi_region:
-        raise UnsupportedOperationException("Multi-Region keys are not supported by keyledger.")
+    if not isinstance(multi_region, bool):
+        raise _invalid("multiRegion", "Member must be a boolean", multi_region)
 
 
 def update_description(state: KeyState, arn: str, description: str) -> list[ev.Event]:
@@ -338,13 +340,13 @@ def disable_key(state: KeyState, arn: str) -> list[ev.Event]:
 
 def schedule_deletion(state: KeyState, arn: str, days: int, now: int) -> list[ev.KeyDeletionScheduled]:
     check_range("pendingWindowInDays", days, *PENDING_WINDOW_RANGE)
-    if state.state == PENDING_DELETION:
+    if state.state in (PENDING_DELETION, PENDING_REPLICA_DELETION):
         raise KMSInvalidStateException(f"{arn} is pending deletion.")
     return [ev.KeyDeletionScheduled(state.key_id, now + days * DAY_US, days)]
 
 
 def cancel_deletion(state: KeyState, arn: str) -> list[ev.Event]:
-    if state.state != PENDING_DELETION:
+    if state.state not in (PENDING_DELETION, PENDING_REPLICA_DELETION):
         raise KMSInvalidStateException(f"{arn} is not pending deletion.")
     return [ev.KeyDeletionCancelled(state.key_id)]
 
@@ -431,8 +433,8 @@ def rotate_on_demand(state: KeyState, arn: str, now: int, material: ev.WrappedMa
 def due_rotation_dates(state: KeyState, now: int) -> list[int]:
     """Dates of the automatic rotations due by `now`. A key rotates only
     while Enabled; one re-enabled after its date rotates at re-enabling."""
-    if state.state != ENABLED or state.next_rotation is None:
-        return []
+    if state.state != ENABLED or state.next_rotation is None or state.is_replica:
+        return []  # a replica rotates with its primary (ReplicaRotations), never by itself
     period = state.rotation_period_days * DAY_US  # type: ignore[operator]
     dates: list[int] = []
     due = state.next_rotation
@@ -520,3 +522,76 @@ def check_grant_name(name: str) -> None:
 def check_iam_name(name: str) -> None:
     if not isinstance(name, str) or not _IAM_NAME_RE.match(name):
         raise ValidationException(f"{name!r} is not a valid IAM name: 1-128 of [A-Za-z0-9+=,.@_-]")
+
+
+# -- multi-Region keys ------------------------------------------------------------
+
+MRK_PREFIX = "mrk-"
+
+
+def region_of(scope: str, home_region: str) -> str:
+    """The region a scope names ("" is the ledger's initial region)."""
+    return scope or home_region
+
+
+def require_primary(state: KeyState, arn: str, operation: str) -> None:
+    """Operations only a multi-Region primary key takes (ReplicateKey,
+    UpdatePrimaryRegion, and the shared rotation settings)."""
+    if not state.key_id.startswith(MRK_PREFIX):
+        raise UnsupportedOperationException(f"{arn} is not a multi-Region key. {operation} applies only to "
+                                            "multi-Region keys.")
+    if state.is_replica:
+        raise UnsupportedOperationException(f"{arn} is a multi-Region replica key. {operation} applies only "
+                                            "to a multi-Region primary key.")
+
+
+def require_not_replica(state: KeyState, arn: str) -> None:
+    """Automatic rotation is a shared property: the primary's to change."""
+    if state.is_replica:
+        raise UnsupportedOperationException(
+            f"{arn} is a multi-Region replica key: its rotation follows its primary key.")
+
+
+def replicate(state: KeyState, arn: str, replica_scope: str, replica_region: str,
+              existing: KeyState | None, existing_arn: str, *, description: str, tags: dict[str, str],
+              policy: str, versions: list[ev.ReplicaVersion]) -> list[ev.Event]:
+    """ReplicateKey of primary `state` into `replica_scope` (not its own region)."""
+    require_primary(state, arn, "ReplicateKey")
+    require_not_pending(state, arn)
+    if state.state == DISABLED:
+        raise DisabledException(f"{arn} is disabled.")
+    if replica_scope == state.region:  # AWS's wording for this one is not known; keyledger's own
+        raise ValidationException(f"The replica region {replica_region} is the primary key's own region.")
+    if existing is not None and existing.state != DELETED:
+        raise AlreadyExistsException(f"Key {existing_arn} already exists")
+    replicas = sorted({*state.replica_regions, replica_scope})
+    rotating = state.rotation_enabled
+    return [ev.KeyReplicated(state.key_id, replica_scope, state.region, replicas),
+            ev.ReplicaKeyCreated(state.key_id, state.region, replicas, description, state.key_usage,
+                                 state.key_spec, state.origin, tags, policy, versions,
+                                 state.rotation_period_days if rotating else None,
+                                 state.rotation_anchor if rotating else None, state.on_demand_rotations)]
+
+
+def update_primary_region(state: KeyState, arn: str, new_scope: str, new_region: str,
+                          target: KeyState | None) -> list[ev.Event]:
+    """UpdatePrimaryRegion of primary `state` to its replica in `new_scope`."""
+    require_primary(state, arn, "UpdatePrimaryRegion")
+    if new_scope == state.region:  # already the primary there: nothing to change (AWS: a no-op)
+        return [ev.PrimaryRegionUpdated(state.key_id, state.region, list(state.replica_regions))]
+    if target is None or target.state == DELETED or new_scope not in state.replica_regions:
+        raise NotFoundException(f"The multi-Region key {state.key_id} has no replica in {new_region}.")
+    for key in (state, target):
+        if key.state == DISABLED:
+            raise DisabledException(f"{arn} is disabled.")
+        if key.state != ENABLED:
+            raise KMSInvalidStateException(f"{arn} is {key.state}: both keys must be Enabled.")
+    replicas = sorted({*state.replica_regions, state.region} - {new_scope})
+    return [ev.PrimaryRegionUpdated(state.key_id, new_scope, replicas)]
+
+
+def remove_replica(state: KeyState) -> list[ev.Event]:
+    """After a replica's KeyDeleted: the set without it."""
+    assert state.primary_region is not None
+    return [ev.ReplicaKeyRemoved(state.key_id, state.region, state.primary_region,
+                                 sorted(set(state.replica_regions) - {state.region}))]

@@ -99,7 +99,22 @@ def _message_key(material: Secret, key_uuid: bytes, version: int, salt: bytes) -
 
 @functools.lru_cache(maxsize=65536)
 def key_uuid_bytes(key_id: str) -> bytes:
+    """The 16 bytes of a key id: a UUID, or the 32 hex digits of a
+    multi-Region key's `mrk-` id."""
+    if key_id.startswith(MRK_PREFIX):
+        raw = bytes.fromhex(key_id[len(MRK_PREFIX):])
+        if len(raw) != 16:
+            raise ValueError(f"not a multi-Region key id: {key_id!r}")
+        return raw
     return uuid.UUID(key_id).bytes
+
+
+# A multi-Region key's ciphertexts say so in the format byte's high bit
+# (0x81: format 1, key id mrk- + the 16 bytes as hex); the layout and the
+# message key derivation are format 1's, and neither names a region, so
+# every replica of the key opens them.
+MRK_PREFIX = "mrk-"
+MRK_FORMAT = 0x80 | FORMAT
 
 
 def seal(material: Secret, key_id: str, version: int, plaintext: bytes,
@@ -108,7 +123,8 @@ def seal(material: Secret, key_id: str, version: int, plaintext: bytes,
     if len(salt) != SALT_BYTES or len(nonce) != NONCE_BYTES:
         raise ValueError("salt must be 16 bytes and nonce 12 bytes")
     key_uuid = key_uuid_bytes(key_id)
-    header = _HEADER.pack(MAGIC, FORMAT, key_uuid, version, salt, nonce)
+    fmt = MRK_FORMAT if key_id.startswith(MRK_PREFIX) else FORMAT
+    header = _HEADER.pack(MAGIC, fmt, key_uuid, version, salt, nonce)
     body = AESGCM(_message_key(material, key_uuid, version, salt)).encrypt(nonce, plaintext, header + context)
     return header + body
 
@@ -118,8 +134,10 @@ def parse_header(blob: bytes) -> tuple[str, int]:
     if not isinstance(blob, (bytes, bytearray)) or len(blob) < MIN_CIPHERTEXT_BYTES:
         raise InvalidCiphertextException(_OPAQUE)
     magic, fmt, key_uuid, version, _salt, _nonce = _HEADER.unpack_from(blob)
-    if magic != MAGIC or fmt != FORMAT or version == 0:
+    if magic != MAGIC or fmt not in (FORMAT, MRK_FORMAT) or version == 0:
         raise InvalidCiphertextException(_OPAQUE)
+    if fmt == MRK_FORMAT:
+        return MRK_PREFIX + key_uuid.hex(), version
     return str(uuid.UUID(bytes=key_uuid)), version
 
 

@@ -468,6 +468,72 @@ class ParametersRead(_Event, frozen=True, tag="ParametersRead", omit_defaults=Tr
     names: list[str] = []
 
 
+# -- multi-Region keys ----------------------------------------------------------
+# A region field holds a *scope*: "" for the ledger's initial region (the one
+# its records leave unnamed), else the region's name. A multi-Region key is
+# one row per region (same key id); each event below says the whole set after
+# it, so the fold updates every row from the event alone.
+
+class ReplicaVersion(msgspec.Struct, frozen=True):
+    """One version of a primary key, re-wrapped under the replica's own KEK."""
+
+    material: WrappedMaterial
+    created: int
+    rotation_type: str | None = None
+
+
+class KeyReplicated(_Event, frozen=True, tag="KeyReplicated"):
+    """ReplicateKey, as the primary's region records it: the set gained
+    `replica_region` (the replica's own record is `ReplicaKeyCreated`)."""
+
+    key_id: str
+    replica_region: str
+    primary_region: str
+    replica_regions: list[str]  # every replica after this one, sorted
+
+
+class ReplicaKeyCreated(_Event, frozen=True, tag="ReplicaKeyCreated"):
+    """ReplicateKey, as the replica's region records it: the replica with
+    its own description, tags and policy, and the primary's shared
+    properties (spec, usage, origin, rotation) and every version of its
+    material, re-wrapped under the replica's KEK. An EXTERNAL key's replica
+    waits for the same material to be imported (PendingImport)."""
+
+    key_id: str
+    primary_region: str
+    replica_regions: list[str]
+    description: str
+    key_usage: str
+    key_spec: str
+    origin: str
+    tags: dict[str, str]
+    policy: str
+    versions: list[ReplicaVersion]
+    rotation_period_days: int | None = None  # automatic rotation on (shared with the primary)
+    rotation_anchor: int | None = None
+    on_demand_rotations: int = 0
+
+
+class PrimaryRegionUpdated(_Event, frozen=True, tag="PrimaryRegionUpdated"):
+    """UpdatePrimaryRegion: the key in `primary_region` is the primary now,
+    the former primary one of the replicas."""
+
+    key_id: str
+    primary_region: str
+    replica_regions: list[str]
+
+
+class ReplicaKeyRemoved(_Event, frozen=True, tag="ReplicaKeyRemoved"):
+    """A replica was deleted (its KeyDeleted comes just before): the set
+    shrinks; a primary waiting for its replicas (PendingReplicaDeletion)
+    starts its own waiting period when the last one goes."""
+
+    key_id: str
+    replica_region: str
+    primary_region: str
+    replica_regions: list[str]
+
+
 Event = Union[
     KeyCreated, KeyPolicyPut, PrincipalCreated, PrincipalPolicyPut, PrincipalPolicyDeleted,
     AccessKeyCreated, GrantCreated, GrantRetired, GrantRevoked, RootKeyRotated,
@@ -480,6 +546,7 @@ Event = Union[
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
+    KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
@@ -493,6 +560,15 @@ class Record(msgspec.Struct, frozen=True):
     operation: str
     event: Event
     format: int = FORMAT_VERSION
+    # The request's region, set only when it is not the ledger's initial
+    # region: UNSET is never encoded, so every record of a one-region ledger
+    # (and every record written before regions) keeps its bytes.
+    region: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def scope(self) -> str:
+        """The record's region scope: "" for the ledger's initial region."""
+        return self.region if isinstance(self.region, str) else ""
 
 
 _encoder = msgspec.msgpack.Encoder(order="deterministic")

@@ -30,6 +30,22 @@ class _Secretive(_Response, frozen=True):
         return f"{type(self).__name__}({shown})"
 
 
+class MultiRegionKey(_Response, frozen=True):
+    """One key of a multi-Region set: its ARN and region."""
+
+    arn: str
+    region: str
+
+
+class MultiRegionConfiguration(_Response, frozen=True):
+    """DescribeKey of a multi-Region key: whether this one is the PRIMARY or a
+    REPLICA, the primary, and every replica."""
+
+    multi_region_key_type: str
+    primary_key: MultiRegionKey
+    replica_keys: list[MultiRegionKey]
+
+
 class KeyMetadata(_Response, frozen=True):
     """A key as DescribeKey, CreateKey and AWS show it (`KeyMetadata` on the
     wire): its ARN, state, spec, usage and the algorithms that usage allows."""
@@ -57,6 +73,15 @@ class KeyMetadata(_Response, frozen=True):
     current_key_material_id: str | None = None  # symmetric AWS_KMS keys; changes on rotation
     expiration_model: str | None = None  # EXTERNAL keys only
     valid_to: datetime | None = None  # EXTERNAL keys whose material expires: the earliest ValidTo
+    multi_region_configuration: MultiRegionConfiguration | None = None  # multi-Region keys only
+
+
+class ReplicateKeyResponse(_Response, frozen=True):
+    """ReplicateKey: the replica's metadata, policy and tags."""
+
+    replica_key_metadata: KeyMetadata
+    replica_policy: str
+    replica_tags: list[Tag]
 
 
 class CreateKeyResponse(_Response, frozen=True):
@@ -92,7 +117,7 @@ class ScheduleKeyDeletionResponse(_Response, frozen=True):
     state (PendingDeletion)."""
 
     key_id: str
-    deletion_date: datetime
+    deletion_date: datetime | None  # None while a multi-Region primary waits for its replicas
     key_state: str
     pending_window_in_days: int
 

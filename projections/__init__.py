@@ -21,24 +21,58 @@ TABLES: dict[str, type] = {"keys": KeyState, "aliases": AliasState, "usage": Usa
                            "principals": PrincipalState, "grants": GrantState, "parameters": ParameterState}
 
 
-def key_row(key_id: str) -> bytes:
-    return key_id.encode()
+# Regions. Keys, aliases, grants and usage belong to a region. The rows of
+# the ledger's initial region keep the names they always had (so ledgers made
+# before regions need no migration); another region's rows are prefixed
+# "~<region>/", which sorts after every key id ([0-9a-f], "mrk-") and alias
+# name ("alias/"), so the initial region's rows come first and each other
+# region's rows are one contiguous prefix. A *scope* is "" for the initial
+# region, else the region's name; the records carry it (Record.scope).
+REGION_MARK = "~"
 
 
-def usage_row(key_id: str, version: int) -> bytes:
-    return f"{key_id}#{version:010d}".encode()
+def scoped(scope: str, name: str) -> bytes:
+    return f"{REGION_MARK}{scope}/{name}".encode() if scope else name.encode()
 
 
-def alias_row(alias_name: str) -> bytes:
-    return alias_name.encode()
+def scope_prefix(scope: str) -> bytes:
+    """The row prefix of a region's rows (b"" for the initial region's,
+    which end where the first b"~" row begins: see `in_scope`)."""
+    return f"{REGION_MARK}{scope}/".encode() if scope else b""
+
+
+def in_scope(row: bytes, scope: str) -> bool:
+    return row.startswith(scope_prefix(scope)) if scope else not row.startswith(REGION_MARK.encode())
+
+
+def split_row(row: bytes) -> tuple[str, str]:
+    """(scope, name) of a region-scoped row key (a key id, alias name, ...)."""
+    text = row.decode()
+    if text.startswith(REGION_MARK):
+        scope, _, name = text[1:].partition("/")
+        return scope, name
+    return "", text
+
+
+def key_row(key_id: str, scope: str = "") -> bytes:
+    """A key's row; also the name of its KEK row in `keks`."""
+    return scoped(scope, key_id)
+
+
+def usage_row(key_id: str, version: int, scope: str = "") -> bytes:
+    return scoped(scope, f"{key_id}#{version:010d}")
+
+
+def alias_row(alias_name: str, scope: str = "") -> bytes:
+    return scoped(scope, alias_name)
 
 
 def principal_row(principal: str) -> bytes:
     return principal.encode()
 
 
-def grant_row(key_id: str, grant_id: str) -> bytes:
-    return f"{key_id}#{grant_id}".encode()
+def grant_row(key_id: str, grant_id: str, scope: str = "") -> bytes:
+    return scoped(scope, f"{key_id}#{grant_id}")
 
 
 def parameter_row(name: str) -> bytes:
@@ -48,45 +82,46 @@ def parameter_row(name: str) -> bytes:
 Fold = Callable[[Any, ev.Record], Any]
 
 
-def _key(key_id: str) -> tuple[str, bytes, Fold]:
-    return "keys", key_row(key_id), lambda s, r: keys.evolve(s, r, key_id)
+def _key(key_id: str, scope: str) -> tuple[str, bytes, Fold]:
+    return "keys", key_row(key_id, scope), lambda s, r: keys.evolve(s, r, key_id)
 
 
-def _usage(key_id: str, version: int) -> tuple[str, bytes, Fold]:
-    return "usage", usage_row(key_id, version), lambda s, r: usage.evolve(s, r, key_id, version)
+def _usage(key_id: str, version: int, scope: str) -> tuple[str, bytes, Fold]:
+    return "usage", usage_row(key_id, version, scope), lambda s, r: usage.evolve(s, r, key_id, version)
 
 
-def _alias(name: str) -> tuple[str, bytes, Fold]:
-    return "aliases", alias_row(name), aliases.evolve
+def _alias(name: str, scope: str) -> tuple[str, bytes, Fold]:
+    return "aliases", alias_row(name, scope), aliases.evolve
 
 
-def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
-    """Which rows of which tables an event changes, with the fold for each."""
+def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
+    """Which rows of which tables an event changes, with the fold for each;
+    `scope` is its record's region scope."""
     match event:
         case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated() | \
                 ev.Signed() | ev.SignatureVerified() | ev.MacGenerated() | ev.MacVerified() | \
                 ev.SharedSecretDerived():
-            return [_usage(event.key_id, event.key_version)]
+            return [_usage(event.key_id, event.key_version, scope)]
         case ev.ReEncrypted():
             src = (event.source_key_id, event.source_key_version)
             dst = (event.key_id, event.key_version)
-            return [_usage(*src)] if src == dst else [_usage(*src), _usage(*dst)]
+            return [_usage(*src, scope)] if src == dst else [_usage(*src, scope), _usage(*dst, scope)]
         case ev.AliasCreated() | ev.AliasDeleted():
-            return [_alias(event.alias_name), _key(event.key_id)]
+            return [_alias(event.alias_name, scope), _key(event.key_id, scope)]
         case ev.AwsManagedKeyCreated():  # the key and its alias/aws/<service>, in one event
-            return [_key(event.key_id), _alias(event.alias_name)]
+            return [_key(event.key_id, scope), _alias(event.alias_name, scope)]
         case ev.ImportParametersIssued():
             return []
         case ev.AliasUpdated():
-            rows = [_alias(event.alias_name), _key(event.key_id)]
+            rows = [_alias(event.alias_name, scope), _key(event.key_id, scope)]
             if event.previous_key_id != event.key_id:
-                rows.append(_key(event.previous_key_id))
+                rows.append(_key(event.previous_key_id, scope))
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
                 ev.AccessKeyCreated() | ev.AccessKeyDeleted():
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
-            return [("grants", grant_row(event.key_id, event.grant_id), grants.evolve)]
+            return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
         case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled():
             return [("parameters", parameter_row(event.name), parameters.evolve)]
         case ev.ParametersRead():
@@ -94,7 +129,11 @@ def touched(event: ev.Event) -> list[tuple[str, bytes, Fold]]:
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \
                 ev.AccessKeyStatusChanged() | ev.UnauthenticatedRequestsRefused():
             return []
-    return [_key(event.key_id)]
+        case ev.KeyReplicated() | ev.PrimaryRegionUpdated() | ev.ReplicaKeyRemoved():
+            # every key of the multi-Region set learns the set (a new replica's row is made by
+            # its ReplicaKeyCreated; a removed replica's row is Deleted and keeps its last view)
+            return [_key(event.key_id, region) for region in (event.primary_region, *event.replica_regions)]
+    return [_key(event.key_id, scope)]
 
 
 class Tables(Protocol):
@@ -103,7 +142,7 @@ class Tables(Protocol):
 
 
 def apply(tables: Tables, record: ev.Record) -> None:
-    for table, row, fold in touched(record.event):
+    for table, row, fold in touched(record.event, record.scope):
         tables.put(table, row, fold(tables.get(table, row), record))
 
 

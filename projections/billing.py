@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from fractions import Fraction
 
 from keyledger import events as ev
+from keyledger.projections import key_row, split_row
 
 KEY_MONTH = Fraction(1)  # dollars
 PER_10K_REQUESTS = Fraction(3, 100)
@@ -91,6 +92,7 @@ class KeyBill:
     billable_hours: Fraction = Fraction(0)
     key_cost: Fraction = Fraction(0)
     requests: Counter[str] = field(default_factory=Counter)
+    region: str = ""  # the key's region scope ("" for the initial region): a replica is a key of its own
 
 
 @dataclass
@@ -145,14 +147,16 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
 
     for record in records:
         e, t = record.event, record.time
+        # keys are billed per region: each replica of a multi-Region key is a key ($1/month), as in AWS
+        name = key_row(e.key_id, record.scope).decode() if isinstance(getattr(e, "key_id", None), str) else ""
         match e:
-            case ev.KeyCreated():
-                billing_since[e.key_id] = t
-                key_specs[e.key_id] = e.key_spec
+            case ev.KeyCreated() | ev.ReplicaKeyCreated():
+                billing_since[name] = t
+                key_specs[name] = e.key_spec
             case ev.KeyDeletionScheduled() | ev.KeyDeleted():
-                close(e.key_id, t)
+                close(name, t)
             case ev.KeyDeletionCancelled():
-                billing_since[e.key_id] = t
+                billing_since[name] = t
         if isinstance(e, ev.AwsManagedKeyCreated):  # AWS managed keys are free, and made by the service
             continue
         if parameter_store_request(record):  # Parameter Store's Standard tier is free
@@ -163,15 +167,16 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
                 and request not in seen_requests:
             seen_requests.add(request)
             totals[record.operation] += 1
-            named = ev.key_ids_of(e)
+            named = [key_row(k, record.scope).decode() for k in ev.key_ids_of(e)]
             charges += request_price(record.operation, e, key_specs.get(named[0]) if named else None)
             for key_id in ev.key_ids_of(e)[:1]:
-                if len(key_id) == 36:
-                    per_key[key_id][record.operation] += 1
+                if len(key_id) == 36 or key_id.startswith("mrk-"):
+                    per_key[named[0]][record.operation] += 1
     for key_id in list(billing_since):
         close(key_id, end)
     keys = {}
-    for key_id in sorted(set(hours) | set(per_key)):
-        h = hours.get(key_id, Fraction(0))
-        keys[key_id] = KeyBill(key_id, h, KEY_MONTH * h / hours_in_month, per_key.get(key_id, Counter()))
+    for name in sorted(set(hours) | set(per_key)):  # a key's row name: its id, or ~<region>/<id>
+        h = hours.get(name, Fraction(0))
+        scope, key_id = split_row(name.encode())
+        keys[name] = KeyBill(key_id, h, KEY_MONTH * h / hours_in_month, per_key.get(name, Counter()), scope)
     return Bill(month, hours_in_month, keys, totals, charges)

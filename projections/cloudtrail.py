@@ -82,9 +82,12 @@ def request_parameters(event: ev.Event, region: str, account: str) -> dict[str, 
 
 
 def render(record: ev.Record, *, region: str, account: str, origin: str = "keyledger") -> dict[str, Any]:
+    """One record as CloudTrail shows it; `region` is the ledger's initial
+    region (a record made in another region names its own)."""
+    region = record.region if isinstance(record.region, str) else region
     e = record.event
     service = record.principal == ev.SERVICE_PRINCIPAL
-    key_ids = [k for k in ev.key_ids_of(e) if len(k) == 36]
+    key_ids = [k for k in ev.key_ids_of(e) if len(k) == 36 or k.startswith("mrk-")]
     out: dict[str, Any] = {
         "eventVersion": "1.08",
         "userIdentity": user_identity(record.principal, account),
@@ -124,5 +127,5 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
             "creationDate": event_time(record.time), "enabled": True, "description": e.description,
             "keyUsage": e.key_usage, "keyState": "Enabled", "origin": e.origin, "keyManager": "CUSTOMER",
             "customerMasterKeySpec": e.key_spec, "keySpec": e.key_spec,
-            "encryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "multiRegion": False}}
+            "encryptionAlgorithms": ["SYMMETRIC_DEFAULT"], "multiRegion": e.key_id.startswith("mrk-")}}
     return out

@@ -131,7 +131,7 @@ class RunningState:
         self._dirty: set[tuple[str, bytes]] = set()
 
     def apply(self, record: ev.Record) -> None:
-        for table, row, fold in touched(record.event):
+        for table, row, fold in touched(record.event, record.scope):
             self.tables.put(table, row, fold(self.tables.get(table, row), record))
             self._dirty.add((table, row))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from keyledger import events as ev
-from keyledger.projections.state import ImportedMaterial, KeyState, VersionInfo
+from keyledger.projections.state import DAY_US, ImportedMaterial, KeyState, VersionInfo
 
 
 def _version(material: ev.WrappedMaterial, created: int, rotation_type: str | None) -> VersionInfo:
@@ -21,19 +21,34 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
             return KeyState(
                 key_id=e.key_id, created=t, description=e.description,
                 key_usage=e.key_usage, key_spec=e.key_spec, origin=e.origin,
-                state="PendingImport", state_changed=t, versions=(), tags=dict(e.tags), policy=e.policy)
+                state="PendingImport", state_changed=t, versions=(), tags=dict(e.tags), policy=e.policy,
+                region=record.scope, primary_region=_primary(e.key_id, record))
         case ev.KeyCreated():
             return KeyState(
                 key_id=e.key_id, created=t, description=e.description,
                 key_usage=e.key_usage, key_spec=e.key_spec, origin=e.origin,
                 state="Enabled", state_changed=t, versions=(_version(e.material, t, None),),
-                tags=dict(e.tags), policy=e.policy)
+                tags=dict(e.tags), policy=e.policy, region=record.scope,
+                primary_region=_primary(e.key_id, record))
         case ev.AwsManagedKeyCreated():
             return KeyState(
                 key_id=e.key_id, created=t, description=e.description, key_usage="ENCRYPT_DECRYPT",
                 key_spec="SYMMETRIC_DEFAULT", origin="AWS_KMS", state="Enabled", state_changed=t,
                 versions=(_version(e.material, t, None),), aliases=(e.alias_name,), policy=e.policy,
-                key_manager="AWS", rotation_enabled=True, rotation_period_days=365, rotation_anchor=t)
+                key_manager="AWS", rotation_enabled=True, rotation_period_days=365, rotation_anchor=t,
+                region=record.scope)
+        case ev.ReplicaKeyCreated():
+            versions = tuple(_version(v.material, v.created, v.rotation_type) for v in e.versions)
+            external = e.origin == "EXTERNAL"  # the same material must be imported into the replica
+            return KeyState(
+                key_id=e.key_id, created=t, description=e.description, key_usage=e.key_usage,
+                key_spec=e.key_spec, origin=e.origin, state="PendingImport" if external else "Enabled",
+                state_changed=t, versions=versions, tags=dict(e.tags), policy=e.policy,
+                rotation_enabled=e.rotation_period_days is not None, rotation_period_days=e.rotation_period_days,
+                rotation_anchor=e.rotation_anchor, on_demand_rotations=e.on_demand_rotations,
+                imports=tuple(ImportedMaterial(v.version, "PENDING_IMPORT", "KEY_MATERIAL_DOES_NOT_EXPIRE")
+                              for v in versions) if external else (),
+                region=record.scope, primary_region=e.primary_region, replica_regions=tuple(e.replica_regions))
     if state is None:
         return None
     match e:
@@ -45,9 +60,21 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
             return state if state.state == "Enabled" else replace(state, state="Enabled", state_changed=t)
         case ev.KeyDisabled():
             return state if state.state == "Disabled" else replace(state, state="Disabled", state_changed=t)
+        case ev.KeyDeletionScheduled() if state.replica_regions and not state.is_replica:
+            # AWS: a primary waits for its replicas; its own waiting period starts after the last
+            return replace(state, state="PendingReplicaDeletion", state_changed=t, deletion_date=None,
+                           pending_window_days=e.pending_window_days)
         case ev.KeyDeletionScheduled():
             return replace(state, state="PendingDeletion", state_changed=t,
                            deletion_date=e.deletion_date, pending_window_days=e.pending_window_days)
+        case ev.KeyReplicated() | ev.PrimaryRegionUpdated():
+            return replace(state, primary_region=e.primary_region, replica_regions=tuple(e.replica_regions))
+        case ev.ReplicaKeyRemoved():
+            state = replace(state, primary_region=e.primary_region, replica_regions=tuple(e.replica_regions))
+            if state.state == "PendingReplicaDeletion" and not state.replica_regions:
+                days = state.pending_window_days or 30
+                return replace(state, state="PendingDeletion", state_changed=t, deletion_date=t + days * DAY_US)
+            return state
         case ev.KeyDeletionCancelled():
             # a key whose imported material is missing goes back to waiting for it
             back = "PendingImport" if missing_material(state) else "Disabled"
@@ -84,6 +111,11 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
         case ev.KeyMaterialImported() | ev.ImportedKeyMaterialDeleted() | ev.ImportedKeyMaterialExpired():
             return _imported(state, e, t)
     return state
+
+
+def _primary(key_id: str, record: ev.Record) -> str | None:
+    """A multi-Region key (an `mrk-` id) is created as the primary of its set."""
+    return record.scope if key_id.startswith("mrk-") else None
 
 
 def missing_material(state: KeyState) -> bool:

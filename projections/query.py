@@ -37,8 +37,11 @@ class Filter:
     until_seq: int | None = None  # inclusive
     since_time: int | None = None  # inclusive, microseconds
     until_time: int | None = None  # inclusive, microseconds
+    region: str | None = None  # a region scope: "" for the ledger's initial region (Record.scope)
 
     def matches(self, record: ev.Record) -> bool:
+        if self.region is not None and record.scope != self.region:
+            return False
         if self.key_id is not None and self.key_id not in ev.key_ids_of(record.event):
             return False
         if self.principal is not None and record.principal != self.principal:

@@ -52,6 +52,15 @@ class KeyState(msgspec.Struct, frozen=True):
     # EXTERNAL keys: one entry per key material (versions, then the one pending rotation)
     imports: tuple[ImportedMaterial, ...] = ()
     pending_rotation: VersionInfo | None = None  # imported NEW_KEY_MATERIAL awaiting RotateKeyOnDemand
+    region: str = ""  # the region scope of this row ("" = the ledger's initial region)
+    # multi-Region keys (mrk-...): the scope of the primary, and of every replica, sorted
+    primary_region: str | None = None
+    replica_regions: tuple[str, ...] = ()
+
+    @property
+    def is_replica(self) -> bool:
+        """A multi-Region replica key: shared properties follow its primary."""
+        return self.primary_region is not None and self.primary_region != self.region
 
     @property
     def current(self) -> VersionInfo:

@@ -45,7 +45,7 @@ from keyledger.server import protocol, ssm, sts
 from keyledger.server.committer import GroupCommitter
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
 from keyledger.server.refusals import RateLimiter, RefusalTally
-from keyledger.server.sigv4 import Denied, Verifier
+from keyledger.server.sigv4 import Denied, Verifier, request_region
 
 MAX_BODY = 256 * 1024
 ANONYMOUS = "anonymous"
@@ -106,7 +106,7 @@ class KMSApp:
         self.max_body = max_body
         self.root = f"arn:aws:iam::{kms.account}:root"
         self._planned = kms.planned()
-        self._callers: dict[str, KeyLedger] = {}
+        self._callers: dict[tuple[str, str | None], KeyLedger] = {}
         self.committer = GroupCommitter(kms.store)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -185,12 +185,15 @@ class KMSApp:
                 log_event(logging.ERROR, "rotation-sweep-failed", traceback=traceback.format_exc())
             await asyncio.sleep(interval)
 
-    def _caller(self, principal: str) -> KeyLedger:
-        found = self._callers.get(principal)
+    def _caller(self, principal: str, region: str | None = None) -> KeyLedger:
+        """The planning ledger acting for `principal` in `region` (the SigV4
+        scope's; None: the ledger's default region)."""
+        found = self._callers.get((principal, region))
         if found is None:
             if len(self._callers) > 10_000:
                 self._callers.clear()
-            found = self._callers[principal] = self._planned.as_caller(principal)
+            caller = self._planned.as_caller(principal)
+            found = self._callers[(principal, region)] = caller.in_region(region) if region else caller
         return found
 
     # -- ASGI ----------------------------------------------------------------------
@@ -345,6 +348,8 @@ class KMSApp:
         record of its refusal and the refusal to answer with; or, for a
         caller who proved no identity, no request and the refusal."""
         principal = ANONYMOUS
+        # the request's region: its credential scope's (in --auth none mode too, unverified), else the default
+        region = request_region(headers)
         try:
             body = await self._read_body(receive, headers)
             entry["bytes_in"] = len(body)
@@ -367,16 +372,17 @@ class KMSApp:
         except KMSError as refusal:
             if principal == ANONYMOUS:
                 return principal, None, refusal
-            return principal, self._plan_call(principal, "record_denied", name, refusal), refusal
+            return principal, self._plan_call(principal, "record_denied", name, refusal, region=region), refusal
         if op.method in PLANNED_OFF_LOOP:  # makes a key pair while planning: in a worker thread, not on the loop
-            method = getattr(self._caller(principal), op.method)
+            method = getattr(self._caller(principal, region), op.method)
             return principal, cast(Planned, await asyncio.to_thread(method, **kwargs)), None
-        return principal, self._plan_call(principal, op.method, **kwargs), None
+        return principal, self._plan_call(principal, op.method, region=region, **kwargs), None
 
-    def _plan_call(self, principal: str, method: str, *args: Any, **kwargs: Any) -> Planned:
+    def _plan_call(self, principal: str, method: str, *args: Any, region: str | None = None,
+                   **kwargs: Any) -> Planned:
         """The request a library call makes on the planning ledger (its
         methods are typed by the responses that `Planned.finish` gives)."""
-        return cast(Planned, getattr(self._caller(principal), method)(*args, **kwargs))
+        return cast(Planned, getattr(self._caller(principal, region), method)(*args, **kwargs))
 
     async def _read_body(self, receive: Any, headers: dict[str, list[str]]) -> bytes:
         declared = headers.get("content-length", ["0"])[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import posixpath
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -45,6 +46,26 @@ class Denied:
 
     def __init__(self, access_key_id: str | None) -> None:
         self.access_key_id = access_key_id
+
+
+_REGION = re.compile(r"^([a-z]+-){2,3}\d+$")  # the model's RegionType
+
+
+def request_region(headers: Headers) -> str | None:
+    """The region an Authorization header's credential scope names (as
+    given: verify() checks it), or None when there is no usable one. A
+    ledger serves every region of its account; this is the request's."""
+    auth = headers.get("authorization")
+    if not auth:
+        return None
+    try:
+        credential, _, _ = _parse_authorization(auth[0])
+    except IncompleteSignatureException:
+        return None
+    scope = credential.split("/")
+    if len(scope) != 5 or not _REGION.fullmatch(scope[2]):
+        return None
+    return scope[2]
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -127,14 +148,15 @@ class Verifier:
         self.credentials = credentials
         self.region = region
         self._clock = clock
-        self._signing_keys: dict[tuple[AccessKey, str, str], bytes] = {}
+        self._signing_keys: dict[tuple[AccessKey, str, str, str], bytes] = {}
 
-    def _signing_key(self, key: AccessKey, date: str, service: str = SERVICE) -> bytes:
-        cache_key = (key, date, service)  # the AccessKey object: a reloaded file gets new ones
+    def _signing_key(self, key: AccessKey, date: str, service: str = SERVICE, region: str | None = None) -> bytes:
+        region = region or self.region
+        cache_key = (key, date, service, region)  # the AccessKey object: a reloaded file gets new ones
         found = self._signing_keys.get(cache_key)
         if found is None:
             k = _hmac(b"AWS4" + key.secret.reveal(), date)
-            k = _hmac(k, self.region)
+            k = _hmac(k, region)
             k = _hmac(k, service)
             found = _hmac(k, "aws4_request")
             if len(self._signing_keys) > 4096:
@@ -171,7 +193,7 @@ class Verifier:
                 f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator[:40]}'.")
         if service != service_name:  # "sts" for server.sts
             raise InvalidSignatureException(f"Credential should be scoped to correct service: '{service_name}'.")
-        if region != self.region:
+        if not _REGION.fullmatch(region):  # any region of the account: the request's region
             raise InvalidSignatureException(
                 f"Credential should be scoped to a valid region, not '{region[:40]}'.")
         if date != when.strftime("%Y%m%d"):
@@ -197,7 +219,7 @@ class Verifier:
                                  hashlib.sha256(body).hexdigest())
         to_sign = "\n".join((ALGORITHM, when.strftime(_AMZ_DATE), credential[len(access_key_id) + 1:],
                              hashlib.sha256(creq.encode()).hexdigest()))
-        expected = hmac.new(self._signing_key(key, date, service_name),
+        expected = hmac.new(self._signing_key(key, date, service_name, region),
                             to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise InvalidSignatureException(

@@ -17,10 +17,10 @@ them:
 - iam.py           IAM principals and access keys
 - data.py          the data plane (Encrypt, Decrypt, data keys, ...)
 - asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
-- asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
 - maintenance.py   the sweep, checkpoints, the root key
 - imports.py       imported key material (Origin EXTERNAL)
 - managed.py       AWS managed keys (alias/aws/<service>)
+- multi_region.py  multi-Region keys (ReplicateKey, UpdatePrimaryRegion)
 - parameters.py    the parameter store, `kms.parameters` (SSM Parameter Store semantics)
 - request.py       one request in its transaction, shared helpers
 - base.py          the handle, caches and the write path (`_run`)
@@ -33,7 +33,6 @@ from keyledger.envelope import EnvelopeOps
 from keyledger.service.access import AccessOps
 from keyledger.service.aliases_tags import AliasTagOps
 from keyledger.service.asymmetric import AsymmetricOps
-from keyledger.service.asymmetric import AsymmetricOps
 from keyledger.service.base import ServiceBase
 from keyledger.service.data import DataOps
 from keyledger.service.iam import IamOps
@@ -41,6 +40,7 @@ from keyledger.service.imports import ImportOps
 from keyledger.service.keys import KeyOps
 from keyledger.service.maintenance import MaintenanceOps
 from keyledger.service.managed import ManagedKeyOps
+from keyledger.service.multi_region import MultiRegionOps
 from keyledger.service.parameters import ParameterOps
 from keyledger.service.request import Clock, Planned, Rng, from_us, to_us
 from keyledger.service.rotation import RotationOps
@@ -49,7 +49,7 @@ __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
 
 
 class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, AsymmetricOps, MaintenanceOps,
-                ImportOps, ManagedKeyOps, EnvelopeOps, ParameterOps, ServiceBase):
+                ImportOps, ManagedKeyOps, EnvelopeOps, ParameterOps, MultiRegionOps, ServiceBase):
     """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
 
     Every public method is one AWS KMS operation (snake_case of its name), or

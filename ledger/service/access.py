@@ -16,7 +16,7 @@ from keyledger.errors import (
     NotFoundException,
     ValidationException,
 )
-from keyledger.projections import grant_row, principal_row
+from keyledger.projections import grant_row, in_scope, principal_row, scope_prefix
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
     _check_grant_tokens,
@@ -145,7 +145,7 @@ class AccessOps(ServiceBase):
             cmd.require_not_pending(state, req.arn(state.key_id))
             cmd.check_grant_constraints_for_key(state, equals, subset)
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
-                for _, g in req.view.scan("grants", prefix=f"{state.key_id}#".encode()):
+                for _, g in req.view.scan("grants", prefix=grant_row(state.key_id, "", req.scope)):
                     if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,
                             g.context_equals, g.context_subset) == (name, grantee_principal, set(ops),
                                                                     retiring_principal, equals, subset):
@@ -177,7 +177,7 @@ class AccessOps(ServiceBase):
             after = _decode_marker(marker, lambda v: len(v) == 64)
             state = req.key(key_id)
             req.authorize("kms:ListGrants", state, extra={"kms:granteeprincipal": grantee_principal})
-            prefix = f"{state.key_id}#".encode()
+            prefix = grant_row(state.key_id, "", req.scope)
             rows = [g for _, g in req.view.scan("grants", prefix=prefix,
                                                  after=prefix + after if after else None)
                     if (grant_id is None or g.grant_id == grant_id)
@@ -200,8 +200,10 @@ class AccessOps(ServiceBase):
             cmd.check_principal_arn("retiringPrincipal", retiring_principal)
             after = _decode_marker(marker, lambda v: b"#" in v)
             req.authorize("kms:ListRetirableGrants", None)
-            rows = [(row, g) for row, g in req.view.scan("grants", after=after)
-                    if g.retiring_principal == retiring_principal]
+            prefix = scope_prefix(req.scope)  # the request region's grants only
+            rows = [(row[len(prefix):], g)
+                    for row, g in req.view.scan("grants", prefix=prefix, after=prefix + after if after else None)
+                    if in_scope(row, req.scope) and g.retiring_principal == retiring_principal]
             page = rows[:n]
             req.emit([ev.MetadataRead("ListRetirableGrants")])
             truncated = len(rows) > n
@@ -228,7 +230,7 @@ class AccessOps(ServiceBase):
             else:
                 raise ValidationException("Specify GrantToken, or KeyId and GrantId")
             req.key_hint = target_key
-            grant = req.view.get("grants", grant_row(target_key, target_grant))
+            grant = req.view.get("grants", grant_row(target_key, target_grant, req.scope))
             if grant is None:
                 raise NotFoundException(f"Grant ID {target_grant} not found")
             caller = self.caller
@@ -249,7 +251,7 @@ class AccessOps(ServiceBase):
         def body(req: _Request) -> None:
             state = req.key(key_id)
             req.authorize("kms:RevokeGrant", state)
-            if req.view.get("grants", grant_row(state.key_id, grant_id)) is None:
+            if req.view.get("grants", grant_row(state.key_id, grant_id, req.scope)) is None:
                 raise NotFoundException(f"Grant ID {grant_id} not found")
             req.emit([ev.GrantRevoked(state.key_id, grant_id)])
         return self._run("RevokeGrant", body, key_hint=key_id)

@@ -8,7 +8,7 @@ from typing import Any
 from keyledger import commands as cmd
 from keyledger import events as ev
 from keyledger import responses as r
-from keyledger.projections import key_row
+from keyledger.projections import in_scope, key_row, scope_prefix, split_row
 from keyledger.projections.state import KeyState
 from keyledger.service import managed
 from keyledger.service.base import ServiceBase
@@ -102,7 +102,7 @@ class AliasTagOps(ServiceBase):
             req.authorize("kms:UpdateAlias", target)
             existing = req.alias(name)
             if existing is not None and existing.key_id != target.key_id:
-                old = req.view.get("keys", key_row(existing.key_id))
+                old = req.view.get("keys", key_row(existing.key_id, req.scope))
                 if old is not None:
                     req.authorize("kms:UpdateAlias", old)
             req.emit(cmd.update_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
@@ -121,7 +121,7 @@ class AliasTagOps(ServiceBase):
             existing = req.alias(name)
             if existing is not None:
                 req.key_hint = existing.key_id
-                req.authorize("kms:DeleteAlias", req.view.get("keys", key_row(existing.key_id)))
+                req.authorize("kms:DeleteAlias", req.view.get("keys", key_row(existing.key_id, req.scope)))
             req.emit(cmd.delete_alias(name, existing, req.alias_arn(name)))
         return self._run("DeleteAlias", body)
 
@@ -142,15 +142,19 @@ class AliasTagOps(ServiceBase):
                 names = [a for a in state.aliases if after is None or a.encode() > after]
                 rows = [(a.encode(), req.alias(a)) for a in names[:n + 1]]
             else:
-                rows, last = [], after
+                rows, prefix = [], scope_prefix(req.scope)  # the request region's aliases only
+                last = prefix + after if after is not None else None
                 while len(rows) < n + 1:
-                    page = req.view.scan("aliases", after=last, limit=n + 1)
+                    page = req.view.scan("aliases", after=last, prefix=prefix, limit=n + 1)
+                    ended = len(page) < n + 1
+                    if not in_scope(page[-1][0] if page else b"", req.scope) and page:
+                        page, ended = [(row, a) for row, a in page if in_scope(row, req.scope)], True
                     for row, _ in page:  # aliases of a key whose deletion fell due go with it
-                        alias = req.alias(row.decode())
+                        alias = req.alias(split_row(row)[1])
                         if alias is not None:
-                            rows.append((row, alias))
+                            rows.append((row[len(prefix):], alias))
                         last = row
-                    if len(page) < n + 1:
+                    if ended:
                         break
                 rows = managed.with_predefined(req, rows, after)  # alias/aws/* before their keys exist
             truncated = len(rows) > n

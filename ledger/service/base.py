@@ -35,21 +35,34 @@ from keyledger.service.request import (
 from keyledger.store import Store, WriteView
 
 
+_REGION = re.compile(r"^([a-z]+-){2,3}\d+$")  # the model's RegionType
+
+
+def check_region(region: str) -> str:
+    """A region name as AWS writes them (us-east-1, ap-southeast-2, us-gov-west-1)."""
+    if not isinstance(region, str) or len(region) > 32 or not _REGION.fullmatch(region):
+        raise ValueError(f"not a region name like us-east-1: {region!r}")
+    return region
+
+
 class ServiceBase:
     """State and plumbing shared by every operation group."""
 
     def __init__(self, store: Store, root: Secret, *, region: str, account: str,
                  clock: Clock | None = None, rng: Rng | None = None, caller: str | None = None,
-                 signer: Secret | None = None) -> None:
+                 signer: Secret | None = None, home_region: str | None = None) -> None:
         self.store = store
-        self.region, self.account = region, account
+        # `region` is the region requests are made in; `home_region` the
+        # ledger's initial region, whose records and rows carry no region name
+        self.region, self.account = check_region(region), account
+        self.home_region = home_region or region
+        self.scope = "" if self.region == self.home_region else self.region
         self._keyring = {"root": root}  # shared by as_caller()/planned() copies
         self._clock = clock or _utcnow
         self._rng = rng or os.urandom
         self.caller = caller or f"arn:aws:iam::{account}:root"
         self._keks: dict[str, Secret] = {}
         self._materials: dict[tuple[str, int], Secret] = {}
-        self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
         self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
         self._cache_lock = threading.Lock()
         self._planning = False
@@ -67,6 +80,19 @@ class ServiceBase:
         `planned` copy of it) is unusable afterwards. `with keyledger.open(...)`
         closes it for you."""
         self.store.close()
+
+    def in_region(self, region: str) -> Self:
+        """The same ledger (store, caches, clock, caller) making its requests
+        in another region of the account: its own keys, aliases and grants,
+        ARNs naming it, and records that say it."""
+        other = copy.copy(self)
+        other.region = check_region(region)
+        other.scope = "" if other.region == self.home_region else other.region
+        return other
+
+    def region_name(self, scope: str) -> str:
+        """The region a row or record scope names ("" is the initial region)."""
+        return scope or self.home_region
 
     def as_caller(self, principal: str) -> Self:
         """The same ledger (store, caches, clock) acting for another principal."""
@@ -98,13 +124,11 @@ class ServiceBase:
         every record of the next request gets. Tests inject `clock` to jump years."""
         return to_us(self._clock())
 
-    def _forget(self, key_id: str) -> None:
+    def _forget(self, key_id: str, kek_name: str | None = None) -> None:
         with self._cache_lock:
-            self._keks.pop(key_id, None)
+            self._keks.pop(kek_name or key_id, None)
             for k in [k for k in self._materials if k[0] == key_id]:
                 self._materials.pop(k, None)
-            for k in [k for k in self._private_keys if k[0] == key_id]:
-                self._private_keys.pop(k, None)
             for k in [k for k in self._private_keys if k[0] == key_id]:
                 self._private_keys.pop(k, None)
 
@@ -145,7 +169,8 @@ class ServiceBase:
 
     def _metadata(self, s: KeyState) -> r.KeyMetadata:
         return r.KeyMetadata(
-            aws_account_id=self.account, key_id=s.key_id, arn=cmd.key_arn(self.region, self.account, s.key_id),
+            aws_account_id=self.account, key_id=s.key_id,
+            arn=cmd.key_arn(self.region_name(s.region), self.account, s.key_id),
             creation_date=from_us(s.created), enabled=s.state == cmd.ENABLED, description=s.description,
             key_usage=s.key_usage, key_state=s.state, origin=s.origin, key_spec=s.key_spec,
             customer_master_key_spec=s.key_spec, **keyspecs.metadata_algorithms(s.key_spec, s.key_usage),
@@ -154,7 +179,22 @@ class ServiceBase:
             # PendingDeletionWindowInDays outside PendingReplicaDeletion
             current_key_material_id=cmd.key_material_id(s.key_id, s.current.version)
             if s.key_spec == cmd.SYMMETRIC_DEFAULT and s.versions else None,
-            key_manager=s.key_manager, **imported.metadata_fields(s))
+            key_manager=s.key_manager, **imported.metadata_fields(s), **self._multi_region(s))
+
+    def _multi_region(self, s: KeyState) -> dict[str, Any]:
+        """MultiRegion, MultiRegionConfiguration and (for a primary waiting for
+        its replicas) PendingDeletionWindowInDays, as DescribeKey shows them."""
+        if s.primary_region is None:
+            return {}
+        def key(scope: str) -> r.MultiRegionKey:
+            return r.MultiRegionKey(cmd.key_arn(self.region_name(scope), self.account, s.key_id),
+                                    self.region_name(scope))
+        config = r.MultiRegionConfiguration("REPLICA" if s.is_replica else "PRIMARY", key(s.primary_region),
+                                            [key(scope) for scope in s.replica_regions])
+        out: dict[str, Any] = {"multi_region": True, "multi_region_configuration": config}
+        if s.state == cmd.PENDING_REPLICA_DELETION:
+            out["pending_deletion_window_in_days"] = s.pending_window_days
+        return out
 
     def _arn(self, key_id: str) -> str:
         return cmd.key_arn(self.region, self.account, key_id)

@@ -12,7 +12,7 @@ from keyledger import events as ev
 from keyledger import keyspecs
 from keyledger import policy as authz
 from keyledger import responses as r
-from keyledger.projections import key_row
+from keyledger.projections import in_scope, key_row, scope_prefix
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -58,7 +58,8 @@ class KeyOps(ServiceBase):
             req.authorize("kms:CreateKey", None, extra={
                 **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": usage, "kms:keyorigin": origin,
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
-            key_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+            key_id = cmd.MRK_PREFIX + self._rng(16).hex() if multi_region else \
+                str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
             authz.parse(document)
             if policy_document is not None and not bypass_policy_lockout_safety_check:
@@ -72,9 +73,9 @@ class KeyOps(ServiceBase):
                                     policy=document)
             # Only once decide has accepted the key: a refused CreateKey must
             # leave no KEK row behind for a key that never existed.
-            req.view.put_kek(key_id, wrapped_kek)
+            req.view.put_kek(req.kek_name(key_id), wrapped_kek)
             req.emit(events)
-            return r.CreateKeyResponse(self._metadata(req.view.get("keys", key_row(key_id))))
+            return r.CreateKeyResponse(self._metadata(req.view.get("keys", key_row(key_id, self.scope))))
         return self._run("CreateKey", body)
 
     def describe_key(self, key_id: str, *, grant_tokens: list[str] | None = None) -> r.DescribeKeyResponse:
@@ -103,10 +104,16 @@ class KeyOps(ServiceBase):
             after = _decode_marker(marker, _key_marker)
             req.authorize("kms:ListKeys", None)
             entries: list[r.KeyListEntry] = []
-            last = after
+            prefix = scope_prefix(self.scope)  # the request region's keys only
+            last = prefix + after if after is not None else None
             truncated = False
             while True:
-                rows = req.view.scan("keys", after=last, limit=n + 1)
+                rows = req.view.scan("keys", after=last, prefix=prefix, limit=n + 1)
+                if not self.scope and any(not in_scope(row, "") for row, _ in rows):  # the initial region's
+                    rows = [(row, state) for row, state in rows if in_scope(row, "")]   # rows end at b"~"
+                    ended = True
+                else:
+                    ended = len(rows) < n + 1
                 for row, state in rows:
                     state = req.maintain(state.key_id)  # a key whose deletion fell due is gone
                     if state is None or state.state == cmd.DELETED:
@@ -117,10 +124,11 @@ class KeyOps(ServiceBase):
                         break
                     entries.append(r.KeyListEntry(state.key_id, self._arn(state.key_id)))
                     last = row
-                if truncated or len(rows) < n + 1:
+                if truncated or ended:
                     break
             req.emit([ev.MetadataRead("ListKeys")])
-            return r.ListKeysResponse(entries, truncated, _encode_marker(last) if truncated and last else None)
+            return r.ListKeysResponse(entries, truncated,
+                                      _encode_marker(last[len(prefix):]) if truncated and last else None)
         return self._run("ListKeys", body)
 
     def update_key_description(self, key_id: str, description: str) -> None:
@@ -166,6 +174,9 @@ class KeyOps(ServiceBase):
             req.authorize("kms:ScheduleKeyDeletion", state, extra={"kms:schedulekeydeletionpendingwindowindays": days})
             events = cmd.schedule_deletion(state, req.arn(state.key_id), days, req.now)
             req.emit(events)
+            after: KeyState = req.view.get("keys", key_row(state.key_id, self.scope))
+            if after.state == cmd.PENDING_REPLICA_DELETION:  # a primary waits for its replicas: no date yet
+                return r.ScheduleKeyDeletionResponse(req.arn(state.key_id), None, after.state, days)
             return r.ScheduleKeyDeletionResponse(req.arn(state.key_id), from_us(events[0].deletion_date),
                                                  cmd.PENDING_DELETION, days)
         return self._run("ScheduleKeyDeletion", body, key_hint=key_id)

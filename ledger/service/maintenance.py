@@ -14,7 +14,7 @@ from keyledger.errors import (
     AccessDeniedException,
     LedgerError,
 )
-from keyledger.projections import digest, merkle, replay
+from keyledger.projections import digest, merkle, replay, split_row
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
@@ -110,9 +110,10 @@ class MaintenanceOps(ServiceBase):
 
         def body(req: _Request) -> int:
             rows = req.view.keks()
-            for key_id, wrapped in rows:
+            for name, wrapped in rows:  # a key's KEK row, per region (its name is its key row's)
+                key_id = split_row(name.encode())[1]
                 kek = crypto.unwrap_kek(old, key_id, wrapped)
-                req.view.put_kek(key_id, crypto.wrap_kek(new, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+                req.view.put_kek(name, crypto.wrap_kek(new, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
             check = crypto.root_check(new)
             req.view.put_meta("root_check", check)
             req.emit([ev.RootKeyRotated(len(rows), check)])
@@ -142,9 +143,10 @@ class MaintenanceOps(ServiceBase):
         has fallen due, for all keys. Returns counts."""
         def body(req: _Request) -> dict[str, int]:
             before = len(req.view.appended)
-            for _, state in req.view.scan("keys"):
+            for row, state in req.view.scan("keys"):  # every region's keys
                 if state.state != cmd.DELETED:
-                    req.maintain(state.key_id)  # not touch: a key it deletes is no error
+                    # not touch: a key it deletes is no error
+                    req.elsewhere(split_row(row)[0]).maintain(state.key_id)
             done = req.view.appended[before:]
             return {"rotated": sum(isinstance(x.event, ev.KeyRotated) for x in done),
                     "deleted": sum(isinstance(x.event, ev.KeyDeleted) for x in done)}

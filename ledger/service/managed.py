@@ -86,7 +86,7 @@ def create_in(req: _Request, service: str) -> AliasState:
     """The alias of the service's managed key, making the key first if needed
     (inside the caller's write transaction: at most one key per service)."""
     alias_name = f"alias/aws/{service}"
-    found: AliasState | None = req.view.get("aliases", alias_row(alias_name))
+    found: AliasState | None = req.view.get("aliases", alias_row(alias_name, req.scope))
     if found is not None:
         return found
     svc = req.svc
@@ -96,9 +96,9 @@ def create_in(req: _Request, service: str) -> AliasState:
     description = f"Default key that protects my {SERVICES[service][2]} when no other key is defined"
     event = ev.AwsManagedKeyCreated(key_id, service, alias_name, description, req.mint(key_id, 1, kek),
                                     managed_key_policy(service, svc.account, svc.region))
-    req.view.put_kek(key_id, wrapped_kek)
+    req.view.put_kek(req.kek_name(key_id), wrapped_kek)
     req.emit([event], operation="CreateKey", principal=service_principal(service))
-    made: AliasState = req.view.get("aliases", alias_row(alias_name))
+    made: AliasState = req.view.get("aliases", alias_row(alias_name, req.scope))
     return made
 
 
@@ -108,7 +108,7 @@ def with_predefined(req: _Request, rows: list[tuple[bytes, AliasState | None]],
     with the predefined aliases whose key no service has made yet (None)."""
     virtual: list[tuple[bytes, AliasState | None]] = [
         (name.encode(), None) for name in PREDEFINED_ALIASES
-        if (after is None or name.encode() > after) and req.view.get("aliases", alias_row(name)) is None]
+        if (after is None or name.encode() > after) and req.view.get("aliases", alias_row(name, req.scope)) is None]
     return sorted(rows + virtual, key=lambda row: row[0]) if virtual else rows
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
+
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
@@ -29,7 +31,7 @@ from keyledger.errors import (
     NotFoundException,
     ValidationException,
 )
-from keyledger.projections import alias_row, key_row, principal_row
+from keyledger.projections import alias_row, grant_row, key_row, principal_row
 from keyledger.projections.state import AliasState, KeyState
 from keyledger.secret import Secret
 from keyledger.store import WriteView
@@ -115,12 +117,32 @@ class _Request:
 
     def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
+        svc = self.svc
         self.view.append(events, operation=operation or self.operation,
-                         principal=principal or self.svc.caller, request_id=self.request_id, time=self.now)
+                         principal=principal or svc.caller, request_id=self.request_id, time=self.now,
+                         region=svc.region if svc.scope else msgspec.UNSET)
         for e in events:
             if isinstance(e, ev.KeyDeleted):  # crypto-shred in the same transaction
-                self.view.put_kek(e.key_id, None)
-                self.svc._forget(e.key_id)
+                self.view.put_kek(self.kek_name(e.key_id), None)
+                svc._forget(e.key_id, self.kek_name(e.key_id))
+
+    @property
+    def scope(self) -> str:
+        """The request region's scope ("" for the ledger's initial region)."""
+        return self.svc.scope
+
+    def elsewhere(self, scope: str) -> "_Request":
+        """The same request (transaction, time, request id, caller) acting in
+        another region of the account: a multi-Region key's other keys."""
+        other = _Request(self.svc.in_region(self.svc.region_name(scope)), self.view, self.operation, self.now,
+                         self.request_id)
+        other.key_hint = self.key_hint
+        return other
+
+    def kek_name(self, key_id: str) -> str:
+        """The key's row in `keks`: per region, so deleting one replica of a
+        multi-Region key shreds that replica's copy of the material only."""
+        return key_row(key_id, self.svc.scope).decode()
 
     def arn(self, key_id: str) -> str:
         return cmd.key_arn(self.svc.region, self.svc.account, key_id)
@@ -131,10 +153,10 @@ class _Request:
     def alias(self, name: str) -> AliasState | None:
         """The alias, after its key's due maintenance: a key whose deletion
         fell due takes its aliases with it, even before anything touched it."""
-        found: AliasState | None = self.view.get("aliases", alias_row(name))
+        found: AliasState | None = self.view.get("aliases", alias_row(name, self.svc.scope))
         if found is not None:
             self.maintain(found.key_id)
-            found = self.view.get("aliases", alias_row(name))
+            found = self.view.get("aliases", alias_row(name, self.svc.scope))
         return found
 
     def key(self, key_input: str) -> KeyState:
@@ -168,7 +190,7 @@ class _Request:
 
     def grants(self, key_id: str) -> list[authz.Grant]:
         return [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
-                for _, g in self.view.scan("grants", prefix=f"{key_id}#".encode())]
+                for _, g in self.view.scan("grants", prefix=grant_row(key_id, "", self.svc.scope))]
 
     def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,
                    extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -204,36 +226,66 @@ class _Request:
 
     def touch(self, key_id: str) -> KeyState:
         arn = self.arn(key_id)
-        cmd.require_exists(self.view.get("keys", key_row(key_id)), arn)
+        cmd.require_exists(self.view.get("keys", key_row(key_id, self.svc.scope)), arn)
         return cmd.require_exists(self.maintain(key_id), arn)
 
     def maintain(self, key_id: str) -> KeyState | None:
         """Append the automatic rotations and the deletion that fell due for
-        a key; its state afterwards (which may now be Deleted)."""
-        state: KeyState | None = self.view.get("keys", key_row(key_id))
+        a key; its state afterwards (which may now be Deleted). A multi-Region
+        replica's rotations are its primary's: the primary is maintained
+        first, and its rotations reach every replica."""
+        row = key_row(key_id, self.svc.scope)
+        state: KeyState | None = self.view.get("keys", row)
         if state is None or state.state == cmd.DELETED:
             return state
+        if state.is_replica and state.primary_region is not None:
+            self.elsewhere(state.primary_region).maintain(key_id)
+            state = self.view.get("keys", row)
         for date in cmd.due_rotation_dates(state, self.now):
-            material = self.mint(key_id, len(state.versions) + 1)
+            material = self.mint(key_id, len(state.versions) + 1, key_spec=state.key_spec)
             self.emit([ev.KeyRotated(key_id, "AUTOMATIC", date, material)],
                       operation="RotateKey", principal=ev.SERVICE_PRINCIPAL)
-            state = self.view.get("keys", key_row(key_id))
+            self.rotate_replicas(self.view.get("keys", row), "AUTOMATIC", date)
+            state = self.view.get("keys", row)
         for expiry in imported.expiries_due(state, self.now):  # imported material reached its ValidTo
             self.emit([expiry], operation="DeleteExpiredKeyMaterial", principal=ev.SERVICE_PRINCIPAL)
             self.svc._materials.pop((key_id, expiry.version), None)
-            state = self.view.get("keys", key_row(key_id))
+            state = self.view.get("keys", row)
         if cmd.deletion_due(state, self.now):
             self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
-            state = self.view.get("keys", key_row(key_id))
+            if state.is_replica:  # the set forgets the replica (a primary waiting for it may start its wait)
+                self.emit(cmd.remove_replica(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
+            state = self.view.get("keys", row)
         return state
 
+    def rotate_replicas(self, primary: KeyState, rotation_type: str, date: int) -> None:
+        """The primary's newest version, re-wrapped under each live replica's
+        KEK, as that replica's own KeyRotated in its region: every key of a
+        multi-Region set has the same versions."""
+        if primary.primary_region is None or not primary.replica_regions:
+            return
+        version = primary.current
+        material = self.material(primary, version.version)
+        for scope in primary.replica_regions:
+            there = self.elsewhere(scope)
+            replica: KeyState | None = self.view.get("keys", key_row(primary.key_id, scope))
+            if replica is None or replica.state == cmd.DELETED:
+                continue
+            wrapped = crypto.wrap_material(there.kek(primary.key_id), primary.key_id, version.version, material,
+                                           nonce=self.svc._rng(crypto.NONCE_BYTES))
+            there.emit([ev.KeyRotated(primary.key_id, rotation_type, date,
+                                      ev.WrappedMaterial(version.version, wrapped, version.kcv, version.public_key))],
+                       operation="RotateKey" if rotation_type == "AUTOMATIC" else "RotateKeyOnDemand",
+                       principal=ev.SERVICE_PRINCIPAL)
+
     def kek(self, key_id: str) -> Secret:
-        kek = self.svc._keks.get(key_id)
+        name = self.kek_name(key_id)
+        kek = self.svc._keks.get(name)
         if kek is None:
-            wrapped = self.view.kek(key_id)
+            wrapped = self.view.kek(name)
             if wrapped is None:
                 raise KMSInternalException(f"The key material of {self.arn(key_id)} is missing.")
-            kek = self.svc._keks[key_id] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
+            kek = self.svc._keks[name] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
         return kek
 
     def mint(self, key_id: str, version: int, kek: Secret | None = None,
@@ -284,10 +336,13 @@ class _Request:
         key_id, version = crypto.parse_header(blob)
         if key_id_param is not None:
             named = self.key(key_id_param)
+            if named.key_id != key_id and named.key_id.replace("-", "")[-32:] == key_id.replace("-", "")[-32:]:
+                # the same 16 id bytes read as the other kind of id (a damaged format byte): garbage
+                raise InvalidCiphertextException("The ciphertext is invalid.")
             if named.key_id != key_id:
                 raise IncorrectKeyException(
                     "The key ID in the request does not identify a KMS key that can perform this operation.")
-        state = self.view.get("keys", key_row(key_id))
+        state = self.view.get("keys", key_row(key_id, self.svc.scope))
         if state is None:  # no such key ever existed here: indistinguishable from garbage
             raise InvalidCiphertextException("The ciphertext is invalid.")
         if self.key_hint is None:

@@ -7,6 +7,9 @@ from keyledger import commands as cmd
 from keyledger import events as ev
 from keyledger import imported
 from keyledger import responses as r
+from keyledger.errors import UnsupportedOperationException
+from keyledger.projections import key_row
+from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
     _decode_marker,
@@ -15,6 +18,15 @@ from keyledger.service.request import (
     _rotation_marker,
     from_us,
 )
+
+
+def _to_replicas(req: _Request, primary: KeyState, events: list[ev.Event]) -> None:
+    """Automatic rotation is shared by a multi-Region key's set: the
+    primary's setting, recorded again in each live replica's region."""
+    for scope in primary.replica_regions:
+        replica: KeyState | None = req.view.get("keys", key_row(primary.key_id, scope))
+        if replica is not None and replica.state != cmd.DELETED:
+            req.elsewhere(scope).emit(events, principal=ev.SERVICE_PRINCIPAL)
 
 
 class RotationOps(ServiceBase):
@@ -34,7 +46,10 @@ class RotationOps(ServiceBase):
             state = req.key(key_id)
             period = cmd.DEFAULT_ROTATION_PERIOD if rotation_period_in_days is None else rotation_period_in_days
             req.authorize("kms:EnableKeyRotation", state, extra={"kms:rotationperiodindays": period})
-            req.emit(cmd.enable_rotation(state, req.arn(state.key_id), rotation_period_in_days))
+            cmd.require_not_replica(state, req.arn(state.key_id))
+            events = cmd.enable_rotation(state, req.arn(state.key_id), rotation_period_in_days)
+            req.emit(events)
+            _to_replicas(req, state, events)
         return self._run("EnableKeyRotation", body, key_hint=key_id)
 
     def disable_key_rotation(self, key_id: str) -> None:
@@ -42,7 +57,14 @@ class RotationOps(ServiceBase):
 
         Raises NotFoundException, DisabledException, KMSInvalidStateException,
         UnsupportedOperationException, AccessDeniedException, ValidationException."""
-        return self._key_change("DisableKeyRotation", key_id, cmd.disable_rotation)
+        def body(req: _Request) -> None:
+            state = req.key(key_id)
+            req.authorize("kms:DisableKeyRotation", state)
+            cmd.require_not_replica(state, req.arn(state.key_id))
+            events = cmd.disable_rotation(state, req.arn(state.key_id))
+            req.emit(events)
+            _to_replicas(req, state, events)
+        return self._run("DisableKeyRotation", body, key_hint=key_id)
 
     def get_key_rotation_status(self, key_id: str) -> r.GetKeyRotationStatusResponse:
         """GetKeyRotationStatus: whether the key rotates automatically, its period
@@ -73,11 +95,17 @@ class RotationOps(ServiceBase):
         def body(req: _Request) -> r.RotateKeyOnDemandResponse:
             state = req.key(key_id)
             req.authorize("kms:RotateKeyOnDemand", state)
+            cmd.require_not_replica(state, req.arn(state.key_id))
+            if state.primary_region is not None and state.origin == "EXTERNAL":
+                raise UnsupportedOperationException(
+                    f"{req.arn(state.key_id)} is a multi-Region key with imported key material: "
+                    "keyledger does not rotate those on demand.")
             cmd.check_on_demand(state, req.arn(state.key_id))
             pending = state.pending_rotation  # imported keys rotate to their NEW_KEY_MATERIAL
             material = req.mint(state.key_id, len(state.versions) + 1) if pending is None else \
                 ev.WrappedMaterial(pending.version, pending.wrapped, pending.kcv, pending.public_key)
             req.emit(cmd.rotate_on_demand(state, req.arn(state.key_id), req.now, material))
+            req.rotate_replicas(req.view.get("keys", key_row(state.key_id, req.scope)), "ON_DEMAND", req.now)
             return r.RotateKeyOnDemandResponse(req.arn(state.key_id))
         return self._run("RotateKeyOnDemand", body, key_hint=key_id)
 

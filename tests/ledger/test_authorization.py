@@ -112,6 +112,7 @@ class World:
     mac: bytes = b""
     agreement: str = ""  # ECC_NIST_P256 KEY_AGREEMENT, and a peer's public key
     peer: bytes = b""
+    mrk: str = ""  # a multi-Region primary key, with a replica in eu-west-1
 
     def as_alice(self) -> KeyLedger:
         return self.root.as_caller(self.alice)
@@ -146,10 +147,12 @@ def world(kms) -> World:
     signer = kms.create_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY").key_metadata.key_id
     mac_key = kms.create_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC").key_metadata.key_id
     agreement = kms.create_key(key_spec="ECC_NIST_P256", key_usage="KEY_AGREEMENT").key_metadata.key_id
+    mrk = kms.create_key(multi_region=True).key_metadata.key_id
+    kms.replicate_key(mrk, "eu-west-1")
     return World(kms, alice, bob, key, key2, pending, blob, grant_id, signer,
                  kms.sign(signer, b"m", "ECDSA_SHA_256").signature, mac_key,
                  kms.generate_mac(mac_key, b"m", "HMAC_SHA_256").mac, agreement,
-                 kms.get_public_key(agreement).public_key)
+                 kms.get_public_key(agreement).public_key, mrk)
 
 
 # -- the operation table --------------------------------------------------------------
@@ -173,6 +176,11 @@ def _root(_: World) -> str:
 
 IAM_DOC = doc(allow("kms:Encrypt"))
 OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
+    # ReplicateKey also needs kms:CreateKey (in the replica's region), as AWS asks
+    "replicate_key": Op("ReplicateKey", ("kms:ReplicateKey", "kms:CreateKey"), "mrk",
+                        lambda s, w: s.replicate_key(w.mrk, "ap-south-1")),
+    "update_primary_region": Op("UpdatePrimaryRegion", ("kms:UpdatePrimaryRegion",), "mrk",
+                                lambda s, w: s.update_primary_region(w.mrk, "eu-west-1")),
     "create_key": Op("CreateKey", ("kms:CreateKey",), None, lambda s, w: s.create_key(description="new"), _star),
     "describe_key": Op("DescribeKey", ("kms:DescribeKey",), "key", lambda s, w: s.describe_key(w.key)),
     "list_keys": Op("ListKeys", ("kms:ListKeys",), None, lambda s, w: s.list_keys(), _star),
@@ -273,7 +281,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
 
 #: Public methods that are not AWS operations a caller is authorized for.
 NON_OPERATIONS = {
-    "close", "as_caller", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+    "close", "as_caller", "in_region", "region_name", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
     "record_unauthenticated_refusals",  # the HTTP server's summaries of refusals it made itself
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
 }
@@ -511,7 +519,7 @@ def test_policy_lockout_safety_check_on_create_key(world: World) -> None:
     locked = _only(world.alice)
     with pytest.raises(MalformedPolicyDocumentException):
         root.create_key(policy=locked)
-    assert len(root.list_keys().keys) == 6  # no key was made (3 symmetric, 3 asymmetric/HMAC)
+    assert len(root.list_keys().keys) == 7  # no key was made (3 symmetric, 3 asymmetric/HMAC, 1 multi-Region)
     key = root.create_key(policy=locked, bypass_policy_lockout_safety_check=True).key_metadata.key_id
     assert caller.get_key_policy(key).policy == locked
     denied(lambda: root.describe_key(key))
