@@ -168,7 +168,9 @@ class ReplicatedLog(Protocol):
 
     def append(self, after: int, batch: Batch) -> Appended | Behind:
         """Append `batch` if the log's last revision is `after`. Raises
-        LogUnavailable when the outcome is unknown."""
+        LogUnavailable when the outcome is unknown. An empty batch (no
+        records, no keks) is not kept: it only checks that `after` is still
+        the head (a decision that wrote nothing was made at the head)."""
         ...
 
     def read(self, start: int) -> list[tuple[int, Batch]]:
@@ -816,10 +818,12 @@ class Store:
             try:
                 after = _revision(txn, self._dbs)
                 outcomes, taken, start, head, values, keks = self._run_items(txn, items)
-                if not values and not keks:  # only failures: nothing to replicate
-                    txn.abort()
+                if not values and not keks and all(error is not None for _, _, error in outcomes):
+                    txn.abort()  # only failures: nothing was decided, nothing to replicate
                     _finish(outcomes)
                     return items[taken:]
+                # (no records but a decision, e.g. a sweep with nothing due: an empty
+                # batch, which the log only checks against the head and does not keep)
                 entry = Batch(os.urandom(16), log.node, start.seq, start.hash, values, keks)
                 pending[entry.id] = (outcomes, taken)
                 try:
@@ -829,9 +833,12 @@ class Store:
                     found = self._settle(log, pending, deadline)
                 else:
                     if isinstance(answer, Appended):
-                        txn.put(b"head", head.pack(), db=self._dbs["meta"])
-                        txn.put(REVISION.encode(), _SEQ.pack(answer.revision), db=self._dbs["meta"])
-                        txn.commit()
+                        if values or keks:
+                            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+                            txn.put(REVISION.encode(), _SEQ.pack(answer.revision), db=self._dbs["meta"])
+                            txn.commit()
+                        else:
+                            txn.abort()
                         _finish(outcomes)
                         return items[taken:]
                     txn.abort()  # lost the race: apply the winner's batches, decide again

@@ -118,6 +118,7 @@ class Etcd:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._current = 0
+        self._watching: http.client.HTTPConnection | None = None
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -273,6 +274,7 @@ class Etcd:
         host, port = self.endpoints[index]
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         deadline = time.monotonic() + timeout
+        self._watching = conn
         try:
             body = {"create_request": {"key": b64(key), "start_revision": str(after + 1)}}
             conn.request("POST", "/v3/watch", json.dumps(body), {"Content-Type": "application/json"})
@@ -294,7 +296,17 @@ class Etcd:
                     self._current = (index + 1) % len(self.endpoints)
             raise EtcdUnavailable(f"etcd watch on {host}:{port} failed: {type(exc).__name__}", sent=False) from None
         finally:
+            self._watching = None
             conn.close()
+
+    def interrupt(self) -> None:
+        """End a `wait_for_change` in another thread now."""
+        conn = self._watching
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _lines(response: http.client.HTTPResponse, deadline: float) -> Iterator[bytes]:

@@ -110,18 +110,20 @@ class EtcdLog:
         head = _batch_encoder.encode(Head(batch.first_seq + len(batch.records), last, self.node, time.time()))
         key = self.layout.log_key(batch.first_seq)
         L = self.layout
+        empty = not batch.records and not batch.keks  # a check against the head, nothing kept
         try:
             ok, revision, responses = self.etcd.txn(
                 [{"key": b64(L.head), "target": "MOD", "result": "EQUAL", "mod_revision": str(after)}],
-                [{"request_put": {"key": b64(L.head), "value": b64(head)}},
-                 {"request_put": {"key": b64(key), "value": b64(value)}}],
+                [] if empty else [{"request_put": {"key": b64(L.head), "value": b64(head)}},
+                                  {"request_put": {"key": b64(key), "value": b64(value)}}],
                 [{"request_range": {"key": b64(L.head)}},
                  {"request_range": {"key": b64(key), "range_end": b64(L.log_end), "limit": PAGE}}])
         except EtcdUnavailable as exc:
             raise LogUnavailable(str(exc)) from None
         if ok:
-            self.at_head = (batch.first_seq + len(batch.records), revision)
-            return Appended(revision)
+            if not empty:
+                self.at_head = (batch.first_seq + len(batch.records), revision)
+            return Appended(after if empty else revision)
         current, head_revision = _head_of(responses, 0)
         self.at_head = (current.seq, head_revision)
         entries = _entries(responses[1].get("response_range", {}).get("kvs", []))

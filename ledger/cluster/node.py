@@ -53,14 +53,17 @@ def _token_key(root: Secret) -> bytes:
 
 def fetch_snapshot(sources: list[str], root: Secret, directory: Path) -> Path:
     """A copy of a peer's data.mdb in `directory`, from the first source that
-    gives one: a peer's home directory (read here) or a peer's `keyledger
-    serve` URL (GET /cluster/snapshot with a peer token)."""
+    gives one: a snapshot file, a peer's home directory (read here) or a
+    peer's `keyledger serve` URL (GET /cluster/snapshot with a peer token)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = directory / "data.mdb"
     failures = []
     for source in sources:
         try:
-            if "://" not in source:
+            if "://" not in source and os.path.isfile(source):  # a snapshot file (a peer's copy_to, an archive)
+                shutil.copyfile(source, target)
+                return target
+            if "://" not in source:  # a peer's home (another process may have it open)
                 peer = Store(source, readonly=True, create=False)
                 try:
                     return Path(peer.copy_to(str(directory)))
@@ -120,6 +123,7 @@ class Node:
 
     def close(self) -> None:
         self._stop.set()
+        self._watcher.interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._thread = None

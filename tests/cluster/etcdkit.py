@@ -139,7 +139,7 @@ class EtcdCluster:
             proc = self.procs[i]
             if proc is not None:
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

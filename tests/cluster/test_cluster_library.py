@@ -1,0 +1,191 @@
+"""Nodes of a cluster through the library (`keyledger.open(..., cluster=...)`)
+on real etcd members (127.0.0.1): every node a full replica with the same
+chain, a key's KEK usable and shredded everywhere, compaction of the tail,
+a node that fell behind it starting over from a peer's snapshot, joining,
+cosigned checkpoints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import keyledger
+from keyledger import checkpoint as checkpoint_
+from keyledger import cluster as cluster_
+from keyledger.errors import KMSError, LedgerError
+from keyledger.projections import replay as rp
+from keyledger.store import Store
+
+pytestmark = pytest.mark.cluster
+
+
+def _node(home: Path, url: str, name: str, *, root: bytes | None = None, **settings: Any) -> Any:
+    cfg = cluster_.config(url, node=name, **settings)
+    return keyledger.open(home, create=True, cluster=cfg, root_key=root, **({} if "clock" not in settings else {}))
+
+
+def _three(tmp_path: Path, url: str, **settings: Any) -> list[Any]:
+    first = _node(tmp_path / "n0", url, "n0", **settings)
+    root = (tmp_path / "n0" / "root.key").read_bytes()
+    return [first] + [_node(tmp_path / f"n{i}", url, f"n{i}", root=root, **settings) for i in (1, 2)]
+
+
+def _settle(nodes: list[Any], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for kms in nodes:
+            kms.store.catch_up()
+        heads = {(kms.store.head().seq, kms.store.head().hash) for kms in nodes}
+        if len(heads) == 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the nodes did not converge")
+
+
+def _verified(home: Path) -> rp.Report:
+    store = Store(str(home), readonly=True, create=False)
+    try:
+        with store.snapshot() as snap:
+            return rp.check(snap)
+    finally:
+        store.close()
+
+
+def test_three_nodes_one_log(tmp_path: Path, cluster_url: str) -> None:
+    nodes = _three(tmp_path, cluster_url)
+    try:
+        key = nodes[0].create_key(description="shared").key_metadata.key_id
+        blobs: list[tuple[int, bytes]] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def client(i: int) -> None:
+            try:
+                for n in range(15):
+                    blob = nodes[i % 3].encrypt(key, b"m%d-%d" % (i, n)).ciphertext_blob
+                    with lock:
+                        blobs.append((i, blob))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        _settle(nodes)
+        # every node can use every key: each opens what another encrypted
+        for i, blob in blobs[:6]:
+            assert nodes[(i + 1) % 3].decrypt(blob).plaintext.startswith(b"m")
+        _settle(nodes)
+        records = [list(kms.store.raw_records()) for kms in nodes]
+        assert [r.hash for r in records[0]] == [r.hash for r in records[1]] == [r.hash for r in records[2]]
+        assert [r.seq for r in records[0]] == list(range(len(records[0])))
+    finally:
+        for kms in nodes:
+            kms.close()
+    for i in range(3):
+        report = _verified(tmp_path / f"n{i}")
+        assert report.ok, report.differences or report.chain_error
+
+
+def test_a_node_home_is_never_opened_alone(tmp_path: Path, cluster_url: str) -> None:
+    kms = _node(tmp_path / "n0", cluster_url, "n0")
+    kms.close()
+    with pytest.raises(LedgerError, match="node of a cluster"):
+        keyledger.open(tmp_path / "n0")
+    assert _verified(tmp_path / "n0").ok  # the audit tools read it
+
+
+def test_a_wrong_root_key_cannot_join(tmp_path: Path, cluster_url: str) -> None:
+    _node(tmp_path / "n0", cluster_url, "n0").close()
+    with pytest.raises(LedgerError, match="root key"):
+        _node(tmp_path / "n1", cluster_url, "n1", root=b"\x01" * 32)
+
+
+def test_deleting_a_key_shreds_its_kek_on_every_node(tmp_path: Path, cluster_url: str) -> None:
+    now = [datetime(2030, 1, 1, tzinfo=timezone.utc)]
+    clock = lambda: now[0]  # noqa: E731
+    first = keyledger.open(tmp_path / "n0", create=True, cluster=cluster_url, node="n0", clock=clock)
+    root = (tmp_path / "n0" / "root.key").read_bytes()
+    second = keyledger.open(tmp_path / "n1", create=True, cluster=cluster_url, node="n1", clock=clock,
+                            root_key=root)
+    try:
+        key = first.create_key().key_metadata.key_id
+        blob = first.encrypt(key, b"secret").ciphertext_blob
+        assert second.decrypt(blob).plaintext == b"secret"  # the KEK came with the batch
+        assert second.store.kek(key) is not None
+        second.schedule_key_deletion(key, pending_window_in_days=7)
+        now[0] += timedelta(days=8)
+        first.rotate_due()  # the deletion falls due on the other node
+        _settle([first, second])
+        assert first.store.kek(key) is None and second.store.kek(key) is None
+        with pytest.raises(KMSError):
+            second.decrypt(blob)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_node_behind_the_compacted_tail_starts_over_from_a_snapshot(tmp_path: Path, cluster_url: str) -> None:
+    fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
+    nodes = _three(tmp_path, cluster_url, **fast)
+    key = nodes[0].create_key().key_metadata.key_id
+    _settle(nodes)
+    nodes[2].close()  # n2 goes away; the others carry on past its position
+    for i in range(30):
+        nodes[i % 2].encrypt(key, b"x")
+    deadline = time.monotonic() + 15
+    while cluster_.status(cluster_.config(cluster_url, node="s"))["Tail"]["FirstSeq"] in (0, None) \
+            and time.monotonic() < deadline:
+        nodes[0].encrypt(key, b"y")
+        time.sleep(0.2)
+    tail = cluster_.status(cluster_.config(cluster_url, node="s"))["Tail"]["FirstSeq"]
+    assert tail and tail > 1, "the tail was not compacted behind the live nodes"
+    # n2 comes back: its next batch is gone from etcd; it copies a snapshot of n0
+    snapshot = nodes[0].store.copy_to(str(tmp_path / "snapshot"))
+    back = keyledger.open(tmp_path / "n2", root_key=(tmp_path / "n0" / "root.key").read_bytes(),
+                          cluster=cluster_.config(cluster_url, node="n2", source=snapshot, **fast))
+    try:
+        assert back.store.log.rebootstraps == 1
+        back.encrypt(key, b"after")
+        _settle([nodes[0], nodes[1], back])
+        assert back.store.head().hash == nodes[0].store.head().hash
+        signed = back.checkpoint()  # with its own key: the peer's checkpoints were dropped
+        assert signed.size == back.store.head().seq
+    finally:
+        back.close()
+        for kms in nodes[:2]:
+            kms.close()
+    assert _verified(tmp_path / "n2").ok
+
+
+def test_join_from_a_peer_and_cosign(tmp_path: Path, cluster_url: str) -> None:
+    nodes = _three(tmp_path, cluster_url, compact_interval=0)
+    try:
+        key = nodes[0].create_key().key_metadata.key_id
+        nodes[1].encrypt(key, b"z")
+        root = (tmp_path / "n0" / "root.key").read_bytes()
+        cfg = cluster_.config(cluster_url, node="n3", source=nodes[1].store.copy_to(str(tmp_path / "snap")),
+                              compact_interval=0)
+        fourth = keyledger.open(tmp_path / "n3", create=True, cluster=cfg, root_key=root)
+        nodes.append(fourth)
+        assert fourth.store.head().seq > 0
+        # the same tree head signed by two nodes: one note, two signatures
+        _settle(nodes)
+        a, b = nodes[0].checkpoint(), fourth.checkpoint()
+        if a.size == b.size:
+            note = cluster_.cosign([a.note, b.note])
+            for kms in (nodes[0], fourth):
+                meta = kms.store.meta()
+                checkpoint_.verify(note, meta["origin"].decode(), meta["checkpoint_public"])
+            assert nodes[0].store.meta()["checkpoint_public"] != fourth.store.meta()["checkpoint_public"]
+    finally:
+        for kms in nodes:
+            kms.close()
