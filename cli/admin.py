@@ -7,6 +7,7 @@ import os
 
 import click
 
+import keyledger
 from keyledger.cli.context import settings
 from keyledger.cli.output import command, show
 
@@ -26,7 +27,7 @@ def init(region: str | None, account: str | None) -> None:
     opts = dataclasses.replace(opts, region=region or opts.region, account=account or opts.account)
     with opts.open(create=True) as kms:
         if opts.region is not None and opts.region != kms.home_region:
-            raise click.ClickException(f"this ledger's initial region is {kms.home_region}; it cannot be "
+            raise keyledger.LedgerError(f"this ledger's initial region is {kms.home_region}; it cannot be "
                                        f"changed (--region {opts.region} on other commands makes requests there)")
         show({"Home": os.path.abspath(kms.store.path), "Region": kms.home_region, "Account": kms.account})
 

@@ -122,6 +122,7 @@ EXPECTED = {
     "list-retirable-grants", "retire-grant", "revoke-grant", "iam", "policy",
     "rotate-root-key", "serve", "audit", "forensics", "bill", "ssm",
     "encrypt-file", "decrypt-file",  # issue 14: envelope encryption (cli/files.py)
+    "replicate-key", "update-primary-region",  # issue 12: multi-Region keys
 }
 
 

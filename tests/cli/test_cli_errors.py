@@ -72,9 +72,9 @@ def test_bad_usage_exits_2(cli: Cli, args: list[str]) -> None:
 
 
 def test_ledger_error_exits_1(cli: Cli) -> None:
-    cli("init", "--region", "eu-west-1")
-    result = cli("--region", "us-west-2", "list-keys", expect=1)
-    assert result.stderr.startswith("keyledger: error: this ledger was created for region eu-west-1")
+    cli("init", "--region", "eu-west-1")  # another --region is a request region now (tests/cli/test_cli_regions)
+    result = cli("--account", "999988887777", "list-keys", expect=1)
+    assert result.stderr.startswith("keyledger: error: this ledger was created for account 111122223333")
 
 
 def test_wrong_root_key_exits_1(cli: Cli) -> None:

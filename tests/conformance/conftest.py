@@ -187,11 +187,22 @@ class World:
             "UntagResource": lambda: {"KeyId": self.key, "TagKeys": ["k"]},
             "UpdateAlias": lambda: {"AliasName": self.alias, "TargetKeyId": self.key},
             "UpdateKeyDescription": lambda: {"KeyId": self.key, "Description": "d"},
+            # multi-Region keys (issue 12): a fresh primary each time, replicated to eu-west-1
+            "ReplicateKey": lambda: {"KeyId": self.new_mrk(), "ReplicaRegion": "eu-west-1",
+                                     "Description": "replica", "Tags": [{"TagKey": "t", "TagValue": "v"}]},
+            "UpdatePrimaryRegion": lambda: {"KeyId": self.new_mrk(replicated=True), "PrimaryRegion": "eu-west-1"},
         }
         known.update(self._other_key_types())
         if operation in known:
             return known[operation]()
         return self._from_model(operation)
+
+    def new_mrk(self, *, replicated: bool = False) -> str:
+        """A multi-Region primary key (with a replica in eu-west-1)."""
+        key: str = self.ok("CreateKey", {"MultiRegion": True})["KeyMetadata"]["KeyId"]
+        if replicated:
+            self.ok("ReplicateKey", {"KeyId": key, "ReplicaRegion": "eu-west-1"})
+        return key
 
     def _typed_key(self, spec: str, usage: str) -> str:
         cache = self.__dict__.setdefault("_typed", {})

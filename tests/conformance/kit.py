@@ -207,8 +207,14 @@ def _leaf_cases(shape_name: str, path: str, good: Any,
             yield ("min length", lambda d, v=value: put(d, v), message)
         if "max" in shape and shape["max"] <= 200_000:
             value = unit * (shape["max"] + 1)
-            yield ("max length", lambda d, v=value: put(d, v),
-                   _message(path, value, f"Member must have length less than or equal to {shape['max']}", shape))
+            message = _message(path, value, f"Member must have length less than or equal to {shape['max']}", shape)
+            if kind == "string" and "pattern" in shape and re.fullmatch(shape["pattern"], value) is None:
+                # as for min length: a too-long 'aaa...' breaks RegionType's pattern too
+                pattern = _message(path, value, f"Member must satisfy regular expression pattern: {shape['pattern']}",
+                                   shape)
+                message = message.replace("1 validation error detected", "2 validation errors detected") \
+                    + "; " + pattern.split("detected: ", 1)[1]
+            yield ("max length", lambda d, v=value, m=message: put(d, v), message)
     if kind == "string" and "enum" in shape:
         yield ("enum", lambda d: put(d, "NOT_A_VALUE"),
                _message(path, "NOT_A_VALUE",
@@ -309,7 +315,8 @@ def static_baseline(operation: str) -> dict[str, Any]:
     may be refused later; the input checks come first)."""
     shape = input_shape(operation)
     by_shape: dict[str, Any] = {"KeyIdType": PLACEHOLDER_KEY, "PrincipalIdType": ROOT, "AliasNameType": "alias/x",
-                                "PolicyType": "{}", "PolicyNameType": "default"}
+                                "PolicyType": "{}", "PolicyNameType": "default",
+                                "RegionType": "eu-west-1"}  # ReplicateKey, UpdatePrimaryRegion: its pattern
     params: dict[str, Any] = {}
     for member in OPERATIONS[operation].required:  # the model's and those the library needs
         name = shape["members"][member]["shape"]

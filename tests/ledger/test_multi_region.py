@@ -10,25 +10,28 @@ import json
 import os
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 import keyledger
+import pytest
 from keyledger import crypto
 from keyledger import events as ev
 from keyledger.errors import (
-    AlreadyExistsException, IncorrectKeyMaterialException, KMSInvalidStateException, NotFoundException,
-    UnsupportedOperationException, ValidationException,
+    AlreadyExistsException,
+    IncorrectKeyMaterialException,
+    KMSInvalidStateException,
+    NotFoundException,
+    UnsupportedOperationException,
+    ValidationException,
 )
 from keyledger.projections import key_row, replay
 from keyledger.secret import Secret
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_import import wrap  # noqa: E402  (the customer's offline wrapping, as test_import does it)
+from test_import import wrap
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 

@@ -6,18 +6,17 @@ renderings and the bill see the regions."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-import pytest
+from datetime import UTC, datetime, timedelta
 
 import keyledger
+import pytest
 from keyledger import LedgerError
 from keyledger import events as ev
 from keyledger.errors import AlreadyExistsException, NotFoundException
 from keyledger.projections import billing, cloudtrail, key_row, replay
 from keyledger.projections.query import Filter, query
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 EU = "eu-west-1"
 
@@ -152,7 +151,7 @@ def test_records_name_only_other_regions(kms) -> None:
     records = list(kms.store.records())
     for record in records:
         body = ev.canonical(record)
-        if record.event.__class__ in (ev.KeyCreated, ev.Encrypted) and getattr(record.event, "key_id") == key:
+        if record.event.__class__ in (ev.KeyCreated, ev.Encrypted) and record.event.key_id == key:
             assert b"region" not in body and record.region is ev.msgspec.UNSET and record.scope == ""
         if getattr(record.event, "key_id", None) == eu_key:
             assert record.region == EU and record.scope == EU

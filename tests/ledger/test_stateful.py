@@ -5,7 +5,10 @@ through key creation, enable/disable, on-demand and automatic rotation
 (clock jumps past the period), aliases, encrypt / re-encrypt / data keys,
 scheduled and cancelled deletion, clock jumps past the deletion window,
 the sweep, close/reopen, and keys with imported material (import, expiry
-by the clock, re-import, DeleteImportedKeyMaterial), while a plain-Python
+by the clock, re-import, DeleteImportedKeyMaterial), multi-Region keys
+(ReplicateKey to eu-west-1: the replica gets every rotation of its
+primary, opens its ciphertexts, and holds the primary in
+PendingReplicaDeletion when it is scheduled for deletion), while a plain-Python
 model says what must be true. After every step:
 
 - the hash chain verifies record by record and ends at the stored head;
@@ -56,6 +59,7 @@ DAY = 86_400 * 1_000_000
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 ALIASES = ("alias/orders", "alias/billing", "alias/team/a-1")
 FORMS = ("id", "arn")
+REPLICA_REGION = "eu-west-1"
 LAZY_RULES = 2  # after a clock jump, this many rules run before the checks touch every key
 
 contexts = st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=6), max_size=3)
@@ -103,7 +107,8 @@ class ModelKey:
     def error(self) -> type[Exception] | None:
         """What a data-plane request on this key fails with, if anything."""
         return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException,
-                "Disabled": DisabledException, "Enabled": None, "PendingImport": KMSInvalidStateException}[self.state]
+                "Disabled": DisabledException, "Enabled": None, "PendingImport": KMSInvalidStateException,
+                "PendingReplicaDeletion": KMSInvalidStateException}[self.state]
 
 
 def import_material(kms, key_id: str, material: bytes, valid_to: int | None) -> None:
@@ -149,6 +154,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.cts: list[Ct] = []
         self.signer_specs: dict[str, str] = {}  # key id -> key spec of the signers bundle
         self.lazy = 0  # rules left to run on the lazy state a clock jump left
+        self.replicated: set[str] = set()  # multi-Region primaries with a replica in REPLICA_REGION
 
     def _open(self) -> keyledger.KeyLedger:
         return keyledger.open(self.home, create=True, durability="relaxed", clock=self.clock)
@@ -212,7 +218,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def lifecycle_error(self, k: ModelKey) -> type[Exception] | None:
         """Control-plane calls refused for deleted and pending keys."""
-        return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException}.get(k.state)
+        return {"Deleted": NotFoundException, "PendingDeletion": KMSInvalidStateException,
+                "PendingReplicaDeletion": KMSInvalidStateException}.get(k.state)
 
     # -- keys -----------------------------------------------------------------
 
@@ -220,9 +227,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def first_key(self):
         return self._create_key()
 
-    def _create_key(self) -> str:
+    def _create_key(self, multi_region: bool = False) -> str:
         now = self.step()
-        meta = self.kms.create_key(description="model").key_metadata
+        meta = self.kms.create_key(description="model", multi_region=multi_region).key_metadata
         assert meta.key_state == "Enabled" and meta.enabled
         self.model[meta.key_id] = ModelKey(meta.key_id, created=now, state_changed=now)
         return meta.key_id
@@ -230,6 +237,25 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=keys)
     def create_key(self):
         return self._create_key()
+
+    # -- multi-Region keys: the primary is a model key like any other; its
+    # replica (never changed itself) must have exactly the primary's versions
+
+    @rule(target=keys)
+    def create_multi_region_key(self):
+        return self._create_key(multi_region=True)
+
+    @rule(key_id=keys)
+    def replicate(self, key_id):
+        self.step()
+        k = self.model[key_id]
+        error = (NotFoundException if k.state == "Deleted" else None) or \
+            (UnsupportedOperationException if not key_id.startswith("mrk-") else None) or \
+            self.lifecycle_error(k) or (DisabledException if k.state == "Disabled" else None) or \
+            (AlreadyExistsException if key_id in self.replicated else None)
+        expect(error, self.kms.replicate_key, key_id, REPLICA_REGION)
+        if error is None:
+            self.replicated.add(key_id)
 
     # -- imported key material ----------------------------------------------------
 
@@ -462,7 +488,10 @@ class LedgerMachine(RuleBasedStateMachine):
         now, k = self.step(), self.model[key_id]
         error = self.lifecycle_error(k)
         resp = expect(error, self.kms.schedule_key_deletion, key_id, pending_window_in_days=days)
-        if error is None:
+        if error is None and key_id in self.replicated:  # a primary waits for its replica (kept forever here)
+            assert (resp.key_state, resp.deletion_date) == ("PendingReplicaDeletion", None)
+            self.set_state(k, "PendingReplicaDeletion", now)
+        elif error is None:
             assert resp.deletion_date == from_us(now + days * DAY)
             assert resp.key_state == "PendingDeletion"
             self.set_state(k, "PendingDeletion", now)
@@ -473,7 +502,7 @@ class LedgerMachine(RuleBasedStateMachine):
         now, k = self.step(), self.model[key_id]
         if k.state == "Deleted":
             error = NotFoundException
-        elif k.state != "PendingDeletion":
+        elif k.state not in ("PendingDeletion", "PendingReplicaDeletion"):
             error = KMSInvalidStateException
         else:
             error = None
@@ -574,7 +603,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert projections.fold(store.records()).rows == live
         # a KEK row exists exactly for the keys the log has not deleted
         for row, state in live["keys"].items():
-            has_kek = store.kek(state.key_id) is not None
+            has_kek = store.kek(row.decode()) is not None  # a replica's KEK row is its key row's name
             assert has_kek == (state.state != "Deleted"), (state.key_id, state.state)
         # alias rows and the keys' alias lists say the same thing
         by_key: dict[str, set[str]] = {}
@@ -582,7 +611,8 @@ class LedgerMachine(RuleBasedStateMachine):
             by_key.setdefault(alias.key_id, set()).add(alias.alias_name)
         for state in live["keys"].values():
             assert len(state.aliases) == len(set(state.aliases)), state.aliases
-            assert set(state.aliases) == by_key.get(state.key_id, set())
+            if not state.region:  # (replicas have no aliases here)
+                assert set(state.aliases) == by_key.get(state.key_id, set())
 
     def check_through_the_api(self) -> None:
         """Touches every key (decrypts, lists): afterwards nothing is lazy."""
@@ -595,6 +625,9 @@ class LedgerMachine(RuleBasedStateMachine):
             if resp is not None:
                 assert resp.plaintext == ct.plaintext
                 assert resp.key_id == self.ref(ct.key_id, "arn")
+            if ct.key_id in self.replicated:  # the primary's ciphertext opens at its replica (always Enabled)
+                there = self.kms.in_region(REPLICA_REGION).decrypt(ct.blob, encryption_context=shuffled)
+                assert there.plaintext == ct.plaintext
         for key_id, k in self.model.items():
             if k.state == "Deleted":
                 expect(NotFoundException, self.kms.list_key_rotations, key_id)
@@ -611,8 +644,15 @@ class LedgerMachine(RuleBasedStateMachine):
             live = snap.tables()
         assert {a.alias_name: a.key_id for a in live["aliases"].values()} == self.aliases
         assert {s.key_id for s in live["keys"].values()} == set(self.model)
+        replicas = {s.key_id: s for s in live["keys"].values() if s.region}
+        assert set(replicas) == self.replicated
         for state in live["keys"].values():
             k = self.model[state.key_id]
+            if state.region:  # a replica: the primary's versions and rotation settings, its own state
+                assert state.state == "Enabled" and state.is_replica
+                assert [(v.rotation_type, v.created) for v in state.versions[1:]] == k.rotations
+                assert state.rotation_enabled == k.rotation_enabled
+                continue
             assert state.state == k.state, (state.key_id, state.state, k.state)
             assert len(state.versions) == k.versions
             assert [(v.rotation_type, v.created) for v in state.versions[1:]] == k.rotations
