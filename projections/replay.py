@@ -217,7 +217,8 @@ def state_view(tables: MemoryTables, *, region: str, account: str, until_seq: in
     `forensics at` print: {"Until": {"Seq": n} | {"Time": iso}, "Keys": [...]},
     keys oldest first."""
     states = sorted(tables.rows["keys"].values(), key=lambda s: (s.created, s.key_id))
-    keys = [key_view(s, f"arn:aws:kms:{region}:{account}:key/{s.key_id}") for s in states]
+    # a key of another region (a replica among them) has its region in its row and ARN
+    keys = [key_view(s, f"arn:aws:kms:{s.region or region}:{account}:key/{s.key_id}") for s in states]
     until: dict[str, Any] = {"Seq": until_seq} if until_seq is not None else {"Time": iso(until_time)}
     return {"Until": until, "Keys": keys}
 
