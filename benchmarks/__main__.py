@@ -42,6 +42,7 @@ REPLAY_EVENTS = {"full": 1_000_000, "quick": 10_000}
 REPLAY_REPEATS = {"full": 3, "quick": 1}
 GROUPS = ("aes", "lmdb", "floor", "moto", "embedded", "replay", "audit", "authz", "server", "asym", "envelope")
 GROUPS += ("ssm",)  # issue 14: benchmarks/ssm_bench.py (the parameter store)
+GROUPS += ("cluster",)  # issue 15: benchmarks/cluster_bench.py (nodes on etcd; skipped without etcd)
 MODULE_GROUPS = tuple(module_groups.RUNNERS)  # measured by their own modules, after the rest
 
 

@@ -136,6 +136,17 @@ RUNNERS["ssm"] = ("the parameter store: GetParameter WithDecryption, embedded vs
                   run_ssm)
 
 
+def run_cluster(*, quick: bool, tmpdir: str, progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from benchmarks import cluster_bench
+
+    out = cluster_bench.run(quick, tmpdir=tmpdir, progress=lambda e: progress(_normalize(e, "cluster")))
+    return [_normalize(e, "cluster") for e in out["results"]], out.get("settings", {})
+
+
+RUNNERS["cluster"] = ("a cluster on 3 etcd members: durable Encrypt with 1 and 3 nodes vs one node, failover "
+                      "(issue 15)", run_cluster)
+
+
 def run_group(name: str, *, quick: bool, tmpdir: str,
               progress: Progress) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """(results, settings, seconds) of one group; an exception of the module

@@ -64,5 +64,7 @@ main.add_command(_ssm.ssm)
 from keyledger.server import cli as _server_cli  # noqa: E402  (after the groups it extends)
 
 main.add_command(_server_cli.serve)
+from keyledger.cli.cluster import cluster as _cluster  # noqa: E402  (issue 15: keyledger cluster)
+main.add_command(_cluster)
 for _command in _server_cli.ACCESS_KEY_COMMANDS:  # create-, list-, update-, delete-access-key
     iam.iam.add_command(_command)

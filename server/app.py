@@ -42,6 +42,7 @@ from keyledger.errors import KMSError, KMSInternalException
 from keyledger.home import ensure_private_file
 from keyledger.service import Planned
 from keyledger.server import protocol, ssm, sts
+from keyledger.server import cluster_routes
 from keyledger.server.committer import GroupCommitter
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
 from keyledger.server.refusals import RateLimiter, RefusalTally
@@ -108,6 +109,7 @@ class KMSApp:
         self._planned = kms.planned()
         self._callers: dict[tuple[str, str | None], KeyLedger] = {}
         self.committer = GroupCommitter(kms.store)
+        self.node = cluster_routes.node_of(kms)  # a node of a cluster (keyledger serve --cluster), or None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self.refusal_interval = refusal_interval
@@ -202,6 +204,8 @@ class KMSApp:
         kind = scope["type"]
         if kind == "http" and sts.is_sts_request(scope):  # STS GetCallerIdentity, in STS's XML
             await sts.handle(self, scope, receive, send)
+        elif kind == "http" and scope["path"] == cluster_routes.SNAPSHOT_PATH and self.node is not None:
+            await cluster_routes.send_snapshot(self.node, scope, send)  # a peer node copies this ledger
         elif kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
@@ -255,7 +259,9 @@ class KMSApp:
         if path == "/healthz" and method in ("GET", "HEAD"):
             # says nothing of the log (its length would tell anyone the traffic)
             ok = self.committer.running and not self._stopping
-            return (200 if ok else 503), [], _log_encoder.encode({"status": "ok" if ok else "unavailable"})
+            state = self.node.state if self.node is not None else "ready"  # a cluster node catching up: not ready
+            status = "ok" if ok and state == "ready" else (state if ok else "unavailable")
+            return (200 if status == "ok" else 503), [], _log_encoder.encode({"status": status})
         if path != "/" or method != "POST":
             error = protocol.UnknownOperationException(f"No KMS operation at {method} {path[:100]}; "
                                                        "KMS requests are POST / with X-Amz-Target.")

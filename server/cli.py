@@ -62,11 +62,17 @@ def _home(home: Path | None) -> Path:
     return home or _inherited("home") or keyledger.default_home()
 
 
-def _open(home: Path, durability: str | None = None, *, caller: str | None = None) -> keyledger.KeyLedger:
+def _open(home: Path, durability: str | None = None, *, caller: str | None = None,
+          cluster: Any = None) -> keyledger.KeyLedger:
     try:
+        create = False
+        if cluster is not None:  # a new node's empty home joins the cluster
+            from keyledger import cluster as cluster_
+            create = not (home / "data.mdb").exists() and cluster_.has_ledger(cluster)
         return keyledger.open(home, region=_inherited("region"), account=_inherited("account"),
-                           durability=durability or _inherited("durability") or "durable", caller=caller)
-    except LedgerError as exc:
+                              durability=durability or _inherited("durability") or "durable", caller=caller,
+                              cluster=cluster, create=create)
+    except (LedgerError, ValueError) as exc:
         raise _Failure(str(exc)) from None
 
 
@@ -114,10 +120,29 @@ _credentials_option = click.option(
 @click.option("--unauthenticated-burst", type=click.IntRange(min=1), default=100, show_default=True,
               help="Per source address: unauthenticated refusals allowed before it is throttled "
                    "(ThrottlingException).")
+@click.option("--cluster", default=None, metavar="etcd://HOST:PORT,...[/PREFIX]",
+              help="Serve as a node of a cluster whose log etcd orders (every node a full replica). An "
+                   "empty --home joins it, copying a peer's snapshot (the cluster's root key must be "
+                   "provisioned: root.key in the home or KEYLEDGER_ROOT_KEY).")
+@click.option("--node-name", default=None, metavar="NAME", help="This node's name in the cluster (default: "
+                                                                "the host name).")
+@click.option("--advertise-url", default=None, metavar="URL",
+              help="The URL peers reach this node at, to copy a snapshot (default: the listening URL).")
+@click.option("--bootstrap-from", default=None, metavar="URL|DIR",
+              help="Where this node copies a snapshot from when it joins or falls behind the compacted "
+                   "log: a peer's URL or home directory (default: the peers' advertised URLs).")
+@click.option("--node-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              metavar="SECONDS", help="A node silent this long no longer holds the cluster's log tail back "
+                                      "(it will copy a snapshot when it returns).")
+@click.option("--compact-interval", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="How often this node deletes the log tail every live node applied "
+                                      "(0: never).")
 def serve(host: str, port: int, home: Path | None, credentials: Path | None, auth: str,
           durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float,
           tls_cert: Path | None, tls_key: Path | None, max_connections: int, request_timeout: float,
-          refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int) -> None:
+          refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int,
+          cluster: str | None, node_name: str | None, advertise_url: str | None, bootstrap_from: str | None,
+          node_timeout: float, compact_interval: float) -> None:
     """Serve the AWS KMS JSON API over HTTP (or HTTPS with --tls-cert), so
     boto3, the AWS CLI and the AWS Encryption SDK work with only an
     endpoint URL changed.
@@ -142,7 +167,15 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
         _check_tls(tls_cert, tls_key)
     configure_logging(None if access_log == "off" else access_log)
     home = _home(home)
-    kms = _open(home, durability)
+    cluster_config = None
+    if cluster is not None:
+        from keyledger import cluster as cluster_
+        try:
+            cluster_config = cluster_.config(cluster, node=node_name, url=advertise_url, source=bootstrap_from,
+                                             node_timeout=node_timeout, compact_interval=compact_interval)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cluster") from None
+    kms = _open(home, durability, cluster=cluster_config)
     try:
         verifier = None
         keys_path = credentials or home / creds.DEFAULT_FILE
@@ -160,12 +193,15 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
             raise _Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         bound_host, bound_port = sock.getsockname()[:2]
         scheme = "https" if tls_cert is not None else "http"
+        if app.node is not None and app.node.url is None:  # what peers copy a snapshot from
+            app.node.url = f"{scheme}://{_url_host(bound_host)}:{bound_port}"
         log_event(logging.INFO, "listening", url=f"{scheme}://{_url_host(bound_host)}:{bound_port}",
                   host=bound_host, port=bound_port, home=str(home), region=kms.region, account=kms.account,
                   auth=auth, durability=kms.store.durability,
                   credentials=str(keys_path) if auth == "sigv4" else None,
                   access_keys=len(verifier.credentials) if verifier else None, tls=tls_cert is not None,
-                  max_connections=max_connections)
+                  max_connections=max_connections,
+                  cluster=None if app.node is None else {"node": app.node.node, "state": app.node.state})
         if auth == "none":
             click.echo(f"WARNING: authentication is disabled (--auth none): every caller acts as "
                        f"{app.root}. For local development only.", err=True)

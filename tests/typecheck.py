@@ -31,7 +31,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = {"service": ROOT / "ledger" / "service", "projections": ROOT / "projections",
+SUBPACKAGES = {"service": ROOT / "ledger" / "service", "cluster": ROOT / "ledger" / "cluster",
+               "projections": ROOT / "projections",
                "cli": ROOT / "cli", "server": ROOT / "server"}
 
 CONFIG = """\

@@ -78,7 +78,7 @@ class ClusterConfig:
     url: str | None = None
     source: str | None = None
     timeout: float = 20.0
-    etcd_timeout: float = 5.0
+    etcd_timeout: float = 1.5
     node_timeout: float = 60.0
     compact_interval: float = 30.0
     report_interval: float = 1.0
