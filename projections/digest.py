@@ -157,14 +157,15 @@ def kek_problems(keys: Mapping[bytes, Any], kek_ids: Iterable[str]) -> list[str]
     present = set(kek_ids)
     out = []
     for row, state in sorted(keys.items()):
-        has = state.key_id in present
+        name = row.decode()  # a KEK row is named as its key's row (~<region>/<id> outside the initial region)
+        has = name in present
         if state.state == "Deleted" and has:
-            out.append(f"keks[{state.key_id}]: the key was deleted (crypto-shredded) in the log but its "
+            out.append(f"keks[{name}]: the key was deleted (crypto-shredded) in the log but its "
                        "KEK row is present")
         elif state.state != "Deleted" and not has:
-            out.append(f"keks[{state.key_id}]: the key is {state.state} in the log but its KEK row is "
+            out.append(f"keks[{name}]: the key is {state.state} in the log but its KEK row is "
                        "missing (its material cannot be unwrapped)")
-    known = {state.key_id for state in keys.values()}
+    known = {row.decode() for row in keys}
     out += [f"keks[{key_id}]: a KEK row for a key the log never created" for key_id in sorted(present - known)]
     return out
 

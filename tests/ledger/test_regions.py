@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import keyledger
 import pytest
-from keyledger import LedgerError
+from keyledger import LedgerError, audit
 from keyledger import events as ev
 from keyledger.errors import AlreadyExistsException, NotFoundException
 from keyledger.projections import billing, cloudtrail, key_row, replay
@@ -164,6 +164,9 @@ def test_records_name_only_other_regions(kms) -> None:
         report = replay.check(snap)
     assert report.ok, report.differences
     kms.checkpoint()
+    with kms.store.snapshot() as snap:  # the signed state digest and the per-region KEK rows check out
+        verified = audit.verify(snap)
+    assert verified.ok, verified.problems
 
 
 def test_sweep_and_deletion_cover_every_region(kms, clock) -> None:
