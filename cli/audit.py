@@ -96,17 +96,59 @@ def iso(us: int | None) -> str | None:
     return None if us is None else from_us(us).isoformat().replace("+00:00", "Z")
 
 
+class KeyRef:
+    """A KeyId argument resolved for the read-only commands: the key id and
+    the regions (names) it is meant in. A key ARN names its region, an alias
+    (name or ARN) resolves in its region (an alias name in the request
+    region, `--region`, as AWS resolves it); a bare key id names the key in
+    whichever region(s) it exists (a multi-Region key in each region of its
+    set). `pinned` says whether the argument named one region."""
+
+    def __init__(self, key_id: str, regions: list[str], pinned: bool) -> None:
+        self.key_id, self.regions, self.pinned = key_id, regions, pinned
+
+    def main_region(self, request_region: str) -> str:
+        """The region to show first: the request region if the key is there."""
+        return request_region if request_region in self.regions else self.regions[0]
+
+
+def request_region(identity: Identity) -> str:
+    """The request region: `--region`, else the ledger's initial region."""
+    return settings().region or identity.region
+
+
+def resolve_key_ref(snap: Snapshot, value: str, identity: Identity, region: str | None = None) -> KeyRef:
+    """Resolve any KeyId form (see KeyRef); `region` is the request region
+    (default: `--region` or the initial region). Aliases resolve through the
+    live aliases table (what the alias names now, not what it named then).
+    A key that exists in no region it is looked for in is a Failure."""
+    from keyledger import forensics as forensics_
+    from keyledger.projections import key_row
+
+    asked = region or request_region(identity)
+    arn_region = value.split(":", 5)[3] if value.startswith("arn:") and value.count(":") >= 5 else None
+    kind, ident = parse_key_id(value, arn_region or asked, identity.account)
+    where = arn_region or asked
+    scope = "" if where == identity.region else where
+    if kind == "alias":
+        alias: AliasState | None = snap.get("aliases", alias_row(ident, scope))
+        if alias is None:
+            raise Failure(f"alias {ident} does not exist now in {where} (aliases resolve through the live "
+                          "aliases table of the request region; give the key id to query a deleted alias's key)")
+        return KeyRef(alias.key_id, [where], True)
+    if arn_region is not None:
+        if snap.get("keys", key_row(ident, scope)) is None:
+            raise Failure(f"no key {ident} in {where} in this ledger")
+        return KeyRef(ident, [where], True)
+    scopes = forensics_.key_scopes(snap, ident)
+    if not scopes:
+        raise Failure(f"no key {ident} in this ledger")
+    return KeyRef(ident, [s or identity.region for s in scopes], False)
+
+
 def resolve_key(snap: Snapshot, value: str, identity: Identity) -> str:
-    """A bare key id from any KeyId form; aliases resolve through the live
-    aliases table (what the alias names now, not what it named then)."""
-    kind, ident = parse_key_id(value, identity.region, identity.account)
-    if kind == "key":
-        return ident
-    alias: AliasState | None = snap.get("aliases", alias_row(ident))
-    if alias is None:
-        raise Failure(f"alias {ident} does not exist now (aliases resolve through the live aliases "
-                      "table; give the key id to query a deleted alias's key)")
-    return alias.key_id
+    """A bare key id from any KeyId form (see `resolve_key_ref`)."""
+    return resolve_key_ref(snap, value, identity).key_id
 
 
 def _read_verifier(public_key: str | None, public_key_file: str | None) -> tuple[str, bytes] | None:
@@ -410,7 +452,10 @@ def log(key_id: str | None, principal: str | None, event_name: str | None, since
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
         region = in_region or settings().region  # `audit log --region R` or `--region R audit log`
-        f = Filter(key_id=resolve_key(snap, key_id, identity) if key_id is not None else None,
+        ref = resolve_key_ref(snap, key_id, identity, region) if key_id is not None else None
+        if region is None and ref is not None and ref.pinned:
+            region = ref.regions[0]  # a key ARN or an alias names the key of one region: its records
+        f = Filter(key_id=ref.key_id if ref is not None else None,
                    principal=principal, operation=event_name, errors_only=errors_only,
                    since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time,
                    region=None if region is None else "" if region == identity.region else region)

@@ -24,20 +24,20 @@ import click
 
 from keyledger import forensics as forensics_
 from keyledger.cli import params
-from keyledger.cli.audit import Identity, open_readonly, parse_point, resolve_key
+from keyledger.cli.audit import Identity, open_readonly, parse_point, request_region, resolve_key_ref
 from keyledger.cli.context import settings
 from keyledger.cli.output import Failure, LedgerCommand, format_columns, show
 from keyledger.cli.replay import keys_table
 from keyledger.commands import key_arn
-from keyledger.errors import InvalidCiphertextException
-from keyledger.projections import key_row
+from keyledger.errors import InvalidCiphertextException, LedgerError
 from keyledger.projections import replay as rp
 
 # The members of ledger.forensics' answers, by their AWS-style names. Only
 # these keys are renamed: the values (principals, aliases, months) are data.
 _NAMES = {"seq": "Seq", "time": "Time", "principal": "Principal", "operation": "Operation",
           "request_id": "RequestId", "event": "Event", "rotation_type": "RotationType",
-          "new_version": "NewVersion", "alias": "Alias", "error_code": "ErrorCode", "reason": "Reason"}
+          "new_version": "NewVersion", "alias": "Alias", "error_code": "ErrorCode", "reason": "Reason",
+          "region": "Region"}
 
 
 def _record(entry: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -69,7 +69,9 @@ def forensics() -> None:
 
 
 def ciphertext_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
-    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+    """`region` is the fallback for an answer that names none: the key's own
+    region (the one whose request made the ciphertext) is in `found`."""
+    return {"KeyId": found["key_id"], "KeyArn": key_arn(found.get("region", region), account, found["key_id"]),
             "KeyVersion": found["key_version"],
             "CiphertextSha256": rp.b64(bytes.fromhex(found["ciphertext_sha256"])),
             "ProducedBy": _record(found["produced_by"]),
@@ -126,7 +128,14 @@ def ciphertext(file: str | None, ciphertext_blob: str | None) -> None:
 
 
 def key_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
+    """`region`: the region whose ARN is the KeyArn (the request region when
+    the key is there); Regions lists the key in each region (a multi-Region
+    key's replicas one by one)."""
     return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+            "Regions": [{"Region": r["region"], "KeyArn": key_arn(r["region"], account, found["key_id"]),
+                         "KeyState": r["key_state"],
+                         **({"MultiRegionKeyType": r["multi_region_key_type"]} if r["multi_region_key_type"] else {}),
+                         "AliasesNow": r["aliases_now"]} for r in found.get("regions", [])],
             "Timeline": [_record(e) for e in found["timeline"]],
             "AliasesNow": found["aliases_now"],
             "UsageByPrincipal": [{"Principal": p, "Requests": n}
@@ -137,7 +146,8 @@ def key_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]
 
 def _signature(entry: dict[str, Any]) -> dict[str, Any]:
     """One Sign or Verify record: who, when, and the digests (base64)."""
-    return {**(_record({k: entry[k] for k in ("seq", "time", "principal", "operation", "request_id", "event")}) or {}),
+    return {**(_record({k: entry[k] for k in ("seq", "time", "principal", "operation", "request_id", "region",
+                                              "event") if k in entry}) or {}),
             "KeyId": entry["key_id"], "KeyVersion": entry["key_version"],
             "SigningAlgorithm": entry["signing_algorithm"], "MessageType": entry["message_type"],
             "MessageSha256": rp.b64(bytes.fromhex(entry["message_sha256"])),
@@ -147,7 +157,7 @@ def _signature(entry: dict[str, Any]) -> dict[str, Any]:
 def signature_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
     made = found["produced_by"]
     view: dict[str, Any] = {"SignatureSha256": rp.b64(bytes.fromhex(found["signature_sha256"])),
-                            "KeyArn": key_arn(region, account, made["key_id"]) if made else None,
+                            "KeyArn": key_arn(made.get("region", region), account, made["key_id"]) if made else None,
                             "ProducedBy": _signature(made) if made else None,
                             "Verifications": [_signature(v) for v in found["verifications"]]}
     if "message_matches" in found:
@@ -201,7 +211,11 @@ def key_text(view: dict[str, Any]) -> str:
         return ", ".join(p for p in parts if p)
 
     lines = [f"key:      {view['KeyArn']}",
-             f"aliases:  {', '.join(view['AliasesNow']) or 'none'}", "",
+             f"aliases:  {', '.join(view['AliasesNow']) or 'none'}"]
+    if len(view["Regions"]) > 1:  # a multi-Region key: each region of its set
+        lines += [f"region:   {r['Region']}: {r.get('MultiRegionKeyType', '')} {r['KeyState']}, aliases "
+                  f"{', '.join(r['AliasesNow']) or 'none'}" for r in view["Regions"]]
+    lines += ["",
              format_columns((*_TRAIL, "DETAIL"),
                             [[*row, detail(e)] for row, e in zip(_trail_rows(view["Timeline"]), view["Timeline"])])]
     lines += ["", "cryptographic requests by principal:"]
@@ -219,14 +233,16 @@ def key_text(view: dict[str, Any]) -> str:
 def key(key: str) -> None:
     """KEY's timeline (key id, key ARN, alias name or alias ARN): lifecycle,
     rotations, aliases pointing at it, refused requests, and its usage by
-    principal and by month."""
+    principal and by month. A key ARN or an alias (resolved in the request
+    region, --region) names the key of one region; a bare key id names it
+    in every region where it exists (a multi-Region key's replicas are
+    listed per region under Regions)."""
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
-        key_id = resolve_key(snap, key, identity)
-        if snap.get("keys", key_row(key_id)) is None:
-            raise Failure(f"no key {key_id} in this ledger")
-        found = forensics_.key_timeline(snap, key_id)
-    view = key_view(found, identity.region, identity.account)
+        ref = resolve_key_ref(snap, key, identity)
+        found = forensics_.key_timeline(snap, ref.key_id, region=ref.regions[0] if ref.pinned else None)
+        main = ref.main_region(request_region(identity))
+    view = key_view(found, main, identity.account)
     _print(view, key_text(view))
 
 
@@ -249,7 +265,8 @@ def at(point: str) -> None:
 
 
 def who_can_view(found: dict[str, Any], region: str, account: str) -> dict[str, Any]:
-    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]),
+    region = found.get("region", region)
+    return {"KeyId": found["key_id"], "KeyArn": key_arn(region, account, found["key_id"]), "Region": region,
             "Action": found["action"], "At": found["at"], "KeyState": found["key_state"],
             "Anyone": found["anyone"],
             "Allowed": [_record(a) for a in found["allowed"]],
@@ -265,6 +282,8 @@ def who_can_text(view: dict[str, Any]) -> str:
     if view["Anyone"]:
         lines.append("WARNING:   the key policy allows \"*\" (anyone) for some action")
     lines += ["", format_columns(("PRINCIPAL", "DECISION", "REASON"), rows), "", view["Note"]]
+    for other in view.get("OtherRegions", []):  # the other replicas of a multi-Region key
+        lines += ["", who_can_text(other)]
     return "\n".join(lines)
 
 
@@ -280,17 +299,31 @@ def who_can(key_id: str, action: str, point: str | None, encryption_context: str
     """Who could perform ACTION on a key at a moment: the key policy, IAM
     policies and grants replayed to then, and every principal that could
     matter evaluated as the service would. Whether the key's state let the
-    call succeed is shown apart (KeyState)."""
+    call succeed is shown apart (KeyState). The key is the one of its
+    region (an alias resolves in the request region, --region); a bare id
+    of a multi-Region key is answered for the request region's replica (or
+    its first region) and, under OtherRegions, for every other replica:
+    each has its own key policy and grants."""
     seq, time = parse_point(point, "--at") if point is not None else (None, None)
     if seq is not None:
         raise click.BadParameter("expected an ISO 8601 time", param_hint="--at")
     context = params.string_map("--encryption-context", encryption_context)
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
-        key = resolve_key(snap, key_id, identity)
-        found = forensics_.who_can(snap, key, action, account=identity.account, region=identity.region,
-                                   until_time=time, encryption_context=context)
-    view = who_can_view(found, identity.region, identity.account)
+        ref = resolve_key_ref(snap, key_id, identity)
+        main = ref.main_region(request_region(identity))
+        answers = []
+        for where in [main, *(r for r in ref.regions if r != main)]:
+            try:
+                answers.append(forensics_.who_can(snap, ref.key_id, action, account=identity.account,
+                                                  region=where, until_time=time, encryption_context=context))
+            except LedgerError:
+                if not answers:
+                    raise  # the key asked for did not exist then
+                # (a replica made after that moment: nobody could use it there)
+    view = who_can_view(answers[0], main, identity.account)
+    if len(answers) > 1:
+        view["OtherRegions"] = [who_can_view(found, main, identity.account) for found in answers[1:]]
     _print(view, who_can_text(view))
 
 

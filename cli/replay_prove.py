@@ -55,7 +55,8 @@ def _verdict(key: forensics.KeyVerdict) -> str:
 
 def report_json(report: forensics.DecryptabilityReport) -> dict[str, Any]:
     return {
-        "Keys": [{"KeyId": k.key_id, "KeyState": k.state, "Verdict": _verdict(k),
+        "Keys": [{"KeyId": k.key_id, **({"Region": k.region} if k.region else {}), "KeyState": k.state,
+                  "Verdict": _verdict(k),
                   "Versions": [{"Version": v.version, "CiphertextsIssued": v.ciphertexts,
                                 "Ok": v.ok, **({"Reason": v.reason} if v.reason else {})}
                                for v in k.versions]}
@@ -70,12 +71,13 @@ def report_lines(report: forensics.DecryptabilityReport, with_corpus: bool) -> l
     out = [f"keys that issued ciphertexts: {len(report.keys)}"]
     for k in report.keys:
         issued = sum(v.ciphertexts for v in k.versions)
+        name = f"{k.key_id} in {k.region}" if k.scope else k.key_id  # a key of another region than the initial
         if k.shredded:
             versions = ", ".join(str(v.version) for v in k.versions)
-            out.append(f"key {k.key_id} ({k.state}): crypto-shredded; the {issued} ciphertext(s) issued "
+            out.append(f"key {name} ({k.state}): crypto-shredded; the {issued} ciphertext(s) issued "
                        f"under version(s) {versions} can no longer be opened, by design")
             continue
-        out.append(f"key {k.key_id} ({k.state}): {'OK' if k.ok else 'FAILED'}")
+        out.append(f"key {name} ({k.state}): {'OK' if k.ok else 'FAILED'}")
         for v in k.versions:
             status = "material unwraps and matches its KCV" if v.ok else f"FAILED: {v.reason}"
             out.append(f"  version {v.version}: {v.ciphertexts} ciphertext(s) issued; {status}")

@@ -4,6 +4,11 @@ and the proof that everything the log says was encrypted can still be opened.
 All of it reads one consistent snapshot and writes nothing. Only
 `prove_decryptable` needs the root key (to unwrap each version's material
 and check its KCV); the rest needs only the log and its indexes.
+
+Regions: a key id lives in one region (a multi-Region key's id in each
+region of its set); its rows are found by their region scope
+(`projections.key_row(key_id, scope)`, "" for the ledger's initial region),
+and every answer names the region of each key and record it reports.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from keyledger import events as ev
 from keyledger import keyspecs
 from keyledger.errors import InvalidCiphertextException, LedgerError
 from keyledger.secret import Secret
-from keyledger.projections import key_row, replay
+from keyledger.projections import in_scope, key_row, replay
 from keyledger.projections.state import KeyState
 
 
@@ -28,9 +33,44 @@ def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _who(record: ev.Record) -> dict[str, Any]:
+def _who(record: ev.Record, home: str) -> dict[str, Any]:
     return {"seq": record.seq, "time": _iso(record.time), "principal": record.principal,
-            "operation": record.operation, "request_id": record.request_id}
+            "operation": record.operation, "request_id": record.request_id, "region": record.scope or home}
+
+
+# -- regions ------------------------------------------------------------------------
+
+def home_region(snapshot: Any) -> str:
+    """The ledger's initial region (its rows and records name no region)."""
+    return bytes(snapshot.meta()["region"]).decode()
+
+
+def scope_of(snapshot: Any, region: str) -> str:
+    """The row scope of a region name: "" for the initial region."""
+    return "" if region == home_region(snapshot) else region
+
+
+def key_scopes(snapshot: Any, key_id: str) -> list[str]:
+    """The region scopes where `key_id` has a key row (deleted keys too),
+    the initial region ("") first. A key id names one key in one region;
+    only a multi-Region key (mrk-...) has a row in each region of its set.
+    Found through the key's records (the key index): a row is made by a
+    record of its own region."""
+    single = not key_id.startswith("mrk-")
+    if single and snapshot.get("keys", key_row(key_id)) is not None:
+        return [""]
+    seen: set[str] = set()
+    found: list[str] = []
+    for seq in snapshot.index_seqs("idx_key", key_id.encode()):
+        scope = ev.decode(snapshot.raw_record(seq).body).scope
+        if scope in seen:
+            continue
+        seen.add(scope)
+        if snapshot.get("keys", key_row(key_id, scope)) is not None:
+            found.append(scope)
+            if single:
+                break
+    return sorted(found, key=lambda s: (s != "", s))
 
 
 def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
@@ -38,6 +78,7 @@ def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
     it, and every later Decrypt / ReEncrypt of it (found by its digest)."""
     key_id, version = crypto.parse_header(blob)
     digest = hashlib.sha256(blob).digest()
+    home = home_region(snapshot)
     produced, used = None, []
     for seq in snapshot.index_seqs("idx_digest", digest):
         record = ev.decode(snapshot.raw_record(seq).body)
@@ -45,10 +86,16 @@ def ciphertext_history(snapshot: Any, blob: bytes) -> dict[str, Any]:
         made_here = (isinstance(e, (ev.Encrypted, ev.DataKeyGenerated)) and e.ciphertext_digest == digest) or \
             (isinstance(e, ev.ReEncrypted) and e.ciphertext_digest == digest)
         if made_here and produced is None:
-            produced = {**_who(record), "event": type(e).__name__}
+            produced = {**_who(record, home), "event": type(e).__name__}
         else:
-            used.append({**_who(record), "event": type(e).__name__})
-    return {"key_id": key_id, "key_version": version, "ciphertext_sha256": digest.hex(),
+            used.append({**_who(record, home), "event": type(e).__name__})
+    # the region of the key that made it (a multi-Region key's ciphertext opens in every region of its set)
+    if produced is not None:
+        region = produced["region"]
+    else:
+        scopes = key_scopes(snapshot, key_id)
+        region = (scopes[0] or home) if scopes else home
+    return {"key_id": key_id, "key_version": version, "ciphertext_sha256": digest.hex(), "region": region,
             "produced_by": produced, "later_uses": used}
 
 
@@ -70,43 +117,61 @@ def message_history(snapshot: Any, header: Any) -> dict[str, Any]:
             "encrypted_data_keys": keys}
 
 
-def key_timeline(snapshot: Any, key_id: str) -> dict[str, Any]:
+def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> dict[str, Any]:
     """A key's lifecycle, rotations, aliases, usage by principal and month,
-    and the signatures it made (digests only)."""
+    and the signatures it made (digests only). `region` (a region name)
+    keeps the records made in that region; None: every region where the
+    key id exists (a multi-Region key's replicas are listed per region in
+    `regions`, each with its state and the aliases naming it there).
+    Every entry names the region of its record."""
+    home = home_region(snapshot)
+    only = None if region is None else scope_of(snapshot, region)
     events: list[dict[str, Any]] = []
     by_principal: Counter[str] = Counter()
     by_month: Counter[str] = Counter()
     signatures: list[dict[str, Any]] = []
-    aliases: dict[str, str] = {}
+    aliases: dict[str, dict[str, str]] = defaultdict(dict)  # scope -> alias name -> when it came
     for seq in snapshot.index_seqs("idx_key", key_id.encode()):
         record = ev.decode(snapshot.raw_record(seq).body)
+        scope = record.scope
+        if only is not None and scope != only:
+            continue
         e = record.event
         if isinstance(e, _USES):
             by_principal[record.principal] += 1
             by_month[_iso(record.time)[:7]] += 1
             if isinstance(e, ev.Signed):
-                signatures.append(_signature_entry(record, e))
+                signatures.append(_signature_entry(record, e, home))
             continue
         if isinstance(e, ev.MetadataRead):
             continue
-        entry = {**_who(record), "event": type(e).__name__}
+        entry = {**_who(record, home), "event": type(e).__name__}
         match e:
             case ev.KeyRotated():
                 entry["rotation_type"] = e.rotation_type
                 entry["new_version"] = e.material.version
             case ev.AliasCreated() | ev.AliasUpdated():
                 if e.key_id == key_id:
-                    aliases[e.alias_name] = _iso(record.time)
+                    aliases[scope][e.alias_name] = _iso(record.time)
                 else:
-                    aliases.pop(e.alias_name, None)
+                    aliases[scope].pop(e.alias_name, None)
                 entry["alias"] = e.alias_name
             case ev.AliasDeleted():
-                aliases.pop(e.alias_name, None)
+                aliases[scope].pop(e.alias_name, None)
                 entry["alias"] = e.alias_name
             case ev.RequestDenied():
                 entry["error_code"] = e.error_code
         events.append(entry)
-    return {"key_id": key_id, "timeline": events, "aliases_now": sorted(aliases),
+    regions: list[dict[str, Any]] = []
+    for scope in key_scopes(snapshot, key_id):
+        if only is not None and scope != only:
+            continue
+        state: KeyState = snapshot.get("keys", key_row(key_id, scope))
+        kind = None if state.primary_region is None else "REPLICA" if state.is_replica else "PRIMARY"
+        regions.append({"region": scope or home, "key_state": state.state, "multi_region_key_type": kind,
+                        "aliases_now": sorted(aliases.get(scope, {}))})
+    return {"key_id": key_id, "regions": regions, "timeline": events,
+            "aliases_now": sorted({name for r in regions for name in r["aliases_now"]}),
             "usage_by_principal": dict(by_principal), "usage_by_month": dict(sorted(by_month.items())),
             "signatures": signatures}
 
@@ -116,8 +181,8 @@ _USES = (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated, ev.Dat
          ev.SignatureVerified, ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived)
 
 
-def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified) -> dict[str, Any]:
-    return {**_who(record), "event": type(e).__name__, "key_id": e.key_id, "key_version": e.key_version,
+def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified, home: str) -> dict[str, Any]:
+    return {**_who(record, home), "event": type(e).__name__, "key_id": e.key_id, "key_version": e.key_version,
             "signing_algorithm": e.signing_algorithm, "message_type": e.message_type,
             "message_sha256": e.message_digest.hex(), "signature_sha256": e.signature_digest.hex()}
 
@@ -129,14 +194,15 @@ def signature_history(snapshot: Any, signature: bytes, message_digest: bytes | N
     says whether the record was over that message: the log holds only the
     SHA-256 of what was sent, never the message."""
     digest = hashlib.sha256(signature).digest()
+    home = home_region(snapshot)
     produced, verified = None, []
     for seq in snapshot.index_seqs("idx_digest", digest):
         record = ev.decode(snapshot.raw_record(seq).body)
         e = record.event
         if isinstance(e, ev.Signed) and e.signature_digest == digest and produced is None:
-            produced = _signature_entry(record, e)
+            produced = _signature_entry(record, e, home)
         elif isinstance(e, ev.SignatureVerified) and e.signature_digest == digest:
-            verified.append(_signature_entry(record, e))
+            verified.append(_signature_entry(record, e, home))
     out: dict[str, Any] = {"signature_sha256": digest.hex(), "produced_by": produced, "verifications": verified}
     if message_digest is not None and produced is not None:
         recorded = bytes.fromhex(produced["message_sha256"])
@@ -150,9 +216,10 @@ def keys_at(snapshot: Any, *, until_seq: int | None = None, until_time: int | No
     if broken is not None and (until_seq is None or until_seq >= broken.seq):
         raise LedgerError(f"the log does not verify at seq {broken.seq} ({broken.reason}): "
                           "the state there cannot be trusted")
+    home = home_region(snapshot)
     out = []
     for state in tables.rows["keys"].values():
-        out.append({"key_id": state.key_id, "state": state.state, "versions": len(state.versions),
+        out.append({"key_id": state.key_id, "region": state.region or home, "state": state.state, "versions": len(state.versions),
                     "rotation_enabled": state.rotation_enabled,
                     "rotation_period_days": state.rotation_period_days,
                     "aliases": list(state.aliases), "description": state.description,
@@ -177,6 +244,8 @@ class KeyVerdict:
     state: str
     shredded: bool
     versions: list[VersionVerdict] = field(default_factory=list)
+    region: str = ""  # the region of this key (a multi-Region key has one verdict per region that issued)
+    scope: str = ""  # its row scope: "" for the ledger's initial region
 
     @property
     def ok(self) -> bool:
@@ -195,13 +264,19 @@ class DecryptabilityReport:
         return all(k.ok for k in self.keys) and not self.corpus_failures
 
 
-def _issued(records: Iterable[ev.Record]) -> dict[str, Counter[int]]:
-    issued: dict[str, Counter[int]] = defaultdict(Counter)
+def _issued(records: Iterable[ev.Record]) -> dict[tuple[str, str], Counter[int]]:
+    """(scope, key id) -> version -> ciphertexts issued: a record uses the
+    keys of its own region."""
+    issued: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
     for record in records:
         e = record.event
         if isinstance(e, (ev.Encrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.ReEncrypted)):
-            issued[e.key_id][e.key_version] += 1
+            issued[(record.scope, e.key_id)][e.key_version] += 1
     return issued
+
+
+def _kek_name(key_id: str, scope: str) -> str:
+    return key_row(key_id, scope).decode()  # a KEK row is named as its key's row
 
 
 def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
@@ -210,7 +285,8 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
     why not. The plaintext is discarded at once."""
     digest = hashlib.sha256(blob).digest()
     for seq in snapshot.index_seqs("idx_digest", digest):
-        e = ev.decode(snapshot.raw_record(seq).body).event
+        record = ev.decode(snapshot.raw_record(seq).body)
+        e = record.event
         if isinstance(e, ev.Encrypted):
             algorithm = e.encryption_algorithm
         elif isinstance(e, ev.ReEncrypted):  # re-encrypted to an RSA key
@@ -219,9 +295,10 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
             continue
         if e.ciphertext_digest != digest or algorithm == keyspecs.SYMMETRIC_DEFAULT:
             continue
-        state = snapshot.get("keys", key_row(e.key_id))
+        # the key of the record's region (a multi-Region replica shares the primary's material)
+        state = snapshot.get("keys", key_row(e.key_id, record.scope))
         info = state.version(e.key_version) if state else None
-        wrapped_kek = snapshot.kek(e.key_id)
+        wrapped_kek = snapshot.kek(_kek_name(e.key_id, record.scope))
         if info is None or wrapped_kek is None:
             return f"names key {e.key_id}, whose material is gone (crypto-shredded)"
         try:
@@ -238,13 +315,79 @@ def _open_rsa(snapshot: Any, root: Secret, blob: bytes) -> str | None:
     return "not a keyledger ciphertext"
 
 
+def _verdict(snapshot: Any, root: Secret, key_id: str, scope: str, home: str, counts: Counter[int],
+             materials: dict[tuple[str, str, int], Secret]) -> KeyVerdict:
+    """One key (in one region): unwrap each issued version's material and
+    check its KCV; the materials that check out go into `materials`."""
+    state: KeyState | None = snapshot.get("keys", key_row(key_id, scope))
+    wrapped_kek = snapshot.kek(_kek_name(key_id, scope))
+    verdict = KeyVerdict(key_id, state.state if state else "Unknown", shredded=wrapped_kek is None,
+                         region=scope or home, scope=scope)
+    if wrapped_kek is None:
+        verdict.versions = [VersionVerdict(v, n, False, "crypto-shredded") for v, n in sorted(counts.items())]
+        return verdict
+    try:
+        kek = crypto.unwrap_kek(root, key_id, wrapped_kek)
+    except LedgerError as exc:
+        verdict.versions = [VersionVerdict(v, n, False, str(exc)) for v, n in sorted(counts.items())]
+        return verdict
+    for version, n in sorted(counts.items()):
+        info = state.version(version) if state else None
+        if info is None:
+            verdict.versions.append(VersionVerdict(version, n, False, "version missing from the projection"))
+            continue
+        material, why = crypto.material_or_reason(kek, key_id, version, info)
+        if material is None:
+            verdict.versions.append(VersionVerdict(version, n, False, why))
+            continue
+        materials[(scope, key_id, version)] = material
+        verdict.versions.append(VersionVerdict(version, n, True))
+    return verdict
+
+
+def _open_in_some_region(snapshot: Any, root: Secret, key_id: str, version: int, scopes: list[str],
+                         materials: dict[tuple[str, str, int], Secret]) -> tuple[Secret | None, str]:
+    """The material of (key id, version) from the first region of `scopes`
+    that still holds it (every replica of a multi-Region key holds the same
+    material; a single-region key has one scope): (material, "") or (None,
+    why not), why being "shredded" when every region's KEK is gone."""
+    why = ""
+    live = [scope for scope in scopes if snapshot.kek(_kek_name(key_id, scope)) is not None]
+    if scopes and not live:
+        return None, "shredded"
+    for scope in live:
+        found = materials.get((scope, key_id, version))
+        if found is not None:
+            return found, ""
+        state = snapshot.get("keys", key_row(key_id, scope))
+        info = state.version(version) if state else None
+        if info is None:
+            why = why or f"names key {key_id} version {version}, which this ledger never had"
+            continue
+        try:
+            material = crypto.material_for(crypto.unwrap_kek(root, key_id, snapshot.kek(_kek_name(key_id, scope))),
+                                           key_id, version, info)
+        except LedgerError as exc:
+            why = why or str(exc)
+            continue
+        materials[(scope, key_id, version)] = material
+        return material, ""
+    return None, why or f"names key {key_id} version {version}, which this ledger never had"
+
+
 def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[bytes, dict[str, str]]] = (),
                       progress: Callable[[int], None] | None = None) -> DecryptabilityReport:
     """Replay the log; for every key version any Encrypt / ReEncrypt /
     GenerateDataKey record used, unwrap its material and check its KCV.
     With a corpus, open each ciphertext in memory (the plaintext is
     discarded at once: this proves, it does not use). Crypto-shredded keys
-    are reported as shredded, not as failures."""
+    are reported as shredded, not as failures.
+
+    Keys are judged in the region whose records used them, with that
+    region's row and KEK: a multi-Region key gets one verdict per region
+    that issued ciphertexts (each replica has its own KEK, so shredding one
+    replica shreds only its copy), and a corpus ciphertext of such a key
+    opens with the material of any region of its set that still holds it."""
     report_chain = replay.Report()
     records = []
     for record in replay.verified(snapshot.raw_records(), report_chain):
@@ -254,35 +397,18 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
     if report_chain.chain_error is not None:
         raise LedgerError(f"the log does not verify at seq {report_chain.chain_error.seq}: "
                           f"{report_chain.chain_error.reason}")
+    home = home_region(snapshot)
     issued = _issued(records)
-    materials: dict[tuple[str, int], Secret] = {}
-    verdicts = []
-    for key_id, counts in sorted(issued.items()):
-        state: KeyState | None = snapshot.get("keys", key_row(key_id))
-        wrapped_kek = snapshot.kek(key_id)
-        verdict = KeyVerdict(key_id, state.state if state else "Unknown", shredded=wrapped_kek is None)
-        if verdict.shredded:
-            verdict.versions = [VersionVerdict(v, n, False, "crypto-shredded") for v, n in sorted(counts.items())]
-            verdicts.append(verdict)
-            continue
-        try:
-            kek = crypto.unwrap_kek(root, key_id, wrapped_kek)
-        except LedgerError as exc:
-            verdict.versions = [VersionVerdict(v, n, False, str(exc)) for v, n in sorted(counts.items())]
-            verdicts.append(verdict)
-            continue
-        for version, n in sorted(counts.items()):
-            info = state.version(version) if state else None
-            if info is None:
-                verdict.versions.append(VersionVerdict(version, n, False, "version missing from the projection"))
-                continue
-            material, why = crypto.material_or_reason(kek, key_id, version, info)
-            if material is None:
-                verdict.versions.append(VersionVerdict(version, n, False, why))
-                continue
-            materials[(key_id, version)] = material
-            verdict.versions.append(VersionVerdict(version, n, True))
-        verdicts.append(verdict)
+    # where each key id lives: the scopes of the records about it that have its row
+    seen: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        for key_id in ev.key_ids_of(record.event):
+            seen[key_id].add(record.scope)
+    scopes_of = {key_id: sorted((s for s in scopes if snapshot.get("keys", key_row(key_id, s)) is not None),
+                                key=lambda s: (s != "", s)) for key_id, scopes in seen.items()}
+    materials: dict[tuple[str, str, int], Secret] = {}
+    verdicts = [_verdict(snapshot, root, key_id, scope, home, counts, materials)
+                for (scope, key_id), counts in sorted(issued.items(), key=lambda i: (i[0][1], i[0][0] != "", i[0][0]))]
     report = DecryptabilityReport(verdicts)
     for i, (blob, context) in enumerate(corpus):
         report.corpus_total += 1
@@ -295,25 +421,13 @@ def prove_decryptable(snapshot: Any, root: Secret, *, corpus: Iterable[tuple[byt
             else:
                 report.corpus_failures.append(f"line {i + 1}: {refused}")
             continue
-        material = materials.get((key_id, version))
+        material, why = _open_in_some_region(snapshot, root, key_id, version, scopes_of.get(key_id, []), materials)
         if material is None:
-            shredded = snapshot.kek(key_id) is None and snapshot.get("keys", key_row(key_id)) is not None
-            if shredded:
+            if why == "shredded":
                 report.corpus_total -= 1  # cannot open by design: counted with the shredded key
-                continue
-            state = snapshot.get("keys", key_row(key_id))
-            info = state.version(version) if state else None
-            if info is None:
-                report.corpus_failures.append(f"line {i + 1}: names key {key_id} version {version}, "
-                                              "which this ledger never had")
-                continue
-            try:
-                material = crypto.material_for(crypto.unwrap_kek(root, key_id, snapshot.kek(key_id)),
-                                               key_id, version, info)
-            except LedgerError as exc:
-                report.corpus_failures.append(f"line {i + 1}: {exc}")
-                continue
-            materials[(key_id, version)] = material
+            else:
+                report.corpus_failures.append(f"line {i + 1}: {why}")
+            continue
         try:
             crypto.open_(material, blob, crypto.canonical_context(context))
         except InvalidCiphertextException:
@@ -332,19 +446,24 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
     from the policies, principals and grants replayed to that moment. Each
     known principal (the account root, every IAM user and role, everyone a
     key-policy statement or grant names) is evaluated with the same pure
-    evaluator the service uses; a key policy that allows "*" is reported."""
+    evaluator the service uses; a key policy that allows "*" is reported.
+
+    `region` is the key's region (its ARN names it): the key policy and
+    grants are that region's (a multi-Region replica has its own); IAM
+    principals and their policies belong to the account, every region."""
     from keyledger import policy as authz
 
     tables, report = replay.state_at(snapshot, until_time=until_time)
     if report.chain_error is not None:
         raise LedgerError(f"the log does not verify at seq {report.chain_error.seq}")
-    key = tables.rows["keys"].get(key_row(key_id))
+    scope = scope_of(snapshot, region)
+    key = tables.rows["keys"].get(key_row(key_id, scope))
     if key is None:
-        raise LedgerError(f"key {key_id} did not exist at that time")
+        raise LedgerError(f"key {key_id} did not exist in {region} at that time")
     key_policy = authz.parse(key.policy or authz.default_key_policy(account))
     principals = tables.rows["principals"]
     grants = [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
-              for g in tables.rows["grants"].values() if g.key_id == key_id]
+              for row, g in tables.rows["grants"].items() if g.key_id == key_id and in_scope(row, scope)]
     candidates = {authz.root_of(account)} | {p.principal for p in principals.values()}
     candidates |= {g.grantee for g in grants}
     anyone = False
@@ -367,7 +486,7 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
                             encryption_context)
         decision = authz.evaluate(req, key_policy=key_policy, iam_policies=iam, grants=grants)
         (allowed if decision.allowed else denied).append({"principal": principal, "reason": decision.reason})
-    return {"key_id": key_id, "action": action, "key_state": key.state,
+    return {"key_id": key_id, "region": region, "action": action, "key_state": key.state,
             "at": _iso(until_time) if until_time is not None else "now",
             "anyone": anyone, "allowed": allowed, "denied": denied,
             "note": "conditions were evaluated with the encryption context given"
