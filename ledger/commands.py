@@ -15,7 +15,6 @@ from typing import Any
 
 from keyledger import events as ev
 from keyledger import keyspecs
-from keyledger import keyspecs
 from keyledger.crypto import MAX_CONTEXT_BYTES, canonical_context
 from keyledger.errors import (
     AlreadyExistsException, DisabledException,
@@ -159,12 +158,6 @@ def check_tag_keys(tag_keys: Iterable[str]) -> list[str]:
 
 
 ALIAS_DOCS = "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
-
-
-def is_alias_name(name: str) -> bool:
-    """The form of an alias name (`alias/` and the model's characters, no ':')."""
-    return isinstance(name, str) and len(name) <= 256 and name.startswith("alias/") and name != "alias/" \
-        and ":" not in name and _ALIAS_PATTERN.fullmatch(name) is not None
 
 
 def check_alias_name(name: str) -> str:

@@ -91,7 +91,6 @@ BY_CODE: dict[str, type[KMSError]] = {
         MalformedPolicyDocumentException, NotFoundException, TagException,
         UnsupportedOperationException, ValidationException, AccessDeniedException,
         KMSInvalidSignatureException, KMSInvalidMacException,
-        KMSInvalidSignatureException, KMSInvalidMacException,
         NotAuthorizedException,
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
     )

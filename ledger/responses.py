@@ -20,9 +20,6 @@ class _Response(msgspec.Struct, frozen=True, rename="pascal"):
 _SECRET_FIELDS = frozenset({"plaintext", "shared_secret", "private_key_plaintext"})
 
 
-_SECRET_FIELDS = frozenset({"plaintext", "shared_secret", "private_key_plaintext"})
-
-
 class _Secretive(_Response, frozen=True):
     def __repr__(self) -> str:
         shown = ", ".join(f"{f}=<redacted>" if f in _SECRET_FIELDS else f"{f}={getattr(self, f)!r}"
@@ -255,83 +252,6 @@ class GenerateRandomResponse(_Secretive, frozen=True):
     """GenerateRandom: the random bytes (redacted from repr)."""
 
     plaintext: bytes
-
-
-class SignResponse(_Response, frozen=True):
-    """Sign: the signature (ECDSA in DER, RSA and ML-DSA raw) and the key's ARN."""
-
-    key_id: str
-    signature: bytes
-    signing_algorithm: str
-
-
-class VerifyResponse(_Response, frozen=True):
-    """Verify: always SignatureValid=True (an invalid signature raises
-    KMSInvalidSignatureException, as AWS does)."""
-
-    key_id: str
-    signature_valid: bool
-    signing_algorithm: str
-
-
-class GetPublicKeyResponse(_Response, frozen=True):
-    """GetPublicKey: the DER SubjectPublicKeyInfo and what the key allows."""
-
-    key_id: str
-    public_key: bytes
-    customer_master_key_spec: str
-    key_spec: str
-    key_usage: str
-    encryption_algorithms: list[str] | None = None
-    signing_algorithms: list[str] | None = None
-    key_agreement_algorithms: list[str] | None = None
-
-
-class GenerateMacResponse(_Response, frozen=True):
-    """GenerateMac: the HMAC tag and the key's ARN."""
-
-    mac: bytes
-    mac_algorithm: str
-    key_id: str
-
-
-class VerifyMacResponse(_Response, frozen=True):
-    """VerifyMac: always MacValid=True (a mismatch raises
-    KMSInvalidMacException, as AWS does)."""
-
-    key_id: str
-    mac_valid: bool
-    mac_algorithm: str
-
-
-class DeriveSharedSecretResponse(_Secretive, frozen=True):
-    """DeriveSharedSecret: the raw ECDH shared secret (redacted from repr)."""
-
-    key_id: str
-    shared_secret: bytes
-    key_agreement_algorithm: str
-    key_origin: str = "AWS_KMS"
-
-
-class GenerateDataKeyPairResponse(_Secretive, frozen=True):
-    """GenerateDataKeyPair: the private key in PKCS#8 DER, in clear
-    (`private_key_plaintext`, redacted from repr) and sealed under the KMS key."""
-
-    private_key_ciphertext_blob: bytes
-    private_key_plaintext: bytes
-    public_key: bytes
-    key_id: str
-    key_pair_spec: str
-
-
-class GenerateDataKeyPairWithoutPlaintextResponse(_Response, frozen=True):
-    """GenerateDataKeyPairWithoutPlaintext: the public key and the private key
-    sealed under the KMS key (never in clear)."""
-
-    private_key_ciphertext_blob: bytes
-    public_key: bytes
-    key_id: str
-    key_pair_spec: str
 
 
 class SignResponse(_Response, frozen=True):
