@@ -75,8 +75,10 @@ def grant_row(key_id: str, grant_id: str, scope: str = "") -> bytes:
     return scoped(scope, f"{key_id}#{grant_id}")
 
 
-def parameter_row(name: str) -> bytes:
-    return name.encode()
+def parameter_row(name: str, scope: str = "") -> bytes:
+    """A parameter's row: SSM parameters are regional, scoped like keys (a
+    parameter name never holds "~", so the initial region's rows come first)."""
+    return scoped(scope, name)
 
 
 Fold = Callable[[Any, ev.Record], Any]
@@ -123,7 +125,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
         case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled():
-            return [("parameters", parameter_row(event.name), parameters.evolve)]
+            return [("parameters", parameter_row(event.name, scope), parameters.evolve)]
         case ev.ParametersRead():
             return []
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \

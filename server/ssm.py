@@ -23,7 +23,7 @@ from keyledger.errors import KMSError
 from keyledger.service import Planned
 from keyledger.service.parameters import ParameterStore
 from keyledger.server import protocol
-from keyledger.server.sigv4 import Denied
+from keyledger.server.sigv4 import Denied, request_region
 
 if TYPE_CHECKING:
     from keyledger.server.app import KMSApp
@@ -63,8 +63,11 @@ async def plan(app: "KMSApp", scope: dict[str, Any], receive: Any, headers: dict
                entry: dict[str, Any]) -> tuple[str, Planned | None, KMSError | None]:
     """(principal, planned request, refusal), as `KMSApp._plan` gives them
     for KMS: the SSM call; or the record of its refusal and the refusal;
-    or, for a caller who proved no identity, no request and the refusal."""
+    or, for a caller who proved no identity, no request and the refusal.
+    SSM parameters are regional: the request's region is its credential
+    scope's (in --auth none mode too, unverified), as for KMS."""
     principal = app_anonymous = "anonymous"
+    region = request_region(headers)
     try:
         body = await app._read_body(receive, headers)
         entry["bytes_in"] = len(body)
@@ -88,6 +91,6 @@ async def plan(app: "KMSApp", scope: dict[str, Any], receive: Any, headers: dict
     except KMSError as refusal:
         if principal == app_anonymous:
             return principal, None, refusal
-        return principal, app._plan_call(principal, "record_denied", name, refusal), refusal
-    store = app._caller(principal).parameters
+        return principal, app._plan_call(principal, "record_denied", name, refusal, region=region), refusal
+    store = app._caller(principal, region).parameters
     return principal, cast(Planned, getattr(store, op.method)(**kwargs)), None

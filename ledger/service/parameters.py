@@ -21,6 +21,13 @@ refused KMS call is a `RequestDenied` record of its own, and SSM answers
 with AWS's wrapping of the KMS error (`InvalidKeyId`, or
 `AccessDeniedException` for a denial). Only the ciphertext is stored;
 String and StringList values are stored as given, as SSM stores them.
+
+Parameters are regional, as SSM's are: a parameter belongs to the request's
+region (`kms.in_region(r).parameters`, the server's SigV4 scope, the CLI's
+--region); its row is scoped like a key's (`projections.parameter_row`:
+the initial region's rows keep their names, another region's are prefixed
+`~<region>/`), so one name can hold a parameter in each region. Paging
+tokens hold a parameter name, never a row.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from keyledger.parameters import (
     ParameterMetadata,
     PutParameterResult,
 )
-from keyledger.projections import parameter_row
+from keyledger.projections import in_scope, parameter_row, scope_prefix
 from keyledger.projections.state import ParameterState, ParameterVersion
 from keyledger.service import managed
 from keyledger.service.request import _digest, _Request, from_us
@@ -150,7 +157,7 @@ class ParameterStore:
                          f":{selector}" if selector is not None else None)
 
     def _state(self, req: _Request, name: str) -> ParameterState | None:
-        found: ParameterState | None = req.view.get("parameters", parameter_row(name))
+        found: ParameterState | None = req.view.get("parameters", parameter_row(name, req.scope))
         return found
 
     def _existing(self, req: _Request, name: str) -> ParameterState:
@@ -318,9 +325,11 @@ class ParameterStore:
             self._authorize(req, "GetParametersByPath", prefix.rstrip("/") or "/")
             found: list[Parameter] = []
             token = None
-            position = after.encode() if after is not None else None
+            # the request region's rows only (tokens hold a parameter name, rows are region-scoped)
+            prefix_row = parameter_row(prefix, req.scope)
+            position = parameter_row(after, req.scope) if after is not None else None
             while len(found) < limit:
-                rows = req.view.scan("parameters", prefix=prefix.encode(), after=position, limit=64)
+                rows = req.view.scan("parameters", prefix=prefix_row, after=position, limit=64)
                 if not rows:
                     break
                 for row, state in rows:
@@ -333,8 +342,8 @@ class ParameterStore:
                     if len(found) == limit:
                         break
             if len(found) == limit and position is not None and \
-                    req.view.scan("parameters", prefix=prefix.encode(), after=position, limit=1):
-                token = ps.next_token(position.decode())
+                    req.view.scan("parameters", prefix=prefix_row, after=position, limit=1):
+                token = ps.next_token(position[len(scope_prefix(req.scope)):].decode())
             req.emit([ev.ParametersRead("GetParametersByPath", [p.name for p in found])])
             return GetParametersByPathResult(found, token)
         result: GetParametersByPathResult = self._run("GetParametersByPath", body)
@@ -475,10 +484,13 @@ class ParameterStore:
             after = ps.read_token(next_token)
             self._authorize(req, "DescribeParameters", None)
             out: list[ParameterMetadata] = []
-            position = after.encode() if after is not None else None
+            position = parameter_row(after, req.scope) if after is not None else None
             more = False
+            # the request region's rows only: one prefix outside the initial region; in it, every row
+            # before the first "~<region>/" one
             while True:
-                rows = req.view.scan("parameters", after=position, limit=64)
+                rows = req.view.scan("parameters", prefix=scope_prefix(req.scope), after=position, limit=64)
+                rows = [(row, state) for row, state in rows if in_scope(row, req.scope)]
                 if not rows:
                     break
                 for row, state in rows:
@@ -494,7 +506,8 @@ class ParameterStore:
                                                      v.data_type))
                 if more:
                     break
-            token = ps.next_token(position.decode()) if more and position is not None else None
+            token = ps.next_token(position[len(scope_prefix(req.scope)):].decode()) \
+                if more and position is not None else None
             req.emit([ev.ParametersRead("DescribeParameters", [m.name for m in out])])
             return DescribeParametersResult(out, token)
         result: DescribeParametersResult = self._run("DescribeParameters", body)
