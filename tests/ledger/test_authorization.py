@@ -25,12 +25,16 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
+import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,6 +50,9 @@ from keyledger.errors import (
 )
 from keyledger.service import KeyLedger, from_us, to_us
 from keyledger.projections import key_row, principal_row, replay
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_import import wrap  # noqa: E402  (what a customer does offline to wrap key material)
 
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 REGION = keyledger.DEFAULT_REGION
@@ -113,6 +120,11 @@ class World:
     agreement: str = ""  # ECC_NIST_P256 KEY_AGREEMENT, and a peer's public key
     peer: bytes = b""
     mrk: str = ""  # a multi-Region primary key, with a replica in eu-west-1
+    external: str = ""  # an EXTERNAL key with imported material, and what a re-import needs:
+    import_token: bytes = b""  # a fresh token from GetParametersForImport
+    wrapped: bytes = b""  # the same material wrapped under that token's public key
+    message: bytes = b""  # an AWS Encryption SDK message under `key`, context EC
+    tmp: Path = Path()  # where file operations write
 
     def as_alice(self) -> KeyLedger:
         return self.root.as_caller(self.alice)
@@ -149,10 +161,22 @@ def world(kms) -> World:
     agreement = kms.create_key(key_spec="ECC_NIST_P256", key_usage="KEY_AGREEMENT").key_metadata.key_id
     mrk = kms.create_key(multi_region=True).key_metadata.key_id
     kms.replicate_key(mrk, "eu-west-1")
+    external = kms.create_key(origin="EXTERNAL").key_metadata.key_id
+    material = os.urandom(32)
+    first = kms.get_parameters_for_import(external, "RSAES_OAEP_SHA_256", "RSA_2048")
+    kms.import_key_material(external, first.import_token, wrap(first.public_key, "RSAES_OAEP_SHA_256", material),
+                            expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE")
+    again = kms.get_parameters_for_import(external, "RSAES_OAEP_SHA_256", "RSA_2048")
+    message = kms.encrypt_bytes(key, b"envelope", encryption_context=EC)
+    tmp = Path(kms.store.path).parent / "files"
+    tmp.mkdir()
+    (tmp / "plain").write_bytes(b"file data")
+    (tmp / "message").write_bytes(message)
     return World(kms, alice, bob, key, key2, pending, blob, grant_id, signer,
                  kms.sign(signer, b"m", "ECDSA_SHA_256").signature, mac_key,
                  kms.generate_mac(mac_key, b"m", "HMAC_SHA_256").mac, agreement,
-                 kms.get_public_key(agreement).public_key, mrk)
+                 kms.get_public_key(agreement).public_key, mrk, external, again.import_token,
+                 wrap(again.public_key, "RSAES_OAEP_SHA_256", material), message, tmp)
 
 
 # -- the operation table --------------------------------------------------------------
@@ -277,6 +301,31 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
     "generate_data_key_pair_without_plaintext": Op(
         "GenerateDataKeyPairWithoutPlaintext", ("kms:GenerateDataKeyPairWithoutPlaintext",), "key",
         lambda s, w: s.generate_data_key_pair_without_plaintext(w.key, "ECC_NIST_P256", encryption_context=EC)),
+    # imported key material (an EXTERNAL key whose material was imported: a re-import of the same material)
+    "get_parameters_for_import": Op(
+        "GetParametersForImport", ("kms:GetParametersForImport",), "external",
+        lambda s, w: s.get_parameters_for_import(w.external, "RSAES_OAEP_SHA_256", "RSA_2048")),
+    "import_key_material": Op(
+        "ImportKeyMaterial", ("kms:ImportKeyMaterial",), "external",
+        lambda s, w: s.import_key_material(w.external, w.import_token, w.wrapped,
+                                           expiration_model="KEY_MATERIAL_DOES_NOT_EXPIRE")),
+    "delete_imported_key_material": Op(
+        "DeleteImportedKeyMaterial", ("kms:DeleteImportedKeyMaterial",), "external",
+        lambda s, w: s.delete_imported_key_material(w.external)),
+    # Envelope encryption (keyledger's own methods, the AWS Encryption SDK over the ledger): each is
+    # authorized as the one KMS operation it makes for one key (GenerateDataKey to encrypt, Decrypt to
+    # decrypt), needs exactly that operation's action, and a refusal is that operation's one record
+    "encrypt_bytes": Op("GenerateDataKey", ("kms:GenerateDataKey",), "key",
+                        lambda s, w: s.encrypt_bytes(w.key, b"x", encryption_context=EC)),
+    "encrypt_stream": Op("GenerateDataKey", ("kms:GenerateDataKey",), "key",
+                         lambda s, w: s.encrypt_stream(w.key, io.BytesIO(b"x"), io.BytesIO(), encryption_context=EC)),
+    "encrypt_file": Op("GenerateDataKey", ("kms:GenerateDataKey",), "key",
+                       lambda s, w: s.encrypt_file(w.key, w.tmp / "plain", w.tmp / "out", encryption_context=EC)),
+    "decrypt_bytes": Op("Decrypt", ("kms:Decrypt",), "key", lambda s, w: s.decrypt_bytes(w.message)),
+    "decrypt_stream": Op("Decrypt", ("kms:Decrypt",), "key",
+                         lambda s, w: s.decrypt_stream(io.BytesIO(w.message), io.BytesIO())),
+    "decrypt_file": Op("Decrypt", ("kms:Decrypt",), "key",
+                       lambda s, w: s.decrypt_file(w.tmp / "message", w.tmp / "opened")),
 }.items()}
 
 #: Public methods that are not AWS operations a caller is authorized for.
@@ -284,6 +333,14 @@ NON_OPERATIONS = {
     "close", "as_caller", "in_region", "region_name", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
     "record_unauthenticated_refusals",  # the HTTP server's summaries of refusals it made itself
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
+    # an integration's hook, not a caller's operation: makes the AWS managed key alias/aws/<service> on a
+    # service's first use, as AWS does, recorded as CreateKey by the service principal whoever asks
+    # (tests/ledger/test_managed_keys.py); every use of the key is authorized by its managed-key policy
+    "managed_key",
+    "managed_key_via",  # a name: the kms:ViaService endpoint of a service in this region; no request
+    # makes no request: returns the ledger as an ESDK master key provider, whose GenerateDataKey / Encrypt /
+    # Decrypt calls are the ledger's own authorized operations (the envelope methods above go through it)
+    "master_key_provider",
 }
 
 
@@ -519,7 +576,8 @@ def test_policy_lockout_safety_check_on_create_key(world: World) -> None:
     locked = _only(world.alice)
     with pytest.raises(MalformedPolicyDocumentException):
         root.create_key(policy=locked)
-    assert len(root.list_keys().keys) == 7  # no key was made (3 symmetric, 3 asymmetric/HMAC, 1 multi-Region)
+    assert len(root.list_keys().keys) == 8  # no key was made (3 symmetric, 3 asymmetric/HMAC, 1 multi-Region,
+    #                                        1 EXTERNAL)
     key = root.create_key(policy=locked, bypass_policy_lockout_safety_check=True).key_metadata.key_id
     assert caller.get_key_policy(key).policy == locked
     denied(lambda: root.describe_key(key))
