@@ -148,7 +148,8 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
     for record in records:
         e, t = record.event, record.time
         # keys are billed per region: each replica of a multi-Region key is a key ($1/month), as in AWS
-        name = key_row(e.key_id, record.scope).decode() if isinstance(getattr(e, "key_id", None), str) else ""
+        key_id = getattr(e, "key_id", None)  # (not every event names a key)
+        name = key_row(key_id, record.scope).decode() if isinstance(key_id, str) else ""
         match e:
             case ev.KeyCreated() | ev.ReplicaKeyCreated():
                 billing_since[name] = t
