@@ -7,7 +7,6 @@ import copy
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -30,6 +29,7 @@ from keyledger.service.request import (
     _Request,
     _utcnow,
     from_us,
+    new_request_id,
     to_us,
 )
 from keyledger.store import Store, WriteView
@@ -134,7 +134,7 @@ class ServiceBase:
 
     def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
         now = self.now()
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
 
         def work(view: WriteView) -> tuple[Any, KMSError | None]:
             req = _Request(self, view, operation, now, request_id)
