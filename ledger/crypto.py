@@ -73,15 +73,33 @@ _OPAQUE = "The ciphertext is invalid."
 
 # -- encryption context -----------------------------------------------------
 
+_U16 = struct.Struct(">H").pack
+_EMPTY_CONTEXT = _U16(0)
+_CONTEXTS: dict[tuple[tuple[str, str], ...], bytes] = {}  # recent encodings (contexts are not secret)
+
+
 def canonical_context(context: dict[str, str]) -> bytes:
     """u16 count, then for each pair sorted by UTF-8 key bytes:
     u16 len(key) || key || u16 len(value) || value. Length prefixes keep
-    {"a": "bc"} and {"ab": "c"} apart; sorting makes order irrelevant."""
-    pairs = sorted((k.encode(), v.encode()) for k, v in context.items())
-    out = bytearray(struct.pack(">H", len(pairs)))
-    for k, v in pairs:
-        out += struct.pack(">H", len(k)) + k + struct.pack(">H", len(v)) + v
-    return bytes(out)
+    {"a": "bc"} and {"ab": "c"} apart; sorting makes order irrelevant.
+
+    A request encodes its context twice (the size check, then the AAD) and
+    services repeat the same few contexts, so recent encodings are kept,
+    keyed by the exact (key, value) pairs in the dict's order."""
+    if not context:
+        return _EMPTY_CONTEXT
+    items = tuple(context.items())
+    found = _CONTEXTS.get(items)
+    if found is None:
+        pairs = sorted((k.encode(), v.encode()) for k, v in items)
+        parts = [_U16(len(pairs))]
+        for k, v in pairs:
+            parts += (_U16(len(k)), k, _U16(len(v)), v)
+        found = b"".join(parts)
+        if len(_CONTEXTS) >= 4096:
+            _CONTEXTS.clear()
+        _CONTEXTS[items] = found
+    return found
 
 
 # -- message keys -----------------------------------------------------------
