@@ -79,17 +79,26 @@ class Head:
         self.seq, self.hash, self.time, self.frontier = seq, hash, time, frontier
 
     def pack(self) -> bytes:
-        return _HEAD.pack(self.seq, self.hash, self.time) + b"".join(
-            bytes([level]) + h for level, h in self.frontier)
+        global _last_head
+        packed = _HEAD.pack(self.seq, self.hash, self.time) + b"".join(
+            [bytes((level,)) + h for level, h in self.frontier])
+        _last_head = (packed, self)  # the next commit reads these bytes back: no unpack then
+        return packed
 
     @classmethod
     def unpack(cls, data: bytes | None) -> Head:
         if data is None:
             return cls(0, ev.GENESIS_HASH, 0)
+        last = _last_head
+        if data == last[0]:  # byte-equal to the head last packed (a Head is never mutated)
+            return last[1]
         seq, digest, time = _HEAD.unpack_from(data)
         rest = data[_HEAD.size:]
         frontier = tuple((rest[i], bytes(rest[i + 1:i + 33])) for i in range(0, len(rest), 33))
         return cls(seq, digest, time, frontier)
+
+
+_last_head: tuple[bytes, Head] = (b"", Head(0, ev.GENESIS_HASH, 0))
 
 
 class RawRecord:
@@ -419,8 +428,31 @@ class _Ticket:
 
     def __init__(self, works: list[_Work]) -> None:
         self.works = works
-        self.wake = threading.Event()
+        self.wake = _waker()  # held: released once, by whoever wakes this caller
         self.done = False
+
+
+_wakers = threading.local()
+
+
+def _waker() -> threading.Lock:
+    """This thread's wake-up lock, held: a waiting caller blocks acquiring it,
+    the leader wakes it with one release (a C call, instead of an Event's
+    Condition per ticket), and the wait leaves it held for the thread's next
+    ticket."""
+    lock: threading.Lock | None = getattr(_wakers, "lock", None)
+    if lock is None:
+        lock = _wakers.lock = threading.Lock()
+        lock.acquire()
+    return lock
+
+
+def _wait(lock: threading.Lock) -> None:
+    try:
+        lock.acquire()
+    except BaseException:  # interrupted: a late release must not wake this thread's next wait
+        _wakers.lock = None
+        raise
 
 
 class _Work:
@@ -441,18 +473,33 @@ class _RWLock:
         self._readers = 0
         self._resizing = False
 
+    def acquire_shared(self) -> None:
+        cv = self._cv
+        cv.acquire()
+        try:
+            while self._resizing:
+                cv.wait()
+            self._readers += 1
+        finally:
+            cv.release()
+
+    def release_shared(self) -> None:
+        cv = self._cv
+        cv.acquire()
+        try:
+            self._readers -= 1
+            if not self._readers:  # the only change a waiting resizer can be waiting for
+                cv.notify_all()
+        finally:
+            cv.release()
+
     @contextmanager
     def shared(self) -> Iterator[None]:
-        with self._cv:
-            while self._resizing:
-                self._cv.wait()
-            self._readers += 1
+        self.acquire_shared()
         try:
             yield
         finally:
-            with self._cv:
-                self._readers -= 1
-                self._cv.notify_all()
+            self.release_shared()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -705,7 +752,7 @@ class Store:
             lead = not self._leading
             self._leading = True
         if not lead:
-            ticket.wake.wait()
+            _wait(ticket.wake)
             if ticket.done:
                 return
         with self._mu:
@@ -716,10 +763,10 @@ class Store:
             for t in batch:
                 t.done = True
                 if t is not ticket:
-                    t.wake.set()
+                    t.wake.release()
             with self._mu:
                 if self._queue:
-                    self._queue[0].wake.set()  # not done: it leads the next commit
+                    self._queue[0].wake.release()  # not done: it leads the next commit
                 else:
                     self._leading = False
 
@@ -728,11 +775,14 @@ class Store:
             for attempt in range(8):
                 self._grow_if_needed()
                 try:
-                    with self._rw.shared():
+                    self._rw.acquire_shared()
+                    try:
                         if self.log is None:
                             self._run(batch)
                         else:
                             self._run_replicated(batch)
+                    finally:
+                        self._rw.release_shared()
                     return
                 except lmdb.MapFullError:
                     with self._rw.exclusive():
@@ -1018,8 +1068,17 @@ class Store:
             self.env.sync(True)
 
     def _grow_if_needed(self) -> None:
+        # Every 8th commit (every one on a node of a cluster): a batch that
+        # fills the map in between still fails with MapFullError and is run
+        # again after doubling, so this only keeps that rare.
+        self._commits = commits = getattr(self, "_commits", 0) + 1
+        if commits % 8 and self.log is None:
+            return
+        psize = getattr(self, "_psize", None)
+        if psize is None:
+            psize = self._psize = self.env.stat()["psize"]
         info = self.env.info()
-        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        used = (info["last_pgno"] + 1) * psize
         if used > info["map_size"] * GROW_AT:
             with self._rw.exclusive():
                 info = self.env.info()
