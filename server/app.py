@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 import traceback
@@ -428,7 +429,9 @@ def configure_logging(access_log_path: str | None = "-", level: int = logging.IN
     log.setLevel(level)
     log.propagate = False
     access_log.propagate = False
-    if access_log_path is None:
+    if access_log_path is None or (access_log_path != "-" and os.path.exists(access_log_path)
+                                   and os.path.realpath(access_log_path) == os.devnull):
+        # off, or to /dev/null: no record is formatted for nothing
         access_log.handlers[:] = []
         access_log.setLevel(logging.CRITICAL + 1)
         return

@@ -25,6 +25,7 @@ owns both (no locks).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable
@@ -107,6 +108,7 @@ class RefusalTally:
                     _sample(getattr(found, name), value)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text, asked on every request
 def bucket_of(address: str) -> str:
     """The rate limiter's unit: the address, or an IPv6 address's /64."""
     try:
@@ -145,6 +147,8 @@ class RateLimiter:
     def throttled(self, address: str) -> bool:
         """Whether the address has no token left (it is refused unheard)."""
         if not self.enabled:
+            return False
+        if not self._buckets and self.burst >= 1.0:  # nobody has been charged: a full bucket
             return False
         return self._tokens(bucket_of(address), self._clock()) < 1.0
 

@@ -15,6 +15,7 @@ another operation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import posixpath
@@ -25,6 +26,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
+from keyledger.secret import Secret
 from keyledger.server.credentials import AccessKey, Credentials
 from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
@@ -113,6 +115,7 @@ def _request_time(headers: Headers) -> tuple[str, datetime, str]:
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the path, and KMS is always "/"
 def canonical_uri(raw_path: str) -> str:
     """As botocore computes it for services other than S3: normalized, then
     URI-encoded once more."""
@@ -148,7 +151,9 @@ class Verifier:
         self.credentials = credentials
         self.region = region
         self._clock = clock
-        self._signing_keys: dict[tuple[AccessKey, str, str, str], bytes] = {}
+        # derived from the secrets: kept redacted, at most 4,097 (a day's
+        # (key, region, service) scopes, dropped wholesale beyond that)
+        self._signing_keys: dict[tuple[AccessKey, str, str, str], Secret] = {}
 
     def _signing_key(self, key: AccessKey, date: str, service: str = SERVICE, region: str | None = None) -> bytes:
         region = region or self.region
@@ -158,11 +163,11 @@ class Verifier:
             k = _hmac(b"AWS4" + key.secret.reveal(), date)
             k = _hmac(k, region)
             k = _hmac(k, service)
-            found = _hmac(k, "aws4_request")
+            found = Secret(_hmac(k, "aws4_request"))
             if len(self._signing_keys) > 4096:
                 self._signing_keys.clear()
             self._signing_keys[cache_key] = found
-        return found
+        return found.reveal()
 
     def verify(self, method: str, raw_path: str, query: str, headers: Headers, body: bytes,
                denied: Denied | None = None, service_name: str = SERVICE) -> str:
@@ -196,7 +201,10 @@ class Verifier:
         if not _REGION.fullmatch(region):  # any region of the account: the request's region
             raise InvalidSignatureException(
                 f"Credential should be scoped to a valid region, not '{region[:40]}'.")
-        if date != when.strftime("%Y%m%d"):
+        # X-Amz-Date's own digits are its date (a year below 1000 prints
+        # differently through strftime: that rare case takes the long way)
+        plain = date_header == "x-amz-date" and amz_date[0] != "0"
+        if date != (amz_date[:8] if plain else when.strftime("%Y%m%d")):
             raise InvalidSignatureException(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
                 f"'{date[:16]}' != '{when.strftime('%Y%m%d')}', from '{amz_date[:40]}'.")
@@ -217,7 +225,8 @@ class Verifier:
                 f"({fmt(now)} + 15 min.)")
         creq = canonical_request(method, raw_path, query, headers, signed_headers,
                                  hashlib.sha256(body).hexdigest())
-        to_sign = "\n".join((ALGORITHM, when.strftime(_AMZ_DATE), credential[len(access_key_id) + 1:],
+        to_sign = "\n".join((ALGORITHM, amz_date if plain else when.strftime(_AMZ_DATE),
+                             credential[len(access_key_id) + 1:],
                              hashlib.sha256(creq.encode()).hexdigest()))
         expected = hmac.new(self._signing_key(key, date, service_name, region),
                             to_sign.encode(), hashlib.sha256).hexdigest()
