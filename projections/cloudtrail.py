@@ -24,7 +24,7 @@ READ_ONLY = {
 }
 SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
-           "policy", "plaintext_returned"}
+           "policy", "plaintext_returned", "via_service"}  # via_service: shown as invokedBy
 
 
 def _camel(name: str) -> str:
@@ -110,6 +110,11 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
         "eventCategory": "Management",
         "additionalEventData": {"keyledgerSeq": record.seq},
     }
+    via = getattr(e, "via_service", None)
+    if via:  # made by an integrated service for the user: CloudTrail names the service (ssm.amazonaws.com)
+        invoker = via.split(".", 1)[0] + ".amazonaws.com"
+        out["userIdentity"] = {**out["userIdentity"], "invokedBy": invoker}
+        out["sourceIPAddress"] = out["userAgent"] = invoker
     if service:
         details: dict[str, Any] = {}
         if key_ids:

@@ -50,7 +50,8 @@ def _private_decrypt(req: _Request, blob: bytes, context: dict[str, str], key_id
     """Decrypt with an RSA key's private key."""
     state, version, plaintext = _private_open(req, blob, context, key_id, algorithm_name, "Decrypt", "kms:Decrypt")
     _dry_run(dry_run)
-    req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), algorithm_name)])
+    req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), algorithm_name,
+                          via_service=req.svc.via)])
     return r.DecryptResponse(req.arn(state.key_id), plaintext, algorithm_name)
 
 
@@ -87,7 +88,8 @@ class DataOps(ServiceBase):
                 _dry_run(dry_run)
                 version = state.current.version
                 blob = crypto.public_encrypt(state.current.public_key, algorithm, data)
-            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob), algorithm.name)])
+            req.emit([ev.Encrypted(state.key_id, version, context, _digest(blob), algorithm.name,
+                                      via_service=req.svc.via)])
             return r.EncryptResponse(blob, req.arn(state.key_id), algorithm.name)
         return self._run("Encrypt", body, key_hint=key_id)
 
@@ -114,7 +116,7 @@ class DataOps(ServiceBase):
                 return _private_decrypt(req, blob, context, key_id, encryption_algorithm, dry_run)
             state, version, plaintext = req.open(blob, context, key_id)
             _dry_run(dry_run)
-            req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob))])
+            req.emit([ev.Decrypted(state.key_id, version, context, _digest(blob), via_service=req.svc.via)])
             return r.DecryptResponse(req.arn(state.key_id), plaintext,
                                      key_material_id=cmd.key_material_id(state.key_id, version))
         return self._run("Decrypt", body, key_hint=key_id)

@@ -112,3 +112,28 @@ def test_nothing_secret_is_rendered(trail: dict[str, dict[str, Any]]) -> None:
     text = json.dumps(trail)
     for hidden in ("material", "wrapped", "kcv", "ciphertextDigest", "ciphertext_digest", "secret"):
         assert hidden not in text
+
+
+def test_a_call_made_through_an_integrated_service_names_it_as_invoked_by(tmp_path) -> None:
+    """The parameter store's Decrypt for a user is the user's call, invoked by SSM, as CloudTrail shows it."""
+    import keyledger
+    from keyledger.projections import cloudtrail
+
+    with keyledger.open(tmp_path / "kl", create=True) as kms:
+        key = kms.create_key().key_metadata.key_id
+        user = "arn:aws:iam::111122223333:user/alice"
+        kms.put_key_policy(key, json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*",
+             "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": user}, "Action": ["kms:Encrypt"], "Resource": "*",
+             "Condition": {"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}}}]}))
+        kms.as_caller(user).via_service("ssm.us-east-1.amazonaws.com").encrypt(key, b"x")
+        kms.encrypt(key, b"y")
+        with kms.store.snapshot() as snap:
+            records = [r for r in snap.records(0) if r.operation == "Encrypt"]
+    via, direct = (cloudtrail.render(r, region="us-east-1", account="111122223333") for r in records)
+    assert via["userIdentity"]["invokedBy"] == "ssm.amazonaws.com"
+    assert via["userIdentity"]["arn"] == "arn:aws:iam::111122223333:user/alice"
+    assert via["sourceIPAddress"] == via["userAgent"] == "ssm.amazonaws.com"
+    assert "viaService" not in (via["requestParameters"] or {})
+    assert "invokedBy" not in direct["userIdentity"] and direct["sourceIPAddress"] == "keyledger"
