@@ -796,11 +796,14 @@ class Store:
             for work in batch:
                 work.done = True
 
-    def _run(self, batch: list[_Work]) -> None:
+    def _run(self, batch: list[_Work], nested: bool = False) -> None:
         txn = self.env.begin(write=True)
-        # A lone item needs no nested transaction: if it fails, the whole
-        # transaction is aborted, which is the same "nothing written".
-        nested = len(batch) > 1
+        # Items run straight in the one transaction (a nested transaction per
+        # item costs ~8 us of the writer's serial time). If one fails, that
+        # transaction is aborted, which for a lone item is its "nothing
+        # written"; a batch is then run again with a nested transaction per
+        # item, so the failing item fails alone (a work item may run again:
+        # see `submit`).
         try:
             head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
             outcomes: list[tuple[_Work, Any, Exception | None]] = []
@@ -816,6 +819,9 @@ class Store:
                 except Exception as exc:  # this item fails alone; the batch goes on
                     if not nested:
                         txn.abort()
+                        if len(batch) > 1:
+                            Store._run(self, batch, nested=True)
+                            return
                         work.result, work.error = None, exc
                         return
                     child.abort()
