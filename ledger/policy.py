@@ -48,6 +48,7 @@ def default_key_policy(account: str) -> str:
                        "Action": "kms:*", "Resource": "*"}]}, indent=2)
 
 
+@functools.lru_cache(maxsize=4096)  # pure; asked ~4 times per request for the same few principals
 def account_of(principal: str) -> str | None:
     parts = principal.split(":")
     if len(parts) >= 6 and parts[0] == "arn" and parts[2] in ("iam", "sts"):
