@@ -73,7 +73,7 @@ def embedded(seconds: float, top: int) -> None:
 
 
 def durable(threads: int, seconds: float) -> None:
-    from keyledger import store
+    from keyledger.store import core as store
 
     sizes: list[int] = []
     spans: list[float] = []

@@ -31,9 +31,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = {"service": ROOT / "ledger" / "service", "cluster": ROOT / "ledger" / "cluster",
-               "projections": ROOT / "projections",
-               "cli": ROOT / "cli", "server": ROOT / "server"}
+# every package inside ledger/ (service, store, cluster, ...) and the mapped faces
+SUBPACKAGES = {**{d.name: d for d in sorted((ROOT / "ledger").iterdir()) if (d / "__init__.py").exists()},
+               "projections": ROOT / "projections", "cli": ROOT / "cli", "server": ROOT / "server"}
 
 CONFIG = """\
 [mypy]

@@ -1,4 +1,4 @@
-"""The replicated log on etcd: the store's `ReplicatedLog` (ledger/store.py).
+"""The replicated log on etcd: the store's `ReplicatedLog` (ledger/store/log.py).
 
 Keys, under the cluster's prefix (default `/keyledger/`):
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import Cli
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the fixture's type (tests/cli/conftest.py); other folders have a conftest too
+    from conftest import Cli
 
 US, EU = "us-east-1", "eu-west-1"
 ACCOUNT = "111122223333"

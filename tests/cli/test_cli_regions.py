@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import Cli
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the fixture's type (tests/cli/conftest.py); other folders have a conftest too
+    from conftest import Cli
 
 
 def test_region_selects_the_request_region(cli: Cli) -> None:

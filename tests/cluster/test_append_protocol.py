@@ -254,8 +254,8 @@ def test_a_lost_race_decides_again(tmp_path: Path) -> None:
 
 
 def test_a_batch_over_the_limit_is_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from keyledger import store as store_
-    monkeypatch.setattr(store_, "BATCH_BYTES", 2000)
+    from keyledger.store import replicated  # where a commit splits its batch
+    monkeypatch.setattr(replicated, "BATCH_BYTES", 2000)
     model = ModelLog()
     (a,) = _nodes(tmp_path, 1, model, random.Random(2), faults=False)
     try:
