@@ -184,7 +184,7 @@ def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
         creds.append(home / creds.DEFAULT_FILE, entry)
 
         def command(port: int) -> list[str]:
-            return [sys.executable, "-m", "server", "serve", "--home", str(home), "--host", HOST,
+            return [sys.executable, "-m", "keyledger.server", "serve", "--home", str(home), "--host", HOST,
                     "--port", str(port), "--durability", durability, "--access-log", os.devnull,
                     "--sweep-interval", "0"]
         with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as (port, pid):
