@@ -358,20 +358,7 @@ class KMSApp:
         # the request's region: its credential scope's (in --auth none mode too, unverified), else the default
         region = request_region(headers)
         try:
-            body = await self._read_body(receive, headers)
-            entry["bytes_in"] = len(body)
-            if self.auth == "none":
-                principal = self.root
-            else:
-                assert self.verifier is not None
-                claimed = Denied(None)
-                try:
-                    principal = self.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
-                                                     scope.get("query_string", b"").decode("latin-1"),
-                                                     headers, body, claimed)
-                finally:
-                    entry["access_key"] = claimed.access_key_id
-            entry["principal"] = principal
+            principal, body = await self.authenticate(scope, receive, headers, entry)
             op = protocol.operation_for(target)
             document = protocol.decode_body(body)
             entry["key"] = protocol.key_hint(document)
@@ -384,6 +371,28 @@ class KMSApp:
             method = getattr(self._caller(principal, region), op.method)
             return principal, cast(Planned, await asyncio.to_thread(method, **kwargs)), None
         return principal, self._plan_call(principal, op.method, region=region, **kwargs), None
+
+    async def authenticate(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
+                           entry: dict[str, Any], service_name: str = "kms") -> tuple[str, bytes]:
+        """(principal, body): the body, read within the cap, and who signed it
+        for `service_name` (the account root in --auth none mode); raises the
+        refusal, before which the caller has proved no identity. The access
+        log `entry` learns the size, the access key id claimed and the principal."""
+        body = await self._read_body(receive, headers)
+        entry["bytes_in"] = len(body)
+        if self.auth == "none":
+            principal = self.root
+        else:
+            assert self.verifier is not None
+            claimed = Denied(None)
+            try:
+                principal = self.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
+                                                 scope.get("query_string", b"").decode("latin-1"), headers, body,
+                                                 claimed, service_name=service_name)
+            finally:
+                entry["access_key"] = claimed.access_key_id
+        entry["principal"] = principal
+        return principal, body
 
     def _plan_call(self, principal: str, method: str, *args: Any, region: str | None = None,
                    **kwargs: Any) -> Planned:

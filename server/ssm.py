@@ -23,7 +23,7 @@ from keyledger.errors import KMSError
 from keyledger.service import Planned
 from keyledger.service.parameters import ParameterStore
 from keyledger.server import protocol
-from keyledger.server.sigv4 import Denied, request_region
+from keyledger.server.sigv4 import request_region
 
 if TYPE_CHECKING:
     from keyledger.server.app import KMSApp
@@ -69,20 +69,7 @@ async def plan(app: "KMSApp", scope: dict[str, Any], receive: Any, headers: dict
     principal = app_anonymous = "anonymous"
     region = request_region(headers)
     try:
-        body = await app._read_body(receive, headers)
-        entry["bytes_in"] = len(body)
-        if app.auth == "none":
-            principal = app.root
-        else:
-            assert app.verifier is not None
-            claimed = Denied(None)
-            try:
-                principal = app.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
-                                                scope.get("query_string", b"").decode("latin-1"), headers, body,
-                                                claimed, service_name=SERVICE)
-            finally:
-                entry["access_key"] = claimed.access_key_id
-        entry["principal"] = principal
+        principal, body = await app.authenticate(scope, receive, headers, entry, service_name=SERVICE)
         op = operation_for(cast(str, target))
         document = protocol.decode_body(body)
         if isinstance(document.get("Name"), str):
