@@ -8,9 +8,10 @@ missing or shredded."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from clockkit import T0, Clock
 import keyledger
 import pytest
 from keyledger import forensics
@@ -18,18 +19,10 @@ from keyledger.errors import LedgerError
 from keyledger.projections import key_row
 from keyledger.secret import Secret
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
+from clockkit import Clock
 import keyledger
 from keyledger import commands as cmd
 from keyledger import events as ev
@@ -28,20 +29,9 @@ from keyledger.errors import (
 )
 from keyledger.projections import replay
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 HASHES = {"SHA_1": hashes.SHA1, "SHA_256": hashes.SHA256}
 
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @pytest.fixture

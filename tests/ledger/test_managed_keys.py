@@ -6,27 +6,20 @@ customers (AWS's errors), rotated every year, free in the bill."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
+from clockkit import T0, Clock
 import keyledger
 from keyledger import events as ev
 from keyledger.errors import AccessDeniedException, NotAuthorizedException
 from keyledger.projections import billing, replay
 from keyledger.service import managed
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
 SSM = "ssm.us-east-1.amazonaws.com"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

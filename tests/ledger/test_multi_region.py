@@ -10,9 +10,10 @@ import json
 import os
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from clockkit import T0, Clock
 import keyledger
 import pytest
 from keyledger import crypto
@@ -31,17 +32,9 @@ from keyledger.secret import Secret
 sys.path.insert(0, str(Path(__file__).parent))
 from test_import import wrap
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ renderings and the bill see the regions."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from clockkit import T0, Clock
 import keyledger
 import pytest
 from keyledger import LedgerError, audit
@@ -16,17 +17,9 @@ from keyledger.errors import AlreadyExistsException, NotFoundException
 from keyledger.projections import billing, cloudtrail, key_row, replay
 from keyledger.projections.query import Filter, query
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 EU = "eu-west-1"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
