@@ -15,7 +15,7 @@ from typing import Any
 
 from keyledger import events as ev
 from keyledger import keyspecs
-from keyledger.crypto import MAX_CONTEXT_BYTES, canonical_context
+from keyledger.crypto import MAX_CONTEXT_BYTES, MRK_PREFIX, canonical_context
 from keyledger.errors import (
     AlreadyExistsException, DisabledException,
     KMSInvalidStateException, LimitExceededException, NotAuthorizedException, NotFoundException,
@@ -518,14 +518,6 @@ def check_iam_name(name: str) -> None:
 
 
 # -- multi-Region keys ------------------------------------------------------------
-
-MRK_PREFIX = "mrk-"
-
-
-def region_of(scope: str, home_region: str) -> str:
-    """The region a scope names ("" is the ledger's initial region)."""
-    return scope or home_region
-
 
 def require_primary(state: KeyState, arn: str, operation: str) -> None:
     """Operations only a multi-Region primary key takes (ReplicateKey,

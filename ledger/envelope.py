@@ -36,7 +36,6 @@ import contextlib
 import importlib
 import io
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from keyledger.commands import key_arn
+from keyledger.commands import is_key_uuid, key_arn
 from keyledger.errors import KMSError
 
 if TYPE_CHECKING:
@@ -231,9 +230,6 @@ def _key_ids(key_id: str | Sequence[str]) -> list[str]:
     return ids
 
 
-_BARE_KEY_RE = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$")
-
-
 def _decrypt_arns(kms: KeyLedger, key_ids: Sequence[str] | None) -> tuple[str, ...]:
     """The key ARNs a caller allows to decrypt: ARNs as given, key ids made
     ARNs, aliases resolved by DescribeKey (a record)."""
@@ -243,7 +239,7 @@ def _decrypt_arns(kms: KeyLedger, key_ids: Sequence[str] | None) -> tuple[str, .
     for k in _key_ids(key_ids):
         if k.startswith("arn:") and ":key/" in k:
             out.append(k)
-        elif _BARE_KEY_RE.match(k):
+        elif is_key_uuid(k):
             out.append(key_arn(kms.region, kms.account, k))
         else:
             out.append(kms.describe_key(k).key_metadata.arn)

@@ -18,9 +18,26 @@ deterministic msgpack encoding; `hash = SHA-256(prev_hash || canonical)`.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta, timezone
 from typing import Union
 
 import msgspec
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(when: datetime) -> int:
+    """A timezone-aware datetime as microseconds since the epoch (records' time unit)."""
+    if when.tzinfo is None:
+        raise ValueError("the clock must return timezone-aware datetimes")
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    """Microseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=us)
 
 FORMAT_VERSION = 1
 GENESIS_HASH = b"\x00" * 32

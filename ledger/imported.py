@@ -29,7 +29,7 @@ re-import of the same material names the same id, other material cannot.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -133,8 +133,7 @@ def parse_valid_to(valid_to: Any) -> int | None:
     if isinstance(valid_to, datetime):
         if valid_to.tzinfo is None:
             raise ValidationException("ValidTo must be a timezone-aware date and time.")
-        delta = valid_to - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return ev.to_us(valid_to)
     if isinstance(valid_to, (int, float)) and not isinstance(valid_to, bool):
         return int(round(valid_to * 1_000_000))
     raise ValidationException("ValidTo must be a date and time.")
@@ -260,7 +259,7 @@ def metadata_fields(state: KeyState) -> dict[str, Any]:
                    state.imports[0])
     valid_to = next_expiry(state)
     return {"expiration_model": EXPIRES if valid_to is not None else current.expiration_model,
-            "valid_to": _dt(valid_to) if valid_to is not None else None}
+            "valid_to": ev.from_us(valid_to) if valid_to is not None else None}
 
 
 def rotation_fields(state: KeyState, version: int) -> dict[str, Any]:
@@ -272,8 +271,5 @@ def rotation_fields(state: KeyState, version: int) -> dict[str, Any]:
         return {}
     return {"key_material_description": entry.description or None, "import_state": entry.import_state,
             "expiration_model": entry.expiration_model,
-            "valid_to": _dt(entry.valid_to) if entry.valid_to is not None else None}
+            "valid_to": ev.from_us(entry.valid_to) if entry.valid_to is not None else None}
 
-
-def _dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)

@@ -91,15 +91,14 @@ class Operation:
     """One operation keyledger implements: the model's shapes joined to the
     library method that implements it."""
 
-    __slots__ = ("name", "method", "members", "required", "model_required", "has_output", "shapes")
+    __slots__ = ("name", "method", "members", "required", "has_output", "shapes")
 
     def __init__(self, name: str, method: str, members: dict[str, tuple[str, str | None]],
-                 required: tuple[str, ...], has_output: bool, model_required: tuple[str, ...] = (),
+                 required: tuple[str, ...], has_output: bool,
                  shapes: dict[str, dict[str, Any]] | None = None) -> None:
         self.name, self.method = name, method
         self.members = members  # wire name -> (shape name, kwarg or None if the library lacks it)
         self.required = required  # wire names that must be present (the model's and the library's)
-        self.model_required = model_required  # those the model itself requires
         self.has_output = has_output
         self.shapes = SHAPES if shapes is None else shapes  # the model's shapes (KMS's unless given)
 
@@ -130,8 +129,7 @@ def build_operations(ledger_class: type = KeyLedger, model: dict[str, Any] | Non
         unmapped = needed - {kw for _, kw in members.values()}
         if unmapped:  # a library argument with no wire member: a bug, found at import
             raise RuntimeError(f"{name}: no request member for {sorted(unmapped)}")
-        found[name] = Operation(name, snake(name), members, tuple(required), "output" in op, tuple(model_required),
-                                shapes)
+        found[name] = Operation(name, snake(name), members, tuple(required), "output" in op, shapes)
     return found
 
 

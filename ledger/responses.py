@@ -17,7 +17,7 @@ class _Response(msgspec.Struct, frozen=True, rename="pascal"):
     pass
 
 
-_SECRET_FIELDS = frozenset({"plaintext", "shared_secret", "private_key_plaintext"})
+_SECRET_FIELDS = frozenset({"plaintext", "shared_secret", "private_key_plaintext", "import_token"})
 
 
 class _Secretive(_Response, frozen=True):
@@ -431,7 +431,7 @@ class GetUserPolicyResponse(_Response, frozen=True):
     policy_document: str
 
 
-class GetParametersForImportResponse(_Response, frozen=True):
+class GetParametersForImportResponse(_Secretive, frozen=True):
     """GetParametersForImport: a one-time wrapping public key (DER) and the
     import token sealed for it, both valid until `parameters_valid_to`."""
 

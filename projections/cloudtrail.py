@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -33,7 +32,7 @@ def _camel(name: str) -> str:
 
 
 def event_time(us: int) -> str:
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ev.from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _account(principal: str, default: str) -> str:

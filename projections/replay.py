@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import msgspec
@@ -189,8 +188,7 @@ def iso(us: int | None) -> str | None:
     """µs since the epoch as ISO 8601 UTC with a Z, as the CLIs print times."""
     if us is None:
         return None
-    when = datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
-    return when.isoformat().replace("+00:00", "Z")
+    return ev.from_us(us).isoformat().replace("+00:00", "Z")
 
 
 def key_view(state: KeyState, arn: str) -> dict[str, Any]:

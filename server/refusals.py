@@ -59,14 +59,6 @@ class RefusalTally:
         self._clock = clock
         self._counts: dict[tuple[str, str], _Count] = {}
 
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    @property
-    def pending(self) -> int:
-        """Refusals counted and not yet drained."""
-        return sum(c.count for c in self._counts.values())
-
     def add(self, address: str, code: str, message: str, *, operation: str | None = None,
             access_key_id: str | None = None, request_id: str | None = None) -> None:
         now = int(self._clock() * 1_000_000)

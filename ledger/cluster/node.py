@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from keyledger.cluster.etcd import Etcd, EtcdError
-from keyledger.cluster.log import EtcdLog, Layout
+from keyledger.cluster.log import EtcdLog
 from keyledger.errors import LedgerError
 from keyledger.secret import Secret
 from keyledger.store import Appended, Batch, Behind, LogDiverged, LogGap, LogUnavailable, Store

@@ -42,7 +42,8 @@ from keyledger.service.maintenance import MaintenanceOps
 from keyledger.service.managed import ManagedKeyOps
 from keyledger.service.multi_region import MultiRegionOps
 from keyledger.service.parameters import ParameterOps
-from keyledger.service.request import Clock, Planned, Rng, from_us, to_us
+from keyledger.events import from_us, to_us
+from keyledger.service.request import Clock, Planned, Rng
 from keyledger.service.rotation import RotationOps
 
 __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]

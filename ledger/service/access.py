@@ -18,6 +18,7 @@ from keyledger.errors import (
 )
 from keyledger.projections import grant_row, in_scope, principal_row, scope_prefix
 from keyledger.service.base import ServiceBase
+from keyledger.events import from_us
 from keyledger.service.request import (
     _check_grant_tokens,
     _check_policy_name,
@@ -27,7 +28,6 @@ from keyledger.service.request import (
     _lockout_check,
     _parse_grant_token,
     _Request,
-    from_us,
 )
 
 

@@ -12,6 +12,7 @@ from keyledger.projections import in_scope, key_row, scope_prefix, split_row
 from keyledger.projections.state import KeyState
 from keyledger.service import managed
 from keyledger.service.base import ServiceBase
+from keyledger.events import from_us
 from keyledger.service.request import (
     _alias_marker,
     _decode_marker,
@@ -19,7 +20,6 @@ from keyledger.service.request import (
     _Request,
     _request_tags,
     _tag_marker,
-    from_us,
 )
 
 

@@ -21,6 +21,7 @@ from keyledger.errors import (
 )
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
+from keyledger.events import from_us, to_us
 from keyledger.service.request import (
     Clock,
     Planned,
@@ -28,9 +29,7 @@ from keyledger.service.request import (
     T,
     _Request,
     _utcnow,
-    from_us,
     new_request_id,
-    to_us,
 )
 from keyledger.store import Store, WriteView
 
@@ -131,6 +130,13 @@ class ServiceBase:
                 self._materials.pop(k, None)
             for k in [k for k in self._private_keys if k[0] == key_id]:
                 self._private_keys.pop(k, None)
+
+    def _forget_material(self, key_id: str, version: int) -> None:
+        """Drop a version's unwrapped material from the caches: the next use
+        unwraps it again, after the state checks."""
+        with self._cache_lock:
+            self._materials.pop((key_id, version), None)
+            self._private_keys.pop((key_id, version), None)
 
     def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
         now = self.now()

@@ -17,10 +17,10 @@ from keyledger.errors import (
 )
 from keyledger.projections import principal_row
 from keyledger.service.base import ServiceBase
+from keyledger.events import from_us
 from keyledger.service.request import (
     _principal_id,
     _Request,
-    from_us,
 )
 
 

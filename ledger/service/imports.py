@@ -13,7 +13,8 @@ from keyledger import keyspecs
 from keyledger import responses as r
 from keyledger.errors import IncorrectKeyMaterialException
 from keyledger.service.base import ServiceBase
-from keyledger.service.request import _Request, from_us
+from keyledger.events import from_us
+from keyledger.service.request import _Request
 
 
 class ImportOps(ServiceBase):
@@ -128,10 +129,3 @@ class ImportOps(ServiceBase):
             self._forget_material(state.key_id, version)
             return r.DeleteImportedKeyMaterialResponse(arn, cmd.key_material_id(state.key_id, version))
         return self._run("DeleteImportedKeyMaterial", body, key_hint=key_id)
-
-    def _forget_material(self, key_id: str, version: int) -> None:
-        """Drop a version's unwrapped material from the caches: the next use
-        unwraps it again, after the state checks."""
-        with self._cache_lock:
-            self._materials.pop((key_id, version), None)
-            self._private_keys.pop((key_id, version), None)

@@ -16,6 +16,7 @@ from keyledger.projections import in_scope, key_row, scope_prefix
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
+from keyledger.events import from_us
 from keyledger.service.request import (
     _check_grant_tokens,
     _decode_marker,
@@ -24,7 +25,6 @@ from keyledger.service.request import (
     _lockout_check,
     _Request,
     _request_tags,
-    from_us,
 )
 
 
@@ -58,7 +58,7 @@ class KeyOps(ServiceBase):
             req.authorize("kms:CreateKey", None, extra={
                 **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": usage, "kms:keyorigin": origin,
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
-            key_id = cmd.MRK_PREFIX + self._rng(16).hex() if multi_region else \
+            key_id = crypto.MRK_PREFIX + self._rng(16).hex() if multi_region else \
                 str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
             authz.parse(document)

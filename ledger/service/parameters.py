@@ -56,7 +56,8 @@ from keyledger.parameters import (
 from keyledger.projections import in_scope, parameter_row, scope_prefix
 from keyledger.projections.state import ParameterState, ParameterVersion
 from keyledger.service import managed
-from keyledger.service.request import _digest, _Request, from_us
+from keyledger.events import from_us
+from keyledger.service.request import _digest, _Request
 
 if TYPE_CHECKING:
     from keyledger.service.base import ServiceBase

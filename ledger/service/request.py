@@ -9,7 +9,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -17,6 +17,7 @@ import msgspec
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
+from keyledger.events import from_us
 from keyledger import imported
 from keyledger import keyspecs
 from keyledger import policy as authz
@@ -25,7 +26,6 @@ from keyledger.errors import (
     DryRunOperationException,
     IncorrectKeyException,
     InvalidCiphertextException,
-    InvalidKeyUsageException,
     InvalidMarkerException,
     KMSError,
     KMSInternalException,
@@ -45,20 +45,6 @@ Rng = Callable[[int], bytes]
 
 if TYPE_CHECKING:
     from keyledger.service.base import ServiceBase as KeyLedger
-
-
-def to_us(when: datetime) -> int:
-    if when.tzinfo is None:
-        raise ValueError("the clock must return timezone-aware datetimes")
-    delta = when - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class _PublicRandom:
@@ -299,7 +285,7 @@ class _Request:
             state = self.view.get("keys", row)
         for expiry in imported.expiries_due(state, self.now):  # imported material reached its ValidTo
             self.emit([expiry], operation="DeleteExpiredKeyMaterial", principal=ev.SERVICE_PRINCIPAL)
-            self.svc._materials.pop((key_id, expiry.version), None)
+            self.svc._forget_material(key_id, expiry.version)  # and its loaded private key
             state = self.view.get("keys", row)
         if cmd.deletion_due(state, self.now):
             self.emit(cmd.delete_key(state), operation="DeleteKey", principal=ev.SERVICE_PRINCIPAL)
@@ -463,13 +449,6 @@ def _parse_grant_token(token: str) -> tuple[str, str]:
 
 def _digest(blob: bytes) -> bytes:
     return hashlib.sha256(blob).digest()
-
-
-def _check_algorithm(algorithm: str) -> None:
-    cmd.check_enum("encryptionAlgorithm", algorithm,
-                   ("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"))
-    if algorithm != cmd.SYMMETRIC_DEFAULT:
-        raise InvalidKeyUsageException(f"{algorithm} is not supported by symmetric encryption keys.")
 
 
 def _dry_run(dry_run: bool | None) -> None:

@@ -11,12 +11,12 @@ from keyledger.errors import UnsupportedOperationException
 from keyledger.projections import key_row
 from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
+from keyledger.events import from_us
 from keyledger.service.request import (
     _decode_marker,
     _encode_marker,
     _Request,
     _rotation_marker,
-    from_us,
 )
 
 

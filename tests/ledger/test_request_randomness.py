@@ -10,7 +10,8 @@ import uuid
 
 import keyledger
 from keyledger import crypto
-from keyledger.service.request import from_us, new_request_id, public_random, to_us
+from keyledger.events import from_us, to_us
+from keyledger.service.request import new_request_id, public_random
 
 from datetime import datetime, timezone
 
