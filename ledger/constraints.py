@@ -164,11 +164,112 @@ def violations(operation: str, members: Mapping[str, Any]) -> list[str]:
     return found
 
 
+# -- the fast "is it valid?" answer ---------------------------------------------
+#
+# Walking the model per request (`shape_violations`: dict lookups, f-strings
+# for paths, `_size`) costs about a tenth of an embedded Encrypt, to find
+# nothing in almost every call. `valid(operation)` is the same rules compiled
+# once per shape into a predicate that says only whether a value has no
+# violation; the walk above runs only when it says no, and so stays the one
+# place AWS's words are built. tests/ledger/test_constraints_compiled.py holds
+# the two to agreement over random values of every input shape.
+
+Predicate = Callable[[Any], bool]
+
+
+def _always(_value: Any) -> bool:
+    return True
+
+
+def _compiled(shape_name: str, made: dict[str, Predicate]) -> Predicate:
+    """A predicate for one shape: True exactly when `shape_violations` would
+    find nothing (shapes may be recursive: `made` ties the knot)."""
+    if shape_name in made:
+        return made[shape_name]
+    slot: list[Predicate] = []
+    made[shape_name] = lambda value: slot[0](value)  # a forward reference while this shape compiles
+    shape = model()["shapes"][shape_name]
+    kind = shape["type"]
+    lo, hi = shape.get("min"), shape.get("max")
+    test: Predicate
+    if kind in ("string", "blob", "list"):
+        enum = frozenset(shape["enum"]) if kind == "string" and "enum" in shape else None
+        pattern = _regex(shape["pattern"]).fullmatch if kind == "string" and shape.get("pattern") else None
+        member = _compiled(shape["member"]["shape"], made) if kind == "list" else None
+        entry = model()["shapes"][shape["member"]["shape"]] if kind == "list" else {}
+
+        def test(value: Any) -> bool:
+            if member is not None and isinstance(value, Mapping):
+                value = _pairs(entry, value)  # the library's {TagKey: TagValue} form of a tag list
+            if hasattr(value, "__len__"):
+                n = len(value)
+                if lo is not None and n < lo or hi is not None and n > hi:
+                    return False
+            if isinstance(value, str):
+                if enum is not None and value not in enum:
+                    return False
+                if pattern is not None and pattern(value) is None:
+                    return False
+            if member is not None and isinstance(value, (list, tuple)):
+                return all(member(item) for item in value)
+            return True
+    elif kind in ("integer", "long"):
+        def test(value: Any) -> bool:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return not (lo is not None and value < lo or hi is not None and value > hi)
+            return True
+    elif kind == "map":
+        key, val = _compiled(shape["key"]["shape"], made), _compiled(shape["value"]["shape"], made)
+
+        def test(value: Any) -> bool:
+            if isinstance(value, Mapping):
+                return all(key(k) and val(v) for k, v in value.items())
+            return True
+    elif kind == "structure":
+        test = _structure(shape, made)
+    else:
+        test = _always
+    slot.append(test)
+    made[shape_name] = test
+    return test
+
+
+def _structure(shape: dict[str, Any], made: dict[str, Predicate]) -> Predicate:
+    required = tuple(shape.get("required", ()))
+    members = tuple((name, _compiled(spec["shape"], made)) for name, spec in shape["members"].items())
+
+    def test(value: Any) -> bool:
+        if not isinstance(value, Mapping):
+            return True
+        get = value.get
+        for name in required:
+            if get(name) is None:
+                return False
+        for name, member in members:
+            v = get(name)
+            if v is not None and not member(v):
+                return False
+        return True
+    return test
+
+
+@functools.cache
+def valid(operation: str) -> Predicate:
+    """Whether a request (wire member name -> value, None for absent) has no
+    violation of the model: the compiled form of `violations(...) == []`."""
+    op = model()["operations"][operation]
+    if "input" not in op:
+        return _always
+    return _structure(model()["shapes"][op["input"]["shape"]], {})
+
+
 def check(operation: str, members: Mapping[str, Any]) -> None:
     """Raise AWS's ValidationException for a request that breaks the model."""
     for (op, name), sentence in REQUIRED_BY_OPERATION.items():
         if op == operation and members.get(name) is None:
             raise ValidationException(sentence)
+    if valid(operation)(members):
+        return
     found = violations(operation, members)
     if found:
         raise invalid(found)
