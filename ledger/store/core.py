@@ -3,6 +3,7 @@ writes (see the package docstring)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,9 @@ from keyledger.store.tables import (
     WriteView,
     _scan,
 )
+
+
+_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 
 
 class Store(ReplicationMixin):
@@ -82,6 +86,9 @@ class Store(ReplicationMixin):
         except BaseException:
             self.env.close()
             raise
+        if not self.writemap and not readonly and self.durability == "relaxed":
+            self.env.close()  # the file system cannot reserve the map's blocks
+            self.env = self._open_env(map_size, readonly)
         for name in made:  # LMDB creates them with mode & ~umask: make it exactly 0600
             if os.path.exists(os.path.join(path, name)):
                 home.make_private(os.path.join(path, name))
@@ -169,6 +176,9 @@ class Store(ReplicationMixin):
         try:
             os.posix_fallocate(fd, 0, self.env.info()["map_size"])
         except OSError as exc:
+            if exc.errno in _NO_FALLOCATE:  # a file system that cannot reserve: no writemap there
+                self.writemap = False
+                return
             raise LedgerError(f"cannot reserve {self.env.info()['map_size']:,} bytes for the ledger's map in "
                               f"{self.path}: {exc.strerror}") from None
         finally:
