@@ -9,6 +9,7 @@ never decrease, so a time bound becomes a seq bound by bisection.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from keyledger import events as ev
@@ -66,12 +67,13 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
 MAX_TERM_BYTES = 511 - 1 - len(SEP) - SEQ.size
 
 
-def prefixes(principal: str, operation: str) -> list[bytes]:
+@functools.lru_cache(maxsize=4096)
+def prefixes(principal: str, operation: str) -> tuple[bytes, ...]:
     """The index rows every record of one append shares, as key prefixes
-    (computed once per append, not per record)."""
-    return [term_prefix(name, term) for name, term in
-            (("idx_principal", principal.encode()), ("idx_operation", operation.encode()))
-            if len(term) <= MAX_TERM_BYTES]
+    (computed once per append, not per record; the same few pairs recur)."""
+    return tuple(term_prefix(name, term) for name, term in
+                 (("idx_principal", principal.encode()), ("idx_operation", operation.encode()))
+                 if len(term) <= MAX_TERM_BYTES)
 
 
 def event_rows(e: ev.Event, seq: bytes) -> list[bytes]:

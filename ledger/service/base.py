@@ -7,6 +7,7 @@ import copy
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -121,6 +122,8 @@ class ServiceBase:
     def now(self) -> int:
         """The ledger clock, in microseconds since the Unix epoch (UTC): the time
         every record of the next request gets. Tests inject `clock` to jump years."""
+        if self._clock is _utcnow:  # the same clock (CLOCK_REALTIME), without building a datetime
+            return time.time_ns() // 1000
         return to_us(self._clock())
 
     def _forget(self, key_id: str, kek_name: str | None = None) -> None:
