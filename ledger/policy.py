@@ -28,7 +28,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -101,6 +101,11 @@ class Statement:
 @dataclass(frozen=True)
 class Policy:
     statements: tuple[Statement, ...]
+    #: (principal, action, resource) -> the statements that can apply to such
+    #: a request, before conditions (see `_candidates`); a policy never
+    #: changes, so neither do they. Not part of the policy's value.
+    _memo: dict[tuple[str | None, str, str], tuple[tuple[Statement, bool, bool], ...]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False)
 
 
 _OPERATORS = {
@@ -472,16 +477,45 @@ def _at_least_as_constrained(parent: Grant, child: tuple[Mapping[str, str] | Non
     return given is not None and all(given.get(k) == v for k, v in required.items())
 
 
+#: how many (principal, action, resource) triples a policy remembers
+MEMO_ENTRIES = 1024
+
+
+def _candidates(policy: Policy, principal: str | None, action: str, resource: str, *,
+                memo: bool = True) -> tuple[tuple[Statement, bool, bool], ...]:
+    """The statements of `policy` whose principal (for a key policy, else
+    None), action and resource match, in order, each with (names the
+    principal itself, names its account): what `_applies` decides before the
+    conditions, which alone depend on the rest of the request. Pure, so
+    remembered per policy (bounded; `memo=False` computes afresh)."""
+    triple = (principal, action, resource)
+    found = policy._memo.get(triple) if memo else None
+    if found is None:
+        out = []
+        for s in policy.statements:
+            itself, its_account = _key_policy_principal(s, principal) if principal is not None else (True, False)
+            if (itself or its_account) and _action_ok(s, action) and _resource_ok(s, resource):
+                out.append((s, itself, its_account))
+        found = tuple(out)
+        if memo:
+            if len(policy._memo) >= MEMO_ENTRIES:
+                policy._memo.clear()
+            policy._memo[triple] = found
+    return found
+
+
 def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[Policy],
-             grants: Sequence[Grant] | Callable[[], Sequence[Grant]] = ()) -> Decision:
-    """The decision for one request. `key_policy` is None for calls without a key."""
+             grants: Sequence[Grant] | Callable[[], Sequence[Grant]] = (), memo: bool = True) -> Decision:
+    """The decision for one request. `key_policy` is None for calls without a
+    key. `memo=False` decides without the policies' remembered candidates
+    (the same decision: tests hold the two to it)."""
     account = account_of(req.principal)
     is_root = account is not None and req.principal == root_of(account)
     direct = delegated = False
+    context = req.context
     if key_policy is not None:
-        for s in key_policy.statements:
-            itself, its_account = _key_policy_principal(s, req.principal)
-            if not (itself or its_account) or not _applies(s, req):
+        for s, itself, its_account in _candidates(key_policy, req.principal, req.action, req.resource, memo=memo):
+            if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
                 continue
             if s.effect == "Deny":
                 return Decision(False, "with an explicit deny in a resource-based policy")
@@ -489,8 +523,8 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
             delegated = delegated or its_account
     iam_allows = is_root
     for policy in iam_policies:
-        for s in policy.statements:
-            if not _applies(s, req):
+        for s, _, _ in _candidates(policy, None, req.action, req.resource, memo=memo):
+            if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
                 continue
             if s.effect == "Deny":
                 return Decision(False, "with an explicit deny in an identity-based policy")

@@ -1007,3 +1007,28 @@ def test_via_service_conditions(condition, direct, via_ssm, via_other) -> None:
         ctx = authz.request_context(ALICE, NOW, encryption_context={}, via_service=via)
         req = authz.Request(ALICE, "kms:Decrypt", KEY, ctx, {})
         assert authz.evaluate(req, key_policy=DEFAULT, iam_policies=[policy]).allowed is expected, via
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), reqs=st.lists(requests(), min_size=1, max_size=12), small=st.booleans())
+def test_remembered_candidates_decide_as_a_fresh_evaluation(world, reqs, small) -> None:
+    """Issue 13: a policy remembers which of its statements can apply to a
+    (principal, action, resource); over any sequence of requests against the
+    same parsed policies (the cache warm with earlier ones, and with a bound
+    small enough to be cleared mid-sequence), every decision is the one an
+    evaluation without that memory makes."""
+    kp, iams, grants = world
+    bound, authz.MEMO_ENTRIES = authz.MEMO_ENTRIES, (2 if small else authz.MEMO_ENTRIES)
+    try:
+        key_policy = authz.Policy(authz.parse(doc(*kp)).statements)  # fresh memos, not lru-shared ones
+        iam_policies = [authz.Policy(authz.parse(doc(*s), key_policy=False).statements) for s in iams]
+        for req in reqs:
+            remembered = authz.evaluate(req, key_policy=key_policy, iam_policies=iam_policies, grants=grants)
+            fresh = authz.evaluate(req, key_policy=key_policy, iam_policies=iam_policies, grants=grants,
+                                   memo=False)
+            assert remembered == fresh
+            assert remembered == authz.explain(req, key_policy=key_policy, grants=grants,
+                                               iam_policies={str(i): p for i, p in enumerate(iam_policies)})[0]
+        assert len(key_policy._memo) <= authz.MEMO_ENTRIES
+    finally:
+        authz.MEMO_ENTRIES = bound
