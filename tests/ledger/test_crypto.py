@@ -8,6 +8,7 @@ purpose) or ledger.crypto has a bug.
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from pathlib import Path
@@ -119,6 +120,11 @@ def test_seal_refuses_wrong_salt_or_nonce_sizes():
 def test_hkdf_equals_cryptography_hkdf(ikm, salt, info):
     expected = HKDF(algorithm=SHA256(), length=32, salt=salt, info=info).derive(ikm)
     assert crypto._hkdf_sha256_32(ikm, salt, info) == expected
+
+
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_the_hashlib_hmac_equals_hmac_digest(key, message):
+    assert crypto._hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
 
 
 # -- wrapping ---------------------------------------------------------------
