@@ -27,7 +27,7 @@ import functools
 import json
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -292,6 +292,40 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     if extra:
         ctx.update(extra)
     return ctx
+
+
+class LazyContext(Mapping[str, Any]):
+    """A request's condition keys, built on first use: most requests meet
+    only statements without conditions and no grant, and never read them."""
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build: Callable[[], dict[str, Any]] | None = build
+        self._built: dict[str, Any] = {}
+
+    def _keys(self) -> dict[str, Any]:
+        if self._build is not None:
+            self._built, self._build = self._build(), None
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._keys()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._keys().get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def __repr__(self) -> str:
+        return f"LazyContext({self._keys()!r})"
 
 
 @dataclass(frozen=True)

@@ -229,10 +229,13 @@ class _Request:
                 for _, g in self.view.scan("grants", prefix=grant_row(key_id, "", self.svc.scope))]
 
     def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,
-                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
-        return authz.request_context(self.svc.caller, from_us(self.now), state,
-                                     encryption_context=encryption_context,
-                                     request_alias=self.request_alias, via_service=self.svc.via, extra=extra)
+                   extra: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        """The request's condition keys as of now, built only if a statement
+        with conditions or a grant reads them."""
+        caller, now, alias, via = self.svc.caller, self.now, self.request_alias, self.svc.via
+        return authz.LazyContext(lambda: authz.request_context(
+            caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
+            via_service=via, extra=extra))
 
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,
