@@ -53,12 +53,13 @@ from keyledger.store.tables import (
     DURABILITY_MODES,
     GROW_AT,
     INITIAL_MAP_SIZE,
+    RESERVED_MAP_SIZE,
     Head,
     RawRecord,
     Snapshot,
     WriteView,
 )
 
-__all__ = ["Store", "WriteView", "Snapshot", "Head", "RawRecord", "check_data_file", "INITIAL_MAP_SIZE",
+__all__ = ["Store", "WriteView", "Snapshot", "Head", "RawRecord", "check_data_file", "INITIAL_MAP_SIZE", "RESERVED_MAP_SIZE",
            "GROW_AT", "DURABILITY_MODES", "Batch", "BATCH_BYTES", "REVISION", "Appended", "Behind",
            "LogDiverged", "LogGap", "LogUnavailable", "ReplicatedLog"]

@@ -25,6 +25,7 @@ from keyledger.store.tables import (
     DURABILITY_MODES,
     GROW_AT,
     INITIAL_MAP_SIZE,
+    RESERVED_MAP_SIZE,
     Head,
     RawRecord,
     Snapshot,
@@ -49,7 +50,7 @@ class Store(ReplicationMixin):
     """
 
     def __init__(self, path: str, *, durability: str = "durable", sync_interval: float = 0.2,
-                 readonly: bool = False, create: bool = True, map_size: int = INITIAL_MAP_SIZE,
+                 readonly: bool = False, create: bool = True, map_size: int | None = None,
                  audit_tables: bool = True) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
@@ -75,9 +76,12 @@ class Store(ReplicationMixin):
         # transaction); the background sync still flushes every interval.
         # LMDB sizes the file to the map with it, so a map is never opened
         # smaller than the file another process may have mapped and be
-        # writing through. A node of a cluster opens without it
+        # writing through, and its blocks are reserved (`_reserve`), so it
+        # starts small. A node of a cluster opens without it
         # (`without_writemap`: its log side needs nested transactions).
         self.writemap = durability == "relaxed" and not readonly
+        if map_size is None:
+            map_size = RESERVED_MAP_SIZE if self.writemap else INITIAL_MAP_SIZE
         if not fresh:
             map_size = max(map_size, os.path.getsize(data))
         self.env = self._open_env(map_size, readonly)

@@ -18,7 +18,7 @@ import pytest
 
 import keyledger
 from keyledger import home as home_
-from keyledger.store import Store, check_data_file
+from keyledger.store import RESERVED_MAP_SIZE, Store, check_data_file
 
 FILES = ("data.mdb", "lock.mdb", "root.key", "checkpoint.key")
 
@@ -170,6 +170,7 @@ def test_a_relaxed_ledger_reserves_its_map_and_still_refuses_a_cut_file(tmp_path
         key = kms.create_key().key_metadata.key_id
         blob = kms.encrypt(key, b"x" * 100).ciphertext_blob
         map_size = kms.store.env.info()["map_size"]
+    assert map_size == RESERVED_MAP_SIZE  # it starts small: all of it is on disk
     data = home / "data.mdb"
     assert data.stat().st_size == map_size
     assert data.stat().st_blocks * 512 >= map_size
