@@ -76,14 +76,38 @@ def log_event(level: int, event: str, **fields: Any) -> None:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(time.time_ns())
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text (one tuple: thread-safe)
+
+
+def _iso(ns: int) -> str:
+    """`ns` (time.time_ns()) as the access and server logs write times:
+    ISO 8601, UTC, milliseconds (truncated, as `datetime.isoformat` does),
+    "Z". The seconds' text is formatted once per second."""
+    global _second
+    seconds, rest = divmod(ns, 1_000_000_000)
+    cached, text = _second
+    if cached != seconds:
+        text = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (seconds, text)
+    return f"{text}.{rest // 1_000_000:03d}Z"
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, value in scope["headers"]:
-        out.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        key = name.decode("latin-1").lower()
+        found = out.get(key)
+        if found is None:
+            out[key] = [value.decode("latin-1")]
+        else:
+            found.append(value.decode("latin-1"))
     return out
+
+
+_CONTENT_TYPE = (b"content-type", protocol.CONTENT_TYPE.encode())
 
 
 class _Disconnected(Exception):
@@ -203,12 +227,17 @@ class KMSApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "http" and sts.is_sts_request(scope):  # STS GetCallerIdentity, in STS's XML
-            await sts.handle(self, scope, receive, send)
-        elif kind == "http" and scope["path"] == cluster_routes.SNAPSHOT_PATH and self.node is not None:
-            await cluster_routes.send_snapshot(self.node, scope, send)  # a peer node copies this ledger
-        elif kind == "http":
-            await self._http(scope, receive, send)
+        if kind == "http":
+            if scope["path"] == "/" and scope["method"] == "POST":  # the headers are read once, here
+                headers = _headers(scope)
+                if sts.is_sts(headers):  # STS GetCallerIdentity, in STS's XML
+                    await sts.handle(self, scope, receive, send, headers)
+                else:
+                    await self._http(scope, receive, send, headers)
+            elif scope["path"] == cluster_routes.SNAPSHOT_PATH and self.node is not None:
+                await cluster_routes.send_snapshot(self.node, scope, send)  # a peer node copies this ledger
+            else:
+                await self._http(scope, receive, send, None)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -231,30 +260,35 @@ class KMSApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any,
+                    headers: dict[str, list[str]] | None) -> None:
+        """A KMS or SSM request (`headers`, parsed, for POST /) or any other
+        path: answered in JSON, with its access-log entry."""
         if self.committer.idle_before_start and not self._stopping:  # a server without lifespan
             await self.startup()
-        started = time.perf_counter()
-        entry: dict[str, Any] = {"time": _now_iso(), "remote": (scope.get("client") or ("", 0))[0],
-                                 "method": scope["method"], "path": scope["path"]}
+        logged = access_log.isEnabledFor(logging.INFO)  # off (or /dev/null): no time taken or formatted
+        if logged:
+            arrived, started = time.time_ns(), time.perf_counter()
+        entry: dict[str, Any] = {"remote": (scope.get("client") or ("", 0))[0], "method": scope["method"],
+                                 "path": scope["path"]}
         try:
-            status, headers, body = await self._route(scope, receive, entry)
+            status, extra, body = await self._route(scope, receive, headers, entry)
         except _Disconnected:
             return
         except Exception as exc:  # noqa: BLE001 - a bug must not reach the client as a traceback
-            status, headers, body = await self._internal_error(exc, entry.get("operation") or "Unknown",
-                                                                entry.get("principal") or ANONYMOUS, entry)
-        headers = [(b"content-type", protocol.CONTENT_TYPE.encode()),
-                   (b"content-length", str(len(body)).encode()), *headers]
-        entry["status"] = status
-        entry["bytes_out"] = len(body)
-        entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
-        if access_log.isEnabledFor(logging.INFO):  # before the response: a client never sees an unlogged answer
-            access_log.info(_log_encoder.encode({k: v for k, v in entry.items() if v is not None}).decode())
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            status, extra, body = await self._internal_error(exc, entry.get("operation") or "Unknown",
+                                                              entry.get("principal") or ANONYMOUS, entry)
+        if logged:  # before the response: a client never sees an unlogged answer
+            entry["status"] = status
+            entry["bytes_out"] = len(body)
+            entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
+            access_log.info(_log_encoder.encode({"time": _iso(arrived),
+                                                 **{k: v for k, v in entry.items() if v is not None}}).decode())
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_CONTENT_TYPE, (b"content-length", b"%d" % len(body)), *extra]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, scope: dict[str, Any], receive: Any,
+    async def _route(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]] | None,
                      entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         path, method = scope["path"], scope["method"]
         if path == "/healthz" and method in ("GET", "HEAD"):
@@ -268,7 +302,8 @@ class KMSApp:
                                                        "KMS requests are POST / with X-Amz-Target.")
             entry["error"] = error.code
             return (404 if path != "/" else 405), [], protocol.encode_error(error)
-        headers = _headers(scope)
+        if headers is None:  # POST / always comes with its headers parsed
+            headers = _headers(scope)
         target = headers.get("x-amz-target", [None])[0]
         planner = ssm.plan if ssm.is_ssm_target(target) else None  # AmazonSSM.*: the parameter store
         name = ssm.operation_name(target) if planner else protocol.operation_name(target)
@@ -354,11 +389,9 @@ class KMSApp:
         """(principal, planned request, refusal): the operation; or the
         record of its refusal and the refusal to answer with; or, for a
         caller who proved no identity, no request and the refusal."""
-        principal = ANONYMOUS
-        # the request's region: its credential scope's (in --auth none mode too, unverified), else the default
-        region = request_region(headers)
+        principal, region = ANONYMOUS, None
         try:
-            principal, body = await self.authenticate(scope, receive, headers, entry)
+            principal, body, region = await self.authenticate(scope, receive, headers, entry)
             op = protocol.operation_for(target)
             document = protocol.decode_body(body)
             entry["key"] = protocol.key_hint(document)
@@ -373,26 +406,29 @@ class KMSApp:
         return principal, self._plan_call(principal, op.method, region=region, **kwargs), None
 
     async def authenticate(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
-                           entry: dict[str, Any], service_name: str = "kms") -> tuple[str, bytes]:
-        """(principal, body): the body, read within the cap, and who signed it
-        for `service_name` (the account root in --auth none mode); raises the
-        refusal, before which the caller has proved no identity. The access
-        log `entry` learns the size, the access key id claimed and the principal."""
+                           entry: dict[str, Any], service_name: str = "kms") -> tuple[str, bytes, str | None]:
+        """(principal, body, region): the body, read within the cap, who
+        signed it for `service_name` (the account root in --auth none mode),
+        and the request's region: its credential scope's (in --auth none mode
+        too, unverified), else None for the default. Raises the refusal,
+        before which the caller has proved no identity. The access log
+        `entry` learns the size, the access key id claimed and the principal."""
         body = await self._read_body(receive, headers)
         entry["bytes_in"] = len(body)
         if self.auth == "none":
-            principal = self.root
+            principal, region = self.root, request_region(headers)
         else:
             assert self.verifier is not None
             claimed = Denied(None)
-            try:
-                principal = self.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
-                                                 scope.get("query_string", b"").decode("latin-1"), headers, body,
-                                                 claimed, service_name=service_name)
+            try:  # the Authorization header parsed once: its verified scope names the region
+                principal, region = self.verifier.verify_scoped(
+                    scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
+                    scope.get("query_string", b"").decode("latin-1"), headers, body, claimed,
+                    service_name=service_name)
             finally:
                 entry["access_key"] = claimed.access_key_id
         entry["principal"] = principal
-        return principal, body
+        return principal, body, region
 
     def _plan_call(self, principal: str, method: str, *args: Any, region: str | None = None,
                    **kwargs: Any) -> Planned:

@@ -18,6 +18,7 @@ other. Nothing here does IO.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -89,6 +90,7 @@ def operation_for(target: str | None) -> Operation:
 _OPERATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the header, which names one of a few operations
 def operation_name(target: str | None) -> str:
     """A safe name for the log: the target's operation if it looks like one."""
     if target and target.startswith(TARGET_PREFIX):
@@ -143,12 +145,19 @@ def _wire(value: Any) -> Any:
     return value
 
 
+_FLAT = frozenset({str, bytes, bool, int, float})
+_astuple = msgspec.structs.astuple
+
+
 def encode_response(response: Any) -> bytes:
     """The wire JSON of a library response: PascalCase members, base64 blobs,
     epoch-second timestamps, absent (never null) optional members. An
     operation without output answers with an empty body, as AWS does."""
     if response is None:
         return b""
+    if isinstance(response, msgspec.Struct) and all(type(v) in _FLAT for v in _astuple(response)):
+        # no timestamp, null or nesting (Encrypt, Decrypt, ...): msgspec writes the struct as it is
+        return _json_encoder.encode(response)
     return _json_encoder.encode(_wire(msgspec.to_builtins(response, builtin_types=(datetime,))))
 
 

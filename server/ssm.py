@@ -23,7 +23,6 @@ from keyledger.errors import KMSError
 from keyledger.service import Planned
 from keyledger.service.parameters import ParameterStore
 from keyledger.server import protocol
-from keyledger.server.sigv4 import request_region
 
 if TYPE_CHECKING:
     from keyledger.server.app import KMSApp
@@ -67,9 +66,9 @@ async def plan(app: "KMSApp", scope: dict[str, Any], receive: Any, headers: dict
     SSM parameters are regional: the request's region is its credential
     scope's (in --auth none mode too, unverified), as for KMS."""
     principal = app_anonymous = "anonymous"
-    region = request_region(headers)
+    region = None
     try:
-        principal, body = await app.authenticate(scope, receive, headers, entry, service_name=SERVICE)
+        principal, body, region = await app.authenticate(scope, receive, headers, entry, service_name=SERVICE)
         op = operation_for(cast(str, target))
         document = protocol.decode_body(body)
         if isinstance(document.get("Name"), str):

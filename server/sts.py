@@ -39,17 +39,26 @@ def is_sts_request(scope: dict[str, Any]) -> bool:
     whose signature is scoped to `sts`."""
     if scope.get("type") != "http" or scope.get("path") != "/" or scope.get("method") != "POST":
         return False
-    target = authorization = content_type = ""
-    for name, value in scope.get("headers", ()):
-        if name == b"x-amz-target":
-            target = value.decode("latin-1")
-        elif name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"content-type":
-            content_type = value.decode("latin-1").lower()
-    if target:
+    return is_sts(_headers(scope))
+
+
+def is_sts(headers: dict[str, list[str]]) -> bool:
+    """`is_sts_request` for a POST / whose headers the app has parsed
+    (lower-case name -> values in order; the last value of each counts)."""
+    if "x-amz-target" in headers and headers["x-amz-target"][-1]:
         return False
-    return "/sts/aws4_request" in authorization or content_type.startswith("application/x-www-form-urlencoded")
+    authorization = headers.get("authorization")
+    if authorization is not None and "/sts/aws4_request" in authorization[-1]:
+        return True
+    content_type = headers.get("content-type")
+    return content_type is not None and content_type[-1].lower().startswith("application/x-www-form-urlencoded")
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return headers
 
 
 def caller_identity(principal: str, account: str) -> dict[str, str]:
@@ -104,12 +113,13 @@ def answer(body: bytes, principal: str | KMSError, account: str) -> tuple[int, b
     return 200, identity_xml(caller_identity(principal, account), request_id), request_id
 
 
-async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
+                 headers: dict[str, list[str]] | None = None) -> None:
     """The ASGI side: read the body, check the signature (service `sts`),
-    answer in XML. `app` is the KMSApp (its verifier, auth mode and account)."""
-    headers: dict[str, list[str]] = {}
-    for name, value in scope.get("headers", ()):
-        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    answer in XML. `app` is the KMSApp (its verifier, auth mode and account);
+    `headers`, if given, are the request's, already parsed."""
+    if headers is None:
+        headers = _headers(scope)
     chunks, size = [], 0
     while True:
         message = await receive()
