@@ -29,7 +29,12 @@ limit. Why a protocol subclass rather than h11's
 `h11_max_incomplete_event_size`: h11 answers an oversized head with a
 generic 400, is pure Python (slower than httptools' C parser), and
 still has no header timeout; the subclass keeps httptools and adds all three limits in
-one place. TLS handshakes happen before a connection reaches this class
+one place. Each connection keeps one timer for both its request deadline
+and uvicorn's keep-alive timeout, re-armed only when it fires (a request
+sets a deadline, it does not schedule and cancel a timer), and a
+response's head leaves with its body in one socket write: on a busy
+server both were per-request costs of the event loop (issue 13). TLS
+handshakes happen before a connection reaches this class
 (asyncio times them out after 60 s); on a graceful stop an idle TLS
 connection is dropped rather than closed, since a close waits (up to 30 s)
 for a close_notify that an SDK's pooled connection never sends.
@@ -42,7 +47,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 if TYPE_CHECKING:
     from keyledger.server.app import KMSApp
@@ -88,7 +93,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_size = 0  # the parsed request line and headers
         self._got_bytes = False
         self._rejection: tuple[int, str, str] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # (loop time) the request in progress must be in by then
+        self._idle_until: float | None = None  # (loop time) an idle keep-alive connection closes then
+        self._timer: asyncio.TimerHandle | None = None  # the connection's one timer, for both
+        self._timer_at = 0.0
         self._refused = False
 
     # -- connections -----------------------------------------------------------------
@@ -123,6 +131,26 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().connection_lost(exc)
+
+    # -- keep-alive (uvicorn's timeout, on the connection's timer) ----------------------
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_until = None  # busy again; the timer, if armed, finds that and lets it be
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timeout as a time on the
+        connection's timer instead of a timer of its own per response."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request is next
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_until = self.loop.time() + self.timeout_keep_alive
+            self._wake_at(self._idle_until)
 
     # -- the request head --------------------------------------------------------------
 
@@ -173,10 +201,13 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:  # just made by uvicorn (its task has not run yet)
+            cycle.__class__ = _OneWriteCycle
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        self._deadline = None  # in time: the timer, if armed, finds no deadline and lets it be
         self._in_head, self._head_bytes, self._head_size, self._got_bytes = True, 0, 0, False
 
     def _reject(self, status: int, code: str, message: str) -> None:
@@ -185,16 +216,40 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.write(_response(status, code, message))
         self.transport.close()
 
-    # -- the request deadline ------------------------------------------------------------
+    # -- the request deadline and the keep-alive timeout: one timer -----------------------
 
     def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.request_timeout, self._expired)
+        """A request begins (or a connection opens): it has `request_timeout` seconds."""
+        self._deadline = self.loop.time() + self.request_timeout
+        self._wake_at(self._deadline)
+
+    def _wake_at(self, when: float) -> None:
+        """Have the timer fire by `when` (a timer armed earlier stays: when
+        it fires it re-arms for whatever is due next)."""
+        if self._timer is None or when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = self.loop.call_at(when, self._tick)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = self._idle_until = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        if self._deadline is not None and now >= self._deadline:
+            self._expired()
+        elif self._idle_until is not None and now >= self._idle_until:
+            self._idle_until = None
+            self.timeout_keep_alive_handler()
+        else:
+            due = [t for t in (self._deadline, self._idle_until) if t is not None]
+            if due:
+                self._wake_at(min(due))
 
     def _expired(self) -> None:
         self._deadline = None
@@ -215,6 +270,61 @@ class GuardedProtocol(HttpToolsProtocol):
         app.refusals.add(address, code, message)
         if charge:
             app.limiter.charge(address)
+
+
+class _OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle, whose response head waits for the first
+    body message and leaves with it in one socket write (one syscall, one
+    packet) instead of two. uvicorn's `send` does all the work; while it
+    runs, this cycle stands in for the transport, so its writes are joined
+    here. A head never followed by a body (the app failed after starting)
+    is dropped with the connection, which uvicorn closes."""
+
+    _held = b""  # the response head, until the body goes out
+    _holding = False  # uvicorn is writing the head: keep it
+    _transport: asyncio.Transport
+
+    async def send(self, message: Any) -> None:
+        if self.flow.write_paused or self.disconnected:  # uvicorn's send will wait (or do nothing)
+            if self._held and not self.disconnected:
+                self._flush()
+            await super().send(message)
+            return
+        if not (self._held or (message["type"] == "http.response.start" and not self.response_started)):
+            await super().send(message)
+            return
+        # neither paused nor disconnected: uvicorn's send runs through without awaiting anything,
+        # so nothing else can see this cycle's transport swapped meanwhile
+        self._holding = not self._held
+        self._transport, self.transport = self.transport, self  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = self._transport
+            self._holding = False
+        if self._held and self.response_complete:  # nothing was written with it (HEAD, say)
+            self._flush()
+
+    # -- the transport as uvicorn's send sees it --------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._holding:
+            self._held = data
+        else:
+            held, self._held = self._held, b""
+            self._transport.write(held + data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, b""
+        if held:
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def _peer(transport: asyncio.BaseTransport) -> str:
