@@ -3,11 +3,13 @@ writes (see the package docstring)."""
 
 from __future__ import annotations
 
+import copy
 import errno
+import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from keyledger import events as ev
 from keyledger import home, projections
 from keyledger.errors import LedgerError
 from keyledger.store.commit import _RWLock, _Ticket, _wait, _Work
-from keyledger.store.files import _denied, _storage_error, check_data_file
+from keyledger.store.files import _denied, _storage_error, check_data_file, map_size_on_disk
 from keyledger.store.log import ReplicatedLog
 from keyledger.store.replicated import ReplicationMixin
 from keyledger.store.tables import (
@@ -35,6 +37,19 @@ from keyledger.store.tables import (
 
 
 _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
+
+
+def _own(exc: BaseException) -> BaseException:
+    """A caller's own copy of a batch's failure, with the original
+    traceback: raising one shared exception from every caller would
+    lengthen its traceback with each raise (a server logged a stack as
+    long as the batch), and from several threads at once, mix them."""
+    try:
+        twin = copy.copy(exc)
+    except Exception:  # an exception that does not copy: the shared one
+        return exc
+    twin.__cause__, twin.__context__ = exc.__cause__, exc.__context__
+    return twin.with_traceback(exc.__traceback__)
 
 
 class Store(ReplicationMixin):
@@ -82,9 +97,11 @@ class Store(ReplicationMixin):
         self.writemap = durability == "relaxed" and not readonly
         if map_size is None:
             map_size = RESERVED_MAP_SIZE if self.writemap else INITIAL_MAP_SIZE
-        if not fresh:
-            map_size = max(map_size, os.path.getsize(data))
-        self.env = self._open_env(map_size, readonly)
+        if fresh:
+            self.env = self._open_env(map_size, readonly)
+        else:
+            with self._sizing() if self.writemap else nullcontext():
+                self.env = self._open_env(max(map_size, map_size_on_disk(data)), readonly)
         try:
             self._reserve()
         except BaseException:
@@ -188,9 +205,30 @@ class Store(ReplicationMixin):
         finally:
             os.close(fd)
 
+    @contextmanager
+    def _sizing(self) -> Iterator[None]:
+        """Held by every change of the map's size, in any process: LMDB's
+        writemap truncates data.mdb to the map it is given, so a process
+        that sized its map from a stale look at the file could cut the
+        pages another process is writing through. Under this lock (an
+        exclusive flock on data.mdb) each size is at least the file's."""
+        fd = os.open(os.path.join(self.path, home.DATA_FILE), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # and the lock with it
+
     def _set_map_size(self, size: int) -> None:
-        self.env.set_mapsize(size)
-        self._reserve()
+        """Resize this process's map to at least `size`, never below what
+        another process may be using (called with no transaction open)."""
+        with self._sizing():
+            self.env.set_mapsize(max(size, map_size_on_disk(os.path.join(self.path, home.DATA_FILE))))
+            self._reserve()
+
+    def _adopt_map_size(self) -> None:
+        """Another process grew the map (LMDB's MapResizedError): take its size."""
+        self._set_map_size(self.env.info()["map_size"])
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -247,7 +285,7 @@ class Store(ReplicationMixin):
             try:
                 txn = self.env.begin(buffers=False)
             except lmdb.MapResizedError:
-                self.env.set_mapsize(0)  # another process grew the map
+                self._adopt_map_size()  # another process grew the map
                 txn = self.env.begin(buffers=False)
             try:
                 yield txn
@@ -367,11 +405,14 @@ class Store(ReplicationMixin):
                 except lmdb.MapFullError:
                     with self._rw.exclusive():
                         self._set_map_size(self.env.info()["map_size"] * 2)
+                except lmdb.MapResizedError:  # another process grew the map: take its size, run again
+                    with self._rw.exclusive():
+                        self._adopt_map_size()
             raise LedgerError("could not grow the LMDB map")
         except BaseException as exc:  # the whole batch failed: tell every caller
             for work in batch:
                 if not work.done:
-                    work.error, work.done = exc, True
+                    work.error, work.done = _own(exc), True
         finally:
             for work in batch:
                 work.done = True

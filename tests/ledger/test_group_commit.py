@@ -277,3 +277,105 @@ def test_the_map_grows_by_itself(tmp_path, batch):
             assert verify_chain(snap) == total + 10
     finally:
         store.close()
+
+
+GROWER = """
+import os, sys
+from keyledger import events as ev
+from keyledger.store import Store
+store = Store(sys.argv[1], durability=sys.argv[2])
+def work(view, i):
+    view.append([ev.RandomGenerated(1)], operation="Test", principal="other process",
+                request_id=f"other-{i}", time=1_000_000)
+    view.put_kek(f"bulk-{i}", os.urandom(200_000))  # about 50 pages a commit: the map grows
+for i in range(int(sys.argv[3])):
+    store.submit(lambda view, i=i: work(view, i))
+store.close()
+"""
+
+
+@pytest.mark.parametrize("other", ["relaxed", "durable"])
+def test_another_process_growing_the_map_under_a_writer(tmp_path, other):
+    """Several processes may write one ledger. Another process growing the
+    map makes this one's next transaction fail with LMDB's MapResizedError
+    (a relaxed store writes through a writable map of the file: the file is
+    never cut below the largest map in use); the writer takes the new size
+    and runs its batch again, and both processes' records are in one chain."""
+    import subprocess
+    import sys
+
+    store = Store(str(tmp_path), durability="relaxed")
+    data = tmp_path / "data.mdb"
+    try:
+        store.submit(append_work("first"))
+        before = store.env.info()["map_size"]
+        # while this one is idle: its next write transaction finds the data past its map
+        subprocess.run([sys.executable, "-c", GROWER, str(tmp_path), other, "40"], check=True, timeout=120)
+        assert store.submit(append_work("after the growth")) == 1 + 40 + 1
+        assert store.env.info()["map_size"] > before
+        # and while this one writes
+        child = subprocess.Popen([sys.executable, "-c", GROWER, str(tmp_path), other, "40"])
+        mine = 0
+        while child.poll() is None:
+            store.submit(append_work(f"mine-{mine}"))
+            mine += 1
+            assert data.stat().st_size >= store.env.info()["map_size"]  # never cut below this map
+        assert child.returncode == 0
+        store.submit(append_work("last"))
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == 1 + 40 + 1 + mine + 40 + 1
+            assert replay.check(snap).ok
+            ids = [r.request_id for r in snap.records()]
+        assert sorted(i for i in ids if i.startswith("other-")) == sorted([f"other-{i}" for i in range(40)] * 2)
+        assert ids.count("after the growth") == ids.count("last") == 1
+    finally:
+        store.close()
+
+
+class _Abort(BaseException):
+    """Not an Exception: it fails the whole batch, not one item."""
+
+
+def test_a_failed_batch_gives_each_caller_its_own_error(tmp_path):
+    """Every caller of a batch that failed as a whole raises the failure
+    with the original traceback, each its own copy: one shared exception
+    raised from every caller grew a traceback as long as the batch."""
+    import traceback
+
+    store = Store(str(tmp_path), durability="durable")
+    try:
+        gate = threading.Event()
+
+        def blocker(view):
+            assert gate.wait(30)
+            return append_work("blocker")(view)
+
+        def boom(view):
+            raise _Abort("the batch cannot go on")
+
+        caught: list[BaseException] = []
+
+        def call(fn):
+            try:
+                store.submit(fn)
+            except _Abort as exc:
+                caught.append(exc)
+
+        first = threading.Thread(target=call, args=(blocker,))
+        first.start()
+        assert wait_for(lambda: store._leading)
+        threads = [threading.Thread(target=call, args=(fn,)) for fn in [append_work("a"), boom, append_work("b")]]
+        for i, t in enumerate(threads):
+            t.start()
+            assert wait_for(lambda: len(store._queue) == i + 1)
+        gate.set()
+        for t in [first, *threads]:
+            t.join()
+        assert len(caught) == 3 and len({id(e) for e in caught}) == 3
+        assert {str(e) for e in caught} == {"the batch cannot go on"}
+        depths = {len(traceback.extract_tb(e.__traceback__)) for e in caught}
+        assert len(depths) == 1, depths  # each raised once, from its own caller
+        assert all("boom" in [f.name for f in traceback.extract_tb(e.__traceback__)] for e in caught)
+        assert store.head().seq == 1  # the blocker's commit; nothing of the failed batch
+    finally:
+        store.close()
