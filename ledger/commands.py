@@ -8,6 +8,7 @@ lives here too, so the rules and their limits are in one place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -233,6 +234,11 @@ def parse_key_id(value: str, region: str, account: str, *, aliases: bool = True)
     `aliases=False` only a key ID or key ARN (an alias is NotFoundException)."""
     if not isinstance(value, str) or not value:
         raise _invalid("keyId", "Member must have length greater than or equal to 1", value or None)
+    return _parse_key_id(value, region, account, aliases)
+
+
+@functools.lru_cache(maxsize=4096)  # pure, and asked for the same few ids on every request
+def _parse_key_id(value: str, region: str, account: str, aliases: bool) -> tuple[str, str]:
     check_length("keyId", value, 1, 2048)
     if value.startswith("arn:"):
         parts = value.split(":", 5)
