@@ -263,18 +263,19 @@ class _Request:
                 self.key_hint = state.key_id
             raise AccessDeniedException(authz.denial_message(request, decision))
 
-    def touch(self, key_id: str) -> KeyState:
+    def touch(self, key_id: str, read: KeyState | None = None) -> KeyState:
         # maintain reads the row first: a missing or deleted key is refused
         # exactly as a check before it would refuse it, with one read fewer
-        return cmd.require_exists(self.maintain(key_id), self.arn(key_id))
+        return cmd.require_exists(self.maintain(key_id, read), self.arn(key_id))
 
-    def maintain(self, key_id: str) -> KeyState | None:
+    def maintain(self, key_id: str, read: KeyState | None = None) -> KeyState | None:
         """Append the automatic rotations and the deletion that fell due for
         a key; its state afterwards (which may now be Deleted). A multi-Region
         replica's rotations are its primary's: the primary is maintained
-        first, and its rotations reach every replica."""
+        first, and its rotations reach every replica. `read`: the key's row
+        as this request just read it, in this transaction."""
         row = key_row(key_id, self.svc.scope)
-        state: KeyState | None = self.view.get("keys", row)
+        state: KeyState | None = self.view.get("keys", row) if read is None else read
         if state is None or state.state == cmd.DELETED:
             return state
         if state.is_replica and state.primary_region is not None:
@@ -390,7 +391,7 @@ class _Request:
             raise InvalidCiphertextException("The ciphertext is invalid.")
         if self.key_hint is None:
             self.key_hint = key_id
-        state = self.touch(key_id)
+        state = self.touch(key_id, state)
         self.authorize(action, state, encryption_context=context)
         cmd.require_enabled(state, self.arn(key_id))
         plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
