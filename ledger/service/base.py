@@ -61,9 +61,12 @@ class ServiceBase:
         self._clock = clock or _utcnow
         self._rng = rng or os.urandom
         self.caller = caller or f"arn:aws:iam::{account}:root"
-        self._keks: dict[str, Secret] = {}
-        self._materials: dict[tuple[str, int], Secret] = {}
-        self._private_keys: dict[tuple[str, int], crypto.PrivateKey] = {}  # loaded asymmetric/HMAC keys
+        # caches, each entry under the wrapped bytes it was unwrapped from
+        # (see _Request.kek / material): (kek row name) -> (wrapped KEK, KEK);
+        # (key id, version, wrapped material) -> material / loaded key
+        self._keks: dict[str, tuple[bytes, Secret]] = {}
+        self._materials: dict[tuple[str, int, bytes], Secret] = {}
+        self._private_keys: dict[tuple[str, int, bytes], crypto.PrivateKey] = {}  # asymmetric/HMAC keys
         self._cache_lock = threading.Lock()
         self._planning = False
         self._signer = signer  # the Ed25519 checkpoint key (never the root key)
@@ -138,8 +141,10 @@ class ServiceBase:
         """Drop a version's unwrapped material from the caches: the next use
         unwraps it again, after the state checks."""
         with self._cache_lock:
-            self._materials.pop((key_id, version), None)
-            self._private_keys.pop((key_id, version), None)
+            for k in [k for k in self._materials if k[:2] == (key_id, version)]:
+                self._materials.pop(k, None)
+            for k in [k for k in self._private_keys if k[:2] == (key_id, version)]:
+                self._private_keys.pop(k, None)
 
     def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
         now = self.now()

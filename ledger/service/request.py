@@ -319,13 +319,20 @@ class _Request:
                        principal=ev.SERVICE_PRINCIPAL)
 
     def kek(self, key_id: str) -> Secret:
+        """The key's KEK as this transaction sees it. The cache holds each
+        KEK with the wrapped row it came from and answers only for that row:
+        a work item may run again (the map grew, or another item of its batch
+        failed), and its second run must not meet a KEK its first run made
+        in a transaction that was thrown away."""
         name = self.kek_name(key_id)
-        kek = self.svc._keks.get(name)
-        if kek is None:
-            wrapped = self.view.kek(name)
-            if wrapped is None:
-                raise KMSInternalException(f"The key material of {self.arn(key_id)} is missing.")
-            kek = self.svc._keks[name] = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
+        wrapped = self.view.kek(name)
+        if wrapped is None:
+            raise KMSInternalException(f"The key material of {self.arn(key_id)} is missing.")
+        cached = self.svc._keks.get(name)
+        if cached is not None and cached[0] == wrapped:
+            return cached[1]
+        kek = crypto.unwrap_kek(self.svc._root, key_id, wrapped)
+        self.svc._keks[name] = (wrapped, kek)
         return kek
 
     def mint(self, key_id: str, version: int, kek: Secret | None = None,
@@ -342,24 +349,32 @@ class _Request:
         return ev.WrappedMaterial(version, wrapped, crypto.kcv(material), public_key)
 
     def private_key(self, state: KeyState, version: int) -> crypto.PrivateKey:
-        """The usable private (or HMAC) key of a version, loaded once per ledger."""
+        """The usable private (or HMAC) key of a version, loaded once per ledger
+        (per wrapped material, as `material`)."""
+        info = state.version(version)
+        if info is None:
+            raise InvalidCiphertextException("The ciphertext is invalid.")
         cache = self.svc._private_keys
-        found = cache.get((state.key_id, version))
+        found = cache.get((state.key_id, version, info.wrapped))
         if found is None:
-            found = cache[(state.key_id, version)] = crypto.load_private_key(
+            found = cache[(state.key_id, version, info.wrapped)] = crypto.load_private_key(
                 keyspecs.spec(state.key_spec), self.material(state, version))
         return found
 
     def material(self, state: KeyState, version: int) -> Secret:
-        cache = self.svc._materials
-        found = cache.get((state.key_id, version))
-        if found is not None:
-            return found
+        """A version's material, unwrapped once per ledger. Cached under the
+        wrapped material it came from, as this transaction reads it: a version
+        minted by a run of a work item that was thrown away (and minted again,
+        afresh, by its next run) is never served from the cache."""
         info = state.version(version)
         if info is None:
             raise InvalidCiphertextException("The ciphertext is invalid.")
+        cache = self.svc._materials
+        found = cache.get((state.key_id, version, info.wrapped))
+        if found is not None:
+            return found
         material = crypto.material_for(self.kek(state.key_id), state.key_id, version, info)
-        cache[(state.key_id, version)] = material
+        cache[(state.key_id, version, info.wrapped)] = material
         return material
 
     def seal(self, state: KeyState, plaintext: bytes, context: dict[str, str]) -> tuple[bytes, int]:

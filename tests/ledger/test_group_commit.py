@@ -379,3 +379,43 @@ def test_a_failed_batch_gives_each_caller_its_own_error(tmp_path):
         assert store.head().seq == 1  # the blocker's commit; nothing of the failed batch
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("durability", ["durable", "relaxed"])
+def test_a_work_item_run_again_never_meets_material_from_its_discarded_run(tmp_path, durability):
+    """A work item may run twice (its batch's failing neighbour, or a map
+    that had to grow). An Encrypt whose key's automatic rotation fell due
+    mints version 2 and seals under it in its first run; that transaction is
+    thrown away and the second run mints a different version 2. The
+    ciphertext must be sealed under the version 2 that was committed: the
+    caches of material and KEKs answer only for the wrapped bytes this
+    transaction reads (they held the discarded run's material before)."""
+    from datetime import timedelta
+
+    from keyledger.service.request import Planned
+
+    from clockkit import Clock
+
+    clock = Clock()
+    kms = keyledger.open(tmp_path, create=True, durability=durability, clock=clock)
+    try:
+        key = kms.create_key().key_metadata.key_id
+        kms.enable_key_rotation(key, rotation_period_in_days=90)
+        kms.encrypt(key, b"warm the caches")  # version 1's material and the KEK are cached
+        clock.advance(timedelta(days=91))  # the next request rotates first
+        planned = kms.planned().encrypt(key, b"sealed under the committed version 2")
+
+        def neighbour(view):
+            raise ValueError("fails after the Encrypt ran in the same transaction")
+
+        outcomes = kms.store.submit_many([planned.work, neighbour])
+        assert isinstance(outcomes[1][1], ValueError)
+        blob = Planned.finish(outcomes[0]).ciphertext_blob
+        assert kms.decrypt(blob).plaintext == b"sealed under the committed version 2"
+        rotated = [r.event for r in kms.store.records() if isinstance(r.event, ev.KeyRotated)]
+        assert len(rotated) == 1  # the discarded run's rotation is not in the log
+    finally:
+        kms.close()
+    with keyledger.open(tmp_path, durability=durability, clock=clock) as kms:  # nothing cached now
+        assert kms.decrypt(blob).plaintext == b"sealed under the committed version 2"
+
