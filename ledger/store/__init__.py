@@ -19,12 +19,15 @@ One LMDB environment is one ledger. Its tables:
 
 Writes go through `submit(work)`: group commit. Concurrent callers queue
 their work; one of them (the leader) runs the whole queue in one write
-transaction, each work item in its own nested transaction so that a failing
-item leaves nothing behind, commits once (synced in `durable` mode), and
-wakes the others. In `relaxed` mode commits are not synced; a background
-thread syncs every `sync_interval` seconds, so an OS crash or power loss can
-lose at most that window of acknowledged requests (a process crash loses
-nothing: committed pages are already in the OS page cache).
+transaction, commits once (synced in `durable` mode), and wakes the others.
+An item that fails aborts that transaction, and the rest of the batch runs
+again in a fresh one without it, so a failing item leaves nothing behind
+(a work item may run again: it must keep its effects inside the view, and
+caches must answer only for what the transaction reads). In `relaxed` mode
+commits are not synced and pages are written through LMDB's writemap; a
+background thread syncs every `sync_interval` seconds, so an OS crash or
+power loss can lose at most that window of acknowledged requests (a process
+crash loses nothing: committed pages are already in the OS page cache).
 
 The log side, for a node of a cluster (`keyledger.cluster`): with `log` set
 to a `ReplicatedLog`, a commit is also an append to that log after the
