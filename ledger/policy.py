@@ -515,19 +515,19 @@ def _at_least_as_constrained(parent: Grant, child: tuple[Mapping[str, str] | Non
 MEMO_ENTRIES = 1024
 
 
-def _candidates(policy: Policy, principal: str | None, action: str, resource: str, *,
+def _candidates(policy: Policy, principal: str, action: str, resource: str, *, key_policy: bool,
                 memo: bool = True) -> tuple[tuple[Statement, bool, bool], ...]:
-    """The statements of `policy` whose principal (for a key policy, else
-    None), action and resource match, in order, each with (names the
-    principal itself, names its account): what `_applies` decides before the
-    conditions, which alone depend on the rest of the request. Pure, so
+    """The statements of `policy` whose principal (a key policy's; an IAM
+    policy has none), action and resource match, in order, each with (names
+    the principal itself, names its account): what `_applies` decides before
+    the conditions, which alone depend on the rest of the request. Pure, so
     remembered per policy (bounded; `memo=False` computes afresh)."""
-    triple = (principal, action, resource)
+    triple = (principal if key_policy else None, action, resource)
     found = policy._memo.get(triple) if memo else None
     if found is None:
         out = []
         for s in policy.statements:
-            itself, its_account = _key_policy_principal(s, principal) if principal is not None else (True, False)
+            itself, its_account = _key_policy_principal(s, principal) if key_policy else (True, False)
             if (itself or its_account) and _action_ok(s, action) and _resource_ok(s, resource):
                 out.append((s, itself, its_account))
         found = tuple(out)
@@ -548,7 +548,8 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
     direct = delegated = False
     context = req.context
     if key_policy is not None:
-        for s, itself, its_account in _candidates(key_policy, req.principal, req.action, req.resource, memo=memo):
+        for s, itself, its_account in _candidates(key_policy, req.principal, req.action, req.resource,
+                                                  key_policy=True, memo=memo):
             if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
                 continue
             if s.effect == "Deny":
@@ -557,7 +558,7 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
             delegated = delegated or its_account
     iam_allows = is_root
     for policy in iam_policies:
-        for s, _, _ in _candidates(policy, None, req.action, req.resource, memo=memo):
+        for s, _, _ in _candidates(policy, req.principal, req.action, req.resource, key_policy=False, memo=memo):
             if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
                 continue
             if s.effect == "Deny":

@@ -197,7 +197,6 @@ def attach(kms: "KeyLedger", cfg: ClusterConfig, root: Secret, *, start: bool = 
                 compact_interval=cfg.compact_interval, report_interval=cfg.report_interval,
                 on_adopted=lambda: _forget_all(kms))
     store.on_applied = lambda records: _forget_deleted(kms, records)
-    store.without_writemap()
     store.log = node
     try:
         node.catch_up()

@@ -357,8 +357,8 @@ class _Request:
         cache = self.svc._private_keys
         found = cache.get((state.key_id, version, info.wrapped))
         if found is None:
-            found = cache[(state.key_id, version, info.wrapped)] = crypto.load_private_key(
-                keyspecs.spec(state.key_spec), self.material(state, version))
+            found = crypto.load_private_key(keyspecs.spec(state.key_spec), self.material(state, version))
+            _replace(cache, (state.key_id, version, info.wrapped), found)
         return found
 
     def material(self, state: KeyState, version: int) -> Secret:
@@ -374,7 +374,7 @@ class _Request:
         if found is not None:
             return found
         material = crypto.material_for(self.kek(state.key_id), state.key_id, version, info)
-        cache[(state.key_id, version, info.wrapped)] = material
+        _replace(cache, (state.key_id, version, info.wrapped), material)
         return material
 
     def seal(self, state: KeyState, plaintext: bytes, context: dict[str, str]) -> tuple[bytes, int]:
@@ -411,6 +411,15 @@ class _Request:
         cmd.require_enabled(state, self.arn(key_id))
         plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
         return state, version, plaintext
+
+
+def _replace(cache: dict[tuple[str, int, bytes], Any], entry: tuple[str, int, bytes], value: Any) -> None:
+    """Cache `value` as the one entry of its (key, version): an entry for
+    other wrapped bytes (a discarded run's, or re-imported material's)
+    goes, so unwrapped material that never reached the log is not kept."""
+    for stale in [k for k in list(cache) if k[:2] == entry[:2]]:  # list(): one atomic copy
+        cache.pop(stale, None)
+    cache[entry] = value
 
 
 def _request_tags(tags: Mapping[str, str]) -> dict[str, Any]:

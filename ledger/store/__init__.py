@@ -20,14 +20,14 @@ One LMDB environment is one ledger. Its tables:
 Writes go through `submit(work)`: group commit. Concurrent callers queue
 their work; one of them (the leader) runs the whole queue in one write
 transaction, commits once (synced in `durable` mode), and wakes the others.
-An item that fails aborts that transaction, and the rest of the batch runs
-again in a fresh one without it, so a failing item leaves nothing behind
-(a work item may run again: it must keep its effects inside the view, and
-caches must answer only for what the transaction reads). In `relaxed` mode
-commits are not synced and pages are written through LMDB's writemap; a
-background thread syncs every `sync_interval` seconds, so an OS crash or
-power loss can lose at most that window of acknowledged requests (a process
-crash loses nothing: committed pages are already in the OS page cache).
+If an item fails, the batch runs again with each item in its own nested
+transaction, so a failing item leaves nothing behind. A work item may
+therefore run twice (so may every item of a batch that met a full map): it
+keeps its effects inside the view, and the service's caches answer only for
+what the transaction reads. In `relaxed` mode commits are not synced; a background
+thread syncs every `sync_interval` seconds, so an OS crash or power loss can
+lose at most that window of acknowledged requests (a process crash loses
+nothing: committed pages are already in the OS page cache).
 
 The log side, for a node of a cluster (`keyledger.cluster`): with `log` set
 to a `ReplicatedLog`, a commit is also an append to that log after the
@@ -56,13 +56,12 @@ from keyledger.store.tables import (
     DURABILITY_MODES,
     GROW_AT,
     INITIAL_MAP_SIZE,
-    RESERVED_MAP_SIZE,
     Head,
     RawRecord,
     Snapshot,
     WriteView,
 )
 
-__all__ = ["Store", "WriteView", "Snapshot", "Head", "RawRecord", "check_data_file", "INITIAL_MAP_SIZE", "RESERVED_MAP_SIZE",
+__all__ = ["Store", "WriteView", "Snapshot", "Head", "RawRecord", "check_data_file", "INITIAL_MAP_SIZE",
            "GROW_AT", "DURABILITY_MODES", "Batch", "BATCH_BYTES", "REVISION", "Appended", "Behind",
            "LogDiverged", "LogGap", "LogUnavailable", "ReplicatedLog"]

@@ -4,12 +4,10 @@ writes (see the package docstring)."""
 from __future__ import annotations
 
 import copy
-import errno
-import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from keyledger import events as ev
 from keyledger import home, projections
 from keyledger.errors import LedgerError
 from keyledger.store.commit import _RWLock, _Ticket, _wait, _Work
-from keyledger.store.files import _denied, _storage_error, check_data_file, map_size_on_disk
+from keyledger.store.files import _denied, _storage_error, check_data_file
 from keyledger.store.log import ReplicatedLog
 from keyledger.store.replicated import ReplicationMixin
 from keyledger.store.tables import (
@@ -27,7 +25,6 @@ from keyledger.store.tables import (
     DURABILITY_MODES,
     GROW_AT,
     INITIAL_MAP_SIZE,
-    RESERVED_MAP_SIZE,
     Head,
     RawRecord,
     Snapshot,
@@ -36,19 +33,17 @@ from keyledger.store.tables import (
 )
 
 
-_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
-
-
 def _own(exc: BaseException) -> BaseException:
     """A caller's own copy of a batch's failure, with the original
-    traceback: raising one shared exception from every caller would
-    lengthen its traceback with each raise (a server logged a stack as
+    traceback and chain: raising one shared exception from every caller
+    would lengthen its traceback with each raise (a server logged a stack as
     long as the batch), and from several threads at once, mix them."""
     try:
         twin = copy.copy(exc)
     except Exception:  # an exception that does not copy: the shared one
         return exc
     twin.__cause__, twin.__context__ = exc.__cause__, exc.__context__
+    twin.__suppress_context__ = exc.__suppress_context__
     return twin.with_traceback(exc.__traceback__)
 
 
@@ -65,7 +60,7 @@ class Store(ReplicationMixin):
     """
 
     def __init__(self, path: str, *, durability: str = "durable", sync_interval: float = 0.2,
-                 readonly: bool = False, create: bool = True, map_size: int | None = None,
+                 readonly: bool = False, create: bool = True, map_size: int = INITIAL_MAP_SIZE,
                  audit_tables: bool = True) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}")
@@ -86,30 +81,7 @@ class Store(ReplicationMixin):
         else:
             check_data_file(data)
         made = [name for name in (home.DATA_FILE, home.LOCK_FILE) if not os.path.exists(os.path.join(path, name))]
-        # Relaxed mode writes pages in place through a writable map (LMDB's
-        # writemap): a commit then makes no write syscalls (~9 us less per
-        # transaction); the background sync still flushes every interval.
-        # LMDB sizes the file to the map with it, so a map is never opened
-        # smaller than the file another process may have mapped and be
-        # writing through, and its blocks are reserved (`_reserve`), so it
-        # starts small. A node of a cluster opens without it
-        # (`without_writemap`: its log side needs nested transactions).
-        self.writemap = durability == "relaxed" and not readonly
-        if map_size is None:
-            map_size = RESERVED_MAP_SIZE if self.writemap else INITIAL_MAP_SIZE
-        if fresh:
-            self.env = self._open_env(map_size, readonly)
-        else:
-            with self._sizing() if self.writemap else nullcontext():
-                self.env = self._open_env(max(map_size, map_size_on_disk(data)), readonly)
-        try:
-            self._reserve()
-        except BaseException:
-            self.env.close()
-            raise
-        if not self.writemap and not readonly and self.durability == "relaxed":
-            self.env.close()  # the file system cannot reserve the map's blocks
-            self.env = self._open_env(map_size, readonly)
+        self.env = self._open_env(map_size, readonly)
         for name in made:  # LMDB creates them with mode & ~umask: make it exactly 0600
             if os.path.exists(os.path.join(path, name)):
                 home.make_private(os.path.join(path, name))
@@ -142,7 +114,7 @@ class Store(ReplicationMixin):
         def attempt(lock: bool) -> lmdb.Environment:
             return lmdb.open(self.path, map_size=map_size, max_dbs=32, readonly=readonly,
                              sync=self.durability == "durable", metasync=True, max_readers=256,
-                             lock=lock, mode=home.FILE_MODE, writemap=self.writemap and not readonly)
+                             lock=lock, mode=home.FILE_MODE)
         try:
             return attempt(True)
         except lmdb.Error as exc:
@@ -186,65 +158,7 @@ class Store(ReplicationMixin):
                     "open it once with write access to add it)") from None
         return dbs
 
-    def _reserve(self) -> None:
-        """With writemap, LMDB sizes data.mdb to the map as a sparse file; a
-        write into a hole the disk cannot fill would kill the process
-        (SIGBUS) instead of failing a transaction. Reserving the blocks
-        makes a full disk fail here, as an error, when the map grows."""
-        if not self.writemap:
-            return
-        fd = os.open(os.path.join(self.path, home.DATA_FILE), os.O_RDWR)
-        try:
-            os.posix_fallocate(fd, 0, self.env.info()["map_size"])
-        except OSError as exc:
-            if exc.errno in _NO_FALLOCATE:  # a file system that cannot reserve: no writemap there
-                self.writemap = False
-                return
-            raise LedgerError(f"cannot reserve {self.env.info()['map_size']:,} bytes for the ledger's map in "
-                              f"{self.path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def _sizing(self) -> Iterator[None]:
-        """Held by every change of the map's size, in any process: LMDB's
-        writemap truncates data.mdb to the map it is given, so a process
-        that sized its map from a stale look at the file could cut the
-        pages another process is writing through. Under this lock (an
-        exclusive flock on data.mdb) each size is at least the file's."""
-        fd = os.open(os.path.join(self.path, home.DATA_FILE), os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # and the lock with it
-
-    def _set_map_size(self, size: int) -> None:
-        """Resize this process's map to at least `size`, never below what
-        another process may be using (called with no transaction open)."""
-        with self._sizing():
-            self.env.set_mapsize(max(size, map_size_on_disk(os.path.join(self.path, home.DATA_FILE))))
-            self._reserve()
-
-    def _adopt_map_size(self) -> None:
-        """Another process grew the map (LMDB's MapResizedError): take its size."""
-        self._set_map_size(self.env.info()["map_size"])
-
     # -- lifecycle ------------------------------------------------------------
-
-    def without_writemap(self) -> None:
-        """Reopen the environment without writemap (before a replicated log
-        is attached: its items run in nested transactions, which LMDB's
-        writemap does not have). Nothing else may be writing meanwhile."""
-        if not self.writemap:
-            return
-        with self._rw.exclusive():
-            map_size = self.env.info()["map_size"]
-            self.env.sync(True)
-            self.env.close()
-            self.writemap = False
-            self.env = self._open_env(map_size, False)
-            self._dbs = {name: self.env.open_db(name.encode(), create=True) for name in _TABLES}
 
     def close(self) -> None:
         if self._closed:
@@ -285,7 +199,7 @@ class Store(ReplicationMixin):
             try:
                 txn = self.env.begin(buffers=False)
             except lmdb.MapResizedError:
-                self._adopt_map_size()  # another process grew the map
+                self.env.set_mapsize(0)  # another process grew the map
                 txn = self.env.begin(buffers=False)
             try:
                 yield txn
@@ -404,10 +318,10 @@ class Store(ReplicationMixin):
                     return
                 except lmdb.MapFullError:
                     with self._rw.exclusive():
-                        self._set_map_size(self.env.info()["map_size"] * 2)
+                        self.env.set_mapsize(self.env.info()["map_size"] * 2)
                 except lmdb.MapResizedError:  # another process grew the map: take its size, run again
                     with self._rw.exclusive():
-                        self._adopt_map_size()
+                        self.env.set_mapsize(0)
             raise LedgerError("could not grow the LMDB map")
         except BaseException as exc:  # the whole batch failed: tell every caller
             for work in batch:
@@ -417,47 +331,48 @@ class Store(ReplicationMixin):
             for work in batch:
                 work.done = True
 
-    def _run(self, batch: list[_Work]) -> None:
-        # Items run straight in the one transaction: no nested transaction per
-        # item (one costs ~8 us of the writer's serial time, and LMDB's
-        # writemap, used in relaxed mode, has none). If an item fails, the
-        # transaction is aborted, which for that item is its "nothing
-        # written", and the rest of the batch runs again in a fresh one
-        # without it (a work item may run again: see `submit`).
-        failed: dict[int, Exception] = {}
-        while True:
-            txn = self.env.begin(write=True)
-            try:
-                head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
-                outcomes: list[tuple[_Work, Any]] = []
-                for i, work in enumerate(batch):
-                    if i in failed:
-                        continue
-                    view = WriteView(txn, self._dbs, head, self.audit_tables)
-                    try:
-                        result = work.fn(view)
-                    except lmdb.MapFullError:
-                        raise
-                    except Exception as exc:  # this item fails alone; the batch goes on
-                        failed[i] = exc
-                        break
-                    head = view.head
-                    outcomes.append((work, result))
-                else:
-                    if outcomes:
-                        txn.put(b"head", head.pack(), db=self._dbs["meta"])
-                        txn.commit()
-                    else:
+    def _run(self, batch: list[_Work], nested: bool = False) -> None:
+        txn = self.env.begin(write=True)
+        # Items run straight in the one transaction (a nested transaction per
+        # item costs ~8 us of the writer's serial time). If one fails, that
+        # transaction is aborted, which for a lone item is its "nothing
+        # written"; a batch is then run again with a nested transaction per
+        # item, so the failing item fails alone (a work item may run again:
+        # see `submit`).
+        try:
+            head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+            outcomes: list[tuple[_Work, Any, Exception | None]] = []
+            for work in batch:
+                child = self.env.begin(write=True, parent=txn) if nested else txn
+                view = WriteView(child, self._dbs, head, self.audit_tables)
+                try:
+                    result = work.fn(view)
+                except lmdb.MapFullError:
+                    if nested:
+                        child.abort()
+                    raise
+                except Exception as exc:  # this item fails alone; the batch goes on
+                    if not nested:
                         txn.abort()
-                    for work, result in outcomes:
-                        work.result, work.error = result, None
-                    for i, error in failed.items():
-                        batch[i].result, batch[i].error = None, error
-                    return
-                txn.abort()
-            except BaseException:
-                txn.abort()
-                raise
+                        if len(batch) > 1:
+                            Store._run(self, batch, nested=True)
+                            return
+                        work.result, work.error = None, exc
+                        return
+                    child.abort()
+                    outcomes.append((work, None, exc))
+                    continue
+                if nested:
+                    child.commit()
+                head = view.head
+                outcomes.append((work, result, None))
+            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        for work, result, error in outcomes:
+            work.result, work.error = result, error
 
     # -- a node of a cluster: the log side (see the module docstring) ----------
 
@@ -477,4 +392,4 @@ class Store(ReplicationMixin):
             with self._rw.exclusive():
                 info = self.env.info()
                 if (info["last_pgno"] + 1) * self.env.stat()["psize"] > info["map_size"] * GROW_AT:
-                    self._set_map_size(info["map_size"] * 2)
+                    self.env.set_mapsize(info["map_size"] * 2)

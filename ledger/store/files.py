@@ -70,19 +70,6 @@ def check_data_file(path: str) -> int:
     return need
 
 
-def map_size_on_disk(path: str) -> int:
-    """The largest map any process may have on data.mdb: its length (a
-    writemap process sizes the file to its map) or its newest meta's map
-    size (what the last writer used), whichever is larger."""
-    with open(path, "rb") as f:
-        metas = [m for m in (_read_meta(f, 0),) if m is not None]
-        if metas:
-            second = _read_meta(f, metas[0].psize)
-            if second is not None and second.txnid > metas[0].txnid:
-                metas = [second]
-        return max([os.fstat(f.fileno()).st_size] + [m.mapsize for m in metas])
-
-
 _DENIED = tuple(os.strerror(code) for code in (errno.EACCES, errno.EPERM, errno.EROFS))
 
 

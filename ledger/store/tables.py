@@ -25,9 +25,6 @@ _TABLES = ("records", "meta", "keks", "checkpoints", "audit", *projections.TABLE
 def _node_key(level: int, index: int) -> bytes:
     return indexes.MERKLE_NAMESPACE + _NODE.pack(level, index)
 INITIAL_MAP_SIZE = 64 << 20
-#: relaxed mode's first map (writemap reserves the whole map on disk, so it
-#: starts small and doubles: at most about 3x the pages in use)
-RESERVED_MAP_SIZE = 4 << 20
 GROW_AT = 0.70  # grow the map once this fraction is used
 DURABILITY_MODES = ("durable", "relaxed")
 

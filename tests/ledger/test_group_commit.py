@@ -123,10 +123,9 @@ def test_concurrent_encrypts_share_commits(tmp_path):
         kms.close()
 
 
-@pytest.mark.parametrize("durability", ["durable", "relaxed"])  # relaxed: LMDB's writemap
+@pytest.mark.parametrize("durability", ["durable", "relaxed"])
 def test_a_failing_item_leaves_the_rest_of_its_batch_alone(tmp_path, durability):
     store = Store(str(tmp_path), durability=durability)
-    assert store.writemap == (durability == "relaxed")
     try:
         gate = threading.Event()
 
@@ -259,8 +258,6 @@ def test_the_map_grows_by_itself(tmp_path, batch):
         for start in range(0, total, batch):
             store.submit(append_work(f"grow-{start}", n=batch))
         assert store.env.info()["map_size"] > small
-        data = tmp_path / "data.mdb"  # relaxed (writemap): the grown map's blocks are reserved too
-        assert data.stat().st_blocks * 512 >= store.env.info()["map_size"] == data.stat().st_size
         if batch == total:  # the one transaction hit the end of the map and was retried
             assert len(attempts) > 1
         with store.snapshot() as snap:
@@ -297,15 +294,14 @@ store.close()
 @pytest.mark.parametrize("other", ["relaxed", "durable"])
 def test_another_process_growing_the_map_under_a_writer(tmp_path, other):
     """Several processes may write one ledger. Another process growing the
-    map makes this one's next transaction fail with LMDB's MapResizedError
-    (a relaxed store writes through a writable map of the file: the file is
-    never cut below the largest map in use); the writer takes the new size
-    and runs its batch again, and both processes' records are in one chain."""
+    data past this one's map makes this one's next write transaction fail
+    with LMDB's MapResizedError; the writer takes the new size and runs its
+    batch again (it answered an internal error before), and both processes'
+    records are in one chain."""
     import subprocess
     import sys
 
-    store = Store(str(tmp_path), durability="relaxed")
-    data = tmp_path / "data.mdb"
+    store = Store(str(tmp_path), durability="relaxed", map_size=1 << 20)  # the other's map is 64 MiB
     try:
         store.submit(append_work("first"))
         before = store.env.info()["map_size"]
@@ -319,7 +315,6 @@ def test_another_process_growing_the_map_under_a_writer(tmp_path, other):
         while child.poll() is None:
             store.submit(append_work(f"mine-{mine}"))
             mine += 1
-            assert data.stat().st_size >= store.env.info()["map_size"]  # never cut below this map
         assert child.returncode == 0
         store.submit(append_work("last"))
         with store.snapshot() as snap:

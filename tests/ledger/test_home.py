@@ -18,7 +18,7 @@ import pytest
 
 import keyledger
 from keyledger import home as home_
-from keyledger.store import RESERVED_MAP_SIZE, Store, check_data_file
+from keyledger.store import Store, check_data_file
 
 FILES = ("data.mdb", "lock.mdb", "root.key", "checkpoint.key")
 
@@ -36,8 +36,7 @@ def umask() -> Iterator[None]:
 
 
 def make_ledger(home: Path, keys: int = 3) -> None:
-    # durable: a relaxed ledger's data.mdb is its whole map (writemap), see below
-    with keyledger.open(home, create=True, durability="durable") as kms:
+    with keyledger.open(home, create=True, durability="relaxed") as kms:
         for n in range(keys):
             key = kms.create_key(description=f"key {n}").key_metadata.key_id
             for _ in range(20):
@@ -159,31 +158,6 @@ def test_a_truncated_data_file_is_refused_not_a_bus_error(built: Path, tmp_path:
     wanted = need if size >= 2 * psize else 2 * psize if size < 200 else need
     assert child.stdout == f"data.mdb is truncated: {size} bytes, the ledger needs at least {wanted}\n"
     assert data.stat().st_size == size  # nothing wrote to it
-
-
-def test_a_relaxed_ledger_reserves_its_map_and_still_refuses_a_cut_file(tmp_path: Path) -> None:
-    """Relaxed mode writes through LMDB's writemap: data.mdb is as long as
-    the map, with its blocks reserved (a full disk fails a growth, never a
-    write into a hole), and a cut copy is still refused by its meta."""
-    home = tmp_path / "relaxed"
-    with keyledger.open(home, create=True, durability="relaxed") as kms:
-        key = kms.create_key().key_metadata.key_id
-        blob = kms.encrypt(key, b"x" * 100).ciphertext_blob
-        map_size = kms.store.env.info()["map_size"]
-    assert map_size == RESERVED_MAP_SIZE  # it starts small: all of it is on disk
-    data = home / "data.mdb"
-    assert data.stat().st_size == map_size
-    assert data.stat().st_blocks * 512 >= map_size
-    need = check_data_file(str(data))
-    assert need < map_size
-    with keyledger.open(home, durability="relaxed") as kms:  # reopens at the file's size, not smaller
-        assert kms.store.env.info()["map_size"] == map_size
-        assert kms.decrypt(blob).plaintext == b"x" * 100
-    with keyledger.open(home, durability="durable") as kms:  # and a durable open reads it as well
-        assert kms.decrypt(blob).plaintext == b"x" * 100
-    os.truncate(data, need - 4096)
-    with pytest.raises(keyledger.LedgerError, match="data.mdb is truncated"):
-        keyledger.open(home, durability="relaxed")
 
 
 def test_a_data_file_grown_past_its_meta_still_opens(built: Path, tmp_path: Path) -> None:

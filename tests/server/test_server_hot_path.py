@@ -278,17 +278,20 @@ def test_responses_on_a_kept_alive_connection_head_requests_and_close(plain: Any
         assert sock.recv(65536) == b""
 
 
+def _read_to_end(sock: Any) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
 def test_pipelined_requests_are_answered_in_order(plain: Any) -> None:
     srv = plain(keep_alive=5)
     with srv.connect() as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + b"HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
                      + b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_to_end(sock)
     assert data.count(b"HTTP/1.1 200 OK\r\n") == 5
     assert data.count(b'{"hello":"world"}') == 4  # not after the HEAD
 
@@ -320,12 +323,7 @@ def test_the_request_deadline_holds_across_requests_on_one_connection(plain: Any
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # half a head: 408 within about a second
         started = time.monotonic()
         sock.settimeout(10)
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_to_end(sock)
         assert data.startswith(b"HTTP/1.1 408 ")
         assert 0.5 < time.monotonic() - started < 8
 
