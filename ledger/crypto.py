@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import functools
 import hmac
-from hashlib import sha256 as _sha256
 import os
 import struct
 import uuid
+from hashlib import sha256 as _sha256
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -110,10 +110,11 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def _hmac_sha256(key: bytes, message: bytes) -> bytes:
-    """RFC 2104 HMAC-SHA256 on hashlib: a third cheaper than `hmac.digest`, whose OpenSSL 3 path looks
-    the algorithm up on every call (the message key is two of these per
-    request). Same bytes: tests/ledger/test_crypto.py checks it against
-    `hmac.digest` and the derivation against cryptography's HKDF."""
+    """RFC 2104 HMAC-SHA256 on hashlib: a third cheaper than `hmac.digest`,
+    whose OpenSSL 3 path looks the algorithm up on every call (the message
+    key is two of these per request). Same bytes: tests/ledger/test_crypto.py
+    checks it against `hmac.digest` and the derivation against
+    cryptography's HKDF."""
     if len(key) > 64:
         key = _sha256(key).digest()
     padded = key.ljust(64, b"\0")

@@ -28,6 +28,7 @@ from keyledger.service.request import (
     Planned,
     Rng,
     T,
+    _drop_version,
     _Request,
     _utcnow,
     new_request_id,
@@ -141,10 +142,8 @@ class ServiceBase:
         """Drop a version's unwrapped material from the caches: the next use
         unwraps it again, after the state checks."""
         with self._cache_lock:
-            for k in [k for k in self._materials if k[:2] == (key_id, version)]:
-                self._materials.pop(k, None)
-            for k in [k for k in self._private_keys if k[:2] == (key_id, version)]:
-                self._private_keys.pop(k, None)
+            _drop_version(self._materials, key_id, version)
+            _drop_version(self._private_keys, key_id, version)
 
     def _run(self, operation: str, body: Callable[[_Request], T], *, key_hint: str | None = None) -> T:
         now = self.now()

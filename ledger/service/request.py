@@ -413,12 +413,17 @@ class _Request:
         return state, version, plaintext
 
 
+def _drop_version(cache: dict[tuple[str, int, bytes], Any], key_id: str, version: int) -> None:
+    """Remove every entry of one key version, whatever wrapped bytes it was cached under."""
+    for stale in [k for k in list(cache) if k[:2] == (key_id, version)]:  # list(): one atomic copy
+        cache.pop(stale, None)
+
+
 def _replace(cache: dict[tuple[str, int, bytes], Any], entry: tuple[str, int, bytes], value: Any) -> None:
     """Cache `value` as the one entry of its (key, version): an entry for
     other wrapped bytes (a discarded run's, or re-imported material's)
     goes, so unwrapped material that never reached the log is not kept."""
-    for stale in [k for k in list(cache) if k[:2] == entry[:2]]:  # list(): one atomic copy
-        cache.pop(stale, None)
+    _drop_version(cache, entry[0], entry[1])
     cache[entry] = value
 
 

@@ -24,8 +24,8 @@ If an item fails, the batch runs again with each item in its own nested
 transaction, so a failing item leaves nothing behind. A work item may
 therefore run twice (so may every item of a batch that met a full map): it
 keeps its effects inside the view, and the service's caches answer only for
-what the transaction reads. In `relaxed` mode commits are not synced; a background
-thread syncs every `sync_interval` seconds, so an OS crash or power loss can
+what the transaction reads. In `relaxed` mode commits are not synced; a
+background thread syncs every `sync_interval` seconds, so an OS crash or power loss can
 lose at most that window of acknowledged requests (a process crash loses
 nothing: committed pages are already in the OS page cache).
 
