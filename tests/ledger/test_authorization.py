@@ -41,6 +41,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from clockkit import Clock
 import keyledger
 from keyledger import projections
 from keyledger import events as ev
@@ -59,14 +60,6 @@ REGION = keyledger.DEFAULT_REGION
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 EC = {"dept": "sales"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def arn(key_id: str) -> str:
@@ -131,17 +124,6 @@ class World:
 
     def iam(self, *statements: dict[str, Any], who: str | None = None, name: str = "p") -> None:
         self.root.put_principal_policy(who or self.alice, name, doc(*statements))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
-        yield service
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from clockkit import T0, Clock
+from clockkit import T0
 import keyledger
 import pytest
 from keyledger import forensics
@@ -23,17 +23,6 @@ ACCOUNT = keyledger.DEFAULT_ACCOUNT
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
-        yield service
 
 
 def root_of(kms) -> Secret:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
+from clockkit import T0
 import keyledger
 from keyledger import crypto
 from keyledger import events as ev
@@ -21,27 +22,8 @@ from keyledger.errors import (
 )
 from keyledger.service import to_us
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 US = timedelta(microseconds=1)
-
-
-class Clock:
-    """The ledger's clock, moved by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from clockkit import T0, Clock
+from clockkit import T0
 import keyledger
 import pytest
 from keyledger import crypto
@@ -35,17 +35,6 @@ from test_import import wrap
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
-        yield service
 
 
 def arn(region: str, key_id: str) -> str:

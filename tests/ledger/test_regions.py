@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clockkit import T0, Clock
+from clockkit import T0
 import keyledger
 import pytest
 from keyledger import LedgerError, audit
@@ -20,17 +20,6 @@ from keyledger.projections.query import Filter, query
 ACCOUNT = keyledger.DEFAULT_ACCOUNT
 EU = "eu-west-1"
 
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def kms(tmp_path, clock):
-    with keyledger.open(tmp_path / "ledger", create=True, clock=clock, durability="relaxed") as service:
-        yield service
 
 
 def test_keys_belong_to_the_request_region(kms) -> None:
