@@ -93,6 +93,7 @@ class Store(ReplicationMixin):
             self.env.close()
             raise
         self._rw = _RWLock()
+        self._reading = threading.local()  # how many of its own reads each thread holds open
         # a node of a cluster: the replicated log, and one writer at a time
         # between the commit leader and the node's catch-up thread (taken
         # after `_rw.shared()`, always in that order)
@@ -186,25 +187,56 @@ class Store(ReplicationMixin):
 
     def init_meta(self, values: dict[str, bytes]) -> dict[str, bytes]:
         """Set meta values that are not set yet (first writer wins); return all."""
-        with self._rw.shared(), self.env.begin(write=True) as txn:
+        def put(txn: lmdb.Transaction[bytes]) -> None:
             for k, v in values.items():
                 txn.put(k.encode(), v, db=self._dbs["meta"], overwrite=False)
+        self._write_once(put)
         return self.meta()
+
+    def _write_once(self, fn: Callable[[lmdb.Transaction[bytes]], None]) -> None:
+        """One small write transaction outside the group commit (meta
+        values, checkpoints), run again after taking the map size another
+        process grew to, or after growing a full map, as `_commit` does."""
+        for _ in range(8):
+            try:
+                with self._rw.shared(), self.env.begin(write=True) as txn:
+                    fn(txn)
+                return
+            except lmdb.MapFullError:
+                with self._rw.exclusive():
+                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:
+                with self._rw.exclusive():
+                    self.env.set_mapsize(0)
+        raise LedgerError("could not grow the LMDB map")
 
     # -- reads ------------------------------------------------------------------
 
     @contextmanager
     def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
-        with self._rw.shared():
-            try:
-                txn = self.env.begin(buffers=False)
-            except lmdb.MapResizedError:
-                self.env.set_mapsize(0)  # another process grew the map
-                txn = self.env.begin(buffers=False)
-            try:
-                yield txn
-            finally:
-                txn.abort()
+        reading = self._reading
+        while True:
+            with self._rw.shared():
+                try:
+                    txn = self.env.begin(buffers=False)
+                except lmdb.MapResizedError:
+                    pass  # another process grew the map: take its size (below), begin again
+                else:
+                    reading.depth = getattr(reading, "depth", 0) + 1
+                    try:
+                        yield txn
+                    finally:
+                        reading.depth -= 1
+                        txn.abort()
+                    return
+            # LMDB changes the map size only with no transaction open in this
+            # process: under the exclusive lock, which waits for every reader.
+            # A thread inside one of its own reads would wait for itself.
+            if getattr(reading, "depth", 0):
+                raise LedgerError("another process grew the ledger's map while this thread holds a read "
+                                  "open; read again after closing it")
+            with self._rw.exclusive():
+                self.env.set_mapsize(0)
 
     def head(self) -> Head:
         with self._read() as txn:
@@ -240,8 +272,7 @@ class Store(ReplicationMixin):
             yield from snap.records(start, stop)
 
     def put_checkpoint(self, tree_size: int, note: bytes) -> None:
-        with self._rw.shared(), self.env.begin(write=True) as txn:
-            txn.put(_SEQ.pack(tree_size), note, db=self._dbs["checkpoints"])
+        self._write_once(lambda txn: txn.put(_SEQ.pack(tree_size), note, db=self._dbs["checkpoints"]))
 
     def file_path(self) -> str:
         return os.path.join(self.path, "data.mdb")

@@ -17,6 +17,7 @@ import pytest
 import keyledger
 from keyledger import projections
 from keyledger import events as ev
+from keyledger.errors import LedgerError
 from keyledger.store import Store
 from keyledger.projections import replay
 from chainkit import verify_chain
@@ -323,6 +324,71 @@ def test_another_process_growing_the_map_under_a_writer(tmp_path, other):
             ids = [r.request_id for r in snap.records()]
         assert sorted(i for i in ids if i.startswith("other-")) == sorted([f"other-{i}" for i in range(40)] * 2)
         assert ids.count("after the growth") == ids.count("last") == 1
+    finally:
+        store.close()
+
+
+def _grow_from_another_process(home, commits: int = 40) -> None:
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", GROWER, str(home), "relaxed", str(commits)], check=True, timeout=120)
+
+
+def test_a_read_takes_the_grown_map_without_pulling_it_from_under_other_readers(tmp_path):
+    """A read whose transaction cannot begin because another process grew
+    the data past this process's map takes the new size. LMDB allows that
+    only with no transaction open in the process, so it waits for the other
+    threads' open reads (it resized under them before), and they read on."""
+    store = Store(str(tmp_path), durability="relaxed", map_size=1 << 20)
+    try:
+        store.submit(append_work("first"))
+        holding, release, seen = threading.Event(), threading.Event(), []
+
+        def reader() -> None:
+            with store.snapshot() as snap:
+                holding.set()
+                release.wait(60)
+                seen.append([r.request_id for r in snap.records()])  # its own view, still mapped
+        thread = threading.Thread(target=reader)
+        thread.start()
+        holding.wait(10)
+        _grow_from_another_process(tmp_path)
+        threading.Timer(0.3, release.set).start()
+        assert store.head().seq == 1 + 40  # waited for the reader, then took the new size
+        thread.join(10)
+        assert seen == [["first"]]
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == 41
+    finally:
+        store.close()
+
+
+def test_a_read_inside_a_read_of_the_same_thread_refuses_instead_of_waiting_for_itself(tmp_path):
+    store = Store(str(tmp_path), durability="relaxed", map_size=1 << 20)
+    try:
+        store.submit(append_work("first"))
+        with store.snapshot() as snap:
+            _grow_from_another_process(tmp_path)
+            with pytest.raises(LedgerError, match="another process grew the ledger's map"):
+                store.head()
+            assert [r.request_id for r in snap.records()] == ["first"]
+        assert store.head().seq == 41  # once its read is closed, the thread reads the grown map
+    finally:
+        store.close()
+
+
+def test_checkpoints_and_meta_are_written_after_another_process_grew_the_map(tmp_path):
+    """The small writes outside the group commit take the grown map as the
+    commit does (they raised LMDB's MapResizedError)."""
+    store = Store(str(tmp_path), durability="relaxed", map_size=1 << 20)
+    try:
+        store.submit(append_work("first"))
+        _grow_from_another_process(tmp_path)
+        store.put_checkpoint(41, b"note")
+        _grow_from_another_process(tmp_path)
+        assert store.init_meta({"test-marker": b"1"})["test-marker"] == b"1"
+        with store.snapshot() as snap:
+            assert verify_chain(snap) == 81
     finally:
         store.close()
 
