@@ -44,11 +44,12 @@ def is_sts_request(scope: dict[str, Any]) -> bool:
 
 def is_sts(headers: dict[str, list[str]]) -> bool:
     """`is_sts_request` for a POST / whose headers the app has parsed
-    (lower-case name -> values in order; the last value of each counts)."""
+    (lower-case name -> values in order; the last value of each counts,
+    except Authorization: the first, the one the SigV4 verifier reads)."""
     if "x-amz-target" in headers and headers["x-amz-target"][-1]:
         return False
     authorization = headers.get("authorization")
-    if authorization is not None and "/sts/aws4_request" in authorization[-1]:
+    if authorization and "/sts/aws4_request" in authorization[0]:
         return True
     content_type = headers.get("content-type")
     return content_type is not None and content_type[-1].lower().startswith("application/x-www-form-urlencoded")

@@ -82,3 +82,33 @@ def test_kms_requests_still_get_json(served: Any) -> None:
                        aws_access_key_id=served.root.access_key_id,
                        aws_secret_access_key=served.root.secret_access_key)
     assert kms.list_keys()["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/x-amz-json-1.1"
+
+
+def test_the_authorization_header_the_verifier_reads_routes_the_request(served: Any) -> None:
+    """With two Authorization headers, STS or KMS is chosen by the first,
+    the one SigV4 verifies. The route read the last: this request, whose
+    first header is scoped to KMS, went to STS, which verified that header
+    as STS's and answered in XML."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = "{}"
+    request = AWSRequest(method="POST", url=served.url + "/", data=body,
+                         headers={"Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(served.root.access_key_id, served.root.secret_access_key), "kms",
+              "us-east-1").add_auth(request)
+    signed = request.headers["Authorization"]
+    url = urlsplit(served.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.putrequest("POST", "/", skip_accept_encoding=True)
+    for name, value in request.headers.items():
+        if name.lower() != "authorization":
+            conn.putheader(name, value)
+    conn.putheader("Authorization", signed)
+    conn.putheader("Authorization", signed.replace("/kms/aws4_request", "/sts/aws4_request"))
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body.encode())
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.getheader("content-type") == "application/x-amz-json-1.1"  # KMS's answer, not STS's XML
