@@ -44,10 +44,10 @@ class AccessOps(ServiceBase):
         MalformedPolicyDocumentException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             _check_policy_name(policy_name)
-            authz.parse(policy)
-            state = req.key(key_id)
-            req.authorize("kms:PutKeyPolicy", state,
+            state = req.key(key_id)  # a missing key or a caller who may not put its policy learns
+            req.authorize("kms:PutKeyPolicy", state,  # nothing about the document
                           extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            authz.parse(policy)
             cmd.require_not_pending(state, req.arn(state.key_id))
             if not bypass_policy_lockout_safety_check:
                 _lockout_check(req, state.key_id, policy)

@@ -527,6 +527,18 @@ def _only(principal: str) -> str:
     return doc({"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*", "Resource": "*"})
 
 
+def test_put_key_policy_finds_the_key_and_authorizes_before_reading_the_document(world: World) -> None:
+    """A missing key is NotFound and a caller who may not put the policy is
+    denied whatever the document holds: the document is read only for a
+    caller who may replace it (it was parsed first, so a stranger learned
+    whether a document was well formed)."""
+    with pytest.raises(NotFoundException):
+        world.root.put_key_policy("00000000-0000-0000-0000-000000000000", "not a policy")
+    denied(lambda: world.as_alice().put_key_policy(world.key, "not a policy"))
+    with pytest.raises(MalformedPolicyDocumentException):
+        world.root.put_key_policy(world.key, "not a policy")
+
+
 def test_policy_lockout_safety_check_on_put_key_policy(world: World) -> None:
     root, caller = world.root, world.as_alice()
     locked = _only(world.alice)
