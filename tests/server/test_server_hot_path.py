@@ -37,20 +37,23 @@ from serverkit import REGION, Server
 # -- STS routing: one header scan --------------------------------------------------------
 
 def _old_is_sts_request(scope: dict[str, Any]) -> bool:
-    """The scan `sts.is_sts_request` did before the app parsed headers once."""
+    """The scan `sts.is_sts_request` did before the app parsed headers once
+    (with the first Authorization header, the one SigV4 verifies, since the
+    route was made to read that one rather than the last)."""
     if scope.get("type") != "http" or scope.get("path") != "/" or scope.get("method") != "POST":
         return False
-    target = authorization = content_type = ""
+    target = content_type = ""
+    authorization = None
     for name, value in scope.get("headers", ()):
         if name == b"x-amz-target":
             target = value.decode("latin-1")
-        elif name == b"authorization":
+        elif name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
         elif name == b"content-type":
             content_type = value.decode("latin-1").lower()
     if target:
         return False
-    return "/sts/aws4_request" in authorization or content_type.startswith("application/x-www-form-urlencoded")
+    return "/sts/aws4_request" in (authorization or "") or content_type.startswith("application/x-www-form-urlencoded")
 
 
 _NAMES = st.sampled_from([b"x-amz-target", b"authorization", b"content-type", b"host", b"x-amz-date"])
