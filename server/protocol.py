@@ -162,4 +162,9 @@ def encode_response(response: Any) -> bytes:
 
 
 def encode_error(error: KMSError) -> bytes:
+    """`{"__type", "message"}`; an error AWS gives without a message (a
+    signature, MAC or ciphertext that does not verify) has no `message`
+    member at all, as AWS's own body has none."""
+    if not error.message:
+        return _json_encoder.encode({"__type": error.code})
     return _json_encoder.encode({"__type": error.code, "message": error.message})

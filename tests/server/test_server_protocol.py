@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 
 from keyledger import responses as r
-from keyledger.errors import UnsupportedOperationException, ValidationException
+from keyledger.errors import KMSInvalidSignatureException, UnsupportedOperationException, ValidationException
 from keyledger.server import protocol
 from keyledger.server.protocol import SerializationException, UnknownOperationException
 
@@ -145,3 +145,6 @@ def test_response_encoding() -> None:
     assert protocol.encode_response(None) == b""
     assert json.loads(protocol.encode_error(ValidationException("bad"))) == {
         "__type": "ValidationException", "message": "bad"}
+    # AWS leaves `message` out when there is none (its SDKs then read the message as "")
+    assert json.loads(protocol.encode_error(KMSInvalidSignatureException(""))) == {
+        "__type": "KMSInvalidSignatureException"}
