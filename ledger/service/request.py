@@ -400,7 +400,7 @@ class _Request:
                 raise InvalidCiphertextException("The ciphertext is invalid.")
             if named.key_id != key_id:
                 raise IncorrectKeyException(
-                    "The key ID in the request does not identify a KMS key that can perform this operation.")
+                    "The key ID in the request does not identify a CMK that can perform this operation.")
         state = self.view.get("keys", key_row(key_id, self.svc.scope))
         if state is None:  # no such key ever existed here: indistinguishable from garbage
             raise InvalidCiphertextException("The ciphertext is invalid.")
