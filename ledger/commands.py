@@ -412,12 +412,11 @@ def disable_rotation(state: KeyState, arn: str) -> list[ev.Event]:
 
 
 def check_on_demand(state: KeyState, arn: str) -> None:
-    keyspecs.require_rotatable(state.key_spec)
+    # AWS's order: a disabled key is DisabledException whatever its spec
     require_enabled(state, arn)
+    keyspecs.require_rotatable(state.key_spec)
     if state.origin == "EXTERNAL" and state.pending_rotation is None:
-        raise UnsupportedOperationException(
-            f"{arn} has no key material in PENDING_ROTATION state: import new key material "
-            "(ImportType NEW_KEY_MATERIAL) first.")
+        raise KMSInvalidStateException(f"No available key material pending rotation for the key: {arn}.")
     if state.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
         raise LimitExceededException(
             "The on-demand rotations limit has been reached for the given keyId. "
@@ -532,8 +531,7 @@ def require_primary(state: KeyState, arn: str, operation: str) -> None:
         raise UnsupportedOperationException(f"{arn} is not a multi-Region key. {operation} applies only to "
                                             "multi-Region keys.")
     if state.is_replica:
-        raise UnsupportedOperationException(f"{arn} is a multi-Region replica key. {operation} applies only "
-                                            "to a multi-Region primary key.")
+        raise UnsupportedOperationException(f"{arn} is not a multi-region primary key.")
 
 
 def require_not_replica(state: KeyState, arn: str) -> None:

@@ -309,12 +309,17 @@ def test_rotation_to_new_key_material(kms) -> None:
     first, second = os.urandom(32), os.urandom(32)
     do_import(kms, key, first, key_material_description="first")
     old = kms.encrypt(key, b"old").ciphertext_blob
-    with pytest.raises(UnsupportedOperationException, match="PENDING_ROTATION"):
+    arn = kms.describe_key(key).key_metadata.arn
+    with pytest.raises(KMSInvalidStateException) as info:  # AWS's words (recorded against AWS, 2025)
         kms.rotate_key_on_demand(key)
+    assert info.value.message == f"No available key material pending rotation for the key: {arn}."
     out = do_import(kms, key, second, import_type="NEW_KEY_MATERIAL", key_material_description="second")
     assert out.key_material_id == cmd.key_material_id(key, 2)
-    with pytest.raises(KMSInvalidStateException):
+    with pytest.raises(KMSInvalidStateException) as info:
         do_import(kms, key, os.urandom(32), import_type="NEW_KEY_MATERIAL")  # one pending at a time
+    assert info.value.message == (
+        f"New key material (id: {cmd.key_material_id(key, 3)}) cannot be imported into KMS key {key}, "
+        f"because another key material (id: {cmd.key_material_id(key, 2)}) is pending rotation.")
     listed = kms.list_key_rotations(key, include_key_material="ALL_KEY_MATERIAL").rotations
     assert [(e.key_material_state, e.import_state, e.key_material_description, e.rotation_date) for e in listed] \
         == [("CURRENT", "IMPORTED", "first", None), ("PENDING_ROTATION", "IMPORTED", "second", None)]

@@ -97,8 +97,9 @@ def test_replicate_key_refusals(kms) -> None:
     with pytest.raises(AlreadyExistsException) as info:
         kms.replicate_key(key, EU)
     assert arn(EU, key) in info.value.message
-    with pytest.raises(UnsupportedOperationException):
+    with pytest.raises(UnsupportedOperationException) as info:
         eu.replicate_key(key, AP)  # only the primary replicates
+    assert info.value.message == f"{arn(EU, key)} is not a multi-region primary key."  # AWS's words
     with pytest.raises(NotFoundException):
         eu.replicate_key(arn(US, key), AP)  # another region's ARN
     for call in (lambda: eu.enable_key_rotation(key), lambda: eu.disable_key_rotation(key),

@@ -160,6 +160,20 @@ def test_the_eleventh_on_demand_rotation_exceeds_the_limit(kms, key, clock):
     assert int.from_bytes(blob[19:23], "big") == 11
 
 
+def test_on_demand_rotation_of_a_disabled_key_is_disabled_before_its_spec_is_looked_at(kms):
+    """AWS answers a disabled RSA key DisabledException (recorded against AWS,
+    2025), an enabled one UnsupportedOperationException with no message."""
+    from keyledger.errors import DisabledException, UnsupportedOperationException
+    key = kms.create_key(key_usage="SIGN_VERIFY", key_spec="RSA_2048").key_metadata
+    with pytest.raises(UnsupportedOperationException) as info:
+        kms.rotate_key_on_demand(key.key_id)
+    assert info.value.message == ""
+    kms.disable_key(key.key_id)
+    with pytest.raises(DisabledException) as disabled:
+        kms.rotate_key_on_demand(key.key_id)
+    assert disabled.value.message == f"{key.arn} is disabled."
+
+
 def test_the_on_demand_limit_is_per_key(kms, key):
     for _ in range(10):
         kms.rotate_key_on_demand(key)
