@@ -254,11 +254,15 @@ def next_expiry(state: KeyState) -> int | None:
 
 def metadata_fields(state: KeyState) -> dict[str, Any]:
     """ExpirationModel and ValidTo of KeyMetadata (EXTERNAL keys only; ValidTo
-    the earliest expiry of the material associated with the key)."""
+    the earliest expiry of the material associated with the key). Neither
+    while the current material is not imported: before the first import and
+    after DeleteImportedKeyMaterial, as AWS answers (recorded, 2025)."""
     if state.origin != EXTERNAL or not state.imports:
         return {}
     current = next((m for m in state.imports if state.versions and m.version == state.current.version),
                    state.imports[0])
+    if current.import_state != IMPORTED:
+        return {}
     valid_to = next_expiry(state)
     return {"expiration_model": EXPIRES if valid_to is not None else current.expiration_model,
             "valid_to": ev.from_us(valid_to) if valid_to is not None else None}

@@ -280,13 +280,18 @@ def test_delete_imported_key_material(kms) -> None:
     kms.disable_key(key)
     out = kms.delete_imported_key_material(key)
     assert out.key_material_id == cmd.key_material_id(key, 1)
-    assert kms.describe_key(key).key_metadata.key_state == "PendingImport"
+    meta = kms.describe_key(key).key_metadata
+    assert meta.key_state == "PendingImport"
+    # as AWS describes it (recorded, 2025): no ExpirationModel while nothing is imported, the material id kept
+    assert (meta.expiration_model, meta.valid_to, meta.current_key_material_id) == \
+        (None, None, cmd.key_material_id(key, 1))
     with pytest.raises(KMSInvalidStateException):
         kms.decrypt(blob)
     with pytest.raises(KMSInvalidStateException):
         kms.delete_imported_key_material(key)  # already gone
     do_import(kms, key, material)
     assert kms.decrypt(blob).plaintext == b"x"
+    assert kms.describe_key(key).key_metadata.expiration_model == "KEY_MATERIAL_DOES_NOT_EXPIRE"
 
 
 def test_pending_deletion_is_kept_and_cancel_returns_to_pending_import(kms) -> None:
