@@ -74,11 +74,11 @@ class KeyMetadata(_Response, frozen=True):
 
 
 class ReplicateKeyResponse(_Response, frozen=True):
-    """ReplicateKey: the replica's metadata, policy and tags."""
+    """ReplicateKey: the replica's metadata, policy and tags (None: it has none)."""
 
     replica_key_metadata: KeyMetadata
     replica_policy: str
-    replica_tags: list[Tag]
+    replica_tags: list[Tag] | None = None
 
 
 class CreateKeyResponse(_Response, frozen=True):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from keyledger import commands as cmd
 from keyledger import crypto
 from keyledger import events as ev
@@ -88,8 +90,15 @@ class MultiRegionOps(ServiceBase):
             req.emit(events[:1])
             there.emit(events[1:])
             replica: KeyState = req.view.get("keys", key_row(state.key_id, replica_scope))
-            return r.ReplicateKeyResponse(self._metadata(replica), document,
-                                          [r.Tag(k, v) for k, v in tag_map.items()])
+            # AWS answers with a replica it is still making: Creating, not yet enabled, no current
+            # key material id, and no ReplicaTags member without tags (recorded against AWS, 2025).
+            # Here the replica is usable when this returns; DescribeKey shows it Enabled. (One
+            # with imported material is PendingImport, as it stays until its import.)
+            meta = self._metadata(replica)
+            if meta.key_state == "Enabled":
+                meta = msgspec.structs.replace(meta, key_state="Creating", enabled=False,
+                                               current_key_material_id=None)
+            return r.ReplicateKeyResponse(meta, document, [r.Tag(k, v) for k, v in tag_map.items()] or None)
         return self._run("ReplicateKey", body, key_hint=key_id)
 
     def update_primary_region(self, key_id: str, primary_region: str) -> None:

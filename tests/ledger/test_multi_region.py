@@ -62,10 +62,16 @@ def test_create_replicate_and_describe(kms) -> None:
     out = kms.replicate_key(key, EU, description="replica", policy=policy,
                             tags=[{"TagKey": "t", "TagValue": "r"}])
     replica = out.replica_key_metadata
-    assert (replica.key_id, replica.arn, replica.description, replica.key_state) == (key, arn(EU, key), "replica",
-                                                                                     "Enabled")
+    # the response shows the replica as AWS's does, being made (recorded against AWS, 2025) ...
+    assert (replica.key_id, replica.arn, replica.description, replica.key_state, replica.enabled,
+            replica.current_key_material_id) == (key, arn(EU, key), "replica", "Creating", False, None)
     assert out.replica_policy == policy and [(t.tag_key, t.tag_value) for t in out.replica_tags] == [("t", "r")]
-    kms.replicate_key(key, AP)
+    # ... while here it is made, and usable, when the call returns
+    described = eu.describe_key(key).key_metadata
+    assert (described.key_state, described.enabled) == ("Enabled", True)
+    assert described.current_key_material_id == kms.describe_key(key).key_metadata.current_key_material_id
+    assert eu.decrypt(kms.encrypt(key, b"m").ciphertext_blob).plaintext == b"m"
+    assert kms.replicate_key(key, AP).replica_tags is None  # no ReplicaTags member without tags
     for service, kind in ((kms, "PRIMARY"), (eu, "REPLICA"), (ap, "REPLICA")):
         config = service.describe_key(key).key_metadata.multi_region_configuration
         assert config.multi_region_key_type == kind
