@@ -323,7 +323,7 @@ def test_rotation_to_new_key_material(kms) -> None:
     with pytest.raises(KMSInvalidStateException) as info:
         do_import(kms, key, os.urandom(32), import_type="NEW_KEY_MATERIAL")  # one pending at a time
     assert info.value.message == (
-        f"New key material (id: {cmd.key_material_id(key, 3)}) cannot be imported into KMS key {key}, "
+        f"New key material (id: {cmd.key_material_id(key, 3)}) cannot be imported into KMS key {arn}, "
         f"because another key material (id: {cmd.key_material_id(key, 2)}) is pending rotation.")
     listed = kms.list_key_rotations(key, include_key_material="ALL_KEY_MATERIAL").rotations
     assert [(e.key_material_state, e.import_state, e.key_material_description, e.rotation_date) for e in listed] \
