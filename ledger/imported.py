@@ -205,10 +205,10 @@ def import_material(state: KeyState, arn: str, material: Secret, *, import_type:
         raise IncorrectKeyMaterialException(
             f"{arn} already has key material: an HMAC or asymmetric key takes only one key material.")
     if state.pending_rotation is not None:
-        pending = state.pending_rotation.version  # AWS's words
+        waiting = state.pending_rotation.version  # AWS's words
         raise KMSInvalidStateException(
-            f"New key material (id: {cmd.key_material_id(state.key_id, pending + 1)}) cannot be imported into "
-            f"KMS key {arn}, because another key material (id: {cmd.key_material_id(state.key_id, pending)}) "
+            f"New key material (id: {cmd.key_material_id(state.key_id, waiting + 1)}) cannot be imported into "
+            f"KMS key {arn}, because another key material (id: {cmd.key_material_id(state.key_id, waiting)}) "
             "is pending rotation.")
     version = len(state.versions) + 1
     return [ev.KeyMaterialImported(state.key_id, version, kind, expiration_model, valid_to, description or "",

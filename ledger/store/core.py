@@ -272,7 +272,9 @@ class Store(ReplicationMixin):
             yield from snap.records(start, stop)
 
     def put_checkpoint(self, tree_size: int, note: bytes) -> None:
-        self._write_once(lambda txn: txn.put(_SEQ.pack(tree_size), note, db=self._dbs["checkpoints"]))
+        def put(txn: lmdb.Transaction[bytes]) -> None:
+            txn.put(_SEQ.pack(tree_size), note, db=self._dbs["checkpoints"])
+        self._write_once(put)
 
     def file_path(self) -> str:
         return os.path.join(self.path, "data.mdb")
