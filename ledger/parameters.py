@@ -106,7 +106,9 @@ def check_name(name: str, *, creating: bool = False) -> str:
     if len(name) > MAX_NAME:
         raise _length_error("name", MAX_NAME)
     if "/" in name and not name.startswith("/"):
-        raise ValidationException("Parameter name must be a fully qualified name.")
+        # PutParameter asks for a fully qualified name; a read refuses it as a malformed path
+        # (AWS's GetParameter, in LocalStack's AWS-validated test)
+        raise ValidationException("Parameter name must be a fully qualified name." if creating else _INVALID_NAME)
     if not _NAME.fullmatch(name) or "//" in name or name.endswith("/"):
         raise ValidationException(_INVALID_NAME)
     if creating and reserved(name):
@@ -117,6 +119,15 @@ def check_name(name: str, *, creating: bool = False) -> str:
     if len(name.strip("/").split("/")) > MAX_LEVELS:
         raise HierarchyLevelLimitExceededException(HIERARCHY_LIMIT)
     return name
+
+
+def root_alias(name: str) -> str | None:
+    """The other spelling of a root-level name: SSM takes `x` and `/x` as
+    one parameter (one ARN, `...:parameter/x`); None for a path's name."""
+    bare = name[1:] if name.startswith("/") else name
+    if "/" in bare:
+        return None
+    return bare if bare != name else "/" + name
 
 
 def split_selector(name: str) -> tuple[str, str | None]:

@@ -152,14 +152,32 @@ class ParameterStore:
         return base64.b64encode(v.ciphertext).decode()  # as SSM answers without decryption
 
     def _parameter(self, req: _Request, state: ParameterState, v: ParameterVersion, decrypt: bool,
-                   selector: str | None = None) -> Parameter:
-        return Parameter(state.name, v.parameter_type, self._value(req, state.name, v, decrypt), v.version,
+                   selector: str | None = None, shown: str | None = None) -> Parameter:
+        """`shown`: the name as asked for (AWS answers `/x` for `x` asked as `/x`)."""
+        return Parameter(shown or state.name, v.parameter_type, self._value(req, state.name, v, decrypt), v.version,
                          from_us(v.modified), self._arn(state.name), v.data_type,
                          f":{selector}" if selector is not None else None)
 
     def _state(self, req: _Request, name: str) -> ParameterState | None:
+        """The parameter `name` names, by either spelling of a root-level
+        name (`x`, `/x`); events name it by its `state.name`."""
         found: ParameterState | None = req.view.get("parameters", parameter_row(name, req.scope))
+        other = ps.root_alias(name) if found is None else None
+        if other is not None:
+            found = req.view.get("parameters", parameter_row(other, req.scope))
         return found
+
+    def _named(self, given: str) -> str:
+        """GetParameter(s) and GetParameterHistory take a parameter's ARN
+        for its name (a root-level name comes back without its slash, as
+        AWS answers); another account's or region's ARN names nothing here."""
+        if not isinstance(given, str) or not given.startswith("arn:"):
+            return given
+        prefix = self._arn("")
+        if not given.startswith(prefix) or len(given) == len(prefix):
+            raise ps.ParameterNotFound("")
+        rest = given[len(prefix):]
+        return rest if "/" not in rest.split(":", 1)[0] else "/" + rest
 
     def _existing(self, req: _Request, name: str) -> ParameterState:
         state = self._state(req, name)
@@ -222,6 +240,7 @@ class ParameterStore:
                 tag_map[tag["Key"]] = tag["Value"]
             self._authorize(req, "PutParameter", checked)
             state = self._state(req, checked)
+            checked = state.name if state is not None else checked  # `/x` overwrites `x`
             previous = state.current if state is not None else None
             if previous is not None and not overwrite:
                 raise ps.ParameterAlreadyExists(ps.ALREADY_EXISTS)
@@ -265,12 +284,12 @@ class ParameterStore:
         Raises ParameterNotFound, ParameterVersionNotFound, InvalidKeyId,
         ValidationException, AccessDeniedException."""
         def body(req: _Request) -> GetParameterResult:
-            base, selector = ps.split_selector(name)
+            base, selector = ps.split_selector(self._named(name))
             checked = ps.check_name(base)
             self._authorize(req, "GetParameter", checked)
             state = self._existing(req, checked)
             v = ps.select(state, selector)
-            parameter = self._parameter(req, state, v, bool(with_decryption), selector)
+            parameter = self._parameter(req, state, v, bool(with_decryption), selector, shown=checked)
             req.emit([ev.ParametersRead("GetParameter", [checked])])
             return GetParameterResult(parameter)
         result: GetParameterResult = self._run("GetParameter", body)
@@ -285,10 +304,10 @@ class ParameterStore:
         def body(req: _Request) -> GetParametersResult:
             found, invalid, read = [], [], []
             for given in dict.fromkeys(ps.check_names(names)):
-                base, selector = ps.split_selector(given)
                 try:
+                    base, selector = ps.split_selector(self._named(given))
                     checked = ps.check_name(base)
-                except ValidationException:
+                except (ValidationException, ps.ParameterNotFound):
                     invalid.append(given)
                     continue
                 self._authorize(req, "GetParameters", checked)
@@ -300,7 +319,7 @@ class ParameterStore:
                 if state is None or v is None:
                     invalid.append(given)
                     continue
-                found.append(self._parameter(req, state, v, bool(with_decryption), selector))
+                found.append(self._parameter(req, state, v, bool(with_decryption), selector, shown=checked))
                 read.append(checked)
             req.emit([ev.ParametersRead("GetParameters", read)])
             return GetParametersResult(found, invalid)
@@ -358,8 +377,7 @@ class ParameterStore:
         def body(req: _Request) -> DeleteParameterResult:
             checked = ps.check_name(name)
             self._authorize(req, "DeleteParameter", checked)
-            self._existing(req, checked)
-            req.emit([ev.ParameterDeleted(checked)])
+            req.emit([ev.ParameterDeleted(self._existing(req, checked).name)])
             return DeleteParameterResult()
         result: DeleteParameterResult = self._run("DeleteParameter", body)
         return result
@@ -378,10 +396,11 @@ class ParameterStore:
                     invalid.append(given)
                     continue
                 self._authorize(req, "DeleteParameters", checked)
-                if self._state(req, checked) is None:
+                state = self._state(req, checked)
+                if state is None:
                     invalid.append(given)
                     continue
-                req.emit([ev.ParameterDeleted(checked)])
+                req.emit([ev.ParameterDeleted(state.name)])
                 deleted.append(given)
             if not deleted:
                 req.emit([ev.ParametersRead("DeleteParameters")])
@@ -399,7 +418,7 @@ class ParameterStore:
         Raises ParameterNotFound, InvalidNextToken, InvalidKeyId, ValidationException,
         AccessDeniedException."""
         def body(req: _Request) -> GetParameterHistoryResult:
-            checked = ps.check_name(name)
+            checked = ps.check_name(self._named(name))
             limit = ps.check_max_results(max_results, 50, 50)
             after = ps.read_token(next_token)
             if after is not None and not after.startswith("#"):
@@ -458,7 +477,7 @@ class ParameterStore:
                 raise ps.ParameterVersionLabelLimitExceeded(
                     "A parameter version can have maximum 10 labels.Move one or more labels to another version "
                     "and try again.")
-            req.emit([ev.ParameterLabeled(checked, target.version, good)])
+            req.emit([ev.ParameterLabeled(state.name, target.version, good)])
             return LabelParameterVersionResult(invalid, target.version)
         result: LabelParameterVersionResult = self._run("LabelParameterVersion", body)
         return result

@@ -206,6 +206,55 @@ def test_fifteen_levels_and_plain_names_are_fine(kms) -> None:
     assert p.get_parameter("plain-name.v_1").parameter.arn == arn("plain-name.v_1")
 
 
+def test_a_root_level_name_with_or_without_its_slash_is_one_parameter(kms) -> None:
+    """As in SSM: `x` and `/x` name one parameter (one ARN); a read answers
+    the name as it was asked for, a write goes to the parameter there is."""
+    p = kms.parameters
+    p.put_parameter("param-x", "123", type="String")
+    got = p.get_parameter("/param-x").parameter
+    assert (got.name, got.value, got.arn) == ("/param-x", "123", arn("param-x"))
+    both = p.get_parameters(["/param-x", "param-x"])
+    assert [(q.name, q.value) for q in both.parameters] == [("/param-x", "123"), ("param-x", "123")]
+    assert both.invalid_parameters == []
+    with pytest.raises(ps.ParameterAlreadyExists):
+        p.put_parameter("/param-x", "456", type="String")
+    assert p.put_parameter("/param-x", "456", overwrite=True).version == 2
+    assert [h.value for h in p.get_parameter_history("param-x").parameters] == ["123", "456"]
+    p.label_parameter_version("/param-x", ["prod"])
+    assert p.get_parameter("param-x:prod").parameter.value == "456"
+    assert [q.name for q in p.describe_parameters().parameters] == ["param-x"]
+    p.delete_parameter("/param-x")
+    with pytest.raises(ps.ParameterNotFound):
+        p.get_parameter("param-x")
+    # a path's name has one spelling
+    p.put_parameter("/app/x", "v", type="String")
+    with pytest.raises(ValidationException, match="sub-paths divided by slash symbol"):
+        p.get_parameter("app/x")
+
+
+def test_reads_take_the_parameters_arn(kms) -> None:
+    """GetParameter, GetParameters and GetParameterHistory take a parameter's
+    ARN for its name (a root-level one answers without its slash, as AWS
+    does); an ARN of another account or region names nothing here."""
+    p = kms.parameters
+    p.put_parameter("/test/param-x", "1", type="String")
+    p.put_parameter("/test/param-x", "2", type="String", overwrite=True)
+    p.put_parameter("rooted", "r", type="String")
+    got = p.get_parameter(arn("/test/param-x")).parameter
+    assert (got.name, got.value, got.arn) == ("/test/param-x", "2", arn("/test/param-x"))
+    assert p.get_parameter(arn("/test/param-x") + ":1").parameter.value == "1"
+    assert p.get_parameter(arn("rooted")).parameter.name == "rooted"
+    foreign = "arn:aws:ssm:us-east-1:999999999999:parameter/test/param-x"
+    listed = p.get_parameters([arn("/test/param-x"), arn("/test/missing"), foreign])
+    assert [q.name for q in listed.parameters] == ["/test/param-x"]
+    assert listed.invalid_parameters == [arn("/test/missing"), foreign]
+    assert [h.version for h in p.get_parameter_history(arn("/test/param-x")).parameters] == [1, 2]
+    with pytest.raises(ps.ParameterNotFound):
+        p.get_parameter(f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/test/param-x")
+    with pytest.raises(ValidationException):  # writes take only names, as AWS's documentation says
+        p.delete_parameter(arn("/test/param-x"))
+
+
 def test_values_and_other_members(kms) -> None:
     p = kms.parameters
     with pytest.raises(ValidationException) as exc:
