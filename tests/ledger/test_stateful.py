@@ -571,10 +571,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(key_id=signers)
     def rotate_signer(self, key_id):
-        """Rotation of asymmetric and HMAC keys is refused, as AWS refuses it."""
+        """Rotation of asymmetric and HMAC keys is refused, as AWS refuses it
+        (on demand, after the key's state: a disabled one is DisabledException)."""
         self.step()
-        error = NotFoundException if self.model[key_id].state == "Deleted" else UnsupportedOperationException
-        expect(error, self.kms.rotate_key_on_demand, key_id)
+        k = self.model[key_id]
+        expect(k.error() or UnsupportedOperationException, self.kms.rotate_key_on_demand, key_id)
+        error = NotFoundException if k.state == "Deleted" else UnsupportedOperationException
         expect(error, self.kms.enable_key_rotation, key_id)
 
     @rule(key_id=signers, days=st.integers(7, 30))
