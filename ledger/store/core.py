@@ -311,6 +311,11 @@ class Store(ReplicationMixin):
         of them by waking it with its work not done."""
         if self.readonly:
             raise LedgerError("this ledger is open read-only")
+        if getattr(self._reading, "depth", 0):
+            # a commit may have to grow the map, which waits for every open read: this
+            # thread's own read would wait for this write, and the write for it
+            raise LedgerError("a write from inside a read of the same thread (a snapshot or a records() "
+                              "iteration still open): close the read first")
         ticket = _Ticket(works)
         with self._mu:
             self._queue.append(ticket)

@@ -83,7 +83,7 @@ def test_ciphertext_history_names_producer_and_later_uses(kms, clock) -> None:
     with snapshot(kms) as snap:
         found = forensics.ciphertext_history(snap, blob)
         later = forensics.ciphertext_history(snap, moved)
-        data_key = kms.generate_data_key(orders, key_spec="AES_256").ciphertext_blob
+    data_key = kms.generate_data_key(orders, key_spec="AES_256").ciphertext_blob  # a write: outside the read
     with snapshot(kms) as snap:
         made = forensics.ciphertext_history(snap, data_key)
     assert (found["key_id"], found["key_version"]) == (orders, 1)

@@ -377,6 +377,33 @@ def test_a_read_inside_a_read_of_the_same_thread_refuses_instead_of_waiting_for_
         store.close()
 
 
+def test_a_write_from_inside_a_read_of_the_same_thread_is_refused_not_deadlocked(tmp_path):
+    """A commit that must grow the map waits for every open read; a thread
+    writing from inside its own read would wait for itself. So such a write
+    is refused at once, every time (not only on the rare commit that grows),
+    and writes nothing; another thread writes while this one reads."""
+    store = Store(str(tmp_path), durability="relaxed", map_size=1 << 20)
+    try:
+        store.submit(append_work("first"))
+        with store.snapshot() as snap:
+            with pytest.raises(LedgerError, match="a write from inside a read of the same thread"):
+                store.submit(append_work("inside"))
+            for _ in store.records():  # a records() iteration is a read too
+                with pytest.raises(LedgerError, match="a write from inside a read"):
+                    store.submit(append_work("inside the iteration"))
+            other = threading.Thread(target=lambda: store.submit(append_work("other thread", n=200)))
+            other.start()
+            other.join(30)
+            assert not other.is_alive()
+            assert snap.head().seq == 1  # the read's own view
+        assert store.submit(append_work("after")) == 1 + 200 + 1
+        with store.snapshot() as snap:
+            ids = [r.request_id for r in snap.records()]
+        assert "inside" not in ids and "inside the iteration" not in ids and ids[-1] == "after"
+    finally:
+        store.close()
+
+
 def test_checkpoints_and_meta_are_written_after_another_process_grew_the_map(tmp_path):
     """The small writes outside the group commit take the grown map as the
     commit does (they raised LMDB's MapResizedError)."""
