@@ -93,7 +93,10 @@ class Store(ReplicationMixin):
             self.env.close()
             raise
         self._rw = _RWLock()
-        self._reading = threading.local()  # how many of its own reads each thread holds open
+        # how many reads each thread holds open (by the thread that began them: a records()
+        # generator may be finished, or collected, by another thread)
+        self._reads: dict[int, int] = {}
+        self._reads_mu = threading.Lock()
         # a node of a cluster: the replicated log, and one writer at a time
         # between the commit leader and the node's catch-up thread (taken
         # after `_rw.shared()`, always in that order)
@@ -214,7 +217,7 @@ class Store(ReplicationMixin):
 
     @contextmanager
     def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
-        reading = self._reading
+        me = threading.get_ident()
         while True:
             with self._rw.shared():
                 try:
@@ -222,21 +225,29 @@ class Store(ReplicationMixin):
                 except lmdb.MapResizedError:
                     pass  # another process grew the map: take its size (below), begin again
                 else:
-                    reading.depth = getattr(reading, "depth", 0) + 1
+                    self._count_read(me, 1)
                     try:
                         yield txn
                     finally:
-                        reading.depth -= 1
+                        self._count_read(me, -1)
                         txn.abort()
                     return
             # LMDB changes the map size only with no transaction open in this
             # process: under the exclusive lock, which waits for every reader.
             # A thread inside one of its own reads would wait for itself.
-            if getattr(reading, "depth", 0):
+            if self._reads.get(me):
                 raise LedgerError("another process grew the ledger's map while this thread holds a read "
                                   "open; read again after closing it")
             with self._rw.exclusive():
                 self.env.set_mapsize(0)
+
+    def _count_read(self, thread: int, change: int) -> None:
+        with self._reads_mu:
+            held = self._reads.get(thread, 0) + change
+            if held:
+                self._reads[thread] = held
+            else:
+                del self._reads[thread]
 
     def head(self) -> Head:
         with self._read() as txn:
@@ -311,7 +322,7 @@ class Store(ReplicationMixin):
         of them by waking it with its work not done."""
         if self.readonly:
             raise LedgerError("this ledger is open read-only")
-        if getattr(self._reading, "depth", 0):
+        if self._reads.get(threading.get_ident()):
             # a commit may have to grow the map, which waits for every open read: this
             # thread's own read would wait for this write, and the write for it
             raise LedgerError("a write from inside a read of the same thread (a snapshot or a records() "

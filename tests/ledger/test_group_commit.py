@@ -400,6 +400,26 @@ def test_a_write_from_inside_a_read_of_the_same_thread_is_refused_not_deadlocked
         with store.snapshot() as snap:
             ids = [r.request_id for r in snap.records()]
         assert "inside" not in ids and "inside the iteration" not in ids and ids[-1] == "after"
+        # a read is counted for the thread that began it, wherever it ends: a records()
+        # iteration begun in one thread and finished in another leaves both free to write
+        started: list = []
+        free_again = threading.Event()
+        def begin_and_write_later() -> None:
+            records = store.records()
+            next(records)
+            started.append(records)
+            free_again.wait(30)
+            store.submit(append_work("the beginning thread, its read finished elsewhere"))
+        thread = threading.Thread(target=begin_and_write_later)
+        thread.start()
+        while not started:
+            time.sleep(0.01)
+        assert store.submit(append_work("main, while the other thread reads")) == 203
+        for _ in started[0]:
+            pass  # finished here, in the main thread
+        free_again.set()
+        thread.join(30)
+        assert store.head().seq == 204
     finally:
         store.close()
 
