@@ -200,6 +200,7 @@ class Store(ReplicationMixin):
         """One small write transaction outside the group commit (meta
         values, checkpoints), run again after taking the map size another
         process grew to, or after growing a full map, as `_commit` does."""
+        self._refuse_inside_a_read()
         for _ in range(8):
             try:
                 with self._rw.shared(), self.env.begin(write=True) as txn:
@@ -240,6 +241,13 @@ class Store(ReplicationMixin):
                                   "open; read again after closing it")
             with self._rw.exclusive():
                 self.env.set_mapsize(0)
+
+    def _refuse_inside_a_read(self) -> None:
+        if self._reads.get(threading.get_ident()):
+            # a write may have to grow the map, which waits for every open read: this
+            # thread's own read would wait for the write, and the write for it
+            raise LedgerError("a write from inside a read of the same thread (a snapshot or a records() "
+                              "iteration still open): close the read first")
 
     def _count_read(self, thread: int, change: int) -> None:
         with self._reads_mu:
@@ -322,11 +330,7 @@ class Store(ReplicationMixin):
         of them by waking it with its work not done."""
         if self.readonly:
             raise LedgerError("this ledger is open read-only")
-        if self._reads.get(threading.get_ident()):
-            # a commit may have to grow the map, which waits for every open read: this
-            # thread's own read would wait for this write, and the write for it
-            raise LedgerError("a write from inside a read of the same thread (a snapshot or a records() "
-                              "iteration still open): close the read first")
+        self._refuse_inside_a_read()
         ticket = _Ticket(works)
         with self._mu:
             self._queue.append(ticket)

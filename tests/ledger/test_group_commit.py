@@ -391,6 +391,8 @@ def test_a_write_from_inside_a_read_of_the_same_thread_is_refused_not_deadlocked
             for _ in store.records():  # a records() iteration is a read too
                 with pytest.raises(LedgerError, match="a write from inside a read"):
                     store.submit(append_work("inside the iteration"))
+            with pytest.raises(LedgerError, match="a write from inside a read"):
+                store.put_checkpoint(1, b"a checkpoint is a write too")
             other = threading.Thread(target=lambda: store.submit(append_work("other thread", n=200)))
             other.start()
             other.join(30)
