@@ -27,8 +27,8 @@ import hmac
 import os
 import struct
 import uuid
-from hashlib import sha256 as _sha256
 from collections.abc import Callable
+from hashlib import sha256 as _sha256
 from typing import Any, Protocol, cast
 
 from cryptography.exceptions import InvalidSignature as _InvalidSignature

@@ -207,12 +207,23 @@ class Store(ReplicationMixin):
                     fn(txn)
                 return
             except lmdb.MapFullError:
-                with self._rw.exclusive():
-                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                self._grow_map()
             except lmdb.MapResizedError:
-                with self._rw.exclusive():
-                    self.env.set_mapsize(0)
+                self._take_grown_map()
         raise LedgerError("could not grow the LMDB map")
+
+    # LMDB changes the map size only with no transaction open in this process:
+    # both under the exclusive lock, which waits for every reader and writer
+
+    def _grow_map(self) -> None:
+        """Double the map (a write found it full)."""
+        with self._rw.exclusive():
+            self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    def _take_grown_map(self) -> None:
+        """Take the size another process grew the map to."""
+        with self._rw.exclusive():
+            self.env.set_mapsize(0)
 
     # -- reads ------------------------------------------------------------------
 
@@ -233,14 +244,12 @@ class Store(ReplicationMixin):
                         self._count_read(me, -1)
                         txn.abort()
                     return
-            # LMDB changes the map size only with no transaction open in this
-            # process: under the exclusive lock, which waits for every reader.
-            # A thread inside one of its own reads would wait for itself.
+            # taking the new size waits for every reader: a thread inside one
+            # of its own reads would wait for itself
             if self._reads.get(me):
                 raise LedgerError("another process grew the ledger's map while this thread holds a read "
                                   "open; read again after closing it")
-            with self._rw.exclusive():
-                self.env.set_mapsize(0)
+            self._take_grown_map()
 
     def _refuse_inside_a_read(self) -> None:
         if self._reads.get(threading.get_ident()):
@@ -370,11 +379,9 @@ class Store(ReplicationMixin):
                         self._rw.release_shared()
                     return
                 except lmdb.MapFullError:
-                    with self._rw.exclusive():
-                        self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                    self._grow_map()
                 except lmdb.MapResizedError:  # another process grew the map: take its size, run again
-                    with self._rw.exclusive():
-                        self.env.set_mapsize(0)
+                    self._take_grown_map()
             raise LedgerError("could not grow the LMDB map")
         except BaseException as exc:  # the whole batch failed: tell every caller
             for work in batch:

@@ -48,6 +48,7 @@ class ReplicationMixin:
         def _read(self) -> AbstractContextManager[lmdb.Transaction[bytes]]: ...
         def _open_env(self, map_size: int, readonly: bool) -> lmdb.Environment: ...
         def _grow_if_needed(self) -> None: ...
+        def _grow_map(self) -> None: ...
 
     def applied_revision(self) -> int:
         """The replicated log's revision this node has applied (0: none)."""
@@ -247,8 +248,7 @@ class ReplicationMixin:
                     self._apply_entries(entries)
                     count += self._head_seq() - start
             except lmdb.MapFullError:
-                with self._rw.exclusive():
-                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                self._grow_map()
 
     def copy_to(self, directory: str) -> str:
         """A consistent, compacted copy of the ledger's data.mdb into
