@@ -19,7 +19,7 @@ READ_ONLY = {
     "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
-    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy",
+    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetKeyLastUsage",
 }
 SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
@@ -80,6 +80,12 @@ def request_parameters(event: ev.Event, region: str, account: str) -> dict[str, 
     return out or None
 
 
+def event_id(origin: str, seq: int) -> str:
+    """A record's CloudTrail eventID: a name-based UUID of the ledger's
+    checkpoint origin and the seq, the same on every rendering."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{seq}"))
+
+
 def render(record: ev.Record, *, region: str, account: str, origin: str = "keyledger") -> dict[str, Any]:
     """One record as CloudTrail shows it; `region` is the ledger's initial
     region (a record made in another region names its own)."""
@@ -99,7 +105,7 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
         "requestParameters": None if service else request_parameters(e, region, account),
         "responseElements": None,
         "requestID": record.request_id,
-        "eventID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{record.seq}")),
+        "eventID": event_id(origin, record.seq),
         "readOnly": record.operation in READ_ONLY,
         "resources": [{"accountId": account, "type": "AWS::KMS::Key", "ARN": _key_arn(k, region, account)}
                       for k in key_ids],

@@ -3,6 +3,7 @@ Enable/DisableKey, Schedule/CancelKeyDeletion."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from keyledger import events as ev
 from keyledger import keyspecs
 from keyledger import policy as authz
 from keyledger import responses as r
-from keyledger.projections import in_scope, key_row, scope_prefix
+from keyledger.projections import cloudtrail, in_scope, key_row, scope_prefix, scoped, usage
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -92,6 +93,31 @@ class KeyOps(ServiceBase):
             req.emit([ev.MetadataRead("DescribeKey", state.key_id)])
             return r.DescribeKeyResponse(self._metadata(state))
         return self._run("DescribeKey", body, key_hint=key_id)
+
+    def get_key_last_usage(self, key_id: str) -> r.GetKeyLastUsageResponse:
+        """GetKeyLastUsage: the key's last successful cryptographic operation
+        (Encrypt, Decrypt, Sign, ...: its name, time, CloudTrail eventID and
+        request id), read from the log, which holds every use since the key
+        was created (so TrackingStartDate is the creation date). A refused or
+        failed call is not a use; DryRun calls are not either. `key_id` is a
+        key id or key ARN (an alias is NotFoundException, as AWS answers).
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        origin = self.store.meta()["origin"].decode()  # read before the write: names the eventID
+
+        def body(req: _Request) -> r.GetKeyLastUsageResponse:
+            state = req.key(key_id)
+            req.authorize("kms:GetKeyLastUsage", state)
+            req.emit([ev.MetadataRead("GetKeyLastUsage", state.key_id)])
+            last = _last_use(req, state.key_id)
+            created = from_us(state.created)
+            return r.GetKeyLastUsageResponse(
+                key_id=state.key_id, tracking_start_date=created, key_creation_date=created,
+                key_last_usage=None if last is None else r.KeyLastUsageData(
+                    operation=last[0], timestamp=from_us(last[1].time),
+                    cloud_trail_event_id=cloudtrail.event_id(origin, last[1].seq),
+                    kms_request_id=last[1].request_id))
+        return self._run("GetKeyLastUsage", body, key_hint=key_id)
 
     def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
         """ListKeys: the account's keys, `limit` at a time (default 100); pass the
@@ -194,3 +220,38 @@ class KeyOps(ServiceBase):
             return r.CancelKeyDeletionResponse(req.arn(state.key_id))
         return self._run("CancelKeyDeletion", body, key_hint=key_id)
 
+
+
+def _last_use(req: _Request, key_id: str) -> tuple[str, ev.Record] | None:
+    """(operation, record) of the key's last successful cryptographic use in
+    the request's region, or None if it has none.
+
+    The usage rows (one per key version, folded from the log) give the time
+    of the last use. The log's clock never runs backwards, so a binary search
+    over seqs finds where records later than that begin; the key's index,
+    read newest first from there, reaches the use after the records of that
+    same microsecond at most (not after everything the key saw since)."""
+    rows = req.view.scan("usage", prefix=scoped(req.scope, f"{key_id}#"))
+    times = [u.last_used for _, u in rows if u.last_used is not None]
+    if not times:
+        return None
+    latest = max(times)
+    lo, hi = 0, req.view.head.seq
+    while lo < hi:
+        mid = (lo + hi) // 2
+        record = req.view.record(mid)
+        if record is not None and record.time <= latest:
+            lo = mid + 1
+        else:
+            hi = mid
+    # Without audit tables (a benchmark's store) there is no index: every seq.
+    seqs = itertools.chain(req.view.index_seqs("idx_key", key_id.encode(), hi=lo, reverse=True),
+                           range(lo - 1, -1, -1))
+    for seq in seqs:
+        record = req.view.record(seq)
+        if record is None or record.scope != req.scope:
+            continue
+        operation = usage.tracked_operation(record.event, key_id)
+        if operation is not None:
+            return operation, record
+    return None

@@ -133,6 +133,16 @@ class WriteView(_Tables):
     def keks(self) -> list[tuple[str, bytes]]:
         return [(bytes(k).decode(), bytes(v)) for k, v in self._txn.cursor(db=self._dbs["keks"])]
 
+    def record(self, seq: int) -> ev.Record | None:
+        """The record at `seq`, appended before or earlier in this transaction."""
+        value = self._txn.get(_SEQ.pack(seq), db=self._dbs["records"])
+        return None if value is None else ev.decode(value[64:])
+
+    def index_seqs(self, index: str, term: bytes, *, lo: int = 0, hi: int | None = None,
+                   reverse: bool = False) -> Iterator[int]:
+        """As `Snapshot.index_seqs`, over this transaction (empty without audit tables)."""
+        return _index_seqs(self._txn, self._dbs, index, term, lo, hi, reverse)
+
     def put_meta(self, name: str, value: bytes) -> None:
         self.meta_changes.append(name)
         self._txn.put(name.encode(), value, db=self._dbs["meta"])
@@ -206,6 +216,41 @@ class WriteView(_Tables):
         return out
 
 
+def _index_seqs(txn: lmdb.Transaction[bytes], dbs: dict[str, Any], index: str, term: bytes, lo: int,
+                hi: int | None, reverse: bool) -> Iterator[int]:
+    """Seqs in [lo, hi) whose records carry `term` in `index`, in order."""
+    cur = txn.cursor(db=dbs["audit"])
+    prefix = indexes.term_prefix(index, term)
+    if reverse:
+        top = prefix + _SEQ.pack(hi) if hi is not None else prefix + b"\xff" * 9
+        found = cur.set_range(top)
+        found = cur.prev() if found else cur.last()
+        while found:
+            key = cur.key()
+            if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                if key < prefix:
+                    return
+                found = cur.prev()
+                continue
+            seq = indexes.seq_of(key)
+            if seq < lo:
+                return
+            if hi is None or seq < hi:
+                yield seq
+            found = cur.prev()
+    else:
+        found = cur.set_range(prefix + _SEQ.pack(lo))
+        while found:
+            key = cur.key()
+            if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                return
+            seq = indexes.seq_of(key)
+            if hi is not None and seq >= hi:
+                return
+            yield seq
+            found = cur.next()
+
+
 class Snapshot:
     """A read transaction's view: the log and the projections at one point."""
 
@@ -248,36 +293,7 @@ class Snapshot:
     def index_seqs(self, index: str, term: bytes, *, lo: int = 0, hi: int | None = None,
                    reverse: bool = False) -> Iterator[int]:
         """Seqs in [lo, hi) whose records carry `term` in `index`, in order."""
-        cur = self._txn.cursor(db=self._dbs["audit"])
-        prefix = indexes.term_prefix(index, term)
-        if reverse:
-            top = prefix + _SEQ.pack(hi) if hi is not None else prefix + b"\xff" * 9
-            found = cur.set_range(top)
-            found = cur.prev() if found else cur.last()
-            while found:
-                key = cur.key()
-                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
-                    if key < prefix:
-                        return
-                    found = cur.prev()
-                    continue
-                seq = indexes.seq_of(key)
-                if seq < lo:
-                    return
-                if hi is None or seq < hi:
-                    yield seq
-                found = cur.prev()
-        else:
-            found = cur.set_range(prefix + _SEQ.pack(lo))
-            while found:
-                key = cur.key()
-                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
-                    return
-                seq = indexes.seq_of(key)
-                if hi is not None and seq >= hi:
-                    return
-                yield seq
-                found = cur.next()
+        return _index_seqs(self._txn, self._dbs, index, term, lo, hi, reverse)
 
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
