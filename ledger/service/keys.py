@@ -119,16 +119,23 @@ class KeyOps(ServiceBase):
                     kms_request_id=last[1].request_id))
         return self._run("GetKeyLastUsage", body, key_hint=key_id)
 
-    def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> r.ListKeysResponse:
+    def list_keys(self, *, limit: int | None = None, marker: str | None = None,
+                  resource_owners: list[str] | None = None) -> r.ListKeysResponse:
         """ListKeys: the account's keys, `limit` at a time (default 100); pass the
         response's `next_marker` back as `marker` for the next page. A key whose
         deletion has fallen due is deleted first, so it never shows.
+        `resource_owners` ("SELF", "OTHER_ACCOUNTS_VIA_RAM"; default SELF):
+        no other account shares keys with a ledger through RAM, so
+        OTHER_ACCOUNTS_VIA_RAM adds none, and alone it lists none.
 
         Raises InvalidMarkerException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ListKeysResponse:
             n = cmd.check_limit(limit, 1000)
             after = _decode_marker(marker, _key_marker)
             req.authorize("kms:ListKeys", None)
+            if resource_owners is not None and "SELF" not in resource_owners:
+                req.emit([ev.MetadataRead("ListKeys")])
+                return r.ListKeysResponse([], False)
             entries: list[r.KeyListEntry] = []
             prefix = scope_prefix(self.scope)  # the request region's keys only
             last = prefix + after if after is not None else None
