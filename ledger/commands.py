@@ -458,7 +458,7 @@ GRANT_OPERATIONS = (
     "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
     "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
-    "DeriveSharedSecret",
+    "DeriveSharedSecret", "Encapsulate", "Decapsulate",
 )
 _PRINCIPAL_RE = re.compile(r"^arn:aws:(iam|sts)::\d{12}:[\w+=,.@/-]+$|^[\w.-]+\.amazonaws\.com$")
 _GRANT_NAME_RE = re.compile(r"^[a-zA-Z0-9:/_-]+$")

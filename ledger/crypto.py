@@ -4,7 +4,8 @@ It owns the ciphertext format (DESIGN.md section 6), the canonical
 encryption-context encoding, key wrapping (root key -> KEK -> version
 material), key check values, and the recipes behind the key-spec table
 (`keyledger.keyspecs`): how each family's material is generated and used
-to sign, verify, MAC, encrypt with RSA-OAEP and agree on ECDH secrets. Everything here is a pure function of its
+to sign, verify, MAC, encrypt with RSA-OAEP, agree on ECDH secrets and
+encapsulate ML-KEM secrets. Everything here is a pure function of its
 inputs: randomness (salts, nonces, fresh material) is passed in by the
 caller, so known-answer vectors can pin every byte.
 
@@ -52,6 +53,13 @@ try:  # ML-DSA arrived in cryptography 47; without it ML_DSA_* keys are refused
                                       87: _mldsa.MLDSA87PrivateKey}
 except ImportError:  # pragma: no cover - depends on the installed cryptography
     _MLDSA_CLASSES = {}
+try:  # ML-KEM: cryptography 47 has ML-KEM-768 and -1024 (no -512 yet); a missing class refuses its spec
+    from cryptography.hazmat.primitives.asymmetric import mlkem as _mlkem
+    _MLKEM_CLASSES: dict[int, Any] = {n: c for n in (512, 768, 1024)
+                                      if (c := getattr(_mlkem, f"MLKEM{n}PrivateKey", None)) is not None}
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    _MLKEM_CLASSES = {}
+MLKEM_SEED_BYTES = 64  # FIPS 203's (d, z): the whole private key in seed form
 
 MAGIC = b"KL"
 FORMAT = 1
@@ -312,10 +320,17 @@ _SPKI = (_ser.Encoding.DER, _ser.PublicFormat.SubjectPublicKeyInfo)
 
 
 def unavailable_families() -> dict[str, str | None]:
-    """Families the installed cryptography cannot serve, with the reason."""
+    """Families (or single specs of a family) the installed cryptography
+    cannot serve, with the reason."""
+    out: dict[str, str | None] = {}
     if not _MLDSA_CLASSES:
-        return {"ML_DSA": "the installed cryptography does not provide ML-DSA"}
-    return {}
+        out["ML_DSA"] = "the installed cryptography does not provide ML-DSA"
+    if not _MLKEM_CLASSES:
+        out["ML_KEM"] = "the installed cryptography does not provide ML-KEM"
+    for n in (512, 768, 1024):
+        if _MLKEM_CLASSES and n not in _MLKEM_CLASSES:
+            out[f"ML_KEM_{n}"] = f"the installed cryptography does not provide ML-KEM-{n}"
+    return out
 
 
 def _public_der(private: Any) -> bytes:
@@ -324,8 +339,8 @@ def _public_der(private: Any) -> bytes:
 
 def generate_key_material(spec: _ks.KeySpec, rng: Callable[[int], bytes]) -> tuple[Secret, bytes]:
     """Fresh material for one version of a key of `spec`: (secret material,
-    public key DER or b""). Symmetric and HMAC material and ML-DSA seeds come
-    from `rng`; RSA and EC keys from the library's generator."""
+    public key DER or b""). Symmetric and HMAC material and ML-DSA and ML-KEM
+    seeds come from `rng`; RSA and EC keys from the library's generator."""
     family = spec.family
     if family == "SYMMETRIC":
         return Secret(rng(MATERIAL_BYTES)), b""
@@ -337,6 +352,8 @@ def generate_key_material(spec: _ks.KeySpec, rng: Callable[[int], bytes]) -> tup
         private = _ec.generate_private_key(_CURVES[spec.curve]())  # type: ignore[index]
     elif family == "ML_DSA" and spec.size in _MLDSA_CLASSES:
         private = _MLDSA_CLASSES[spec.size].from_seed_bytes(rng(32))
+    elif family == "ML_KEM" and spec.size in _MLKEM_CLASSES:  # PKCS#8 of the seed, as AWS's data key pairs
+        private = _MLKEM_CLASSES[spec.size].from_seed_bytes(rng(MLKEM_SEED_BYTES))
     else:
         raise ValueError(f"no recipe for key spec {spec.name}")
     return Secret(private.private_bytes(*_PKCS8)), _public_der(private)
@@ -446,6 +463,28 @@ def derive_shared_secret(key: PrivateKey, peer_public_der: bytes) -> Secret:
     if not isinstance(peer, _ec.EllipticCurvePublicKey) or peer.curve.name != key._key.curve.name:
         raise _ValidationException("")
     return Secret(key._key.exchange(_ec.ECDH(), peer))
+
+
+def encapsulate(public_der: bytes) -> tuple[Secret, bytes]:
+    """ML-KEM encapsulation under a key's public key: (the 32-byte shared
+    secret, its ciphertext). Anyone holding the public key can do the same
+    offline; the randomness is the library's (FIPS 203 draws it inside)."""
+    secret, ciphertext = load_public_key(public_der).encapsulate()
+    return Secret(secret), ciphertext
+
+
+def decapsulate(key: PrivateKey, ciphertext: bytes) -> Secret:
+    """ML-KEM decapsulation: the shared secret of a ciphertext of the key's
+    spec's length (any other length: InvalidCiphertextException, no reason).
+    A ciphertext of the right length that no one made for this key yields a
+    pseudo-random secret, never an error (FIPS 203's implicit rejection), so
+    the answer is no oracle."""
+    if len(ciphertext) != key.spec.kem_ciphertext_bytes:
+        raise InvalidCiphertextException("")
+    try:
+        return Secret(key._key.decapsulate(bytes(ciphertext)))
+    except ValueError:
+        raise InvalidCiphertextException("") from None
 
 
 def generate_data_key_pair(spec: _ks.KeySpec) -> tuple[Secret, bytes]:
@@ -568,6 +607,6 @@ def imported_material(spec: _ks.KeySpec, material: Secret) -> tuple[Secret, byte
     elif spec.family == "EC":
         if not isinstance(private, _ec.EllipticCurvePrivateKey) or private.curve.name != spec.curve:
             return None
-    else:  # ML-DSA and the rest: keyledger takes no imported material for them (yet)
+    else:  # ML-DSA, ML-KEM and the rest: keyledger takes no imported material for them (yet)
         return None
     return Secret(private.private_bytes(*_PKCS8)), _public_der(private)

@@ -326,6 +326,27 @@ class SharedSecretDerived(_Event, frozen=True, tag="SharedSecretDerived"):
     peer_public_key_digest: bytes
 
 
+class SharedSecretEncapsulated(_Event, frozen=True, tag="SharedSecretEncapsulated"):
+    """Encapsulate (ML-KEM): the ciphertext by digest (so forensics can find
+    the record that made one); the shared secret is never recorded."""
+
+    key_id: str
+    key_version: int
+    encapsulation_algorithm: str
+    ciphertext_digest: bytes  # SHA-256 of the SharedSecretCiphertextBlob returned
+
+
+class SharedSecretDecapsulated(_Event, frozen=True, tag="SharedSecretDecapsulated"):
+    """Decapsulate (ML-KEM): the ciphertext by digest, never the secret. A
+    ciphertext no one made for the key decapsulates too (implicit
+    rejection), so this records a use of the key, not a matching secret."""
+
+    key_id: str
+    key_version: int
+    encapsulation_algorithm: str
+    ciphertext_digest: bytes  # SHA-256 of the SharedSecretCiphertextBlob given
+
+
 class RandomGenerated(_Event, frozen=True, tag="RandomGenerated"):
     number_of_bytes: int
 
@@ -560,6 +581,7 @@ Event = Union[
     AliasCreated, AliasUpdated, AliasDeleted, Encrypted, Decrypted,
     ReEncrypted, DataKeyGenerated, RandomGenerated, MetadataRead, RequestDenied,
     DataKeyPairGenerated, Signed, SignatureVerified, MacGenerated, MacVerified, SharedSecretDerived,
+    SharedSecretEncapsulated, SharedSecretDecapsulated,
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,

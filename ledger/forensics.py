@@ -178,7 +178,8 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
 
 #: the events that use a key (counted as usage, not listed in the timeline)
 _USES = (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.Signed,
-         ev.SignatureVerified, ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived)
+         ev.SignatureVerified, ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived, ev.SharedSecretEncapsulated,
+         ev.SharedSecretDecapsulated)
 
 
 def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified, home: str) -> dict[str, Any]:

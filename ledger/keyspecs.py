@@ -4,7 +4,8 @@ One `KeySpec` entry per AWS spec: its family (how `crypto.py` generates,
 wraps and uses its material), the key usages it may be created with, and
 per usage the operations and the algorithms AWS lists for it in DescribeKey
 (`SigningAlgorithms`, `EncryptionAlgorithms`, `MacAlgorithms`,
-`KeyAgreementAlgorithms`), plus the limits that depend on the spec. The
+`KeyAgreementAlgorithms`, `EncapsulationAlgorithms`), plus the limits that
+depend on the spec. The
 service looks a spec up here and never branches on spec names.
 
 Pure data and the checks that read it: no cryptography (that is
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from typing import TypedDict
 
 from keyledger.errors import (
+    InvalidCiphertextException,
     InvalidKeyUsageException,
     UnsupportedOperationException,
     ValidationException,
@@ -29,9 +31,10 @@ ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 SIGN_VERIFY = "SIGN_VERIFY"
 GENERATE_VERIFY_MAC = "GENERATE_VERIFY_MAC"
 KEY_AGREEMENT = "KEY_AGREEMENT"
+ENCAPSULATE_DECAPSULATE = "ENCAPSULATE_DECAPSULATE"
 
 #: botocore's KeyUsageType and KeySpec enums, in the model's order
-KEY_USAGES = (SIGN_VERIFY, ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC, KEY_AGREEMENT, "ENCAPSULATE_DECAPSULATE")
+KEY_USAGES = (SIGN_VERIFY, ENCRYPT_DECRYPT, GENERATE_VERIFY_MAC, KEY_AGREEMENT, ENCAPSULATE_DECAPSULATE)
 MESSAGE_TYPES = ("RAW", "DIGEST", "EXTERNAL_MU")
 MAX_MESSAGE = 4096  # Sign, Verify, GenerateMac, VerifyMac: PlaintextType
 CHINA_REGIONS = ("cn-north-1", "cn-northwest-1")
@@ -89,6 +92,8 @@ MAC_ALGORITHMS: Mapping[str, MacAlgorithm] = MappingProxyType({a.name: a for a i
 #: the order AWS's validation message lists them in
 MAC_ALGORITHM_NAMES = ("HMAC_SHA_384", "HMAC_SHA_256", "HMAC_SHA_224", "HMAC_SHA_512")
 KEY_AGREEMENT_ALGORITHMS = ("ECDH",)
+#: botocore's EncapsulationAlgorithmSpec enum
+ENCAPSULATION_ALGORITHMS = ("ML_KEM",)
 
 RSA_SIGNING = ("RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
                "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512")
@@ -104,6 +109,7 @@ OPERATION_USAGE: Mapping[str, str | None] = MappingProxyType({
     "GenerateDataKeyPair": ENCRYPT_DECRYPT, "GenerateDataKeyPairWithoutPlaintext": ENCRYPT_DECRYPT,
     "Sign": SIGN_VERIFY, "Verify": SIGN_VERIFY, "GenerateMac": GENERATE_VERIFY_MAC,
     "VerifyMac": GENERATE_VERIFY_MAC, "DeriveSharedSecret": KEY_AGREEMENT, "GetPublicKey": None,
+    "Encapsulate": ENCAPSULATE_DECAPSULATE, "Decapsulate": ENCAPSULATE_DECAPSULATE,
 })
 #: Grant operations that never take an encryption context (the asymmetric
 #: and HMAC operations): a grant with encryption-context constraints cannot
@@ -116,6 +122,7 @@ _RSA_ENCRYPT_OPS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "GetPublicKey"}
 _SIGN_OPS = frozenset({"Sign", "Verify", "GetPublicKey"})
 _MAC_OPS = frozenset({"GenerateMac", "VerifyMac"})
 _AGREEMENT_OPS = frozenset({"DeriveSharedSecret", "GetPublicKey"})
+_KEM_OPS = frozenset({"Encapsulate", "Decapsulate", "GetPublicKey"})
 
 
 @dataclass(frozen=True)
@@ -128,23 +135,26 @@ class Usage:
     encryption: tuple[str, ...] = ()
     mac: tuple[str, ...] = ()
     key_agreement: tuple[str, ...] = ()
+    encapsulation: tuple[str, ...] = ()
     message_types: tuple[str, ...] = ()  # Sign/Verify's MessageType values
 
 
 @dataclass(frozen=True)
 class KeySpec:
     """One AWS key spec. `family` names the crypto.py recipe for its material:
-    SYMMETRIC (256-bit AES-GCM material), RSA, EC (ECDSA/ECDH), HMAC, ML_DSA."""
+    SYMMETRIC (256-bit AES-GCM material), RSA, EC (ECDSA/ECDH), HMAC, ML_DSA,
+    ML_KEM."""
 
     name: str
     family: str
-    size: int  # RSA modulus bits; EC field bits; HMAC key bytes; ML-DSA parameter set (44/65/87)
+    size: int  # RSA modulus bits; EC field bits; HMAC key bytes; ML-DSA (44/65/87), ML-KEM (512/768/1024) set
     usages: Mapping[str, Usage]
     curve: str | None = None  # the SEC 2 curve name of EC keys
     data_key_pair: bool = False  # also a DataKeyPairSpec (GenerateDataKeyPair)
     china_only: bool = False
     unsupported: str | None = None  # why keyledger cannot create it (None: it can)
     rsa_max_plaintext: Mapping[str, int] = field(default_factory=dict)  # per OAEP algorithm
+    kem_ciphertext_bytes: int = 0  # ML-KEM: the one length a SharedSecretCiphertextBlob may have
 
     @property
     def asymmetric(self) -> bool:
@@ -193,6 +203,19 @@ def _ml_dsa(level: int) -> KeySpec:
                                  message_types=("RAW", "EXTERNAL_MU"))))
 
 
+#: FIPS 203's ciphertext length of each ML-KEM parameter set (AWS's
+#: SharedSecretCiphertextBlob: 768, 1088 and 1568 bytes)
+ML_KEM_CIPHERTEXT_BYTES = MappingProxyType({512: 768, 768: 1088, 1024: 1568})
+
+
+def _ml_kem(level: int) -> KeySpec:
+    # The private key is kept (and a data key pair's is returned) as PKCS#8
+    # in seed form, as AWS returns ML-KEM data key pairs.
+    return KeySpec(f"ML_KEM_{level}", "ML_KEM", level,
+                   _usages(Usage(ENCAPSULATE_DECAPSULATE, _KEM_OPS, encapsulation=ENCAPSULATION_ALGORITHMS)),
+                   data_key_pair=True, kem_ciphertext_bytes=ML_KEM_CIPHERTEXT_BYTES[level])
+
+
 _NOT_IMPLEMENTED = "keyledger does not implement {what}"
 
 SPECS: Mapping[str, KeySpec] = MappingProxyType({s.name: s for s in (
@@ -216,9 +239,7 @@ SPECS: Mapping[str, KeySpec] = MappingProxyType({s.name: s for s in (
             data_key_pair=True,
             unsupported=_NOT_IMPLEMENTED.format(what="ECC_NIST_EDWARDS25519 (Ed25519ph is not in the "
                                                      "installed cryptography)")),
-    *(KeySpec(f"ML_KEM_{n}", "ML_KEM", n, _usages(Usage("ENCAPSULATE_DECAPSULATE", frozenset())),
-              data_key_pair=True, unsupported=_NOT_IMPLEMENTED.format(what="ML-KEM keys"))
-      for n in (512, 768, 1024)),
+    _ml_kem(512), _ml_kem(768), _ml_kem(1024),
 )})
 #: botocore's KeySpec enum order
 KEY_SPEC_NAMES = ("RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
@@ -250,7 +271,8 @@ def check_enum(field_name: str, value: object, allowed: tuple[str, ...]) -> str:
 def check_create(key_spec: str, key_usage: str | None, region: str,
                  family_available: Mapping[str, str | None] | None = None) -> tuple[KeySpec, str]:
     """The (spec, usage) a CreateKey may have, or AWS's refusal. `family_available`
-    maps a family to the reason crypto.py cannot serve it (None: it can)."""
+    maps a family, or one spec's name, to the reason crypto.py cannot serve
+    it (None: it can)."""
     check_enum("keySpec", key_spec, KEY_SPEC_NAMES)
     if key_usage is not None:
         check_enum("keyUsage", key_usage, KEY_USAGES)
@@ -266,10 +288,17 @@ def check_create(key_spec: str, key_usage: str | None, region: str,
         raise UnsupportedOperationException(f"KeySpec {key_spec} is supported only in China Regions.")
     if entry.unsupported is not None:
         raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported: {entry.unsupported}.")
-    reason = (family_available or {}).get(entry.family)
+    reason = _unavailable(entry, family_available)
     if reason is not None:
         raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported: {reason}.")
     return entry, key_usage
+
+
+def _unavailable(entry: KeySpec, family_available: Mapping[str, str | None] | None) -> str | None:
+    """Why crypto.py cannot serve a spec: its whole family, or this one spec
+    (ML_KEM_512 where the installed cryptography has ML-KEM-768 and -1024 only)."""
+    available = family_available or {}
+    return available.get(entry.family) or available.get(entry.name)
 
 
 def require_operation(key_spec: str, key_usage: str, operation: str, arn: str) -> Usage:
@@ -340,10 +369,27 @@ def check_key_agreement(key_spec: str, usage: Usage, algorithm: str) -> str:
     return algorithm
 
 
+def check_encapsulation(key_spec: str, usage: Usage, algorithm: str) -> str:
+    """The EncapsulationAlgorithm of an Encapsulate/Decapsulate request."""
+    check_enum("encapsulationAlgorithm", algorithm, ENCAPSULATION_ALGORITHMS)
+    if algorithm not in usage.encapsulation:
+        raise _incompatible(algorithm, key_spec)
+    return algorithm
+
+
+def check_kem_ciphertext(key_spec: str, blob: bytes) -> None:
+    """AWS's one Decapsulate refusal of a blob: a length other than the key
+    spec's (InvalidCiphertextException, no reason given). Any blob of the
+    right length decapsulates (to a pseudo-random secret if it is not a real
+    ciphertext: FIPS 203's implicit rejection)."""
+    if len(blob) != SPECS[key_spec].kem_ciphertext_bytes:
+        raise InvalidCiphertextException("")
+
+
 def check_data_key_pair_spec(name: str, family_available: Mapping[str, str | None] | None = None) -> KeySpec:
     check_enum("keyPairSpec", name, DATA_KEY_PAIR_SPECS)
     entry = SPECS[name]
-    reason = entry.unsupported or (family_available or {}).get(entry.family)
+    reason = entry.unsupported or _unavailable(entry, family_available)
     if reason is not None:
         raise UnsupportedOperationException(f"KeyPairSpec {name} is not supported: {reason}.")
     return entry
@@ -363,6 +409,7 @@ class AlgorithmLists(TypedDict):
     signing_algorithms: list[str] | None
     mac_algorithms: list[str] | None
     key_agreement_algorithms: list[str] | None
+    encapsulation_algorithms: list[str] | None
 
 
 def metadata_algorithms(key_spec: str, key_usage: str) -> AlgorithmLists:
@@ -372,7 +419,8 @@ def metadata_algorithms(key_spec: str, key_usage: str) -> AlgorithmLists:
     usage = SPECS[key_spec].usages[key_usage]
     return AlgorithmLists(encryption_algorithms=list(usage.encryption) or None,
                           signing_algorithms=list(usage.signing) or None, mac_algorithms=list(usage.mac) or None,
-                          key_agreement_algorithms=list(usage.key_agreement) or None)
+                          key_agreement_algorithms=list(usage.key_agreement) or None,
+                          encapsulation_algorithms=list(usage.encapsulation) or None)
 
 
 __all__ = [
@@ -384,7 +432,9 @@ __all__ = [
     "Usage",
     "check_create",
     "check_data_key_pair_spec",
+    "check_encapsulation",
     "check_encryption",
+    "check_kem_ciphertext",
     "check_key_agreement",
     "check_mac",
     "check_signing",

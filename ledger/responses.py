@@ -66,6 +66,7 @@ class KeyMetadata(_Response, frozen=True):
     signing_algorithms: list[str] | None = None
     mac_algorithms: list[str] | None = None
     key_agreement_algorithms: list[str] | None = None
+    encapsulation_algorithms: list[str] | None = None  # ML-KEM keys only
     pending_deletion_window_in_days: int | None = None  # AWS: only in PendingReplicaDeletion
     current_key_material_id: str | None = None  # symmetric AWS_KMS keys; changes on rotation
     expiration_model: str | None = None  # EXTERNAL keys only
@@ -282,6 +283,7 @@ class GetPublicKeyResponse(_Response, frozen=True):
     encryption_algorithms: list[str] | None = None
     signing_algorithms: list[str] | None = None
     key_agreement_algorithms: list[str] | None = None
+    encapsulation_algorithms: list[str] | None = None
 
 
 class GenerateMacResponse(_Response, frozen=True):
@@ -308,6 +310,25 @@ class DeriveSharedSecretResponse(_Secretive, frozen=True):
     shared_secret: bytes
     key_agreement_algorithm: str
     key_origin: str = "AWS_KMS"
+
+
+class EncapsulateResponse(_Secretive, frozen=True):
+    """Encapsulate: a fresh 32-byte shared secret (redacted from repr) and its
+    ML-KEM ciphertext, which only the key's private key opens (Decapsulate)."""
+
+    key_id: str
+    shared_secret: bytes
+    shared_secret_ciphertext_blob: bytes
+    encapsulation_algorithm: str
+
+
+class DecapsulateResponse(_Secretive, frozen=True):
+    """Decapsulate: the 32-byte shared secret of a ciphertext (redacted from
+    repr); a ciphertext not made for this key gives a pseudo-random one."""
+
+    key_id: str
+    shared_secret: bytes
+    encapsulation_algorithm: str
 
 
 class GenerateDataKeyPairResponse(_Secretive, frozen=True):

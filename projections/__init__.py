@@ -102,7 +102,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
     match event:
         case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated() | \
                 ev.Signed() | ev.SignatureVerified() | ev.MacGenerated() | ev.MacVerified() | \
-                ev.SharedSecretDerived():
+                ev.SharedSecretDerived() | ev.SharedSecretEncapsulated() | ev.SharedSecretDecapsulated():
             return [_usage(event.key_id, event.key_version, scope)]
         case ev.ReEncrypted():
             src = (event.source_key_id, event.source_key_version)

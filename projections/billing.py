@@ -7,7 +7,9 @@
 - Requests cost by AWS's price list (`request_price`, the one table of
   request prices): $0.03 per 10,000 in general (symmetric and HMAC keys,
   requests that name no key); cryptographic requests on an asymmetric key
-  $0.03 per 10,000 for RSA_2048 and $0.15 for every other spec;
+  $0.03 per 10,000 for RSA_2048 and $0.15 for every other spec (ML-KEM's
+  Encapsulate and Decapsulate included: AWS's price list names no price
+  of their own, so they are priced as the other asymmetric requests);
   GenerateDataKeyPair(WithoutPlaintext) $12.00 per 10,000 for an RSA pair
   and $0.10 for an ECC pair. Every request a customer made counts,
   including refused ones (AWS bills those too); the service's own events
@@ -49,7 +51,7 @@ PRICES_PER_10K: dict[str, Fraction] = {
 }
 #: the operations that use an asymmetric key's material (its management is standard)
 ASYMMETRIC_OPERATIONS = frozenset({"Sign", "Verify", "Encrypt", "Decrypt", "ReEncrypt", "GetPublicKey",
-                                   "DeriveSharedSecret"})
+                                   "DeriveSharedSecret", "Encapsulate", "Decapsulate"})
 _SYMMETRIC_SPECS = ("SYMMETRIC_DEFAULT", "HMAC_")
 
 

@@ -53,7 +53,8 @@ def digests_of(event: ev.Event) -> tuple[bytes, ...]:
     match event:
         case ev.ReEncrypted():
             return (event.source_ciphertext_digest, event.ciphertext_digest)
-        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated():
+        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated() | \
+                ev.SharedSecretEncapsulated() | ev.SharedSecretDecapsulated():
             return (event.ciphertext_digest,)
         case ev.Signed() | ev.SignatureVerified():
             return (event.signature_digest,)

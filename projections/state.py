@@ -100,6 +100,8 @@ class UsageState(msgspec.Struct, frozen=True):
     verify_mac: int = 0
     derive_shared_secret: int = 0
     generate_data_key_pair: int = 0
+    encapsulate: int = 0  # ML-KEM Encapsulate
+    decapsulate: int = 0  # ML-KEM Decapsulate
 
 
 class PrincipalState(msgspec.Struct, frozen=True):

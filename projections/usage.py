@@ -28,6 +28,10 @@ def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: in
             return replace(s, verify_mac=s.verify_mac + 1, last_used=t)
         case ev.SharedSecretDerived():
             return replace(s, derive_shared_secret=s.derive_shared_secret + 1, last_used=t)
+        case ev.SharedSecretEncapsulated():
+            return replace(s, encapsulate=s.encapsulate + 1, last_used=t)
+        case ev.SharedSecretDecapsulated():
+            return replace(s, decapsulate=s.decapsulate + 1, last_used=t)
         case ev.DataKeyPairGenerated():
             return replace(s, generate_data_key_pair=s.generate_data_key_pair + 1, last_used=t)
         case ev.ReEncrypted():

@@ -1,10 +1,12 @@
 """Asymmetric and HMAC keys: Sign, Verify, GetPublicKey, GenerateMac,
-VerifyMac, DeriveSharedSecret, GenerateDataKeyPair(WithoutPlaintext).
+VerifyMac, DeriveSharedSecret, Encapsulate, Decapsulate (ML-KEM),
+GenerateDataKeyPair(WithoutPlaintext).
 
 Each operation resolves the key, authorizes it (with the condition keys AWS
 sets for it: kms:SigningAlgorithm, kms:MessageType, kms:MacAlgorithm,
 kms:KeyAgreementAlgorithm, kms:DataKeyPairSpec; kms:KeySpec and kms:KeyUsage
-come with every key), checks the key's state, then asks the key-spec table
+come with every key; AWS documents no condition key for the
+EncapsulationAlgorithm), checks the key's state, then asks the key-spec table
 (`keyledger.keyspecs`) whether the key's spec and usage allow the operation
 and algorithm; the work itself is `keyledger.crypto`'s. Records carry digests
 only: never a message, a private key or a shared secret.
@@ -117,7 +119,8 @@ class AsymmetricOps(ServiceBase):
                 req.arn(state.key_id), state.current.public_key, state.key_spec, state.key_spec, state.key_usage,
                 encryption_algorithms=list(usage.encryption) or None,
                 signing_algorithms=list(usage.signing) or None,
-                key_agreement_algorithms=list(usage.key_agreement) or None)
+                key_agreement_algorithms=list(usage.key_agreement) or None,
+                encapsulation_algorithms=list(usage.encapsulation) or None)
         return self._run("GetPublicKey", body, key_hint=key_id)
 
     # -- HMAC -----------------------------------------------------------------------
@@ -187,6 +190,61 @@ class AsymmetricOps(ServiceBase):
             return r.DeriveSharedSecretResponse(state.key_id, secret.reveal(), key_agreement_algorithm,
                                                 state.origin)
         return self._run("DeriveSharedSecret", body, key_hint=key_id)
+
+    # -- key encapsulation (ML-KEM) ------------------------------------------------------
+
+    def encapsulate(self, key_id: str, encapsulation_algorithm: str, *, grant_tokens: list[str] | None = None,
+                    dry_run: bool | None = None) -> r.EncapsulateResponse:
+        """AWS KMS Encapsulate: a fresh 32-byte shared secret and its ML-KEM
+        ciphertext (SharedSecretCiphertextBlob: 1088 bytes for ML_KEM_768,
+        1568 for ML_KEM_1024) under the public key of an ML-KEM key
+        (KeyUsage ENCAPSULATE_DECAPSULATE; EncapsulationAlgorithm ML_KEM).
+        The holder of the ciphertext gets the same secret from Decapsulate.
+        Needs kms:Encapsulate; the secret is returned, never recorded (the
+        record holds the ciphertext's SHA-256). Raises NotFoundException,
+        DisabledException, KMSInvalidStateException, InvalidKeyUsageException
+        (wrong usage or algorithm), InvalidGrantTokenException,
+        ValidationException, AccessDeniedException, DryRunOperationException."""
+        def body(req: _Request) -> r.EncapsulateResponse:
+            _check_grant_tokens(grant_tokens)
+            state, usage = self._usable(req, key_id, "Encapsulate")
+            keyspecs.check_encapsulation(state.key_spec, usage, encapsulation_algorithm)
+            _dry_run(dry_run)
+            current = state.current
+            secret, ciphertext = crypto.encapsulate(current.public_key)
+            req.emit([ev.SharedSecretEncapsulated(state.key_id, current.version, encapsulation_algorithm,
+                                                  _digest(ciphertext))])
+            return r.EncapsulateResponse(req.arn(state.key_id), secret.reveal(), ciphertext,
+                                         encapsulation_algorithm)
+        return self._run("Encapsulate", body, key_hint=key_id)
+
+    def decapsulate(self, key_id: str, shared_secret_ciphertext_blob: bytes, encapsulation_algorithm: str, *,
+                    grant_tokens: list[str] | None = None, dry_run: bool | None = None) -> r.DecapsulateResponse:
+        """AWS KMS Decapsulate: the 32-byte shared secret of an ML-KEM
+        ciphertext (from Encapsulate, or made offline with the key's public
+        key from GetPublicKey) with the key's private key. A blob whose
+        length is not the key spec's raises InvalidCiphertextException; any
+        other blob answers a secret, pseudo-random if no one encapsulated it
+        for this key (FIPS 203's implicit rejection), so both parties must
+        confirm they hold the same secret before using it. Needs
+        kms:Decapsulate; the secret is never recorded. Raises
+        NotFoundException, DisabledException, KMSInvalidStateException,
+        InvalidKeyUsageException, InvalidCiphertextException,
+        InvalidGrantTokenException, ValidationException,
+        AccessDeniedException, DryRunOperationException."""
+        def body(req: _Request) -> r.DecapsulateResponse:
+            blob = cmd.check_bytes("sharedSecretCiphertextBlob", shared_secret_ciphertext_blob)
+            cmd.check_length("sharedSecretCiphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            _check_grant_tokens(grant_tokens)
+            state, usage = self._usable(req, key_id, "Decapsulate")
+            keyspecs.check_encapsulation(state.key_spec, usage, encapsulation_algorithm)
+            keyspecs.check_kem_ciphertext(state.key_spec, blob)
+            _dry_run(dry_run)
+            version = state.current.version
+            secret = crypto.decapsulate(req.private_key(state, version), blob)
+            req.emit([ev.SharedSecretDecapsulated(state.key_id, version, encapsulation_algorithm, _digest(blob))])
+            return r.DecapsulateResponse(req.arn(state.key_id), secret.reveal(), encapsulation_algorithm)
+        return self._run("Decapsulate", body, key_hint=key_id)
 
     # -- data key pairs ----------------------------------------------------------------
 

@@ -118,6 +118,8 @@ class World:
     wrapped: bytes = b""  # the same material wrapped under that token's public key
     message: bytes = b""  # an AWS Encryption SDK message under `key`, context EC
     tmp: Path = Path()  # where file operations write
+    kem: str = ""  # ML_KEM_768 ENCAPSULATE_DECAPSULATE, with `kem_blob` encapsulated under it
+    kem_blob: bytes = b""
 
     def as_alice(self) -> KeyLedger:
         return self.root.as_caller(self.alice)
@@ -154,11 +156,15 @@ def world(kms) -> World:
     tmp.mkdir()
     (tmp / "plain").write_bytes(b"file data")
     (tmp / "message").write_bytes(message)
-    return World(kms, alice, bob, key, key2, pending, blob, grant_id, signer,
+    kem = kms.create_key(key_spec="ML_KEM_768", key_usage="ENCAPSULATE_DECAPSULATE").key_metadata.key_id
+    kem_blob = kms.encapsulate(kem, "ML_KEM").shared_secret_ciphertext_blob
+    made = World(kms, alice, bob, key, key2, pending, blob, grant_id, signer,
                  kms.sign(signer, b"m", "ECDSA_SHA_256").signature, mac_key,
                  kms.generate_mac(mac_key, b"m", "HMAC_SHA_256").mac, agreement,
                  kms.get_public_key(agreement).public_key, mrk, external, again.import_token,
                  wrap(again.public_key, "RSAES_OAEP_SHA_256", material), message, tmp)
+    made.kem, made.kem_blob = kem, kem_blob
+    return made
 
 
 # -- the operation table --------------------------------------------------------------
@@ -277,6 +283,9 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                      lambda s, w: s.verify_mac(w.mac_key, b"m", "HMAC_SHA_256", w.mac)),
     "derive_shared_secret": Op("DeriveSharedSecret", ("kms:DeriveSharedSecret",), "agreement",
                                lambda s, w: s.derive_shared_secret(w.agreement, "ECDH", w.peer)),
+    "encapsulate": Op("Encapsulate", ("kms:Encapsulate",), "kem", lambda s, w: s.encapsulate(w.kem, "ML_KEM")),
+    "decapsulate": Op("Decapsulate", ("kms:Decapsulate",), "kem",
+                      lambda s, w: s.decapsulate(w.kem, w.kem_blob, "ML_KEM")),
     "generate_data_key_pair": Op("GenerateDataKeyPair", ("kms:GenerateDataKeyPair",), "key",
                                  lambda s, w: s.generate_data_key_pair(w.key, "ECC_NIST_P256",
                                                                        encryption_context=EC)),
@@ -570,7 +579,7 @@ def test_policy_lockout_safety_check_on_create_key(world: World) -> None:
     locked = _only(world.alice)
     with pytest.raises(MalformedPolicyDocumentException):
         root.create_key(policy=locked)
-    assert len(root.list_keys().keys) == 8  # no key was made (3 symmetric, 3 asymmetric/HMAC, 1 multi-Region,
+    assert len(root.list_keys().keys) == 9  # no key was made (3 symmetric, 4 asymmetric/HMAC, 1 multi-Region,
     #                                        1 EXTERNAL)
     key = root.create_key(policy=locked, bypass_policy_lockout_safety_check=True).key_metadata.key_id
     assert caller.get_key_policy(key).policy == locked

@@ -9,7 +9,7 @@ from pathlib import Path
 import keyledger
 import pytest
 from keyledger import events as ev
-from keyledger import keyspecs
+from keyledger import crypto, keyspecs
 from keyledger.errors import (
     InvalidKeyUsageException,
     UnsupportedOperationException,
@@ -33,8 +33,11 @@ AWS_TABLE = {
     **{(f"ECC_NIST_P{n}", "KEY_AGREEMENT"): {"KeyAgreementAlgorithms": ["ECDH"]} for n in (256, 384, 521)},
     **{(f"HMAC_{n}", "GENERATE_VERIFY_MAC"): {"MacAlgorithms": [f"HMAC_SHA_{n}"]} for n in (224, 256, 384, 512)},
     **{(f"ML_DSA_{n}", "SIGN_VERIFY"): {"SigningAlgorithms": ["ML_DSA_SHAKE_256"]} for n in (44, 65, 87)},
+    **{(f"ML_KEM_{n}", "ENCAPSULATE_DECAPSULATE"): {"EncapsulationAlgorithms": ["ML_KEM"]}
+       for n in (512, 768, 1024)},
 }
-ALGORITHM_FIELDS = ("EncryptionAlgorithms", "SigningAlgorithms", "MacAlgorithms", "KeyAgreementAlgorithms")
+ALGORITHM_FIELDS = ("EncryptionAlgorithms", "SigningAlgorithms", "MacAlgorithms", "KeyAgreementAlgorithms",
+                    "EncapsulationAlgorithms")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,9 @@ def kms(tmp_path_factory: pytest.TempPathFactory) -> keyledger.KeyLedger:
 
 @pytest.mark.parametrize("spec, usage", sorted(AWS_TABLE))
 def test_every_aws_pair_creates_and_describes_as_aws(kms: keyledger.KeyLedger, spec: str, usage: str) -> None:
+    missing = crypto.unavailable_families()
+    if spec in missing or keyspecs.SPECS[spec].family in missing:  # ML_KEM_512: see test_ml_kem.py
+        pytest.skip(f"the installed cryptography cannot make {spec}")
     created = kms.create_key(key_spec=spec, key_usage=usage).key_metadata
     shown = to_aws(kms.describe_key(created.key_id))["KeyMetadata"]
     assert shown["KeySpec"] == shown["CustomerMasterKeySpec"] == spec and shown["KeyUsage"] == usage
@@ -71,7 +77,7 @@ def test_a_non_symmetric_spec_needs_a_key_usage(kms: keyledger.KeyLedger, spec: 
 @pytest.mark.parametrize("spec, usage", [
     ("RSA_2048", "KEY_AGREEMENT"), ("RSA_4096", "GENERATE_VERIFY_MAC"), ("ECC_NIST_P256", "ENCRYPT_DECRYPT"),
     ("ECC_SECG_P256K1", "KEY_AGREEMENT"), ("HMAC_256", "SIGN_VERIFY"), ("SYMMETRIC_DEFAULT", "SIGN_VERIFY"),
-    ("ML_DSA_65", "ENCRYPT_DECRYPT"),
+    ("ML_DSA_65", "ENCRYPT_DECRYPT"), ("ML_KEM_768", "SIGN_VERIFY"), ("ML_KEM_1024", "KEY_AGREEMENT"),
 ])
 def test_wrong_pairs_get_aws_message(kms: keyledger.KeyLedger, spec: str, usage: str) -> None:
     with pytest.raises(ValidationException) as info:
@@ -82,7 +88,7 @@ def test_wrong_pairs_get_aws_message(kms: keyledger.KeyLedger, spec: str, usage:
 
 
 @pytest.mark.parametrize("spec, usage", [("SM2", "SIGN_VERIFY"), ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
-                                         ("ML_KEM_768", "ENCAPSULATE_DECAPSULATE")])
+                                         ("ML_KEM_512", "ENCAPSULATE_DECAPSULATE")])
 def test_specs_keyledger_cannot_serve_are_refused_with_the_reason(kms: keyledger.KeyLedger, spec: str,
                                                                   usage: str) -> None:
     with pytest.raises(UnsupportedOperationException) as info:

@@ -535,7 +535,8 @@ class LedgerMachine(RuleBasedStateMachine):
     SIGNER_SPECS = {"ECC_NIST_P256": ("SIGN_VERIFY", "ECDSA_SHA_256"), "ECC_SECG_P256K1": ("SIGN_VERIFY",
                                                                                          "ECDSA_SHA_256"),
                     "ML_DSA_44": ("SIGN_VERIFY", "ML_DSA_SHAKE_256"), "HMAC_256": ("GENERATE_VERIFY_MAC",
-                                                                                   "HMAC_SHA_256")}
+                                                                                   "HMAC_SHA_256"),
+                    "ML_KEM_768": ("ENCAPSULATE_DECAPSULATE", "ML_KEM")}
 
     @rule(target=signers, spec=st.sampled_from(sorted(SIGNER_SPECS)))
     def create_signer(self, spec):
@@ -554,6 +555,12 @@ class LedgerMachine(RuleBasedStateMachine):
             out = expect(k.error(), self.kms.generate_mac, key_id, message, algorithm)
             if out is not None:
                 assert self.kms.verify_mac(key_id, message, algorithm, out.mac).mac_valid
+                self.step()
+        elif usage == "ENCAPSULATE_DECAPSULATE":
+            out = expect(k.error(), self.kms.encapsulate, key_id, algorithm)
+            if out is not None:
+                back = self.kms.decapsulate(key_id, out.shared_secret_ciphertext_blob, algorithm)
+                assert back.shared_secret == out.shared_secret
                 self.step()
         else:
             out = expect(k.error(), self.kms.sign, key_id, message, algorithm)
