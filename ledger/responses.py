@@ -170,6 +170,28 @@ class GetKeyRotationStatusResponse(_Response, frozen=True):
     on_demand_rotation_start_date: datetime | None = None
 
 
+class KeyLastUsageData(_Response, frozen=True):
+    """The key's last successful cryptographic use: the operation, its time,
+    the CloudTrail eventID `audit log --format cloudtrail` gives its record,
+    and the request id."""
+
+    operation: str
+    timestamp: datetime
+    cloud_trail_event_id: str
+    kms_request_id: str
+
+
+class GetKeyLastUsageResponse(_Response, frozen=True):
+    """GetKeyLastUsage: when and how the key was last used (no KeyLastUsage
+    if it never was), and since when that is tracked (the key's creation:
+    the log holds every use)."""
+
+    key_id: str
+    tracking_start_date: datetime
+    key_creation_date: datetime
+    key_last_usage: KeyLastUsageData | None = None
+
+
 class RotateKeyOnDemandResponse(_Response, frozen=True):
     """RotateKeyOnDemand: the key's ARN."""
 
