@@ -219,6 +219,8 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                               lambda s, w: s.enable_key_rotation(w.key)),
     "disable_key_rotation": Op("DisableKeyRotation", ("kms:DisableKeyRotation",), "key",
                                lambda s, w: s.disable_key_rotation(w.key)),
+    "get_key_last_usage": Op("GetKeyLastUsage", ("kms:GetKeyLastUsage",), "key",
+                             lambda s, w: s.get_key_last_usage(w.key)),
     "get_key_rotation_status": Op("GetKeyRotationStatus", ("kms:GetKeyRotationStatus",), "key",
                                   lambda s, w: s.get_key_rotation_status(w.key)),
     "rotate_key_on_demand": Op("RotateKeyOnDemand", ("kms:RotateKeyOnDemand",), "key",

@@ -85,6 +85,7 @@ def test_every_operation_through_boto3(server: Server) -> None:
     nop = kms.generate_data_key_without_plaintext(KeyId=key, NumberOfBytes=16)
     assert "Plaintext" not in nop and len(kms.decrypt(CiphertextBlob=nop["CiphertextBlob"])["Plaintext"]) == 16
     assert len(kms.generate_random(NumberOfBytes=64)["Plaintext"]) == 64
+    assert kms.get_key_last_usage(KeyId=key)["KeyLastUsage"]["Operation"] == "Decrypt"
 
     # rotation
     kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=90)
