@@ -23,6 +23,7 @@ from keyledger.service.request import (
     _check_grant_tokens,
     _check_policy_name,
     _decode_marker,
+    _dry_run,
     _encode_marker,
     _grant_token,
     _lockout_check,
@@ -119,15 +120,17 @@ class AccessOps(ServiceBase):
 
     def create_grant(self, key_id: str, grantee_principal: str, operations: list[str], *,
                      retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
-                     name: str | None = None, grant_tokens: list[str] | None = None) -> r.CreateGrantResponse:
+                     name: str | None = None, grant_tokens: list[str] | None = None,
+                     dry_run: bool | None = None) -> r.CreateGrantResponse:
         """CreateGrant: let `grantee_principal` perform `operations` on the key,
         optionally only with an encryption context (`constraints`:
         EncryptionContextEquals or EncryptionContextSubset). Effective at once.
         A grant can only grant what it holds; the same `name` and grant again
-        return the existing grant (idempotent, as AWS).
+        return the existing grant (idempotent, as AWS). `dry_run`: every check,
+        then DryRunOperationException; no grant is made.
 
         Raises NotFoundException, KMSInvalidStateException, InvalidGrantTokenException,
-        AccessDeniedException, ValidationException."""
+        DryRunOperationException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.CreateGrantResponse:
             ops = cmd.check_grant_operations(operations)
             cmd.check_principal_arn("granteePrincipal", grantee_principal)
@@ -144,6 +147,7 @@ class AccessOps(ServiceBase):
                 new_grant_operations=tuple(ops))
             cmd.require_not_pending(state, req.arn(state.key_id))
             cmd.check_grant_constraints_for_key(state, equals, subset)
+            _dry_run(dry_run)
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
                 for _, g in req.view.scan("grants", prefix=grant_row(state.key_id, "", req.scope)):
                     if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,
@@ -212,13 +216,14 @@ class AccessOps(ServiceBase):
         return self._run("ListRetirableGrants", body)
 
     def retire_grant(self, *, grant_token: str | None = None, key_id: str | None = None,
-                     grant_id: str | None = None) -> None:
+                     grant_id: str | None = None, dry_run: bool | None = None) -> None:
         """RetireGrant: end a grant as its retiring principal, its grantee (if the
         grant allows RetireGrant) or the account root. Name it by `grant_token`,
-        or by `key_id` and `grant_id`.
+        or by `key_id` and `grant_id`. `dry_run`: every check, then
+        DryRunOperationException; the grant stays.
 
-        Raises NotFoundException, InvalidGrantTokenException, AccessDeniedException,
-        ValidationException."""
+        Raises NotFoundException, InvalidGrantTokenException, DryRunOperationException,
+        AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             if grant_token is not None:
                 token_key, token_grant = _parse_grant_token(grant_token)
@@ -240,19 +245,23 @@ class AccessOps(ServiceBase):
                 raise AccessDeniedException(
                     f"User: {caller} is not authorized to perform: kms:RetireGrant on resource: "
                     f"{req.arn(target_key)} because it is not the grant's retiring principal or grantee")
+            _dry_run(dry_run)
             req.emit([ev.GrantRetired(target_key, target_grant)])
         return self._run("RetireGrant", body, key_hint=key_id)
 
-    def revoke_grant(self, key_id: str, grant_id: str) -> None:
+    def revoke_grant(self, key_id: str, grant_id: str, *, dry_run: bool | None = None) -> None:
         """RevokeGrant: end a grant as someone the key's policy allows to
         (kms:RevokeGrant), unlike RetireGrant, which is for the grant's own parties.
+        `dry_run`: every check, then DryRunOperationException; the grant stays.
 
-        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        Raises NotFoundException, DryRunOperationException, AccessDeniedException,
+        ValidationException."""
         def body(req: _Request) -> None:
             state = req.key(key_id)
             req.authorize("kms:RevokeGrant", state)
             if req.view.get("grants", grant_row(state.key_id, grant_id, req.scope)) is None:
                 raise NotFoundException(f"Grant ID {grant_id} not found")
+            _dry_run(dry_run)
             req.emit([ev.GrantRevoked(state.key_id, grant_id)])
         return self._run("RevokeGrant", body, key_hint=key_id)
 

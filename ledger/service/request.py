@@ -491,6 +491,24 @@ def _dry_run(dry_run: bool | None) -> None:
         raise DryRunOperationException("The request would have succeeded, but the DryRun option is set.")
 
 
+IGNORE_CIPHERTEXT = "IGNORE_CIPHERTEXT"
+
+
+def _ignores_ciphertext(dry_run: bool | None, modifiers: Sequence[str] | None) -> bool:
+    """DryRun with the IGNORE_CIPHERTEXT modifier (Decrypt, ReEncrypt): only the
+    authorization is checked, against the key the request names, and the
+    ciphertext (absent or not) is not read. Modifiers without DryRun are ignored."""
+    return bool(dry_run) and modifiers is not None and IGNORE_CIPHERTEXT in modifiers
+
+
+def _missing(member: str) -> ValidationException:
+    """AWS's refusal of a member this request needs although the model leaves
+    it optional (CiphertextBlob, or the KeyId an IGNORE_CIPHERTEXT dry run
+    authorizes against)."""
+    return ValidationException(f"1 validation error detected: Value null at '{member}' failed to satisfy "
+                               "constraint: Member must not be null")
+
+
 def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
     """Grant tokens are accepted (grants are effective at once here) but
     must be well-formed."""

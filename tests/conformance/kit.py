@@ -318,6 +318,10 @@ PLACEHOLDER_KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"
 ROOT = "arn:aws:iam::111122223333:root"
 
 
+#: Members a request needs although the model leaves them optional (the library checks them)
+NEEDED_BEYOND_MODEL = {"Decrypt": ("CiphertextBlob",), "ReEncrypt": ("CiphertextBlob",)}
+
+
 def static_baseline(operation: str) -> dict[str, Any]:
     """A well-formed request that breaks no model constraint (its meaning
     may be refused later; the input checks come first)."""
@@ -326,7 +330,9 @@ def static_baseline(operation: str) -> dict[str, Any]:
                                 "PolicyType": "{}", "PolicyNameType": "default",
                                 "RegionType": "eu-west-1"}  # ReplicateKey, UpdatePrimaryRegion: its pattern
     params: dict[str, Any] = {}
-    for member in OPERATIONS[operation].required:  # the model's and those the library needs
+    # the model's and those the library needs (CiphertextBlob: required but for an IGNORE_CIPHERTEXT dry run)
+    needed = (*OPERATIONS[operation].required, *NEEDED_BEYOND_MODEL.get(operation, ()))
+    for member in needed:
         name = shape["members"][member]["shape"]
         spec = SHAPES[name]
         if name in by_shape:
