@@ -20,6 +20,9 @@ READ_ONLY = {
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
     "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetKeyLastUsage",
+    # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
+    "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",
 }
 SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",

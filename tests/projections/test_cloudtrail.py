@@ -137,3 +137,25 @@ def test_a_call_made_through_an_integrated_service_names_it_as_invoked_by(tmp_pa
     assert via["sourceIPAddress"] == via["userAgent"] == "ssm.amazonaws.com"
     assert "viaService" not in (via["requestParameters"] or {})
     assert "invokedBy" not in direct["userIdentity"] and direct["sourceIPAddress"] == "keyledger"
+
+
+def test_cryptographic_and_read_calls_are_read_only_and_management_calls_are_not(tmp_path) -> None:
+    """As AWS's CloudTrail examples show (a Sign is "readOnly": true): every
+    cryptographic operation and every read is read-only; a key's creation and
+    a policy change are not."""
+    with keyledger.open(tmp_path / "kl", create=True) as kms:
+        signer = kms.create_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY").key_metadata.key_id
+        mac = kms.create_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC").key_metadata.key_id
+        sym = kms.create_key().key_metadata.key_id
+        signature = kms.sign(signer, b"m", "ECDSA_SHA_256").signature
+        kms.verify(signer, b"m", signature, "ECDSA_SHA_256")
+        kms.get_public_key(signer)
+        kms.verify_mac(mac, b"m", "HMAC_SHA_256", kms.generate_mac(mac, b"m", "HMAC_SHA_256").mac)
+        kms.generate_data_key_pair_without_plaintext(sym, "ECC_NIST_P256")
+        kms.get_key_last_usage(sym)
+        kms.put_key_policy(sym, kms.get_key_policy(sym).policy)
+        flags = {r.operation: cloudtrail.render(r, region="us-east-1", account="111122223333")["readOnly"]
+                 for r in kms.store.records()}
+    assert flags == {"CreateKey": False, "Sign": True, "Verify": True, "GetPublicKey": True, "GenerateMac": True,
+                     "VerifyMac": True, "GenerateDataKeyPairWithoutPlaintext": True, "GetKeyLastUsage": True,
+                     "GetKeyPolicy": True, "PutKeyPolicy": False}
