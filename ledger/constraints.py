@@ -81,6 +81,11 @@ def invalid(found: list[str]) -> ValidationException:
     return ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(found)}")
 
 
+def missing_members(paths: list[str]) -> ValidationException:
+    """Required members left out (null), as AWS words it."""
+    return invalid([violation(p, None, "Member must not be null") for p in paths])
+
+
 def _size(kind: str, value: Any) -> int | None:
     if kind in ("string", "blob", "list") and hasattr(value, "__len__"):
         return len(value)

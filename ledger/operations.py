@@ -32,7 +32,8 @@ import re
 from importlib import resources
 from typing import Any
 
-from keyledger.errors import KMSError, UnsupportedOperationException, ValidationException
+from keyledger import constraints
+from keyledger.errors import KMSError, UnsupportedOperationException
 from keyledger.service import KeyLedger
 
 MODEL_PACKAGE = "keyledger.server"
@@ -202,11 +203,7 @@ def coerce(shape_name: str, value: Any, path: str, shapes: dict[str, dict[str, A
     raise SerializationException(f"Value at '{path}' has a type this server cannot read")
 
 
-def missing_members(paths: list[str]) -> KMSError:
-    n = len(paths)
-    detail = "; ".join(f"Value null at '{p}' failed to satisfy constraint: Member must not be null"
-                       for p in paths)
-    return ValidationException(f"{n} validation error{'s' if n > 1 else ''} detected: {detail}")
+missing_members = constraints.missing_members
 
 
 def request_kwargs(op: Operation, document: dict[str, Any]) -> dict[str, Any]:

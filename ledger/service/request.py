@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from keyledger import commands as cmd
+from keyledger import constraints
 from keyledger import crypto
 from keyledger import events as ev
 from keyledger.events import from_us
@@ -504,9 +505,8 @@ def _ignores_ciphertext(dry_run: bool | None, modifiers: Sequence[str] | None) -
 def _missing(member: str) -> ValidationException:
     """AWS's refusal of a member this request needs although the model leaves
     it optional (CiphertextBlob, or the KeyId an IGNORE_CIPHERTEXT dry run
-    authorizes against)."""
-    return ValidationException(f"1 validation error detected: Value null at '{member}' failed to satisfy "
-                               "constraint: Member must not be null")
+    authorizes against): the model's own missing-member words."""
+    return constraints.missing_members([member])
 
 
 def _check_grant_tokens(grant_tokens: list[str] | None) -> None:
