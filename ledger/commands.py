@@ -306,6 +306,8 @@ def create_key(key_id: str, *, description: str, key_usage: str, key_spec: str, 
 # the key-spec table (keyledger.keyspecs) says which usages each spec allows
 KEY_SPEC_USAGES: dict[str, tuple[str, ...]] = {name: tuple(s.usages) for name, s in keyspecs.SPECS.items()}
 ORIGINS = ("AWS_KMS", "EXTERNAL")  # EXTERNAL: imported key material (service/imports.py)
+#: the origins of keys in a custom key store (a ledger has none: service/custom_key_stores.py)
+CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 
 
 def check_create_params(key_usage: str, key_spec: str, origin: str, multi_region: bool) -> None:

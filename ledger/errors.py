@@ -75,6 +75,11 @@ class NotAuthorizedException(KMSError): pass
 class ExpiredImportTokenException(KMSError): pass
 class InvalidImportTokenException(KMSError): pass
 class IncorrectKeyMaterialException(KMSError): pass
+# Custom key stores (service/custom_key_stores.py): a ledger has none
+class CustomKeyStoreNotFoundException(KMSError): pass
+class CloudHsmClusterNotFoundException(KMSError): pass
+class XksProxyUriUnreachableException(KMSError): pass
+class XksProxyVpcEndpointServiceNotFoundException(KMSError): pass
 
 #: Errors AWS may answer to any operation, though the model lists them for none.
 COMMON_ERRORS = frozenset({"ValidationException", "AccessDeniedException", "NotAuthorizedException"})
@@ -93,6 +98,8 @@ BY_CODE: dict[str, type[KMSError]] = {
         KMSInvalidSignatureException, KMSInvalidMacException,
         NotAuthorizedException,
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
+        CustomKeyStoreNotFoundException, CloudHsmClusterNotFoundException, XksProxyUriUnreachableException,
+        XksProxyVpcEndpointServiceNotFoundException,
     )
 }
 

@@ -170,6 +170,27 @@ class GetKeyRotationStatusResponse(_Response, frozen=True):
     on_demand_rotation_start_date: datetime | None = None
 
 
+class CustomKeyStoresListEntry(_Response, frozen=True):
+    """One custom key store (a ledger has none: the type exists for the shape)."""
+
+    custom_key_store_id: str
+    custom_key_store_name: str
+
+
+class CreateCustomKeyStoreResponse(_Response, frozen=True):
+    """CreateCustomKeyStore: the new store's id (never made by a ledger)."""
+
+    custom_key_store_id: str
+
+
+class DescribeCustomKeyStoresResponse(_Response, frozen=True):
+    """DescribeCustomKeyStores: the account's custom key stores (none)."""
+
+    custom_key_stores: list[CustomKeyStoresListEntry]
+    truncated: bool
+    next_marker: str | None = None
+
+
 class KeyLastUsageData(_Response, frozen=True):
     """The key's last successful cryptographic use: the operation, its time,
     the CloudTrail eventID `audit log --format cloudtrail` gives its record,

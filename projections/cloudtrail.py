@@ -19,7 +19,7 @@ READ_ONLY = {
     "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
-    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetKeyLastUsage",
+    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetKeyLastUsage", "DescribeCustomKeyStores",
     # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
     "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",

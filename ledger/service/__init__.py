@@ -19,6 +19,7 @@ them:
 - asymmetric.py    asymmetric and HMAC keys (Sign, Verify, GenerateMac, ...)
 - maintenance.py   the sweep, checkpoints, the root key
 - imports.py       imported key material (Origin EXTERNAL)
+- custom_key_stores.py  custom key stores (CloudHSM, external): a ledger has none
 - managed.py       AWS managed keys (alias/aws/<service>)
 - multi_region.py  multi-Region keys (ReplicateKey, UpdatePrimaryRegion)
 - parameters.py    the parameter store, `kms.parameters` (SSM Parameter Store semantics)
@@ -34,6 +35,7 @@ from keyledger.service.access import AccessOps
 from keyledger.service.aliases_tags import AliasTagOps
 from keyledger.service.asymmetric import AsymmetricOps
 from keyledger.service.base import ServiceBase
+from keyledger.service.custom_key_stores import CustomKeyStoreOps
 from keyledger.service.data import DataOps
 from keyledger.service.iam import IamOps
 from keyledger.service.imports import ImportOps
@@ -50,7 +52,8 @@ __all__ = ["KeyLedger", "Clock", "Rng", "Planned", "from_us", "to_us"]
 
 
 class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, AsymmetricOps, MaintenanceOps,
-                ImportOps, ManagedKeyOps, EnvelopeOps, ParameterOps, MultiRegionOps, ServiceBase):
+                ImportOps, ManagedKeyOps, EnvelopeOps, ParameterOps, MultiRegionOps, CustomKeyStoreOps,
+                ServiceBase):
     """The embedded AWS KMS. Obtain one with `keyledger.open(...)`.
 
     Every public method is one AWS KMS operation (snake_case of its name), or

@@ -13,6 +13,7 @@ from keyledger import responses as r
 from keyledger.errors import InvalidCiphertextException
 from keyledger.projections.state import KeyState
 from keyledger.service.base import ServiceBase
+from keyledger.service.custom_key_stores import no_such_store
 from keyledger.service.request import (
     _check_grant_tokens,
     _digest,
@@ -306,14 +307,19 @@ class DataOps(ServiceBase):
             return r.GenerateDataKeyWithoutPlaintextResponse(blob, arn, material)
         return self._run("GenerateDataKeyWithoutPlaintext", body, key_hint=key_id)
 
-    def generate_random(self, *, number_of_bytes: int | None = None) -> r.GenerateRandomResponse:
+    def generate_random(self, *, number_of_bytes: int | None = None,
+                        custom_key_store_id: str | None = None) -> r.GenerateRandomResponse:
         """GenerateRandom: `number_of_bytes` (1-1,024) random bytes from the ledger's
         random source (the injected `rng` in tests). The record keeps the count only.
+        A ledger has no custom key stores (CloudHSM clusters), so a
+        `custom_key_store_id` names none.
 
-        Raises AccessDeniedException, ValidationException."""
+        Raises AccessDeniedException, ValidationException, CustomKeyStoreNotFoundException."""
         def body(req: _Request) -> r.GenerateRandomResponse:
             n = cmd.check_range("numberOfBytes", number_of_bytes, 1, 1024)
             req.authorize("kms:GenerateRandom", None)
+            if custom_key_store_id is not None:
+                raise no_such_store(custom_key_store_id)
             req.emit([ev.RandomGenerated(n)])
             return r.GenerateRandomResponse(self._rng(n))
         return self._run("GenerateRandom", body)

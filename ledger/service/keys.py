@@ -17,6 +17,7 @@ from keyledger.projections import cloudtrail, in_scope, key_row, scope_prefix, s
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
+from keyledger.service.custom_key_stores import no_such_store
 from keyledger.events import from_us
 from keyledger.service.request import (
     _check_grant_tokens,
@@ -36,16 +37,18 @@ class KeyOps(ServiceBase):
                    key_spec: str | None = None, customer_master_key_spec: str | None = None,
                    origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
                    policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
-                   ) -> r.CreateKeyResponse:
+                   custom_key_store_id: str | None = None) -> r.CreateKeyResponse:
         """CreateKey: a new key, its first version of material made and wrapped
         under a fresh KEK in the same write as its `KeyCreated` record, so no
         key ever exists without its material. `key_spec` defaults to
         SYMMETRIC_DEFAULT; `policy` defaults to AWS's default key policy, and a
         policy you give must still let you change it (the lockout check) unless
-        `bypass_policy_lockout_safety_check`.
+        `bypass_policy_lockout_safety_check`. A ledger has no custom key
+        stores, so a `custom_key_store_id` names none.
 
         Raises ValidationException, AccessDeniedException,
-        MalformedPolicyDocumentException, UnsupportedOperationException, TagException."""
+        MalformedPolicyDocumentException, UnsupportedOperationException, TagException,
+        CustomKeyStoreNotFoundException."""
         policy_document = policy
         # A key pair is made before the write (RSA-4096 takes a second), not while holding it.
         pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec) if origin != "EXTERNAL" else None
@@ -54,11 +57,15 @@ class KeyOps(ServiceBase):
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
             cmd.check_description(description)
             _, usage = keyspecs.check_create(spec, key_usage, self.region, crypto.unavailable_families())
-            cmd.check_create_params(usage, spec, origin, multi_region)
+            in_store = custom_key_store_id is not None and origin in cmd.CUSTOM_KEY_STORE_ORIGINS
+            if not in_store:  # a custom key store's origin is answered after authorization, below
+                cmd.check_create_params(usage, spec, origin, multi_region)
             tag_map = cmd.check_tags(tags)
             req.authorize("kms:CreateKey", None, extra={
                 **_request_tags(tag_map), "kms:keyspec": spec, "kms:keyusage": usage, "kms:keyorigin": origin,
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            if custom_key_store_id is not None:
+                raise no_such_store(custom_key_store_id)
             key_id = crypto.MRK_PREFIX + self._rng(16).hex() if multi_region else \
                 str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document

@@ -168,10 +168,10 @@ def test_a_required_member_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_a_member_keyledger_lacks_is_refused_and_recorded(cli: Cli) -> None:
-    assert ops.OPERATIONS["CreateKey"].members["CustomKeyStoreId"][1] is None  # no custom key stores
-    result = cli("create-key", "--custom-key-store-id", "cks-1234567890abcdef0", expect=254)
+    assert ops.OPERATIONS["CreateKey"].members["XksKeyId"][1] is None  # no external key stores
+    result = cli("create-key", "--xks-key-id", "external-key-1", expect=254)
     assert result.stderr == ("An error occurred (UnsupportedOperationException) when calling the CreateKey "
-                             "operation: CustomKeyStoreId is not supported by keyledger for CreateKey.\n")
+                             "operation: XksKeyId is not supported by keyledger for CreateKey.\n")
     with keyledger.open(cli.home) as opened, opened.store.snapshot() as snap:
         last = list(snap.records())[-1]
     assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "UnsupportedOperationException"

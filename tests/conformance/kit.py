@@ -319,7 +319,11 @@ ROOT = "arn:aws:iam::111122223333:root"
 
 
 #: Members a request needs although the model leaves them optional (the library checks them)
-NEEDED_BEYOND_MODEL = {"Decrypt": ("CiphertextBlob",), "ReEncrypt": ("CiphertextBlob",)}
+NEEDED_BEYOND_MODEL = {"Decrypt": ("CiphertextBlob",), "ReEncrypt": ("CiphertextBlob",),
+                       # AWS: "NumberOfBytes is required." (constraints.REQUIRED_BY_OPERATION)
+                       "GenerateRandom": ("NumberOfBytes",),
+                       # an AWS CloudHSM key store (the default type) names its cluster
+                       "CreateCustomKeyStore": ("CloudHsmClusterId",)}
 
 
 def static_baseline(operation: str) -> dict[str, Any]:
@@ -328,7 +332,8 @@ def static_baseline(operation: str) -> dict[str, Any]:
     shape = input_shape(operation)
     by_shape: dict[str, Any] = {"KeyIdType": PLACEHOLDER_KEY, "PrincipalIdType": ROOT, "AliasNameType": "alias/x",
                                 "PolicyType": "{}", "PolicyNameType": "default",
-                                "RegionType": "eu-west-1"}  # ReplicateKey, UpdatePrimaryRegion: its pattern
+                                "RegionType": "eu-west-1",  # ReplicateKey, UpdatePrimaryRegion: its pattern
+                                "CloudHsmClusterIdType": "cluster-abcdefghijk"}  # its pattern
     params: dict[str, Any] = {}
     # the model's and those the library needs (CiphertextBlob: required but for an IGNORE_CIPHERTEXT dry run)
     needed = (*OPERATIONS[operation].required, *NEEDED_BEYOND_MODEL.get(operation, ()))

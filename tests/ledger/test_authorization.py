@@ -47,7 +47,8 @@ from keyledger import projections
 from keyledger import events as ev
 from keyledger import policy as authz
 from keyledger.errors import (
-    AccessDeniedException, InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException,
+    AccessDeniedException, CloudHsmClusterNotFoundException, CustomKeyStoreNotFoundException,
+    InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException,
 )
 from keyledger.service import KeyLedger, from_us, to_us
 from keyledger.projections import key_row, principal_row, replay
@@ -187,6 +188,13 @@ def _root(_: World) -> str:
 
 
 IAM_DOC = doc(allow("kms:Encrypt"))
+STORE = "cks-1234567890abcdef0"
+
+
+def _authorized_then_absent(call: Callable[[], Any]) -> None:
+    """A custom key store call, once authorized, finds no store (a ledger has none)."""
+    with pytest.raises((CustomKeyStoreNotFoundException, CloudHsmClusterNotFoundException)):
+        call()
 OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
     # ReplicateKey also needs kms:CreateKey (in the replica's region), as AWS asks
     "replicate_key": Op("ReplicateKey", ("kms:ReplicateKey", "kms:CreateKey"), "mrk",
@@ -275,6 +283,25 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
         lambda s, w: s.generate_data_key_without_plaintext(w.key, key_spec="AES_256")),
     "generate_random": Op("GenerateRandom", ("kms:GenerateRandom",), None,
                           lambda s, w: s.generate_random(number_of_bytes=16), _star),
+    "describe_custom_key_stores": Op("DescribeCustomKeyStores", ("kms:DescribeCustomKeyStores",), None,
+                                     lambda s, w: s.describe_custom_key_stores(), _star),
+    "connect_custom_key_store": Op("ConnectCustomKeyStore", ("kms:ConnectCustomKeyStore",), None,
+                                   lambda s, w: _authorized_then_absent(lambda: s.connect_custom_key_store(STORE)),
+                                   _star),
+    "disconnect_custom_key_store": Op(
+        "DisconnectCustomKeyStore", ("kms:DisconnectCustomKeyStore",), None,
+        lambda s, w: _authorized_then_absent(lambda: s.disconnect_custom_key_store(STORE)), _star),
+    "update_custom_key_store": Op(
+        "UpdateCustomKeyStore", ("kms:UpdateCustomKeyStore",), None,
+        lambda s, w: _authorized_then_absent(lambda: s.update_custom_key_store(STORE, new_custom_key_store_name="n")),
+        _star),
+    "delete_custom_key_store": Op("DeleteCustomKeyStore", ("kms:DeleteCustomKeyStore",), None,
+                                  lambda s, w: _authorized_then_absent(lambda: s.delete_custom_key_store(STORE)),
+                                  _star),
+    "create_custom_key_store": Op(
+        "CreateCustomKeyStore", ("kms:CreateCustomKeyStore",), None,
+        lambda s, w: _authorized_then_absent(
+            lambda: s.create_custom_key_store("hsm", cloud_hsm_cluster_id="cluster-abcdefghijk")), _star),
     "sign": Op("Sign", ("kms:Sign",), "signer", lambda s, w: s.sign(w.signer, b"m", "ECDSA_SHA_256")),
     "verify": Op("Verify", ("kms:Verify",), "signer",
                  lambda s, w: s.verify(w.signer, b"m", w.signature, "ECDSA_SHA_256")),
