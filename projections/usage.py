@@ -43,36 +43,26 @@ def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: in
     return s
 
 
+#: the event of each tracked operation (KeyLastUsageTrackingOperation) that
+#: names one key; ReEncrypt and the two with a WithoutPlaintext twin aside
+_TRACKED: dict[type, str] = {
+    ev.Encrypted: "Encrypt", ev.Decrypted: "Decrypt", ev.Signed: "Sign", ev.SignatureVerified: "Verify",
+    ev.MacGenerated: "GenerateMac", ev.MacVerified: "VerifyMac", ev.SharedSecretDerived: "DeriveSharedSecret",
+    ev.SharedSecretEncapsulated: "Encapsulate", ev.SharedSecretDecapsulated: "Decapsulate",
+}
+
+
 def tracked_operation(event: ev.Event, key_id: str) -> str | None:
     """The operation GetKeyLastUsage names for an event that used `key_id`
     (one of AWS's KeyLastUsageTrackingOperation values), or None when the
     event is not a successful cryptographic use of that key. Named from the
     event, not the record: a parameter store request's Encrypt is an Encrypt."""
-    match event:
-        case ev.Encrypted():
-            name = "Encrypt"
-        case ev.Decrypted():
-            name = "Decrypt"
-        case ev.ReEncrypted():
-            return "ReEncrypt" if key_id in (event.source_key_id, event.key_id) else None
-        case ev.DataKeyGenerated():
-            name = "GenerateDataKey" if event.plaintext_returned else "GenerateDataKeyWithoutPlaintext"
-        case ev.DataKeyPairGenerated():
-            name = "GenerateDataKeyPair" if event.plaintext_returned else "GenerateDataKeyPairWithoutPlaintext"
-        case ev.Signed():
-            name = "Sign"
-        case ev.SignatureVerified():
-            name = "Verify"
-        case ev.MacGenerated():
-            name = "GenerateMac"
-        case ev.MacVerified():
-            name = "VerifyMac"
-        case ev.SharedSecretDerived():
-            name = "DeriveSharedSecret"
-        case ev.SharedSecretEncapsulated():
-            name = "Encapsulate"
-        case ev.SharedSecretDecapsulated():
-            name = "Decapsulate"
-        case _:
-            return None
-    return name if getattr(event, "key_id", None) == key_id else None
+    if isinstance(event, ev.ReEncrypted):
+        return "ReEncrypt" if key_id in (event.source_key_id, event.key_id) else None
+    if isinstance(event, ev.DataKeyGenerated):
+        name: str | None = "GenerateDataKey" if event.plaintext_returned else "GenerateDataKeyWithoutPlaintext"
+    elif isinstance(event, ev.DataKeyPairGenerated):
+        name = "GenerateDataKeyPair" if event.plaintext_returned else "GenerateDataKeyPairWithoutPlaintext"
+    else:
+        name = _TRACKED.get(type(event))
+    return name if name is not None and getattr(event, "key_id", None) == key_id else None

@@ -105,7 +105,12 @@ def test_asymmetric_and_hmac_uses(kms) -> None:
     assert kms.get_key_last_usage(sym).key_last_usage.operation == "GenerateDataKeyPairWithoutPlaintext"
     kms.generate_data_key_pair(sym, "ECC_NIST_P256")
     assert kms.get_key_last_usage(sym).key_last_usage.operation == "GenerateDataKeyPair"
-    for key in (signer, mac, sym):
+    kem = kms.create_key(key_spec="ML_KEM_768", key_usage="ENCAPSULATE_DECAPSULATE").key_metadata.key_id
+    blob = kms.encapsulate(kem, "ML_KEM").shared_secret_ciphertext_blob
+    assert kms.get_key_last_usage(kem).key_last_usage.operation == "Encapsulate"
+    kms.decapsulate(kem, blob, "ML_KEM")
+    assert kms.get_key_last_usage(kem).key_last_usage.operation == "Decapsulate"
+    for key in (signer, mac, sym, kem):
         assert_matches_log(kms, key)
 
 
