@@ -229,6 +229,13 @@ class World:
             other = self._typed_key("ECC_NIST_P256", "KEY_AGREEMENT") and self.new_agreement_peer()
             return {"KeyId": agree(), "KeyAgreementAlgorithm": "ECDH", "PublicKey": other}
 
+        kem = lambda: self._typed_key("ML_KEM_768", "ENCAPSULATE_DECAPSULATE")  # noqa: E731
+
+        def decapsulate() -> dict[str, Any]:
+            made = self.ok("Encapsulate", {"KeyId": kem(), "EncapsulationAlgorithm": "ML_KEM"})
+            return {"KeyId": kem(), "EncapsulationAlgorithm": "ML_KEM",
+                    "SharedSecretCiphertextBlob": b64(made["SharedSecretCiphertextBlob"])}
+
         return {
             "Sign": lambda: {"KeyId": sign(), "Message": b"m", "SigningAlgorithm": "ECDSA_SHA_256"},
             "Verify": verify,
@@ -238,6 +245,10 @@ class World:
             "GenerateDataKeyPair": lambda: {"KeyId": self.key, "KeyPairSpec": "ECC_NIST_P256"},
             "GenerateDataKeyPairWithoutPlaintext": lambda: {"KeyId": self.key, "KeyPairSpec": "ECC_NIST_P256"},
             "DeriveSharedSecret": derive,
+            "Encapsulate": lambda: {"KeyId": kem(), "EncapsulationAlgorithm": "ML_KEM"},
+            "Decapsulate": decapsulate,
+            "GetKeyLastUsage": lambda: {"KeyId": self.key},
+            "DescribeCustomKeyStores": lambda: {"Limit": 10},
         }
 
     def new_agreement_peer(self) -> bytes:

@@ -18,6 +18,9 @@ import kit
 from keyledger import commands as cmd
 
 CASES = [case for op in kit.IMPLEMENTED for case in kit.constraint_cases(op, kit.static_baseline(op))]
+#: answered with the model's errors for a store, cluster or proxy that does not exist (service/custom_key_stores.py)
+NEVER_SUCCEED = {"ConnectCustomKeyStore", "DisconnectCustomKeyStore", "UpdateCustomKeyStore", "DeleteCustomKeyStore",
+                 "CreateCustomKeyStore"}
 
 
 def _check_error(operation: str, outcome: Any) -> None:
@@ -34,6 +37,8 @@ def test_response_matches_the_output_shape(world: Any, operation: str) -> None:
     outcome = world.face.call(operation, params)
     if outcome.response is None:
         _check_error(operation, outcome)
+        if operation in NEVER_SUCCEED:
+            pytest.skip(f"{operation} never succeeds in a ledger, which has no custom key stores")
         pytest.skip(f"no succeeding baseline request for {operation} yet: add one to World.baseline "
                     f"({outcome.code}: {outcome.message})")
     shape = kit.output_shape(operation)
