@@ -19,6 +19,8 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -245,11 +247,33 @@ class World:
             "GenerateDataKeyPair": lambda: {"KeyId": self.key, "KeyPairSpec": "ECC_NIST_P256"},
             "GenerateDataKeyPairWithoutPlaintext": lambda: {"KeyId": self.key, "KeyPairSpec": "ECC_NIST_P256"},
             "DeriveSharedSecret": derive,
+            "GetParametersForImport": lambda: {"KeyId": self.external_key(), "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+                                               "WrappingKeySpec": "RSA_2048"},
+            "ImportKeyMaterial": lambda: self.import_request(self.external_key()),
+            "DeleteImportedKeyMaterial": lambda: {"KeyId": self.imported_key()},
             "Encapsulate": lambda: {"KeyId": kem(), "EncapsulationAlgorithm": "ML_KEM"},
             "Decapsulate": decapsulate,
             "GetKeyLastUsage": lambda: {"KeyId": self.key},
             "DescribeCustomKeyStores": lambda: {"Limit": 10},
         }
+
+    def external_key(self) -> str:
+        return self.ok("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
+
+    def import_request(self, key_id: str) -> dict[str, Any]:
+        """What a customer sends after wrapping 32 bytes offline (AWS's recipe)."""
+        got = self.ok("GetParametersForImport", {"KeyId": key_id, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+                                                 "WrappingKeySpec": "RSA_2048"})
+        public = serialization.load_der_public_key(base64.b64decode(got["PublicKey"]))
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        return {"KeyId": key_id, "ImportToken": base64.b64decode(got["ImportToken"]),
+                "EncryptedKeyMaterial": public.encrypt(os.urandom(32), oaep),  # type: ignore[union-attr]
+                "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}
+
+    def imported_key(self) -> str:
+        key = self.external_key()
+        self.ok("ImportKeyMaterial", self.import_request(key))
+        return key
 
     def new_agreement_peer(self) -> bytes:
         peer = self.ok("CreateKey", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"})["KeyMetadata"]["KeyId"]
