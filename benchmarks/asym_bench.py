@@ -1,7 +1,7 @@
 """Asymmetric and HMAC keys (issue 11's benchmark): Sign and Verify with
-ECC_NIST_P256 (ECDSA_SHA_256) and RSA_2048 (RSASSA_PSS_SHA_256), and
-GenerateMac / VerifyMac with HMAC_256, one thread, embedded and `relaxed`,
-each next to:
+ECC_NIST_P256 (ECDSA_SHA_256) and RSA_2048 (RSASSA_PSS_SHA_256),
+GenerateMac / VerifyMac with HMAC_256, and Encapsulate / Decapsulate with
+ML_KEM_768, one thread, embedded and `relaxed`, each next to:
 
 - the bare `cryptography` operation with the same key material in the same
   run (the ratio says what the ledger adds: resolve, authorize, record);
@@ -41,6 +41,8 @@ CASES = (
     ("Verify RSA_2048", "RSA_2048", "SIGN_VERIFY", "verify", "RSASSA_PSS_SHA_256"),
     ("GenerateMac HMAC_256", "HMAC_256", "GENERATE_VERIFY_MAC", "generate_mac", "HMAC_SHA_256"),
     ("VerifyMac HMAC_256", "HMAC_256", "GENERATE_VERIFY_MAC", "verify_mac", "HMAC_SHA_256"),
+    ("Encapsulate ML_KEM_768", "ML_KEM_768", "ENCAPSULATE_DECAPSULATE", "encapsulate", "ML_KEM"),
+    ("Decapsulate ML_KEM_768", "ML_KEM_768", "ENCAPSULATE_DECAPSULATE", "decapsulate", "ML_KEM"),
 )
 _PSS = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
 
@@ -63,6 +65,13 @@ def _keyledger_op(kms: keyledger.KeyLedger, key_id: str, op: str, algorithm: str
         return lambda: kms.verify(key_id, MESSAGE, signature, algorithm)
     if op == "generate_mac":
         return lambda: kms.generate_mac(key_id, MESSAGE, algorithm)
+    if op == "encapsulate":
+        return lambda: kms.encapsulate(key_id, algorithm)
+    if op == "decapsulate":
+        made = kms.encapsulate(key_id, algorithm)
+        assert kms.decapsulate(key_id, made.shared_secret_ciphertext_blob, algorithm).shared_secret == \
+            made.shared_secret
+        return lambda: kms.decapsulate(key_id, made.shared_secret_ciphertext_blob, algorithm)
     tag = kms.generate_mac(key_id, MESSAGE, algorithm).mac
     assert kms.verify_mac(key_id, MESSAGE, algorithm, tag).mac_valid
     return lambda: kms.verify_mac(key_id, MESSAGE, algorithm, tag)
@@ -78,6 +87,12 @@ def _bare_op(material: bytes, spec: str, op: str) -> Callable[[], Any]:
         return lambda: hmac.compare_digest(hmac.digest(material, MESSAGE, "sha256"), tag)
     private = serialization.load_der_private_key(material, None)
     public = private.public_key()
+    if spec.startswith("ML_KEM"):
+        if op == "encapsulate":
+            return lambda: public.encapsulate()  # type: ignore[union-attr]
+        secret, ciphertext = public.encapsulate()  # type: ignore[union-attr]
+        assert private.decapsulate(ciphertext) == secret  # type: ignore[union-attr]
+        return lambda: private.decapsulate(ciphertext)  # type: ignore[union-attr]
     if spec.startswith("ECC"):
         algo = ec.ECDSA(hashes.SHA256())
         if op == "sign":
@@ -107,6 +122,8 @@ def _moto(spec: str, usage: str, op: str, algorithm: str) -> Iterator[harness.Op
                                          SigningAlgorithm=algorithm)
         elif op == "generate_mac":
             call = lambda: client.generate_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm)
+        elif op in ("encapsulate", "decapsulate"):
+            call = lambda: getattr(client, op)(KeyId=key_id, EncapsulationAlgorithm=algorithm)
         else:
             tag = client.generate_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm)["Mac"]
             call = lambda: client.verify_mac(KeyId=key_id, Message=MESSAGE, MacAlgorithm=algorithm,

@@ -701,13 +701,15 @@ def _x(top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> str:
 
 
 def _asym_section(doc: dict[str, Any]) -> Section | None:
-    """Issue 11: Sign/Verify/GenerateMac/VerifyMac against bare cryptography and moto, same run."""
+    """Issue 11: Sign/Verify/GenerateMac/VerifyMac (and ML-KEM's Encapsulate/Decapsulate) against bare
+    cryptography and moto, same run."""
     found = _by_id(doc, "asym")
     if not found:
         return None
     rows = []
     for op, spec in (("sign", "ecc_nist_p256"), ("verify", "ecc_nist_p256"), ("sign", "rsa_2048"),
-                     ("verify", "rsa_2048"), ("generatemac", "hmac_256"), ("verifymac", "hmac_256")):
+                     ("verify", "rsa_2048"), ("generatemac", "hmac_256"), ("verifymac", "hmac_256"),
+                     ("encapsulate", "ml_kem_768"), ("decapsulate", "ml_kem_768")):
         kl, bare, moto = (found.get(f"asym.{op}.{spec}.{who}") for who in ("keyledger", "bare", "moto"))
         if kl is None:
             continue
