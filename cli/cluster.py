@@ -21,7 +21,8 @@ CLUSTER_ENV = "KEYLEDGER_CLUSTER"
 
 _cluster_option = click.option(
     "--cluster", "cluster_url", required=True, envvar=CLUSTER_ENV, metavar="etcd://HOST:PORT,...[/PREFIX]",
-    help=f"The cluster's etcd endpoints and key prefix (env {CLUSTER_ENV}).")
+    help=f"The cluster's etcd endpoints and key prefix (env {CLUSTER_ENV}); etcds://... for TLS, with "
+         "?cacert=CA.pem&cert=NODE.pem&key=NODE-KEY.pem.")
 
 
 def _config(cluster_url: str, **settings_: Any) -> Any:

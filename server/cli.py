@@ -121,7 +121,8 @@ _credentials_option = click.option(
               help="Per source address: unauthenticated refusals allowed before it is throttled "
                    "(ThrottlingException).")
 @click.option("--cluster", default=None, metavar="etcd://HOST:PORT,...[/PREFIX]",
-              help="Serve as a node of a cluster whose log etcd orders (every node a full replica). An "
+              help="Serve as a node of a cluster whose log etcd orders (every node a full replica; "
+                   "etcds://...?cacert=CA.pem&cert=NODE.pem&key=NODE-KEY.pem for TLS to etcd). An "
                    "empty --home joins it, copying a peer's snapshot (the cluster's root key must be "
                    "provisioned: root.key in the home or KEYLEDGER_ROOT_KEY).")
 @click.option("--node-name", default=None, metavar="NAME", help="This node's name in the cluster (default: "

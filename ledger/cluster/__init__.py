@@ -2,6 +2,8 @@
 full LMDB replica (DESIGN.md sections 8 and 10).
 
     kms = keyledger.open(home, cluster="etcd://10.0.0.1:2379,10.0.0.2:2379", node="n1")
+    kms = keyledger.open(home, node="n1", cluster="etcds://10.0.0.1:2379,10.0.0.2:2379/keyledger"
+                         "?cacert=/etc/kl/ca.pem&cert=/etc/kl/n1.pem&key=/etc/kl/n1-key.pem")
 
 etcd (Raft) orders and durably replicates the *tail* of the log: one etcd
 transaction per group commit, conditional on the head key's revision, carries
@@ -42,11 +44,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from keyledger.cluster.etcd import Etcd, EtcdError, EtcdUnavailable, b64, parse_endpoints
+from keyledger.cluster.etcd import Etcd, EtcdError, EtcdUnavailable, TlsFiles, b64, parse_endpoints
 from keyledger.cluster.log import EtcdLog, Head, Layout, decode_head
 from keyledger.cluster.node import Node, peer_token
 from keyledger.errors import LedgerError
@@ -56,7 +58,7 @@ from keyledger.store import REVISION, LogGap, LogUnavailable, Store
 if TYPE_CHECKING:
     from keyledger.service import KeyLedger
 
-__all__ = ["ClusterConfig", "config", "attach", "join", "has_ledger", "status", "compact", "cosign", "Node",
+__all__ = ["ClusterConfig", "TlsFiles", "config", "attach", "join", "has_ledger", "status", "compact", "cosign", "Node",
            "peer_token"]
 
 _IDENTITY = ("ledger_id", "origin", "region", "account", "root_check", "format")
@@ -70,7 +72,8 @@ class ClusterConfig:
     a snapshot from it. `source`: where this node copies one from (a peer's
     home directory or URL; default: the peers' published URLs). `timeout`:
     how long a commit waits for etcd. `node_timeout`: a node silent that long
-    no longer holds the compacted tail back."""
+    no longer holds the compacted tail back. `tls`: HTTPS to etcd
+    (`etcds://`), None for plain HTTP (`etcd://`)."""
 
     endpoints: tuple[tuple[str, int], ...]
     node: str = field(default_factory=socket.gethostname)
@@ -82,19 +85,27 @@ class ClusterConfig:
     node_timeout: float = 60.0
     compact_interval: float = 30.0
     report_interval: float = 1.0
+    tls: TlsFiles | None = None
+
+
+_TLS_PARAMETERS = ("cacert", "cert", "key")
 
 
 def config(value: "str | ClusterConfig", *, node: str | None = None, **settings: Any) -> ClusterConfig:
-    """A ClusterConfig from `etcd://host:port,host:port[/prefix]` (or one)."""
+    """A ClusterConfig from `etcd://host:port,host:port[/prefix]` (plain
+    HTTP) or `etcds://host:port,...[/prefix][?cacert=CA&cert=CERT&key=KEY]`
+    (TLS; CA default: the system's trust store), or one given."""
     if isinstance(value, ClusterConfig):
         out = value
     else:
         url = urlsplit(value)
-        if url.scheme != "etcd":
-            raise ValueError(f"a cluster is named etcd://host:port[,host:port...][/prefix], not {value!r}")
-        endpoints = tuple(parse_endpoints(url.netloc))
+        if url.scheme not in ("etcd", "etcds"):
+            raise ValueError(f"a cluster is named etcd://host:port[,host:port...][/prefix] (etcds:// for TLS), "
+                             f"not {value!r}")
+        tls = _tls_files(url.scheme, url.query) if url.query or url.scheme == "etcds" else None
+        endpoints = tuple(parse_endpoints(url.netloc, tls=tls is not None))
         prefix = (url.path.rstrip("/") or "/keyledger") + "/"
-        out = ClusterConfig(endpoints, prefix=prefix.encode())
+        out = ClusterConfig(endpoints, prefix=prefix.encode(), tls=tls)
     if node is not None:
         out = replace(out, node=node)
     if settings:
@@ -104,8 +115,27 @@ def config(value: "str | ClusterConfig", *, node: str | None = None, **settings:
     return out
 
 
+def _tls_files(scheme: str, query: str) -> TlsFiles:
+    """The `cacert`, `cert` and `key` parameters of an `etcds://` URL."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    unknown = sorted({name for name, _ in pairs if name not in _TLS_PARAMETERS})
+    if unknown:
+        raise ValueError(f"unknown cluster URL parameter(s): {', '.join(unknown)} (known: "
+                         f"{', '.join(_TLS_PARAMETERS)})")
+    if scheme != "etcds":
+        raise ValueError("cacert=, cert= and key= are TLS settings: name the cluster etcds://... to use TLS")
+    given: dict[str, str] = {}
+    for name, path in pairs:
+        if name in given:
+            raise ValueError(f"the cluster URL gives {name}= twice")
+        if not path:
+            raise ValueError(f"the cluster URL's {name}= is empty (a file path)")
+        given[name] = path
+    return TlsFiles(given.get("cacert"), given.get("cert"), given.get("key"))
+
+
 def _etcd(cfg: ClusterConfig) -> Etcd:
-    return Etcd(list(cfg.endpoints), timeout=cfg.etcd_timeout)
+    return Etcd(list(cfg.endpoints), timeout=cfg.etcd_timeout, tls=cfg.tls)
 
 
 def _identity(cfg: ClusterConfig, etcd: Etcd) -> dict[str, str] | None:

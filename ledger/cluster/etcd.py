@@ -16,6 +16,15 @@ not thread-safe).
 An error whose outcome is unknown (the request was sent, no answer came)
 raises `EtcdUnavailable` with `sent=True`; a refusal etcd answered raises
 `EtcdError`.
+
+TLS (`etcds://` cluster URLs, `TlsFiles`): every connection, the watch's
+too, is HTTPS with one `ssl.SSLContext` per client that verifies each
+member's certificate (host name or IP as given in the endpoint) against the
+CA file or the system's trust store, and shows a client certificate for
+etcd's `--client-cert-auth`. There is no fallback to plain HTTP. A handshake
+that fails (a certificate that does not verify, one etcd refuses, a member
+that does not speak TLS) is a setting to fix, not an outage to wait out: it
+raises `EtcdTlsError`, an `EtcdError` the callers do not retry.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import base64
 import http.client
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +63,11 @@ class EtcdUnavailable(EtcdError):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class EtcdTlsError(EtcdError):
+    """A TLS setting is wrong: a file cannot be read, or no member completed
+    a handshake (certificate verification, client certificate, not TLS)."""
 
 
 class Compacted(EtcdError):
@@ -91,18 +106,95 @@ def _kvs(answer: dict[str, Any]) -> list[KV]:
                int(kv.get("create_revision", 0))) for kv in answer.get("kvs", [])]
 
 
-def parse_endpoints(text: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` (or http:// URLs) -> [(host, port)]."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS to etcd: the CA file that verifies the members' certificates
+    (None: the system's trust store) and this node's client certificate and
+    its key for etcd's `--client-cert-auth` (both or neither). Paths only:
+    safe to show."""
+
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("a client certificate for etcd needs both cert= and key= (or neither)")
+
+
+def tls_context(tls: TlsFiles) -> ssl.SSLContext:
+    """The client's SSLContext: verifies the peer and its host name, TLS 1.2
+    at least. LedgerError (EtcdTlsError) naming the file if one cannot be
+    used; never the file's contents."""
+    try:
+        context = ssl.create_default_context(cafile=tls.cacert)
+    except (OSError, ValueError) as exc:
+        raise EtcdTlsError(f"cannot use the etcd CA file {tls.cacert}: {_reason(exc)}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.cert is not None:
+        for what, path in (("certificate", tls.cert), ("key", tls.key)):  # which one, not just "PEM lib"
+            try:
+                with open(path or "", "rb"):
+                    pass
+            except OSError as exc:
+                raise EtcdTlsError(f"cannot read the etcd client {what} file {path}: "
+                                   f"{exc.strerror or _reason(exc)}") from None
+        try:
+            context.load_cert_chain(tls.cert, tls.key, password=_no_password)
+        except (OSError, ValueError) as exc:
+            reason = _reason(exc)
+            if "PEM lib" in reason:  # OpenSSL's word for "not a PEM certificate (chain) and key"
+                reason = "not a PEM certificate and its private key"
+            raise EtcdTlsError(f"cannot use the etcd client certificate {tls.cert} with key {tls.key}: "
+                               f"{reason}") from None
+    return context
+
+
+def _no_password() -> str:
+    raise ValueError("the key file is encrypted (give an unencrypted key)")
+
+
+def _reason(exc: BaseException) -> str:
+    """One line about an ssl/OS error (OpenSSL's reason, not the repr)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.replace("_", " ").lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# how a member hangs up without a word (a TLS 1.3 refusal can look like this)
+_HUNG_UP = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError,
+            http.client.RemoteDisconnected)
+
+
+class _TlsFailure(str):
+    """A member's failure that is a TLS setting to fix (its message)."""
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """A handshake that will fail again the same way (not a dropped line)."""
+    return isinstance(exc, ssl.SSLError) and not isinstance(
+        exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ssl.SSLWantReadError,
+              ssl.SSLWantWriteError))
+
+
+def parse_endpoints(text: str, *, tls: bool = False) -> list[tuple[str, int]]:
+    """`host:port,host:port` (or http:// URLs; https:// ones with `tls`) ->
+    [(host, port)]."""
+    scheme = "https" if tls else "http"
     out = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
         if "//" not in part:
-            part = "http://" + part
+            part = f"{scheme}://" + part
         url = urlsplit(part)
-        if url.scheme != "http" or not url.hostname:
-            raise ValueError(f"not an etcd client endpoint (http://host:port): {part}")
+        if url.scheme != scheme or not url.hostname:
+            raise ValueError(f"not an etcd client endpoint ({scheme}://host:port): {part}")
         out.append((url.hostname, url.port or 2379))
     if not out:
         raise ValueError("no etcd endpoints given")
@@ -110,17 +202,33 @@ def parse_endpoints(text: str) -> list[tuple[str, int]]:
 
 
 class Etcd:
-    """The client. `timeout`: seconds a call may take on one member."""
+    """The client. `timeout`: seconds a call may take on one member. `tls`:
+    HTTPS to every member (TlsFiles, or a context another client built);
+    None: plain HTTP."""
 
-    def __init__(self, endpoints: list[tuple[str, int]], *, timeout: float = 5.0) -> None:
+    def __init__(self, endpoints: list[tuple[str, int]], *, timeout: float = 5.0,
+                 tls: TlsFiles | ssl.SSLContext | None = None) -> None:
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls_context(tls) if isinstance(tls, TlsFiles) else tls  # built once, fails early
         self._local = threading.local()
         self._lock = threading.Lock()
         self._current = 0
         self._watching: http.client.HTTPConnection | None = None
 
+    def sibling(self, endpoints: list[tuple[str, int]] | None = None, *, timeout: float | None = None) -> Etcd:
+        """Another client (its own connections) to the same members, or to
+        `endpoints`, with the same TLS context."""
+        return Etcd(self.endpoints if endpoints is None else endpoints,
+                    timeout=self.timeout if timeout is None else timeout, tls=self.tls)
+
     # -- plumbing ---------------------------------------------------------------
+
+    def _open(self, index: int, timeout: float) -> http.client.HTTPConnection:
+        host, port = self.endpoints[index]
+        if self.tls is None:
+            return http.client.HTTPConnection(host, port, timeout=timeout)
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.tls)
 
     def _connection(self, index: int) -> http.client.HTTPConnection:
         conns = getattr(self._local, "conns", None)
@@ -128,8 +236,7 @@ class Etcd:
             conns = self._local.conns = {}
         conn = conns.get(index)
         if conn is None:
-            host, port = self.endpoints[index]
-            conn = conns[index] = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            conn = conns[index] = self._open(index, self.timeout)
         return conn
 
     def _drop(self, index: int) -> None:
@@ -148,11 +255,16 @@ class Etcd:
         data = json.dumps(body).encode()
         sent = False
         last = "no endpoint"
+        tls_failure: str | None = None
         start = self._current
         for attempt in range(len(self.endpoints)):
             index = (start + attempt) % len(self.endpoints)
             where = "%s:%d" % self.endpoints[index]
             answer, status, failure, maybe = self._post(index, path, data)
+            if isinstance(failure, _TlsFailure):
+                tls_failure = tls_failure or failure  # the next member may be set up right
+                last = failure
+                continue
             if failure is not None:
                 last = f"{where}: {failure}"
                 sent = sent or maybe
@@ -166,6 +278,10 @@ class Etcd:
             code = int(answer.get("code", 0) or 0)
             if "compacted" in message:
                 raise Compacted(message, code)
+            if self.tls is None and _speaks_tls(status, message):
+                tls_failure = tls_failure or self._plain_to_tls_message(index)
+                last = tls_failure
+                continue
             if code in _RETRYABLE or status >= 500 or any(t in message for t in _RETRYABLE_TEXT):
                 last = f"{where}: {message}"
                 # "request timed out" may still commit; "no leader" was never proposed
@@ -176,6 +292,8 @@ class Etcd:
             raise EtcdError(f"etcd refused {path}: {message}", code)
         with self._lock:
             self._current = (start + 1) % len(self.endpoints)
+        if tls_failure is not None and not sent:  # a setting to fix: waiting will not help
+            raise EtcdTlsError(tls_failure)
         raise EtcdUnavailable(f"etcd did not answer ({last})", sent=sent)
 
     def _post(self, index: int, path: str, data: bytes) -> tuple[dict[str, Any], int, str | None, bool]:
@@ -188,6 +306,9 @@ class Etcd:
                 conn.request("POST", "/v3/" + path, data, {"Content-Type": "application/json"})
             except (OSError, http.client.HTTPException) as exc:  # not sent in full: never applied
                 self._drop(index)
+                setting = None if reused else self._setting_at_fault(index, exc)
+                if setting is not None:
+                    return {}, 0, setting, False
                 if reused and not fresh:
                     continue
                 return {}, 0, type(exc).__name__, False
@@ -196,6 +317,12 @@ class Etcd:
                 payload = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(index)
+                # (TLS 1.3: etcd refuses a client certificate after the client's
+                # side of the handshake is done, so it shows here; the request
+                # was never read)
+                setting = None if reused else self._setting_at_fault(index, exc)
+                if setting is not None:
+                    return {}, 0, setting, False
                 return {}, 0, type(exc).__name__, True
             try:
                 answer = json.loads(payload or b"{}")
@@ -205,6 +332,52 @@ class Etcd:
                 self._drop(index)
             return dict(answer), response.status, None, False
         return {}, 0, "no connection", False
+
+    def _setting_at_fault(self, index: int, exc: BaseException) -> _TlsFailure | None:
+        """Whether a fresh connection failed because of a TLS setting (its
+        message) or not (None: a member down or a line dropped). A member
+        that hangs up says nothing: then a second connection asks it why,
+        without sending a request (a TLS alert, or plain HTTP spoken)."""
+        if _tls_failure(exc):
+            return self._tls_message(index, exc)
+        if not isinstance(exc, _HUNG_UP):
+            return None
+        host, port = self.endpoints[index]
+        if self.tls is None:
+            return self._plain_to_tls_message(index) if _answers_tls(host, port, self.timeout) else None
+        try:
+            with socket.create_connection((host, port), timeout=self.timeout) as sock:
+                try:
+                    tls = self.tls.wrap_socket(sock, server_hostname=host)
+                except ssl.SSLEOFError:
+                    if not _answers_http(host, port, self.timeout):
+                        return None
+                    return _TlsFailure(f"TLS to etcd {host}:{port} failed: it speaks plain HTTP, not TLS (name "
+                                       f"the cluster etcd://..., or serve etcd's client port with --cert-file "
+                                       f"and --key-file)")
+                with tls:
+                    tls.settimeout(min(self.timeout, 0.5))
+                    tls.recv(1)  # etcd only answers requests: anything here is its refusal
+        except ssl.SSLError as again:
+            if _tls_failure(again):
+                return self._tls_message(index, again)
+        except OSError:
+            pass
+        return None
+
+    def _plain_to_tls_message(self, index: int) -> _TlsFailure:
+        host, port = self.endpoints[index]
+        return _TlsFailure(f"etcd {host}:{port} speaks only TLS: name the cluster etcds://... (with ?cacert=...)")
+
+    def _tls_message(self, index: int, exc: BaseException) -> _TlsFailure:
+        host, port = self.endpoints[index]
+        reason = _reason(exc)
+        if "wrong version number" in reason or "record layer failure" in reason:
+            reason += " (is that member serving TLS?)"
+        elif "certificate required" in reason or "bad certificate" in reason or "unknown ca" in reason:
+            reason += " (etcd refused this node's client certificate, or its lack of one: give cert= and " \
+                      "key= signed by a CA in etcd's --trusted-ca-file)"
+        return _TlsFailure(f"TLS to etcd {host}:{port} failed: {reason}")
 
     # -- the calls ----------------------------------------------------------------
 
@@ -250,14 +423,14 @@ class Etcd:
 
     def status(self, endpoint: int) -> dict[str, Any]:
         """One member's status (version, dbSize, leader, raftIndex...)."""
-        one = Etcd([self.endpoints[endpoint]], timeout=self.timeout)
+        one = self.sibling([self.endpoints[endpoint]])
         try:
             return one.call("maintenance/status", {})
         finally:
             one.close()
 
     def defragment(self, endpoint: int) -> None:
-        one = Etcd([self.endpoints[endpoint]], timeout=max(self.timeout, 30.0))
+        one = self.sibling([self.endpoints[endpoint]], timeout=max(self.timeout, 30.0))
         try:
             one.call("maintenance/defragment", {})
         finally:
@@ -272,7 +445,7 @@ class Etcd:
         if it changed (or the watch was compacted: the caller re-reads)."""
         index = self._current
         host, port = self.endpoints[index]
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn = self._open(index, timeout)
         deadline = time.monotonic() + timeout
         self._watching = conn
         try:
@@ -291,6 +464,8 @@ class Etcd:
         except (socket.timeout, TimeoutError):
             return False
         except (OSError, http.client.HTTPException, ValueError) as exc:
+            if _tls_failure(exc):
+                raise EtcdTlsError(self._tls_message(index, exc)) from None
             with self._lock:
                 if self._current == index:
                     self._current = (index + 1) % len(self.endpoints)
@@ -307,6 +482,38 @@ class Etcd:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _answers_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether a member that hung up on plain HTTP speaks TLS: a handshake
+    only, to word the error (no request is sent, nothing is trusted)."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                probe.wrap_socket(sock, server_hostname=host):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in (exc.reason or "")  # it answered in TLS, refusing us
+    except OSError:
+        return False
+
+
+def _answers_http(host: str, port: int, timeout: float) -> bool:
+    """Whether a member that hung up on a TLS handshake speaks plain HTTP
+    (a version request, to word the error)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"GET /version HTTP/1.0\r\n\r\n")
+            return sock.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def _speaks_tls(status: int, message: str) -> bool:
+    """Go's answer to plain HTTP on a TLS port."""
+    return status == 400 and "HTTPS server" in message
 
 
 def _lines(response: http.client.HTTPResponse, deadline: float) -> Iterator[bytes]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keyledger.cluster.etcd import Etcd, EtcdError
+from keyledger.cluster.etcd import EtcdError
 from keyledger.cluster.log import EtcdLog
 from keyledger.errors import LedgerError
 from keyledger.secret import Secret
@@ -109,8 +109,8 @@ class Node:
         self._gap = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watcher = Etcd(etcd_log.etcd.endpoints, timeout=etcd_log.etcd.timeout)
-        self._upkeep = EtcdLog(Etcd(etcd_log.etcd.endpoints, timeout=etcd_log.etcd.timeout), etcd_log.layout,
+        self._watcher = etcd_log.etcd.sibling()  # same members, same TLS context, its own connections
+        self._upkeep = EtcdLog(etcd_log.etcd.sibling(), etcd_log.layout,
                                etcd_log.node, timeout=etcd_log.timeout)
 
     # -- ReplicatedLog -----------------------------------------------------------

@@ -1,7 +1,9 @@
 """Real etcd members on 127.0.0.1 for the cluster tests and benchmarks:
 free ports, private data directories, started and stopped by us (never
 the machine's own etcd service). A module of its own, not conftest, so the
-benchmarks can use it too."""
+benchmarks can use it too. Plain HTTP by default; `tls=EtcdTls(...)` serves
+the client port over HTTPS only, with `--client-cert-auth` (peers stay on
+plain loopback HTTP)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 
 def etcd_binary() -> str | None:
@@ -32,12 +37,28 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+@dataclass(frozen=True)
+class EtcdTls:
+    """PEM files: the CA etcd trusts for client certificates (and that
+    signed its own), etcd's server certificate and key (for 127.0.0.1, with
+    both serverAuth and clientAuth usage: etcd's JSON gateway dials its own
+    gRPC port with it), and a client certificate and key this kit probes
+    with."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+
+
 class EtcdCluster:
     """`size` etcd members on loopback. `fast`: short heartbeat and election
-    timeout (tests); otherwise etcd's defaults (100 ms, 1 s)."""
+    timeout (tests); otherwise etcd's defaults (100 ms, 1 s). `tls`: HTTPS
+    client URLs with client-certificate authentication."""
 
-    def __init__(self, root: Path, size: int = 3, *, fast: bool = True) -> None:
-        self.root, self.size, self.fast = root, size, fast
+    def __init__(self, root: Path, size: int = 3, *, fast: bool = True, tls: EtcdTls | None = None) -> None:
+        self.root, self.size, self.fast, self.tls = root, size, fast, tls
         ports = free_ports(2 * size)
         self.client_ports = ports[:size]
         self.peer_ports = ports[size:]
@@ -49,21 +70,43 @@ class EtcdCluster:
     def endpoints(self) -> str:
         return ",".join(f"127.0.0.1:{p}" for p in self.client_ports)
 
+    @property
+    def client_scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
     def url(self, prefix: str = "keyledger") -> str:
-        return f"etcd://{self.endpoints}/{prefix}"
+        """The cluster URL for keyledger (with TLS: etcds:// with the CA and
+        the client certificate)."""
+        if self.tls is None:
+            return f"etcd://{self.endpoints}/{prefix}"
+        t = self.tls
+        return (f"etcds://{self.endpoints}/{prefix}?cacert={quote(str(t.ca))}&cert={quote(str(t.client_cert))}"
+                f"&key={quote(str(t.client_key))}")
 
     def _args(self, i: int, state: str) -> list[str]:
         peers = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+        client = f"{self.client_scheme}://127.0.0.1:{self.client_ports[i]}"
         args = [etcd_binary() or "etcd", "--name", self.names[i], "--data-dir", str(self.root / self.names[i]),
-                "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
-                "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+                "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
                 "--initial-cluster", peers, "--initial-cluster-state", state,
                 "--initial-cluster-token", self.token, "--log-level", "error"]
         if self.fast:
             args += ["--heartbeat-interval", "50", "--election-timeout", "500"]
+        if self.tls is not None:
+            args += ["--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key),
+                     "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth"]
         return args
+
+    def connection(self, i: int, timeout: float) -> http.client.HTTPConnection:
+        """A connection to member `i`'s client port (HTTPS with the kit's
+        client certificate when the members serve TLS)."""
+        if self.tls is None:
+            return http.client.HTTPConnection("127.0.0.1", self.client_ports[i], timeout=timeout)
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return http.client.HTTPSConnection("127.0.0.1", self.client_ports[i], timeout=timeout, context=context)
 
     def start(self) -> EtcdCluster:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -80,7 +123,7 @@ class EtcdCluster:
 
     def status(self, i: int, timeout: float = 1.0) -> dict[str, object] | None:
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.client_ports[i], timeout=timeout)
+            conn = self.connection(i, timeout)
             conn.request("POST", "/v3/maintenance/status", b"{}")
             answer = json.loads(conn.getresponse().read())
             conn.close()
@@ -110,7 +153,7 @@ class EtcdCluster:
             if self.procs[i] is None:
                 continue
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.client_ports[i], timeout=2)
+                conn = self.connection(i, 2)
                 conn.request("POST", "/v3/kv/put", json.dumps({"key": "X19wcm9iZQ==", "value": ""}))
                 ok = conn.getresponse().status == 200
                 conn.close()
