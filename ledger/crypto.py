@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes as _hashes
 from cryptography.hazmat.primitives import serialization as _ser
 from cryptography.hazmat.primitives.asymmetric import ec as _ec
+from cryptography.hazmat.primitives.asymmetric import ed25519 as _ed25519
 from cryptography.hazmat.primitives.asymmetric import padding as _padding
 from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed as _Prehashed
@@ -280,24 +281,19 @@ def material_or_reason(kek: Secret, key_id: str, version: int,
 # -- checkpoint signatures (Ed25519) -------------------------------------------
 
 def ed25519_public_key(seed: Secret) -> bytes:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-    return Ed25519PrivateKey.from_private_bytes(seed.reveal()).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
+    return _ed25519.Ed25519PrivateKey.from_private_bytes(seed.reveal()).public_key().public_bytes(
+        _ser.Encoding.Raw, _ser.PublicFormat.Raw)
 
 
 def ed25519_sign(seed: Secret, message: bytes) -> bytes:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    return Ed25519PrivateKey.from_private_bytes(seed.reveal()).sign(message)
+    return _ed25519.Ed25519PrivateKey.from_private_bytes(seed.reveal()).sign(message)
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        _ed25519.Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
         return True
-    except (InvalidSignature, ValueError):
+    except (_InvalidSignature, ValueError):
         return False
 
 
@@ -354,6 +350,8 @@ def generate_key_material(spec: _ks.KeySpec, rng: Callable[[int], bytes]) -> tup
         private = _MLDSA_CLASSES[spec.size].from_seed_bytes(rng(32))
     elif family == "ML_KEM" and spec.size in _MLKEM_CLASSES:  # PKCS#8 of the seed, as AWS's data key pairs
         private = _MLKEM_CLASSES[spec.size].from_seed_bytes(rng(MLKEM_SEED_BYTES))
+    elif family == "ED25519":  # RFC 8032: the 32-byte private key is the seed
+        private = _ed25519.Ed25519PrivateKey.from_private_bytes(rng(32))
     else:
         raise ValueError(f"no recipe for key spec {spec.name}")
     return Secret(private.private_bytes(*_PKCS8)), _public_der(private)
@@ -400,8 +398,11 @@ def _rsa_signature_padding(algorithm: _ks.SigningAlgorithm) -> Any:
 
 
 def sign(key: PrivateKey, algorithm: _ks.SigningAlgorithm, message_type: str, message: bytes) -> bytes:
-    """A signature in AWS's encoding: RSA as is, ECDSA DER (r, s), ML-DSA raw."""
+    """A signature in AWS's encoding: RSA as is, ECDSA DER (r, s), ML-DSA and
+    Ed25519 (RFC 8032, 64 bytes) raw."""
     private = key._key
+    if algorithm.scheme == "ED25519":
+        return private.sign(message)  # type: ignore[no-any-return]
     if algorithm.scheme == "ML_DSA":
         return private.sign_mu(message) if message_type == "EXTERNAL_MU" else private.sign(message)
     if algorithm.scheme == "ECDSA":
@@ -413,7 +414,9 @@ def verify(public_der: bytes, algorithm: _ks.SigningAlgorithm, message_type: str
            signature: bytes) -> bool:
     public = load_public_key(public_der)
     try:
-        if algorithm.scheme == "ML_DSA":
+        if algorithm.scheme == "ED25519":
+            public.verify(signature, message)
+        elif algorithm.scheme == "ML_DSA":
             if message_type == "EXTERNAL_MU":
                 public.verify_mu(signature, message)
             else:

@@ -45,9 +45,11 @@ CHINA_REGIONS = ("cn-north-1", "cn-northwest-1")
 @dataclass(frozen=True)
 class SigningAlgorithm:
     name: str
-    scheme: str  # "PSS" | "PKCS1" | "ECDSA" | "ML_DSA"
-    hash: str | None  # hashlib name of the message digest; None: the scheme hashes (ML-DSA)
+    scheme: str  # "PSS" | "PKCS1" | "ECDSA" | "ML_DSA" | "ED25519" | "ED25519_PH"
+    hash: str | None  # hashlib name of the message digest; None: the scheme hashes (ML-DSA, Ed25519)
     digest_bytes: int | None  # the length a DIGEST message must have
+    message_types: tuple[str, ...] | None = None  # the MessageType values it takes, if narrower than the key's
+    unsupported: str | None = None  # why keyledger cannot sign or verify with it (None: it can)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ SIGNING_ALGORITHMS: Mapping[str, SigningAlgorithm] = MappingProxyType({a.name: a
     _sig("RSASSA_PKCS1_V1_5_SHA_384", "PKCS1", 384), _sig("RSASSA_PKCS1_V1_5_SHA_512", "PKCS1", 512),
     _sig("ECDSA_SHA_256", "ECDSA", 256), _sig("ECDSA_SHA_384", "ECDSA", 384), _sig("ECDSA_SHA_512", "ECDSA", 512),
     _sig("ML_DSA_SHAKE_256", "ML_DSA", None),
+    # AWS: ED25519_SHA_512 takes RAW messages only, ED25519_PH_SHA_512 DIGEST (64 bytes) only
+    SigningAlgorithm("ED25519_SHA_512", "ED25519", None, None, message_types=("RAW",)),
+    SigningAlgorithm("ED25519_PH_SHA_512", "ED25519_PH", "sha512", 64, message_types=("DIGEST",),
+                     unsupported="keyledger does not implement Ed25519ph (the installed cryptography has no "
+                                 "Ed25519ph)"),
 )})
 #: botocore's SigningAlgorithmSpec enum (what a request may name at all)
 SIGNING_ALGORITHM_NAMES = ("RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
@@ -236,9 +243,7 @@ SPECS: Mapping[str, KeySpec] = MappingProxyType({s.name: s for s in (
     KeySpec("ECC_NIST_EDWARDS25519", "ED25519", 255,
             _usages(Usage(SIGN_VERIFY, _SIGN_OPS, signing=("ED25519_SHA_512", "ED25519_PH_SHA_512"),
                           message_types=("RAW", "DIGEST"))),
-            data_key_pair=True,
-            unsupported=_NOT_IMPLEMENTED.format(what="ECC_NIST_EDWARDS25519 (Ed25519ph is not in the "
-                                                     "installed cryptography)")),
+            data_key_pair=True),
     _ml_kem(512), _ml_kem(768), _ml_kem(1024),
 )})
 #: botocore's KeySpec enum order
@@ -329,6 +334,11 @@ def check_signing(key_spec: str, usage: Usage, algorithm: str, message_type: str
     if message_type not in usage.message_types:
         raise ValidationException(f"Message type {message_type} is incompatible with key spec {key_spec}.")
     entry = SIGNING_ALGORITHMS[algorithm]
+    if entry.message_types is not None and message_type not in entry.message_types:
+        raise ValidationException(f"Message type {message_type} is incompatible with signing algorithm "
+                                  f"{algorithm}.")
+    if entry.unsupported is not None:
+        raise UnsupportedOperationException(f"Signing algorithm {algorithm} is not supported: {entry.unsupported}.")
     if message_type == "DIGEST" and len(message) != entry.digest_bytes:
         raise ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
     if message_type == "EXTERNAL_MU" and len(message) != 64:

@@ -222,6 +222,11 @@ def assert_conforms(shape: Any, value: Any, path: str = "$") -> None:
             assert_conforms(shape.value, item, f"{path}.{k}")
     elif kind == "string":
         assert isinstance(value, str), f"{path}: not a string"
+        if shape.name == "CustomerMasterKeySpec":
+            # Deprecated, and its enum stops at SM2; AWS answers it equal to
+            # KeySpec for newer specs too (recorded create-key output of an
+            # ML_DSA_65 key), and so does keyledger
+            shape = service_model().shape_for("KeySpec")
         if shape.enum:
             assert value in shape.enum, f"{path}: {value!r} not in the enum"
     elif kind == "boolean":

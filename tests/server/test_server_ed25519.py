@@ -1,0 +1,30 @@
+"""ECC_NIST_EDWARDS25519 through boto3 and a real server: CreateKey, Sign and
+Verify with ED25519_SHA_512 (checked offline with GetPublicKey's key), and
+Ed25519ph refused with its reason."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
+from serverkit import ACCOUNT, REGION, Server
+
+
+def test_ed25519_through_boto3(server: Server) -> None:
+    kms = server.client("alice")
+    meta = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert meta["SigningAlgorithms"] == ["ED25519_SHA_512", "ED25519_PH_SHA_512"]
+    key = meta["KeyId"]
+    signed = kms.sign(KeyId=key, Message=b"release", MessageType="RAW", SigningAlgorithm="ED25519_SHA_512")
+    assert signed["KeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}" and len(signed["Signature"]) == 64
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=key)["PublicKey"])
+    public.verify(signed["Signature"], b"release")  # raises if not
+    assert kms.verify(KeyId=key, Message=b"release", Signature=signed["Signature"],
+                      SigningAlgorithm="ED25519_SHA_512")["SignatureValid"]
+    with pytest.raises(ClientError) as info:
+        kms.sign(KeyId=key, Message=hashlib.sha512(b"release").digest(), MessageType="DIGEST",
+                 SigningAlgorithm="ED25519_PH_SHA_512")
+    assert info.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    assert "Ed25519ph" in info.value.response["Error"]["Message"]
