@@ -185,7 +185,8 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
     `clock` and `rng` are injectable for tests (the clock returns aware
     datetimes; rng(n) returns n random bytes).
 
-    `cluster` ("etcd://host:port,...[/prefix]" or a `keyledger.cluster.ClusterConfig`)
+    `cluster` ("etcd://host:port,...[/prefix]", "etcds://...?cacert=&cert=&key=" for TLS, or a
+    `keyledger.cluster.ClusterConfig`)
     opens the ledger as node `node` of a cluster whose log etcd orders
     (keyledger.cluster). With `create=True` a missing home joins the cluster
     (it needs the cluster's root key: root.key in the home, KEYLEDGER_ROOT_KEY
