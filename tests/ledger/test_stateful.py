@@ -53,6 +53,7 @@ from keyledger.errors import (
 )
 from keyledger.service import from_us, to_us
 from keyledger.projections import replay
+from keyledger.projections.usage import tracked_operation
 from chainkit import verify_chain
 
 DAY = 86_400 * 1_000_000
@@ -648,7 +649,29 @@ class LedgerMachine(RuleBasedStateMachine):
                 [(t, from_us(d)) for t, d in k.rotations]
             names = [a.alias_name for a in self.kms.list_aliases(key_id=key_id).aliases]
             assert sorted(names) == sorted(a for a, kid in self.aliases.items() if kid == key_id)
+        self.check_last_usage()
         self.check_projection_against_model()
+
+    def check_last_usage(self) -> None:
+        """GetKeyLastUsage names the newest successful use of each key in the
+        whole log (the primary's and its replica's apart), whatever happened
+        since: rotations, clock jumps, disabling, deletion pending."""
+        log = list(self.kms.store.records())
+        for key_id, k in self.model.items():
+            if k.state == "Deleted":
+                continue
+            places = [(self.kms, "")]
+            if key_id in self.replicated:
+                places.append((self.kms.in_region(REPLICA_REGION), REPLICA_REGION))
+            for kms, scope in places:
+                want = next(((name, r) for r in reversed(log) if r.scope == scope
+                             and (name := tracked_operation(r.event, key_id)) is not None), None)
+                got = kms.get_key_last_usage(key_id).key_last_usage
+                if want is None:
+                    assert got is None, (key_id, scope, got)
+                else:
+                    assert got is not None and (got.operation, got.kms_request_id, got.timestamp) == \
+                        (want[0], want[1].request_id, from_us(want[1].time)), (key_id, scope, got, want)
 
     def check_projection_against_model(self) -> None:
         with self.kms.store.snapshot() as snap:
