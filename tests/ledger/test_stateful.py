@@ -537,7 +537,8 @@ class LedgerMachine(RuleBasedStateMachine):
                                                                                          "ECDSA_SHA_256"),
                     "ML_DSA_44": ("SIGN_VERIFY", "ML_DSA_SHAKE_256"), "HMAC_256": ("GENERATE_VERIFY_MAC",
                                                                                    "HMAC_SHA_256"),
-                    "ML_KEM_768": ("ENCAPSULATE_DECAPSULATE", "ML_KEM")}
+                    "ML_KEM_768": ("ENCAPSULATE_DECAPSULATE", "ML_KEM"),
+                    "ECC_NIST_EDWARDS25519": ("SIGN_VERIFY", "ED25519_SHA_512")}
 
     @rule(target=signers, spec=st.sampled_from(sorted(SIGNER_SPECS)))
     def create_signer(self, spec):
