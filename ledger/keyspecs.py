@@ -149,8 +149,8 @@ class Usage:
 @dataclass(frozen=True)
 class KeySpec:
     """One AWS key spec. `family` names the crypto.py recipe for its material:
-    SYMMETRIC (256-bit AES-GCM material), RSA, EC (ECDSA/ECDH), HMAC, ML_DSA,
-    ML_KEM."""
+    SYMMETRIC (256-bit AES-GCM material), RSA, EC (ECDSA/ECDH), ED25519,
+    HMAC, ML_DSA, ML_KEM."""
 
     name: str
     family: str
