@@ -402,7 +402,7 @@ def sign(key: PrivateKey, algorithm: _ks.SigningAlgorithm, message_type: str, me
     Ed25519 (RFC 8032, 64 bytes) raw."""
     private = key._key
     if algorithm.scheme == "ED25519":
-        return private.sign(message)  # type: ignore[no-any-return]
+        return private.sign(message)
     if algorithm.scheme == "ML_DSA":
         return private.sign_mu(message) if message_type == "EXTERNAL_MU" else private.sign(message)
     if algorithm.scheme == "ECDSA":
