@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from datetime import datetime, timezone
 
 import botocore.session
@@ -152,3 +153,27 @@ def test_response_encoding() -> None:
     # AWS leaves `message` out when there is none (its SDKs then read the message as "")
     assert json.loads(protocol.encode_error(KMSInvalidSignatureException(""))) == {
         "__type": "KMSInvalidSignatureException"}
+
+
+def test_deep_json_is_refused_before_it_is_decoded() -> None:
+    """A body nested deeper than MAX_NESTING (32) levels is refused as too
+    deep before the JSON decoder builds anything, found by counting
+    brackets outside strings, not by recursing: no deeply nested structure
+    is ever built in the server thread. Brackets inside strings (a policy
+    document, a tag value, escaped quotes) do not count, and a real request
+    with fifty tags decodes as before."""
+    for depth in (33, 200, 100_000):
+        with pytest.raises(SerializationException, match="nested too deeply"):
+            protocol.decode_body(b"[" * depth + b"]" * depth)
+        with pytest.raises(SerializationException, match="nested too deeply"):
+            protocol.decode_body(b'{"a": "\\\\", "b": ' + b"[" * depth)  # after a string ending in \\
+    value, levels = protocol.decode_body(b'{"a": ' + b"[" * 31 + b"]" * 31 + b"}")["a"], 1  # 32 levels: decoded
+    while value:
+        value, levels = value[0], levels + 1
+    assert levels == 31
+    policy = json.dumps({"Statement": [{"Action": ["kms:*"], "Condition": {"A": {"b": ["[[[{{{"]}}}] * 40})
+    tags = [{"TagKey": f"k{i}", "TagValue": '[{\\"}]'} for i in range(50)]
+    body = json.dumps({"Policy": policy, "Tags": tags, "KeyUsage": "ENCRYPT_DECRYPT"}).encode()
+    assert body.count(b"[") + body.count(b"{") > protocol.MAX_NESTING  # the walk runs, and finds 3 levels
+    decoded = protocol.decode_body(body)
+    assert decoded["Tags"][49] == {"TagKey": "k49", "TagValue": '[{\\"}]'} and decoded["Policy"] == policy
