@@ -25,7 +25,7 @@ from keyledger import events as ev
 from keyledger import keyspecs
 from keyledger.errors import InvalidCiphertextException, LedgerError
 from keyledger.secret import Secret
-from keyledger.projections import in_scope, key_row, replay
+from keyledger.projections import in_scope, key_row, replay, usage
 from keyledger.projections.state import KeyState
 
 
@@ -177,9 +177,7 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
 
 
 #: the events that use a key (counted as usage, not listed in the timeline)
-_USES = (ev.Encrypted, ev.Decrypted, ev.ReEncrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.Signed,
-         ev.SignatureVerified, ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived, ev.SharedSecretEncapsulated,
-         ev.SharedSecretDecapsulated)
+_USES = usage.USES
 
 
 def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified, home: str) -> dict[str, Any]:

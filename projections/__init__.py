@@ -99,11 +99,9 @@ def _alias(name: str, scope: str) -> tuple[str, bytes, Fold]:
 def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
     """Which rows of which tables an event changes, with the fold for each;
     `scope` is its record's region scope."""
+    if isinstance(event, usage.SINGLE_KEY_USES):
+        return [_usage(event.key_id, event.key_version, scope)]
     match event:
-        case ev.Encrypted() | ev.Decrypted() | ev.DataKeyGenerated() | ev.DataKeyPairGenerated() | \
-                ev.Signed() | ev.SignatureVerified() | ev.MacGenerated() | ev.MacVerified() | \
-                ev.SharedSecretDerived() | ev.SharedSecretEncapsulated() | ev.SharedSecretDecapsulated():
-            return [_usage(event.key_id, event.key_version, scope)]
         case ev.ReEncrypted():
             src = (event.source_key_id, event.source_key_version)
             dst = (event.key_id, event.key_version)

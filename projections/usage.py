@@ -8,6 +8,15 @@ from keyledger import events as ev
 from keyledger.projections.state import UsageState
 
 
+#: the events that use one version of one key (each folds into that
+#: version's usage row); ReEncrypted uses two, and USES lists them all
+SINGLE_KEY_USES = (
+    ev.Encrypted, ev.Decrypted, ev.DataKeyGenerated, ev.DataKeyPairGenerated, ev.Signed, ev.SignatureVerified,
+    ev.MacGenerated, ev.MacVerified, ev.SharedSecretDerived, ev.SharedSecretEncapsulated,
+    ev.SharedSecretDecapsulated)
+USES: tuple[type, ...] = (*SINGLE_KEY_USES, ev.ReEncrypted)
+
+
 def evolve(state: UsageState | None, record: ev.Record, key_id: str, version: int) -> UsageState:
     s = state or UsageState()
     e, t = record.event, record.time

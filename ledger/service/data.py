@@ -159,10 +159,7 @@ class DataOps(ServiceBase):
         def body(req: _Request) -> r.DecryptResponse:
             if dry_run and _ignores_ciphertext(dry_run, dry_run_modifiers):
                 _decrypt_unread(req, key_id, encryption_context, encryption_algorithm, grant_tokens)
-            if ciphertext_blob is None:  # required but for the dry run above (the model leaves it optional)
-                raise _missing("ciphertextBlob")
-            blob = cmd.check_bytes("ciphertextBlob", ciphertext_blob)
-            cmd.check_length("ciphertextBlob", blob, 1, cmd.MAX_CIPHERTEXT)
+            blob = _ciphertext(ciphertext_blob)
             context = cmd.check_context("encryptionContext", encryption_context)
             keyspecs.check_enum("encryptionAlgorithm", encryption_algorithm, keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)

@@ -235,7 +235,6 @@ class KeyOps(ServiceBase):
         return self._run("CancelKeyDeletion", body, key_hint=key_id)
 
 
-
 def _last_use(req: _Request, key_id: str) -> tuple[str, ev.Record] | None:
     """(operation, record) of the key's last successful cryptographic use in
     the request's region, or None if it has none.
