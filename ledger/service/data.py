@@ -214,7 +214,8 @@ class DataOps(ServiceBase):
                                 keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
             plaintext: bytes | None = None
-            if unread:
+            req.key_hint = source_key_id  # a refusal names the key it is about: the source's, until
+            if unread:                    # the source is open (None: the ciphertext's key, once read)
                 src = _authorize_unread(req, source_key_id, "sourceKeyId", src_ctx, source_encryption_algorithm,
                                         "ReEncrypt", "kms:ReEncryptFrom")
             elif source_encryption_algorithm == cmd.SYMMETRIC_DEFAULT:
@@ -224,6 +225,7 @@ class DataOps(ServiceBase):
                                                             source_encryption_algorithm, "ReEncrypt",
                                                             "kms:ReEncryptFrom")
             req.request_alias = None
+            req.key_hint = destination_key_id
             if destination_key_id is None:  # the model's check refuses it first; this is for the type
                 raise _missing("destinationKeyId")
             dst = req.key(destination_key_id)

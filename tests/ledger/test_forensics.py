@@ -273,3 +273,33 @@ def test_corrupted_wrapped_material_is_a_failure(kms, clock, tmp_path) -> None:
     assert report.corpus_total == 6 and report.corpus_opened == 5
     [failure] = report.corpus_failures
     assert failure.startswith("line 4: ")
+
+
+def test_a_refused_reencrypt_is_filed_under_the_key_that_refused(kms) -> None:
+    """A ReEncrypt names two keys; its refusal is indexed (and shown by `audit
+    log --key-id`) under the key the refusal is about: the source when the
+    source is disabled, the destination when the destination is. It was filed
+    under the destination whatever refused."""
+    from keyledger.errors import DisabledException
+    from keyledger.projections.query import Filter, query
+    source = kms.create_key().key_metadata.key_id
+    destination = kms.create_key().key_metadata.key_id
+    blob = kms.encrypt(source, b"x").ciphertext_blob
+    kms.disable_key(source)
+    with pytest.raises(DisabledException):
+        kms.re_encrypt(blob, destination)
+    kms.enable_key(source)
+    kms.disable_key(destination)
+    with pytest.raises(DisabledException):
+        kms.re_encrypt(blob, destination)
+    with pytest.raises(DisabledException):  # the source named by alias: filed under its id
+        kms.create_alias("alias/src", source)
+        kms.disable_key(source)
+        kms.re_encrypt(blob, destination, source_key_id="alias/src")
+
+    def refusals(key_id: str) -> list[str]:
+        with snapshot(kms) as snap:
+            return [r.event.key_id for r in query(snap, Filter(key_id=key_id, operation="ReEncrypt",
+                                                                  errors_only=True), newest_first=False)]
+    assert refusals(source) == [source, source]
+    assert refusals(destination) == [destination]
