@@ -481,27 +481,64 @@ def check_principal_arn(field: str, principal: str) -> None:
         raise ValidationException(f"{principal!r} is not a valid principal for {field}: expected an IAM ARN")
 
 
+_GRANT_CONSTRAINTS = ("EncryptionContextEquals", "EncryptionContextSubset", "SourceArn")
+
+
 def check_grant_constraints(constraints: Mapping[str, Any] | None, operations: Iterable[str] = (),
-                            ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
-    """A CreateGrant's Constraints: one of EncryptionContextEquals and
-    EncryptionContextSubset, and (AWS: they apply only to operations that
-    take an encryption context; DescribeKey, RetireGrant and CreateGrant may
-    ride along) none of `operations` without one."""
+                            ) -> tuple[dict[str, str] | None, dict[str, str] | None, str | None]:
+    """A CreateGrant's Constraints as (equals, subset, source_arn): at most one
+    of EncryptionContextEquals and EncryptionContextSubset, which (AWS: they
+    apply only to operations that take an encryption context; DescribeKey,
+    RetireGrant and CreateGrant may ride along) allow none of `operations`
+    without one; and SourceArn, an AWS resource's ARN, on any grant (its
+    form is the model's to check, in `constraints`)."""
     if constraints is None:
-        return None, None
-    if not isinstance(constraints, Mapping) or set(constraints) - {"EncryptionContextEquals",
-                                                                   "EncryptionContextSubset"}:
-        raise _invalid("constraints", "Only EncryptionContextEquals and EncryptionContextSubset are allowed")
-    if len(constraints) != 1:
-        raise ValidationException("Specify exactly one of EncryptionContextEquals and EncryptionContextSubset")
+        return None, None, None
+    if not isinstance(constraints, Mapping) or set(constraints) - set(_GRANT_CONSTRAINTS):
+        raise _invalid("constraints", "Only EncryptionContextEquals, EncryptionContextSubset and SourceArn "
+                                      "are allowed")
+    if not constraints:
+        raise ValidationException("Specify at least one of EncryptionContextEquals, EncryptionContextSubset "
+                                  "and SourceArn")
     equals = constraints.get("EncryptionContextEquals")
     subset = constraints.get("EncryptionContextSubset")
+    source_arn = constraints.get("SourceArn")
+    if equals is not None and subset is not None:
+        raise ValidationException("Specify exactly one of EncryptionContextEquals and EncryptionContextSubset")
     refused = [op for op in operations if op in keyspecs.GRANT_OPERATIONS_WITHOUT_CONTEXT]
-    if refused:  # AWS documents the rule, not its wording: keyledger's own
+    if refused and (equals is not None or subset is not None):  # AWS documents the rule, not its wording
         raise ValidationException(f"Encryption context grant constraints are not supported for "
                                   f"{', '.join(refused)}: these operations take no encryption context.")
     return (check_context("constraints.encryptionContextEquals", equals) if equals is not None else None,
-            check_context("constraints.encryptionContextSubset", subset) if subset is not None else None)
+            check_context("constraints.encryptionContextSubset", subset) if subset is not None else None,
+            source_arn)
+
+
+def check_grantee(grantee_principal: str | None, grantee_service_principal: str | None,
+                  retiring_principal: str | None, retiring_service_principal: str | None,
+                  source_arn: str | None) -> None:
+    """CreateGrant's parties, as AWS documents them: a grantee principal or a
+    grantee service principal, not both; at most one retiring party; and a
+    grant to a service principal needs a SourceArn constraint and a retiring
+    party. (AWS publishes the rules, not its wording: keyledger's own.) A
+    service principal's form is the model's to check, in `constraints`."""
+    if (grantee_principal is None) == (grantee_service_principal is None):
+        raise ValidationException("You must specify either GranteePrincipal or GranteeServicePrincipal, "
+                                  "but not both.")
+    if retiring_principal is not None and retiring_service_principal is not None:
+        raise ValidationException("You can specify either RetiringPrincipal or RetiringServicePrincipal, "
+                                  "but not both.")
+    if grantee_principal is not None:
+        check_principal_arn("granteePrincipal", grantee_principal)
+    else:
+        if source_arn is None:
+            raise ValidationException("A grant for a GranteeServicePrincipal must have a SourceArn grant "
+                                      "constraint.")
+        if retiring_principal is None and retiring_service_principal is None:
+            raise ValidationException("A grant for a GranteeServicePrincipal must name a RetiringPrincipal or a "
+                                      "RetiringServicePrincipal.")
+    if retiring_principal is not None:
+        check_principal_arn("retiringPrincipal", retiring_principal)
 
 
 def check_grant_constraints_for_key(state: KeyState, equals: Mapping[str, str] | None,

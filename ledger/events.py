@@ -199,12 +199,15 @@ class AccessKeyDeleted(_Event, frozen=True, tag="AccessKeyDeleted"):
 class GrantCreated(_Event, frozen=True, tag="GrantCreated"):
     key_id: str
     grant_id: str
-    grantee_principal: str
+    grantee_principal: str | None  # None: the grantee is a service principal
     operations: list[str]
     retiring_principal: str | None = None
     name: str | None = None
     context_equals: dict[str, str] | None = None
     context_subset: dict[str, str] | None = None
+    grantee_service_principal: str | None = None  # "rds.amazonaws.com"
+    retiring_service_principal: str | None = None
+    source_arn: str | None = None  # the SourceArn grant constraint
 
 
 class GrantRetired(_Event, frozen=True, tag="GrantRetired"):

@@ -461,10 +461,10 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
         raise LedgerError(f"key {key_id} did not exist in {region} at that time")
     key_policy = authz.parse(key.policy or authz.default_key_policy(account))
     principals = tables.rows["principals"]
-    grants = [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+    grants = [authz.Grant.of(g)
               for row, g in tables.rows["grants"].items() if g.key_id == key_id and in_scope(row, scope)]
     candidates = {authz.root_of(account)} | {p.principal for p in principals.values()}
-    candidates |= {g.grantee for g in grants}
+    candidates |= {g.grantee for g in grants if g.grantee is not None}
     anyone = False
     for s in key_policy.statements:
         for name in s.principals or ():

@@ -241,10 +241,17 @@ def parse(document: str, *, key_policy: bool = True) -> Policy:
 @dataclass(frozen=True)
 class Grant:
     grant_id: str
-    grantee: str
+    grantee: str | None  # None: a service principal's grant, which no keyledger caller is
     operations: tuple[str, ...]  # "Encrypt", "Decrypt", ...
     context_equals: Mapping[str, str] | None = None
     context_subset: Mapping[str, str] | None = None
+    source_arn: str | None = None  # only requests made on behalf of this resource (aws:SourceArn)
+
+    @classmethod
+    def of(cls, row: Any) -> Grant:
+        """The grant a grants-table row (projections.state.GrantState) holds."""
+        return cls(row.grant_id, row.grantee_principal, row.operations, row.context_equals, row.context_subset,
+                   row.source_arn)
 
 
 @dataclass(frozen=True)
@@ -464,6 +471,12 @@ _UNCONSTRAINED_GRANT_OPERATIONS = frozenset({"DescribeKey", "RetireGrant"})
 def grant_allows(grant: Grant, req: Request) -> bool:
     op = req.action.split(":", 1)[1]
     if grant.grantee != req.principal or op not in grant.operations:
+        return False
+    # AWS: a SourceArn constraint is the global aws:SourceArn condition in the
+    # grant, for every operation but RetireGrant. keyledger's callers never make
+    # a request on behalf of an AWS resource, so such a grant allows them nothing.
+    if grant.source_arn is not None and op != "RetireGrant" and \
+            req.context.get("aws:sourcearn") != grant.source_arn:
         return False
     if op in _UNCONSTRAINED_GRANT_OPERATIONS:
         return True

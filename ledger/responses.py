@@ -435,26 +435,31 @@ class CreateGrantResponse(_Response, frozen=True):
 
 
 class GrantConstraints(_Response, frozen=True):
-    """A grant's encryption-context constraint: exactly one of
-    EncryptionContextEquals (the request's context must be this one) and
-    EncryptionContextSubset (it must contain this one)."""
+    """A grant's constraints: at most one of EncryptionContextEquals (the
+    request's context must be this one) and EncryptionContextSubset (it must
+    contain this one), and SourceArn (the request must be made on behalf of
+    this AWS resource)."""
 
     encryption_context_subset: dict[str, str] | None = None
     encryption_context_equals: dict[str, str] | None = None
+    source_arn: str | None = None
 
 
-class GrantListEntry(_Response, frozen=True):
-    """One grant of ListGrants / ListRetirableGrants."""
+class GrantListEntry(_Response, frozen=True, kw_only=True):
+    """One grant of ListGrants / ListRetirableGrants: its grantee is a
+    principal (GranteePrincipal) or a service principal (GranteeServicePrincipal)."""
 
     key_id: str
     grant_id: str
-    grantee_principal: str
+    grantee_principal: str | None = None
     operations: list[str]
     issuing_account: str
     creation_date: datetime
     name: str | None = None
     retiring_principal: str | None = None
     constraints: GrantConstraints | None = None
+    grantee_service_principal: str | None = None
+    retiring_service_principal: str | None = None
 
 
 class ListGrantsResponse(_Response, frozen=True):

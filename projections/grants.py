@@ -12,7 +12,8 @@ def evolve(state: GrantState | None, record: ev.Record) -> GrantState | None:
         case ev.GrantCreated():
             return GrantState(e.key_id, e.grant_id, e.grantee_principal, tuple(e.operations), record.time,
                               record.principal, e.retiring_principal, e.name, e.context_equals,
-                              e.context_subset)
+                              e.context_subset, e.grantee_service_principal, e.retiring_service_principal,
+                              e.source_arn)
         case ev.GrantRetired() | ev.GrantRevoked():
             return None
     return state

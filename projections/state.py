@@ -115,7 +115,7 @@ class PrincipalState(msgspec.Struct, frozen=True):
 class GrantState(msgspec.Struct, frozen=True):
     key_id: str
     grant_id: str
-    grantee_principal: str
+    grantee_principal: str | None  # None: the grantee is a service principal
     operations: tuple[str, ...]
     created: int
     issuing_principal: str
@@ -123,6 +123,10 @@ class GrantState(msgspec.Struct, frozen=True):
     name: str | None = None
     context_equals: dict[str, str] | None = None
     context_subset: dict[str, str] | None = None
+    # added with service-principal grants; a default leaves old rows' digest unchanged
+    grantee_service_principal: str | None = None
+    retiring_service_principal: str | None = None
+    source_arn: str | None = None
 
 
 DAY_US = 86_400 * 1_000_000

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from keyledger import commands as cmd
 from keyledger import events as ev
 from keyledger import policy as authz
@@ -27,6 +29,7 @@ from keyledger.service.request import (
     _encode_marker,
     _grant_token,
     _lockout_check,
+    _missing,
     _parse_grant_token,
     _Request,
 )
@@ -118,61 +121,79 @@ class AccessOps(ServiceBase):
 
     # -- grants -------------------------------------------------------------------
 
-    def create_grant(self, key_id: str, grantee_principal: str, operations: list[str], *,
-                     retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
+    def create_grant(self, key_id: str, grantee_principal: str | None = None, operations: list[str] | None = None,
+                     *, retiring_principal: str | None = None, constraints: Mapping[str, Any] | None = None,
                      name: str | None = None, grant_tokens: list[str] | None = None,
-                     dry_run: bool | None = None) -> r.CreateGrantResponse:
+                     dry_run: bool | None = None, grantee_service_principal: str | None = None,
+                     retiring_service_principal: str | None = None) -> r.CreateGrantResponse:
         """CreateGrant: let `grantee_principal` perform `operations` on the key,
         optionally only with an encryption context (`constraints`:
-        EncryptionContextEquals or EncryptionContextSubset). Effective at once.
-        A grant can only grant what it holds; the same `name` and grant again
-        return the existing grant (idempotent, as AWS). `dry_run`: every check,
-        then DryRunOperationException; no grant is made.
+        EncryptionContextEquals or EncryptionContextSubset) or only on behalf
+        of an AWS resource (`SourceArn`). Effective at once. A grant can only
+        grant what it holds; the same `name` and grant again return the
+        existing grant (idempotent, as AWS). `dry_run`: every check, then
+        DryRunOperationException; no grant is made.
+
+        The grantee may instead be an AWS service principal
+        (`grantee_service_principal`, with a SourceArn constraint and a
+        retiring principal or `retiring_service_principal`), as in AWS. Such
+        a grant is kept, listed, retired and revoked like any other, but no
+        keyledger caller is a service principal acting for an AWS resource,
+        so it allows nobody anything here.
 
         Raises NotFoundException, KMSInvalidStateException, InvalidGrantTokenException,
         DryRunOperationException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.CreateGrantResponse:
+            if operations is None:
+                raise _missing("operations")
             ops = cmd.check_grant_operations(operations)
-            cmd.check_principal_arn("granteePrincipal", grantee_principal)
-            if retiring_principal is not None:
-                cmd.check_principal_arn("retiringPrincipal", retiring_principal)
-            equals, subset = cmd.check_grant_constraints(constraints, ops)
+            equals, subset, source_arn = cmd.check_grant_constraints(constraints, ops)
+            cmd.check_grantee(grantee_principal, grantee_service_principal, retiring_principal,
+                              retiring_service_principal, source_arn)
             if name is not None:
                 cmd.check_grant_name(name)
             _check_grant_tokens(grant_tokens)
             state = req.key(key_id)
+            kinds = [kind for kind, value in zip(("EncryptionContextEquals", "EncryptionContextSubset", "SourceArn"),
+                                                 (equals, subset, source_arn)) if value is not None]
             req.authorize("kms:CreateGrant", state, extra={
                 "kms:grantoperations": ops, "kms:granteeprincipal": grantee_principal,
-                "kms:retiringprincipal": retiring_principal}, new_grant_constraints=(equals, subset),
-                new_grant_operations=tuple(ops))
+                "kms:granteeserviceprincipal": grantee_service_principal,
+                "kms:retiringprincipal": retiring_principal, "kms:grantconstrainttype": kinds,
+                "kms:grantconstraintsourcearn": source_arn, "kms:grantisforawsresource": False},
+                new_grant_constraints=(equals, subset), new_grant_operations=tuple(ops))
             cmd.require_not_pending(state, req.arn(state.key_id))
             cmd.check_grant_constraints_for_key(state, equals, subset)
             _dry_run(dry_run)
+            made = ev.GrantCreated(state.key_id, "", grantee_principal, ops, retiring_principal, name, equals,
+                                   subset, grantee_service_principal, retiring_service_principal, source_arn)
             if name is not None:  # CreateGrant is idempotent on a name with the same grant
                 for _, g in req.view.scan("grants", prefix=grant_row(state.key_id, "", req.scope)):
-                    if (g.name, g.grantee_principal, set(g.operations), g.retiring_principal,
-                            g.context_equals, g.context_subset) == (name, grantee_principal, set(ops),
-                                                                    retiring_principal, equals, subset):
+                    if _same_grant(g, made):
                         req.emit([ev.MetadataRead("CreateGrant", state.key_id)])
                         return r.CreateGrantResponse(_grant_token(state.key_id, g.grant_id), g.grant_id)
             grant_id = self._rng(32).hex()
-            req.emit([ev.GrantCreated(state.key_id, grant_id, grantee_principal, ops, retiring_principal,
-                                      name, equals, subset)])
+            req.emit([msgspec.structs.replace(made, grant_id=grant_id)])
             return r.CreateGrantResponse(_grant_token(state.key_id, grant_id), grant_id)
         return self._run("CreateGrant", body, key_hint=key_id)
 
     def _grant_entry(self, g: Any) -> r.GrantListEntry:
         constraints = None
-        if g.context_equals is not None or g.context_subset is not None:
-            constraints = r.GrantConstraints(g.context_subset, g.context_equals)
-        return r.GrantListEntry(self._arn(g.key_id), g.grant_id, g.grantee_principal, list(g.operations),
-                                authz.root_of(self.account), from_us(g.created), g.name,
-                                g.retiring_principal, constraints)
+        if g.context_equals is not None or g.context_subset is not None or g.source_arn is not None:
+            constraints = r.GrantConstraints(g.context_subset, g.context_equals, g.source_arn)
+        return r.GrantListEntry(
+            key_id=self._arn(g.key_id), grant_id=g.grant_id, grantee_principal=g.grantee_principal,
+            operations=list(g.operations), issuing_account=authz.root_of(self.account),
+            creation_date=from_us(g.created), name=g.name, retiring_principal=g.retiring_principal,
+            constraints=constraints, grantee_service_principal=g.grantee_service_principal,
+            retiring_service_principal=g.retiring_service_principal)
 
     def list_grants(self, key_id: str, *, limit: int | None = None, marker: str | None = None,
-                    grant_id: str | None = None, grantee_principal: str | None = None) -> r.ListGrantsResponse:
-        """ListGrants: the key's grants (optionally one `grant_id` or one
-        `grantee_principal`), `limit` at a time; pass `next_marker` back as `marker`.
+                    grant_id: str | None = None, grantee_principal: str | None = None,
+                    grantee_service_principal: str | None = None) -> r.ListGrantsResponse:
+        """ListGrants: the key's grants (optionally one `grant_id`, one
+        `grantee_principal` or one `grantee_service_principal`), `limit` at a
+        time; pass `next_marker` back as `marker`.
 
         Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
         ValidationException."""
@@ -180,12 +201,15 @@ class AccessOps(ServiceBase):
             n = cmd.check_limit(limit, 100)
             after = _decode_marker(marker, lambda v: len(v) == 64)
             state = req.key(key_id)
-            req.authorize("kms:ListGrants", state, extra={"kms:granteeprincipal": grantee_principal})
+            req.authorize("kms:ListGrants", state, extra={"kms:granteeprincipal": grantee_principal,
+                                                          "kms:grantisforawsresource": False})
             prefix = grant_row(state.key_id, "", req.scope)
             rows = [g for _, g in req.view.scan("grants", prefix=prefix,
                                                  after=prefix + after if after else None)
                     if (grant_id is None or g.grant_id == grant_id)
-                    and (grantee_principal is None or g.grantee_principal == grantee_principal)]
+                    and (grantee_principal is None or g.grantee_principal == grantee_principal)
+                    and (grantee_service_principal is None
+                         or g.grantee_service_principal == grantee_service_principal)]
             page = rows[:n]
             req.emit([ev.MetadataRead("ListGrants", state.key_id)])
             truncated = len(rows) > n
@@ -193,21 +217,28 @@ class AccessOps(ServiceBase):
                                         _encode_marker(page[-1].grant_id.encode()) if truncated else None)
         return self._run("ListGrants", body, key_hint=key_id)
 
-    def list_retirable_grants(self, retiring_principal: str, *, limit: int | None = None,
-                              marker: str | None = None) -> r.ListGrantsResponse:
+    def list_retirable_grants(self, retiring_principal: str | None = None, *, limit: int | None = None,
+                              marker: str | None = None,
+                              retiring_service_principal: str | None = None) -> r.ListGrantsResponse:
         """ListRetirableGrants: every grant, across keys, that `retiring_principal`
-        may retire, `limit` at a time; pass `next_marker` back as `marker`.
+        (or `retiring_service_principal`: one of the two) may retire, `limit`
+        at a time; pass `next_marker` back as `marker`.
 
         Raises InvalidMarkerException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ListGrantsResponse:
             n = cmd.check_limit(limit, 100)
-            cmd.check_principal_arn("retiringPrincipal", retiring_principal)
+            if (retiring_principal is None) == (retiring_service_principal is None):
+                raise ValidationException("You must specify either RetiringPrincipal or RetiringServicePrincipal, "
+                                          "but not both.")
+            if retiring_principal is not None:
+                cmd.check_principal_arn("retiringPrincipal", retiring_principal)
             after = _decode_marker(marker, lambda v: b"#" in v)
             req.authorize("kms:ListRetirableGrants", None)
             prefix = scope_prefix(req.scope)  # the request region's grants only
             rows = [(row[len(prefix):], g)
                     for row, g in req.view.scan("grants", prefix=prefix, after=prefix + after if after else None)
-                    if in_scope(row, req.scope) and g.retiring_principal == retiring_principal]
+                    if in_scope(row, req.scope) and (g.retiring_principal, g.retiring_service_principal)
+                    == (retiring_principal, retiring_service_principal)]
             page = rows[:n]
             req.emit([ev.MetadataRead("ListRetirableGrants")])
             truncated = len(rows) > n
@@ -258,10 +289,18 @@ class AccessOps(ServiceBase):
         ValidationException."""
         def body(req: _Request) -> None:
             state = req.key(key_id)
-            req.authorize("kms:RevokeGrant", state)
+            req.authorize("kms:RevokeGrant", state, extra={"kms:grantisforawsresource": False})
             if req.view.get("grants", grant_row(state.key_id, grant_id, req.scope)) is None:
                 raise NotFoundException(f"Grant ID {grant_id} not found")
             _dry_run(dry_run)
             req.emit([ev.GrantRevoked(state.key_id, grant_id)])
         return self._run("RevokeGrant", body, key_hint=key_id)
 
+
+
+def _same_grant(row: Any, made: ev.GrantCreated) -> bool:
+    """Whether a grant row is the grant a named CreateGrant would make again."""
+    return (row.name, row.grantee_principal, set(row.operations), row.retiring_principal, row.context_equals,
+            row.context_subset, row.grantee_service_principal, row.retiring_service_principal, row.source_arn) == \
+        (made.name, made.grantee_principal, set(made.operations), made.retiring_principal, made.context_equals,
+         made.context_subset, made.grantee_service_principal, made.retiring_service_principal, made.source_arn)

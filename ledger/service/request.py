@@ -226,7 +226,7 @@ class _Request:
         return self._iam
 
     def grants(self, key_id: str) -> list[authz.Grant]:
-        return [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
+        return [authz.Grant.of(g)
                 for _, g in self.view.scan("grants", prefix=grant_row(key_id, "", self.svc.scope))]
 
     def conditions(self, state: KeyState | None, encryption_context: Mapping[str, str] | None,

@@ -120,10 +120,12 @@ def test_constraints_are_accepted_exactly_without_context_free_operations(ops: l
     is one that takes no encryption context."""
     allowed = not set(ops) & keyspecs.GRANT_OPERATIONS_WITHOUT_CONTEXT
     try:
-        equals, subset = cmd.check_grant_constraints({kind: {"k": "v"}}, ops)
+        equals, subset, source_arn = cmd.check_grant_constraints({kind: {"k": "v"}}, ops)
     except ValidationException:
         assert not allowed
     else:
-        assert allowed and (equals or subset) == {"k": "v"}
-    assert cmd.check_grant_constraints(None, ops) == (None, None)  # without constraints: any operations
+        assert allowed and (equals or subset) == {"k": "v"} and source_arn is None
+    assert cmd.check_grant_constraints(None, ops) == (None, None, None)  # without constraints: any operations
+    arn = "arn:aws:rds:us-east-1:111122223333:db:app"  # a SourceArn constraint allows any operations
+    assert cmd.check_grant_constraints({"SourceArn": arn}, ops) == (None, None, arn)
 

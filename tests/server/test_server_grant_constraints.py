@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from keyledger import events as ev
-from serverkit import Server
+from serverkit import ACCOUNT, Server
 
 CONSTRAINTS = {"EncryptionContextEquals": {"app": "x"}}
 
@@ -33,3 +33,29 @@ def test_constraints_need_an_encryption_context(server: Server, kms: Any) -> Non
     kms.create_grant(KeyId=signer, GranteePrincipal=bob, Operations=["Sign"])
     signed = server.client("bob").sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
     assert signed["SigningAlgorithm"] == "ECDSA_SHA_256"
+
+
+def test_service_principal_grants_through_boto3(server: Server, kms: Any) -> None:
+    """GranteeServicePrincipal, RetiringServicePrincipal and a SourceArn
+    constraint as boto3 sends and reads them; the rules' refusals on record."""
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    source = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders"
+    made = kms.create_grant(KeyId=key, GranteeServicePrincipal="rds.amazonaws.com", Operations=["Decrypt"],
+                            Constraints={"SourceArn": source}, RetiringServicePrincipal="rds.amazonaws.com")
+    grants = kms.list_grants(KeyId=key, GranteeServicePrincipal="rds.amazonaws.com")["Grants"]
+    assert [(g["GrantId"], g["GranteeServicePrincipal"], g["RetiringServicePrincipal"], g["Constraints"])
+            for g in grants] == [(made["GrantId"], "rds.amazonaws.com", "rds.amazonaws.com", {"SourceArn": source})]
+    assert "GranteePrincipal" not in grants[0] and "RetiringPrincipal" not in grants[0]
+    retirable = kms.list_retirable_grants(RetiringServicePrincipal="rds.amazonaws.com")["Grants"]
+    assert [g["GrantId"] for g in retirable] == [made["GrantId"]]
+    before = server.head()
+    with pytest.raises(ClientError) as info:
+        kms.create_grant(KeyId=key, GranteeServicePrincipal="rds.amazonaws.com", Operations=["Decrypt"],
+                         RetiringServicePrincipal="rds.amazonaws.com")
+    assert info.value.response["Error"] == {
+        "Code": "ValidationException",
+        "Message": "A grant for a GranteeServicePrincipal must have a SourceArn grant constraint."}
+    assert [r.event.error_code for r in server.records(before) if isinstance(r.event, ev.RequestDenied)] == [
+        "ValidationException"]
+    kms.revoke_grant(KeyId=key, GrantId=made["GrantId"])
+    assert kms.list_grants(KeyId=key)["Grants"] == []
