@@ -171,10 +171,11 @@ class AccessOps(ServiceBase):
                 for _, g in req.view.scan("grants", prefix=grant_row(state.key_id, "", req.scope)):
                     if _same_grant(g, made):
                         req.emit([ev.MetadataRead("CreateGrant", state.key_id)])
-                        return r.CreateGrantResponse(_grant_token(state.key_id, g.grant_id), g.grant_id)
+                        return r.CreateGrantResponse(_grant_token(state.key_id, g.grant_id, self._rng(8)),
+                                                     g.grant_id)
             grant_id = self._rng(32).hex()
             req.emit([msgspec.structs.replace(made, grant_id=grant_id)])
-            return r.CreateGrantResponse(_grant_token(state.key_id, grant_id), grant_id)
+            return r.CreateGrantResponse(_grant_token(state.key_id, grant_id, self._rng(8)), grant_id)
         return self._run("CreateGrant", body, key_hint=key_id)
 
     def _grant_entry(self, g: Any) -> r.GrantListEntry:

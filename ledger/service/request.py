@@ -461,10 +461,13 @@ def _check_policy_name(name: str) -> None:
 _TOKEN_PREFIX = "KLGT1"
 
 
-def _grant_token(key_id: str, grant_id: str) -> str:
+def _grant_token(key_id: str, grant_id: str, nonce: bytes) -> str:
     """Grant tokens name the grant; grants here are usable the moment they
-    commit, so the token needs no secret, only a checkable shape."""
-    return _TOKEN_PREFIX + base64.urlsafe_b64encode(f"{key_id}:{grant_id}".encode()).decode().rstrip("=")
+    commit, so the token needs no secret, only a checkable shape. `nonce`
+    makes each CreateGrant's token its own, as AWS's are, even when a retry
+    with the same name answers the existing grant."""
+    raw = f"{key_id}:{grant_id}:{nonce.hex()}"
+    return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _parse_grant_token(token: str) -> tuple[str, str]:
@@ -473,9 +476,9 @@ def _parse_grant_token(token: str) -> tuple[str, str]:
         if not token.startswith(_TOKEN_PREFIX):
             raise ValueError
         raw = token[len(_TOKEN_PREFIX):]
-        key_id, grant_id = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
-        if not cmd.is_key_uuid(key_id) or len(grant_id) != 64:
-            raise ValueError
+        key_id, grant_id, *nonce = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+        if not cmd.is_key_uuid(key_id) or len(grant_id) != 64 or len(nonce) > 1:  # tokens without a nonce:
+            raise ValueError                                                         # issued before it, still good
     except (ValueError, UnicodeDecodeError, AttributeError):
         raise InvalidGrantTokenException("The grant token is not valid.") from None
     return key_id, grant_id

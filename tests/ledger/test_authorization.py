@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
 import io
 import json
@@ -511,10 +512,18 @@ def test_a_grant_and_its_token_work_at_once_with_constraints(world: World) -> No
     assert (app.name, app.operations, app.constraints.encryption_context_subset) == \
         ("app", ["Encrypt", "Decrypt"], EC)
     assert app.issuing_account == ROOT
-    # CreateGrant is idempotent on the same name and grant
+    # CreateGrant is idempotent on the same name and grant; each call's token
+    # is its own (AWS: "unique with every CreateGrant request"), and all work
     again = root.create_grant(world.key, world.alice, ["Encrypt", "Decrypt"], name="app",
                               constraints={"EncryptionContextSubset": EC})
-    assert again.grant_id == created.grant_id
+    assert again.grant_id == created.grant_id and again.grant_token != created.grant_token
+    caller.encrypt(world.key, b"x", encryption_context=EC, grant_tokens=[again.grant_token, created.grant_token])
+    root.retire_grant(grant_token=again.grant_token)
+    assert created.grant_id not in {g.grant_id for g in root.list_grants(world.key).grants}
+    # a token of the earlier form (no nonce) still names its grant
+    old_form = "KLGT1" + base64.urlsafe_b64encode(f"{world.key}:{world.grant_id}".encode()).decode().rstrip("=")
+    root.retire_grant(grant_token=old_form)
+    assert world.grant_id not in {g.grant_id for g in root.list_grants(world.key).grants}
 
 
 def test_retire_grant(world: World) -> None:
