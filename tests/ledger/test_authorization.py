@@ -849,8 +849,7 @@ def decision_from(tables: projections.MemoryTables, account: str, principal: str
     found = tables.rows["principals"].get(principal_row(principal))
     iam_policies = [authz.parse(d, key_policy=False) for d in found.policies.values()] if found else []
     prefix = f"{key_id}#".encode()
-    grants = [authz.Grant(g.grant_id, g.grantee_principal, g.operations, g.context_equals, g.context_subset)
-              for row, g in sorted(tables.rows["grants"].items()) if row.startswith(prefix)]
+    grants = [authz.Grant.of(g) for row, g in sorted(tables.rows["grants"].items()) if row.startswith(prefix)]
     ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": from_us(now),
                            "kms:calleraccount": authz.account_of(principal) or "", "kms:keyspec": state.key_spec,
                            "kms:keyusage": state.key_usage, "kms:keyorigin": state.origin,
@@ -931,7 +930,8 @@ IAM_POLICIES = [
     doc({"Effect": "Allow", "NotAction": "kms:Encrypt", "Resource": "*"}),
 ]
 GRANT_OPS = [["Encrypt"], ["Decrypt", "DescribeKey"], ["Encrypt", "Decrypt"]]
-CONSTRAINTS = [None, {"EncryptionContextSubset": EC}, {"EncryptionContextEquals": EC}]
+CONSTRAINTS = [None, {"EncryptionContextSubset": EC}, {"EncryptionContextEquals": EC},
+               {"SourceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:orders"}]  # allows nobody here
 CONTEXTS = [{}, EC, {"dept": "hr"}, {**EC, "x": "y"}]
 CALLS = ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey")
 USERS = ("alice", "bob")
