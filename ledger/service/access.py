@@ -14,7 +14,6 @@ from keyledger import policy as authz
 from keyledger import responses as r
 from keyledger.errors import (
     AccessDeniedException,
-    InvalidMarkerException,
     NotFoundException,
     ValidationException,
 )
@@ -74,14 +73,13 @@ class AccessOps(ServiceBase):
     def list_key_policies(self, key_id: str, *, limit: int | None = None,
                           marker: str | None = None) -> r.ListKeyPoliciesResponse:
         """ListKeyPolicies: the key's policy names, which is always ["default"]
-        (as in AWS); kept for clients that ask.
+        (as in AWS); kept for clients that ask. The one page is never
+        truncated, so no marker is ever issued; one given is not read (AWS
+        lists no InvalidMarkerException for ListKeyPolicies).
 
-        Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
-        ValidationException."""
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.ListKeyPoliciesResponse:
             cmd.check_limit(limit, 1000)
-            if marker is not None:
-                raise InvalidMarkerException("The marker is not valid.")
             state = req.key(key_id)
             req.authorize("kms:ListKeyPolicies", state)
             req.emit([ev.MetadataRead("ListKeyPolicies", state.key_id)])
