@@ -17,19 +17,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.session
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import keyledger
 import kit
 from conftest import ROOT, LibraryFace, World
 from keyledger import audit
+from keyledger.errors import KMSError
+from keyledger.operations import request_kwargs
 from keyledger.projections import replay
+from keyledger.responses import to_aws
+from keyledger.server import ssm
 
 
 #: members keyledger refuses as unsupported by design (README, "Differences from AWS KMS")
 DECLINED = frozenset({"Recipient", "XksKeyId"})
+PARAMETER_NAMES = ["/app/db/password", "/app/db", "/app", "plain", "/aws/reference/secretsmanager/x",
+                   "arn:aws:ssm:us-east-1:111122223333:parameter/app/db/password", "/app/db/password:1",
+                   "/app/db/password:prod"]
+SSM = botocore.session.get_session().get_service_model("ssm")._service_description  # noqa: SLF001
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +59,23 @@ def _flipped(blob: bytes, at: int) -> bytes:
     return bytes(out)
 
 
-def _strategy(shape_name: str, member: str, world: World, depth: int = 0) -> st.SearchStrategy[Any]:
-    shape = kit.SHAPES[shape_name]
+def _strategy(shape_name: str, member: str, world: World, depth: int = 0,
+              shapes: dict[str, dict[str, Any]] = kit.SHAPES) -> st.SearchStrategy[Any]:
+    shape = shapes[shape_name]
     kind = shape["type"]
     low = member.lower()
+
+    def inner(name: str, of: str) -> st.SearchStrategy[Any]:
+        return _strategy(name, of, world, depth + 1, shapes)
+
     if kind == "string":
         text = st.text(max_size=40)
         if "enum" in shape:
             return st.sampled_from(shape["enum"]) | text
         if shape_name == "KeyIdType" or low.endswith("keyid"):
             real = [world.key, world.arn(world.key), world.alias, world.disabled, world.pending, world.signer,
-                    world.mac, "alias/none-such", f"arn:aws:kms:eu-west-1:111122223333:key/{world.key}"]
+                    world.mac, "alias/none-such", f"arn:aws:kms:eu-west-1:111122223333:key/{world.key}",
+                    "alias/aws/ssm"]
             return st.sampled_from(real) | text
         if "alias" in low:
             return st.sampled_from([world.alias, "alias/fuzz-a", "alias/fuzz-b", "alias/aws/s3"]) | text
@@ -68,6 +83,8 @@ def _strategy(shape_name: str, member: str, world: World, depth: int = 0) -> st.
             return st.sampled_from([ROOT, "arn:aws:iam::111122223333:user/fuzz", "rds.amazonaws.com"]) | text
         if low == "grantid":
             return st.sampled_from([world.grant_id, "0" * 64]) | text
+        if low in ("name", "path", "names") or shape_name in ("PSParameterName", "PSParameterSelector"):
+            return st.sampled_from(PARAMETER_NAMES) | text
         return text
     if kind in ("integer", "long"):
         bounds = [shape.get("min", 0), shape.get("max", 1024)]
@@ -82,13 +99,13 @@ def _strategy(shape_name: str, member: str, world: World, depth: int = 0) -> st.
     if kind in ("double", "float"):
         return st.floats(0, 100)
     if kind == "list":
-        return st.lists(_strategy(shape["member"]["shape"], member, world, depth + 1), max_size=3 if depth < 3 else 0)
+        return st.lists(inner(shape["member"]["shape"], member), max_size=3 if depth < 3 else 0)
     if kind == "map":
-        return st.dictionaries(st.text(max_size=8), _strategy(shape["value"]["shape"], member, world, depth + 1),
+        return st.dictionaries(st.text(max_size=8), inner(shape["value"]["shape"], member),
                                max_size=3 if depth < 3 else 0)
     if kind == "structure":
         required = set(shape.get("required", ()))
-        members = {name: _strategy(spec["shape"], name, world, depth + 1) for name, spec in shape["members"].items()
+        members = {name: inner(spec["shape"], name) for name, spec in shape["members"].items()
                    if name not in DECLINED}
         return st.fixed_dictionaries({n: s for n, s in members.items() if n in required},
                                      optional={n: s for n, s in members.items() if n not in required})
@@ -109,8 +126,34 @@ def requests(draw: st.DrawFn, world: World) -> tuple[str, dict[str, Any]]:
 def test_any_well_typed_request_gets_a_listed_answer(fuzz_world: World, data: st.DataObject) -> None:
     operation, params = data.draw(requests(fuzz_world))
     outcome = fuzz_world.face.call(operation, params)  # anything but a KMSError propagates and fails
+    event(f"answer: {outcome.code or 'success'}")
     if outcome.response is None:
         assert outcome.code in kit.allowed_errors(operation), (operation, outcome)
+
+
+@st.composite
+def ssm_requests(draw: st.DrawFn, world: World) -> tuple[str, dict[str, Any]]:
+    operation = draw(st.sampled_from(sorted(ssm.OPERATIONS)))
+    params = draw(_strategy(SSM["operations"][operation]["input"]["shape"], operation, world,
+                            shapes=SSM["shapes"]))
+    return operation, params
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_any_well_typed_parameter_store_request_gets_a_listed_answer(fuzz_world: World,
+                                                                       data: st.DataObject) -> None:
+    """The same for the parameter store, against botocore's SSM model."""
+    operation, params = data.draw(ssm_requests(fuzz_world))
+    op = ssm.OPERATIONS[operation]
+    try:
+        to_aws(getattr(fuzz_world.face.kms.parameters, op.method)(**request_kwargs(op, kit.to_document(params))))
+        event("answer: success")
+    except KMSError as error:
+        event(f"answer: {error.code}")
+        listed = {e["shape"] for e in SSM["operations"][operation].get("errors", ())} | kit.COMMON_ERRORS
+        assert error.code in listed, (operation, params, error)
 
 
 def test_the_fuzzed_ledger_replays_and_verifies(fuzz_world: World) -> None:
