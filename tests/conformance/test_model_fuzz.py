@@ -7,13 +7,14 @@ world's real keys, aliases and ARNs (and garbage), blobs from a real
 ciphertext (sometimes with a flipped bit) or random bytes, numbers around
 the model's bounds. Whatever the request, the answer is a success or an
 error the model lists for the operation (or one AWS answers to any), never
-another exception; and the ledger the requests ran on still replays to its
+another exception, and a success has the operation's output shape; and the ledger the requests ran on still replays to its
 live state and verifies. Shapes here are the installed botocore's, read
 apart from the vendored model the library uses.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,15 @@ def fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "KeyId"]
     world.mac = world.ok("CreateKey", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"})["KeyMetadata"][
         "KeyId"]
+    # a second caller, allowed some things on some keys and under conditions: the refusals' paths
+    alice = kms.create_user("alice").arn
+    kms.put_principal_policy(alice, "some", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:Describe*",
+                                       "kms:List*", "kms:CreateGrant", "kms:Sign", "kms:GenerateMac"],
+         "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*",
+         "Condition": {"StringNotEquals": {"kms:EncryptionContext:a": "b"}}}]}))
+    world.other = LibraryFace(kms.as_caller(alice))
     yield world
     kms.close()
 
@@ -125,10 +135,13 @@ def requests(draw: st.DrawFn, world: World) -> tuple[str, dict[str, Any]]:
 @given(data=st.data())
 def test_any_well_typed_request_gets_a_listed_answer(fuzz_world: World, data: st.DataObject) -> None:
     operation, params = data.draw(requests(fuzz_world))
-    outcome = fuzz_world.face.call(operation, params)  # anything but a KMSError propagates and fails
+    face = data.draw(st.sampled_from([fuzz_world.face, fuzz_world.other]))  # the root, or a limited user
+    outcome = face.call(operation, params)  # anything but a KMSError propagates and fails
     event(f"answer: {outcome.code or 'success'}")
     if outcome.response is None:
         assert outcome.code in kit.allowed_errors(operation), (operation, outcome)
+    elif (shape := kit.output_shape(operation)) is not None:  # a success has the model's output shape
+        assert kit.shape_problems(shape, outcome.response) == [], (operation, params)
 
 
 @st.composite
