@@ -29,19 +29,12 @@ from keyledger.projections import TABLES, decode_row, encode_row, grant_row, key
 from keyledger.projections import digest
 from keyledger.store import Store
 from tamperkit import raw, verify
+from clockkit import Clock
 
 ACCOUNT = "111122223333"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 MALLORY = f"arn:aws:iam::{ACCOUNT}:user/mallory"
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Built:
@@ -53,7 +46,7 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     home = tmp_path_factory.mktemp("state") / "ledger"
-    with keyledger.open(home, create=True, durability="relaxed", clock=Clock()) as kms:
+    with keyledger.open(home, create=True, durability="relaxed", clock=Clock(T0)) as kms:
         key = kms.create_key(description="payments").key_metadata.key_id
         kms.create_alias("alias/payments", key)
         alice = kms.create_user("alice").arn
@@ -237,7 +230,7 @@ def test_a_row_doctored_when_the_checkpoint_was_signed_is_caught_after_it_is_put
 
 def test_kek_rows_against_the_keys_lifecycle(tmp_path: Path) -> None:
     home = tmp_path / "ledger"
-    clock = Clock()
+    clock = Clock(T0)
     with keyledger.open(home, create=True, clock=clock) as kms:
         live = kms.create_key().key_metadata.key_id
         gone = kms.create_key().key_metadata.key_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import lmdb
@@ -21,22 +21,12 @@ from keyledger.errors import AccessDeniedException, LedgerError
 from keyledger.service import to_us
 from keyledger.store import Store
 from keyledger.projections import decode_row, encode_row, key_row
+from clockkit import Clock
 
 T0 = datetime(2030, 1, 10, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 def _allow(*actions: str) -> str:
@@ -46,7 +36,7 @@ def _allow(*actions: str) -> str:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -23,16 +23,9 @@ from keyledger import events as ev
 from keyledger.errors import NotFoundException
 from keyledger.secret import Secret
 from keyledger.projections import key_row, replay
+from clockkit import Clock
 
 WINDOW = 16  # any 16 consecutive secret bytes found in the file is a leak
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def pieces(secret: bytes) -> list[bytes]:
@@ -78,7 +71,7 @@ def message_key(materials: dict[str, bytes], blob: bytes) -> bytes:
 
 @pytest.fixture
 def workload(tmp_path):
-    clock = Clock()
+    clock = Clock(datetime(2025, 1, 1, tzinfo=timezone.utc))
     home = tmp_path / "ledger"
     kms = keyledger.open(home, create=True, durability="durable", clock=clock)
     secrets: dict[str, bytes] = {}

@@ -12,6 +12,7 @@ import keyledger
 from keyledger import forensics
 from keyledger.errors import AccessDeniedException
 from keyledger.service import to_us
+from clockkit import Clock
 
 ACCOUNT = "111122223333"
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
@@ -23,17 +24,9 @@ def doc(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def world(tmp_path):
-    clock = Clock()
+    clock = Clock(datetime(2026, 1, 1, tzinfo=timezone.utc))
     kms = keyledger.open(tmp_path, create=True, clock=clock)
     key = kms.create_key().key_metadata.key_id
     kms.create_user("bob")

@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -51,10 +51,11 @@ from keyledger.errors import (
     AlreadyExistsException, DisabledException, KMSInvalidStateException,
     LimitExceededException, NotFoundException, UnsupportedOperationException,
 )
-from keyledger.service import from_us, to_us
+from keyledger.service import from_us
 from keyledger.projections import replay
 from keyledger.projections.usage import tracked_operation
 from chainkit import verify_chain
+from clockkit import Clock
 
 DAY = 86_400 * 1_000_000
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -65,23 +66,6 @@ LAZY_RULES = 2  # after a clock jump, this many rules run before the checks touc
 
 contexts = st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=6), max_size=3)
 plaintexts = st.binary(min_size=1, max_size=4096)
-
-
-class Clock:
-    """The injected clock: only the test moves it."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-    @property
-    def us(self) -> int:
-        return to_us(self.now)
 
 
 @dataclass
@@ -148,7 +132,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.home = tempfile.mkdtemp(prefix="kl-stateful-")
-        self.clock = Clock()
+        self.clock = Clock(START)
         self.kms = self._open()
         self.model: dict[str, ModelKey] = {}
         self.aliases: dict[str, str] = {}  # alias name -> key id
@@ -710,13 +694,13 @@ TestLedgerMachine = LedgerMachine.TestCase
 # -- regressions the machine found (kept as plain tests so they always run) --
 
 def _ledger(tmp_path, clock=None):
-    return keyledger.open(tmp_path, create=True, durability="relaxed", clock=clock or Clock())
+    return keyledger.open(tmp_path, create=True, durability="relaxed", clock=clock or Clock(START))
 
 
 def test_sweep_that_deletes_a_key_succeeds(tmp_path):
     """rotate_due() raised NotFoundException for the key it had just deleted
     (and stopped sweeping the keys after it)."""
-    clock = Clock()
+    clock = Clock(START)
     with _ledger(tmp_path, clock) as kms:
         doomed = [kms.create_key().key_metadata.key_id for _ in range(3)]
         for key_id in doomed:
@@ -744,7 +728,7 @@ def test_alias_of_a_key_past_its_deletion_date_is_gone(tmp_path):
     """Deletion is applied lazily; an alias operation must still see the
     alias of a key whose window has passed as deleted with the key, not
     refuse to create it (AlreadyExists) or re-point it (UpdateAlias)."""
-    clock = Clock()
+    clock = Clock(START)
     with _ledger(tmp_path, clock) as kms:
         old = kms.create_key().key_metadata.key_id
         new = kms.create_key().key_metadata.key_id
