@@ -298,7 +298,7 @@ RESOURCE_PATTERNS = [
     ("*", KEY, True), (KEY, KEY, True), (KEY2, KEY, False),
     (f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*", KEY, True),
     (f"arn:aws:kms:*:{ACCOUNT}:key/*", KEY, True),
-    (f"arn:aws:kms:us-east-1:*:key/*", KEY, True),
+    ("arn:aws:kms:us-east-1:*:key/*", KEY, True),
     (f"arn:aws:kms:us-west-2:{ACCOUNT}:key/*", KEY, False),
     (f"arn:aws:kms:us-east-1:{OTHER_ACCOUNT}:key/*", KEY, False),
     (f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-*", KEY, True),
