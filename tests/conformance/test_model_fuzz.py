@@ -5,11 +5,13 @@ hypothesis builds each request from the operation's input shape: enum
 members draw from the enum (and sometimes not), KeyId-like members from the
 world's real keys, aliases and ARNs (and garbage), blobs from a real
 ciphertext (sometimes with a flipped bit) or random bytes, numbers around
-the model's bounds. Whatever the request, the answer is a success or an
-error the model lists for the operation (or one AWS answers to any), never
-another exception, and a success has the operation's output shape; and the ledger the requests ran on still replays to its
-live state and verifies. Shapes here are the installed botocore's, read
-apart from the vendored model the library uses.
+the model's bounds; the caller is the root or a user with a limited,
+conditional IAM policy. Whatever the request, the answer is a success with
+the operation's output shape, or an error the model lists for the operation
+(or one AWS answers to any), never another exception; and the ledger the
+requests ran on still replays to its live state and verifies. The parameter
+store gets the same property against botocore's SSM model. Shapes here are
+the installed botocore's, read apart from the vendored model the library uses.
 """
 
 from __future__ import annotations
