@@ -9,8 +9,9 @@ the model's bounds; the caller is the root or a user with a limited,
 conditional IAM policy. Whatever the request, the answer is a success with
 the operation's output shape, or an error the model lists for the operation
 (or one AWS answers to any), never another exception; and the ledger the
-requests ran on still replays to its live state and verifies. The parameter
-store gets the same property against botocore's SSM model. Shapes here are
+requests ran on still replays to its live state and verifies. The same
+property runs through boto3 against a real `keyledger serve` of its own, and
+for the parameter store against botocore's SSM model. Shapes here are
 the installed botocore's, read apart from the vendored model the library uses.
 """
 
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 import keyledger
 import kit
-from conftest import ROOT, LibraryFace, World
+from conftest import ROOT, LibraryFace, Served, ServerFace, World
 from keyledger import audit
 from keyledger.errors import KMSError
 from keyledger.operations import request_kwargs
@@ -143,6 +144,40 @@ def test_any_well_typed_request_gets_a_listed_answer(fuzz_world: World, data: st
     if outcome.response is None:
         assert outcome.code in kit.allowed_errors(operation), (operation, outcome)
     elif (shape := kit.output_shape(operation)) is not None:  # a success has the model's output shape
+        assert kit.shape_problems(shape, outcome.response) == [], (operation, params)
+
+
+@pytest.fixture(scope="module")
+def served_fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The same world behind a real `keyledger serve` of its own (SigV4 on), reached by boto3."""
+    served = Served(tmp_path_factory.mktemp("served-fuzz"))
+    try:
+        world = World(ServerFace(served.url, served.root))
+        world.signer = world.ok("CreateKey", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"})[
+            "KeyMetadata"]["KeyId"]
+        world.mac = world.ok("CreateKey", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"})[
+            "KeyMetadata"]["KeyId"]
+        world.other = ServerFace(served.url, served.alice)  # a user without any policy: refused
+        yield world
+    finally:
+        served.stop()
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_any_well_typed_request_over_http_gets_a_listed_answer(served_fuzz_world: World,
+                                                               data: st.DataObject) -> None:
+    """The same property through boto3 (client-side validation off) and the
+    server: the HTTP face decodes, signs, plans and encodes on its own."""
+    operation, params = data.draw(requests(served_fuzz_world))
+    face = data.draw(st.sampled_from([served_fuzz_world.face, served_fuzz_world.other]))
+    outcome = face.call(operation, params)
+    event(f"answer: {outcome.code or 'success'}")
+    if outcome.response is None:
+        assert outcome.code in kit.allowed_errors(operation), (operation, outcome)
+        assert outcome.body is not None and outcome.body.get("__type") == outcome.code
+    elif (shape := kit.output_shape(operation)) is not None:
         assert kit.shape_problems(shape, outcome.response) == [], (operation, params)
 
 
