@@ -53,6 +53,7 @@ def fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "KeyId"]
     world.mac = world.ok("CreateKey", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"})["KeyMetadata"][
         "KeyId"]
+    world.extra = _more_keys(world)
     # a second caller, allowed some things on some keys and under conditions: the refusals' paths
     alice = kms.create_user("alice").arn
     kms.put_principal_policy(alice, "some", json.dumps({"Version": "2012-10-17", "Statement": [
@@ -64,6 +65,20 @@ def fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     world.other = LibraryFace(kms.as_caller(alice))
     yield world
     kms.close()
+
+
+def _more_keys(world: World) -> list[str]:
+    """Keys in the other states and kinds a request may meet: RSA and ML-KEM
+    encryption, key agreement, EXTERNAL waiting for its material, a
+    multi-Region primary with a replica, and an AWS managed key."""
+    made = [world.ok("CreateKey", {"KeySpec": spec, "KeyUsage": usage})["KeyMetadata"]["KeyId"]
+            for spec, usage in (("RSA_2048", "ENCRYPT_DECRYPT"), ("ML_KEM_768", "ENCAPSULATE_DECAPSULATE"),
+                                ("ECC_NIST_P256", "KEY_AGREEMENT"))]
+    made.append(world.ok("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"])
+    primary = world.ok("CreateKey", {"MultiRegion": True})["KeyMetadata"]["KeyId"]
+    replica = world.ok("ReplicateKey", {"KeyId": primary, "ReplicaRegion": "eu-west-1"})["ReplicaKeyMetadata"]["Arn"]
+    made += [primary, replica, "alias/aws/ssm"]
+    return made
 
 
 def _flipped(blob: bytes, at: int) -> bytes:
@@ -88,7 +103,7 @@ def _strategy(shape_name: str, member: str, world: World, depth: int = 0,
         if shape_name == "KeyIdType" or low.endswith("keyid"):
             real = [world.key, world.arn(world.key), world.alias, world.disabled, world.pending, world.signer,
                     world.mac, "alias/none-such", f"arn:aws:kms:eu-west-1:111122223333:key/{world.key}",
-                    "alias/aws/ssm"]
+                    *getattr(world, "extra", ())]
             return st.sampled_from(real) | text
         if "alias" in low:
             return st.sampled_from([world.alias, "alias/fuzz-a", "alias/fuzz-b", "alias/aws/s3"]) | text
@@ -157,6 +172,7 @@ def served_fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
             "KeyMetadata"]["KeyId"]
         world.mac = world.ok("CreateKey", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"})[
             "KeyMetadata"]["KeyId"]
+        world.extra = _more_keys(world)
         world.other = ServerFace(served.url, served.alice)  # a user without any policy: refused
         yield world
     finally:
