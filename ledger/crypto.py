@@ -478,12 +478,11 @@ def encapsulate(public_der: bytes) -> tuple[Secret, bytes]:
 
 def decapsulate(key: PrivateKey, ciphertext: bytes) -> Secret:
     """ML-KEM decapsulation: the shared secret of a ciphertext of the key's
-    spec's length (any other length: InvalidCiphertextException, no reason).
+    spec's length (the service checks it first, `keyspecs.check_kem_ciphertext`;
+    cryptography refuses any other: InvalidCiphertextException, no reason).
     A ciphertext of the right length that no one made for this key yields a
     pseudo-random secret, never an error (FIPS 203's implicit rejection), so
     the answer is no oracle."""
-    if len(ciphertext) != key.spec.kem_ciphertext_bytes:
-        raise InvalidCiphertextException("")
     try:
         return Secret(key._key.decapsulate(bytes(ciphertext)))
     except ValueError:
