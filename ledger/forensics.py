@@ -137,7 +137,7 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
         if only is not None and scope != only:
             continue
         e = record.event
-        if isinstance(e, _USES):
+        if isinstance(e, usage.USES):  # a use: counted, not listed in the timeline
             by_principal[record.principal] += 1
             by_month[_iso(record.time)[:7]] += 1
             if isinstance(e, ev.Signed):
@@ -174,10 +174,6 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
             "aliases_now": sorted({name for r in regions for name in r["aliases_now"]}),
             "usage_by_principal": dict(by_principal), "usage_by_month": dict(sorted(by_month.items())),
             "signatures": signatures}
-
-
-#: the events that use a key (counted as usage, not listed in the timeline)
-_USES = usage.USES
 
 
 def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified, home: str) -> dict[str, Any]:
