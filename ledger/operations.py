@@ -198,12 +198,9 @@ def coerce(shape_name: str, value: Any, path: str, shapes: dict[str, dict[str, A
                 out[name] = coerce(spec["shape"], value[name], f"{path}.{camel(name)}", shapes)
         missing = [n for n in shape.get("required", ()) if n not in out]
         if missing:
-            raise missing_members([f"{path}.{camel(n)}" for n in missing])
+            raise constraints.missing_members([f"{path}.{camel(n)}" for n in missing])
         return out
     raise SerializationException(f"Value at '{path}' has a type this server cannot read")
-
-
-missing_members = constraints.missing_members
 
 
 def request_kwargs(op: Operation, document: dict[str, Any]) -> dict[str, Any]:
@@ -227,5 +224,5 @@ def request_kwargs(op: Operation, document: dict[str, Any]) -> dict[str, Any]:
         kwargs[kwarg] = value
     missing = [camel(m) for m in op.required if document.get(m) is None]
     if missing:
-        raise missing_members(missing)
+        raise constraints.missing_members(missing)
     return kwargs
