@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import keyledger
 import kit
-from conftest import ROOT, LibraryFace, Served, ServerFace, World
+from faces import ROOT, LibraryFace, Served, ServerFace, World
 from keyledger import audit
 from keyledger.errors import KMSError
 from keyledger.operations import request_kwargs
