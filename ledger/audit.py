@@ -265,7 +265,7 @@ def _check_live_state(snapshot: Any, folded: Any, report: VerifyReport) -> None:
         report.problems.append(Problem(
             "projection", f"the live projections differ from the log: {first}{more}", row=where))
     kek_ids = [row.decode(errors="replace") for row, _ in snapshot.raw_rows("keks")]
-    for message in digest.kek_problems(folded.rows["keys"], kek_ids):
+    for message in digest.kek_problems(folded.rows["keys"], kek_ids, folded.rows["principals"]):
         report.problems.append(Problem("kek", message, row=message.split(": ", 1)[0]))
 
 

@@ -76,6 +76,7 @@ MAX_CONTEXT_BYTES = 8192
 _MESSAGE_INFO = b"keyledger/v1/message-key"
 _MATERIAL_AAD = b"keyledger/v1/material"
 _KEK_AAD = b"keyledger/v1/kek"
+_ACCESS_KEY_AAD = b"keyledger/v1/access-key-secret"
 _KCV_LABEL = b"keyledger/v1/kcv"
 _ROOT_KCV_LABEL = b"keyledger/v1/root-check"
 _OPAQUE = "The ciphertext is invalid."
@@ -216,6 +217,17 @@ def wrap_kek(root: Secret, key_id: str, kek: Secret, *, nonce: bytes) -> bytes:
 
 def unwrap_kek(root: Secret, key_id: str, wrapped: bytes) -> Secret:
     return _unwrap(root, wrapped, _KEK_AAD + key_uuid_bytes(key_id), f"the KEK of key {key_id}")
+
+
+def wrap_access_secret(root: Secret, access_key_id: str, secret: Secret, *, nonce: bytes) -> bytes:
+    """An IAM access key's secret (the text SigV4 signs with) wrapped under
+    the root key, bound to its access key id."""
+    return _wrap(root, secret.reveal(), _ACCESS_KEY_AAD + access_key_id.encode(), nonce)
+
+
+def unwrap_access_secret(root: Secret, access_key_id: str, wrapped: bytes) -> Secret:
+    return _unwrap(root, wrapped, _ACCESS_KEY_AAD + access_key_id.encode(),
+                   f"the secret of access key {access_key_id}")
 
 
 def _material_aad(key_id: str, version: int) -> bytes:

@@ -174,11 +174,15 @@ class PrincipalPolicyDeleted(_Event, frozen=True, tag="PrincipalPolicyDeleted"):
     policy_name: str
 
 
-class AccessKeyCreated(_Event, frozen=True, tag="AccessKeyCreated"):
-    """An access key id was issued to a principal (its secret is never logged)."""
+class AccessKeyCreated(_Event, frozen=True, tag="AccessKeyCreated", omit_defaults=True):
+    """An access key id was issued to a principal (its secret is never logged).
+    `held`: the ledger holds the secret (wrapped under the root key in the
+    `keks` table, row `iam/<id>`) and its status, so every node of a cluster
+    authenticates it; otherwise a credentials file holds both."""
 
     principal: str
     access_key_id: str
+    held: bool = False
 
 
 class AccessKeyStatusChanged(_Event, frozen=True, tag="AccessKeyStatusChanged"):

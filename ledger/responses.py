@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from keyledger.secret import Secret
+
 
 class _Response(msgspec.Struct, frozen=True, rename="pascal"):
     pass
@@ -478,6 +480,41 @@ class User(_Response, frozen=True):
     create_date: datetime
     path: str = "/"
     user_id: str = ""
+
+
+class AccessKeyMetadata(_Response, frozen=True):
+    """One access key as IAM lists it (ListAccessKeys): never its secret.
+    A credentials file's key has no status or date here (the file has them)."""
+
+    user_name: str
+    access_key_id: str
+    status: str | None = None
+    create_date: datetime | None = None
+
+
+class ListAccessKeysResponse(_Response, frozen=True):
+    """ListAccessKeys (IAM), in the order the keys were issued."""
+
+    access_key_metadata: list[AccessKeyMetadata]
+    is_truncated: bool = False
+
+
+class NewAccessKey(msgspec.Struct, frozen=True):
+    """CreateAccessKey (IAM): the new key and, the only time it is shown,
+    its secret (a `Secret`: `secret_access_key.reveal().decode()`)."""
+
+    user_name: str
+    access_key_id: str
+    secret_access_key: Secret
+    create_date: datetime
+    status: str = "Active"
+
+    def to_aws(self) -> dict[str, Any]:
+        """`{"AccessKey": ...}` as IAM answers it, the secret in the clear."""
+        return {"AccessKey": {"UserName": self.user_name, "AccessKeyId": self.access_key_id,
+                              "Status": self.status,
+                              "SecretAccessKey": self.secret_access_key.reveal().decode(),
+                              "CreateDate": self.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
 
 class ListUsersResponse(_Response, frozen=True):

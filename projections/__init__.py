@@ -59,6 +59,16 @@ def key_row(key_id: str, scope: str = "") -> bytes:
     return scoped(scope, key_id)
 
 
+#: the prefix of an access key's row in `keks` (its secret, wrapped under the root key)
+ACCESS_KEY_ROW_PREFIX = "iam/"
+
+
+def access_key_row(access_key_id: str) -> str:
+    """The name of a held access key's secret row in `keks` ("iam/AKIA...":
+    never a key row's name, which is a key id or "~<region>/<id>")."""
+    return ACCESS_KEY_ROW_PREFIX + access_key_id
+
+
 def usage_row(key_id: str, version: int, scope: str = "") -> bytes:
     return scoped(scope, f"{key_id}#{version:010d}")
 
@@ -118,7 +128,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
                 rows.append(_key(event.previous_key_id, scope))
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
-                ev.AccessKeyCreated() | ev.AccessKeyDeleted():
+                ev.AccessKeyCreated() | ev.AccessKeyStatusChanged() | ev.AccessKeyDeleted():
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
@@ -127,7 +137,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
         case ev.ParametersRead():
             return []
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \
-                ev.AccessKeyStatusChanged() | ev.UnauthenticatedRequestsRefused():
+                ev.UnauthenticatedRequestsRefused():
             return []
         case ev.KeyReplicated() | ev.PrimaryRegionUpdated() | ev.ReplicaKeyRemoved():
             # every key of the multi-Region set learns the set (a new replica's row is made by

@@ -44,7 +44,7 @@ from typing import Any
 import msgspec
 
 from keyledger import events as ev
-from keyledger.projections import MemoryTables, touched
+from keyledger.projections import ACCESS_KEY_ROW_PREFIX, MemoryTables, access_key_row, touched
 from keyledger.projections import merkle
 
 #: the tables each digest version covers, in leaf order (each extends the one before)
@@ -149,13 +149,22 @@ class RunningState:
         return root_of_leaves(self._leaves[k] for k in sorted(self._leaves) if k[0] < covered)
 
 
-def kek_problems(keys: Mapping[bytes, Any], kek_ids: Iterable[str]) -> list[str]:
+def kek_problems(keys: Mapping[bytes, Any], kek_ids: Iterable[str],
+                 principals: Mapping[bytes, Any] | None = None) -> list[str]:
     """What the `keks` table's key ids say against the key states folded
     from the log: a live key without its KEK (material lost, or shredded
     outside the log), a deleted key whose KEK is back (shredding undone),
-    a KEK for a key the log never created."""
+    a KEK for a key the log never created. The same for the access keys
+    whose secrets the ledger holds (rows `iam/<access key id>`): a live one
+    has its row, a deleted one (or one never issued) has none."""
     present = set(kek_ids)
-    out = []
+    held = {access_key_row(key_id) for state in (principals or {}).values() for key_id in state.held_keys}
+    secrets = {name for name in present if name.startswith(ACCESS_KEY_ROW_PREFIX)}
+    present -= secrets
+    out = [f"keks[{name}]: the access key is live in the log but its secret row is missing"
+           for name in sorted(held - secrets)]
+    out += [f"keks[{name}]: a secret row for an access key the log does not hold (deleted, or never issued)"
+            for name in sorted(secrets - held)]
     for row, state in sorted(keys.items()):
         name = row.decode()  # a KEK row is named as its key's row (~<region>/<id> outside the initial region)
         has = name in present

@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from keyledger import events as ev
-from keyledger.projections.state import PrincipalState
+from keyledger.projections.state import HeldAccessKey, PrincipalState
 
 
 def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | None:
@@ -21,7 +21,14 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
         case ev.PrincipalPolicyDeleted():
             return replace(state, policies={k: v for k, v in state.policies.items() if k != e.policy_name})
         case ev.AccessKeyCreated():
-            return replace(state, access_keys=state.access_keys + (e.access_key_id,))
+            held = {**state.held_keys, e.access_key_id: HeldAccessKey(record.time)} if e.held else state.held_keys
+            return replace(state, access_keys=state.access_keys + (e.access_key_id,), held_keys=held)
+        case ev.AccessKeyStatusChanged():
+            found = state.held_keys.get(e.access_key_id)
+            if found is None:  # a credentials file's key: the file holds its status
+                return state
+            return replace(state, held_keys={**state.held_keys, e.access_key_id: replace(found, status=e.status)})
         case ev.AccessKeyDeleted():
-            return replace(state, access_keys=tuple(k for k in state.access_keys if k != e.access_key_id))
+            return replace(state, access_keys=tuple(k for k in state.access_keys if k != e.access_key_id),
+                           held_keys={k: v for k, v in state.held_keys.items() if k != e.access_key_id})
     return state

@@ -104,12 +104,22 @@ class UsageState(msgspec.Struct, frozen=True):
     decapsulate: int = 0  # ML-KEM Decapsulate
 
 
+class HeldAccessKey(msgspec.Struct, frozen=True):
+    """An access key whose secret the ledger holds: when it was issued, and
+    whether it authenticates (AWS's Active / Inactive)."""
+    created: int
+    status: str = "Active"
+
+
 class PrincipalState(msgspec.Struct, frozen=True):
     principal: str
     kind: str
     created: int
     policies: dict[str, str] = {}  # policy name -> IAM policy document
     access_keys: tuple[str, ...] = ()
+    # the access keys of `access_keys` whose secret and status the ledger holds
+    # (a field with a default: rows without such keys keep their digest)
+    held_keys: dict[str, HeldAccessKey] = {}
 
 
 class GrantState(msgspec.Struct, frozen=True):

@@ -66,6 +66,7 @@ class ServiceBase:
         # (see _Request.kek / material): (kek row name) -> (wrapped KEK, KEK);
         # (key id, version, wrapped material) -> material / loaded key
         self._keks: dict[str, tuple[bytes, Secret]] = {}
+        self._holders: dict[str, str] = {}  # access key id -> the principal it was issued to
         self._materials: dict[tuple[str, int, bytes], Secret] = {}
         self._private_keys: dict[tuple[str, int, bytes], crypto.PrivateKey] = {}  # asymmetric/HMAC keys
         self._cache_lock = threading.Lock()

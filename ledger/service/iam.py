@@ -3,25 +3,39 @@ access keys the HTTP server authenticates (ledger state, changed only by events)
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
 from typing import Any
 
 from keyledger import commands as cmd
+from keyledger import crypto
 from keyledger import events as ev
 from keyledger import policy as authz
 from keyledger import responses as r
 from keyledger.errors import (
     AlreadyExistsException,
     KMSError,
+    LimitExceededException,
     NotFoundException,
     ValidationException,
 )
-from keyledger.projections import principal_row
+from keyledger.projections import access_key_row, decode_row, principal_row
+from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.events import from_us
 from keyledger.service.request import (
     _principal_id,
     _Request,
 )
+
+
+#: AWS IAM's quota of access keys per user
+ACCESS_KEYS_PER_USER = 2
+
+
+def _scan_principals(snap: Any) -> Iterator[tuple[bytes, Any]]:
+    for row, data in snap.raw_rows("principals"):
+        yield row, decode_row("principals", data)
 
 
 class IamOps(ServiceBase):
@@ -121,6 +135,60 @@ class IamOps(ServiceBase):
             return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
         return self._run("GetUserPolicy", body)
 
+    def create_access_key(self, principal: str) -> r.NewAccessKey:
+        """CreateAccessKey (IAM): a new access key for a user, whose secret
+        the ledger holds (wrapped under the root key, outside the log) and
+        whose status it keeps, so `keyledger serve` on this ledger, and every
+        node of its cluster, authenticates it at once. The answer is the
+        only time the secret is shown. At most two keys per user, as in AWS.
+
+        Raises NotFoundException, LimitExceededException,
+        ValidationException, AccessDeniedException."""
+        def body(req: _Request) -> r.NewAccessKey:
+            req.authorize("iam:CreateAccessKey", None, resource=principal)
+            found = self._principal(req, principal)
+            if found.kind != "user":
+                raise ValidationException(f"Access keys are issued to users, not to a {found.kind}: {principal}")
+            if len(found.access_keys) >= ACCESS_KEYS_PER_USER:
+                raise LimitExceededException(f"Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}")
+            access_key_id = "AKIA" + base64.b32encode(self._rng(10)).decode()
+            while access_key_id in found.access_keys:  # (10 random bytes: never, but never twice either)
+                access_key_id = "AKIA" + base64.b32encode(self._rng(10)).decode()
+            secret = Secret(base64.b64encode(self._rng(30)))  # 40 characters, as AWS's
+            req.view.put_kek(access_key_row(access_key_id), crypto.wrap_access_secret(
+                self._root, access_key_id, secret, nonce=self._rng(crypto.NONCE_BYTES)))
+            req.emit([ev.AccessKeyCreated(principal, access_key_id, held=True)])
+            return r.NewAccessKey(principal.split("/", 1)[-1], access_key_id, secret, from_us(req.now))
+        return self._run("CreateAccessKey", body)
+
+    def held_access_key(self, access_key_id: str) -> tuple[str, Secret, bool] | None:
+        """(principal, secret, active) of an access key whose secret the
+        ledger holds, or None: what the HTTP server's SigV4 check asks. Not
+        an operation (nothing is recorded: the signed request is). The
+        secret is unwrapped once per wrapped row and cached like a KEK."""
+        name = access_key_row(access_key_id)
+        with self.store.snapshot() as snap:
+            wrapped = snap.kek(name)
+            if wrapped is None:
+                return None
+            holder = self._holders.get(access_key_id)
+            state = None if holder is None else snap.get("principals", principal_row(holder))
+            if state is None or access_key_id not in state.held_keys:
+                # ids are never issued twice, so the holder found once stays the holder
+                state = next((p for _, p in _scan_principals(snap) if access_key_id in p.held_keys), None)
+                if state is None:
+                    return None
+                self._holders[access_key_id] = state.principal
+        with self._cache_lock:
+            cached = self._keks.get(name)
+        if cached is not None and cached[0] == wrapped:
+            secret = cached[1]
+        else:
+            secret = crypto.unwrap_access_secret(self._root, access_key_id, wrapped)
+            with self._cache_lock:
+                self._keks[name] = (wrapped, secret)
+        return state.principal, secret, state.held_keys[access_key_id].status == "Active"
+
     def record_access_key(self, principal: str, access_key_id: str) -> None:
         """Log that an access key id was issued to a principal (the secret
         lives only in the server's credentials file, never in the log)."""
@@ -157,18 +225,25 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> None:
             req.authorize("iam:DeleteAccessKey", None, resource=principal)
             self._access_key_of(req, principal, access_key_id)
+            if not self._account_root(principal) and access_key_id in self._principal(req, principal).held_keys:
+                req.view.put_kek(access_key_row(access_key_id), None)  # the secret is gone with it
             req.emit([ev.AccessKeyDeleted(principal, access_key_id)])
         return self._run("DeleteAccessKey", body)
 
-    def list_access_keys(self, principal: str) -> list[str]:
-        """The ids of the principal's access keys that are not deleted, in
-        the order they were issued (their status and secret live in the
-        server's credentials file)."""
-        def body(req: _Request) -> list[str]:
+    def list_access_keys(self, principal: str) -> r.ListAccessKeysResponse:
+        """ListAccessKeys (IAM): the principal's access keys that are not
+        deleted, in the order they were issued, never a secret. A key whose
+        secret a credentials file holds has no status or date here: the
+        file has them."""
+        def body(req: _Request) -> r.ListAccessKeysResponse:
             req.authorize("iam:ListAccessKeys", None, resource=principal)
-            keys = [] if self._account_root(principal) else list(self._principal(req, principal).access_keys)
+            found = [] if self._account_root(principal) else [self._principal(req, principal)]
+            user_name = principal.split("/", 1)[-1] if found else ""
+            keys = [r.AccessKeyMetadata(user_name, key_id, *(
+                (held.status, from_us(held.created)) if (held := p.held_keys.get(key_id)) else ()))
+                for p in found for key_id in p.access_keys]
             req.emit([ev.MetadataRead("ListAccessKeys")])
-            return keys
+            return r.ListAccessKeysResponse(keys)
         return self._run("ListAccessKeys", body)
 
     def record_unauthenticated_refusals(self, summaries: list[ev.UnauthenticatedRequestsRefused]) -> None:

@@ -14,7 +14,7 @@ from keyledger.errors import (
     AccessDeniedException,
     LedgerError,
 )
-from keyledger.projections import digest, merkle, replay, split_row
+from keyledger.projections import ACCESS_KEY_ROW_PREFIX, digest, merkle, replay, split_row
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.service.request import (
@@ -111,9 +111,15 @@ class MaintenanceOps(ServiceBase):
         def body(req: _Request) -> int:
             rows = req.view.keks()
             for name, wrapped in rows:  # a key's KEK row, per region (its name is its key row's)
+                nonce = self._rng(crypto.NONCE_BYTES)
+                if name.startswith(ACCESS_KEY_ROW_PREFIX):  # an access key's secret
+                    access_key_id = name[len(ACCESS_KEY_ROW_PREFIX):]
+                    secret = crypto.unwrap_access_secret(old, access_key_id, wrapped)
+                    req.view.put_kek(name, crypto.wrap_access_secret(new, access_key_id, secret, nonce=nonce))
+                    continue
                 key_id = split_row(name.encode())[1]
                 kek = crypto.unwrap_kek(old, key_id, wrapped)
-                req.view.put_kek(name, crypto.wrap_kek(new, key_id, kek, nonce=self._rng(crypto.NONCE_BYTES)))
+                req.view.put_kek(name, crypto.wrap_kek(new, key_id, kek, nonce=nonce))
             check = crypto.root_check(new)
             req.view.put_meta("root_check", check)
             req.emit([ev.RootKeyRotated(len(rows), check)])

@@ -263,6 +263,8 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                                lambda s, w: s.get_principal_policy(w.bob, "bobs"), lambda w: w.bob),
     "simulate_policy": Op("SimulatePrincipalPolicy", ("iam:SimulatePrincipalPolicy",), None,
                           lambda s, w: s.simulate_policy(w.bob, "kms:Encrypt"), lambda w: w.bob),
+    "create_access_key": Op("CreateAccessKey", ("iam:CreateAccessKey",), None,
+                            lambda s, w: s.create_access_key(w.bob), lambda w: w.bob),
     "record_access_key": Op("CreateAccessKey", ("iam:CreateAccessKey",), None,
                             lambda s, w: s.record_access_key(w.bob, "AKIAIOSFODNN7EXAMPLE"), lambda w: w.bob),
     # (on the account root's keys, which the ledger does not track, so the world needs none)
@@ -362,6 +364,9 @@ NON_OPERATIONS = {
     # makes no request: returns the ledger as an ESDK master key provider, whose GenerateDataKey / Encrypt /
     # Decrypt calls are the ledger's own authorized operations (the envelope methods above go through it)
     "master_key_provider",
+    # the HTTP server's SigV4 lookup of an access key the ledger holds: the signed request is what is
+    # recorded (tests/ledger/test_held_access_keys.py)
+    "held_access_key",
 }
 
 
