@@ -21,6 +21,7 @@ import click
 
 import keyledger
 from keyledger.errors import KMSError, LedgerError
+from keyledger.responses import to_aws
 from keyledger.server import credentials as creds
 
 DEFAULT_PORT = 4000
@@ -180,11 +181,18 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
     try:
         verifier = None
         keys_path = credentials or home / creds.DEFAULT_FILE
+        file_keys, held_keys = 0, 0
         if auth == "sigv4":
-            try:
-                verifier = Verifier(creds.Credentials(keys_path), kms.region)
+            try:  # the keys of a credentials file (if any), then those the ledger holds
+                from_file = creds.Credentials(keys_path, missing_ok=True)
             except creds.CredentialsError as exc:
                 raise _Failure(str(exc)) from None
+            file_keys = len(from_file)
+            held_keys = sum(len(p.held_keys) for _, p in kms.store.scan("principals"))
+            if not keys_path.exists() and not held_keys:
+                raise _Failure(f"no access keys: create one with `keyledger iam create-access-key --user-name NAME "
+                               f"--home {home}` (none in the ledger, and no credentials file {keys_path})")
+            verifier = Verifier(creds.KeySources(from_file, creds.HeldKeys(kms)), kms.region)
         app = KMSApp(kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval or None,
                      refusal_interval=refusal_interval, refusal_rate=unauthenticated_rate,
                      refusal_burst=unauthenticated_burst)
@@ -200,7 +208,8 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
                   host=bound_host, port=bound_port, home=str(home), region=kms.region, account=kms.account,
                   auth=auth, durability=kms.store.durability,
                   credentials=str(keys_path) if auth == "sigv4" else None,
-                  access_keys=len(verifier.credentials) if verifier else None, tls=tls_cert is not None,
+                  access_keys={"file": file_keys, "ledger": held_keys} if verifier else None,
+                  tls=tls_cert is not None,
                   max_connections=max_connections,
                   cluster=None if app.node is None else {"node": app.node.node, "state": app.node.state})
         if auth == "none":
@@ -241,25 +250,35 @@ def iam() -> None:
 @iam.command("create-access-key")
 @click.option("--user-name", required=True, help="The IAM user (arn:aws:iam::<account>:user/NAME) the key acts as.")
 @_home_option
-@_credentials_option
+@click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Keep the secret in this credentials file (JSON lines, mode 0600) instead of the ledger: "
+                   "only the `keyledger serve` given this file accepts the key.")
 def create_access_key(user_name: str, home: Path | None, credentials: Path | None) -> None:
-    """Create an access key id and secret for a user, append them to the
-    credentials file, and print the AWS-shaped `AccessKey` (the only time the
-    secret is shown). The issue of the key id (never the secret) is
-    recorded in the ledger's log; the user must exist (`keyledger iam
+    """Create an access key id and secret for a user and print the
+    AWS-shaped `AccessKey` (the only time the secret is shown). The ledger
+    holds the secret, wrapped under its root key, and the key's status, so
+    a running `keyledger serve` (every node of a cluster) accepts it at
+    once; at most two keys per user, as in AWS. The issue is recorded in
+    the log (never the secret); the user must exist (`keyledger iam
     create-user`) and the caller may need `iam:CreateAccessKey`.
     """
     home = _home(home)
     with _open(home, caller=_inherited("principal")) as kms:  # who issues it: the group's --principal
         principal = f"arn:aws:iam::{kms.account}:user/{user_name}"
+        if credentials is None:
+            try:
+                issued = kms.create_access_key(principal)
+            except KMSError as exc:
+                raise _ServiceError(exc, "CreateAccessKey") from None
+            click.echo(json.dumps(issued.to_aws(), indent=4))
+            return
         entry = creds.new_access_key(principal, user_name)
         try:
             kms.record_access_key(principal, entry.access_key_id)
         except KMSError as exc:
             raise _ServiceError(exc, "CreateAccessKey") from None
-    path = credentials or home / creds.DEFAULT_FILE
     try:
-        creds.append(path, entry)
+        creds.append(credentials, entry)
     except (OSError, creds.CredentialsError) as exc:
         raise _Failure(str(exc)) from None
     click.echo(json.dumps({"AccessKey": {
@@ -267,11 +286,21 @@ def create_access_key(user_name: str, home: Path | None, credentials: Path | Non
         "SecretAccessKey": entry.secret_access_key, "CreateDate": entry.create_date}}, indent=4))
 
 
+def _held(kms: keyledger.KeyLedger, access_key_id: str | None) -> str | None:
+    """The principal of an access key the ledger holds, or None."""
+    found = None if access_key_id is None else kms.held_access_key(access_key_id)
+    return None if found is None else found[0]
+
+
 def _target(kms: keyledger.KeyLedger, user_name: str | None, path: Path, access_key_id: str | None) -> str:
     """The principal an access-key command acts on: the named user, else the
-    key's owner in the credentials file, else the caller (as AWS does)."""
+    key's owner (in the ledger or the credentials file), else the caller (as
+    AWS does)."""
     if user_name:
         return f"arn:aws:iam::{kms.account}:user/{user_name}"
+    held = _held(kms, access_key_id)
+    if held is not None:
+        return held
     if access_key_id is not None:
         try:
             for entry in creds.entries(path):
@@ -292,31 +321,42 @@ def _keys_path(home: Path, credentials: Path | None) -> Path:
 @_credentials_option
 def list_access_keys(user_name: str | None, home: Path | None, credentials: Path | None) -> None:
     """List a user's access keys as AWS IAM does (`AccessKeyMetadata`: user
-    name, key id, status, creation date; never a secret). The listing is
-    recorded in the log and the caller may need `iam:ListAccessKeys`."""
+    name, key id, status, creation date; never a secret): those the ledger
+    holds and those of the credentials file. The listing is recorded in the
+    log and the caller may need `iam:ListAccessKeys`."""
     home = _home(home)
     path = _keys_path(home, credentials)
     with _open(home, caller=_inherited("principal")) as kms:
         principal = _target(kms, user_name, path, None)
         try:
-            kms.list_access_keys(principal)
+            listed = kms.list_access_keys(principal).access_key_metadata
         except KMSError as exc:
             raise _ServiceError(exc, "ListAccessKeys") from None
     try:
-        found = [e for e in creds.entries(path) if e.principal == principal] if path.exists() else []
+        in_file = {e.access_key_id: e for e in creds.entries(path) if e.principal == principal} \
+            if path.exists() else {}
     except (OSError, creds.CredentialsError) as exc:
         raise _Failure(str(exc)) from None
-    click.echo(json.dumps({"AccessKeyMetadata": [
-        {**({"UserName": e.user_name} if e.user_name else {}), "AccessKeyId": e.access_key_id,
-         "Status": e.status, **({"CreateDate": e.create_date} if e.create_date else {})}
-        for e in found]}, indent=4))
+    shown = []
+    for meta in listed:
+        if meta.status is not None:  # the ledger holds it
+            shown.append(to_aws(meta))
+        elif (e := in_file.pop(meta.access_key_id, None)) is not None:
+            shown.append(_file_metadata(e))
+    shown += [_file_metadata(e) for e in in_file.values()]  # a line the ledger never recorded
+    click.echo(json.dumps({"AccessKeyMetadata": shown}, indent=4))
+
+
+def _file_metadata(e: creds.AccessKeyLine) -> dict[str, Any]:
+    return {**({"UserName": e.user_name} if e.user_name else {}), "AccessKeyId": e.access_key_id,
+            "Status": e.status, **({"CreateDate": e.create_date} if e.create_date else {})}
 
 
 @iam.command("update-access-key")
 @click.option("--access-key-id", required=True, help="The access key to change.")
 @click.option("--status", required=True, type=click.Choice(["Active", "Inactive"]),
-              help="Inactive: the key is refused (UnrecognizedClientException) within a second by a running "
-                   "server; Active: it works again.")
+              help="Inactive: the key is refused (UnrecognizedClientException) by a running server from its "
+                   "next request (a credentials file's key: within a second); Active: it works again.")
 @click.option("--user-name", default=None, help="The IAM user the key belongs to (default: its owner).")
 @_home_option
 @_credentials_option
@@ -324,17 +364,19 @@ def update_access_key(access_key_id: str, status: str, user_name: str | None, ho
                       credentials: Path | None) -> None:
     """Make an access key Inactive (switched off, kept) or Active again.
     The change is recorded in the log (the caller may need
-    `iam:UpdateAccessKey`), then written to the credentials file, which a
-    running server re-reads within a second."""
+    `iam:UpdateAccessKey`); for a key of a credentials file it is then
+    written to the file, which a running server re-reads within a second."""
     home = _home(home)
     path = _keys_path(home, credentials)
     with _open(home, caller=_inherited("principal")) as kms:
         principal = _target(kms, user_name, path, access_key_id)
+        held = _held(kms, access_key_id) is not None
         try:
             kms.update_access_key(principal, access_key_id, status)
         except KMSError as exc:
             raise _ServiceError(exc, "UpdateAccessKey") from None
-    _change_file(path, access_key_id, principal, lambda: creds.set_status(path, access_key_id, status))
+    if not held:
+        _change_file(path, access_key_id, principal, lambda: creds.set_status(path, access_key_id, status))
 
 
 @iam.command("delete-access-key")
@@ -344,18 +386,21 @@ def update_access_key(access_key_id: str, status: str, user_name: str | None, ho
 @_credentials_option
 def delete_access_key(access_key_id: str, user_name: str | None, home: Path | None,
                       credentials: Path | None) -> None:
-    """Delete an access key: its line and secret leave the credentials file
-    (a running server refuses it within a second) and the deletion is
-    recorded in the log (the caller may need `iam:DeleteAccessKey`)."""
+    """Delete an access key: its secret leaves the ledger (or its line the
+    credentials file), a running server refuses it from then on, and the
+    deletion is recorded in the log (the caller may need
+    `iam:DeleteAccessKey`)."""
     home = _home(home)
     path = _keys_path(home, credentials)
     with _open(home, caller=_inherited("principal")) as kms:
         principal = _target(kms, user_name, path, access_key_id)
+        held = _held(kms, access_key_id) is not None
         try:
             kms.delete_access_key(principal, access_key_id)
         except KMSError as exc:
             raise _ServiceError(exc, "DeleteAccessKey") from None
-    _change_file(path, access_key_id, principal, lambda: creds.delete(path, access_key_id))
+    if not held:
+        _change_file(path, access_key_id, principal, lambda: creds.delete(path, access_key_id))
 
 
 def _change_file(path: Path, access_key_id: str, principal: str, change: Any) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 
@@ -98,6 +99,8 @@ def read(path: Path) -> dict[str, AccessKey]:
 
 class Credentials:
     """The access keys of a credentials file, re-read when the file changes.
+    With `missing_ok`, a file that does not exist yet is no error: there
+    are no keys in it until it appears.
 
     Every lookup checks the file's change stamp (at most once per `recheck`
     seconds, so a busy server stats it about once a second), so a key
@@ -106,12 +109,12 @@ class Credentials:
     (a hand edit in progress) and is tried again; a file that is gone
     revokes every key (fail closed)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, recheck: float = 1.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, recheck: float = 1.0, missing_ok: bool = False) -> None:
         self.path = Path(path)
         self._recheck = recheck
         self._lock = threading.Lock()
-        self._keys = read(self.path)
         self._mtime = self._stamp()
+        self._keys = {} if missing_ok and self._mtime is None else read(self.path)
         self._checked = time.monotonic()
 
     def _stamp(self) -> tuple[int, int, int, int] | None:
@@ -150,6 +153,49 @@ class Credentials:
             except CredentialsError:
                 return  # keep serving with the keys we have; the next change is tried again
             self._mtime = stamp
+
+
+class HeldKeys:
+    """The access keys whose secrets the ledger holds (`keyledger iam
+    create-access-key`, IAM's CreateAccessKey on `keyledger serve`), read
+    from the ledger on every lookup: a key issued, deactivated or deleted
+    on this node, or on any node of its cluster, counts from the next
+    request after the node has applied it."""
+
+    def __init__(self, kms: Any) -> None:
+        self._kms = kms
+        self._keys: dict[str, AccessKey] = {}  # the same object while nothing changed: signing keys cache by it
+
+    def lookup(self, access_key_id: str) -> AccessKey | None:
+        """The active key with this id, or None."""
+        found = self._kms.held_access_key(access_key_id)
+        if found is None or not found[2]:
+            self._keys.pop(access_key_id, None)
+            return None
+        principal, secret, _ = found
+        key = self._keys.get(access_key_id)
+        if key is None or key.secret is not secret or key.principal != principal:
+            key = self._keys[access_key_id] = AccessKey(access_key_id, principal, secret, True)
+        return key
+
+
+class KeyLookup(Protocol):
+    def lookup(self, access_key_id: str) -> AccessKey | None: ...
+
+
+class KeySources:
+    """Several sources of access keys, asked in order (a credentials file,
+    then the ledger): what the SigV4 verifier looks keys up in."""
+
+    def __init__(self, *sources: KeyLookup) -> None:
+        self.sources = sources
+
+    def lookup(self, access_key_id: str) -> AccessKey | None:
+        for source in self.sources:
+            key = source.lookup(access_key_id)
+            if key is not None:
+                return key
+        return None
 
 
 def new_access_key_id() -> str:

@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 from keyledger.secret import Secret
-from keyledger.server.credentials import AccessKey, Credentials
+from keyledger.server.credentials import AccessKey, KeyLookup
 from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
     UnrecognizedClientException,
@@ -158,7 +158,7 @@ def canonical_request(method: str, raw_path: str, query: str, headers: Headers,
 
 
 class Verifier:
-    def __init__(self, credentials: Credentials, region: str, *,
+    def __init__(self, credentials: KeyLookup, region: str, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.credentials = credentials
         self.region = region

@@ -67,7 +67,8 @@ class Server:
         root = creds.new_access_key(f"arn:aws:iam::{ACCOUNT}:root")
         creds.append(self.keys_file, root)
         self.access["root"] = root
-        verifier = Verifier(creds.Credentials(self.keys_file), self.kms.region) if auth == "sigv4" else None
+        keys = creds.KeySources(creds.Credentials(self.keys_file), creds.HeldKeys(self.kms))  # as `serve` has them
+        verifier = Verifier(keys, self.kms.region) if auth == "sigv4" else None
         kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
         kwargs.setdefault("refusal_interval", 0)  # tests flush the refusal summaries themselves
         kwargs.update(app_options)

@@ -43,19 +43,31 @@ def test_iam_create_access_key(tmp_path: Path) -> None:
     out = json.loads(result.stdout)["AccessKey"]
     assert set(out) == {"UserName", "AccessKeyId", "Status", "SecretAccessKey", "CreateDate"}
     assert out["UserName"] == "alice" and out["Status"] == "Active" and out["AccessKeyId"].startswith("AKIA")
-    path = home / creds.DEFAULT_FILE
-    assert os.stat(path).st_mode & 0o777 == 0o600
-    found = creds.Credentials(path).lookup(out["AccessKeyId"])
-    assert found.principal == arn and found.secret.reveal() == out["SecretAccessKey"].encode()
+    assert len(out["AccessKeyId"]) == 20 and len(out["SecretAccessKey"]) == 40
+    assert not (home / creds.DEFAULT_FILE).exists()  # the ledger holds it: no file
     with keyledger.open(home) as kms:
+        principal, secret, active = kms.held_access_key(out["AccessKeyId"])
         records = list(kms.store.records())
+        raw = b"".join(r.body for r in kms.store.raw_records())
+    assert (principal, secret.reveal(), active) == (arn, out["SecretAccessKey"].encode(), True)
     issued = [r for r in records if isinstance(r.event, ev.AccessKeyCreated)]
-    assert issued[-1].event.access_key_id == out["AccessKeyId"] and issued[-1].event.principal == arn
-    assert out["SecretAccessKey"] not in repr(records)
-    # a second key appends; an explicit file works too
+    assert issued[-1].event == ev.AccessKeyCreated(arn, out["AccessKeyId"], held=True)
+    assert out["SecretAccessKey"] not in repr(records) and out["SecretAccessKey"].encode() not in raw
+    # --credentials FILE keeps the secret in that file instead (only a server given the file accepts it)
     other = tmp_path / "elsewhere.jsonl"
-    assert create_access_key(home, "alice", "--credentials", str(other)).exit_code == 0
-    assert len(creds.Credentials(other)) == 1 and len(creds.Credentials(path)) == 1
+    result = create_access_key(home, "alice", "--credentials", str(other))
+    assert result.exit_code == 0, result.output
+    second = json.loads(result.stdout)["AccessKey"]
+    assert os.stat(other).st_mode & 0o777 == 0o600
+    found = creds.Credentials(other).lookup(second["AccessKeyId"])
+    assert found.principal == arn and found.secret.reveal() == second["SecretAccessKey"].encode()
+    with keyledger.open(home) as kms:
+        assert kms.held_access_key(second["AccessKeyId"]) is None
+    # two keys per user, as in AWS
+    result = create_access_key(home, "alice")
+    assert result.exit_code == 254
+    assert "(LimitExceededException) when calling the CreateAccessKey operation: Cannot exceed quota for " \
+           "AccessKeysPerUser: 2" in result.stderr
 
 
 def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:
@@ -69,7 +81,8 @@ def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:
 def test_serve_refuses_without_credentials(tmp_path: Path) -> None:
     keyledger.open(tmp_path / "ledger", create=True).close()
     result = CliRunner().invoke(serve, ["--home", str(tmp_path / "ledger"), "--port", "0"])
-    assert result.exit_code == 1 and "no credentials file" in result.stderr
+    assert result.exit_code == 1 and "no access keys: create one with `keyledger iam create-access-key" \
+        in result.stderr and "no credentials file" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -156,7 +169,8 @@ def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(group, ["--home", str(home), "iam", "create-access-key", "--user-name", "carol"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["AccessKey"]["UserName"] == "carol"
-    assert len(creds.Credentials(home / creds.DEFAULT_FILE)) == 1
+    with keyledger.open(home) as kms:  # the inherited home's ledger holds it
+        assert kms.held_access_key(json.loads(result.stdout)["AccessKey"]["AccessKeyId"])[0].endswith("user/carol")
     assert CliRunner().invoke(group, ["serve", "--help"]).exit_code == 0
     # or into the CLI's own iam group, as its docstring invites
     from keyledger.cli.iam import iam as cli_iam
