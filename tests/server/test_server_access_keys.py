@@ -163,3 +163,45 @@ def test_a_key_of_another_user_is_not_found(start_server: Any) -> None:
                  "--user-name", "bob")
     assert result.returncode == 254 and "NotFoundException" in result.stderr
     assert server.access["alice"].access_key_id in server.keys_file.read_text()
+
+
+def test_a_key_the_ledger_holds_works_at_once_and_is_revoked_at_once(start_server: Any) -> None:
+    """`keyledger iam create-access-key` (no --credentials) while the server
+    runs: the ledger holds the secret and the status, so the very next
+    request authenticates with it, and the next one after a change is
+    refused; no credentials file is touched."""
+    server = start_server()
+    before_file = server.keys_file.read_bytes()
+    issued = run(server, "create-access-key", "--user-name", "alice")
+    assert issued.returncode == 0, issued.stderr
+    key = json.loads(issued.stdout)["AccessKey"]
+    alice = server.client("alice", aws_access_key_id=key["AccessKeyId"],
+                          aws_secret_access_key=key["SecretAccessKey"])
+    alice.list_keys()  # no wait: the ledger is what the verifier reads
+    wrong = server.client("alice", aws_access_key_id=key["AccessKeyId"],
+                          aws_secret_access_key=key["SecretAccessKey"][::-1])
+    with pytest.raises(ClientError, match="InvalidSignatureException"):
+        wrong.list_keys()
+
+    listed = json.loads(run(server, "list-access-keys", "--user-name", "alice").stdout)["AccessKeyMetadata"]
+    file_key = server.access["alice"]
+    assert [(k["AccessKeyId"], k["Status"]) for k in listed] == [
+        (file_key.access_key_id, "Active"), (key["AccessKeyId"], "Active")]  # in the order issued
+    assert listed[1]["UserName"] == "alice" and listed[1]["CreateDate"].startswith(key["CreateDate"][:19])
+
+    assert run(server, "update-access-key", "--access-key-id", key["AccessKeyId"], "--status", "Inactive").returncode == 0
+    with pytest.raises(ClientError, match="UnrecognizedClientException"):  # the very next request
+        alice.list_keys()
+    assert json.loads(run(server, "list-access-keys", "--user-name", "alice").stdout)["AccessKeyMetadata"][1][
+        "Status"] == "Inactive"
+    assert run(server, "update-access-key", "--access-key-id", key["AccessKeyId"], "--status", "Active").returncode == 0
+    alice.list_keys()
+    assert run(server, "delete-access-key", "--access-key-id", key["AccessKeyId"]).returncode == 0
+    with pytest.raises(ClientError, match="UnrecognizedClientException"):
+        alice.list_keys()
+    server.client("alice").list_keys()  # the file's key is untouched
+    assert server.keys_file.read_bytes() == before_file
+    records = server.records(0)
+    assert key["SecretAccessKey"] not in repr(records)
+    assert [type(r.event) for r in records if r.operation.endswith("AccessKey")][-4:] == [
+        ev.AccessKeyCreated, ev.AccessKeyStatusChanged, ev.AccessKeyStatusChanged, ev.AccessKeyDeleted]
