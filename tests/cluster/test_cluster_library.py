@@ -133,6 +133,39 @@ def test_deleting_a_key_shreds_its_kek_on_every_node(tmp_path: Path, cluster_url
         second.close()
 
 
+def test_an_access_key_issued_on_one_node_authenticates_on_every_node(tmp_path: Path, cluster_url: str) -> None:
+    """The secret travels in the batch like a KEK (never in a record), the
+    status with the log: a node that joins later gets both in its snapshot."""
+    first = _node(tmp_path / "n0", cluster_url, "n0")
+    root = (tmp_path / "n0" / "root.key").read_bytes()
+    second = _node(tmp_path / "n1", cluster_url, "n1", root=root)
+    third = None
+    try:
+        alice = first.create_user("alice").arn
+        issued = first.create_access_key(alice)
+        key = issued.access_key_id
+        _settle([first, second])
+        principal, secret, active = second.held_access_key(key)
+        assert (principal, secret, active) == (alice, issued.secret_access_key, True)
+        second.update_access_key(alice, key, "Inactive")  # switched off on the other node
+        _settle([first, second])
+        assert first.held_access_key(key)[2] is False
+        third = _node(tmp_path / "n2", cluster_url, "n2", root=root)  # joins from a snapshot
+        _settle([first, second, third])
+        assert third.held_access_key(key)[1] == issued.secret_access_key and third.held_access_key(key)[2] is False
+        third.delete_access_key(alice, key)
+        _settle([first, second, third])
+        for kms in (first, second, third):
+            assert kms.held_access_key(key) is None and kms.store.kek(f"iam/{key}") is None
+        assert issued.secret_access_key.reveal() not in b"".join(r.body for r in first.store.raw_records())
+    finally:
+        for kms in (first, second, third):
+            if kms is not None:
+                kms.close()
+    for name in ("n0", "n1", "n2"):
+        assert _verified(tmp_path / name).ok
+
+
 def test_a_node_behind_the_compacted_tail_starts_over_from_a_snapshot(tmp_path: Path, cluster_url: str) -> None:
     fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
     nodes = _three(tmp_path, cluster_url, **fast)
