@@ -42,7 +42,7 @@ from keyledger import KeyLedger, operations
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.home import ensure_private_file
 from keyledger.service import Planned
-from keyledger.server import protocol, ssm, sts
+from keyledger.server import iam, protocol, ssm, sts
 from keyledger.server import cluster_routes
 from keyledger.server.committer import GroupCommitter
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
@@ -230,7 +230,9 @@ class KMSApp:
         if kind == "http":
             if scope["path"] == "/" and scope["method"] == "POST":  # the headers are read once, here
                 headers = _headers(scope)
-                if sts.is_sts(headers):  # STS GetCallerIdentity, in STS's XML
+                if iam.is_iam(headers):  # IAM's query protocol (before STS, which takes any form POST)
+                    await iam.handle(self, scope, receive, send, headers)
+                elif sts.is_sts(headers):  # STS GetCallerIdentity, in STS's XML
                     await sts.handle(self, scope, receive, send, headers)
                 else:
                     await self._http(scope, receive, send, headers)

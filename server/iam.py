@@ -1,0 +1,454 @@
+"""IAM on the KMS endpoint: users, their inline policies and access keys.
+
+A cluster of `keyledger serve --cluster` nodes has no home a CLI could
+write to, so the server answers the part of IAM that keyledger keeps:
+`boto3.client("iam", endpoint_url=...)` and `aws iam ... --endpoint-url`
+send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
+SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
+botocore's IAM model parses it. The actions: CreateUser, GetUser,
+ListUsers, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
+ListUserPolicies, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
+ListAccessKeys. Where IAM makes UserName optional, it is the signing
+caller's own user.
+
+Each request is one library call for the principal the signature proves
+(the account root under --auth none), planned on the loop and committed by
+the app's writer thread like a KMS request, so it is on record allowed or
+refused; a request refused here (an unknown action, a parameter IAM's model
+rejects) is recorded with `record_denied`. Callers who prove no identity
+are counted in the app's refusal summaries and throttled like KMS callers.
+Errors are IAM's XML `ErrorResponse` with IAM's codes and statuses. The
+secret of a new access key is in the CreateAccessKey answer only: never in
+the access log or the log's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote
+from xml.sax.saxutils import escape
+
+from keyledger import responses as r
+from keyledger.errors import KMSError, KMSInternalException
+from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
+from keyledger.service import Planned
+from keyledger.service.request import _principal_id
+
+if TYPE_CHECKING:
+    from keyledger.server.app import KMSApp
+
+NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
+VERSION = "2010-05-08"
+SERVICE = "iam"
+CONTENT_TYPE = b"text/xml"
+ANONYMOUS = "anonymous"
+_ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
+_KEY_ID = re.compile(r"\w+", re.ASCII)
+_DOCUMENT = re.compile(r"[\t\n\r\x20-\xff]+")
+_DEFAULT_MAX_ITEMS = 100
+SERVICE_FAILURE = "The request processing has failed because of an unknown error, exception or failure."
+
+#: keyledger's error codes -> IAM's (status, code, type)
+_ERRORS = {
+    "NotFoundException": (404, "NoSuchEntity", "Sender"),
+    "AlreadyExistsException": (409, "EntityAlreadyExists", "Sender"),
+    "LimitExceededException": (409, "LimitExceeded", "Sender"),
+    "MalformedPolicyDocumentException": (400, "MalformedPolicyDocument", "Sender"),
+    "ValidationException": (400, "ValidationError", "Sender"),
+    "AccessDeniedException": (403, "AccessDenied", "Sender"),
+    "ThrottlingException": (400, "Throttling", "Sender"),
+    # the signature checks' errors, as IAM (like STS) names them
+    "MissingAuthenticationTokenException": (403, "MissingAuthenticationToken", "Sender"),
+    "IncompleteSignatureException": (400, "IncompleteSignature", "Sender"),
+    "InvalidSignatureException": (403, "SignatureDoesNotMatch", "Sender"),
+    "UnrecognizedClientException": (403, "InvalidClientTokenId", "Sender"),
+}
+
+
+class InvalidActionException(KMSError):
+    code = "InvalidAction"
+
+
+class MissingActionException(KMSError):
+    code = "MissingAction"
+
+
+class NoSuchUser(KMSError):
+    code = "NotFoundException"
+    http_status = 404
+
+
+class ValidationError(KMSError):
+    """A parameter IAM's model rejects (IAM's own `ValidationError`)."""
+    code = "ValidationError"
+
+
+def is_iam(headers: dict[str, list[str]]) -> bool:
+    """A POST / whose signature is scoped to `iam` (headers parsed as the
+    app parses them: the first Authorization is the one verified)."""
+    if "x-amz-target" in headers and headers["x-amz-target"][-1]:
+        return False
+    authorization = headers.get("authorization")
+    return authorization is not None and "/iam/aws4_request" in authorization[0]
+
+
+# -- the XML --------------------------------------------------------------------------
+
+def _date(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fields(**members: str | None) -> str:
+    return "".join(f"<{name}>{escape(value)}</{name}>" for name, value in members.items() if value is not None)
+
+
+def _members(items: list[str]) -> str:
+    return "".join(f"<member>{item}</member>" for item in items)
+
+
+def user_xml(user: r.User) -> str:
+    return _fields(Path=user.path, UserName=user.user_name, UserId=user.user_id or _principal_id(user.arn),
+                   Arn=user.arn, CreateDate=_date(user.create_date))
+
+
+def _root_xml(account: str, created: datetime) -> str:
+    # IAM's GetUser for the root: no Path or UserName, the account id as UserId
+    return "<User>" + _fields(UserId=account, Arn=f"arn:aws:iam::{account}:root",
+                              CreateDate=_date(created)) + "</User>"
+
+
+def response_xml(action: str, result: str | None, request_id: str) -> bytes:
+    """`<XResponse>` with `<XResult>` (None: an action with no output) and
+    the request id."""
+    inner = "" if result is None else f"<{action}Result>{result}</{action}Result>"
+    return (f'<{action}Response xmlns="{NAMESPACE}">{inner}'
+            f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+            f"</{action}Response>\n").encode()
+
+
+def error_xml(code: str, message: str, request_id: str, kind: str = "Sender") -> bytes:
+    return (f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+            f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId>"
+            "</ErrorResponse>\n").encode()
+
+
+def iam_error(error: KMSError, action: str = "") -> tuple[int, str, str, str]:
+    """(status, code, type, message) of a keyledger error as IAM answers it."""
+    if error.code in ("InvalidAction", "MissingAction", "ValidationError"):
+        return 400, error.code, "Sender", error.message
+    if isinstance(error, RequestTooLargeException):
+        return 413, "RequestEntityTooLarge", "Sender", "Request body too large"
+    found = _ERRORS.get(error.code)
+    if found is None:
+        if error.http_status >= 500:
+            return 500, "ServiceFailure", "Receiver", SERVICE_FAILURE
+        return 400, "InvalidInput", "Sender", error.message
+    status, code, kind = found
+    message = error.message
+    if code == "NoSuchEntity":  # the library names principals by ARN; IAM names users
+        if found_user := re.fullmatch(r"The principal arn:aws:iam::\d+:user/(.+) cannot be found\.", message):
+            message = f"The user with name {found_user[1]} cannot be found."
+        elif found_policy := re.fullmatch(r"The policy (.+) of arn:aws:iam::\S+ cannot be found\.", message):
+            message = f"The user policy with name {found_policy[1]} cannot be found."
+    return status, code, kind, message
+
+
+# -- the actions ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    """One action as a library call: the ledger method and its arguments,
+    and how its response becomes the `<XResult>` (None: no output)."""
+
+    method: str
+    args: tuple[Any, ...]
+    render: Callable[[Any], str | None]
+    root: bool = False  # GetUser of the account root: the root's own answer
+
+
+class _Form:
+    """The request's parameters, checked against IAM's model; every
+    violation found is reported in one ValidationError, as IAM does."""
+
+    def __init__(self, form: dict[str, list[str]]) -> None:
+        self.form = form
+        self.errors: list[str] = []
+
+    def _one(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+    def text(self, name: str, *, required: bool = False, low: int = 1, high: int = 128,
+             pattern: re.Pattern[str] | None = _NAME, enum: tuple[str, ...] = ()) -> str | None:
+        member = name[0].lower() + name[1:]
+        value = self._one(name)
+        if value is None:
+            if required:
+                self.errors.append(f"Value null at '{member}' failed to satisfy constraint: Member must not be null")
+            return None
+        shown = value if len(value) <= 128 else value[:128] + "..."
+        if len(value) < low or len(value) > high:
+            self.errors.append(f"Value '{shown}' at '{member}' failed to satisfy constraint: Member must have "
+                               f"length {'less' if len(value) > high else 'greater'} than or equal to "
+                               f"{high if len(value) > high else low}")
+        elif enum and value not in enum:
+            self.errors.append(f"Value '{shown}' at '{member}' failed to satisfy constraint: Member must satisfy "
+                               f"enum value set: [{', '.join(enum)}]")
+        elif pattern is not None and not pattern.fullmatch(value):
+            self.errors.append(f"Value '{shown}' at '{member}' failed to satisfy constraint: Member must satisfy "
+                               f"regular expression pattern: {pattern.pattern}")
+        return value
+
+    def page(self) -> tuple[int, int]:
+        """(start, max items) from Marker and MaxItems."""
+        start, size = 0, _DEFAULT_MAX_ITEMS
+        items = self._one("MaxItems")
+        if items is not None:
+            if not items.isdigit() or not 1 <= int(items) <= 1000:
+                self.errors.append(f"Value '{items[:32]}' at 'maxItems' failed to satisfy constraint: Member must "
+                                   "have value less than or equal to 1000 and greater than or equal to 1")
+            else:
+                size = int(items)
+        marker = self._one("Marker")
+        if marker is not None:
+            if not marker.isdigit() or len(marker) > 9:
+                self.errors.append(f"Value '{marker[:32]}' at 'marker' is not a marker this service issued")
+            else:
+                start = int(marker)
+        return start, size
+
+    def done(self) -> None:
+        if self.errors:
+            count = len(self.errors)
+            raise ValidationError(f"{count} validation error{'s' if count > 1 else ''} detected: "
+                                  + "; ".join(self.errors))
+
+
+def _paged(items: list[str], start: int, size: int, name: str) -> str:
+    """The `<name>` list and IsTruncated (and Marker, the next start) of one page."""
+    shown = items[start:start + size]
+    truncated = start + size < len(items)
+    return (f"<{name}>{_members(shown)}</{name}><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+            + (f"<Marker>{start + size}</Marker>" if truncated else ""))
+
+
+def plan_action(action: str, form: dict[str, list[str]], principal: str, account: str) -> Call:
+    """The library call an IAM action makes for `principal`, or raise the
+    refusal (InvalidAction, ValidationError)."""
+    params = _Form(form)
+
+    def user(name: str | None) -> str:
+        """The ARN of the named user; unnamed, the caller's own."""
+        if name is not None:
+            return f"arn:aws:iam::{account}:user/{name}"
+        if ":role/" in principal or ":assumed-role/" in principal:
+            raise ValidationError("Must specify userName when calling with non-User credentials")
+        return principal
+
+    if action == "CreateUser":
+        name = params.text("UserName", required=True, high=64)
+        path = params.text("Path", high=512, pattern=None)
+        if "Tags.member.1.Key" in form or "PermissionsBoundary" in form:
+            params.errors.append("keyledger users take no tags or permissions boundary")
+        if path not in (None, "/"):
+            params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger users have the path /")
+        params.done()
+        return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>")
+    if action == "GetUser":
+        name = params.text("UserName")
+        params.done()
+        arn = user(name)
+        if arn == f"arn:aws:iam::{account}:root":  # the root is no user of the ledger's: answered apart
+            return Call("list_users", (), lambda _: None, root=True)
+
+        def found(users: r.ListUsersResponse) -> str:
+            match = next((u for u in users.users if u.arn == arn), None)
+            if match is None:
+                raise NoSuchUser(f"The user with name {arn.split('/', 1)[1]} cannot be found.")
+            return f"<User>{user_xml(match)}</User>"
+        return Call("list_users", (), found)
+    if action == "ListUsers":
+        prefix = params.text("PathPrefix", high=512, pattern=None)
+        start, size = params.page()
+        params.done()
+
+        def listed(users: r.ListUsersResponse) -> str:
+            shown = [user_xml(u) for u in users.users if prefix is None or u.path.startswith(prefix)]
+            return _paged(shown, start, size, "Users")
+        return Call("list_users", (), listed)
+    if action == "PutUserPolicy":
+        name = params.text("UserName", required=True)
+        policy = params.text("PolicyName", required=True)
+        document = params.text("PolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
+        params.done()
+        return Call("put_principal_policy", (user(name), policy, document), lambda _: None)
+    if action == "GetUserPolicy":
+        name = params.text("UserName", required=True)
+        policy = params.text("PolicyName", required=True)
+        params.done()
+        return Call("get_principal_policy", (user(name), policy), lambda got: _fields(
+            UserName=name, PolicyName=got.policy_name, PolicyDocument=quote(got.policy_document, safe="")))
+    if action == "DeleteUserPolicy":
+        name = params.text("UserName", required=True)
+        policy = params.text("PolicyName", required=True)
+        params.done()
+        return Call("delete_principal_policy", (user(name), policy), lambda _: None)
+    if action == "ListUserPolicies":
+        name = params.text("UserName", required=True)
+        start, size = params.page()
+        params.done()
+        return Call("list_principal_policies", (user(name),),
+                    lambda got: _paged([escape(p) for p in got.policy_names], start, size, "PolicyNames"))
+    if action == "CreateAccessKey":
+        name = params.text("UserName")
+        params.done()
+        return Call("create_access_key", (user(name),), _new_key_xml)
+    if action == "UpdateAccessKey":
+        name = params.text("UserName")
+        key_id = params.text("AccessKeyId", required=True, low=16, pattern=_KEY_ID)
+        status = params.text("Status", required=True, high=16, pattern=None, enum=("Active", "Inactive", "Expired"))
+        params.done()
+        return Call("update_access_key", (user(name), key_id, status), lambda _: None)
+    if action == "DeleteAccessKey":
+        name = params.text("UserName")
+        key_id = params.text("AccessKeyId", required=True, low=16, pattern=_KEY_ID)
+        params.done()
+        return Call("delete_access_key", (user(name), key_id), lambda _: None)
+    if action == "ListAccessKeys":
+        name = params.text("UserName")
+        start, size = params.page()
+        params.done()
+        return Call("list_access_keys", (user(name),), lambda got: _paged(
+            [_fields(UserName=k.user_name or None, AccessKeyId=k.access_key_id, Status=k.status,
+                     CreateDate=None if k.create_date is None else _date(k.create_date))
+             for k in got.access_key_metadata], start, size, "AccessKeyMetadata"))
+    raise InvalidActionException(f"Could not find operation {action} for version {VERSION}")
+
+
+def _new_key_xml(key: r.NewAccessKey) -> str:
+    shown = key.to_aws()["AccessKey"]  # the one place the secret is revealed: this answer
+    return "<AccessKey>" + _fields(UserName=shown["UserName"], AccessKeyId=shown["AccessKeyId"],
+                                   Status=shown["Status"], SecretAccessKey=shown["SecretAccessKey"],
+                                   CreateDate=shown["CreateDate"]) + "</AccessKey>"
+
+
+# -- ASGI -----------------------------------------------------------------------------
+
+async def handle(app: KMSApp, scope: dict[str, Any], receive: Any, send: Any,
+                 headers: dict[str, list[str]]) -> None:
+    """Answer one IAM request, with its access-log entry (as KMS requests
+    have: never a body, so never a secret)."""
+    from keyledger.server import (
+        app as served,  # (a cycle at import time: app imports this module)
+    )
+    if app.committer.idle_before_start and not app._stopping:  # a server without lifespan
+        await app.startup()
+    logged = served.access_log.isEnabledFor(logging.INFO)
+    arrived, started = time.time_ns(), time.perf_counter()
+    entry: dict[str, Any] = {"remote": (scope.get("client") or ("", 0))[0], "method": scope["method"],
+                             "path": scope["path"], "service": SERVICE}
+    try:
+        status, extra, body = await _route(app, scope, receive, headers, entry)
+    except served._Disconnected:
+        return
+    except Exception as exc:  # noqa: BLE001 - on record as KMSInternalException, answered as ServiceFailure
+        status, extra, _ = await app._internal_error(exc, entry.get("operation") or "Unknown",
+                                                     entry.get("principal") or ANONYMOUS, entry)
+        request_id = entry.get("request_id") or str(uuid.uuid4())
+        status, code, kind, message = iam_error(KMSInternalException(""))
+        body = error_xml(code, message, request_id, kind)
+    if logged:
+        entry["status"] = status
+        entry["bytes_out"] = len(body)
+        entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        served.access_log.info(served._log_encoder.encode(
+            {"time": served._iso(arrived), **{k: v for k, v in entry.items() if v is not None}}).decode())
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", CONTENT_TYPE), (b"content-length", b"%d" % len(body)), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
+                 entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    address = entry["remote"]
+    if app.auth == "sigv4" and app.limiter.throttled(address):
+        return _unauthenticated(app, ThrottlingException("Rate exceeded"), address, "Unknown", entry)
+    try:
+        principal, body, _ = await app.authenticate(scope, receive, headers, entry, service_name=SERVICE)
+    except KMSError as refusal:  # no identity proved: counted, on record with the next summary
+        app.limiter.charge(address)
+        return _unauthenticated(app, refusal, address, "Unknown", entry)
+    try:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError):
+        form = {}
+    action = (form.get("Action") or [""])[0]
+    version = (form.get("Version") or [""])[0]
+    name = action if _ACTION.fullmatch(action) else "Unknown"
+    entry["operation"] = name
+    try:
+        if not action:
+            raise MissingActionException("Missing Action")
+        if version != VERSION:
+            raise InvalidActionException(f"Could not find operation {action[:64]} for version "
+                                         f"{version[:32] or 'NO_VERSION_SPECIFIED'}")
+        call = plan_action(action[:64], form, principal, app.kms.account)
+    except KMSError as refusal:  # refused here: on record first
+        planned = app._plan_call(principal, "record_denied", name, refusal)
+        Planned.finish(await app.committer.submit(planned))
+        return _error(refusal, planned.request_id, entry)
+    planned = app._plan_call(principal, call.method, *call.args)
+    outcome = await app.committer.submit(planned)
+    entry["request_id"] = planned.request_id
+    try:
+        response = Planned.finish(outcome)
+        if call.root:
+            result: str | None = _root_xml(app.kms.account, await asyncio.to_thread(_ledger_created, app))
+        else:
+            result = call.render(response)
+    except KMSError as error:  # on record already (the library records its refusals)
+        if error.http_status >= 500:
+            from keyledger.server.app import log_event
+            log_event(logging.ERROR, "internal-error", request_id=planned.request_id, error=error.code,
+                      message=error.message)
+        return _error(error, planned.request_id, entry)
+    return 200, _request_id(planned.request_id), response_xml(action, result, planned.request_id)
+
+
+def _ledger_created(app: KMSApp) -> datetime:
+    """When the account root came to be: the ledger's first record."""
+    first = next(iter(app.kms.store.records(0, 1)), None)
+    when = first.time if first is not None else time.time_ns() // 1000
+    return datetime.fromtimestamp(when / 1_000_000, UTC)
+
+
+def _request_id(request_id: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-amzn-requestid", request_id.encode())]
+
+
+def _error(error: KMSError, request_id: str, entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status, code, kind, message = iam_error(error)
+    entry["request_id"] = request_id
+    entry["error"] = code
+    return status, _request_id(request_id), error_xml(code, message, request_id, kind)
+
+
+def _unauthenticated(app: KMSApp, refusal: KMSError, address: str, name: str,
+                     entry: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    request_id = str(uuid.uuid4())
+    app.refusals.add(address, refusal.code, refusal.message, operation=name,
+                     access_key_id=entry.get("access_key"), request_id=request_id)
+    entry["principal"] = ANONYMOUS
+    status, extra, body = _error(refusal, request_id, entry)
+    if isinstance(refusal, RequestTooLargeException):
+        extra.append((b"connection", b"close"))
+    return status, extra, body

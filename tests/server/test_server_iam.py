@@ -1,0 +1,330 @@
+"""IAM on `keyledger serve`: the query protocol (`Action=...&Version=2010-05-08`,
+SigV4 scoped to `iam`) answered in IAM's XML, driven by an unmodified
+`boto3.client("iam")` and the AWS CLI. Users, inline policies and access
+keys made here count at once: a key issued through IAM signs KMS requests
+on the same server with no restart and no credentials file change, and
+stops when it is switched off."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import boto3
+import msgspec
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials as BotoCredentials
+from botocore.exceptions import ClientError
+from keyledger import events as ev
+from serverkit import ACCOUNT, ALL_KMS, REGION, Server
+
+AWS = str(Path(sys.executable).parent / "aws")
+NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
+BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+POLICY = {"Version": "2012-10-17",
+          "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}]}
+
+
+def _check_xml(http_response: Any, model: Any, **_: Any) -> None:
+    """Every answer is IAM's XML: `<XResponse>` (with `<XResult>` when the
+    action has output) and a request id, or an `ErrorResponse`."""
+    assert http_response.headers["content-type"].startswith("text/xml")
+    root = ElementTree.fromstring(http_response.content)
+    request_id = http_response.headers["x-amzn-requestid"]
+    if http_response.status_code >= 400:
+        assert root.tag == f"{{{NS}}}ErrorResponse"
+        assert [c.tag for c in root] == [f"{{{NS}}}Error", f"{{{NS}}}RequestId"]
+        assert root.findtext(f"{{{NS}}}RequestId") == request_id
+        assert "Traceback" not in http_response.content.decode()
+        return
+    assert root.tag == f"{{{NS}}}{model.name}Response"
+    assert root.findtext(f"{{{NS}}}ResponseMetadata/{{{NS}}}RequestId") == request_id
+    assert (root.find(f"{{{NS}}}{model.name}Result") is not None) == (model.output_shape is not None)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("iam-ledger"))
+    yield srv
+    srv.stop()
+
+
+def iam(server: Server, who: str = "root", *, key_id: str | None = None, secret: str | None = None,
+        region: str = REGION) -> Any:
+    key = server.access.get(who)
+    client = boto3.client("iam", endpoint_url=server.url, region_name=region,
+                          aws_access_key_id=key_id or key.access_key_id,  # type: ignore[union-attr]
+                          aws_secret_access_key=secret or key.secret_access_key,  # type: ignore[union-attr]
+                          config=Config(retries={"total_max_attempts": 1}))
+    client.meta.events.register("after-call.iam", _check_xml)
+    return client
+
+
+def kms_with(server: Server, key: dict[str, str]) -> Any:
+    return boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                        config=Config(retries={"total_max_attempts": 1}))
+
+
+def post_form(server: Server, body: str, *, service: str = "iam") -> tuple[int, bytes]:
+    """A form POST signed by the root for `service`: (status, body)."""
+    key = server.access["root"]
+    request = AWSRequest(method="POST", url=server.url + "/", data=body.encode(),
+                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(BotoCredentials(key.access_key_id, key.secret_access_key), service, REGION).add_auth(request)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", "/", body=body.encode(), headers=dict(request.headers.items()))
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def error_of(info: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
+    response = info.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
+
+
+def test_users_and_their_policies(server: Server) -> None:
+    client = iam(server)
+    user = client.create_user(UserName="carol")["User"]
+    assert (user["Path"], user["UserName"], user["Arn"]) == ("/", "carol", f"arn:aws:iam::{ACCOUNT}:user/carol")
+    assert user["UserId"].startswith("AIDA") and user["CreateDate"].tzinfo is not None
+    assert client.get_user(UserName="carol")["User"] == user
+    assert {u["UserName"] for u in client.list_users()["Users"]} >= {"alice", "bob", "carol"}
+    client.put_user_policy(UserName="carol", PolicyName="kms-use", PolicyDocument=json.dumps(POLICY))
+    got = client.get_user_policy(UserName="carol", PolicyName="kms-use")
+    assert (got["UserName"], got["PolicyName"], got["PolicyDocument"]) == ("carol", "kms-use", POLICY)
+    assert client.list_user_policies(UserName="carol")["PolicyNames"] == ["kms-use"]
+    client.delete_user_policy(UserName="carol", PolicyName="kms-use")
+    assert client.list_user_policies(UserName="carol")["PolicyNames"] == []
+    with pytest.raises(ClientError) as info:
+        client.get_user_policy(UserName="carol", PolicyName="kms-use")
+    assert error_of(info) == (404, "NoSuchEntity", "The user policy with name kms-use cannot be found.")
+    with pytest.raises(ClientError) as info:
+        client.create_user(UserName="carol")
+    assert error_of(info) == (409, "EntityAlreadyExists", "User with name carol already exists.")
+
+
+def test_lists_page(server: Server) -> None:
+    client = iam(server)
+    for name in ("page-1", "page-2", "page-3"):
+        client.create_user(UserName=name)
+    first = client.list_users(MaxItems=2)
+    assert first["IsTruncated"] and len(first["Users"]) == 2
+    every = [u["UserName"] for page in client.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 2})
+             for u in page["Users"]]
+    assert every == [u["UserName"] for u in client.list_users()["Users"]] and len(set(every)) == len(every)
+    assert {"page-1", "page-2", "page-3"} <= set(every)
+
+
+def test_no_such_entity(server: Server) -> None:
+    client = iam(server)
+    for call, kwargs in ((client.get_user, {}), (client.list_user_policies, {}), (client.list_access_keys, {}),
+                         (client.create_access_key, {}),
+                         (client.put_user_policy, {"PolicyName": "p", "PolicyDocument": json.dumps(POLICY)})):
+        with pytest.raises(ClientError) as info:
+            call(UserName="nobody", **kwargs)
+        assert error_of(info) == (404, "NoSuchEntity", "The user with name nobody cannot be found."), call
+    with pytest.raises(ClientError) as info:
+        client.delete_access_key(UserName="alice", AccessKeyId="AKIANOSUCHKEY0000000")
+    assert error_of(info) == (404, "NoSuchEntity", "The Access Key with id AKIANOSUCHKEY0000000 cannot be found.")
+
+
+def test_bad_input(server: Server) -> None:
+    client = iam(server)
+    with pytest.raises(ClientError) as info:
+        client.put_user_policy(UserName="alice", PolicyName="bad", PolicyDocument="{not json")
+    assert error_of(info)[:2] == (400, "MalformedPolicyDocument")
+    with pytest.raises(ClientError) as info:
+        client.create_user(UserName="bad name")
+    assert error_of(info) == (400, "ValidationError", (
+        "1 validation error detected: Value 'bad name' at 'userName' failed to satisfy constraint: "
+        r"Member must satisfy regular expression pattern: [\w+=,.@-]+"))
+    with pytest.raises(ClientError) as info:
+        client.create_user(UserName="x" * 65)
+    assert error_of(info)[:2] == (400, "ValidationError")
+    with pytest.raises(ClientError) as info:
+        client.list_users(MaxItems=1001)
+    assert error_of(info)[:2] == (400, "ValidationError")
+
+
+def test_an_access_key_made_through_iam(server: Server) -> None:
+    client = iam(server)
+    client.create_user(UserName="dave")
+    client.put_user_policy(UserName="dave", PolicyName="kms-all", PolicyDocument=ALL_KMS)
+    keys_file = server.keys_file.read_bytes()
+    made = client.create_access_key(UserName="dave")["AccessKey"]
+    assert (made["UserName"], made["Status"]) == ("dave", "Active")
+    assert made["AccessKeyId"].startswith("AKIA") and len(made["SecretAccessKey"]) == 40
+    kms = kms_with(server, made)  # no restart, no credentials file change
+    key_id = kms.create_key(Description="dave's")["KeyMetadata"]["KeyId"]
+    assert kms.encrypt(KeyId=key_id, Plaintext=b"hi")["CiphertextBlob"]
+    assert server.keys_file.read_bytes() == keys_file
+    listed = client.list_access_keys(UserName="dave")["AccessKeyMetadata"]
+    assert [(k["UserName"], k["AccessKeyId"], k["Status"]) for k in listed] == \
+        [("dave", made["AccessKeyId"], "Active")]
+    assert listed[0]["CreateDate"] == made["CreateDate"]
+
+    client.update_access_key(UserName="dave", AccessKeyId=made["AccessKeyId"], Status="Inactive")
+    with pytest.raises(ClientError) as info:
+        kms.list_keys()
+    assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert client.list_access_keys(UserName="dave")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    client.update_access_key(UserName="dave", AccessKeyId=made["AccessKeyId"], Status="Active")
+    kms.list_keys()
+    with pytest.raises(ClientError) as info:
+        client.update_access_key(UserName="dave", AccessKeyId=made["AccessKeyId"], Status="Expired")
+    assert error_of(info)[:2] == (400, "ValidationError")
+
+    client.delete_access_key(UserName="dave", AccessKeyId=made["AccessKeyId"])
+    assert client.list_access_keys(UserName="dave")["AccessKeyMetadata"] == []
+    with pytest.raises(ClientError) as info:
+        kms.list_keys()
+    assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    with pytest.raises(ClientError) as info:
+        client.delete_access_key(UserName="dave", AccessKeyId=made["AccessKeyId"])
+    assert error_of(info)[:2] == (404, "NoSuchEntity")
+
+
+def test_a_user_manages_its_own_keys_and_the_quota(server: Server) -> None:
+    root = iam(server)
+    root.create_user(UserName="erin")
+    arn = f"arn:aws:iam::{ACCOUNT}:user/erin"
+    root.put_user_policy(UserName="erin", PolicyName="own-keys", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": arn, "Action": [
+            "iam:CreateAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey", "iam:DeleteAccessKey"]}]}))
+    first = root.create_access_key(UserName="erin")["AccessKey"]
+    erin = iam(server, key_id=first["AccessKeyId"], secret=first["SecretAccessKey"], region="eu-west-3")
+    second = erin.create_access_key()["AccessKey"]  # no UserName: the caller's own
+    assert second["UserName"] == "erin"
+    assert [k["AccessKeyId"] for k in erin.list_access_keys()["AccessKeyMetadata"]] == \
+        [first["AccessKeyId"], second["AccessKeyId"]]
+    with pytest.raises(ClientError) as info:
+        erin.create_access_key()
+    assert error_of(info) == (409, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+    with pytest.raises(ClientError) as info:
+        erin.list_access_keys(UserName="alice")
+    assert error_of(info)[:2] == (403, "AccessDenied")
+    erin.delete_access_key(AccessKeyId=second["AccessKeyId"])
+    assert [k["AccessKeyId"] for k in erin.list_access_keys()["AccessKeyMetadata"]] == [first["AccessKeyId"]]
+
+
+def test_access_denied_is_on_record(server: Server) -> None:
+    before = server.head()
+    with pytest.raises(ClientError) as info:
+        iam(server, "bob").create_user(UserName="mallory")
+    status, code, message = error_of(info)
+    assert (status, code) == (403, "AccessDenied")
+    assert message.startswith(f"User: {BOB} is not authorized to perform: iam:CreateUser on resource: "
+                              f"arn:aws:iam::{ACCOUNT}:user/mallory")
+    request_id = info.value.response["ResponseMetadata"]["RequestId"]
+    [record] = [r for r in server.records(before) if r.request_id == request_id]
+    assert record.principal == BOB and isinstance(record.event, ev.RequestDenied)
+    assert (record.event.operation, record.event.error_code) == ("CreateUser", "AccessDeniedException")
+    with pytest.raises(ClientError) as info:
+        iam(server, "bob").get_user(UserName="mallory")
+    assert error_of(info)[:2] == (403, "AccessDenied")
+
+
+def test_other_actions_are_invalid_and_on_record(server: Server) -> None:
+    before = server.head()
+    with pytest.raises(ClientError) as info:
+        iam(server).delete_user(UserName="carol")
+    assert error_of(info) == (400, "InvalidAction", "Could not find operation DeleteUser for version 2010-05-08")
+    request_id = info.value.response["ResponseMetadata"]["RequestId"]
+    [record] = [r for r in server.records(before) if r.request_id == request_id]
+    assert isinstance(record.event, ev.RequestDenied) and record.event.operation == "DeleteUser"
+    assert record.principal == f"arn:aws:iam::{ACCOUNT}:root"
+    status, body = post_form(server, "Action=ListUsers&Version=2099-01-01")
+    assert status == 400 and b"<Code>InvalidAction</Code>" in body
+    assert b"Could not find operation ListUsers for version 2099-01-01" in body
+
+
+def test_signature_errors_are_iams(server: Server) -> None:
+    with pytest.raises(ClientError) as info:
+        iam(server, secret="x" * 40).list_users()
+    assert error_of(info)[:2] == (403, "SignatureDoesNotMatch")
+    request_id = info.value.response["ResponseMetadata"]["RequestId"]
+    assert server.summary_of(request_id).event.error_code == "InvalidSignatureException"
+    with pytest.raises(ClientError) as info:
+        iam(server, key_id="AKIAUNKNOWNKEY000000", secret="x" * 40).list_users()
+    assert error_of(info)[:2] == (403, "InvalidClientTokenId")
+    status, body = post_form(server, "Action=ListUsers&Version=2010-05-08", service="sts")
+    assert status == 400 and b"<Code>InvalidAction</Code>" in body and b"sts.amazonaws.com" in body  # STS's
+
+
+def test_nothing_secret_in_the_logs_or_the_ledger(server: Server) -> None:
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+    access = logging.getLogger("keyledger.access")
+    keep, level = Keep(), access.level
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    try:
+        before = server.head()
+        client = iam(server)
+        client.create_user(UserName="frank")
+        made = client.create_access_key(UserName="frank")["AccessKey"]
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
+    secret = made["SecretAccessKey"]
+    entries = [json.loads(line) for line in lines]
+    assert [(e["operation"], e["status"], e["principal"]) for e in entries] == \
+        [("CreateUser", 200, f"arn:aws:iam::{ACCOUNT}:root"), ("CreateAccessKey", 200, f"arn:aws:iam::{ACCOUNT}:root")]
+    assert all(e["service"] == "iam" and e["request_id"] for e in entries)
+    assert not any(secret in line for line in lines)
+    records = server.records(before)
+    assert any(isinstance(r.event, ev.AccessKeyCreated) and r.event.access_key_id == made["AccessKeyId"]
+               for r in records)
+    assert not any(secret.encode() in msgspec.json.encode(r) for r in records)
+    for path in server.home.rglob("*"):  # the ledger's files: the secret is wrapped, never in the clear
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_auth_none_acts_as_the_root(start_server: Any) -> None:
+    srv = start_server(auth="none")
+    client = boto3.client("iam", endpoint_url=srv.url, region_name=REGION, aws_access_key_id="AKIAANYTHING0000",
+                          aws_secret_access_key="anything", config=Config(retries={"total_max_attempts": 1}))
+    client.meta.events.register("after-call.iam", _check_xml)
+    assert client.create_user(UserName="gina")["User"]["UserName"] == "gina"
+    me = client.get_user()["User"]
+    assert (me["Arn"], me["UserId"]) == (f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT) and "UserName" not in me
+
+
+@pytest.mark.skipif(not os.path.exists(AWS), reason="the AWS CLI is not installed (test extras)")
+def test_the_aws_cli(server: Server) -> None:
+    root = server.access["root"]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": root.access_key_id, "AWS_SECRET_ACCESS_KEY": root.secret_access_key,
+           "AWS_DEFAULT_REGION": REGION, "AWS_MAX_ATTEMPTS": "1", "AWS_PAGER": ""}
+
+    def aws(*args: str) -> Any:
+        done = subprocess.run([AWS, "iam", *args, "--endpoint-url", server.url, "--output", "json"],
+                              check=False, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    assert aws("create-user", "--user-name", "cli-user")["User"]["UserName"] == "cli-user"
+    aws("put-user-policy", "--user-name", "cli-user", "--policy-name", "kms-all", "--policy-document", ALL_KMS)
+    made = aws("create-access-key", "--user-name", "cli-user")["AccessKey"]
+    assert [k["AccessKeyId"] for k in aws("list-access-keys", "--user-name", "cli-user")["AccessKeyMetadata"]] == \
+        [made["AccessKeyId"]]
+    assert kms_with(server, made).list_keys()["Keys"] is not None
