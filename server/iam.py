@@ -24,7 +24,6 @@ the access log or the log's records.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -80,11 +79,6 @@ class InvalidActionException(KMSError):
 
 class MissingActionException(KMSError):
     code = "MissingAction"
-
-
-class NoSuchUser(KMSError):
-    code = "NotFoundException"
-    http_status = 404
 
 
 class ValidationError(KMSError):
@@ -172,7 +166,6 @@ class Call:
     method: str
     args: tuple[Any, ...]
     render: Callable[[Any], str | None]
-    root: bool = False  # GetUser of the account root: the root's own answer
 
 
 class _Form:
@@ -267,15 +260,9 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         name = params.text("UserName")
         params.done()
         arn = user(name)
-        if arn == f"arn:aws:iam::{account}:root":  # the root is no user of the ledger's: answered apart
-            return Call("list_users", (), lambda _: None, root=True)
-
-        def found(users: r.ListUsersResponse) -> str:
-            match = next((u for u in users.users if u.arn == arn), None)
-            if match is None:
-                raise NoSuchUser(f"The user with name {arn.split('/', 1)[1]} cannot be found.")
-            return f"<User>{user_xml(match)}</User>"
-        return Call("list_users", (), found)
+        if arn == f"arn:aws:iam::{account}:root":  # the root's own answer: no name or path
+            return Call("get_user", (arn,), lambda u: _root_xml(account, u.create_date))
+        return Call("get_user", (arn,), lambda u: f"<User>{user_xml(u)}</User>")
     if action == "ListUsers":
         prefix = params.text("PathPrefix", high=512, pattern=None)
         start, size = params.page()
@@ -411,10 +398,7 @@ async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict
     entry["request_id"] = planned.request_id
     try:
         response = Planned.finish(outcome)
-        if call.root:
-            result: str | None = _root_xml(app.kms.account, await asyncio.to_thread(_ledger_created, app))
-        else:
-            result = call.render(response)
+        result = call.render(response)
     except KMSError as error:  # on record already (the library records its refusals)
         if error.http_status >= 500:
             from keyledger.server.app import log_event
@@ -422,13 +406,6 @@ async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict
                       message=error.message)
         return _error(error, planned.request_id, entry)
     return 200, _request_id(planned.request_id), response_xml(action, result, planned.request_id)
-
-
-def _ledger_created(app: KMSApp) -> datetime:
-    """When the account root came to be: the ledger's first record."""
-    first = next(iter(app.kms.store.records(0, 1)), None)
-    when = first.time if first is not None else time.time_ns() // 1000
-    return datetime.fromtimestamp(when / 1_000_000, UTC)
 
 
 def _request_id(request_id: str) -> list[tuple[bytes, bytes]]:

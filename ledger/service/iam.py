@@ -97,6 +97,28 @@ class IamOps(ServiceBase):
             req.emit([ev.PrincipalPolicyDeleted(principal, policy_name)])
         return self._run("DeleteUserPolicy", body)
 
+    def get_user(self, principal: str) -> r.User:
+        """GetUser (IAM): a user, or the account root, which AWS answers with
+        the account id as its UserId, no name or path, and the account's
+        creation date (here: the ledger's first record).
+
+        Raises NotFoundException, AccessDeniedException."""
+        def body(req: _Request) -> r.User:
+            req.authorize("iam:GetUser", None, resource=principal)
+            if self._account_root(principal):
+                first = req.view.record(0)
+                user = r.User("", principal, from_us(req.now if first is None else first.time), path="",
+                              user_id=self.account)
+            else:
+                name = principal.split("/", 1)[-1]
+                found = req.view.get("principals", principal_row(principal))
+                if found is None or found.kind != "user":
+                    raise NotFoundException(f"The user with name {name} cannot be found.")
+                user = r.User(name, principal, from_us(found.created), user_id=_principal_id(principal))
+            req.emit([ev.MetadataRead("GetUser")])
+            return user
+        return self._run("GetUser", body)
+
     def list_users(self) -> r.ListUsersResponse:
         """ListUsers (IAM): the ledger's IAM users (not roles), in ARN order.
 

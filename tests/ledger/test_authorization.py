@@ -256,6 +256,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                                lambda s, w: s.put_principal_policy(w.bob, "extra", IAM_DOC), lambda w: w.bob),
     "delete_principal_policy": Op("DeleteUserPolicy", ("iam:DeleteUserPolicy",), None,
                                   lambda s, w: s.delete_principal_policy(w.bob, "bobs"), lambda w: w.bob),
+    "get_user": Op("GetUser", ("iam:GetUser",), None, lambda s, w: s.get_user(w.bob), lambda w: w.bob),
     "list_users": Op("ListUsers", ("iam:ListUsers",), None, lambda s, w: s.list_users(), _star),
     "list_principal_policies": Op("ListUserPolicies", ("iam:ListUserPolicies",), None,
                                   lambda s, w: s.list_principal_policies(w.bob), lambda w: w.bob),

@@ -103,7 +103,9 @@ def test_users_and_their_policies(server: Server) -> None:
     user = client.create_user(UserName="carol")["User"]
     assert (user["Path"], user["UserName"], user["Arn"]) == ("/", "carol", f"arn:aws:iam::{ACCOUNT}:user/carol")
     assert user["UserId"].startswith("AIDA") and user["CreateDate"].tzinfo is not None
+    before = server.head()
     assert client.get_user(UserName="carol")["User"] == user
+    assert [(r.operation, r.event) for r in server.records(before)] == [("GetUser", ev.MetadataRead("GetUser"))]
     assert {u["UserName"] for u in client.list_users()["Users"]} >= {"alice", "bob", "carol"}
     client.put_user_policy(UserName="carol", PolicyName="kms-use", PolicyDocument=json.dumps(POLICY))
     got = client.get_user_policy(UserName="carol", PolicyName="kms-use")
