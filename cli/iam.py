@@ -60,6 +60,18 @@ def create_role(role_name: str) -> None:
     show({"Role": _as_role(to_aws(role))})
 
 
+@iam_command("get-user", "GetUser")
+@click.option("--user-name", default=None, help="The user's name (default: the caller, e.g. the account root).")
+def get_user(user_name: str | None) -> None:
+    """Show a user, or the calling principal (GetUser)."""
+    with settings().open() as kms:
+        user = kms.get_user(f"arn:aws:iam::{kms.account}:user/{user_name}" if user_name else kms.caller)
+    shown = to_aws(user)
+    if not shown.get("UserName"):  # the account root: IAM shows its id, ARN and date only
+        shown = {k: v for k, v in shown.items() if k in ("UserId", "Arn", "CreateDate")}
+    show({"User": shown})
+
+
 @iam_command("list-users", "ListUsers")
 def list_users() -> None:
     """List the users of the ledger (ListUsers)."""

@@ -44,6 +44,13 @@ def test_create_user_and_role_print_the_aws_iam_shapes(cli: Cli) -> None:
     role = cli.json("iam", "create-role", "--role-name", "ops")
     assert list(role) == ["Role"] and "UserName" not in role["Role"]
     assert (role["Role"]["RoleName"], role["Role"]["Arn"]) == ("ops", OPS)
+    # get-user shows one user, or the caller itself (the account root: id, ARN and date only)
+    assert cli.json("iam", "get-user", "--user-name", "bob")["User"] == user
+    me = cli.json("iam", "get-user")["User"]
+    assert me == {"UserId": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:root", "CreateDate": me["CreateDate"]}
+    assert cli("iam", "get-user", "--user-name", "ops", expect=254).stderr == (
+        "An error occurred (NotFoundException) when calling the GetUser operation: "
+        "The user with name ops cannot be found.\n")  # a role is no user
     # list-users lists users only, as IAM's ListUsers does
     assert [u["Arn"] for u in cli.json("iam", "list-users")["Users"]] == [BOB]
     again = cli("iam", "create-user", "--user-name", "bob", expect=254)
