@@ -63,17 +63,14 @@ class Nodes:
 
     def __init__(self, root: Path, count: int, cluster: str | None) -> None:
         import keyledger
-        from keyledger.server import credentials as creds
 
         self.root, self.procs = root, []
         homes = [root / f"n{i}" for i in range(count)]
         with keyledger.open(homes[0], create=True) as kms:
             alice = kms.create_user("alice").arn
             kms.put_principal_policy(alice, "kms-all", ALL_KMS)
-            self.access = creds.new_access_key(alice, "alice")
-            kms.record_access_key(alice, self.access.access_key_id)
-        keys = root / "access-keys.jsonl"
-        creds.append(keys, self.access)
+            issued = kms.create_access_key(alice)  # held by the ledger: every node gets it with the snapshot
+            self.access = (issued.access_key_id, issued.secret_access_key.reveal().decode())
         for home in homes[1:]:
             home.mkdir(mode=0o700)
             shutil.copy(homes[0] / "root.key", home / "root.key")
@@ -82,7 +79,7 @@ class Nodes:
         self.urls = [f"http://127.0.0.1:{p}" for p in self.ports]
         for i, home in enumerate(homes):
             args = [sys.executable, "-m", "keyledger.server", "serve", "--home", str(home), "--port",
-                    str(self.ports[i]), "--credentials", str(keys), "--access-log", "off", "--sweep-interval", "0"]
+                    str(self.ports[i]), "--access-log", "off", "--sweep-interval", "0"]
             if cluster is not None:
                 args += ["--cluster", cluster, "--node-name", f"n{i}"]
             log = open(root / f"n{i}.log", "ab")
@@ -109,8 +106,7 @@ class Nodes:
         import boto3
         from botocore.config import Config
         return boto3.client("kms", endpoint_url=self.urls[i % len(self.urls)], region_name="us-east-1",
-                            aws_access_key_id=self.access.access_key_id,
-                            aws_secret_access_key=self.access.secret_access_key,
+                            aws_access_key_id=self.access[0], aws_secret_access_key=self.access[1],
                             config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=30))
 
     def stop(self) -> None:

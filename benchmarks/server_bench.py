@@ -172,23 +172,21 @@ def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Itera
 @contextlib.contextmanager
 def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
     import keyledger
-    from keyledger.server import credentials as creds
 
     home = Path(tempfile.mkdtemp(dir=root, prefix="kl-serve-"))
     try:
         with keyledger.open(home, create=True) as kms:
             arn = kms.create_user("bench").arn
             kms.put_principal_policy(arn, "kms-all", ALL_KMS)
-            entry = creds.new_access_key(arn, "bench")
-            kms.record_access_key(arn, entry.access_key_id)
-        creds.append(home / creds.DEFAULT_FILE, entry)
+            issued = kms.create_access_key(arn)  # the default: the ledger holds the key, looked up per request
 
         def command(port: int) -> list[str]:
             return [sys.executable, "-m", "keyledger.server", "serve", "--home", str(home), "--host", HOST,
                     "--port", str(port), "--durability", durability, "--access-log", os.devnull,
                     "--sweep-interval", "0"]
         with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as (port, pid):
-            yield Endpoint("keyledger", HOST, port, entry.access_key_id, entry.secret_access_key, pid)
+            yield Endpoint("keyledger", HOST, port, issued.access_key_id,
+                           issued.secret_access_key.reveal().decode(), pid)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
