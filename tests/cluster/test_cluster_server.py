@@ -42,7 +42,7 @@ ALL_KMS = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
 class ServeNode:
     """One `keyledger serve --cluster` process on a fixed loopback port."""
 
-    def __init__(self, home: Path, name: str, port: int, cluster: str, keys: Path) -> None:
+    def __init__(self, home: Path, name: str, port: int, cluster: str, keys: Path | None = None) -> None:
         self.home, self.name, self.port, self.cluster, self.keys = home, name, port, cluster, keys
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,7 +51,8 @@ class ServeNode:
         log = open(self.home.parent / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "keyledger.server", "serve", "--home", str(self.home), "--port", str(self.port),
-             "--credentials", str(self.keys), "--cluster", self.cluster, "--node-name", self.name,
+             *(["--credentials", str(self.keys)] if self.keys else []), "--cluster", self.cluster,
+             "--node-name", self.name,
              "--node-timeout", "3", "--compact-interval", "0.5", "--sweep-interval", "2", "--access-log", "off",
              "--graceful-timeout", "5"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
@@ -274,3 +275,75 @@ def test_faults_under_load(tmp_path: Path, etcd_own: EtcdCluster) -> None:
         for args in (("replay", "--check"), ("audit", "verify")):
             done = _cli("--home", str(home), *args)
             assert done.returncode == 0, (home.name, args, done.stdout[-2000:], done.stderr[-2000:])
+
+
+def _until(check: Any, timeout: float = 20.0) -> Any:
+    """`check()`'s first answer that is not an exception (a node applies the others' records a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_running_cluster_is_administered_through_any_node(tmp_path: Path, cluster_url: str) -> None:
+    """No credentials file anywhere: the admin's key, made before the first
+    serve, reaches the second node in its snapshot; a user and a key made
+    through IAM on one node sign KMS requests on the other, and switching
+    the key off on that other node stops it on the first."""
+    homes = [tmp_path / "n0", tmp_path / "n1"]
+    with keyledger.open(homes[0], create=True) as kms:
+        admin = kms.create_user("admin").arn
+        kms.put_principal_policy(admin, "all", json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:*", "iam:*"],
+                                                     "Resource": "*"}]}))
+        issued = kms.create_access_key(admin)
+    homes[1].mkdir(mode=0o700)
+    shutil.copy(homes[0] / "root.key", homes[1] / "root.key")
+    os.chmod(homes[1] / "root.key", 0o600)
+    nodes = [ServeNode(home, f"n{i}", port, cluster_url) for i, (home, port) in enumerate(zip(homes, free_ports(2)))]
+    try:
+        for node in nodes:
+            node.start()
+            node.wait_ready()
+
+        def client(service: str, node: ServeNode, key_id: str, secret: str) -> Any:
+            return boto3.client(service, endpoint_url=node.url, region_name="us-east-1", aws_access_key_id=key_id,
+                                aws_secret_access_key=secret, config=Config(retries={"total_max_attempts": 1}))
+
+        secret = issued.secret_access_key.reveal().decode()
+        iam0 = client("iam", nodes[0], issued.access_key_id, secret)
+        iam1 = client("iam", nodes[1], issued.access_key_id, secret)  # the key came with n1's snapshot
+        iam0.create_user(UserName="app")
+        iam0.put_user_policy(UserName="app", PolicyName="kms", PolicyDocument=ALL_KMS)
+        made = iam0.create_access_key(UserName="app")["AccessKey"]
+        app1 = client("kms", nodes[1], made["AccessKeyId"], made["SecretAccessKey"])
+        key_id = _until(lambda: app1.create_key())["KeyMetadata"]["KeyId"]
+        app0 = client("kms", nodes[0], made["AccessKeyId"], made["SecretAccessKey"])
+        _until(lambda: app0.describe_key(KeyId=key_id))
+        iam1.update_access_key(UserName="app", AccessKeyId=made["AccessKeyId"], Status="Inactive")
+
+        def refused_on_n0() -> None:
+            try:
+                app0.list_keys()
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "UnrecognizedClientException"
+                return
+            raise ClientError({"Error": {"Code": "StillAccepted", "Message": ""}}, "ListKeys")
+        _until(refused_on_n0)
+        listed = iam0.list_access_keys(UserName="app")["AccessKeyMetadata"]
+        assert [(k["AccessKeyId"], k["Status"]) for k in listed] == [(made["AccessKeyId"], "Inactive")]
+    finally:
+        for node in nodes:
+            node.stop()
+    for home in homes:
+        assert not (home / creds.DEFAULT_FILE).exists()
+        store = Store(str(home), readonly=True, create=False)
+        try:
+            log = b"".join(r.body for r in store.raw_records())
+        finally:
+            store.close()
+        assert made["SecretAccessKey"].encode() not in log and secret.encode() not in log
