@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
-from xml.sax.saxutils import escape
 
 from keyledger import responses as r
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
+from keyledger.server.sts import xml_text
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
 
@@ -102,7 +102,7 @@ def _date(when: datetime) -> str:
 
 
 def _fields(**members: str | None) -> str:
-    return "".join(f"<{name}>{escape(value)}</{name}>" for name, value in members.items() if value is not None)
+    return "".join(f"<{name}>{xml_text(value)}</{name}>" for name, value in members.items() if value is not None)
 
 
 def _members(items: list[str]) -> str:
@@ -130,8 +130,8 @@ def response_xml(action: str, result: str | None, request_id: str) -> bytes:
 
 
 def error_xml(code: str, message: str, request_id: str, kind: str = "Sender") -> bytes:
-    return (f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
-            f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId>"
+    return (f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{xml_text(code)}</Code>'
+            f"<Message>{xml_text(message)}</Message></Error><RequestId>{request_id}</RequestId>"
             "</ErrorResponse>\n").encode()
 
 
@@ -294,7 +294,7 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         start, size = params.page()
         params.done()
         return Call("list_principal_policies", (user(name),),
-                    lambda got: _paged([escape(p) for p in got.policy_names], start, size, "PolicyNames"))
+                    lambda got: _paged([xml_text(p) for p in got.policy_names], start, size, "PolicyNames"))
     if action == "CreateAccessKey":
         name = params.text("UserName")
         params.done()

@@ -12,6 +12,7 @@ who the caller is was already decided by the signature.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -82,12 +83,23 @@ def identity_xml(identity: dict[str, str], request_id: str) -> bytes:
             "</GetCallerIdentityResponse>\n").encode()
 
 
+#: what XML 1.0 cannot hold at all, even escaped (control characters, lone surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """`value` as XML character data: escaped, and a character XML cannot
+    carry (an action name echoed in a message may hold one) as U+FFFD, so
+    the answer always parses."""
+    return escape(_NOT_XML.sub("\ufffd", value))
+
+
 def error_xml(code: str, message: str, request_id: str, kind: str = "Sender") -> bytes:
     return (f'<ErrorResponse xmlns="{NAMESPACE}">\n'
             "  <Error>\n"
             f"    <Type>{kind}</Type>\n"
-            f"    <Code>{escape(code)}</Code>\n"
-            f"    <Message>{escape(message)}</Message>\n"
+            f"    <Code>{xml_text(code)}</Code>\n"
+            f"    <Message>{xml_text(message)}</Message>\n"
             "  </Error>\n"
             f"  <RequestId>{request_id}</RequestId>\n"
             "</ErrorResponse>\n").encode()

@@ -256,6 +256,23 @@ def test_other_actions_are_invalid_and_on_record(server: Server) -> None:
     assert b"Could not find operation ListUsers for version 2099-01-01" in body
 
 
+@pytest.mark.parametrize("service", ["iam", "sts"])
+def test_a_control_character_echoed_in_an_error_keeps_the_xml_well_formed(server: Server, service: str) -> None:
+    """XML 1.0 cannot carry U+0000-U+001F (but tab, CR, LF) even escaped: an
+    answer that echoed one raw would not parse (found by test_iam_fuzz)."""
+    version = "2010-05-08" if service == "iam" else "2011-06-15"
+    status, body = post_form(server, f"Action=No%1FSuch&Version={version}", service=service)
+    root = ElementTree.fromstring(body)  # parses
+    assert status == 400 and b"\x1f" not in body
+    message = root.find(".//{*}Message")
+    assert message is not None and message.text == f"Could not find operation No\ufffdSuch for version {version}"
+    if service == "iam":
+        with pytest.raises(ClientError) as info:
+            iam(server).get_user(UserName="a\x1fb")
+        assert error_of(info)[:2] == (400, "ValidationError")
+        assert "Value 'a\ufffdb' at 'userName'" in error_of(info)[2]
+
+
 def test_signature_errors_are_iams(server: Server) -> None:
     with pytest.raises(ClientError) as info:
         iam(server, secret="x" * 40).list_users()
