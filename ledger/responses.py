@@ -486,7 +486,7 @@ class AccessKeyMetadata(_Response, frozen=True):
     """One access key as IAM lists it (ListAccessKeys): never its secret.
     A credentials file's key has no status or date here (the file has them)."""
 
-    user_name: str
+    user_name: str | None  # None: a key of the account root
     access_key_id: str
     status: str | None = None
     create_date: datetime | None = None
@@ -503,7 +503,7 @@ class NewAccessKey(msgspec.Struct, frozen=True):
     """CreateAccessKey (IAM): the new key and, the only time it is shown,
     its secret (a `Secret`: `secret_access_key.reveal().decode()`)."""
 
-    user_name: str
+    user_name: str | None  # None: a key of the account root
     access_key_id: str
     secret_access_key: Secret
     create_date: datetime
@@ -511,8 +511,8 @@ class NewAccessKey(msgspec.Struct, frozen=True):
 
     def to_aws(self) -> dict[str, Any]:
         """`{"AccessKey": ...}` as IAM answers it, the secret in the clear."""
-        return {"AccessKey": {"UserName": self.user_name, "AccessKeyId": self.access_key_id,
-                              "Status": self.status,
+        return {"AccessKey": {**({"UserName": self.user_name} if self.user_name is not None else {}),
+                              "AccessKeyId": self.access_key_id, "Status": self.status,
                               "SecretAccessKey": self.secret_access_key.reveal().decode(),
                               "CreateDate": self.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")}}
 

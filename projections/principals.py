@@ -8,11 +8,18 @@ from keyledger import events as ev
 from keyledger.projections.state import HeldAccessKey, PrincipalState
 
 
+def _account_root(principal: str) -> bool:
+    return principal.startswith("arn:aws:iam::") and principal.endswith(":root")
+
+
 def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | None:
     e = record.event
     match e:
         case ev.PrincipalCreated():
             return PrincipalState(e.principal, e.kind, record.time)
+        case ev.AccessKeyCreated(held=True) if state is None and _account_root(e.principal):
+            # the account root is no user; its row appears with the first key the ledger holds for it
+            state = PrincipalState(e.principal, "root", record.time)
     if state is None:
         return None
     match e:

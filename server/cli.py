@@ -248,23 +248,27 @@ def iam() -> None:
 
 
 @iam.command("create-access-key")
-@click.option("--user-name", required=True, help="The IAM user (arn:aws:iam::<account>:user/NAME) the key acts as.")
+@click.option("--user-name", default=None,
+              help="The IAM user (arn:aws:iam::<account>:user/NAME) the key acts as (default: the caller, the "
+                   "account root unless --principal names another).")
 @_home_option
 @click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Keep the secret in this credentials file (JSON lines, mode 0600) instead of the ledger: "
                    "only the `keyledger serve` given this file accepts the key.")
-def create_access_key(user_name: str, home: Path | None, credentials: Path | None) -> None:
+def create_access_key(user_name: str | None, home: Path | None, credentials: Path | None) -> None:
     """Create an access key id and secret for a user and print the
     AWS-shaped `AccessKey` (the only time the secret is shown). The ledger
     holds the secret, wrapped under its root key, and the key's status, so
     a running `keyledger serve` (every node of a cluster) accepts it at
-    once; at most two keys per user, as in AWS. The issue is recorded in
-    the log (never the secret); the user must exist (`keyledger iam
-    create-user`) and the caller may need `iam:CreateAccessKey`.
+    once; at most two keys per user (or for the root), as in AWS. The
+    issue is recorded in the log (never the secret); the user must exist
+    (`keyledger iam create-user`) and the caller may need
+    `iam:CreateAccessKey`. Without --user-name the key is the caller's own:
+    the account root's, which may do anything (as AWS's root keys may).
     """
     home = _home(home)
     with _open(home, caller=_inherited("principal")) as kms:  # who issues it: the group's --principal
-        principal = f"arn:aws:iam::{kms.account}:user/{user_name}"
+        principal = f"arn:aws:iam::{kms.account}:user/{user_name}" if user_name else kms.caller
         if credentials is None:
             try:
                 issued = kms.create_access_key(principal)
@@ -272,7 +276,7 @@ def create_access_key(user_name: str, home: Path | None, credentials: Path | Non
                 raise _ServiceError(exc, "CreateAccessKey") from None
             click.echo(json.dumps(issued.to_aws(), indent=4))
             return
-        entry = creds.new_access_key(principal, user_name)
+        entry = creds.new_access_key(principal, user_name or "")
         try:
             kms.record_access_key(principal, entry.access_key_id)
         except KMSError as exc:
@@ -282,8 +286,9 @@ def create_access_key(user_name: str, home: Path | None, credentials: Path | Non
     except (OSError, creds.CredentialsError) as exc:
         raise _Failure(str(exc)) from None
     click.echo(json.dumps({"AccessKey": {
-        "UserName": user_name, "AccessKeyId": entry.access_key_id, "Status": entry.status,
-        "SecretAccessKey": entry.secret_access_key, "CreateDate": entry.create_date}}, indent=4))
+        **({"UserName": user_name} if user_name else {}), "AccessKeyId": entry.access_key_id,
+        "Status": entry.status, "SecretAccessKey": entry.secret_access_key, "CreateDate": entry.create_date}},
+        indent=4))
 
 
 def _held(kms: keyledger.KeyLedger, access_key_id: str | None) -> str | None:

@@ -323,7 +323,7 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
 
 def _new_key_xml(key: r.NewAccessKey) -> str:
     shown = key.to_aws()["AccessKey"]  # the one place the secret is revealed: this answer
-    return "<AccessKey>" + _fields(UserName=shown["UserName"], AccessKeyId=shown["AccessKeyId"],
+    return "<AccessKey>" + _fields(UserName=shown.get("UserName"), AccessKeyId=shown["AccessKeyId"],
                                    Status=shown["Status"], SecretAccessKey=shown["SecretAccessKey"],
                                    CreateDate=shown["CreateDate"]) + "</AccessKey>"
 

@@ -20,6 +20,7 @@ from keyledger.errors import (
     ValidationException,
 )
 from keyledger.projections import access_key_row, decode_row, principal_row
+from keyledger.projections.state import PrincipalState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.events import from_us
@@ -72,8 +73,9 @@ class IamOps(ServiceBase):
         return self._run(operation, body)
 
     def _principal(self, req: _Request, principal: str) -> Any:
+        """A user's or role's row (the account root's row holds only its access keys)."""
         found = req.view.get("principals", principal_row(principal))
-        if found is None:
+        if found is None or found.kind == "root":
             raise NotFoundException(f"The principal {principal} cannot be found.")
         return found
 
@@ -168,9 +170,9 @@ class IamOps(ServiceBase):
         ValidationException, AccessDeniedException."""
         def body(req: _Request) -> r.NewAccessKey:
             req.authorize("iam:CreateAccessKey", None, resource=principal)
-            found = self._principal(req, principal)
-            if found.kind != "user":
-                raise ValidationException(f"Access keys are issued to users, not to a {found.kind}: {principal}")
+            found = self._holder(req, principal)
+            if found.kind == "role":
+                raise ValidationException(f"Access keys are issued to users, not to a role: {principal}")
             if len(found.access_keys) >= ACCESS_KEYS_PER_USER:
                 raise LimitExceededException(f"Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}")
             access_key_id = "AKIA" + base64.b32encode(self._rng(10)).decode()
@@ -180,7 +182,8 @@ class IamOps(ServiceBase):
             req.view.put_kek(access_key_row(access_key_id), crypto.wrap_access_secret(
                 self._root, access_key_id, secret, nonce=self._rng(crypto.NONCE_BYTES)))
             req.emit([ev.AccessKeyCreated(principal, access_key_id, held=True)])
-            return r.NewAccessKey(principal.split("/", 1)[-1], access_key_id, secret, from_us(req.now))
+            user_name = None if self._account_root(principal) else principal.split("/", 1)[-1]
+            return r.NewAccessKey(user_name, access_key_id, secret, from_us(req.now))
         return self._run("CreateAccessKey", body)
 
     def held_access_key(self, access_key_id: str) -> tuple[str, Secret, bool] | None:
@@ -223,11 +226,21 @@ class IamOps(ServiceBase):
     def _account_root(self, principal: str) -> bool:
         return principal == f"arn:aws:iam::{self.account}:root"
 
-    def _access_key_of(self, req: _Request, principal: str, access_key_id: str) -> None:
+    def _holder(self, req: _Request, principal: str) -> Any:
+        """The principal's row, as one that may hold access keys: a user's
+        (or role's), or the account root's, which has a row only once the
+        ledger holds a key of its (an empty one until then)."""
         if self._account_root(principal):
-            return  # the root's keys are never issued through the ledger: nothing to check against
-        if access_key_id not in self._principal(req, principal).access_keys:
-            raise NotFoundException(f"The Access Key with id {access_key_id[:128]} cannot be found.")
+            found = req.view.get("principals", principal_row(principal))
+            return found if found is not None else PrincipalState(principal, "root", req.now)
+        return self._principal(req, principal)
+
+    def _access_key_of(self, req: _Request, principal: str, access_key_id: str) -> None:
+        if access_key_id in self._holder(req, principal).access_keys:
+            return
+        if self._account_root(principal):
+            return  # a root key of a credentials file: the ledger never recorded it, nothing to check against
+        raise NotFoundException(f"The Access Key with id {access_key_id[:128]} cannot be found.")
 
     def update_access_key(self, principal: str, access_key_id: str, status: str) -> None:
         """Log that an access key was made Active or Inactive (the server's
@@ -247,7 +260,7 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> None:
             req.authorize("iam:DeleteAccessKey", None, resource=principal)
             self._access_key_of(req, principal, access_key_id)
-            if not self._account_root(principal) and access_key_id in self._principal(req, principal).held_keys:
+            if access_key_id in self._holder(req, principal).held_keys:
                 req.view.put_kek(access_key_row(access_key_id), None)  # the secret is gone with it
             req.emit([ev.AccessKeyDeleted(principal, access_key_id)])
         return self._run("DeleteAccessKey", body)
@@ -259,11 +272,11 @@ class IamOps(ServiceBase):
         file has them."""
         def body(req: _Request) -> r.ListAccessKeysResponse:
             req.authorize("iam:ListAccessKeys", None, resource=principal)
-            found = [] if self._account_root(principal) else [self._principal(req, principal)]
-            user_name = principal.split("/", 1)[-1] if found else ""
+            found = self._holder(req, principal)
+            user_name = None if self._account_root(principal) else principal.split("/", 1)[-1]
             keys = [r.AccessKeyMetadata(user_name, key_id, *(
-                (held.status, from_us(held.created)) if (held := p.held_keys.get(key_id)) else ()))
-                for p in found for key_id in p.access_keys]
+                (held.status, from_us(held.created)) if (held := found.held_keys.get(key_id)) else ()))
+                for key_id in found.access_keys]
             req.emit([ev.MetadataRead("ListAccessKeys")])
             return r.ListAccessKeysResponse(keys)
         return self._run("ListAccessKeys", body)

@@ -163,3 +163,30 @@ def test_a_credentials_file_key_keeps_its_record_and_row(tmp_path: Path) -> None
         assert row.held_keys == {} and kms.held_access_key("AKIAIOSFODNN7EXAMPLE") is None
         [metadata] = kms.list_access_keys(alice).access_key_metadata
         assert (metadata.status, metadata.create_date) == (None, None)  # the file has them
+
+
+def test_the_account_root_may_hold_keys_too(tmp_path: Path) -> None:
+    """As in AWS (CreateAccessKey with no user name, signed by the root): the
+    root's row appears with its first held key and holds nothing else."""
+    home = tmp_path / "ledger"
+    with keyledger.open(home, create=True) as kms:
+        root = f"arn:aws:iam::{kms.account}:root"
+        issued = kms.create_access_key(root)
+        assert issued.user_name is None and "UserName" not in issued.to_aws()["AccessKey"]
+        assert kms.held_access_key(issued.access_key_id)[0] == root
+        [listed] = kms.list_access_keys(root).access_key_metadata
+        assert (listed.user_name, listed.access_key_id, listed.status) == (None, issued.access_key_id, "Active")
+        assert kms.list_users().users == []  # the root is no user
+        with pytest.raises(NotFoundException):  # nor does it take identity policies
+            kms.put_principal_policy(root, "p", '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                                                '"Action":"kms:*","Resource":"*"}]}')
+        kms.create_access_key(root)
+        with pytest.raises(LimitExceededException):
+            kms.create_access_key(root)
+        kms.update_access_key(root, issued.access_key_id, "Inactive")
+        assert kms.held_access_key(issued.access_key_id)[2] is False
+        kms.delete_access_key(root, issued.access_key_id)
+        assert kms.held_access_key(issued.access_key_id) is None
+        # a root key of a credentials file (never recorded) is still changed without a check
+        kms.update_access_key(root, "AKIAIOSFODNN7EXAMPLE", "Inactive")
+    assert verify(home).ok

@@ -68,6 +68,13 @@ def test_iam_create_access_key(tmp_path: Path) -> None:
     assert result.exit_code == 254
     assert "(LimitExceededException) when calling the CreateAccessKey operation: Cannot exceed quota for " \
            "AccessKeysPerUser: 2" in result.stderr
+    # with no --user-name, the caller's own key: the account root's
+    result = CliRunner().invoke(iam, ["create-access-key", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    root_key = json.loads(result.stdout)["AccessKey"]
+    assert "UserName" not in root_key
+    with keyledger.open(home) as kms:
+        assert kms.held_access_key(root_key["AccessKeyId"])[0] == f"arn:aws:iam::{kms.account}:root"
 
 
 def test_iam_create_access_key_for_a_missing_user(tmp_path: Path) -> None:

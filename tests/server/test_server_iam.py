@@ -319,6 +319,23 @@ def test_nothing_secret_in_the_logs_or_the_ledger(server: Server) -> None:
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_the_root_issues_its_own_key(server: Server) -> None:
+    """CreateAccessKey with no UserName, signed by the root, makes a root key
+    (as AWS does), which signs KMS requests as the root at once."""
+    client = iam(server)
+    made = client.create_access_key()["AccessKey"]
+    assert "UserName" not in made and made["Status"] == "Active"
+    listed = client.list_access_keys()["AccessKeyMetadata"]
+    assert made["AccessKeyId"] in [k["AccessKeyId"] for k in listed]
+    assert all("UserName" not in k for k in listed)
+    key = kms_with(server, made).create_key()["KeyMetadata"]
+    assert key["KeyManager"] == "CUSTOMER"
+    client.delete_access_key(AccessKeyId=made["AccessKeyId"])
+    with pytest.raises(ClientError) as info:
+        kms_with(server, made).list_keys()
+    assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
 def test_auth_none_acts_as_the_root(start_server: Any) -> None:
     srv = start_server(auth="none")
     client = boto3.client("iam", endpoint_url=srv.url, region_name=REGION, aws_access_key_id="AKIAANYTHING0000",
