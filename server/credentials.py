@@ -1,4 +1,10 @@
-"""Access keys: the file that maps an access key id to a principal and secret.
+"""Access keys: where the SigV4 verifier finds an access key's principal and
+secret. Two sources, asked in order (`KeySources`): a credentials file
+(`Credentials`, below) and the ledger itself (`HeldKeys`: keys made by
+`keyledger iam create-access-key` or IAM's CreateAccessKey, whose secrets
+the ledger holds wrapped under its root key and whose status its log folds).
+
+The credentials file maps an access key id to a principal and secret.
 
 The file is JSON lines, one access key a line, appended to and never
 rewritten in place:
