@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, quote
 from keyledger import responses as r
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
-from keyledger.server.sts import xml_text
+from keyledger.server.sts import SIGNATURE_ERRORS, xml_text
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
 
@@ -65,11 +65,7 @@ _ERRORS = {
     "ValidationException": (400, "ValidationError", "Sender"),
     "AccessDeniedException": (403, "AccessDenied", "Sender"),
     "ThrottlingException": (400, "Throttling", "Sender"),
-    # the signature checks' errors, as IAM (like STS) names them
-    "MissingAuthenticationTokenException": (403, "MissingAuthenticationToken", "Sender"),
-    "IncompleteSignatureException": (400, "IncompleteSignature", "Sender"),
-    "InvalidSignatureException": (403, "SignatureDoesNotMatch", "Sender"),
-    "UnrecognizedClientException": (403, "InvalidClientTokenId", "Sender"),
+    **SIGNATURE_ERRORS,  # the signature checks' errors, as IAM (like STS) names them
 }
 
 

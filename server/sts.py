@@ -26,8 +26,8 @@ VERSION = "2011-06-15"
 CONTENT_TYPE = "text/xml"
 MAX_BODY = 64 * 1024
 
-#: The KMS-side signature errors, as STS names them (status, code, type).
-_SIGNATURE_ERRORS = {
+#: The KMS-side signature errors, as STS (and IAM) name them (status, code, type).
+SIGNATURE_ERRORS = {
     "MissingAuthenticationTokenException": (403, "MissingAuthenticationToken", "Sender"),
     "IncompleteSignatureException": (400, "IncompleteSignature", "Sender"),
     "InvalidSignatureException": (403, "SignatureDoesNotMatch", "Sender"),
@@ -110,7 +110,7 @@ def answer(body: bytes, principal: str | KMSError, account: str) -> tuple[int, b
     check gave `principal` (or the error it raised)."""
     request_id = str(uuid.uuid4())
     if isinstance(principal, KMSError):
-        status, code, kind = _SIGNATURE_ERRORS.get(principal.code, (403, "AccessDenied", "Sender"))
+        status, code, kind = SIGNATURE_ERRORS.get(principal.code, (403, "AccessDenied", "Sender"))
         return status, error_xml(code, principal.message, request_id, kind), request_id
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
