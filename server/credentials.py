@@ -163,26 +163,41 @@ class Credentials:
 
 class HeldKeys:
     """The access keys whose secrets the ledger holds (`keyledger iam
-    create-access-key`, IAM's CreateAccessKey on `keyledger serve`), read
-    from the ledger on every lookup: a key issued, deactivated or deleted
-    on this node, or on any node of its cluster, counts from the next
-    request after the node has applied it."""
+    create-access-key`, IAM's CreateAccessKey on `keyledger serve`),
+    looked up in the ledger. A key found active is remembered for at most
+    `recheck` seconds, as a credentials file's keys are: a key switched off
+    or deleted by another process on this home, or on another node of its
+    cluster, is refused within that time; through this server (IAM's
+    UpdateAccessKey, DeleteAccessKey), from the next request (`forget`). (Reading the ledger
+    on every request cost the server about 15% of its throughput: each
+    LMDB read lets the writer thread take the GIL from the event loop.)
+    An id not found is not remembered, so a new key works at once."""
 
-    def __init__(self, kms: Any) -> None:
+    def __init__(self, kms: Any, *, recheck: float = 1.0) -> None:
         self._kms = kms
-        self._keys: dict[str, AccessKey] = {}  # the same object while nothing changed: signing keys cache by it
+        self._recheck = recheck
+        # id -> (the key, when it was read): the same object while nothing changed (the signing keys cache by it)
+        self._keys: dict[str, tuple[AccessKey, float]] = {}
 
     def lookup(self, access_key_id: str) -> AccessKey | None:
         """The active key with this id, or None."""
+        now = time.monotonic()
+        known = self._keys.get(access_key_id)
+        if known is not None and now - known[1] < self._recheck:
+            return known[0]
         found = self._kms.held_access_key(access_key_id)
         if found is None or not found[2]:
             self._keys.pop(access_key_id, None)
             return None
         principal, secret, _ = found
-        key = self._keys.get(access_key_id)
-        if key is None or key.secret is not secret or key.principal != principal:
-            key = self._keys[access_key_id] = AccessKey(access_key_id, principal, secret, True)
+        key = known[0] if known is not None and known[0].secret is secret and known[0].principal == principal \
+            else AccessKey(access_key_id, principal, secret, True)
+        self._keys[access_key_id] = (key, now)
         return key
+
+    def forget(self, access_key_id: str) -> None:
+        """Read the key from the ledger on its next use (this process changed it)."""
+        self._keys.pop(access_key_id, None)
 
 
 class KeyLookup(Protocol):
@@ -202,6 +217,12 @@ class KeySources:
             if key is not None:
                 return key
         return None
+
+    def forget(self, access_key_id: str) -> None:
+        """A key this process just switched off or deleted: no source answers from memory for it."""
+        for source in self.sources:
+            if isinstance(source, HeldKeys):
+                source.forget(access_key_id)
 
 
 def new_access_key_id() -> str:

@@ -395,6 +395,10 @@ async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict
     try:
         response = Planned.finish(outcome)
         result = call.render(response)
+        if call.method in ("update_access_key", "delete_access_key") and app.verifier is not None:
+            forget = getattr(app.verifier.credentials, "forget", None)
+            if forget is not None:  # the server's memory of the key: from the next request, not a second later
+                forget(call.args[1])
     except KMSError as error:  # on record already (the library records its refusals)
         if error.http_status >= 500:
             from keyledger.server.app import log_event

@@ -165,11 +165,12 @@ def test_a_key_of_another_user_is_not_found(start_server: Any) -> None:
     assert server.access["alice"].access_key_id in server.keys_file.read_text()
 
 
-def test_a_key_the_ledger_holds_works_at_once_and_is_revoked_at_once(start_server: Any) -> None:
+def test_a_key_the_ledger_holds_works_at_once_and_is_revoked_within_a_second(start_server: Any) -> None:
     """`keyledger iam create-access-key` (no --credentials) while the server
     runs: the ledger holds the secret and the status, so the very next
-    request authenticates with it, and the next one after a change is
-    refused; no credentials file is touched."""
+    request authenticates with it, and a change made by another process is
+    refused within a second (the server remembers a key it found active
+    that long, as it does a credentials file's); no file is touched."""
     server = start_server()
     before_file = server.keys_file.read_bytes()
     issued = run(server, "create-access-key", "--user-name", "alice")
@@ -190,15 +191,13 @@ def test_a_key_the_ledger_holds_works_at_once_and_is_revoked_at_once(start_serve
     assert listed[1]["UserName"] == "alice" and listed[1]["CreateDate"].startswith(key["CreateDate"][:19])
 
     assert run(server, "update-access-key", "--access-key-id", key["AccessKeyId"], "--status", "Inactive").returncode == 0
-    with pytest.raises(ClientError, match="UnrecognizedClientException"):  # the very next request
-        alice.list_keys()
+    assert refused_within(alice) < 3.0
     assert json.loads(run(server, "list-access-keys", "--user-name", "alice").stdout)["AccessKeyMetadata"][1][
         "Status"] == "Inactive"
     assert run(server, "update-access-key", "--access-key-id", key["AccessKeyId"], "--status", "Active").returncode == 0
-    alice.list_keys()
+    works_again(alice)  # (an id not found is never remembered)
     assert run(server, "delete-access-key", "--access-key-id", key["AccessKeyId"]).returncode == 0
-    with pytest.raises(ClientError, match="UnrecognizedClientException"):
-        alice.list_keys()
+    refused_within(alice)
     server.client("alice").list_keys()  # the file's key is untouched
     assert server.keys_file.read_bytes() == before_file
     records = server.records(0)
