@@ -28,6 +28,7 @@ from keyledger.service.request import (
     _encode_marker,
     _grant_token,
     _lockout_check,
+    _principals_exist,
     _missing,
     _parse_grant_token,
     _Request,
@@ -51,6 +52,7 @@ class AccessOps(ServiceBase):
             req.authorize("kms:PutKeyPolicy", state,  # nothing about the document
                           extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             authz.parse(policy)
+            _principals_exist(req, policy)
             cmd.require_not_pending(state, req.arn(state.key_id))
             if not bypass_policy_lockout_safety_check:
                 _lockout_check(req, state.key_id, policy)

@@ -24,6 +24,7 @@ from keyledger.service.request import (
     _encode_marker,
     _key_marker,
     _lockout_check,
+    _principals_exist,
     _Request,
     _request_tags,
 )
@@ -69,6 +70,8 @@ class KeyOps(ServiceBase):
                 str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
             authz.parse(document)
+            if policy_document is not None:
+                _principals_exist(req, document)
             if policy_document is not None and not bypass_policy_lockout_safety_check:
                 _lockout_check(req, key_id, document)  # only a given policy (AWS: the default cannot lock out)
             kek = Secret(self._rng(32))

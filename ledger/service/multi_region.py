@@ -30,7 +30,7 @@ from keyledger.projections import key_row
 from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase, check_region
-from keyledger.service.request import _lockout_check, _Request, _request_tags
+from keyledger.service.request import _lockout_check, _principals_exist, _Request, _request_tags
 
 
 def _scope(svc: ServiceBase, region: str) -> str:
@@ -73,6 +73,8 @@ class MultiRegionOps(ServiceBase):
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             document = authz.default_key_policy(self.account) if policy is None else policy
             authz.parse(document)
+            if policy is not None:
+                _principals_exist(there, document)
             if policy is not None and not bypass_policy_lockout_safety_check:
                 _lockout_check(there, state.key_id, document)
             existing: KeyState | None = there.maintain(state.key_id)

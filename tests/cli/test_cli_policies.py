@@ -31,6 +31,12 @@ def _no_principal_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KEYLEDGER_PRINCIPAL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _bob(cli: Cli) -> None:
+    """bob exists: a key policy may name only a principal that exists (as in AWS)."""
+    cli("iam", "create-user", "--user-name", "bob")
+
+
 def key_policy(*statements: dict[str, object], root: bool = True) -> str:
     admin = {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
     return json.dumps({"Version": "2012-10-17", "Statement": ([admin] if root else []) + list(statements)})
@@ -323,3 +329,23 @@ def test_policy_simulate_prints_the_decision_and_its_statements(tmp_path) -> Non
     assert out["Decision"] == "denied"
     assert out["MatchedStatements"] == [{"Source": "key policy", "Statement": "Enable IAM User Permissions",
                                          "Effect": "Allow", "Via": "account delegation"}]
+
+
+def test_a_key_policy_may_name_only_principals_that_exist(cli: Cli, key: str) -> None:
+    """AWS: "The principal(s) specified in the key policy must exist" (IAM resolves each
+    to its unique id). Checked before the lockout check, and not bypassed with it."""
+    invalid = "Policy contains a statement with one or more invalid principals."
+    for name in (CAROL, f"arn:aws:iam::{ACCOUNT}:role/bob", f"arn:aws:iam::{ACCOUNT}:user/"):
+        document = key_policy(allow(name, "kms:Encrypt"))
+        for command in (["put-key-policy", "--key-id", key], ["create-key"]):
+            for bypass in ([], ["--bypass-policy-lockout-safety-check"]):
+                refused = cli(*command, "--policy", document, *bypass, expect=254)
+                assert refused.stderr == error("MalformedPolicyDocumentException",
+                                               "PutKeyPolicy" if command[0] == "put-key-policy" else "CreateKey",
+                                               invalid + "\n"), name
+    # the root, "*", another account, a service and an assumed-role session are not looked up
+    for name in (ROOT, ACCOUNT, "*", "arn:aws:iam::444455556666:user/someone",
+                 f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/session"):
+        cli("put-key-policy", "--key-id", key, "--policy", key_policy(allow(name, "kms:Encrypt")))
+    cli("iam", "create-user", "--user-name", "carol")
+    cli("put-key-policy", "--key-id", key, "--policy", key_policy(allow(CAROL, "kms:Encrypt")))

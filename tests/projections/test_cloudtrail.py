@@ -121,7 +121,7 @@ def test_a_call_made_through_an_integrated_service_names_it_as_invoked_by(tmp_pa
 
     with keyledger.open(tmp_path / "kl", create=True) as kms:
         key = kms.create_key().key_metadata.key_id
-        user = "arn:aws:iam::111122223333:user/alice"
+        user = kms.create_user("alice").arn  # (a key policy may name only a principal that exists)
         kms.put_key_policy(key, json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*",
              "Resource": "*"},
