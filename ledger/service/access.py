@@ -51,8 +51,7 @@ class AccessOps(ServiceBase):
             state = req.key(key_id)  # a missing key or a caller who may not put its policy learns
             req.authorize("kms:PutKeyPolicy", state,  # nothing about the document
                           extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
-            authz.parse(policy)
-            _principals_exist(req, policy)
+            _principals_exist(req, authz.parse(policy))
             cmd.require_not_pending(state, req.arn(state.key_id))
             if not bypass_policy_lockout_safety_check:
                 _lockout_check(req, state.key_id, policy)
@@ -296,7 +295,6 @@ class AccessOps(ServiceBase):
             _dry_run(dry_run)
             req.emit([ev.GrantRevoked(state.key_id, grant_id)])
         return self._run("RevokeGrant", body, key_hint=key_id)
-
 
 
 def _same_grant(row: Any, made: ev.GrantCreated) -> bool:

@@ -4,7 +4,6 @@ access keys the HTTP server authenticates (ledger state, changed only by events)
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 from keyledger import commands as cmd
@@ -19,7 +18,7 @@ from keyledger.errors import (
     NotFoundException,
     ValidationException,
 )
-from keyledger.projections import access_key_row, decode_row, principal_row
+from keyledger.projections import access_key_row, principal_row
 from keyledger.projections.state import PrincipalState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -32,11 +31,6 @@ from keyledger.service.request import (
 
 #: AWS IAM's quota of access keys per user
 ACCESS_KEYS_PER_USER = 2
-
-
-def _scan_principals(snap: Any) -> Iterator[tuple[bytes, Any]]:
-    for row, data in snap.raw_rows("principals"):
-        yield row, decode_row("principals", data)
 
 
 class IamOps(ServiceBase):
@@ -200,7 +194,7 @@ class IamOps(ServiceBase):
             state = None if holder is None else snap.get("principals", principal_row(holder))
             if state is None or access_key_id not in state.held_keys:
                 # ids are never issued twice, so the holder found once stays the holder
-                state = next((p for _, p in _scan_principals(snap) if access_key_id in p.held_keys), None)
+                state = next((p for _, p in snap.scan("principals") if access_key_id in p.held_keys), None)
                 if state is None:
                     return None
                 self._holders[access_key_id] = state.principal

@@ -69,9 +69,9 @@ class KeyOps(ServiceBase):
             key_id = crypto.MRK_PREFIX + self._rng(16).hex() if multi_region else \
                 str(uuid.UUID(bytes=self._rng(16), version=4))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
-            authz.parse(document)
+            parsed = authz.parse(document)
             if policy_document is not None:
-                _principals_exist(req, document)
+                _principals_exist(req, parsed)
             if policy_document is not None and not bypass_policy_lockout_safety_check:
                 _lockout_check(req, key_id, document)  # only a given policy (AWS: the default cannot lock out)
             kek = Secret(self._rng(32))

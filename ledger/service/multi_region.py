@@ -72,9 +72,9 @@ class MultiRegionOps(ServiceBase):
                 "kms:keyorigin": state.origin, "kms:multiregion": True, "kms:multiregionkeytype": "REPLICA",
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             document = authz.default_key_policy(self.account) if policy is None else policy
-            authz.parse(document)
+            parsed = authz.parse(document)
             if policy is not None:
-                _principals_exist(there, document)
+                _principals_exist(there, parsed)
             if policy is not None and not bypass_policy_lockout_safety_check:
                 _lockout_check(there, state.key_id, document)
             existing: KeyState | None = there.maintain(state.key_id)

@@ -434,17 +434,19 @@ def _request_tags(tags: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _principals_exist(req: _Request, document: str) -> None:
+def _principals_exist(req: _Request, policy: authz.Policy) -> None:
     """AWS's rule for a key policy's principals: an IAM user or role of this
     account it names must exist (IAM resolves it to the principal's unique
     id, so a user deleted and made again never inherits the old one's
     rights). The account root, `*`, other accounts, assumed-role sessions
     and service principals are not looked up."""
     prefix = f"arn:aws:iam::{req.svc.account}:"
-    for statement in authz.parse(document).statements:
+    for statement in policy.statements:
         for name in (*(statement.principals or ()), *(statement.not_principals or ())):
-            kind, _, rest = name.removeprefix(prefix).partition("/")
-            if not name.startswith(prefix) or kind not in ("user", "role"):
+            if not name.startswith(prefix):
+                continue
+            kind, _, rest = name[len(prefix):].partition("/")
+            if kind not in ("user", "role"):
                 continue
             found = req.view.get("principals", principal_row(name)) if rest else None
             if found is None or found.kind != kind:

@@ -302,6 +302,10 @@ class Snapshot:
         data = self._txn.get(row, db=self._dbs[table])
         return None if data is None else projections.decode_row(table, data)
 
+    def scan(self, table: str, *, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
+        """The table's rows with `prefix`, decoded, in key order (as a write view's `scan`)."""
+        return _scan(self._txn, self._dbs[table], table, None, prefix, None)
+
     def checkpoints(self) -> list[bytes]:
         """Stored signed checkpoints, oldest (smallest tree) first."""
         return [bytes(v) for _, v in self._txn.cursor(db=self._dbs["checkpoints"])]
