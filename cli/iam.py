@@ -80,6 +80,24 @@ def list_users() -> None:
     show(to_aws(users))
 
 
+@iam_command("delete-user", "DeleteUser")
+@click.option("--user-name", required=True, help="The user's name.")
+def delete_user(user_name: str) -> None:
+    """Delete a user that has no access keys or policies left (DeleteUser).
+    Key policies and grants naming it name its unique id afterwards, so a
+    user made later with the same name inherits none of its rights."""
+    with settings().open() as kms:
+        kms.delete_user(user_name)
+
+
+@iam_command("delete-role", "DeleteRole")
+@click.option("--role-name", required=True, help="The role's name.")
+def delete_role(role_name: str) -> None:
+    """Delete a role that has no policies left (DeleteRole); as delete-user."""
+    with settings().open() as kms:
+        kms.delete_role(role_name)
+
+
 # -- inline policies of users and roles, as `aws iam` names them ------------------------
 
 def _inline_policy_commands(kind: str) -> None:

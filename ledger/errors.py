@@ -71,6 +71,9 @@ class KMSInvalidMacException(KMSError): pass  # VerifyMac: AWS sends no message
 #: the reserved `alias/aws/` prefix (no message). Not in the KMS model's
 #: error lists; like AccessDeniedException it comes from AWS's front door.
 class NotAuthorizedException(KMSError): pass
+#: IAM's refusal to delete a user or role that still has access keys or
+#: identity policies (DeleteUser, DeleteRole; code DeleteConflict, HTTP 409)
+class DeleteConflictException(KMSError): http_status = 409
 # ImportKeyMaterial's (service/imports.py)
 class ExpiredImportTokenException(KMSError): pass
 class InvalidImportTokenException(KMSError): pass
@@ -99,7 +102,7 @@ BY_CODE: dict[str, type[KMSError]] = {
         NotAuthorizedException,
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
         CustomKeyStoreNotFoundException, CloudHsmClusterNotFoundException, XksProxyUriUnreachableException,
-        XksProxyVpcEndpointServiceNotFoundException,
+        XksProxyVpcEndpointServiceNotFoundException, DeleteConflictException,
     )
 }
 

@@ -200,6 +200,39 @@ class AccessKeyDeleted(_Event, frozen=True, tag="AccessKeyDeleted"):
     access_key_id: str
 
 
+class PrincipalDeleted(_Event, frozen=True, tag="PrincipalDeleted"):
+    """IAM deleted a user or role (DeleteUser, DeleteRole). It had no access
+    keys and no identity policies left; the key policies and grants that
+    named it now name its unique id instead (the events after this one in
+    the same record batch), so a principal made later with the same name
+    inherits none of its rights."""
+
+    principal: str
+    kind: str  # "user" | "role"
+    unique_id: str  # the AIDA.../AROA... id that replaces its ARN
+
+
+class KeyPolicyPrincipalDeleted(_Event, frozen=True, tag="KeyPolicyPrincipalDeleted"):
+    """The key policy named a principal IAM deleted: AWS shows the policy
+    with the principal's unique id in place of its ARN, which matches no
+    caller. `policy` is the policy afterwards."""
+
+    key_id: str
+    principal: str
+    policy: str
+
+
+class GrantPrincipalDeleted(_Event, frozen=True, tag="GrantPrincipalDeleted"):
+    """A grant's grantee or retiring principal was deleted: the grant now
+    names the unique id instead, so it no longer applies to anyone by that
+    name (the key's administrators can still revoke it)."""
+
+    key_id: str
+    grant_id: str
+    principal: str
+    unique_id: str
+
+
 class GrantCreated(_Event, frozen=True, tag="GrantCreated"):
     key_id: str
     grant_id: str
@@ -593,6 +626,7 @@ Event = Union[
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
     KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
+    PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

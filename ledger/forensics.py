@@ -460,7 +460,8 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
     grants = [authz.Grant.of(g)
               for row, g in tables.rows["grants"].items() if g.key_id == key_id and in_scope(row, scope)]
     candidates = {authz.root_of(account)} | {p.principal for p in principals.values()}
-    candidates |= {g.grantee for g in grants if g.grantee is not None}
+    # a grant whose grantee IAM deleted names its unique id, which is no caller
+    candidates |= {g.grantee for g in grants if g.grantee is not None and not authz.UNIQUE_ID.fullmatch(g.grantee)}
     anyone = False
     for s in key_policy.statements:
         for name in s.principals or ():

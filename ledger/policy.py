@@ -132,6 +132,35 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     raise _bad(f"{where} must be a string or a non-empty list of strings")
 
 
+#: IAM's unique id of a user (AIDA...) or role (AROA...). A key policy names
+#: one where it named a principal IAM has since deleted; it matches no caller,
+#: and a policy put with one is refused (`_principals_exist`), as AWS refuses it.
+UNIQUE_ID = re.compile(r"A(IDA|ROA)[A-Z0-9]{17}")
+
+
+def without_principal(document: str, principal: str, unique_id: str) -> str | None:
+    """The key policy with every Principal and NotPrincipal entry that names
+    `principal` naming `unique_id` instead (what IAM does to the policies
+    naming a principal it deletes); None if no such entry exists. Conditions
+    are left as they are: they compare strings, and AWS leaves them too."""
+    raw = json.loads(document)
+    statements = raw.get("Statement")
+    changed = False
+    for statement in statements if isinstance(statements, list) else [statements]:
+        for element in ("Principal", "NotPrincipal"):
+            value = statement.get(element)
+            if not isinstance(value, dict) or "AWS" not in value:
+                continue
+            names = value["AWS"]
+            if names == principal:
+                value["AWS"] = unique_id
+                changed = True
+            elif isinstance(names, list) and principal in names:
+                value["AWS"] = [unique_id if name == principal else name for name in names]
+                changed = True
+    return json.dumps(raw, indent=2) if changed else None
+
+
 def _principals(value: Any, where: str) -> tuple[str, ...]:
     if value == "*":
         return ("*",)
@@ -143,7 +172,7 @@ def _principals(value: Any, where: str) -> tuple[str, ...]:
             raise _bad(f"{where} has an unknown principal type {kind!r}")
         for name in _strings(names, f"{where}.{kind}"):
             if kind == "AWS" and name != "*" and not re.fullmatch(r"\d{12}", name) and \
-                    not re.fullmatch(r"arn:aws:(iam|sts)::\d{12}:\S+", name):
+                    not re.fullmatch(r"arn:aws:(iam|sts)::\d{12}:\S+", name) and not UNIQUE_ID.fullmatch(name):
                 raise _bad(f"{where} has an invalid AWS principal {name!r}")
             out.append(name if kind == "AWS" else f"{kind}:{name}")
     return tuple(out)

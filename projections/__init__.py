@@ -128,9 +128,10 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
                 rows.append(_key(event.previous_key_id, scope))
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
-                ev.AccessKeyCreated() | ev.AccessKeyStatusChanged() | ev.AccessKeyDeleted():
+                ev.AccessKeyCreated() | ev.AccessKeyStatusChanged() | ev.AccessKeyDeleted() | \
+                ev.PrincipalDeleted():
             return [("principals", principal_row(event.principal), principals.evolve)]
-        case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked():
+        case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked() | ev.GrantPrincipalDeleted():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
         case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled():
             return [("parameters", parameter_row(event.name, scope), parameters.evolve)]

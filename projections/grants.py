@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from keyledger import events as ev
 from keyledger.projections.state import GrantState
 
@@ -16,4 +18,9 @@ def evolve(state: GrantState | None, record: ev.Record) -> GrantState | None:
                               e.source_arn)
         case ev.GrantRetired() | ev.GrantRevoked():
             return None
+        case ev.GrantPrincipalDeleted() if state is not None:
+            def gone(name: str | None) -> str | None:
+                return e.unique_id if name == e.principal else name
+            return replace(state, grantee_principal=gone(state.grantee_principal),
+                           retiring_principal=gone(state.retiring_principal))
     return state

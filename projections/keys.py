@@ -52,7 +52,7 @@ def evolve(state: KeyState | None, record: ev.Record, key_id: str) -> KeyState |
     if state is None:
         return None
     match e:
-        case ev.KeyPolicyPut():
+        case ev.KeyPolicyPut() | ev.KeyPolicyPrincipalDeleted():
             return replace(state, policy=e.policy)
         case ev.KeyDescriptionUpdated():
             return replace(state, description=e.description)

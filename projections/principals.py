@@ -35,6 +35,8 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
             if found is None:  # a credentials file's key: the file holds its status
                 return state
             return replace(state, held_keys={**state.held_keys, e.access_key_id: replace(found, status=e.status)})
+        case ev.PrincipalDeleted():
+            return None
         case ev.AccessKeyDeleted():
             return replace(state, access_keys=tuple(k for k in state.access_keys if k != e.access_key_id),
                            held_keys={k: v for k, v in state.held_keys.items() if k != e.access_key_id})

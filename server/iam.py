@@ -6,10 +6,10 @@ write to, so the server answers the part of IAM that keyledger keeps:
 send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
 SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
 botocore's IAM model parses it. The actions: CreateUser, GetUser,
-ListUsers, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
-ListUserPolicies, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
-ListAccessKeys. Where IAM makes UserName optional, it is the signing
-caller's own user.
+ListUsers, DeleteUser, DeleteRole, PutUserPolicy, GetUserPolicy,
+DeleteUserPolicy, ListUserPolicies, CreateAccessKey, UpdateAccessKey,
+DeleteAccessKey, ListAccessKeys. Where IAM makes UserName optional, it is
+the signing caller's own user.
 
 Each request is one library call for the principal the signature proves
 (the account root under --auth none), planned on the loop and committed by
@@ -61,6 +61,7 @@ _ERRORS = {
     "NotFoundException": (404, "NoSuchEntity", "Sender"),
     "AlreadyExistsException": (409, "EntityAlreadyExists", "Sender"),
     "LimitExceededException": (409, "LimitExceeded", "Sender"),
+    "DeleteConflictException": (409, "DeleteConflict", "Sender"),
     "MalformedPolicyDocumentException": (400, "MalformedPolicyDocument", "Sender"),
     "ValidationException": (400, "ValidationError", "Sender"),
     "AccessDeniedException": (403, "AccessDenied", "Sender"),
@@ -252,6 +253,11 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
             params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger users have the path /")
         params.done()
         return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>")
+    if action in ("DeleteUser", "DeleteRole"):
+        member = "UserName" if action == "DeleteUser" else "RoleName"
+        name = params.text(member, required=True, high=64)
+        params.done()
+        return Call("delete_user" if action == "DeleteUser" else "delete_role", (name,), lambda _: None)
     if action == "GetUser":
         name = params.text("UserName")
         params.done()

@@ -438,11 +438,15 @@ def _principals_exist(req: _Request, policy: authz.Policy) -> None:
     """AWS's rule for a key policy's principals: an IAM user or role of this
     account it names must exist (IAM resolves it to the principal's unique
     id, so a user deleted and made again never inherits the old one's
-    rights). The account root, `*`, other accounts, assumed-role sessions
-    and service principals are not looked up."""
+    rights), and a bare unique id (a deleted principal's, as GetKeyPolicy
+    shows it) is no principal. The account root, `*`, other accounts,
+    assumed-role sessions and service principals are not looked up."""
     prefix = f"arn:aws:iam::{req.svc.account}:"
     for statement in policy.statements:
         for name in (*(statement.principals or ()), *(statement.not_principals or ())):
+            if authz.UNIQUE_ID.fullmatch(name):  # a deleted principal's, as GetKeyPolicy shows it
+                raise MalformedPolicyDocumentException("Policy contains a statement with one or more invalid "
+                                                       "principals.")
             if not name.startswith(prefix):
                 continue
             kind, _, rest = name[len(prefix):].partition("/")

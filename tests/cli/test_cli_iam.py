@@ -106,6 +106,27 @@ def test_a_role_and_its_policies(cli: Cli, key: str) -> None:
     assert cli.json("iam", "list-role-policies", "--role-name", "ops") == {"PolicyNames": []}
 
 
+def test_delete_user_and_delete_role(cli: Cli, key: str) -> None:
+    cli("iam", "create-user", "--user-name", "bob")
+    cli("iam", "put-user-policy", "--user-name", "bob", "--policy-name", "p",
+        "--policy-document", json.dumps(ALLOW_ENCRYPT))
+    refused = cli("iam", "delete-user", "--user-name", "bob", expect=254)
+    assert refused.stderr == ("An error occurred (DeleteConflictException) when calling the DeleteUser operation: "
+                              "Cannot delete entity, must delete policies first.\n")
+    cli("iam", "delete-user-policy", "--user-name", "bob", "--policy-name", "p")
+    assert cli("iam", "delete-user", "--user-name", "bob").stdout == ""  # like aws iam delete-user
+    assert cli.json("iam", "list-users") == {"Users": []}
+    gone = cli("iam", "delete-user", "--user-name", "bob", expect=254)
+    assert gone.stderr == ("An error occurred (NotFoundException) when calling the DeleteUser operation: "
+                           "The user with name bob cannot be found.\n")
+    cli("iam", "create-role", "--role-name", "ops")
+    assert cli("iam", "delete-role", "--role-name", "ops").stdout == ""
+    cli("--principal", OPS, "encrypt", "--key-id", key, "--plaintext", "x", expect=254)
+    with keyledger.open(cli.home) as kms, kms.store.snapshot() as snap:
+        deleted = [r.event for r in snap.records() if isinstance(r.event, ev.PrincipalDeleted)]
+    assert [(e.principal, e.kind) for e in deleted] == [(BOB, "user"), (OPS, "role")]
+
+
 def test_the_principal_from_the_environment(cli: Cli, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cli("iam", "create-user", "--user-name", "bob")
     monkeypatch.setenv("KEYLEDGER_PRINCIPAL", BOB)
@@ -163,7 +184,7 @@ def test_the_group_can_take_more_commands() -> None:
     assert main.commands["iam"] is iam and isinstance(iam, click.Group)
     assert {"create-user", "create-role", "list-users", "create-access-key", "put-user-policy", "get-user-policy",
             "delete-user-policy", "list-user-policies", "put-role-policy", "get-role-policy", "delete-role-policy",
-            "list-role-policies"} <= set(iam.commands)
+            "list-role-policies", "delete-user", "delete-role"} <= set(iam.commands)
     assert not {"attach-policy", "detach-policy", "list-attached-policies", "get-policy"} & set(iam.commands)
 
 

@@ -31,7 +31,8 @@ from faces import Served
 
 MODEL = botocore.session.get_session().get_service_model("iam")
 SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
-          "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys")
+          "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
+          "DeleteUser", "DeleteRole")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})
@@ -70,7 +71,7 @@ def _value(shape: Any, member: str, world: World) -> st.SearchStrategy[Any]:
         text = st.text(max_size=40)
         if shape.enum:
             return st.sampled_from(shape.enum) | text
-        if member == "UserName":
+        if member in ("UserName", "RoleName"):
             return st.sampled_from(USERS) | text
         if member == "AccessKeyId":
             return st.sampled_from(world.key_ids) | text

@@ -135,6 +135,8 @@ def world(kms) -> World:
     alice = kms.create_user("alice").arn
     bob = kms.create_user("bob").arn
     kms.put_principal_policy(bob, "bobs", doc(allow("kms:DescribeKey")))
+    kms.create_user("leaving")  # DeleteUser's and DeleteRole's targets: no keys, no policies
+    kms.create_role("leaving")
     key = kms.create_key(description="one", tags=[{"TagKey": "Project", "TagValue": "alpha"}]).key_metadata.key_id
     key2 = kms.create_key(description="two").key_metadata.key_id
     pending = kms.create_key(description="going").key_metadata.key_id
@@ -256,6 +258,10 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                                lambda s, w: s.put_principal_policy(w.bob, "extra", IAM_DOC), lambda w: w.bob),
     "delete_principal_policy": Op("DeleteUserPolicy", ("iam:DeleteUserPolicy",), None,
                                   lambda s, w: s.delete_principal_policy(w.bob, "bobs"), lambda w: w.bob),
+    "delete_user": Op("DeleteUser", ("iam:DeleteUser",), None, lambda s, w: s.delete_user("leaving"),
+                      lambda w: f"arn:aws:iam::{ACCOUNT}:user/leaving"),
+    "delete_role": Op("DeleteRole", ("iam:DeleteRole",), None, lambda s, w: s.delete_role("leaving"),
+                      lambda w: f"arn:aws:iam::{ACCOUNT}:role/leaving"),
     "get_user": Op("GetUser", ("iam:GetUser",), None, lambda s, w: s.get_user(w.bob), lambda w: w.bob),
     "list_users": Op("ListUsers", ("iam:ListUsers",), None, lambda s, w: s.list_users(), _star),
     "list_principal_policies": Op("ListUserPolicies", ("iam:ListUserPolicies",), None,
@@ -669,7 +675,7 @@ def test_get_key_policy_and_list_key_policies(world: World) -> None:
 
 def test_users_and_their_policies(world: World) -> None:
     root = world.root
-    assert {u.arn for u in root.list_users().users} == {world.alice, world.bob}
+    assert {u.arn for u in root.list_users().users} == {world.alice, world.bob, f"arn:aws:iam::{ACCOUNT}:user/leaving"}
     role = root.create_role("app").arn
     assert role == f"arn:aws:iam::{ACCOUNT}:role/app"
     root.put_principal_policy(role, "use", doc(allow("kms:Encrypt")))
@@ -946,6 +952,8 @@ changes = st.one_of(
     st.tuples(st.just("key_policy"), st.integers(0, 1), st.integers(0, len(KEY_POLICIES) - 1)),
     st.tuples(st.just("iam"), st.sampled_from(USERS), st.integers(0, len(IAM_POLICIES) - 1)),
     st.tuples(st.just("detach"), st.sampled_from(USERS)),
+    # DeleteUser and CreateUser again: the key policies and grants naming the old user name its unique id
+    st.tuples(st.just("recreate"), st.sampled_from(USERS)),
     st.tuples(st.just("grant"), st.integers(0, 1), st.sampled_from(USERS), st.integers(0, len(GRANT_OPS) - 1),
               st.integers(0, len(CONSTRAINTS) - 1)),
     st.tuples(st.just("retire"), st.integers(0, 7)),
@@ -982,6 +990,11 @@ def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
                     root.delete_principal_policy(users[step[1]], "p")
                 except NotFoundException:
                     pass
+            elif kind == "recreate":
+                if root.list_principal_policies(users[step[1]]).policy_names:
+                    root.delete_principal_policy(users[step[1]], "p")
+                root.delete_user(step[1])
+                root.create_user(step[1])
             elif kind == "grant":
                 _, k, user, ops, constraint = step
                 g = root.create_grant(keys[k], users[user], GRANT_OPS[ops], constraints=CONSTRAINTS[constraint])

@@ -225,6 +225,47 @@ def test_a_user_manages_its_own_keys_and_the_quota(server: Server) -> None:
     assert [k["AccessKeyId"] for k in erin.list_access_keys()["AccessKeyMetadata"]] == [first["AccessKeyId"]]
 
 
+def test_delete_user_frees_the_name_without_passing_on_rights(server: Server) -> None:
+    client = iam(server)
+    client.create_user(UserName="gwen")
+    gwen = f"arn:aws:iam::{ACCOUNT}:user/gwen"
+    client.put_user_policy(UserName="gwen", PolicyName="kms-all", PolicyDocument=ALL_KMS)
+    made = client.create_access_key(UserName="gwen")["AccessKey"]
+    root_kms = kms_with(server, {"AccessKeyId": server.access["root"].access_key_id,
+                                 "SecretAccessKey": server.access["root"].secret_access_key})
+    key_id = root_kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": gwen}, "Action": "kms:Encrypt", "Resource": "*"}]}))[
+        "KeyMetadata"]["KeyId"]
+    with pytest.raises(ClientError) as info:
+        client.delete_user(UserName="gwen")
+    assert error_of(info) == (409, "DeleteConflict", "Cannot delete entity, must delete access keys first.")
+    client.delete_access_key(UserName="gwen", AccessKeyId=made["AccessKeyId"])
+    with pytest.raises(ClientError) as info:
+        client.delete_user(UserName="gwen")
+    assert error_of(info) == (409, "DeleteConflict", "Cannot delete entity, must delete policies first.")
+    client.delete_user_policy(UserName="gwen", PolicyName="kms-all")
+    before = server.head()
+    client.delete_user(UserName="gwen")
+    assert [type(r.event) for r in server.records(before)] == [ev.PrincipalDeleted, ev.KeyPolicyPrincipalDeleted]
+    assert "gwen" not in {u["UserName"] for u in client.list_users()["Users"]}
+    principal = json.loads(root_kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])[
+        "Statement"][1]["Principal"]["AWS"]
+    assert principal.startswith("AIDA") and len(principal) == 21
+    with pytest.raises(ClientError) as info:
+        client.delete_user(UserName="gwen")
+    assert error_of(info) == (404, "NoSuchEntity", "The user with name gwen cannot be found.")
+    with pytest.raises(ClientError) as info:
+        client.delete_role(RoleName="nobody")
+    assert error_of(info) == (404, "NoSuchEntity", "The role with name nobody cannot be found.")
+    # a new gwen, with a new key, is not the old one
+    client.create_user(UserName="gwen")
+    again = client.create_access_key(UserName="gwen")["AccessKey"]
+    with pytest.raises(ClientError) as info:
+        kms_with(server, again).encrypt(KeyId=key_id, Plaintext=b"x")
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
 def test_access_denied_is_on_record(server: Server) -> None:
     before = server.head()
     with pytest.raises(ClientError) as info:
@@ -245,11 +286,11 @@ def test_access_denied_is_on_record(server: Server) -> None:
 def test_other_actions_are_invalid_and_on_record(server: Server) -> None:
     before = server.head()
     with pytest.raises(ClientError) as info:
-        iam(server).delete_user(UserName="carol")
-    assert error_of(info) == (400, "InvalidAction", "Could not find operation DeleteUser for version 2010-05-08")
+        iam(server).create_group(GroupName="ops")
+    assert error_of(info) == (400, "InvalidAction", "Could not find operation CreateGroup for version 2010-05-08")
     request_id = info.value.response["ResponseMetadata"]["RequestId"]
     [record] = [r for r in server.records(before) if r.request_id == request_id]
-    assert isinstance(record.event, ev.RequestDenied) and record.event.operation == "DeleteUser"
+    assert isinstance(record.event, ev.RequestDenied) and record.event.operation == "CreateGroup"
     assert record.principal == f"arn:aws:iam::{ACCOUNT}:root"
     status, body = post_form(server, "Action=ListUsers&Version=2099-01-01")
     assert status == 400 and b"<Code>InvalidAction</Code>" in body
