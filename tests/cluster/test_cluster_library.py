@@ -6,6 +6,7 @@ cosigned checkpoints."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -163,6 +164,40 @@ def test_an_access_key_issued_on_one_node_authenticates_on_every_node(tmp_path: 
             if kms is not None:
                 kms.close()
     for name in ("n0", "n1", "n2"):
+        assert _verified(tmp_path / name).ok
+
+
+def test_a_user_deleted_on_one_node_loses_its_rights_on_every_node(tmp_path: Path, cluster_url: str) -> None:
+    """DeleteUser's policy and grant rewrites are part of its batch: every
+    node folds them, and a user made again on another node inherits nothing."""
+    first = _node(tmp_path / "n0", cluster_url, "n0")
+    root = (tmp_path / "n0" / "root.key").read_bytes()
+    second = _node(tmp_path / "n1", cluster_url, "n1", root=root)
+    try:
+        alice = first.create_user("alice").arn
+        admin = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{first.account}:root"},
+                 "Action": "kms:*", "Resource": "*"}
+        use = {"Effect": "Allow", "Principal": {"AWS": alice}, "Action": "kms:Encrypt", "Resource": "*"}
+        key = first.create_key(policy=json.dumps({"Version": "2012-10-17", "Statement": [admin, use]})) \
+            .key_metadata.key_id
+        other = first.create_key().key_metadata.key_id
+        first.create_grant(other, alice, ["Encrypt"])
+        first.as_caller(alice).encrypt(key, b"x")
+        _settle([first, second])
+        second.delete_user("alice")
+        _settle([first, second])
+        named = json.loads(first.get_key_policy(key).policy)["Statement"][1]["Principal"]["AWS"]
+        assert named.startswith("AIDA") and first.list_grants(other).grants[0].grantee_principal == named
+        first.create_user("alice")  # the name is free on every node, and carries nothing
+        _settle([first, second])
+        for kms in (first, second):
+            for key_id in (key, other):
+                with pytest.raises(KMSError, match="AccessDeniedException"):
+                    kms.as_caller(alice).encrypt(key_id, b"x")
+    finally:
+        first.close()
+        second.close()
+    for name in ("n0", "n1"):
         assert _verified(tmp_path / name).ok
 
 

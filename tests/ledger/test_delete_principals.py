@@ -60,6 +60,8 @@ def test_a_user_goes_only_without_access_keys_and_policies(kms: KeyLedger) -> No
         kms.delete_user("alice")
     assert refused.value.message == "Cannot delete entity, must delete access keys first."
     assert refused.value.http_status == 409
+    assert last_request(kms)[0].event == ev.RequestDenied(  # the refusal is on record
+        "DeleteUser", "DeleteConflictException", "Cannot delete entity, must delete access keys first.")
     kms.delete_access_key(alice, key_id)
     with pytest.raises(DeleteConflictException, match="must delete policies first"):
         kms.delete_user("alice")
