@@ -24,6 +24,9 @@ the access log or the log's records.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import re
 import time
@@ -198,9 +201,10 @@ class _Form:
                                f"regular expression pattern: {pattern.pattern}")
         return value
 
-    def page(self) -> tuple[int, int]:
-        """(start, max items) from Marker and MaxItems."""
-        start, size = 0, _DEFAULT_MAX_ITEMS
+    def page(self) -> tuple[tuple[str, ...], int]:
+        """(the keys of the items earlier pages returned, as the Marker says,
+        and the max items) from Marker and MaxItems."""
+        size = _DEFAULT_MAX_ITEMS
         items = self._one("MaxItems")
         if items is not None:
             if not items.isdigit() or not 1 <= int(items) <= 1000:
@@ -209,13 +213,16 @@ class _Form:
             else:
                 size = int(items)
         marker = self._one("Marker")
-        if marker is not None:
-            if not marker.isdigit() or len(marker) > 9:
-                self.errors.append(f"Value '{marker[:32]}' at 'marker' is not a marker this service issued")
-            else:
-                start = int(marker)
-        return start, size
-
+        if marker is None:
+            return (), size
+        try:
+            seen = tuple(json.loads(base64.urlsafe_b64decode(marker.encode("ascii"))))
+            if not seen or not all(isinstance(k, str) for k in seen):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeError, binascii.Error):
+            self.errors.append(f"Value '{marker[:32]}' at 'marker' is not a marker this service issued")
+            return (), size
+        return seen, size
     def done(self) -> None:
         if self.errors:
             count = len(self.errors)
@@ -223,12 +230,29 @@ class _Form:
                                   + "; ".join(self.errors))
 
 
-def _paged(items: list[str], start: int, size: int, name: str) -> str:
-    """The `<name>` list and IsTruncated (and Marker, the next start) of one page."""
-    shown = items[start:start + size]
-    truncated = start + size < len(items)
-    return (f"<{name}>{_members(shown)}</{name}><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
-            + (f"<Marker>{start + size}</Marker>" if truncated else ""))
+def _paged(items: list[tuple[str, str]], seen: tuple[str, ...], size: int, name: str, *,
+           ordered: bool = True) -> str:
+    """The `<name>` list of one page of (key, XML) items, and IsTruncated
+    (with the next page's Marker). A Marker names where the last page
+    ended, not an offset, so an item deleted between pages moves nothing:
+    for a list in key order, the last key returned (the page starts after
+    it); for one in another order (access keys, in the order they were
+    issued: at most two), every key returned so far."""
+    if not seen:
+        rest = items
+    elif ordered:
+        rest = [item for item in items if item[0] > seen[-1]]
+    else:
+        rest = [item for item in items if item[0] not in seen]
+    shown = rest[:size]
+    truncated = len(rest) > size
+    marker = None
+    if truncated:
+        keys = [key for key, _ in shown]
+        marker = base64.urlsafe_b64encode(json.dumps(keys[-1:] if ordered else [*seen, *keys]).encode()).decode()
+    return (f"<{name}>{_members([xml for _, xml in shown])}</{name}>"
+            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+            + (f"<Marker>{marker}</Marker>" if marker else ""))
 
 
 def plan_action(action: str, form: dict[str, list[str]], principal: str, account: str) -> Call:
@@ -267,12 +291,12 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         return Call("get_user", (arn,), lambda u: f"<User>{user_xml(u)}</User>")
     if action == "ListUsers":
         prefix = params.text("PathPrefix", high=512, pattern=None)
-        start, size = params.page()
+        seen, size = params.page()
         params.done()
 
         def listed(users: r.ListUsersResponse) -> str:
-            shown = [user_xml(u) for u in users.users if prefix is None or u.path.startswith(prefix)]
-            return _paged(shown, start, size, "Users")
+            shown = [(u.user_name, user_xml(u)) for u in users.users if prefix is None or u.path.startswith(prefix)]
+            return _paged(shown, seen, size, "Users")
         return Call("list_users", (), listed)
     if action == "PutUserPolicy":
         name = params.text("UserName", required=True)
@@ -293,10 +317,10 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         return Call("delete_principal_policy", (user(name), policy), lambda _: None)
     if action == "ListUserPolicies":
         name = params.text("UserName", required=True)
-        start, size = params.page()
+        seen, size = params.page()
         params.done()
         return Call("list_principal_policies", (user(name),),
-                    lambda got: _paged([xml_text(p) for p in got.policy_names], start, size, "PolicyNames"))
+                    lambda got: _paged([(p, xml_text(p)) for p in got.policy_names], seen, size, "PolicyNames"))
     if action == "CreateAccessKey":
         name = params.text("UserName")
         params.done()
@@ -314,12 +338,12 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         return Call("delete_access_key", (user(name), key_id), lambda _: None)
     if action == "ListAccessKeys":
         name = params.text("UserName")
-        start, size = params.page()
+        seen, size = params.page()
         params.done()
         return Call("list_access_keys", (user(name),), lambda got: _paged(
-            [_fields(UserName=k.user_name or None, AccessKeyId=k.access_key_id, Status=k.status,
-                     CreateDate=None if k.create_date is None else _date(k.create_date))
-             for k in got.access_key_metadata], start, size, "AccessKeyMetadata"))
+            [(k.access_key_id, _fields(UserName=k.user_name or None, AccessKeyId=k.access_key_id, Status=k.status,
+                                       CreateDate=None if k.create_date is None else _date(k.create_date)))
+             for k in got.access_key_metadata], seen, size, "AccessKeyMetadata", ordered=False))
     raise InvalidActionException(f"Could not find operation {action} for version {VERSION}")
 
 

@@ -133,6 +133,37 @@ def test_lists_page(server: Server) -> None:
     assert {"page-1", "page-2", "page-3"} <= set(every)
 
 
+def test_a_marker_names_where_the_page_ended_not_an_offset(server: Server) -> None:
+    client = iam(server)
+    for name in ("mark-1", "mark-2", "mark-3", "mark-4"):
+        client.create_user(UserName=name)
+    names = [u["UserName"] for u in client.list_users()["Users"]]
+    at = names.index("mark-2")
+    first = client.list_users(MaxItems=at + 1)  # ends with mark-2
+    assert first["Users"][-1]["UserName"] == "mark-2" and first["IsTruncated"]
+    client.delete_user(UserName="mark-1")  # a user before the marker goes between pages
+    rest = client.list_users(Marker=first["Marker"])["Users"]
+    assert [u["UserName"] for u in rest] == names[at + 1:]  # an offset would have skipped mark-3
+    for marker in ("10", "not a marker", "W10="):  # an offset, garbage, an empty list
+        with pytest.raises(ClientError) as info:
+            client.list_users(Marker=marker)
+        assert error_of(info)[:2] == (400, "ValidationError")
+        assert "at 'marker' is not a marker this service issued" in error_of(info)[2]
+    for policy in ("a", "b", "c"):
+        client.put_user_policy(UserName="mark-3", PolicyName=policy, PolicyDocument=json.dumps(POLICY))
+    page = client.list_user_policies(UserName="mark-3", MaxItems=2)
+    assert page["PolicyNames"] == ["a", "b"] and page["IsTruncated"]
+    client.delete_user_policy(UserName="mark-3", PolicyName="a")
+    assert client.list_user_policies(UserName="mark-3", Marker=page["Marker"])["PolicyNames"] == ["c"]
+    # access keys are listed in the order they were issued: the marker remembers the ones shown
+    made = [client.create_access_key(UserName="mark-4")["AccessKey"]["AccessKeyId"] for _ in range(2)]
+    page = client.list_access_keys(UserName="mark-4", MaxItems=1)
+    assert [k["AccessKeyId"] for k in page["AccessKeyMetadata"]] == made[:1] and page["IsTruncated"]
+    client.delete_access_key(UserName="mark-4", AccessKeyId=made[0])
+    rest = client.list_access_keys(UserName="mark-4", Marker=page["Marker"])
+    assert [k["AccessKeyId"] for k in rest["AccessKeyMetadata"]] == made[1:] and not rest["IsTruncated"]
+
+
 def test_no_such_entity(server: Server) -> None:
     client = iam(server)
     for call, kwargs in ((client.get_user, {}), (client.list_user_policies, {}), (client.list_access_keys, {}),
