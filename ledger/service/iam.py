@@ -61,7 +61,9 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> r.User:
             arn = self._iam_arn(kind, name)
             req.authorize(f"iam:{operation}", None, resource=arn)
-            if req.view.get("principals", principal_row(arn)) is not None:
+            prefix = principal_row(arn[:-len(name)])
+            if any(p.principal[len(prefix):].lower() == name.lower()  # IAM: names are not told apart by case
+                   for _, p in req.view.scan("principals", prefix=prefix)):
                 raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
             req.emit([ev.PrincipalCreated(arn, kind)])
             return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn))

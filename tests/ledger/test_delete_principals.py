@@ -18,6 +18,7 @@ from keyledger import policy as authz
 from keyledger import projections
 from keyledger.errors import (
     AccessDeniedException,
+    AlreadyExistsException,
     DeleteConflictException,
     MalformedPolicyDocumentException,
     NotFoundException,
@@ -217,3 +218,17 @@ def test_without_principal_is_exact() -> None:
     assert parsed.statements[1].principals == ("AIDAXXXXXXXXXXXXXXXXX", alicia)
     with pytest.raises(MalformedPolicyDocumentException):
         authz.parse(key_policy("AIDA-not-an-id"))
+
+
+def test_names_are_unique_whatever_their_case(kms: KeyLedger) -> None:
+    """IAM tells user (and role) names apart case-insensitively: no "ALICE"
+    beside "alice", until "alice" is deleted. A user and a role may share one."""
+    kms.create_user("alice")
+    kms.create_role("Alice")
+    with pytest.raises(AlreadyExistsException, match="User with name ALICE already exists.$"):
+        kms.create_user("ALICE")
+    with pytest.raises(AlreadyExistsException, match="Role with name alice already exists.$"):
+        kms.create_role("alice")
+    kms.create_user("alicia")  # a longer name is another name
+    kms.delete_user("alice")
+    assert kms.create_user("ALICE").arn == f"arn:aws:iam::{ACCOUNT}:user/ALICE"
