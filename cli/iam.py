@@ -80,6 +80,23 @@ def list_users() -> None:
     show(to_aws(users))
 
 
+@iam_command("get-role", "GetRole")
+@click.option("--role-name", required=True, help="The role's name.")
+def get_role(role_name: str) -> None:
+    """Show a role (GetRole)."""
+    with settings().open() as kms:
+        role = kms.get_role(role_name)
+    show({"Role": _as_role(to_aws(role))})
+
+
+@iam_command("list-roles", "ListRoles")
+def list_roles() -> None:
+    """List the roles of the ledger (ListRoles)."""
+    with settings().open() as kms:
+        roles = kms.list_roles()
+    show({"Roles": [_as_role(role) for role in to_aws(roles)["Roles"]]})
+
+
 @iam_command("delete-user", "DeleteUser")
 @click.option("--user-name", required=True, help="The user's name.")
 def delete_user(user_name: str) -> None:

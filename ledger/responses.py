@@ -473,7 +473,7 @@ class ListGrantsResponse(_Response, frozen=True):
 
 
 class User(_Response, frozen=True):
-    """An IAM user or role (CreateUser, CreateRole, ListUsers)."""
+    """An IAM user or role (CreateUser, CreateRole, GetUser, GetRole, ListUsers, ListRoles)."""
 
     user_name: str
     arn: str
@@ -521,6 +521,12 @@ class ListUsersResponse(_Response, frozen=True):
     """ListUsers (IAM): the ledger's users."""
 
     users: list[User]
+
+
+class ListRolesResponse(_Response, frozen=True):
+    """ListRoles (IAM): the ledger's roles (`User` with a role's ARN)."""
+
+    roles: list[User]
 
 
 class ListUserPoliciesResponse(_Response, frozen=True):

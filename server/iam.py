@@ -6,7 +6,7 @@ write to, so the server answers the part of IAM that keyledger keeps:
 send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
 SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
 botocore's IAM model parses it. The actions: CreateUser, GetUser,
-ListUsers, DeleteUser, DeleteRole, PutUserPolicy, GetUserPolicy,
+ListUsers, DeleteUser, GetRole, ListRoles, DeleteRole, PutUserPolicy, GetUserPolicy,
 DeleteUserPolicy, ListUserPolicies, CreateAccessKey, UpdateAccessKey,
 DeleteAccessKey, ListAccessKeys. Where IAM makes UserName optional, it is
 the signing caller's own user.
@@ -112,6 +112,11 @@ def _members(items: list[str]) -> str:
 def user_xml(user: r.User) -> str:
     return _fields(Path=user.path, UserName=user.user_name, UserId=user.user_id or _principal_id(user.arn),
                    Arn=user.arn, CreateDate=_date(user.create_date))
+
+
+def role_xml(role: r.User) -> str:
+    return _fields(Path=role.path, RoleName=role.user_name, RoleId=role.user_id or _principal_id(role.arn),
+                   Arn=role.arn, CreateDate=_date(role.create_date))
 
 
 def _root_xml(account: str, created: datetime) -> str:
@@ -298,6 +303,19 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
             shown = [(u.user_name, user_xml(u)) for u in users.users if prefix is None or u.path.startswith(prefix)]
             return _paged(shown, seen, size, "Users")
         return Call("list_users", (), listed)
+    if action == "GetRole":
+        name = params.text("RoleName", required=True, high=64)
+        params.done()
+        return Call("get_role", (name,), lambda role: f"<Role>{role_xml(role)}</Role>")
+    if action == "ListRoles":
+        prefix = params.text("PathPrefix", high=512, pattern=None)
+        seen, size = params.page()
+        params.done()
+
+        def roles(found: r.ListRolesResponse) -> str:
+            shown = [(x.user_name, role_xml(x)) for x in found.roles if prefix is None or x.path.startswith(prefix)]
+            return _paged(shown, seen, size, "Roles")
+        return Call("list_roles", (), roles)
     if action == "PutUserPolicy":
         name = params.text("UserName", required=True)
         policy = params.text("PolicyName", required=True)

@@ -4,7 +4,8 @@ access keys the HTTP server authenticates (ledger state, changed only by events)
 from __future__ import annotations
 
 import base64
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from keyledger import commands as cmd
 from keyledger import crypto
@@ -29,6 +30,8 @@ from keyledger.service.request import (
     _Request,
 )
 
+
+T = TypeVar("T")
 
 #: AWS IAM's quota of access keys per user
 ACCESS_KEYS_PER_USER = 2
@@ -166,17 +169,43 @@ class IamOps(ServiceBase):
         return self._run("GetUser", body)
 
     def list_users(self) -> r.ListUsersResponse:
-        """ListUsers (IAM): the ledger's IAM users (not roles), in ARN order.
+        """ListUsers (IAM): the ledger's IAM users (not roles), in name order.
 
         Raises AccessDeniedException."""
-        def body(req: _Request) -> r.ListUsersResponse:
-            req.authorize("iam:ListUsers", None)
-            users = [r.User(p.principal.split("/", 1)[1], p.principal, from_us(p.created),
+        return self._list_principals("user", r.ListUsersResponse)
+
+    def get_role(self, role_name: str) -> r.User:
+        """GetRole (IAM): a role, as `create_role` answered it.
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        def body(req: _Request) -> r.User:
+            arn = self._iam_arn("role", role_name)
+            req.authorize("iam:GetRole", None, resource=arn)
+            found = req.view.get("principals", principal_row(arn))
+            if found is None or found.kind != "role":
+                raise NotFoundException(f"The role with name {role_name} cannot be found.")
+            req.emit([ev.MetadataRead("GetRole")])
+            return r.User(role_name, arn, from_us(found.created), user_id=_principal_id(arn))
+        return self._run("GetRole", body)
+
+    def list_roles(self) -> r.ListRolesResponse:
+        """ListRoles (IAM): the ledger's IAM roles, in name order.
+
+        Raises AccessDeniedException."""
+        return self._list_principals("role", r.ListRolesResponse)
+
+    def _list_principals(self, kind: str, answer: Callable[[list[r.User]], T]) -> T:
+        operation = "ListUsers" if kind == "user" else "ListRoles"
+
+        def body(req: _Request) -> T:
+            req.authorize(f"iam:{operation}", None)
+            prefix = principal_row(f"arn:aws:iam::{self.account}:{kind}/")
+            found = [r.User(p.principal[len(prefix):], p.principal, from_us(p.created),
                             user_id=_principal_id(p.principal))
-                     for _, p in req.view.scan("principals") if p.kind == "user"]
-            req.emit([ev.MetadataRead("ListUsers")])
-            return r.ListUsersResponse(users)
-        return self._run("ListUsers", body)
+                     for _, p in req.view.scan("principals", prefix=prefix) if p.kind == kind]
+            req.emit([ev.MetadataRead(operation)])
+            return answer(found)
+        return self._run(operation, body)  # (planned by the server: the answer is made in the body)
 
     def list_principal_policies(self, principal: str) -> r.ListUserPoliciesResponse:
         """ListUserPolicies (IAM): the names of a user's or role's inline identity

@@ -119,8 +119,15 @@ def test_delete_user_and_delete_role(cli: Cli, key: str) -> None:
     gone = cli("iam", "delete-user", "--user-name", "bob", expect=254)
     assert gone.stderr == ("An error occurred (NotFoundException) when calling the DeleteUser operation: "
                            "The user with name bob cannot be found.\n")
-    cli("iam", "create-role", "--role-name", "ops")
+    made = cli.json("iam", "create-role", "--role-name", "ops")["Role"]
+    assert cli.json("iam", "get-role", "--role-name", "ops") == {"Role": made}
+    assert cli.json("iam", "list-roles") == {"Roles": [made]}
+    assert set(made) == {"Path", "RoleName", "RoleId", "Arn", "CreateDate"} and made["RoleId"].startswith("AROA")
     assert cli("iam", "delete-role", "--role-name", "ops").stdout == ""
+    assert cli.json("iam", "list-roles") == {"Roles": []}
+    gone = cli("iam", "get-role", "--role-name", "ops", expect=254)
+    assert gone.stderr == ("An error occurred (NotFoundException) when calling the GetRole operation: "
+                           "The role with name ops cannot be found.\n")
     cli("--principal", OPS, "encrypt", "--key-id", key, "--plaintext", "x", expect=254)
     with keyledger.open(cli.home) as kms, kms.store.snapshot() as snap:
         deleted = [r.event for r in snap.records() if isinstance(r.event, ev.PrincipalDeleted)]
@@ -184,7 +191,7 @@ def test_the_group_can_take_more_commands() -> None:
     assert main.commands["iam"] is iam and isinstance(iam, click.Group)
     assert {"create-user", "create-role", "list-users", "create-access-key", "put-user-policy", "get-user-policy",
             "delete-user-policy", "list-user-policies", "put-role-policy", "get-role-policy", "delete-role-policy",
-            "list-role-policies", "delete-user", "delete-role"} <= set(iam.commands)
+            "list-role-policies", "delete-user", "delete-role", "get-role", "list-roles"} <= set(iam.commands)
     assert not {"attach-policy", "detach-policy", "list-attached-policies", "get-policy"} & set(iam.commands)
 
 

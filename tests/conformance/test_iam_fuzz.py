@@ -31,7 +31,7 @@ from faces import Served
 MODEL = botocore.session.get_session().get_service_model("iam")
 SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
           "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
-          "DeleteUser", "DeleteRole")
+          "DeleteUser", "GetRole", "ListRoles", "DeleteRole")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})

@@ -262,6 +262,9 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                       lambda w: f"arn:aws:iam::{ACCOUNT}:user/leaving"),
     "delete_role": Op("DeleteRole", ("iam:DeleteRole",), None, lambda s, w: s.delete_role("leaving"),
                       lambda w: f"arn:aws:iam::{ACCOUNT}:role/leaving"),
+    "get_role": Op("GetRole", ("iam:GetRole",), None, lambda s, w: s.get_role("leaving"),
+                   lambda w: f"arn:aws:iam::{ACCOUNT}:role/leaving"),
+    "list_roles": Op("ListRoles", ("iam:ListRoles",), None, lambda s, w: s.list_roles(), _star),
     "get_user": Op("GetUser", ("iam:GetUser",), None, lambda s, w: s.get_user(w.bob), lambda w: w.bob),
     "list_users": Op("ListUsers", ("iam:ListUsers",), None, lambda s, w: s.list_users(), _star),
     "list_principal_policies": Op("ListUserPolicies", ("iam:ListUserPolicies",), None,
@@ -678,6 +681,11 @@ def test_users_and_their_policies(world: World) -> None:
     assert {u.arn for u in root.list_users().users} == {world.alice, world.bob, f"arn:aws:iam::{ACCOUNT}:user/leaving"}
     role = root.create_role("app").arn
     assert role == f"arn:aws:iam::{ACCOUNT}:role/app"
+    got = root.get_role("app")
+    assert (got.user_name, got.arn, got.user_id) == ("app", role, "AROA" + got.user_id[4:])
+    assert [x.arn for x in root.list_roles().roles] == [role, f"arn:aws:iam::{ACCOUNT}:role/leaving"]
+    with pytest.raises(NotFoundException, match="The role with name alice cannot be found."):
+        root.get_role("alice")  # a user is no role
     root.put_principal_policy(role, "use", doc(allow("kms:Encrypt")))
     root.as_caller(role).encrypt(world.key, b"x")
     assert root.list_principal_policies(world.bob).policy_names == ["bobs"]

@@ -133,6 +133,24 @@ def test_lists_page(server: Server) -> None:
     assert {"page-1", "page-2", "page-3"} <= set(every)
 
 
+def test_roles_are_listed_described_and_deleted(server: Server) -> None:
+    # roles are made by the CLI or the library (here the server's own), not through IAM
+    made = [server.kms.create_role(name).arn for name in ("role-a", "role-b", "role-c")]
+    client = iam(server)
+    role = client.get_role(RoleName="role-b")["Role"]
+    assert (role["RoleName"], role["Arn"], role["Path"]) == ("role-b", made[1], "/")
+    assert role["RoleId"].startswith("AROA") and role["CreateDate"].tzinfo is not None
+    listed = client.list_roles()["Roles"]
+    assert [r["Arn"] for r in listed if r["RoleName"].startswith("role-")] == made and role in listed
+    page = client.list_roles(MaxItems=1)
+    assert page["IsTruncated"] and len(page["Roles"]) == 1
+    every = [r["RoleName"] for p in client.get_paginator("list_roles").paginate(PaginationConfig={"PageSize": 1})
+             for r in p["Roles"]]
+    assert every == [r["RoleName"] for r in listed]
+    client.delete_role(RoleName="role-b")
+    assert "role-b" not in {r["RoleName"] for r in client.list_roles()["Roles"]}
+
+
 def test_a_marker_names_where_the_page_ended_not_an_offset(server: Server) -> None:
     client = iam(server)
     for name in ("mark-1", "mark-2", "mark-3", "mark-4"):
@@ -288,6 +306,9 @@ def test_delete_user_frees_the_name_without_passing_on_rights(server: Server) ->
     assert error_of(info) == (404, "NoSuchEntity", "The user with name gwen cannot be found.")
     with pytest.raises(ClientError) as info:
         client.delete_role(RoleName="nobody")
+    assert error_of(info) == (404, "NoSuchEntity", "The role with name nobody cannot be found.")
+    with pytest.raises(ClientError) as info:
+        client.get_role(RoleName="nobody")
     assert error_of(info) == (404, "NoSuchEntity", "The role with name nobody cannot be found.")
     # a new gwen, with a new key, is not the old one
     client.create_user(UserName="gwen")
