@@ -294,28 +294,22 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         if arn == f"arn:aws:iam::{account}:root":  # the root's own answer: no name or path
             return Call("get_user", (arn,), lambda u: _root_xml(account, u.create_date))
         return Call("get_user", (arn,), lambda u: f"<User>{user_xml(u)}</User>")
-    if action == "ListUsers":
+    if action in ("ListUsers", "ListRoles"):
         prefix = params.text("PathPrefix", high=512, pattern=None)
         seen, size = params.page()
         params.done()
+        users = action == "ListUsers"
 
-        def listed(users: r.ListUsersResponse) -> str:
-            shown = [(u.user_name, user_xml(u)) for u in users.users if prefix is None or u.path.startswith(prefix)]
-            return _paged(shown, seen, size, "Users")
-        return Call("list_users", (), listed)
+        def listed(found: r.ListUsersResponse | r.ListRolesResponse) -> str:
+            entities = found.users if isinstance(found, r.ListUsersResponse) else found.roles
+            render = user_xml if users else role_xml
+            shown = [(e.user_name, render(e)) for e in entities if prefix is None or e.path.startswith(prefix)]
+            return _paged(shown, seen, size, "Users" if users else "Roles")
+        return Call("list_users" if users else "list_roles", (), listed)
     if action == "GetRole":
         name = params.text("RoleName", required=True, high=64)
         params.done()
         return Call("get_role", (name,), lambda role: f"<Role>{role_xml(role)}</Role>")
-    if action == "ListRoles":
-        prefix = params.text("PathPrefix", high=512, pattern=None)
-        seen, size = params.page()
-        params.done()
-
-        def roles(found: r.ListRolesResponse) -> str:
-            shown = [(x.user_name, role_xml(x)) for x in found.roles if prefix is None or x.path.startswith(prefix)]
-            return _paged(shown, seen, size, "Roles")
-        return Call("list_roles", (), roles)
     if action == "PutUserPolicy":
         name = params.text("UserName", required=True)
         policy = params.text("PolicyName", required=True)
