@@ -109,14 +109,11 @@ def _members(items: list[str]) -> str:
     return "".join(f"<member>{item}</member>" for item in items)
 
 
-def user_xml(user: r.User) -> str:
-    return _fields(Path=user.path, UserName=user.user_name, UserId=user.user_id or _principal_id(user.arn),
-                   Arn=user.arn, CreateDate=_date(user.create_date))
-
-
-def role_xml(role: r.User) -> str:
-    return _fields(Path=role.path, RoleName=role.user_name, RoleId=role.user_id or _principal_id(role.arn),
-                   Arn=role.arn, CreateDate=_date(role.create_date))
+def user_xml(entity: r.User, kind: str = "User") -> str:
+    """A user's members as IAM's XML has them, or a role's (`kind` "Role")."""
+    return _fields(Path=entity.path, **{f"{kind}Name": entity.user_name,
+                                         f"{kind}Id": entity.user_id or _principal_id(entity.arn)},
+                   Arn=entity.arn, CreateDate=_date(entity.create_date))
 
 
 def _root_xml(account: str, created: datetime) -> str:
@@ -302,14 +299,14 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
 
         def listed(found: r.ListUsersResponse | r.ListRolesResponse) -> str:
             entities = found.users if isinstance(found, r.ListUsersResponse) else found.roles
-            render = user_xml if users else role_xml
-            shown = [(e.user_name, render(e)) for e in entities if prefix is None or e.path.startswith(prefix)]
+            shown = [(e.user_name, user_xml(e, "User" if users else "Role"))
+                     for e in entities if prefix is None or e.path.startswith(prefix)]
             return _paged(shown, seen, size, "Users" if users else "Roles")
         return Call("list_users" if users else "list_roles", (), listed)
     if action == "GetRole":
         name = params.text("RoleName", required=True, high=64)
         params.done()
-        return Call("get_role", (name,), lambda role: f"<Role>{role_xml(role)}</Role>")
+        return Call("get_role", (name,), lambda role: f"<Role>{user_xml(role, 'Role')}</Role>")
     if action == "PutUserPolicy":
         name = params.text("UserName", required=True)
         policy = params.text("PolicyName", required=True)

@@ -97,9 +97,7 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> None:
             arn = self._iam_arn(kind, name)
             req.authorize(f"iam:{operation}", None, resource=arn)
-            found = req.view.get("principals", principal_row(arn))
-            if found is None or found.kind != kind:
-                raise NotFoundException(f"The {kind} with name {name} cannot be found.")
+            found = self._named(req, kind, arn)
             if found.access_keys:
                 raise DeleteConflictException("Cannot delete entity, must delete access keys first.")
             if found.policies:
@@ -118,6 +116,19 @@ class IamOps(ServiceBase):
                     req.elsewhere(split_row(row)[0]).emit(
                         [ev.GrantPrincipalDeleted(grant.key_id, grant.grant_id, arn, unique_id)])
         return self._run(operation, body)
+
+    def _named(self, req: _Request, kind: str, arn: str) -> PrincipalState:
+        """The row of the user or role (`kind`) `arn`, or IAM's NoSuchEntity wording."""
+        found: PrincipalState | None = req.view.get("principals", principal_row(arn))
+        if found is None or found.kind != kind:
+            raise NotFoundException(f"The {kind} with name {arn.split('/', 1)[-1]} cannot be found.")
+        return found
+
+    @staticmethod
+    def _entity(found: PrincipalState) -> r.User:
+        """A user or role as IAM answers it, from its row."""
+        return r.User(found.principal.split("/", 1)[-1], found.principal, from_us(found.created),
+                      user_id=_principal_id(found.principal))
 
     def _principal(self, req: _Request, principal: str) -> Any:
         """A user's or role's row (the account root's row holds only its access keys)."""
@@ -159,11 +170,7 @@ class IamOps(ServiceBase):
                 user = r.User("", principal, from_us(req.now if first is None else first.time), path="",
                               user_id=self.account)
             else:
-                name = principal.split("/", 1)[-1]
-                found = req.view.get("principals", principal_row(principal))
-                if found is None or found.kind != "user":
-                    raise NotFoundException(f"The user with name {name} cannot be found.")
-                user = r.User(name, principal, from_us(found.created), user_id=_principal_id(principal))
+                user = self._entity(self._named(req, "user", principal))
             req.emit([ev.MetadataRead("GetUser")])
             return user
         return self._run("GetUser", body)
@@ -181,11 +188,9 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> r.User:
             arn = self._iam_arn("role", role_name)
             req.authorize("iam:GetRole", None, resource=arn)
-            found = req.view.get("principals", principal_row(arn))
-            if found is None or found.kind != "role":
-                raise NotFoundException(f"The role with name {role_name} cannot be found.")
+            role = self._entity(self._named(req, "role", arn))
             req.emit([ev.MetadataRead("GetRole")])
-            return r.User(role_name, arn, from_us(found.created), user_id=_principal_id(arn))
+            return role
         return self._run("GetRole", body)
 
     def list_roles(self) -> r.ListRolesResponse:
@@ -200,9 +205,7 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> T:
             req.authorize(f"iam:{operation}", None)
             prefix = principal_row(f"arn:aws:iam::{self.account}:{kind}/")
-            found = [r.User(p.principal[len(prefix):], p.principal, from_us(p.created),
-                            user_id=_principal_id(p.principal))
-                     for _, p in req.view.scan("principals", prefix=prefix) if p.kind == kind]
+            found = [self._entity(p) for _, p in req.view.scan("principals", prefix=prefix) if p.kind == kind]
             req.emit([ev.MetadataRead(operation)])
             return answer(found)
         return self._run(operation, body)  # (planned by the server: the answer is made in the body)
