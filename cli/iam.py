@@ -38,8 +38,12 @@ def iam_command(name: str, operation: str) -> Callable[[Callable[..., Any]], Led
 
 
 def _as_role(entity: dict[str, Any]) -> dict[str, Any]:
+    """A role as `aws iam` prints it: RoleName, RoleId, the trust policy as a JSON object."""
     renamed = {"UserName": "RoleName", "UserId": "RoleId"}
-    return {renamed.get(k, k): v for k, v in entity.items()}
+    shown = {renamed.get(k, k): v for k, v in entity.items()}
+    if isinstance(shown.get("AssumeRolePolicyDocument"), str):
+        shown["AssumeRolePolicyDocument"] = json.loads(shown["AssumeRolePolicyDocument"])
+    return shown
 
 
 @iam_command("create-user", "CreateUser")
@@ -53,11 +57,55 @@ def create_user(user_name: str) -> None:
 
 @iam_command("create-role", "CreateRole")
 @click.option("--role-name", required=True, help="The new role's name (1-128 of A-Z a-z 0-9 +=,.@_-).")
-def create_role(role_name: str) -> None:
+@click.option("--assume-role-policy-document", default=None, metavar="POLICY",
+              help="The trust policy: who may assume the role (sts:AssumeRole), file://PATH or the JSON text. "
+                   "Without one, nobody can assume it (it can still be named in policies and act in the library).")
+@click.option("--max-session-duration", type=int, default=None,
+              help="The longest session of the role, in seconds (3600-43200; default 3600).")
+def create_role(role_name: str, assume_role_policy_document: str | None, max_session_duration: int | None) -> None:
     """Create a role, arn:aws:iam::ACCOUNT:role/NAME (CreateRole)."""
+    trust = None if assume_role_policy_document is None \
+        else params.text("--assume-role-policy-document", assume_role_policy_document)
     with settings().open() as kms:
-        role = kms.create_role(role_name)
+        role = kms.create_role(role_name, trust, max_session_duration=max_session_duration)
     show({"Role": _as_role(to_aws(role))})
+
+
+@iam_command("update-assume-role-policy", "UpdateAssumeRolePolicy")
+@click.option("--role-name", required=True, help="The role's name.")
+@click.option("--policy-document", required=True, metavar="POLICY",
+              help="The new trust policy, file://PATH or the JSON text.")
+def update_assume_role_policy(role_name: str, policy_document: str) -> None:
+    """Replace a role's trust policy (UpdateAssumeRolePolicy); sessions
+    already issued last until they expire."""
+    document = params.text("--policy-document", policy_document)
+    assert document is not None  # (a required option)
+    with settings().open() as kms:
+        kms.update_assume_role_policy(role_name, document)
+
+
+@click.group("sts")
+def sts() -> None:
+    """STS: temporary credentials for a role, for `keyledger serve`'s callers."""
+
+
+@sts.command("assume-role", cls=LedgerCommand, operation="AssumeRole", output_options=True)
+@click.option("--role-arn", required=True, help="The role to assume, arn:aws:iam::ACCOUNT:role/NAME.")
+@click.option("--role-session-name", required=True, help="The session's name (2-64 of A-Z a-z 0-9 +=,.@_-).")
+@click.option("--duration-seconds", type=int, default=None,
+              help="How long the credentials last, 900 up to the role's maximum (default 3600).")
+@click.option("--external-id", default=None, help="The sts:ExternalId the trust policy may ask for.")
+def assume_role(role_arn: str, role_session_name: str, duration_seconds: int | None,
+                external_id: str | None) -> None:
+    """Assume a role as --principal (AssumeRole): print temporary
+    credentials (AccessKeyId, SecretAccessKey, SessionToken, Expiration) for
+    requests to `keyledger serve` on this ledger or its cluster, as `aws sts
+    assume-role` prints them. The secret and token are shown this once and
+    are never recorded."""
+    with settings().open() as kms:
+        made = kms.assume_role(role_arn, role_session_name, duration_seconds=duration_seconds,
+                               external_id=external_id)
+    show(made.to_aws())
 
 
 @iam_command("get-user", "GetUser")
@@ -172,4 +220,4 @@ def _inline_policy_commands(kind: str) -> None:
 _inline_policy_commands("user")
 _inline_policy_commands("role")
 
-COMMANDS = [iam]
+COMMANDS = [iam, sts]

@@ -561,6 +561,41 @@ def check_iam_name(name: str) -> None:
         raise ValidationException(f"{name!r} is not a valid IAM name: 1-128 of [A-Za-z0-9+=,.@_-]")
 
 
+_SESSION_NAME = re.compile(r"[\w+=,.@-]*", re.ASCII)
+#: STS's pattern for AssumeRole's ExternalId (2-1224 characters)
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+#: the longest session IAM allows a role (MaxSessionDuration, DurationSeconds)
+MAX_SESSION_SECONDS = 43200
+
+
+def _sts_violation(value: object, member: str, constraint: str) -> ValidationException:
+    return ValidationException(f"1 validation error detected: Value '{str(value)[:128]}' at '{member}' failed to "
+                               f"satisfy constraint: {constraint}")
+
+
+def check_session_name(name: str) -> None:
+    """AssumeRole's RoleSessionName: 2-64 of [A-Za-z0-9_+=,.@-], worded as STS words it."""
+    if not isinstance(name, str) or len(name) < 2:
+        raise _sts_violation(name, "roleSessionName", "Member must have length greater than or equal to 2")
+    if len(name) > 64:
+        raise _sts_violation(name, "roleSessionName", "Member must have length less than or equal to 64")
+    if not _SESSION_NAME.fullmatch(name):
+        raise _sts_violation(name, "roleSessionName",
+                             f"Member must satisfy regular expression pattern: {_SESSION_NAME.pattern}")
+
+
+def check_session_duration(seconds: int, member: str, low: int) -> None:
+    """A session length in seconds: `low` (900 for AssumeRole's
+    DurationSeconds, 3600 for CreateRole's MaxSessionDuration) to 43200."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise _sts_violation(seconds, member, "Member must be an integer")
+    if seconds < low:
+        raise _sts_violation(seconds, member, f"Member must have value greater than or equal to {low}")
+    if seconds > MAX_SESSION_SECONDS:
+        raise _sts_violation(seconds, member,
+                             f"Member must have value less than or equal to {MAX_SESSION_SECONDS}")
+
+
 # -- multi-Region keys ------------------------------------------------------------
 
 def require_primary(state: KeyState, arn: str, operation: str) -> None:

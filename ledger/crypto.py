@@ -578,6 +578,37 @@ def open_import_token(kek: Secret, key_id: str, token: bytes) -> bytes | None:
         return None
 
 
+# -- STS session tokens -----------------------------------------------------------
+
+_SESSION_TOKEN_MAGIC = b"KLST\x01"
+_SESSION_TOKEN_AAD = b"keyledger/v1/session-token"
+_SESSION_TOKEN_KEY_INFO = b"keyledger/v1/session-token-key"
+
+
+def _session_token_key(root: Secret) -> Secret:
+    return Secret(_hkdf_sha256_32(root.reveal(), b"\x00" * 32, _SESSION_TOKEN_KEY_INFO))
+
+
+def seal_session_token(root: Secret, claims: bytes, *, nonce: bytes) -> bytes:
+    """A session token (STS AssumeRole): the session's claims, its secret
+    among them, sealed under a key derived from the root key, so the token
+    is all a node needs to authenticate the session and nothing secret is
+    stored. A new root key (rotate-root-key) ends every session."""
+    return _SESSION_TOKEN_MAGIC + _wrap(_session_token_key(root), claims, _SESSION_TOKEN_AAD, nonce)
+
+
+def open_session_token(root: Secret, token: bytes) -> bytes | None:
+    """The claims of a session token this ledger's root key sealed; None for any other bytes."""
+    if not token.startswith(_SESSION_TOKEN_MAGIC) or len(token) < len(_SESSION_TOKEN_MAGIC) + NONCE_BYTES + TAG_BYTES:
+        return None
+    body = token[len(_SESSION_TOKEN_MAGIC):]
+    try:
+        return AESGCM(_session_token_key(root).reveal()).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:],
+                                                                _SESSION_TOKEN_AAD)
+    except (InvalidTag, ValueError):
+        return None
+
+
 def unwrap_imported_material(wrapping_private: Secret, wrapping_algorithm: str, blob: bytes) -> Secret:
     """The key material a caller wrapped under the public wrapping key, or
     InvalidCiphertextException (no reason given) for anything else."""

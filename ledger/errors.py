@@ -74,6 +74,9 @@ class NotAuthorizedException(KMSError): pass
 #: IAM's refusal to delete a user or role that still has access keys or
 #: identity policies (DeleteUser, DeleteRole; code DeleteConflict, HTTP 409)
 class DeleteConflictException(KMSError): http_status = 409
+#: a request signed with temporary credentials (STS AssumeRole) whose session
+#: has ended; AWS's own name and message
+class ExpiredTokenException(KMSError): pass
 # ImportKeyMaterial's (service/imports.py)
 class ExpiredImportTokenException(KMSError): pass
 class InvalidImportTokenException(KMSError): pass
@@ -102,7 +105,7 @@ BY_CODE: dict[str, type[KMSError]] = {
         NotAuthorizedException,
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
         CustomKeyStoreNotFoundException, CloudHsmClusterNotFoundException, XksProxyUriUnreachableException,
-        XksProxyVpcEndpointServiceNotFoundException, DeleteConflictException,
+        XksProxyVpcEndpointServiceNotFoundException, DeleteConflictException, ExpiredTokenException,
     )
 }
 

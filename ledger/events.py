@@ -158,9 +158,34 @@ class AliasDeleted(_Event, frozen=True, tag="AliasDeleted"):
 
 # -- principals and grants -----------------------------------------------------
 
-class PrincipalCreated(_Event, frozen=True, tag="PrincipalCreated"):
+class PrincipalCreated(_Event, frozen=True, tag="PrincipalCreated", omit_defaults=True):
+    """A user or role was created. A role made through IAM's CreateRole
+    carries its trust policy (who may assume it) and its maximum session
+    length; a role without a trust policy cannot be assumed. (Fields with
+    defaults: a user's record keeps the bytes it always had.)"""
+
     principal: str  # arn:aws:iam::<account>:user/NAME or :role/NAME
     kind: str  # "user" | "role"
+    trust_policy: str | None = None
+    max_session_duration: int | None = None  # seconds; None: IAM's default, 3600
+
+
+class RoleTrustPolicyUpdated(_Event, frozen=True, tag="RoleTrustPolicyUpdated"):
+    """IAM's UpdateAssumeRolePolicy: the role's trust policy is now `trust_policy`."""
+
+    principal: str
+    trust_policy: str
+
+
+class RoleAssumed(_Event, frozen=True, tag="RoleAssumed"):
+    """STS AssumeRole: the caller (the record's principal) received temporary
+    credentials for a session of `role`. Only the session's public names are
+    here: its secret and its session token never reach the log."""
+
+    role: str
+    session_name: str
+    access_key_id: str  # ASIA...
+    expires: int  # microseconds since the epoch
 
 
 class PrincipalPolicyPut(_Event, frozen=True, tag="PrincipalPolicyPut"):
@@ -626,7 +651,7 @@ Event = Union[
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
     KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
-    PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted,
+    PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted, RoleTrustPolicyUpdated, RoleAssumed,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

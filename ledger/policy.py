@@ -60,6 +60,19 @@ def root_of(account: str) -> str:
     return f"arn:aws:iam::{account}:root"
 
 
+_SESSION = re.compile(r"arn:aws:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})", re.ASCII)
+
+
+@functools.lru_cache(maxsize=4096)
+def role_of(principal: str) -> str | None:
+    """The role an assumed-role session acts as: `arn:aws:sts::A:assumed-role/R/S`
+    -> `arn:aws:iam::A:role/R`; None for any other principal. A policy's
+    principal or a grant that names the role applies to every session of
+    it, and the session's identity policies are the role's (AWS)."""
+    found = _SESSION.fullmatch(principal)
+    return f"arn:aws:iam::{found[1]}:role/{found[2]}" if found else None
+
+
 # -- wildcard patterns ----------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
@@ -204,7 +217,7 @@ def _condition_block(value: Any) -> tuple[Condition, ...]:
     return tuple(out)
 
 
-def _statement(raw: Any, i: int, is_key_policy: bool) -> Statement:
+def _statement(raw: Any, i: int, is_key_policy: bool, trust: bool = False) -> Statement:
     where = f"Statement[{i}]"
     if not isinstance(raw, dict):
         raise _bad(f"{where} must be an object")
@@ -218,7 +231,9 @@ def _statement(raw: Any, i: int, is_key_policy: bool) -> Statement:
         raise _bad(f"{where}.Effect must be Allow or Deny")
     if ("Action" in raw) == ("NotAction" in raw):
         raise _bad(f"{where} needs exactly one of Action and NotAction")
-    if ("Resource" in raw) == ("NotResource" in raw):
+    if trust and ("Resource" in raw or "NotResource" in raw):  # the role is the resource
+        raise _bad(f"{where}: a role's trust policy has the prohibited field Resource")
+    if not trust and ("Resource" in raw) == ("NotResource" in raw):
         raise _bad(f"{where} needs exactly one of Resource and NotResource")
     has_principal = "Principal" in raw or "NotPrincipal" in raw
     if is_key_policy and ("Principal" in raw) == ("NotPrincipal" in raw):
@@ -240,8 +255,11 @@ def _statement(raw: Any, i: int, is_key_policy: bool) -> Statement:
 
 
 @functools.lru_cache(maxsize=1024)
-def parse(document: str, *, key_policy: bool = True) -> Policy:
-    """Validate and compile a policy document, or MalformedPolicyDocumentException."""
+def parse(document: str, *, key_policy: bool = True, trust: bool = False) -> Policy:
+    """Validate and compile a policy document, or MalformedPolicyDocumentException.
+    `key_policy`: a resource-based policy (every statement names a
+    principal); `trust`: a role's trust policy, a resource-based policy
+    without Resource (the role is the resource)."""
     if not isinstance(document, str) or not document.strip():
         raise _bad("the document is empty")
     if len(document.encode()) > MAX_POLICY_BYTES:
@@ -262,7 +280,7 @@ def parse(document: str, *, key_policy: bool = True) -> Policy:
         statements = [statements]
     if not isinstance(statements, list) or not statements:
         raise _bad("Statement must be a non-empty list")
-    return Policy(tuple(_statement(s, i, key_policy) for i, s in enumerate(statements)))
+    return Policy(tuple(_statement(s, i, key_policy or trust, trust) for i, s in enumerate(statements)))
 
 
 # -- evaluation -----------------------------------------------------------------
@@ -307,7 +325,7 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     making the call on the principal's behalf; a direct call has none, and
     then `kms:ViaService` is absent (AWS: only `...IfExists` and `Null`
     conditions pass on it)."""
-    ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": now,
+    ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
                            "kms:calleraccount": account_of(principal) or ""}
     if via_service is not None:
         ctx["kms:viaservice"] = via_service
@@ -372,8 +390,9 @@ class Decision:
 
 def _principal_in(names: Sequence[str], principal: str) -> bool:
     account = account_of(principal)
+    role = role_of(principal)
     for name in names:
-        if name == "*" or name == principal:
+        if name == "*" or name == principal or (role is not None and name == role):
             return True
         if account and (name == account or name == root_of(account)) and principal == root_of(account):
             return True
@@ -499,7 +518,8 @@ _UNCONSTRAINED_GRANT_OPERATIONS = frozenset({"DescribeKey", "RetireGrant"})
 
 def grant_allows(grant: Grant, req: Request) -> bool:
     op = req.action.split(":", 1)[1]
-    if grant.grantee != req.principal or op not in grant.operations:
+    if op not in grant.operations or grant.grantee is None or \
+            (grant.grantee != req.principal and grant.grantee != role_of(req.principal)):
         return False
     # AWS: a SourceArn constraint is the global aws:SourceArn condition in the
     # grant, for every operation but RetireGrant. keyledger's callers never make

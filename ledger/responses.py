@@ -480,6 +480,10 @@ class User(_Response, frozen=True):
     create_date: datetime
     path: str = "/"
     user_id: str = ""
+    # a role's: its trust policy (CreateRole's AssumeRolePolicyDocument) and
+    # its sessions' longest life in seconds
+    assume_role_policy_document: str | None = None
+    max_session_duration: int | None = None
 
 
 class AccessKeyMetadata(_Response, frozen=True):
@@ -515,6 +519,41 @@ class NewAccessKey(msgspec.Struct, frozen=True):
                               "AccessKeyId": self.access_key_id, "Status": self.status,
                               "SecretAccessKey": self.secret_access_key.reveal().decode(),
                               "CreateDate": self.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+class SessionCredentials(msgspec.Struct, frozen=True):
+    """Temporary credentials (STS AssumeRole): an access key id, its secret
+    and the session token to send with every request (`X-Amz-Security-Token`),
+    good until `expiration`. The secret and the token are `Secret`s."""
+
+    access_key_id: str
+    secret_access_key: Secret
+    session_token: Secret
+    expiration: datetime
+
+
+class AssumedRoleUser(_Response, frozen=True):
+    """Who a session is: `AROA...:<session name>` and its assumed-role ARN."""
+
+    assumed_role_id: str
+    arn: str
+
+
+class AssumeRoleResponse(msgspec.Struct, frozen=True):
+    """AssumeRole (STS): a session of the role, and its credentials (shown this once)."""
+
+    credentials: SessionCredentials
+    assumed_role_user: AssumedRoleUser
+
+    def to_aws(self) -> dict[str, Any]:
+        """As STS answers it (botocore's shape), the secret and token in the clear."""
+        c = self.credentials
+        return {"Credentials": {"AccessKeyId": c.access_key_id,
+                                "SecretAccessKey": c.secret_access_key.reveal().decode(),
+                                "SessionToken": c.session_token.reveal().decode(),
+                                "Expiration": c.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "AssumedRoleUser": {"AssumedRoleId": self.assumed_role_user.assumed_role_id,
+                                    "Arn": self.assumed_role_user.arn}}
 
 
 class ListUsersResponse(_Response, frozen=True):

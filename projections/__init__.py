@@ -129,7 +129,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
                 ev.AccessKeyCreated() | ev.AccessKeyStatusChanged() | ev.AccessKeyDeleted() | \
-                ev.PrincipalDeleted():
+                ev.PrincipalDeleted() | ev.RoleTrustPolicyUpdated():
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked() | ev.GrantPrincipalDeleted():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
@@ -138,7 +138,7 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
         case ev.ParametersRead():
             return []
         case ev.RandomGenerated() | ev.MetadataRead() | ev.RequestDenied() | ev.RootKeyRotated() | \
-                ev.UnauthenticatedRequestsRefused():
+                ev.UnauthenticatedRequestsRefused() | ev.RoleAssumed():
             return []
         case ev.KeyReplicated() | ev.PrimaryRegionUpdated() | ev.ReplicaKeyRemoved():
             # every key of the multi-Region set learns the set (a new replica's row is made by

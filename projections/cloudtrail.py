@@ -14,17 +14,28 @@ from typing import Any
 import msgspec
 
 from keyledger import events as ev
+from keyledger.policy import role_of
 
 READ_ONLY = {
     "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
-    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetKeyLastUsage", "DescribeCustomKeyStores",
+    "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetUser", "GetRole", "ListRoles",
+    "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "GetKeyLastUsage", "DescribeCustomKeyStores",
     # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
     "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",
 }
 SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
+#: the records of IAM's and STS's operations, which keyledger keeps too, name their own services
+EVENT_SOURCES = {
+    **dict.fromkeys(("CreateUser", "DeleteUser", "GetUser", "ListUsers", "CreateRole", "DeleteRole", "GetRole",
+                     "ListRoles", "UpdateAssumeRolePolicy", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
+                     "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
+                     "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
+                     "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
+    "AssumeRole": "sts.amazonaws.com",
+}
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
            "policy", "plaintext_returned", "via_service"}  # via_service: shown as invokedBy
 
@@ -53,6 +64,13 @@ def user_identity(principal: str, account: str) -> dict[str, Any]:
     if ":user/" in principal:
         return {"type": "IAMUser", "principalId": f"AIDA{stable}", "arn": principal, "accountId": acct,
                 "userName": principal.split(":user/", 1)[1]}
+    role = role_of(principal)
+    if role is not None:  # a session: AROA<its role's id>:<session name>, and the role that issued it
+        role_id = "AROA" + hashlib.sha256(role.encode()).hexdigest()[:17].upper()
+        return {"type": "AssumedRole", "principalId": f"{role_id}:{principal.rsplit('/', 1)[1]}", "arn": principal,
+                "accountId": acct,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role,
+                                                     "accountId": acct, "userName": role.split(":role/", 1)[1]}}}
     if ":role/" in principal or ":assumed-role/" in principal:
         return {"type": "AssumedRole", "principalId": f"AROA{stable}", "arn": principal, "accountId": acct}
     return {"type": "Unknown", "principalId": principal, "arn": principal, "accountId": acct}
@@ -100,7 +118,7 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
         "eventVersion": "1.08",
         "userIdentity": user_identity(record.principal, account),
         "eventTime": event_time(record.time),
-        "eventSource": "kms.amazonaws.com",
+        "eventSource": EVENT_SOURCES.get(record.operation, "kms.amazonaws.com"),
         "eventName": record.operation,
         "awsRegion": region,
         "sourceIPAddress": "AWS Internal" if service else "keyledger",

@@ -16,7 +16,8 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
     e = record.event
     match e:
         case ev.PrincipalCreated():
-            return PrincipalState(e.principal, e.kind, record.time)
+            return PrincipalState(e.principal, e.kind, record.time, trust_policy=e.trust_policy,
+                                  max_session_duration=e.max_session_duration)
         case ev.AccessKeyCreated(held=True) if state is None and _account_root(e.principal):
             # the account root is no user; its row appears with the first key the ledger holds for it
             state = PrincipalState(e.principal, "root", record.time)
@@ -25,6 +26,8 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
     match e:
         case ev.PrincipalPolicyPut():
             return replace(state, policies={**state.policies, e.policy_name: e.policy})
+        case ev.RoleTrustPolicyUpdated():
+            return replace(state, trust_policy=e.trust_policy)
         case ev.PrincipalPolicyDeleted():
             return replace(state, policies={k: v for k, v in state.policies.items() if k != e.policy_name})
         case ev.AccessKeyCreated():

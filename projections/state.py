@@ -120,6 +120,10 @@ class PrincipalState(msgspec.Struct, frozen=True):
     # the access keys of `access_keys` whose secret and status the ledger holds
     # (a field with a default: rows without such keys keep their digest)
     held_keys: dict[str, HeldAccessKey] = {}
+    # a role's: who may assume it (None: nobody, a role made without IAM's
+    # CreateRole) and its sessions' longest life in seconds (None: 3600)
+    trust_policy: str | None = None
+    max_session_duration: int | None = None
 
 
 class GrantState(msgspec.Struct, frozen=True):

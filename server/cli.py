@@ -192,7 +192,8 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
             if not keys_path.exists() and not held_keys:
                 raise _Failure(f"no access keys: create one with `keyledger iam create-access-key --user-name NAME "
                                f"--home {home}` (none in the ledger, and no credentials file {keys_path})")
-            verifier = Verifier(creds.KeySources(from_file, creds.HeldKeys(kms)), kms.region)
+            verifier = Verifier(creds.KeySources(from_file, creds.HeldKeys(kms)), kms.region,
+                                sessions=creds.Sessions(kms))
         app = KMSApp(kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval or None,
                      refusal_interval=refusal_interval, refusal_rate=unauthenticated_rate,
                      refusal_burst=unauthenticated_burst)

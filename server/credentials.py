@@ -200,6 +200,43 @@ class HeldKeys:
         self._keys.pop(access_key_id, None)
 
 
+class Sessions:
+    """Temporary credentials (STS AssumeRole) whose session token this
+    ledger sealed: the token carries the session's secret, so nothing is
+    stored. A session found good is remembered for at most `recheck`
+    seconds (its role deleted elsewhere is refused within that time) and
+    never past its expiry, after which ExpiredTokenException. Bounded: at
+    most `limit` sessions are remembered, dropped wholesale beyond that."""
+
+    def __init__(self, kms: Any, *, recheck: float = 1.0, limit: int = 4096) -> None:
+        self._kms = kms
+        self._recheck = recheck
+        self._limit = limit
+        # (id, token) -> (the key, when it was read, its expiry in microseconds)
+        self._known: dict[tuple[str, str], tuple[AccessKey, float, int]] = {}
+
+    def lookup(self, access_key_id: str, session_token: str) -> AccessKey | None:
+        """The session's key, or None; ExpiredTokenException once it has ended."""
+        from keyledger.errors import ExpiredTokenException
+        now = time.monotonic()
+        known = self._known.get((access_key_id, session_token))
+        if known is not None and now - known[1] < self._recheck:
+            if self._kms.now() >= known[2]:
+                raise ExpiredTokenException("The security token included in the request is expired")
+            return known[0]
+        found = self._kms.session_credentials(access_key_id, session_token)
+        if found is None:
+            self._known.pop((access_key_id, session_token), None)
+            return None
+        principal, secret, expires = found
+        key = known[0] if known is not None and known[0].principal == principal \
+            else AccessKey(access_key_id, principal, secret, True)
+        if len(self._known) >= self._limit:
+            self._known.clear()
+        self._known[(access_key_id, session_token)] = (key, now, expires)
+        return key
+
+
 class KeyLookup(Protocol):
     def lookup(self, access_key_id: str) -> AccessKey | None: ...
 

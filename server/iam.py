@@ -6,10 +6,13 @@ write to, so the server answers the part of IAM that keyledger keeps:
 send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
 SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
 botocore's IAM model parses it. The actions: CreateUser, GetUser,
-ListUsers, DeleteUser, GetRole, ListRoles, DeleteRole, PutUserPolicy, GetUserPolicy,
-DeleteUserPolicy, ListUserPolicies, CreateAccessKey, UpdateAccessKey,
-DeleteAccessKey, ListAccessKeys. Where IAM makes UserName optional, it is
-the signing caller's own user.
+ListUsers, DeleteUser, CreateRole, GetRole, ListRoles, DeleteRole,
+UpdateAssumeRolePolicy, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
+ListUserPolicies, PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
+ListRolePolicies, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
+ListAccessKeys. Where IAM makes UserName optional, it is the signing
+caller's own user. (STS's AssumeRole, which turns a role into temporary
+credentials, is in `server.sts`.)
 
 Each request is one library call for the principal the signature proves
 (the account root under --auth none), planned on the loop and committed by
@@ -110,10 +113,14 @@ def _members(items: list[str]) -> str:
 
 
 def user_xml(entity: r.User, kind: str = "User") -> str:
-    """A user's members as IAM's XML has them, or a role's (`kind` "Role")."""
+    """A user's members as IAM's XML has them, or a role's (`kind` "Role":
+    with its trust policy, URL-encoded as IAM sends policy documents)."""
+    trust = entity.assume_role_policy_document
     return _fields(Path=entity.path, **{f"{kind}Name": entity.user_name,
                                          f"{kind}Id": entity.user_id or _principal_id(entity.arn)},
-                   Arn=entity.arn, CreateDate=_date(entity.create_date))
+                   Arn=entity.arn, CreateDate=_date(entity.create_date),
+                   AssumeRolePolicyDocument=None if trust is None else quote(trust, safe=""),
+                   MaxSessionDuration=None if entity.max_session_duration is None else str(entity.max_session_duration))
 
 
 def _root_xml(account: str, created: datetime) -> str:
@@ -151,10 +158,11 @@ def iam_error(error: KMSError, action: str = "") -> tuple[int, str, str, str]:
     status, code, kind = found
     message = error.message
     if code == "NoSuchEntity":  # the library names principals by ARN; IAM names users
-        if found_user := re.fullmatch(r"The principal arn:aws:iam::\d+:user/(.+) cannot be found\.", message):
-            message = f"The user with name {found_user[1]} cannot be found."
-        elif found_policy := re.fullmatch(r"The policy (.+) of arn:aws:iam::\S+ cannot be found\.", message):
-            message = f"The user policy with name {found_policy[1]} cannot be found."
+        if found_user := re.fullmatch(r"The principal arn:aws:iam::\d+:(user|role)/(.+) cannot be found\.", message):
+            message = f"The {found_user[1]} with name {found_user[2]} cannot be found."
+        elif found_policy := re.fullmatch(r"The policy (.+) of arn:aws:iam::\d+:(user|role)/\S+ cannot be found\.",
+                                          message):
+            message = f"The {found_policy[2]} policy with name {found_policy[1]} cannot be found."
     return status, code, kind, message
 
 
@@ -168,6 +176,7 @@ class Call:
     method: str
     args: tuple[Any, ...]
     render: Callable[[Any], str | None]
+    kwargs: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
 
 
 class _Form:
@@ -202,6 +211,19 @@ class _Form:
             self.errors.append(f"Value '{shown}' at '{member}' failed to satisfy constraint: Member must satisfy "
                                f"regular expression pattern: {pattern.pattern}")
         return value
+
+    def number(self, name: str, low: int, high: int) -> int | None:
+        """An integer parameter between `low` and `high`, if given."""
+        value = self._one(name)
+        if value is None:
+            return None
+        member = name[0].lower() + name[1:]
+        if not value.isdigit() or not low <= int(value) <= high:
+            self.errors.append(f"Value '{value[:32]}' at '{member}' failed to satisfy constraint: Member must have "
+                               f"value {'less' if value.isdigit() and int(value) > high else 'greater'} than or "
+                               f"equal to {high if value.isdigit() and int(value) > high else low}")
+            return None
+        return int(value)
 
     def page(self) -> tuple[tuple[str, ...], int]:
         """(the keys of the items earlier pages returned, as the Marker says,
@@ -279,6 +301,42 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
             params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger users have the path /")
         params.done()
         return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>")
+    if action == "CreateRole":
+        name = params.text("RoleName", required=True, high=64)
+        trust = params.text("AssumeRolePolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
+        path = params.text("Path", high=512, pattern=None)
+        params.text("Description", low=0, high=1000, pattern=None)
+        longest = params.number("MaxSessionDuration", 3600, 43200)
+        if "Tags.member.1.Key" in form or "PermissionsBoundary" in form:
+            params.errors.append("keyledger roles take no tags or permissions boundary")
+        if path not in (None, "/"):
+            params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger roles have the path /")
+        params.done()
+        return Call("create_role", (name, trust), lambda role: f"<Role>{user_xml(role, 'Role')}</Role>",
+                    (("max_session_duration", longest),))
+    if action == "UpdateAssumeRolePolicy":
+        name = params.text("RoleName", required=True, high=64)
+        document = params.text("PolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
+        params.done()
+        return Call("update_assume_role_policy", (name, document), lambda _: None)
+    if action in ("PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies"):
+        name = params.text("RoleName", required=True, high=64)
+        arn = f"arn:aws:iam::{account}:role/{name}"
+        if action == "ListRolePolicies":
+            seen, size = params.page()
+            params.done()
+            return Call("list_principal_policies", (arn,),
+                        lambda got: _paged([(p, xml_text(p)) for p in got.policy_names], seen, size, "PolicyNames"))
+        policy = params.text("PolicyName", required=True)
+        if action == "PutRolePolicy":
+            document = params.text("PolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
+            params.done()
+            return Call("put_principal_policy", (arn, policy, document), lambda _: None)
+        params.done()
+        if action == "DeleteRolePolicy":
+            return Call("delete_principal_policy", (arn, policy), lambda _: None)
+        return Call("get_principal_policy", (arn, policy), lambda got: _fields(
+            RoleName=name, PolicyName=got.policy_name, PolicyDocument=quote(got.policy_document, safe="")))
     if action in ("DeleteUser", "DeleteRole"):
         member = "UserName" if action == "DeleteUser" else "RoleName"
         name = params.text(member, required=True, high=64)
@@ -428,7 +486,7 @@ async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict
         planned = app._plan_call(principal, "record_denied", name, refusal)
         Planned.finish(await app.committer.submit(planned))
         return _error(refusal, planned.request_id, entry)
-    planned = app._plan_call(principal, call.method, *call.args)
+    planned = app._plan_call(principal, call.method, *call.args, **dict(call.kwargs))
     outcome = await app.committer.submit(planned)
     entry["request_id"] = planned.request_id
     try:

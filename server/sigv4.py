@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 from keyledger.secret import Secret
-from keyledger.server.credentials import AccessKey, KeyLookup
+from keyledger.server.credentials import AccessKey, KeyLookup, Sessions
 from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
     UnrecognizedClientException,
@@ -159,8 +159,9 @@ def canonical_request(method: str, raw_path: str, query: str, headers: Headers,
 
 class Verifier:
     def __init__(self, credentials: KeyLookup, region: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, sessions: Sessions | None = None) -> None:
         self.credentials = credentials
+        self.sessions = sessions  # temporary credentials (a request with X-Amz-Security-Token)
         self.region = region
         self._clock = clock
         # derived from the secrets: kept redacted, at most 4,097 (a day's
@@ -210,7 +211,8 @@ class Verifier:
         for needed in ("host", date_header, *(["x-amz-target"] if "x-amz-target" in headers else [])):
             if needed not in signed:
                 raise IncompleteSignatureException(f"'{needed}' must be a 'SignedHeader' in the AWS Authorization.")
-        if "x-amz-security-token" in headers:
+        token = headers.get("x-amz-security-token")
+        if token is not None and (self.sessions is None or not access_key_id.startswith("ASIA")):
             raise UnrecognizedClientException("The security token included in the request is invalid.")
         if terminator != "aws4_request":
             raise InvalidSignatureException(
@@ -227,7 +229,11 @@ class Verifier:
             raise InvalidSignatureException(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
                 f"'{date[:16]}' != '{when.strftime('%Y%m%d')}', from '{amz_date[:40]}'.")
-        key = self.credentials.lookup(access_key_id)
+        if token is not None:
+            assert self.sessions is not None
+            key = self.sessions.lookup(access_key_id, token[-1])
+        else:
+            key = self.credentials.lookup(access_key_id)
         if key is None:
             raise UnrecognizedClientException("The security token included in the request is invalid.")
         now = self._clock()

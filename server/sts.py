@@ -1,13 +1,18 @@
-"""STS `GetCallerIdentity` on the KMS endpoint.
+"""STS on the KMS endpoint: GetCallerIdentity and AssumeRole.
 
 SDK set-ups and test fixtures often ask STS who they are before anything
-else (`boto3.client("sts").get_caller_identity()["Account"]`), so
-`keyledger serve` answers that one STS action: the AWS query protocol (a
-form-encoded POST `Action=GetCallerIdentity&Version=2011-06-15`, SigV4
-scoped to the service `sts`) with STS's XML response for the principal the
-signature proves. Any other STS action, or a bad signature, gets STS's XML
-`ErrorResponse`, never a KMS JSON error. Nothing here touches the ledger:
-who the caller is was already decided by the signature.
+else (`boto3.client("sts").get_caller_identity()["Account"]`), and
+workloads act as roles: `keyledger serve` answers both in the AWS query
+protocol (a form-encoded POST `Action=<X>&Version=2011-06-15`, SigV4
+scoped to the service `sts`) with STS's XML. GetCallerIdentity touches no
+ledger: who the caller is was already decided by the signature.
+AssumeRole is a library call (`assume_role`) for the principal the
+signature proves, committed like a KMS request, so it is on record allowed
+or refused; its answer holds the session's secret and token, which go
+nowhere else (not the access log, not the record). Requests signed with
+those temporary credentials carry `X-Amz-Security-Token` and are
+authenticated by `credentials.Sessions`. Any other STS action, or a bad
+signature, gets STS's XML `ErrorResponse`, never a KMS JSON error.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from keyledger import responses as r
 from keyledger.errors import KMSError
+from keyledger.policy import role_of
+from keyledger.service import Planned
 from keyledger.service.request import _principal_id
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 VERSION = "2011-06-15"
 CONTENT_TYPE = "text/xml"
 MAX_BODY = 64 * 1024
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]*", re.ASCII)
 
 #: The KMS-side signature errors, as STS (and IAM) name them (status, code, type).
 SIGNATURE_ERRORS = {
@@ -32,6 +41,15 @@ SIGNATURE_ERRORS = {
     "IncompleteSignatureException": (400, "IncompleteSignature", "Sender"),
     "InvalidSignatureException": (403, "SignatureDoesNotMatch", "Sender"),
     "UnrecognizedClientException": (403, "InvalidClientTokenId", "Sender"),
+    "ExpiredTokenException": (400, "ExpiredToken", "Sender"),
+}
+#: AssumeRole's refusals, as STS names them
+_ERRORS = {
+    **SIGNATURE_ERRORS,
+    "AccessDeniedException": (403, "AccessDenied", "Sender"),
+    "ValidationException": (400, "ValidationError", "Sender"),
+    "ValidationError": (400, "ValidationError", "Sender"),
+    "ThrottlingException": (400, "Throttling", "Sender"),
 }
 
 
@@ -65,8 +83,13 @@ def _headers(scope: dict[str, Any]) -> dict[str, list[str]]:
 
 def caller_identity(principal: str, account: str) -> dict[str, str]:
     """Account, Arn and UserId as STS gives them: the account id is the
-    root's UserId; a user or role gets its unique id (AIDA.../AROA...)."""
-    user_id = account if principal == f"arn:aws:iam::{account}:root" else _principal_id(principal)
+    root's UserId; a user or role gets its unique id (AIDA.../AROA...); an
+    assumed-role session its role's, then `:` and the session name."""
+    role = role_of(principal)
+    if role is not None:
+        user_id = f"{_principal_id(role)}:{principal.rsplit('/', 1)[1]}"
+    else:
+        user_id = account if principal == f"arn:aws:iam::{account}:root" else _principal_id(principal)
     return {"Account": account, "Arn": principal, "UserId": user_id}
 
 
@@ -105,25 +128,84 @@ def error_xml(code: str, message: str, request_id: str, kind: str = "Sender") ->
             "</ErrorResponse>\n").encode()
 
 
-def answer(body: bytes, principal: str | KMSError, account: str) -> tuple[int, bytes, str]:
+def _error(error: KMSError, request_id: str) -> tuple[int, bytes, str]:
+    status, code, kind = _ERRORS.get(error.code, (403, "AccessDenied", "Sender"))
+    if error.http_status >= 500:
+        status, code, kind = 500, "InternalFailure", "Receiver"
+    return status, error_xml(code, error.message, request_id, kind), request_id
+
+
+def assume_role_xml(answer: r.AssumeRoleResponse, request_id: str) -> bytes:
+    """STS's AssumeRole answer: the one place the session's secret and token are revealed."""
+    shown = answer.to_aws()
+    c, who = shown["Credentials"], shown["AssumedRoleUser"]
+    return (f'<AssumeRoleResponse xmlns="{NAMESPACE}">\n'
+            "  <AssumeRoleResult>\n"
+            f"    <AssumedRoleUser><AssumedRoleId>{xml_text(who['AssumedRoleId'])}</AssumedRoleId>"
+            f"<Arn>{xml_text(who['Arn'])}</Arn></AssumedRoleUser>\n"
+            f"    <Credentials><AccessKeyId>{c['AccessKeyId']}</AccessKeyId>"
+            f"<SecretAccessKey>{xml_text(c['SecretAccessKey'])}</SecretAccessKey>"
+            f"<SessionToken>{xml_text(c['SessionToken'])}</SessionToken>"
+            f"<Expiration>{c['Expiration']}</Expiration></Credentials>\n"
+            "  </AssumeRoleResult>\n"
+            "  <ResponseMetadata>\n"
+            f"    <RequestId>{request_id}</RequestId>\n"
+            "  </ResponseMetadata>\n"
+            "</AssumeRoleResponse>\n").encode()
+
+
+async def answer(app: Any, body: bytes, principal: str | KMSError) -> tuple[int, bytes, str]:
     """(status, XML body, request id) for one STS request whose signature
     check gave `principal` (or the error it raised)."""
-    request_id = str(uuid.uuid4())
     if isinstance(principal, KMSError):
-        status, code, kind = SIGNATURE_ERRORS.get(principal.code, (403, "AccessDenied", "Sender"))
-        return status, error_xml(code, principal.message, request_id, kind), request_id
+        return _error(principal, str(uuid.uuid4()))
     try:
-        form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
+    except (UnicodeDecodeError, ValueError):
         form = {}
     action = (form.get("Action") or [""])[0]
     version = (form.get("Version") or [""])[0]
+    if action == "AssumeRole" and version == VERSION:
+        return await _assume_role(app, form, principal)
+    request_id = str(uuid.uuid4())
     if not action:
         return 400, error_xml("MissingAction", "Missing Action", request_id), request_id
     if action != "GetCallerIdentity" or version != VERSION:
         return 400, error_xml("InvalidAction", f"Could not find operation {action[:64]} for version "
                                                f"{version[:32] or 'NO_VERSION_SPECIFIED'}", request_id), request_id
-    return 200, identity_xml(caller_identity(principal, account), request_id), request_id
+    return 200, identity_xml(caller_identity(principal, app.kms.account), request_id), request_id
+
+
+async def _assume_role(app: Any, form: dict[str, list[str]], principal: str) -> tuple[int, bytes, str]:
+    """AssumeRole, checked against STS's model, then the library call,
+    committed by the app's writer; a refusal before the call is recorded
+    with `record_denied`, as the IAM face records its own."""
+    from keyledger.server.iam import _Form  # (iam imports this module)
+    params = _Form(form)
+    role_arn = params.text("RoleArn", required=True, low=20, high=2048, pattern=None)
+    session_name = params.text("RoleSessionName", required=True, low=2, high=64)
+    duration = params.number("DurationSeconds", 900, 43200)
+    external_id = params.text("ExternalId", low=2, high=1224, pattern=_EXTERNAL_ID)
+    for unserved in ("Policy", "PolicyArns.member.1.arn", "SerialNumber", "TokenCode", "SourceIdentity",
+                     "Tags.member.1.Key", "TransitiveTagKeys.member.1", "ProvidedContexts.member.1.ProviderArn"):
+        if unserved in form:  # never silently dropped: a session policy ignored would grant more than asked
+            params.errors.append(f"Value at '{unserved.split('.')[0][0].lower() + unserved.split('.')[0][1:]}' "
+                                 "is not served: keyledger sessions take no session policies, MFA, source "
+                                 "identity or session tags")
+    try:
+        params.done()
+    except KMSError as refusal:
+        planned = app._plan_call(principal, "record_denied", "AssumeRole", refusal)
+        Planned.finish(await app.committer.submit(planned))
+        return _error(refusal, planned.request_id)
+    planned = app._plan_call(principal, "assume_role", role_arn, session_name, duration_seconds=duration,
+                             external_id=external_id)
+    outcome = await app.committer.submit(planned)
+    try:
+        made = Planned.finish(outcome)
+    except KMSError as error:  # on record already (the library records its refusals)
+        return _error(error, planned.request_id)
+    return 200, assume_role_xml(made, planned.request_id), planned.request_id
 
 
 async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
@@ -133,6 +215,8 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
     `headers`, if given, are the request's, already parsed."""
     if headers is None:
         headers = _headers(scope)
+    if app.committer.idle_before_start and not app._stopping:  # a server without lifespan (AssumeRole commits)
+        await app.startup()
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -160,7 +244,7 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
                                                 service_name="sts")
             except KMSError as error:
                 principal = error
-        status, payload, request_id = answer(body, principal, app.kms.account)
+        status, payload, request_id = await answer(app, body, principal)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", CONTENT_TYPE.encode()),
                             (b"content-length", str(len(payload)).encode()),

@@ -270,8 +270,10 @@ class AccessOps(ServiceBase):
             if grant is None:
                 raise NotFoundException(f"Grant ID {target_grant} not found")
             caller = self.caller
-            allowed = caller in (grant.retiring_principal, authz.root_of(self.account)) or \
-                (caller == grant.grantee_principal and "RetireGrant" in grant.operations)
+            role = authz.role_of(caller)  # a session is named by its role's ARN too
+            callers = (caller,) if role is None else (caller, role)
+            allowed = caller == authz.root_of(self.account) or grant.retiring_principal in callers or \
+                (grant.grantee_principal in callers and "RetireGrant" in grant.operations)
             if not allowed:
                 raise AccessDeniedException(
                     f"User: {caller} is not authorized to perform: kms:RetireGrant on resource: "

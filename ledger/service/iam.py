@@ -4,8 +4,11 @@ access keys the HTTP server authenticates (ledger state, changed only by events)
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import msgspec
 
 from keyledger import commands as cmd
 from keyledger import crypto
@@ -13,10 +16,13 @@ from keyledger import events as ev
 from keyledger import policy as authz
 from keyledger import responses as r
 from keyledger.errors import (
+    AccessDeniedException,
     AlreadyExistsException,
     DeleteConflictException,
+    ExpiredTokenException,
     KMSError,
     LimitExceededException,
+    MalformedPolicyDocumentException,
     NotFoundException,
     ValidationException,
 )
@@ -27,11 +33,55 @@ from keyledger.service.base import ServiceBase
 from keyledger.events import from_us
 from keyledger.service.request import (
     _principal_id,
+    _principals_exist,
     _Request,
 )
 
 
 T = TypeVar("T")
+
+#: IAM's default session length for a role (and the limit for role chaining)
+DEFAULT_SESSION_SECONDS = 3600
+#: what a session token starts with (keyledger's; the rest is base64 of the sealed claims)
+_SESSION_TOKEN_PREFIX = b"KLST1"
+
+
+class _SessionClaims(msgspec.Struct, frozen=True, array_like=True):
+    """What a session token seals: who the session is, its secret, and
+    until when. Only ever encoded inside `crypto.seal_session_token`."""
+
+    access_key_id: str
+    secret: str
+    role: str
+    role_created: int  # the role's creation time: a role made again is not the same role
+    session_name: str
+    expires: int  # microseconds since the epoch
+
+    def __repr__(self) -> str:  # holds a secret
+        return f"_SessionClaims({self.access_key_id!r}, <redacted>, {self.role!r}, {self.session_name!r})"
+
+
+_claims_encoder = msgspec.msgpack.Encoder()
+_claims_decoder = msgspec.msgpack.Decoder(_SessionClaims)
+
+
+def _session_arn(role_arn: str, session_name: str) -> str:
+    account, _, name = role_arn[len("arn:aws:iam::"):].partition(":role/")
+    return f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"
+
+
+def _policy_op(verb: str, principal: str) -> str:
+    """IAM's name for an inline-policy action on a user or a role (PutUserPolicy, PutRolePolicy, ...)."""
+    noun = "Policies" if verb == "List" else "Policy"
+    return f"{verb}{'Role' if ':role/' in principal else 'User'}{noun}"
+
+
+def _check_trust_policy(req: _Request, document: str) -> None:
+    """A role's trust policy: a resource-based policy without Resource, whose
+    IAM principals of this account exist (as for a key policy)."""
+    if not isinstance(document, str):
+        raise MalformedPolicyDocumentException("The trust policy must be a JSON document")
+    _principals_exist(req, authz.parse(document, trust=True))
 
 #: AWS IAM's quota of access keys per user
 ACCESS_KEYS_PER_USER = 2
@@ -51,26 +101,143 @@ class IamOps(ServiceBase):
         Raises AlreadyExistsException, AccessDeniedException, ValidationException."""
         return self._create_principal("user", user_name)
 
-    def create_role(self, role_name: str) -> r.User:
+    def create_role(self, role_name: str, assume_role_policy_document: str | None = None, *,
+                    max_session_duration: int | None = None) -> r.User:
         """CreateRole (IAM): a principal `arn:aws:iam::<account>:role/<name>`; like
-        CreateUser, it can do nothing until a policy allows it.
+        CreateUser, it can do nothing until a policy allows it. Its trust
+        policy (`assume_role_policy_document`) says who may assume it with
+        STS AssumeRole (`assume_role`); a role made without one cannot be
+        assumed. `max_session_duration`: its sessions' longest life, 3600
+        (the default) to 43200 seconds.
 
-        Raises AlreadyExistsException, AccessDeniedException, ValidationException."""
-        return self._create_principal("role", role_name)
+        Raises AlreadyExistsException, MalformedPolicyDocumentException,
+        AccessDeniedException, ValidationException."""
+        return self._create_principal("role", role_name, assume_role_policy_document, max_session_duration)
 
-    def _create_principal(self, kind: str, name: str) -> r.User:
+    def _create_principal(self, kind: str, name: str, trust_policy: str | None = None,
+                          max_session_duration: int | None = None) -> r.User:
         operation = "CreateUser" if kind == "user" else "CreateRole"
 
         def body(req: _Request) -> r.User:
             arn = self._iam_arn(kind, name)
+            if trust_policy is not None:
+                _check_trust_policy(req, trust_policy)
+            if max_session_duration is not None:
+                cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
             req.authorize(f"iam:{operation}", None, resource=arn)
             prefix = principal_row(arn[:-len(name)])
             if any(p.principal[len(prefix):].lower() == name.lower()  # IAM: names are not told apart by case
                    for _, p in req.view.scan("principals", prefix=prefix)):
                 raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
-            req.emit([ev.PrincipalCreated(arn, kind)])
-            return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn))
+            req.emit([ev.PrincipalCreated(arn, kind, trust_policy, max_session_duration)])
+            role = kind == "role"
+            return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn),
+                          assume_role_policy_document=trust_policy,
+                          max_session_duration=(max_session_duration or DEFAULT_SESSION_SECONDS) if role else None)
         return self._run(operation, body)
+
+    def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:
+        """UpdateAssumeRolePolicy (IAM): replace the role's trust policy.
+        Sessions already issued keep their credentials until they expire,
+        as in AWS.
+
+        Raises NotFoundException, MalformedPolicyDocumentException,
+        AccessDeniedException, ValidationException."""
+        def body(req: _Request) -> None:
+            arn = self._iam_arn("role", role_name)
+            _check_trust_policy(req, policy_document)
+            req.authorize("iam:UpdateAssumeRolePolicy", None, resource=arn)
+            self._named(req, "role", arn)
+            req.emit([ev.RoleTrustPolicyUpdated(arn, policy_document)])
+        return self._run("UpdateAssumeRolePolicy", body)
+
+    def assume_role(self, role_arn: str, role_session_name: str, *, duration_seconds: int | None = None,
+                    external_id: str | None = None) -> r.AssumeRoleResponse:
+        """AssumeRole (STS): temporary credentials for a session of the role,
+        `arn:aws:sts::<account>:assumed-role/<role>/<session name>`, which acts
+        with the role's identity policies and is named by every key policy
+        and grant that names the role. The role's trust policy must allow the
+        caller `sts:AssumeRole` (naming the caller, or naming the account
+        while an identity policy of the caller allows it); the account root
+        cannot assume roles, as in AWS. The session lasts `duration_seconds`
+        (900 up to the role's maximum, default 3600; a session assuming a
+        role gets at most an hour). Its secret and session token are in the
+        answer only; the token is sealed under the ledger's root key, so
+        every node of a cluster authenticates it and nothing secret is stored.
+        A session ends at its expiry, when its role is deleted, or when the
+        root key is rotated. `external_id` is the `sts:ExternalId` condition.
+
+        Raises AccessDeniedException, ValidationException."""
+        def body(req: _Request) -> r.AssumeRoleResponse:
+            cmd.check_session_name(role_session_name)
+            duration = DEFAULT_SESSION_SECONDS if duration_seconds is None else duration_seconds
+            cmd.check_session_duration(duration, "durationSeconds", 900)
+            if external_id is not None and not cmd.EXTERNAL_ID.fullmatch(external_id):
+                raise ValidationException("1 validation error detected: Value at 'externalId' failed to satisfy "
+                                          "constraint: Member must satisfy regular expression pattern: "
+                                          f"{cmd.EXTERNAL_ID.pattern}")
+            if self._account_root(self.caller):
+                raise AccessDeniedException("Roles may not be assumed by root accounts.")
+            extra = {"sts:rolesessionname": role_session_name, **({} if external_id is None
+                                                                   else {"sts:externalid": external_id})}
+            request = authz.Request(self.caller, "sts:AssumeRole", role_arn, req.conditions(None, None, extra))
+            role: PrincipalState | None = req.view.get("principals", principal_row(role_arn)) \
+                if role_arn.startswith(f"arn:aws:iam::{self.account}:role/") else None
+            if role is None or role.kind != "role" or role.trust_policy is None:  # told apart from a refusal by nobody
+                raise AccessDeniedException(authz.denial_message(request, authz.Decision(
+                    False, "because no resource-based policy allows the sts:AssumeRole action")))
+            decision = authz.evaluate(request, key_policy=authz.parse(role.trust_policy, trust=True),
+                                      iam_policies=req.iam_policies())
+            if not decision.allowed:
+                raise AccessDeniedException(authz.denial_message(request, decision))
+            if authz.role_of(self.caller) is not None and duration > DEFAULT_SESSION_SECONDS:
+                raise ValidationException("The requested DurationSeconds exceeds the 1 hour session limit for "
+                                          "roles assumed by role chaining.")
+            if duration > (role.max_session_duration or DEFAULT_SESSION_SECONDS):
+                raise ValidationException("The requested DurationSeconds exceeds the MaxSessionDuration set for "
+                                          "this role.")
+            access_key_id = "ASIA" + base64.b32encode(self._rng(10)).decode()
+            secret = Secret(base64.b64encode(self._rng(30)))
+            expires = (req.now // 1_000_000 + duration) * 1_000_000  # whole seconds: what the answer shows
+            claims = _SessionClaims(access_key_id, secret.reveal().decode(), role_arn, role.created,
+                                    role_session_name, expires)
+            token = crypto.seal_session_token(self._root, _claims_encoder.encode(claims),
+                                              nonce=self._rng(crypto.NONCE_BYTES))
+            req.emit([ev.RoleAssumed(role_arn, role_session_name, access_key_id, expires)])
+            session = _session_arn(role_arn, role_session_name)
+            return r.AssumeRoleResponse(
+                r.SessionCredentials(access_key_id, secret, Secret(_SESSION_TOKEN_PREFIX +
+                                                                   base64.b64encode(token)), from_us(expires)),
+                r.AssumedRoleUser(f"{_principal_id(role_arn)}:{role_session_name}", session))
+        return self._run("AssumeRole", body)
+
+    def session_credentials(self, access_key_id: str, session_token: str) -> tuple[str, Secret, int] | None:
+        """(session principal, secret, expiry in microseconds since the epoch)
+        of temporary credentials `assume_role`
+        issued, whose role still exists (the same role: one deleted and made
+        again is another), or None. ExpiredTokenException once the session
+        has ended. What the HTTP server's SigV4 check asks for a request
+        carrying `X-Amz-Security-Token`; not an operation (nothing is
+        recorded: the signed request is)."""
+        if not session_token.startswith(_SESSION_TOKEN_PREFIX.decode()) or len(session_token) > 4096:
+            return None
+        try:
+            sealed = base64.b64decode(session_token[len(_SESSION_TOKEN_PREFIX):], validate=True)
+        except (ValueError, binascii.Error):
+            return None
+        opened = crypto.open_session_token(self._root, sealed)
+        if opened is None:
+            return None
+        claims = _claims_decoder.decode(opened)
+        if claims.access_key_id != access_key_id:
+            return None
+        if claims.expires <= self.now():
+            raise ExpiredTokenException("The security token included in the request is expired")
+        with self.store.snapshot() as snap:
+            role = snap.get("principals", principal_row(claims.role))
+        if role is None or role.kind != "role" or role.created != claims.role_created:
+            return None
+        return _session_arn(claims.role, claims.session_name), Secret(claims.secret.encode()), claims.expires
 
     def delete_user(self, user_name: str) -> None:
         """DeleteUser (IAM). The user must have no access keys and no identity
@@ -127,8 +294,10 @@ class IamOps(ServiceBase):
     @staticmethod
     def _entity(found: PrincipalState) -> r.User:
         """A user or role as IAM answers it, from its row."""
+        role = found.kind == "role"
         return r.User(found.principal.split("/", 1)[-1], found.principal, from_us(found.created),
-                      user_id=_principal_id(found.principal))
+                      user_id=_principal_id(found.principal), assume_role_policy_document=found.trust_policy,
+                      max_session_duration=(found.max_session_duration or DEFAULT_SESSION_SECONDS) if role else None)
 
     def _principal(self, req: _Request, principal: str) -> Any:
         """A user's or role's row (the account root's row holds only its access keys)."""
@@ -142,20 +311,20 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> None:
             cmd.check_iam_name(policy_name)
             authz.parse(policy_document, key_policy=False)
-            req.authorize("iam:PutUserPolicy", None, resource=principal)
+            req.authorize("iam:" + _policy_op("Put", principal), None, resource=principal)
             self._principal(req, principal)
             req.emit([ev.PrincipalPolicyPut(principal, policy_name, policy_document)])
-        return self._run("PutUserPolicy", body)
+        return self._run(_policy_op("Put", principal), body)
 
     def delete_principal_policy(self, principal: str, policy_name: str) -> None:
         """Detach a named identity-based policy (`keyledger iam detach-policy`)."""
         def body(req: _Request) -> None:
-            req.authorize("iam:DeleteUserPolicy", None, resource=principal)
+            req.authorize("iam:" + _policy_op("Delete", principal), None, resource=principal)
             found = self._principal(req, principal)
             if policy_name not in found.policies:
                 raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
             req.emit([ev.PrincipalPolicyDeleted(principal, policy_name)])
-        return self._run("DeleteUserPolicy", body)
+        return self._run(_policy_op("Delete", principal), body)
 
     def get_user(self, principal: str) -> r.User:
         """GetUser (IAM): a user, or the account root, which AWS answers with
@@ -216,24 +385,24 @@ class IamOps(ServiceBase):
 
         Raises NotFoundException, AccessDeniedException."""
         def body(req: _Request) -> r.ListUserPoliciesResponse:
-            req.authorize("iam:ListUserPolicies", None, resource=principal)
+            req.authorize("iam:" + _policy_op("List", principal), None, resource=principal)
             found = self._principal(req, principal)
-            req.emit([ev.MetadataRead("ListUserPolicies")])
+            req.emit([ev.MetadataRead(_policy_op("List", principal))])
             return r.ListUserPoliciesResponse(sorted(found.policies))
-        return self._run("ListUserPolicies", body)
+        return self._run(_policy_op("List", principal), body)
 
     def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
         """GetUserPolicy (IAM): one inline identity policy of a user or role, by name.
 
         Raises NotFoundException, AccessDeniedException."""
         def body(req: _Request) -> r.GetUserPolicyResponse:
-            req.authorize("iam:GetUserPolicy", None, resource=principal)
+            req.authorize("iam:" + _policy_op("Get", principal), None, resource=principal)
             found = self._principal(req, principal)
             if policy_name not in found.policies:
                 raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
-            req.emit([ev.MetadataRead("GetUserPolicy")])
+            req.emit([ev.MetadataRead(_policy_op("Get", principal))])
             return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
-        return self._run("GetUserPolicy", body)
+        return self._run(_policy_op("Get", principal), body)
 
     def create_access_key(self, principal: str) -> r.NewAccessKey:
         """CreateAccessKey (IAM): a new access key for a user, whose secret

@@ -220,7 +220,8 @@ class _Request:
 
     def iam_policies(self) -> list[authz.Policy]:
         if self._iam is None:
-            found = self.view.get("principals", principal_row(self.svc.caller))
+            caller = self.svc.caller  # an assumed-role session acts with its role's policies
+            found = self.view.get("principals", principal_row(authz.role_of(caller) or caller))
             self._iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] \
                 if found is not None else []
         return self._iam

@@ -121,6 +121,7 @@ OWN_VERBS = {
     "rotate-due", "rotate-root-key",  # maintenance: the rotation sweep, crypto-shredding's root rewrap
     "replay", "audit", "forensics", "bill",  # the read-only audit side
     "iam", "policy",  # groups: IAM users, roles, policies, access keys; the policy simulator
+    "sts",  # group: assume-role, temporary credentials for a role (cli/iam.py)
     "ssm",  # group: the parameter store (SSM's operations)
     "encrypt-file", "decrypt-file",  # issue 14: envelope encryption (cli/files.py)
     "cluster",  # issue 15: group, a node's status, join, compact (cli/cluster.py)

@@ -122,7 +122,8 @@ def test_delete_user_and_delete_role(cli: Cli, key: str) -> None:
     made = cli.json("iam", "create-role", "--role-name", "ops")["Role"]
     assert cli.json("iam", "get-role", "--role-name", "ops") == {"Role": made}
     assert cli.json("iam", "list-roles") == {"Roles": [made]}
-    assert set(made) == {"Path", "RoleName", "RoleId", "Arn", "CreateDate"} and made["RoleId"].startswith("AROA")
+    assert set(made) == {"Path", "RoleName", "RoleId", "Arn", "CreateDate", "MaxSessionDuration"}
+    assert made["RoleId"].startswith("AROA")
     assert cli("iam", "delete-role", "--role-name", "ops").stdout == ""
     assert cli.json("iam", "list-roles") == {"Roles": []}
     gone = cli("iam", "get-role", "--role-name", "ops", expect=254)
@@ -203,3 +204,34 @@ def test_every_iam_command_has_help(name: str) -> None:
     result = CliRunner().invoke(main, ["iam", name, "--help"], prog_name="keyledger")
     assert result.exit_code == 0
     assert result.stdout.startswith(f"Usage: keyledger iam {name} [OPTIONS]")
+
+
+def test_a_role_with_a_trust_policy_is_assumed_from_the_cli(cli: Cli, tmp_path: Path) -> None:
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "sts:AssumeRole"}]}
+    (tmp_path / "trust.json").write_text(json.dumps(trust))
+    cli.json("iam", "create-user", "--user-name", "bob")
+    made = cli.json("iam", "create-role", "--role-name", "ops", "--assume-role-policy-document",
+                    f"file://{tmp_path / 'trust.json'}", "--max-session-duration", "7200")["Role"]
+    assert (made["AssumeRolePolicyDocument"], made["MaxSessionDuration"]) == (trust, 7200)
+    assumed = cli.json("--principal", BOB, "sts", "assume-role", "--role-arn", OPS, "--role-session-name", "cli",
+                       "--duration-seconds", "7200")
+    assert assumed["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/cli"
+    assert assumed["AssumedRoleUser"]["AssumedRoleId"] == made["RoleId"] + ":cli"
+    assert set(assumed["Credentials"]) == {"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"}
+    refused = cli("sts", "assume-role", "--role-arn", OPS, "--role-session-name", "cli", expect=254)
+    assert refused.stderr == ("An error occurred (AccessDeniedException) when calling the AssumeRole operation: "
+                              "Roles may not be assumed by root accounts.\n")
+    account_trust = {**trust, "Statement": [{**trust["Statement"][0],  # type: ignore[dict-item]
+                                             "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
+    cli("iam", "update-assume-role-policy", "--role-name", "ops", "--policy-document", json.dumps(account_trust))
+    refused = cli("--principal", BOB, "sts", "assume-role", "--role-arn", OPS, "--role-session-name", "cli",
+                  expect=254)
+    assert "because no identity-based policy allows the sts:AssumeRole action" in refused.stderr
+    # the session acts as the role: with the role's identity policy, through the default key policy
+    key = cli.json("create-key")["KeyMetadata"]["KeyId"]
+    cli("iam", "put-role-policy", "--role-name", "ops", "--policy-name", "use", "--policy-document",
+        json.dumps(ALLOW_ENCRYPT))
+    encrypted = cli.json("--principal", f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/cli", "encrypt", "--key-id", key,
+                         "--plaintext", "hello")
+    assert encrypted["KeyId"] == KEY_ARN + key

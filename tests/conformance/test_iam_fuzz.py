@@ -31,13 +31,16 @@ from faces import Served
 MODEL = botocore.session.get_session().get_service_model("iam")
 SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
           "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
-          "DeleteUser", "GetRole", "ListRoles", "DeleteRole")
+          "DeleteUser", "GetRole", "ListRoles", "DeleteRole", "CreateRole", "UpdateAssumeRolePolicy",
+          "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})
 USERS = ["alice", "fuzz-a", "fuzz-b", "nobody"]
 DOCUMENT = json.dumps({"Version": "2012-10-17",
                        "Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*"}]})
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/alice"}, "Action": "sts:AssumeRole"}]})
 
 
 class World:
@@ -74,8 +77,8 @@ def _value(shape: Any, member: str, world: World) -> st.SearchStrategy[Any]:
             return st.sampled_from(USERS) | text
         if member == "AccessKeyId":
             return st.sampled_from(world.key_ids) | text
-        if member == "PolicyDocument":
-            return st.sampled_from([DOCUMENT, "{}", "not json"]) | text
+        if member in ("PolicyDocument", "AssumeRolePolicyDocument"):  # an identity or a trust policy
+            return st.sampled_from([DOCUMENT, TRUST, "{}", "not json"]) | text
         if member == "PolicyName":
             return st.sampled_from(["kms-use", "other"]) | text
         if member in ("Marker", "Path", "PathPrefix"):

@@ -137,6 +137,7 @@ def world(kms) -> World:
     kms.put_principal_policy(bob, "bobs", doc(allow("kms:DescribeKey")))
     kms.create_user("leaving")  # DeleteUser's and DeleteRole's targets: no keys, no policies
     kms.create_role("leaving")
+    kms.create_role("assumable", TRUST_ACCOUNT)  # AssumeRole's: its trust policy delegates to IAM
     key = kms.create_key(description="one", tags=[{"TagKey": "Project", "TagValue": "alpha"}]).key_metadata.key_id
     key2 = kms.create_key(description="two").key_metadata.key_id
     pending = kms.create_key(description="going").key_metadata.key_id
@@ -191,6 +192,8 @@ def _root(_: World) -> str:
 
 
 IAM_DOC = doc(allow("kms:Encrypt"))
+TRUST_ACCOUNT = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]})
 STORE = "cks-1234567890abcdef0"
 
 
@@ -265,6 +268,12 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
     "get_role": Op("GetRole", ("iam:GetRole",), None, lambda s, w: s.get_role("leaving"),
                    lambda w: f"arn:aws:iam::{ACCOUNT}:role/leaving"),
     "list_roles": Op("ListRoles", ("iam:ListRoles",), None, lambda s, w: s.list_roles(), _star),
+    "update_assume_role_policy": Op("UpdateAssumeRolePolicy", ("iam:UpdateAssumeRolePolicy",), None,
+                                    lambda s, w: s.update_assume_role_policy("assumable", TRUST_ACCOUNT),
+                                    lambda w: f"arn:aws:iam::{ACCOUNT}:role/assumable"),
+    "assume_role": Op("AssumeRole", ("sts:AssumeRole",), None,
+                      lambda s, w: s.assume_role(f"arn:aws:iam::{ACCOUNT}:role/assumable", "probe"),
+                      lambda w: f"arn:aws:iam::{ACCOUNT}:role/assumable"),
     "get_user": Op("GetUser", ("iam:GetUser",), None, lambda s, w: s.get_user(w.bob), lambda w: w.bob),
     "list_users": Op("ListUsers", ("iam:ListUsers",), None, lambda s, w: s.list_users(), _star),
     "list_principal_policies": Op("ListUserPolicies", ("iam:ListUserPolicies",), None,
@@ -377,6 +386,8 @@ NON_OPERATIONS = {
     # the HTTP server's SigV4 lookup of an access key the ledger holds: the signed request is what is
     # recorded (tests/ledger/test_held_access_keys.py)
     "held_access_key",
+    # the same for temporary credentials (a session token): tests/ledger/test_assume_role.py
+    "session_credentials",
 }
 
 
@@ -683,7 +694,8 @@ def test_users_and_their_policies(world: World) -> None:
     assert role == f"arn:aws:iam::{ACCOUNT}:role/app"
     got = root.get_role("app")
     assert (got.user_name, got.arn, got.user_id) == ("app", role, "AROA" + got.user_id[4:])
-    assert [x.arn for x in root.list_roles().roles] == [role, f"arn:aws:iam::{ACCOUNT}:role/leaving"]
+    assert [x.arn for x in root.list_roles().roles] == [role, f"arn:aws:iam::{ACCOUNT}:role/assumable",
+                                                        f"arn:aws:iam::{ACCOUNT}:role/leaving"]
     with pytest.raises(NotFoundException, match="The role with name alice cannot be found."):
         root.get_role("alice")  # a user is no role
     root.put_principal_policy(role, "use", doc(allow("kms:Encrypt")))

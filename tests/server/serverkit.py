@@ -68,7 +68,7 @@ class Server:
         creds.append(self.keys_file, root)
         self.access["root"] = root
         keys = creds.KeySources(creds.Credentials(self.keys_file), creds.HeldKeys(self.kms))  # as `serve` has them
-        verifier = Verifier(keys, self.kms.region) if auth == "sigv4" else None
+        verifier = Verifier(keys, self.kms.region, sessions=creds.Sessions(self.kms)) if auth == "sigv4" else None
         kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
         kwargs.setdefault("refusal_interval", 0)  # tests flush the refusal summaries themselves
         kwargs.update(app_options)
