@@ -475,7 +475,7 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
     allowed: list[dict[str, str]] = []
     denied: list[dict[str, str]] = []
     for principal in sorted(candidates):
-        found = principals.get(principal.encode())
+        found = principals.get((authz.role_of(principal) or principal).encode())  # a session: its role's
         iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] if found else []
         req = authz.Request(principal, action, arn,
                             authz.request_context(principal, when, key, encryption_context=encryption_context),

@@ -36,6 +36,7 @@ from fractions import Fraction
 
 from keyledger import events as ev
 from keyledger.projections import key_row, split_row
+from keyledger.projections.cloudtrail import EVENT_SOURCES
 
 KEY_MONTH = Fraction(1)  # dollars
 PER_10K_REQUESTS = Fraction(3, 100)
@@ -163,6 +164,8 @@ def compute(records: Iterable[ev.Record], month: str) -> Bill:
         if isinstance(e, ev.AwsManagedKeyCreated):  # AWS managed keys are free, and made by the service
             continue
         if parameter_store_request(record):  # Parameter Store's Standard tier is free
+            continue
+        if record.operation in EVENT_SOURCES:  # IAM's and STS's own requests: free in AWS, no KMS request
             continue
         # one request may append several records; each KMS call an integrated service makes is its own
         request = record.request_id if getattr(e, "via_service", None) is None else f"{record.request_id}#{record.seq}"

@@ -104,7 +104,8 @@ class AccessOps(ServiceBase):
             who.request_alias = req.request_alias
             request = authz.Request(principal, action, req.arn(state.key_id) if state else "*",
                                     who.conditions(state, context, None), context)
-            found = req.view.get("principals", principal_row(principal))
+            # an assumed-role session has its role's identity policies
+            found = req.view.get("principals", principal_row(authz.role_of(principal) or principal))
             iam = {name: authz.parse(doc, key_policy=False) for name, doc in found.policies.items()} \
                 if found is not None else {}
             key_policy = authz.parse(state.policy or authz.default_key_policy(self.account)) if state else None

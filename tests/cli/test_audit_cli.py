@@ -400,9 +400,12 @@ def test_forensics_key_at_and_who_can(built: Built) -> None:
 
 def test_bill(built: Built) -> None:
     data = run_json(built.home, "bill", "--month", "2031-06")
-    n = len(records(built.home))
+    every = records(built.home)
+    iam = [r for r in every if r.operation in ("CreateUser", "PutUserPolicy")]
+    assert iam  # IAM's (and STS's) own requests are free in AWS: no KMS request to bill
     assert data["Month"] == "2031-06" and data["HoursInMonth"] == 720
-    assert data["RequestCount"] == n  # one record per request here, none by the service
+    assert data["RequestCount"] == len(every) - len(iam)  # one record per request here, none by the service
+    assert not {"CreateUser", "PutUserPolicy"} & set(data.get("Requests", {}))
     assert {k["KeyId"] for k in data["Keys"]} == {built.key, built.other}
     # two keys created at the start of June, alive to its end: $2.00; requests negligible
     assert data["KeyCost"] == "$2.00" and data["Total"] == "$2.00"

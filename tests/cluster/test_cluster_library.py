@@ -201,6 +201,33 @@ def test_a_user_deleted_on_one_node_loses_its_rights_on_every_node(tmp_path: Pat
         assert _verified(tmp_path / name).ok
 
 
+def test_a_session_issued_on_one_node_authenticates_on_every_node(tmp_path: Path, cluster_url: str) -> None:
+    """A session token is sealed under a key derived from the shared root
+    key, so nothing about it is replicated but its record; its role deleted
+    on another node ends it everywhere."""
+    first = _node(tmp_path / "n0", cluster_url, "n0")
+    root = (tmp_path / "n0" / "root.key").read_bytes()
+    second = _node(tmp_path / "n1", cluster_url, "n1", root=root)
+    try:
+        alice = first.create_user("alice").arn
+        trust = {"Effect": "Allow", "Principal": {"AWS": alice}, "Action": "sts:AssumeRole"}
+        first.create_role("worker", json.dumps({"Version": "2012-10-17", "Statement": [trust]}))
+        made = first.as_caller(alice).assume_role(f"arn:aws:iam::{first.account}:role/worker", "job")
+        ident, token = made.credentials.access_key_id, made.credentials.session_token.reveal().decode()
+        _settle([first, second])
+        for kms in (first, second):
+            principal, secret, _ = kms.session_credentials(ident, token)
+            assert (principal, secret) == (made.assumed_role_user.arn, made.credentials.secret_access_key)
+        second.delete_role("worker")
+        _settle([first, second])
+        assert first.session_credentials(ident, token) is None and second.session_credentials(ident, token) is None
+    finally:
+        first.close()
+        second.close()
+    for name in ("n0", "n1"):
+        assert _verified(tmp_path / name).ok
+
+
 def test_a_node_behind_the_compacted_tail_starts_over_from_a_snapshot(tmp_path: Path, cluster_url: str) -> None:
     fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
     nodes = _three(tmp_path, cluster_url, **fast)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import keyledger
 from keyledger import events as ev
+from keyledger import forensics
 from keyledger import policy as authz
 from keyledger.projections import replay
 from keyledger.errors import (
@@ -127,6 +128,11 @@ def test_the_session_acts_as_the_role(world: KeyLedger) -> None:
     session.encrypt(delegated, b"by the role's policy")
     record = list(world.store.records())[-1]
     assert (record.principal, record.operation) == (SESSION, "Encrypt")
+    simulated = world.simulate_policy(SESSION, "kms:Encrypt", key_id=delegated)  # the simulator agrees
+    assert simulated["Decision"] == "allowed" and simulated["MatchedStatements"][-1]["Source"] != "grant"
+    with world.store.snapshot() as snap:  # and so does forensics' who-can, for a session a policy names
+        who = forensics.who_can(snap, named, "kms:Encrypt", region="us-east-1", account=ACCOUNT)
+    assert {"principal": APP, "reason": "the key policy allows the principal"} in who["allowed"]
     # another role's session is none of these
     world.create_role("other", trust(ALICE))
     other = world.as_caller(f"arn:aws:sts::{ACCOUNT}:assumed-role/other/job-1")
