@@ -60,7 +60,8 @@ def root_of(account: str) -> str:
     return f"arn:aws:iam::{account}:root"
 
 
-_SESSION = re.compile(r"arn:aws:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/([\w+=,.@-]{2,64})", re.ASCII)
+#: an assumed-role session's ARN (the role's name as `check_iam_name` allows it, the session's as STS does)
+_SESSION = re.compile(r"arn:aws:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,128})/([\w+=,.@-]{2,64})", re.ASCII)
 
 
 @functools.lru_cache(maxsize=4096)

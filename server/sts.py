@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 
 from keyledger import responses as r
 from keyledger.errors import KMSError
+from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
 from keyledger.policy import role_of
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
@@ -32,7 +33,6 @@ from keyledger.service.request import _principal_id
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 VERSION = "2011-06-15"
 CONTENT_TYPE = "text/xml"
-MAX_BODY = 64 * 1024
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]*", re.ASCII)
 
 #: The KMS-side signature errors, as STS (and IAM) name them (status, code, type).
@@ -154,11 +154,8 @@ def assume_role_xml(answer: r.AssumeRoleResponse, request_id: str) -> bytes:
             "</AssumeRoleResponse>\n").encode()
 
 
-async def answer(app: Any, body: bytes, principal: str | KMSError) -> tuple[int, bytes, str]:
-    """(status, XML body, request id) for one STS request whose signature
-    check gave `principal` (or the error it raised)."""
-    if isinstance(principal, KMSError):
-        return _error(principal, str(uuid.uuid4()))
+async def answer(app: Any, body: bytes, principal: str) -> tuple[int, bytes, str]:
+    """(status, XML body, request id) for one STS request signed by `principal`."""
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
@@ -212,38 +209,35 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
                  headers: dict[str, list[str]] | None = None) -> None:
     """The ASGI side: read the body, check the signature (service `sts`),
     answer in XML. `app` is the KMSApp (its verifier, auth mode and account);
-    `headers`, if given, are the request's, already parsed."""
+    `headers`, if given, are the request's, already parsed. A caller who
+    proves no identity is refused, counted in the app's refusal summaries
+    and throttled, as KMS and IAM callers are."""
+    from keyledger.server.app import _Disconnected  # (app imports this module)
     if headers is None:
         headers = _headers(scope)
     if app.committer.idle_before_start and not app._stopping:  # a server without lifespan (AssumeRole commits)
         await app.startup()
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            break
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    principal: str | KMSError
-    if size > MAX_BODY:
+    address = (scope.get("client") or ("", 0))[0]
+    entry: dict[str, Any] = {}
+    try:
+        if app.auth == "sigv4" and app.limiter.throttled(address):
+            raise ThrottlingException("Rate exceeded")
+        try:
+            principal, body, _ = await app.authenticate(scope, receive, headers, entry, service_name="sts")
+        except KMSError:
+            app.limiter.charge(address)
+            raise
+    except _Disconnected:
+        return
+    except KMSError as refusal:  # no identity proved: on record with the next refusal summary
         request_id = str(uuid.uuid4())
-        status, payload = 413, error_xml("RequestEntityTooLarge", "Request body too large", request_id)
-    else:
-        if app.auth == "none":
-            principal = app.root
+        app.refusals.add(address, refusal.code, refusal.message, operation="Unknown",
+                         access_key_id=entry.get("access_key"), request_id=request_id)
+        if isinstance(refusal, RequestTooLargeException):
+            status, payload = 413, error_xml("RequestEntityTooLarge", "Request body too large", request_id)
         else:
-            try:
-                principal = app.verifier.verify(scope["method"], scope.get("raw_path", b"/").decode("latin-1"),
-                                                scope.get("query_string", b"").decode("latin-1"), headers, body,
-                                                service_name="sts")
-            except KMSError as error:
-                principal = error
+            status, payload, _ = _error(refusal, request_id)
+    else:
         status, payload, request_id = await answer(app, body, principal)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", CONTENT_TYPE.encode()),

@@ -212,3 +212,16 @@ def test_the_aws_cli_assumes_a_role(server: Server, tmp_path: Path) -> None:
     out = subprocess.run([AWS, "sts", "get-caller-identity", "--endpoint-url", server.url],
                          capture_output=True, text=True, env=env, timeout=60, check=True)
     assert json.loads(out.stdout)["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/cli/from-cli"
+
+
+def test_a_caller_who_proves_no_identity_to_sts_is_on_record(server: Server) -> None:
+    key = server.access["alice"]
+    sts = client(server, "sts", aws_access_key_id=key.access_key_id, aws_secret_access_key="wrong" * 8)
+    start = server.head()
+    with pytest.raises(ClientError) as refused:
+        sts.get_caller_identity()
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    request_id = refused.value.response["ResponseMetadata"]["RequestId"]
+    summary = server.summary_of(request_id, start)
+    assert (summary.event.error_code, summary.event.count) == ("InvalidSignatureException", 1)
+    assert key.access_key_id in summary.event.access_key_ids
