@@ -669,6 +669,11 @@ class Record(msgspec.Struct, frozen=True):
     # region: UNSET is never encoded, so every record of a one-region ledger
     # (and every record written before regions) keeps its bytes.
     region: str | msgspec.UnsetType = msgspec.UNSET
+    # The IP address a request came from over the network (`keyledger serve`:
+    # the TCP peer's), set only for such requests: a library or CLI call has
+    # none, so its records keep the bytes they always had. CloudTrail's
+    # sourceIPAddress.
+    source: str | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def scope(self) -> str:

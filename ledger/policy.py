@@ -24,6 +24,8 @@ dict look-ups.
 from __future__ import annotations
 
 import functools
+import hashlib
+import ipaddress
 import json
 import operator
 import re
@@ -128,10 +130,10 @@ _OPERATORS = {
     "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals",
     "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan",
     "DateGreaterThanEquals", "Bool", "Null", "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike",
-    "BinaryEquals",
+    "BinaryEquals", "IpAddress", "NotIpAddress",
 }
 _NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NumericNotEquals",
-            "DateNotEquals", "ArnNotEquals", "ArnNotLike"}
+            "DateNotEquals", "ArnNotEquals", "ArnNotLike", "NotIpAddress"}
 
 
 def _bad(message: str) -> MalformedPolicyDocumentException:
@@ -214,6 +216,9 @@ def _condition_block(value: Any) -> tuple[Condition, ...]:
             vals = vals if isinstance(vals, list) else [vals]
             if not vals or not all(isinstance(v, (str, int, float, bool)) for v in vals):
                 raise _bad(f"condition {op_name} {key} must have string, number or boolean values")
+            if base in ("IpAddress", "NotIpAddress") and not all(_network(str(v)) for v in vals):
+                raise _bad(f"condition {op_name} {key} must have IP addresses or CIDR ranges "
+                           "(10.0.0.0/8, 2001:db8::/32)")
             out.append(Condition(base, qualifier, if_exists, key.lower(), tuple(vals)))
     return tuple(out)
 
@@ -319,17 +324,30 @@ class Request:
 
 def request_context(principal: str, now: datetime, key: Any = None, *,
                     encryption_context: Mapping[str, str] | None = None, request_alias: str | None = None,
-                    via_service: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    via_service: str | None = None, extra: Mapping[str, Any] | None = None,
+                    region: str | None = None, source_ip: str | None = None,
+                    secure_transport: bool | None = None) -> dict[str, Any]:
     """The condition keys of a request (lower-cased names). `key` is the
     key's state (anything with key_spec, key_usage, origin, aliases, tags).
     `via_service` is the integrated service (`ssm.us-east-1.amazonaws.com`)
     making the call on the principal's behalf; a direct call has none, and
     then `kms:ViaService` is absent (AWS: only `...IfExists` and `Null`
-    conditions pass on it)."""
+    conditions pass on it). `source_ip` and `secure_transport` are the
+    network's (`aws:SourceIp`, `aws:SecureTransport`): a request that came
+    over no network (the library, the CLI) has neither, and an `IpAddress`
+    condition never holds for it, as AWS treats a call without the key."""
+    account = account_of(principal)
     ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
-                           "kms:calleraccount": account_of(principal) or ""}
+                           "kms:calleraccount": account or "", **_identity_keys(principal, account)}
+    if region is not None:
+        ctx["aws:requestedregion"] = region
+    if source_ip is not None:
+        ctx["aws:sourceip"] = source_ip
+    if secure_transport is not None:
+        ctx["aws:securetransport"] = secure_transport
     if via_service is not None:
         ctx["kms:viaservice"] = via_service
+    ctx["aws:viaawsservice"] = via_service is not None  # an integrated service calling for the principal
     if key is not None:
         ctx["kms:keyspec"] = key.key_spec
         ctx["kms:keyusage"] = key.key_usage
@@ -347,6 +365,36 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     if extra:
         ctx.update(extra)
     return ctx
+
+
+def unique_id(arn: str) -> str:
+    """IAM's unique id of a user (AIDA...) or role (AROA...), as keyledger
+    derives it from the ARN (17 characters of its SHA-256)."""
+    return ("AROA" if ":role/" in arn else "AIDA") + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+
+
+@functools.lru_cache(maxsize=4096)
+def _identity(principal: str, account: str | None) -> tuple[tuple[str, str], ...]:
+    if account is None:
+        return ()
+    out = [("aws:principalaccount", account)]
+    role = role_of(principal)
+    if principal == root_of(account):
+        out += [("aws:principaltype", "Account"), ("aws:userid", account)]
+    elif role is not None:
+        out += [("aws:principaltype", "AssumedRole"),
+                ("aws:userid", f"{unique_id(role)}:{principal.rsplit('/', 1)[1]}")]
+    elif principal.startswith(f"arn:aws:iam::{account}:user/"):
+        out += [("aws:principaltype", "User"), ("aws:userid", unique_id(principal)),
+                ("aws:username", principal.rsplit("/", 1)[1])]
+    elif principal.startswith(f"arn:aws:iam::{account}:role/"):  # a role acting itself (the library only)
+        out += [("aws:principaltype", "AssumedRole"), ("aws:userid", unique_id(principal))]
+    return tuple(out)
+
+
+def _identity_keys(principal: str, account: str | None) -> dict[str, str]:
+    """aws:PrincipalAccount, aws:PrincipalType, aws:userid and aws:username, as IAM sets them."""
+    return dict(_identity(principal, account))
 
 
 class LazyContext(Mapping[str, Any]):
@@ -452,9 +500,32 @@ _ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
 _ORDERED: tuple[tuple[str, Callable[[Any], Any]], ...] = (("Numeric", _to_number), ("Date", _to_date))
 
 
+@functools.lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """An IpAddress condition's value (an address or a CIDR range), or None."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        found = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(found, "ipv4_mapped", None)  # ::ffff:10.0.0.1 is 10.0.0.1
+    return mapped if mapped is not None else found
+
+
 def _positive(op: str, actual: Any, wanted: Any) -> bool:
     """Does one request value match one policy value under the non-negated form of op?"""
     base = op.replace("Not", "", 1) if op in _NEGATED else op
+    if base == "IpAddress":
+        address, network = _address(str(actual)), _network(str(wanted))
+        return address is not None and network is not None and address.version == network.version \
+            and address in network
     if base in ("StringEquals", "ArnEquals", "BinaryEquals"):
         return isinstance(actual, str) and actual == str(wanted)
     if base == "StringEqualsIgnoreCase":

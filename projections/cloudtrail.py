@@ -121,7 +121,8 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
         "eventSource": EVENT_SOURCES.get(record.operation, "kms.amazonaws.com"),
         "eventName": record.operation,
         "awsRegion": region,
-        "sourceIPAddress": "AWS Internal" if service else "keyledger",
+        "sourceIPAddress": "AWS Internal" if service else record.source if isinstance(record.source, str)
+        else "keyledger",  # a library or CLI call came over no network
         "userAgent": "AWS Internal" if service else "keyledger",
         "requestParameters": None if service else request_parameters(e, region, account),
         "responseElements": None,

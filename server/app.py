@@ -132,7 +132,7 @@ class KMSApp:
         self.max_body = max_body
         self.root = f"arn:aws:iam::{kms.account}:root"
         self._planned = kms.planned()
-        self._callers: dict[tuple[str, str | None], KeyLedger] = {}
+        self._callers: dict[tuple[str, str | None, tuple[str, bool] | None], KeyLedger] = {}
         self.committer = GroupCommitter(kms.store)
         self.node = cluster_routes.node_of(kms)  # a node of a cluster (keyledger serve --cluster), or None
         self._sweeper: asyncio.Task[None] | None = None
@@ -212,15 +212,20 @@ class KMSApp:
                 log_event(logging.ERROR, "rotation-sweep-failed", traceback=traceback.format_exc())
             await asyncio.sleep(interval)
 
-    def _caller(self, principal: str, region: str | None = None) -> KeyLedger:
+    def _caller(self, principal: str, region: str | None = None,
+                origin: tuple[str, bool] | None = None) -> KeyLedger:
         """The planning ledger acting for `principal` in `region` (the SigV4
-        scope's; None: the ledger's default region)."""
-        found = self._callers.get((principal, region))
+        scope's; None: the ledger's default region) on a request from
+        `origin` (the client's address, and whether over TLS: aws:SourceIp,
+        aws:SecureTransport)."""
+        found = self._callers.get((principal, region, origin))
         if found is None:
             if len(self._callers) > 10_000:
                 self._callers.clear()
             caller = self._planned.as_caller(principal)
-            found = self._callers[(principal, region)] = caller.in_region(region) if region else caller
+            caller = caller.in_region(region) if region else caller
+            found = self._callers[(principal, region, origin)] = \
+                caller.from_address(*origin) if origin is not None else caller
         return found
 
     # -- ASGI ----------------------------------------------------------------------
@@ -401,11 +406,13 @@ class KMSApp:
         except KMSError as refusal:
             if principal == ANONYMOUS:
                 return principal, None, refusal
-            return principal, self._plan_call(principal, "record_denied", name, refusal, region=region), refusal
+            return principal, self._plan_call(principal, "record_denied", name, refusal, region=region,
+                                              origin=protocol.origin_of(scope)), refusal
         if op.method in PLANNED_OFF_LOOP:  # makes a key pair while planning: in a worker thread, not on the loop
-            method = getattr(self._caller(principal, region), op.method)
+            method = getattr(self._caller(principal, region, protocol.origin_of(scope)), op.method)
             return principal, cast(Planned, await asyncio.to_thread(method, **kwargs)), None
-        return principal, self._plan_call(principal, op.method, region=region, **kwargs), None
+        return principal, self._plan_call(principal, op.method, region=region, origin=protocol.origin_of(scope),
+                                          **kwargs), None
 
     async def authenticate(self, scope: dict[str, Any], receive: Any, headers: dict[str, list[str]],
                            entry: dict[str, Any], service_name: str = "kms") -> tuple[str, bytes, str | None]:
@@ -433,10 +440,10 @@ class KMSApp:
         return principal, body, region
 
     def _plan_call(self, principal: str, method: str, *args: Any, region: str | None = None,
-                   **kwargs: Any) -> Planned:
+                   origin: tuple[str, bool] | None = None, **kwargs: Any) -> Planned:
         """The request a library call makes on the planning ledger (its
         methods are typed by the responses that `Planned.finish` gives)."""
-        return cast(Planned, getattr(self._caller(principal, region), method)(*args, **kwargs))
+        return cast(Planned, getattr(self._caller(principal, region, origin), method)(*args, **kwargs))
 
     async def _read_body(self, receive: Any, headers: dict[str, list[str]]) -> bytes:
         declared = headers.get("content-length", ["0"])[0]

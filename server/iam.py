@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, quote
 
 from keyledger import responses as r
 from keyledger.errors import KMSError, KMSInternalException
-from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
+from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
 from keyledger.server.sts import SIGNATURE_ERRORS, xml_text
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
@@ -483,10 +483,10 @@ async def _route(app: KMSApp, scope: dict[str, Any], receive: Any, headers: dict
                                          f"{version[:32] or 'NO_VERSION_SPECIFIED'}")
         call = plan_action(action[:64], form, principal, app.kms.account)
     except KMSError as refusal:  # refused here: on record first
-        planned = app._plan_call(principal, "record_denied", name, refusal)
+        planned = app._plan_call(principal, "record_denied", name, refusal, origin=origin_of(scope))
         Planned.finish(await app.committer.submit(planned))
         return _error(refusal, planned.request_id, entry)
-    planned = app._plan_call(principal, call.method, *call.args, **dict(call.kwargs))
+    planned = app._plan_call(principal, call.method, *call.args, origin=origin_of(scope), **dict(call.kwargs))
     outcome = await app.committer.submit(planned)
     entry["request_id"] = planned.request_id
     try:

@@ -198,3 +198,10 @@ def encode_error(error: KMSError) -> bytes:
     if not error.message:
         return _json_encoder.encode({"__type": error.code})
     return _json_encoder.encode({"__type": error.code, "message": error.message})
+
+
+def origin_of(scope: dict[str, Any]) -> tuple[str, bool]:
+    """Where a request came from (aws:SourceIp, aws:SecureTransport): the TCP
+    peer's address, never a header a client writes (X-Forwarded-For), and
+    whether it came over TLS."""
+    return (scope.get("client") or ("", 0))[0], scope.get("scheme") == "https"

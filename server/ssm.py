@@ -77,6 +77,7 @@ async def plan(app: "KMSApp", scope: dict[str, Any], receive: Any, headers: dict
     except KMSError as refusal:
         if principal == app_anonymous:
             return principal, None, refusal
-        return principal, app._plan_call(principal, "record_denied", name, refusal, region=region), refusal
-    store = app._caller(principal, region).parameters
+        return principal, app._plan_call(principal, "record_denied", name, refusal, region=region,
+                                         origin=protocol.origin_of(scope)), refusal
+    store = app._caller(principal, region, protocol.origin_of(scope)).parameters
     return principal, cast(Planned, getattr(store, op.method)(**kwargs)), None

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 
 from keyledger import responses as r
 from keyledger.errors import KMSError
-from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
+from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
 from keyledger.policy import role_of
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
@@ -154,7 +154,8 @@ def assume_role_xml(answer: r.AssumeRoleResponse, request_id: str) -> bytes:
             "</AssumeRoleResponse>\n").encode()
 
 
-async def answer(app: Any, body: bytes, principal: str) -> tuple[int, bytes, str]:
+async def answer(app: Any, body: bytes, principal: str, origin: tuple[str, bool] | None = None,
+                 ) -> tuple[int, bytes, str]:
     """(status, XML body, request id) for one STS request signed by `principal`."""
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
@@ -163,7 +164,7 @@ async def answer(app: Any, body: bytes, principal: str) -> tuple[int, bytes, str
     action = (form.get("Action") or [""])[0]
     version = (form.get("Version") or [""])[0]
     if action == "AssumeRole" and version == VERSION:
-        return await _assume_role(app, form, principal)
+        return await _assume_role(app, form, principal, origin)
     request_id = str(uuid.uuid4())
     if not action:
         return 400, error_xml("MissingAction", "Missing Action", request_id), request_id
@@ -173,7 +174,8 @@ async def answer(app: Any, body: bytes, principal: str) -> tuple[int, bytes, str
     return 200, identity_xml(caller_identity(principal, app.kms.account), request_id), request_id
 
 
-async def _assume_role(app: Any, form: dict[str, list[str]], principal: str) -> tuple[int, bytes, str]:
+async def _assume_role(app: Any, form: dict[str, list[str]], principal: str,
+                       origin: tuple[str, bool] | None) -> tuple[int, bytes, str]:
     """AssumeRole, checked against STS's model, then the library call,
     committed by the app's writer; a refusal before the call is recorded
     with `record_denied`, as the IAM face records its own."""
@@ -192,11 +194,11 @@ async def _assume_role(app: Any, form: dict[str, list[str]], principal: str) -> 
     try:
         params.done()
     except KMSError as refusal:
-        planned = app._plan_call(principal, "record_denied", "AssumeRole", refusal)
+        planned = app._plan_call(principal, "record_denied", "AssumeRole", refusal, origin=origin)
         Planned.finish(await app.committer.submit(planned))
         return _error(refusal, planned.request_id)
     planned = app._plan_call(principal, "assume_role", role_arn, session_name, duration_seconds=duration,
-                             external_id=external_id)
+                             external_id=external_id, origin=origin)
     outcome = await app.committer.submit(planned)
     try:
         made = Planned.finish(outcome)
@@ -238,7 +240,7 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
         else:
             status, payload, _ = _error(refusal, request_id)
     else:
-        status, payload, request_id = await answer(app, body, principal)
+        status, payload, request_id = await answer(app, body, principal, origin_of(scope))
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", CONTENT_TYPE.encode()),
                             (b"content-length", str(len(payload)).encode()),

@@ -118,6 +118,18 @@ class ServiceBase:
         other.via = service
         return other
 
+    #: where the request came from over the network: (source IP address, over TLS); None: the library or CLI
+    origin: tuple[str, bool] | None = None
+
+    def from_address(self, source_ip: str, secure_transport: bool) -> Self:
+        """The same ledger acting for the same caller on a request that came
+        over the network from `source_ip` (TLS or not): its requests carry
+        `aws:SourceIp` and `aws:SecureTransport`, which library and CLI calls
+        never do. The HTTP server makes one per client address."""
+        other = copy.copy(self)
+        other.origin = (source_ip, bool(secure_transport))
+        return other
+
     def __enter__(self) -> Self:
         return self
 

@@ -155,9 +155,12 @@ class _Request:
     def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
         svc = self.svc
+        # the network address of the caller's request (the service's own records, made while
+        # serving it, came from no network)
+        source = svc.origin[0] if svc.origin is not None and svc.origin[0] and principal is None else msgspec.UNSET
         self.view.append(events, operation=operation or self.operation,
                          principal=principal or svc.caller, request_id=self.request_id, time=self.now,
-                         region=svc.region if svc.scope else msgspec.UNSET)
+                         region=svc.region if svc.scope else msgspec.UNSET, source=source)
         for e in events:
             if isinstance(e, ev.KeyDeleted):  # crypto-shred in the same transaction
                 self.view.put_kek(self.kek_name(e.key_id), None)
@@ -234,10 +237,12 @@ class _Request:
                    extra: Mapping[str, Any] | None) -> Mapping[str, Any]:
         """The request's condition keys as of now, built only if a statement
         with conditions or a grant reads them."""
-        caller, now, alias, via = self.svc.caller, self.now, self.request_alias, self.svc.via
+        svc = self.svc
+        caller, now, alias, via, origin = svc.caller, self.now, self.request_alias, svc.via, svc.origin
         return authz.LazyContext(lambda: authz.request_context(
             caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
-            via_service=via, extra=extra))
+            via_service=via, extra=extra, region=svc.region,
+            source_ip=None if origin is None else origin[0], secure_transport=None if origin is None else origin[1]))
 
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,
@@ -474,8 +479,7 @@ def _lockout_check(req: _Request, key_id: str, document: str) -> None:
 def _principal_id(arn: str) -> str:
     """A stable unique id like IAM's (AIDA... for users, AROA... for roles),
     the same one CloudTrail renderings show as principalId."""
-    prefix = "AROA" if ":role/" in arn else "AIDA"
-    return prefix + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+    return authz.unique_id(arn)
 
 
 def _check_policy_name(name: str) -> None:

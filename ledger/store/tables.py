@@ -155,7 +155,8 @@ class WriteView(_Tables):
             self._txn.put(key_id.encode(), wrapped, db=self._dbs["keks"])
 
     def append(self, events: Sequence[ev.Event], *, operation: str, principal: str,
-               request_id: str, time: int, region: str | msgspec.UnsetType = msgspec.UNSET) -> list[ev.Record]:
+               request_id: str, time: int, region: str | msgspec.UnsetType = msgspec.UNSET,
+               source: str | msgspec.UnsetType = msgspec.UNSET) -> list[ev.Record]:
         """Append events as records and fold them into the projections
         (and, with audit tables on, the Merkle tree and the indexes)."""
         out = []
@@ -167,7 +168,7 @@ class WriteView(_Tables):
         prefixes = indexes.prefixes(principal, operation)
         raw = self.raw
         for event in events:
-            record = ev.Record(seq, time, request_id, principal, operation, event, region=region)
+            record = ev.Record(seq, time, request_id, principal, operation, event, region=region, source=source)
             body = ev.canonical(record)
             digest = ev.chain_hash(prev, body)
             seq_key = _SEQ.pack(seq)

@@ -372,7 +372,7 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
 
 #: Public methods that are not AWS operations a caller is authorized for.
 NON_OPERATIONS = {
-    "close", "as_caller", "in_region", "region_name", "via_service", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
+    "close", "as_caller", "in_region", "region_name", "via_service", "from_address", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
     "record_unauthenticated_refusals",  # the HTTP server's summaries of refusals it made itself
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
     # an integration's hook, not a caller's operation: makes the AWS managed key alias/aws/<service> on a

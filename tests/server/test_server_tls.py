@@ -4,6 +4,7 @@ self-signed certificate made here, verified against that certificate."""
 from __future__ import annotations
 
 import http.client
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ def test_boto3_over_tls_with_a_self_signed_certificate(tmp_path: Path, tls_files
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]
         blob = kms.encrypt(KeyId=key_id, Plaintext=b"over tls")["CiphertextBlob"]
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
+        # aws:SecureTransport is true here: a key usable over TLS only is usable
+        root = f"arn:aws:iam::{entry.principal.split(':')[4]}:root"
+        tls_only = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))["KeyMetadata"]["KeyId"]
+        assert kms.encrypt(KeyId=tls_only, Plaintext=b"tls")["KeyId"].endswith(tls_only)
         # (the client keeps its idle TLS connection: a graceful stop must not wait on it)
         # a client that does not trust the certificate refuses to talk
         with pytest.raises(SSLError):
