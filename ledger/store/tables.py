@@ -209,7 +209,8 @@ class WriteView(_Tables):
             self.head = Head(head.seq, head.hash, record.time, head.frontier)
             # `append` rebuilds the same bytes: the record's own time, request and principal
             made = self.append([record.event], operation=record.operation, principal=record.principal,
-                               request_id=record.request_id, time=record.time, region=record.region)
+                               request_id=record.request_id, time=record.time, region=record.region,
+                               source=record.source)
             if self.head.hash != stored.hash:  # e.g. a record format this version does not write
                 raise LogDiverged(f"record {head.seq} from the replicated log does not re-encode to its "
                                   "stored bytes (a node of another keyledger version?)")

@@ -212,9 +212,11 @@ def test_a_session_issued_on_one_node_authenticates_on_every_node(tmp_path: Path
         alice = first.create_user("alice").arn
         trust = {"Effect": "Allow", "Principal": {"AWS": alice}, "Action": "sts:AssumeRole"}
         first.create_role("worker", json.dumps({"Version": "2012-10-17", "Statement": [trust]}))
-        made = first.as_caller(alice).assume_role(f"arn:aws:iam::{first.account}:role/worker", "job")
+        made = first.as_caller(alice).from_address("192.0.2.7", True) \
+            .assume_role(f"arn:aws:iam::{first.account}:role/worker", "job")
         ident, token = made.credentials.access_key_id, made.credentials.session_token.reveal().decode()
         _settle([first, second])
+        assert list(second.store.records())[-1].source == "192.0.2.7"  # where it came from, replicated
         for kms in (first, second):
             principal, secret, _ = kms.session_credentials(ident, token)
             assert (principal, secret) == (made.assumed_role_user.arn, made.credentials.secret_access_key)
