@@ -83,6 +83,7 @@ def _check_trust_policy(req: _Request, document: str) -> None:
         raise MalformedPolicyDocumentException("The trust policy must be a JSON document")
     _principals_exist(req, authz.parse(document, trust=True))
 
+
 #: AWS IAM's quota of access keys per user
 ACCESS_KEYS_PER_USER = 2
 
@@ -213,12 +214,12 @@ class IamOps(ServiceBase):
 
     def session_credentials(self, access_key_id: str, session_token: str) -> tuple[str, Secret, int] | None:
         """(session principal, secret, expiry in microseconds since the epoch)
-        of temporary credentials `assume_role`
-        issued, whose role still exists (the same role: one deleted and made
-        again is another), or None. ExpiredTokenException once the session
-        has ended. What the HTTP server's SigV4 check asks for a request
-        carrying `X-Amz-Security-Token`; not an operation (nothing is
-        recorded: the signed request is)."""
+        of temporary credentials `assume_role` issued, whose role still
+        exists (the same role: one deleted and made again is another), or
+        None. ExpiredTokenException once the session has ended. What the
+        HTTP server's SigV4 check asks for a request carrying
+        `X-Amz-Security-Token`; not an operation (nothing is recorded: the
+        signed request is)."""
         if not session_token.startswith(_SESSION_TOKEN_PREFIX.decode()) or len(session_token) > 4096:
             return None
         try:
