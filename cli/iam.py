@@ -89,6 +89,13 @@ def sts() -> None:
     """STS: temporary credentials for a role, for `keyledger serve`'s callers."""
 
 
+@sts.command("get-caller-identity", cls=LedgerCommand, operation="GetCallerIdentity", output_options=True)
+def get_caller_identity() -> None:
+    """Who --principal is, as `aws sts get-caller-identity` prints it (GetCallerIdentity)."""
+    with settings().open() as kms:
+        show(to_aws(kms.get_caller_identity()))
+
+
 @sts.command("assume-role", cls=LedgerCommand, operation="AssumeRole", output_options=True)
 @click.option("--role-arn", required=True, help="The role to assume, arn:aws:iam::ACCOUNT:role/NAME.")
 @click.option("--role-session-name", required=True, help="The session's name (2-64 of A-Z a-z 0-9 +=,.@_-).")

@@ -521,6 +521,14 @@ class NewAccessKey(msgspec.Struct, frozen=True):
                               "CreateDate": self.create_date.strftime("%Y-%m-%dT%H:%M:%SZ")}}
 
 
+class CallerIdentity(_Response, frozen=True):
+    """GetCallerIdentity (STS): who is asking, as STS answers it."""
+
+    user_id: str
+    account: str
+    arn: str
+
+
 class SessionCredentials(msgspec.Struct, frozen=True):
     """Temporary credentials (STS AssumeRole): an access key id, its secret
     and the session token to send with every request (`X-Amz-Security-Token`),

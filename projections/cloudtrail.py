@@ -21,7 +21,7 @@ READ_ONLY = {
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
     "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetUser", "GetRole", "ListRoles",
-    "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "GetKeyLastUsage", "DescribeCustomKeyStores",
+    "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "GetCallerIdentity", "GetKeyLastUsage", "DescribeCustomKeyStores",
     # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
     "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",
@@ -34,7 +34,7 @@ EVENT_SOURCES = {
                      "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
                      "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
                      "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
-    "AssumeRole": "sts.amazonaws.com",
+    "AssumeRole": "sts.amazonaws.com", "GetCallerIdentity": "sts.amazonaws.com",
 }
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
            "policy", "plaintext_returned", "via_service"}  # via_service: shown as invokedBy

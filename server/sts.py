@@ -26,9 +26,7 @@ from xml.sax.saxutils import escape
 from keyledger import responses as r
 from keyledger.errors import KMSError
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
-from keyledger.policy import role_of
 from keyledger.service import Planned
-from keyledger.service.request import _principal_id
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 VERSION = "2011-06-15"
@@ -50,6 +48,8 @@ _ERRORS = {
     "ValidationException": (400, "ValidationError", "Sender"),
     "ValidationError": (400, "ValidationError", "Sender"),
     "ThrottlingException": (400, "Throttling", "Sender"),
+    "InvalidAction": (400, "InvalidAction", "Sender"),
+    "MissingAction": (400, "MissingAction", "Sender"),
 }
 
 
@@ -81,24 +81,12 @@ def _headers(scope: dict[str, Any]) -> dict[str, list[str]]:
     return headers
 
 
-def caller_identity(principal: str, account: str) -> dict[str, str]:
-    """Account, Arn and UserId as STS gives them: the account id is the
-    root's UserId; a user or role gets its unique id (AIDA.../AROA...); an
-    assumed-role session its role's, then `:` and the session name."""
-    role = role_of(principal)
-    if role is not None:
-        user_id = f"{_principal_id(role)}:{principal.rsplit('/', 1)[1]}"
-    else:
-        user_id = account if principal == f"arn:aws:iam::{account}:root" else _principal_id(principal)
-    return {"Account": account, "Arn": principal, "UserId": user_id}
-
-
-def identity_xml(identity: dict[str, str], request_id: str) -> bytes:
+def identity_xml(identity: r.CallerIdentity, request_id: str) -> bytes:
     return (f'<GetCallerIdentityResponse xmlns="{NAMESPACE}">\n'
             "  <GetCallerIdentityResult>\n"
-            f"    <Arn>{escape(identity['Arn'])}</Arn>\n"
-            f"    <UserId>{escape(identity['UserId'])}</UserId>\n"
-            f"    <Account>{escape(identity['Account'])}</Account>\n"
+            f"    <Arn>{escape(identity.arn)}</Arn>\n"
+            f"    <UserId>{escape(identity.user_id)}</UserId>\n"
+            f"    <Account>{escape(identity.account)}</Account>\n"
             "  </GetCallerIdentityResult>\n"
             "  <ResponseMetadata>\n"
             f"    <RequestId>{request_id}</RequestId>\n"
@@ -161,17 +149,25 @@ async def answer(app: Any, body: bytes, principal: str, origin: tuple[str, bool]
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
     except (UnicodeDecodeError, ValueError):
         form = {}
+    from keyledger.server.iam import _ACTION, InvalidActionException, MissingActionException  # (iam imports us)
     action = (form.get("Action") or [""])[0]
     version = (form.get("Version") or [""])[0]
     if action == "AssumeRole" and version == VERSION:
         return await _assume_role(app, form, principal, origin)
-    request_id = str(uuid.uuid4())
-    if not action:
-        return 400, error_xml("MissingAction", "Missing Action", request_id), request_id
-    if action != "GetCallerIdentity" or version != VERSION:
-        return 400, error_xml("InvalidAction", f"Could not find operation {action[:64]} for version "
-                                               f"{version[:32] or 'NO_VERSION_SPECIFIED'}", request_id), request_id
-    return 200, identity_xml(caller_identity(principal, app.kms.account), request_id), request_id
+    if not action or action != "GetCallerIdentity" or version != VERSION:  # refused, and on record
+        refusal = MissingActionException("Missing Action") if not action else InvalidActionException(
+            f"Could not find operation {action[:64]} for version {version[:32] or 'NO_VERSION_SPECIFIED'}")
+        name = action[:64] if _ACTION.fullmatch(action[:64]) else "Unknown"
+        planned = app._plan_call(principal, "record_denied", name, refusal, origin=origin)
+        Planned.finish(await app.committer.submit(planned))
+        return _error(refusal, planned.request_id)
+    planned = app._plan_call(principal, "get_caller_identity", origin=origin)
+    outcome = await app.committer.submit(planned)
+    try:
+        identity = Planned.finish(outcome)
+    except KMSError as error:
+        return _error(error, planned.request_id)
+    return 200, identity_xml(identity, planned.request_id), planned.request_id
 
 
 async def _assume_role(app: Any, form: dict[str, list[str]], principal: str,

@@ -212,6 +212,22 @@ class IamOps(ServiceBase):
                 r.AssumedRoleUser(f"{_principal_id(role_arn)}:{role_session_name}", session))
         return self._run("AssumeRole", body)
 
+    def get_caller_identity(self) -> r.CallerIdentity:
+        """GetCallerIdentity (STS): the caller's account, ARN and unique id
+        (the account id for the root; `AROA...:<session name>` for a
+        session). It needs no permission, as in AWS (not even an explicit
+        deny stops it), and is recorded like every request."""
+        def body(req: _Request) -> r.CallerIdentity:
+            caller = self.caller
+            role = authz.role_of(caller)
+            if role is not None:
+                user_id = f"{_principal_id(role)}:{caller.rsplit('/', 1)[1]}"
+            else:
+                user_id = self.account if self._account_root(caller) else _principal_id(caller)
+            req.emit([ev.MetadataRead("GetCallerIdentity")])
+            return r.CallerIdentity(user_id, authz.account_of(caller) or self.account, caller)
+        return self._run("GetCallerIdentity", body)
+
     def session_credentials(self, access_key_id: str, session_token: str) -> tuple[str, Secret, int] | None:
         """(session principal, secret, expiry in microseconds since the epoch)
         of temporary credentials `assume_role` issued, whose role still

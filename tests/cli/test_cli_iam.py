@@ -235,3 +235,11 @@ def test_a_role_with_a_trust_policy_is_assumed_from_the_cli(cli: Cli, tmp_path: 
     encrypted = cli.json("--principal", f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/cli", "encrypt", "--key-id", key,
                          "--plaintext", "hello")
     assert encrypted["KeyId"] == KEY_ARN + key
+
+
+def test_sts_get_caller_identity(cli: Cli) -> None:
+    cli.json("iam", "create-user", "--user-name", "bob")
+    assert cli.json("sts", "get-caller-identity") == {"UserId": ACCOUNT, "Account": ACCOUNT,
+                                                      "Arn": f"arn:aws:iam::{ACCOUNT}:root"}
+    bob = cli.json("--principal", BOB, "sts", "get-caller-identity")
+    assert (bob["Arn"], bob["Account"]) == (BOB, ACCOUNT) and bob["UserId"].startswith("AIDA")

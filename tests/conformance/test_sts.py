@@ -1,6 +1,7 @@
 """STS GetCallerIdentity on `keyledger serve`: the query protocol, XML out,
-the account, ARN and user id of the signing principal; any other STS action
-or a bad signature is STS's XML ErrorResponse, never KMS JSON."""
+the account, ARN and user id of the signing principal; an STS action not
+served (AssumeRole is: tests/server/test_server_sts.py) or a bad signature
+is STS's XML ErrorResponse, never KMS JSON."""
 
 from __future__ import annotations
 

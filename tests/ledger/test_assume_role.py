@@ -273,3 +273,15 @@ def test_a_session_matches_exactly_what_names_it_or_its_role(names: list[str], e
 def clockless() -> Any:
     from datetime import datetime, timezone
     return datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def test_who_am_i_needs_no_permission_and_is_recorded(world: KeyLedger) -> None:
+    world.put_principal_policy(BOB, "nothing", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
+    for caller, wanted in ((BOB, (authz.unique_id(BOB), ACCOUNT, BOB)), (ROOT, (ACCOUNT, ACCOUNT, ROOT)),
+                           (SESSION, (authz.unique_id(APP) + ":job-1", ACCOUNT, SESSION))):
+        found = world.as_caller(caller).get_caller_identity()
+        assert (found.user_id, found.account, found.arn) == wanted
+        record = list(world.store.records())[-1]
+        assert (record.principal, record.operation, record.event) == \
+            (caller, "GetCallerIdentity", ev.MetadataRead("GetCallerIdentity"))

@@ -388,6 +388,9 @@ NON_OPERATIONS = {
     "held_access_key",
     # the same for temporary credentials (a session token): tests/ledger/test_assume_role.py
     "session_credentials",
+    # STS's GetCallerIdentity needs no permission (AWS: not even an explicit deny stops it); recorded like
+    # every request (tests/ledger/test_assume_role.py)
+    "get_caller_identity",
 }
 
 

@@ -225,3 +225,18 @@ def test_a_caller_who_proves_no_identity_to_sts_is_on_record(server: Server) -> 
     summary = server.summary_of(request_id, start)
     assert (summary.event.error_code, summary.event.count) == ("InvalidSignatureException", 1)
     assert key.access_key_id in summary.event.access_key_ids
+
+
+def test_every_sts_request_is_on_record(server: Server) -> None:
+    sts = client(server, "sts", "bob")
+    start = server.head()
+    who = sts.get_caller_identity()
+    assert (who["Arn"], who["Account"]) == (BOB, ACCOUNT)
+    with pytest.raises(ClientError) as refused:
+        sts.get_session_token()
+    assert refused.value.response["Error"]["Code"] == "InvalidAction"
+    records = server.records(start)
+    assert [(r.principal, r.operation, type(r.event).__name__) for r in records] == [
+        (BOB, "GetCallerIdentity", "MetadataRead"), (BOB, "GetSessionToken", "RequestDenied")]
+    assert records[0].request_id == who["ResponseMetadata"]["RequestId"]
+    assert records[1].event.error_code == "InvalidAction"
