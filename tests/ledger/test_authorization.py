@@ -881,11 +881,12 @@ def decision_from(tables: projections.MemoryTables, account: str, principal: str
                   ec: dict[str, str] | None, now: int, request_alias: str | None = None) -> authz.Decision:
     """The pure evaluator on replayed state, with the condition context the service builds."""
     state = tables.rows["keys"][key_row(key_id)]
-    found = tables.rows["principals"].get(principal_row(principal))
+    role = authz.role_of(principal)  # an assumed-role session acts with its role's policies
+    found = tables.rows["principals"].get(principal_row(role or principal))
     iam_policies = [authz.parse(d, key_policy=False) for d in found.policies.values()] if found else []
     prefix = f"{key_id}#".encode()
     grants = [authz.Grant.of(g) for row, g in sorted(tables.rows["grants"].items()) if row.startswith(prefix)]
-    ctx: dict[str, Any] = {"aws:principalarn": principal, "aws:currenttime": from_us(now),
+    ctx: dict[str, Any] = {"aws:principalarn": role or principal, "aws:currenttime": from_us(now),
                            "kms:calleraccount": authz.account_of(principal) or "", "kms:keyspec": state.key_spec,
                            "kms:keyusage": state.key_usage, "kms:keyorigin": state.origin,
                            "kms:resourcealiases": list(state.aliases)}
@@ -956,6 +957,8 @@ KEY_POLICIES = [
                                  "Resource": "*"}),
     lambda u: doc(root_admin(), {"Effect": "Allow", "NotPrincipal": {"AWS": u["alice"]},
                                  "NotAction": "kms:Decrypt", "Resource": "*"}),
+    lambda u: doc(root_admin(), {"Effect": "Allow", "Principal": {"AWS": u["ops"]},  # a role: its sessions too
+                                 "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}),
 ]
 IAM_POLICIES = [
     doc(allow("kms:Encrypt")),
@@ -969,7 +972,9 @@ CONSTRAINTS = [None, {"EncryptionContextSubset": EC}, {"EncryptionContextEquals"
                {"SourceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:orders"}]  # allows nobody here
 CONTEXTS = [{}, EC, {"dept": "hr"}, {**EC, "x": "y"}]
 CALLS = ("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey")
-USERS = ("alice", "bob")
+USERS = ("alice", "bob", "ops")  # two users and a role, whose session also calls
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/alice"}, "Action": "sts:AssumeRole"}]})
 
 changes = st.one_of(
     st.tuples(st.just("key_policy"), st.integers(0, 1), st.integers(0, len(KEY_POLICIES) - 1)),
@@ -982,8 +987,8 @@ changes = st.one_of(
     st.tuples(st.just("retire"), st.integers(0, 7)),
     st.tuples(st.just("revoke"), st.integers(0, 7)),
 )
-calls = st.tuples(st.just("call"), st.sampled_from((*USERS, "root")), st.integers(0, 1), st.sampled_from(CALLS),
-                  st.integers(0, len(CONTEXTS) - 1), st.booleans())
+calls = st.tuples(st.just("call"), st.sampled_from((*USERS, "root", "session")), st.integers(0, 1),
+                  st.sampled_from(CALLS), st.integers(0, len(CONTEXTS) - 1), st.booleans())
 # each change is followed by a few calls, so every state of the history is probed
 steps = st.lists(st.tuples(changes, st.lists(calls, min_size=1, max_size=3)), min_size=1, max_size=8).map(
     lambda pairs: [step for change, probes in pairs for step in (change, *probes)])
@@ -994,7 +999,9 @@ steps = st.lists(st.tuples(changes, st.lists(calls, min_size=1, max_size=3)), mi
 def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
     with tempfile.TemporaryDirectory() as home, \
             keyledger.open(home, create=True, durability="relaxed", clock=Clock()) as root:
-        users = {"alice": root.create_user("alice").arn, "bob": root.create_user("bob").arn, "root": ROOT}
+        users = {"alice": root.create_user("alice").arn, "bob": root.create_user("bob").arn, "root": ROOT,
+                 "ops": root.create_role("ops", TRUST).arn}
+        users["session"] = root.as_caller(users["alice"]).assume_role(users["ops"], "s1").assumed_role_user.arn
         keys = [root.create_key().key_metadata.key_id for _ in range(2)]
         root.create_alias("alias/k0", keys[0])
         blobs = {(k, i): root.encrypt(k, b"p", encryption_context=c).ciphertext_blob
@@ -1016,8 +1023,12 @@ def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
             elif kind == "recreate":
                 if root.list_principal_policies(users[step[1]]).policy_names:
                     root.delete_principal_policy(users[step[1]], "p")
-                root.delete_user(step[1])
-                root.create_user(step[1])
+                if step[1] == "ops":
+                    root.delete_role("ops")
+                    root.create_role("ops", TRUST)
+                else:
+                    root.delete_user(step[1])
+                    root.create_user(step[1])
             elif kind == "grant":
                 _, k, user, ops, constraint = step
                 g = root.create_grant(keys[k], users[user], GRANT_OPS[ops], constraints=CONSTRAINTS[constraint])
