@@ -21,6 +21,7 @@ id resolution, progress) are shared by `cli.forensics`, `cli.bill` and
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -409,6 +410,7 @@ def record_json(record: ev.Record) -> dict[str, Any]:
     return {"seq": record.seq, "time": iso(record.time), "request_id": record.request_id,
             "principal": record.principal, "operation": record.operation,
             **({"region": record.region} if isinstance(record.region, str) else {}),  # not the initial region
+            **({"source": record.source} if isinstance(record.source, str) else {}),  # came over the network
             "event": {"type": event.pop("type"), **event}}
 
 
@@ -431,6 +433,8 @@ def _table_row(record: ev.Record) -> list[str]:
 @click.option("--principal", default=None, help="Only records made by this principal ARN "
                                                 "(kms.amazonaws.com: the service's own events).")
 @click.option("--event-name", default=None, help="Only this operation (CloudTrail eventName), e.g. Decrypt.")
+@click.option("--source-ip", default=None, metavar="ADDRESS|CIDR",
+              help="Only requests that came over the network from this address or network (10.0.0.0/8).")
 @click.option("--since", default=None, metavar="SEQ|TIME", help="From this record seq or ISO 8601 time (inclusive).")
 @click.option("--until", default=None, metavar="SEQ|TIME", help="Up to this record seq or ISO 8601 time (inclusive).")
 @click.option("--errors-only", is_flag=True, help="Only denied and failed requests.")
@@ -442,13 +446,18 @@ def _table_row(record: ev.Record) -> list[str]:
               help="jsonl: one record per line as JSON; table: one line per record for people; "
                    "cloudtrail: one JSON document {\"Records\": [...]} as in CloudTrail's log files, "
                    "one record per line inside the list.")
-def log(key_id: str | None, principal: str | None, event_name: str | None, since: str | None,
-        until: str | None, errors_only: bool, limit: int | None, oldest_first: bool, in_region: str | None,
-        fmt: str) -> None:
+def log(key_id: str | None, principal: str | None, event_name: str | None, source_ip: str | None,
+        since: str | None, until: str | None, errors_only: bool, limit: int | None, oldest_first: bool,
+        in_region: str | None, fmt: str) -> None:
     """Query the trail through the indexes kept in the append transaction:
     the cost grows with the answer, not with the log. Read-only."""
     since_seq, since_time = parse_point(since, "--since") if since is not None else (None, None)
     until_seq, until_time = parse_point(until, "--until") if until is not None else (None, None)
+    try:
+        source = None if source_ip is None else ipaddress.ip_network(source_ip.strip(), strict=False)
+    except ValueError:
+        raise click.BadParameter(f"not an IP address or CIDR network: {source_ip!r}",
+                                 param_hint="--source-ip") from None
     with open_readonly() as store, store.snapshot() as snap:
         identity = Identity(snap.meta())
         region = in_region or settings().region  # `audit log --region R` or `--region R audit log`
@@ -458,7 +467,7 @@ def log(key_id: str | None, principal: str | None, event_name: str | None, since
         f = Filter(key_id=ref.key_id if ref is not None else None,
                    principal=principal, operation=event_name, errors_only=errors_only,
                    since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time,
-                   region=None if region is None else "" if region == identity.region else region)
+                   region=None if region is None else "" if region == identity.region else region, source=source)
         records = query(snap, f, limit=limit, newest_first=not oldest_first)
         if fmt == "jsonl":
             for record in records:

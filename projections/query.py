@@ -11,6 +11,7 @@ compare against).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,9 +39,13 @@ class Filter:
     since_time: int | None = None  # inclusive, microseconds
     until_time: int | None = None  # inclusive, microseconds
     region: str | None = None  # a region scope: "" for the ledger's initial region (Record.scope)
+    # the address or network (CIDR) requests came from over the network (Record.source; no index: a scan)
+    source: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
 
     def matches(self, record: ev.Record) -> bool:
         if self.region is not None and record.scope != self.region:
+            return False
+        if self.source is not None and not _from(record, self.source):
             return False
         if self.key_id is not None and self.key_id not in ev.key_ids_of(record.event):
             return False
@@ -59,6 +64,18 @@ class Filter:
         if self.until_time is not None and record.time > self.until_time:
             return False
         return True
+
+
+def _from(record: ev.Record, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Did the record's request come from an address in `network`? (A library or CLI call came from none.)"""
+    if not isinstance(record.source, str):
+        return False
+    try:
+        address = ipaddress.ip_address(record.source)
+    except ValueError:
+        return False
+    address = getattr(address, "ipv4_mapped", None) or address
+    return address.version == network.version and address in network
 
 
 def first_seq_at_or_after(snapshot: QuerySnapshot, time: int, n: int) -> int:

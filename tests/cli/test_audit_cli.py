@@ -492,3 +492,23 @@ def test_prove_decryptable_fails_on_a_corrupted_projection_row(tmp_path: Path) -
            "does not unwrap" in result.stdout
     assert "corpus: 4 ciphertext(s) to open, 0 opened" in result.stdout
     assert result.stdout.endswith("verdict: FAILED\n")
+
+
+def test_audit_log_by_where_requests_came_from(tmp_path: Path) -> None:
+    home = tmp_path / "ledger"
+    with keyledger.open(home, create=True) as kms:
+        key = kms.create_key().key_metadata.key_id  # the library: no address
+        kms.from_address("10.1.2.3", True).encrypt(key, b"a")
+        kms.from_address("10.9.9.9", False).describe_key(key)
+        kms.from_address("2001:db8::5", True).encrypt(key, b"b")
+    lines = [json.loads(x) for x in run(home, "audit", "log", "--source-ip", "10.0.0.0/8",
+                                        "--oldest-first").stdout.splitlines()]
+    assert [(x["operation"], x["source"]) for x in lines] == [("Encrypt", "10.1.2.3"), ("DescribeKey", "10.9.9.9")]
+    one = [json.loads(x) for x in run(home, "audit", "log", "--source-ip", "2001:db8::5").stdout.splitlines()]
+    assert [x["source"] for x in one] == ["2001:db8::5"]
+    everything = [json.loads(x) for x in run(home, "audit", "log").stdout.splitlines()]
+    assert "source" not in everything[-1] and everything[-1]["operation"] == "CreateKey"  # newest first
+    trail = json.loads(run(home, "audit", "log", "--format", "cloudtrail", "--source-ip", "10.1.2.3").stdout)
+    assert [r["sourceIPAddress"] for r in trail["Records"]] == ["10.1.2.3"]
+    refused = run(home, "audit", "log", "--source-ip", "office", expect=2)
+    assert "not an IP address or CIDR network" in refused.stderr
