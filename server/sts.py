@@ -17,8 +17,10 @@ signature, gets STS's XML `ErrorResponse`, never a KMS JSON error.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -157,17 +159,35 @@ async def answer(app: Any, body: bytes, principal: str, origin: tuple[str, bool]
     if not action or action != "GetCallerIdentity" or version != VERSION:  # refused, and on record
         refusal = MissingActionException("Missing Action") if not action else InvalidActionException(
             f"Could not find operation {action[:64]} for version {version[:32] or 'NO_VERSION_SPECIFIED'}")
-        name = action[:64] if _ACTION.fullmatch(action[:64]) else "Unknown"
-        planned = app._plan_call(principal, "record_denied", name, refusal, origin=origin)
-        Planned.finish(await app.committer.submit(planned))
-        return _error(refusal, planned.request_id)
-    planned = app._plan_call(principal, "get_caller_identity", origin=origin)
+        return await _refuse(app, principal, origin, action[:64] if _ACTION.fullmatch(action[:64]) else "Unknown",
+                             refusal)
+    return await _call(app, principal, origin, identity_xml, "get_caller_identity")
+
+
+async def _refuse(app: Any, principal: str, origin: tuple[str, bool] | None, operation: str,
+                  refusal: KMSError) -> tuple[int, bytes, str]:
+    """A request refused before its library call: on record first, then STS's error."""
+    planned = app._plan_call(principal, "record_denied", operation, refusal, origin=origin)
+    Planned.finish(await app.committer.submit(planned))
+    return _error(refusal, planned.request_id)
+
+
+async def _call(app: Any, principal: str, origin: tuple[str, bool] | None,
+                render: Callable[[Any, str], bytes], method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes, str]:
+    """A library call for `principal`, committed by the app's writer; its
+    answer as `render` writes it, or its refusal (on record already: the
+    library records its refusals) as STS's error."""
+    planned = app._plan_call(principal, method, *args, origin=origin, **kwargs)
     outcome = await app.committer.submit(planned)
     try:
-        identity = Planned.finish(outcome)
+        answer = Planned.finish(outcome)
     except KMSError as error:
+        if error.http_status >= 500:
+            from keyledger.server.app import log_event  # (app imports this module)
+            log_event(logging.ERROR, "internal-error", request_id=planned.request_id, error=error.code,
+                      message=error.message)
         return _error(error, planned.request_id)
-    return 200, identity_xml(identity, planned.request_id), planned.request_id
+    return 200, render(answer, planned.request_id), planned.request_id
 
 
 async def _assume_role(app: Any, form: dict[str, list[str]], principal: str,
@@ -190,17 +210,9 @@ async def _assume_role(app: Any, form: dict[str, list[str]], principal: str,
     try:
         params.done()
     except KMSError as refusal:
-        planned = app._plan_call(principal, "record_denied", "AssumeRole", refusal, origin=origin)
-        Planned.finish(await app.committer.submit(planned))
-        return _error(refusal, planned.request_id)
-    planned = app._plan_call(principal, "assume_role", role_arn, session_name, duration_seconds=duration,
-                             external_id=external_id, origin=origin)
-    outcome = await app.committer.submit(planned)
-    try:
-        made = Planned.finish(outcome)
-    except KMSError as error:  # on record already (the library records its refusals)
-        return _error(error, planned.request_id)
-    return 200, assume_role_xml(made, planned.request_id), planned.request_id
+        return await _refuse(app, principal, origin, "AssumeRole", refusal)
+    return await _call(app, principal, origin, assume_role_xml, "assume_role", role_arn, session_name,
+                       duration_seconds=duration, external_id=external_id)
 
 
 async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
@@ -236,7 +248,13 @@ async def handle(app: Any, scope: dict[str, Any], receive: Any, send: Any,
         else:
             status, payload, _ = _error(refusal, request_id)
     else:
-        status, payload, request_id = await answer(app, body, principal, origin_of(scope))
+        try:
+            status, payload, request_id = await answer(app, body, principal, origin_of(scope))
+        except Exception as exc:  # noqa: BLE001 - on record as KMSInternalException, answered as InternalFailure
+            await app._internal_error(exc, "Unknown", principal, entry)  # (the stack goes to the server log)
+            request_id = entry.get("request_id") or str(uuid.uuid4())
+            status, payload = 500, error_xml("InternalFailure", "An internal error occurred.", request_id,
+                                             "Receiver")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", CONTENT_TYPE.encode()),
                             (b"content-length", str(len(payload)).encode()),

@@ -240,3 +240,25 @@ def test_every_sts_request_is_on_record(server: Server) -> None:
         (BOB, "GetCallerIdentity", "MetadataRead"), (BOB, "GetSessionToken", "RequestDenied")]
     assert records[0].request_id == who["ResponseMetadata"]["RequestId"]
     assert records[1].event.error_code == "InvalidAction"
+
+
+def test_an_unexpected_failure_is_on_record_and_answered_as_internal_failure(server: Server) -> None:
+    real = server.app._plan_call
+
+    def failing(principal: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "get_caller_identity":
+            raise RuntimeError("a bug")
+        return real(principal, method, *args, **kwargs)
+    server.app._plan_call = failing  # type: ignore[method-assign]
+    start = server.head()
+    try:
+        with pytest.raises(ClientError) as failed:
+            client(server, "sts", "bob").get_caller_identity()
+    finally:
+        server.app._plan_call = real  # type: ignore[method-assign]
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert failed.value.response["Error"]["Code"] == "InternalFailure"
+    assert "a bug" not in failed.value.response["Error"]["Message"]
+    (record,) = server.records(start)
+    assert (record.principal, record.event.error_code) == (BOB, "KMSInternalException")
+    assert record.request_id == failed.value.response["ResponseMetadata"]["RequestId"]
