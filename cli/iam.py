@@ -227,4 +227,61 @@ def _inline_policy_commands(kind: str) -> None:
 _inline_policy_commands("user")
 _inline_policy_commands("role")
 
+
+def _iam_tags(values: tuple[str, ...]) -> list[dict[str, str]]:
+    """--tags as `aws iam` takes them: each `Key=k,Value=v`, a JSON object, or a JSON list of them."""
+    out: list[dict[str, str]] = []
+    for value in values:
+        text = params.text("--tags", value) or ""
+        if text.strip().startswith(("{", "[")):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--tags") from None
+            out.extend(data if isinstance(data, list) else [data])
+            continue
+        pairs = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+        if set(pairs) - {"Key", "Value"} or "Key" not in pairs:
+            raise click.BadParameter("expected Key=k,Value=v", param_hint="--tags")
+        out.append({"Key": pairs["Key"], "Value": pairs.get("Value", "")})
+    return out
+
+
+def _tag_commands(kind: str) -> None:
+    """`tag-<kind>`, `untag-<kind>` and `list-<kind>-tags`, as `aws iam` names them."""
+    Kind = kind.capitalize()
+    name_option = click.option(f"--{kind}-name", "name", required=True, help=f"The {kind}'s name.")
+
+    @iam_command(f"tag-{kind}", f"Tag{Kind}")
+    @name_option
+    @click.option("--tags", required=True, multiple=True, metavar="Key=k,Value=v",
+                  help="A tag (repeat the option for more), or a JSON list of {\"Key\": .., \"Value\": ..}.")
+    def tag(name: str, tags: tuple[str, ...]) -> None:
+        found = _iam_tags(tags)
+        with settings().open() as kms:
+            kms.tag_principal(f"arn:aws:iam::{kms.account}:{kind}/{name}", found)
+
+    @iam_command(f"untag-{kind}", f"Untag{Kind}")
+    @name_option
+    @click.option("--tag-keys", required=True, multiple=True, metavar="KEY", help="A tag key (repeat for more).")
+    def untag(name: str, tag_keys: tuple[str, ...]) -> None:
+        with settings().open() as kms:
+            kms.untag_principal(f"arn:aws:iam::{kms.account}:{kind}/{name}", list(tag_keys))
+
+    @iam_command(f"list-{kind}-tags", f"List{Kind}Tags")
+    @name_option
+    def list_tags(name: str) -> None:
+        with settings().open() as kms:
+            found = kms.list_principal_tags(f"arn:aws:iam::{kms.account}:{kind}/{name}")
+        show(to_aws(found))
+
+    tag.help = (f"Tag a {kind} (Tag{Kind}): its tags are aws:PrincipalTag/<key> in policy conditions"
+                + (", for the role and its sessions." if kind == "role" else "."))
+    untag.help = f"Remove tags from a {kind} by key (Untag{Kind})."
+    list_tags.help = f"List a {kind}'s tags (List{Kind}Tags)."
+
+
+_tag_commands("user")
+_tag_commands("role")
+
 COMMANDS = [iam, sts]

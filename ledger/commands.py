@@ -147,6 +147,43 @@ def check_tags(tags: Iterable[Mapping[str, str]] | Mapping[str, str] | None) -> 
     return out
 
 
+#: IAM's quota of tags per user or role
+MAX_IAM_TAGS = 50
+_IAM_TAG_KEY = re.compile(r"[\w\s.:/=+\-@]{1,128}")
+_IAM_TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{0,256}")
+
+
+def check_iam_tags(tags: Iterable[Mapping[str, str]] | Mapping[str, str]) -> dict[str, str]:
+    """An IAM user's or role's tags, as IAM sends them ([{"Key": k, "Value": v}])
+    or as a dict: keys of 1-128 and values of 0-256 letters, digits, spaces
+    and `_.:/=+-@`, no key twice whatever its case, none beginning `aws:`."""
+    if isinstance(tags, Mapping):
+        pairs = list(tags.items())
+    else:
+        try:
+            pairs = [(t["Key"], t["Value"]) for t in tags]
+        except (KeyError, TypeError):
+            raise ValidationException("Each tag must have Key and Value") from None
+    out: dict[str, str] = {}
+    for i, (key, value) in enumerate(pairs, 1):
+        if not isinstance(key, str) or not _IAM_TAG_KEY.fullmatch(key):
+            raise ValidationException(f"1 validation error detected: Value at 'tags.{i}.member.key' failed to "
+                                      "satisfy constraint: Member must satisfy regular expression pattern: "
+                                      f"{_IAM_TAG_KEY.pattern}")
+        if not isinstance(value, str) or not _IAM_TAG_VALUE.fullmatch(value):
+            raise ValidationException(f"1 validation error detected: Value at 'tags.{i}.member.value' failed to "
+                                      "satisfy constraint: Member must satisfy regular expression pattern: "
+                                      f"{_IAM_TAG_VALUE.pattern}")
+        if key.lower().startswith("aws:"):
+            raise ValidationException("Tag keys beginning with 'aws:' are reserved for AWS use.")
+        if key.lower() in {k.lower() for k in out}:
+            raise ValidationException("Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+        out[key] = value
+    if len(out) > MAX_IAM_TAGS:
+        raise LimitExceededException(f"Cannot exceed quota for TagsPerUser: {MAX_IAM_TAGS}")
+    return out
+
+
 def check_tag_keys(tag_keys: Iterable[str]) -> list[str]:
     keys = list(tag_keys)
     if not keys:

@@ -170,6 +170,21 @@ class PrincipalCreated(_Event, frozen=True, tag="PrincipalCreated", omit_default
     max_session_duration: int | None = None  # seconds; None: IAM's default, 3600
 
 
+class PrincipalTagged(_Event, frozen=True, tag="PrincipalTagged"):
+    """IAM's TagUser / TagRole (or tags given at creation): these tags are
+    set, each replacing a tag whose key differs from it only by case."""
+
+    principal: str
+    tags: dict[str, str]
+
+
+class PrincipalUntagged(_Event, frozen=True, tag="PrincipalUntagged"):
+    """IAM's UntagUser / UntagRole: the tags with these keys (any case) are gone."""
+
+    principal: str
+    tag_keys: list[str]
+
+
 class RoleTrustPolicyUpdated(_Event, frozen=True, tag="RoleTrustPolicyUpdated"):
     """IAM's UpdateAssumeRolePolicy: the role's trust policy is now `trust_policy`."""
 
@@ -652,6 +667,7 @@ Event = Union[
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
     KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
     PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted, RoleTrustPolicyUpdated, RoleAssumed,
+    PrincipalTagged, PrincipalUntagged,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

@@ -326,7 +326,8 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
                     encryption_context: Mapping[str, str] | None = None, request_alias: str | None = None,
                     via_service: str | None = None, extra: Mapping[str, Any] | None = None,
                     region: str | None = None, source_ip: str | None = None,
-                    secure_transport: bool | None = None) -> dict[str, Any]:
+                    secure_transport: bool | None = None,
+                    principal_tags: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The condition keys of a request (lower-cased names). `key` is the
     key's state (anything with key_spec, key_usage, origin, aliases, tags).
     `via_service` is the integrated service (`ssm.us-east-1.amazonaws.com`)
@@ -335,10 +336,14 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     conditions pass on it). `source_ip` and `secure_transport` are the
     network's (`aws:SourceIp`, `aws:SecureTransport`): a request that came
     over no network (the library, the CLI) has neither, and an `IpAddress`
-    condition never holds for it, as AWS treats a call without the key."""
+    condition never holds for it, as AWS treats a call without the key.
+    `principal_tags` are the caller's IAM tags (a session's: its role's),
+    `aws:PrincipalTag/<key>`."""
     account = account_of(principal)
     ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
                            "kms:calleraccount": account or "", **_identity_keys(principal, account)}
+    for k, v in (principal_tags or {}).items():
+        ctx["aws:principaltag/" + k.lower()] = v
     if region is not None:
         ctx["aws:requestedregion"] = region
     if source_ip is not None:

@@ -564,6 +564,20 @@ class AssumeRoleResponse(msgspec.Struct, frozen=True):
                                     "Arn": self.assumed_role_user.arn}}
 
 
+class IamTag(_Response, frozen=True):
+    """One tag of an IAM user or role (IAM names its members Key and Value)."""
+
+    key: str
+    value: str
+
+
+class ListPrincipalTagsResponse(_Response, frozen=True):
+    """ListUserTags / ListRoleTags (IAM)."""
+
+    tags: list[IamTag]
+    is_truncated: bool = False
+
+
 class ListUsersResponse(_Response, frozen=True):
     """ListUsers (IAM): the ledger's users."""
 

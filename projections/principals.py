@@ -28,6 +28,12 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
             return replace(state, policies={**state.policies, e.policy_name: e.policy})
         case ev.RoleTrustPolicyUpdated():
             return replace(state, trust_policy=e.trust_policy)
+        case ev.PrincipalTagged():  # IAM: a key differing only by case is the same tag
+            kept = {k: v for k, v in state.tags.items() if k.lower() not in {n.lower() for n in e.tags}}
+            return replace(state, tags={**kept, **e.tags})
+        case ev.PrincipalUntagged():
+            gone = {k.lower() for k in e.tag_keys}
+            return replace(state, tags={k: v for k, v in state.tags.items() if k.lower() not in gone})
         case ev.PrincipalPolicyDeleted():
             return replace(state, policies={k: v for k, v in state.policies.items() if k != e.policy_name})
         case ev.AccessKeyCreated():

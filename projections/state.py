@@ -124,6 +124,7 @@ class PrincipalState(msgspec.Struct, frozen=True):
     # CreateRole) and its sessions' longest life in seconds (None: 3600)
     trust_policy: str | None = None
     max_session_duration: int | None = None
+    tags: dict[str, str] = {}  # IAM's tags of the user or role (aws:PrincipalTag/<key>)
 
 
 class GrantState(msgspec.Struct, frozen=True):

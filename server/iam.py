@@ -9,7 +9,8 @@ botocore's IAM model parses it. The actions: CreateUser, GetUser,
 ListUsers, DeleteUser, CreateRole, GetRole, ListRoles, DeleteRole,
 UpdateAssumeRolePolicy, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
 ListUserPolicies, PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
-ListRolePolicies, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
+ListRolePolicies, TagUser, UntagUser, ListUserTags, TagRole, UntagRole,
+ListRoleTags, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
 ListAccessKeys. Where IAM makes UserName optional, it is the signing
 caller's own user. (STS's AssumeRole, which turns a role into temporary
 credentials, is in `server.sts`.)
@@ -212,6 +213,20 @@ class _Form:
                                f"regular expression pattern: {pattern.pattern}")
         return value
 
+    def members(self, name: str) -> list[str] | None:
+        """A list parameter (`<name>.member.1`, `.2`, ...) in order, or None if absent."""
+        out: list[str] = []
+        while (value := self._one(f"{name}.member.{len(out) + 1}")) is not None:
+            out.append(value)
+        return out if out else None
+
+    def tags(self) -> list[dict[str, str]] | None:
+        """`Tags.member.N.Key` / `.Value` as IAM's [{"Key", "Value"}], or None if absent."""
+        out: list[dict[str, str]] = []
+        while (key := self._one(f"Tags.member.{len(out) + 1}.Key")) is not None:
+            out.append({"Key": key, "Value": self._one(f"Tags.member.{len(out) + 1}.Value") or ""})
+        return out if out else None
+
     def number(self, name: str, low: int, high: int) -> int | None:
         """An integer parameter between `low` and `high`, if given."""
         value = self._one(name)
@@ -295,25 +310,47 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
     if action == "CreateUser":
         name = params.text("UserName", required=True, high=64)
         path = params.text("Path", high=512, pattern=None)
-        if "Tags.member.1.Key" in form or "PermissionsBoundary" in form:
-            params.errors.append("keyledger users take no tags or permissions boundary")
+        tags = params.tags()
+        if "PermissionsBoundary" in form:
+            params.errors.append("keyledger users take no permissions boundary")
         if path not in (None, "/"):
             params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger users have the path /")
         params.done()
-        return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>")
+        return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>", (("tags", tags),))
     if action == "CreateRole":
         name = params.text("RoleName", required=True, high=64)
         trust = params.text("AssumeRolePolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
         path = params.text("Path", high=512, pattern=None)
         params.text("Description", low=0, high=1000, pattern=None)
         longest = params.number("MaxSessionDuration", 3600, 43200)
-        if "Tags.member.1.Key" in form or "PermissionsBoundary" in form:
-            params.errors.append("keyledger roles take no tags or permissions boundary")
+        tags = params.tags()
+        if "PermissionsBoundary" in form:
+            params.errors.append("keyledger roles take no permissions boundary")
         if path not in (None, "/"):
             params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger roles have the path /")
         params.done()
         return Call("create_role", (name, trust), lambda role: f"<Role>{user_xml(role, 'Role')}</Role>",
-                    (("max_session_duration", longest),))
+                    (("max_session_duration", longest), ("tags", tags)))
+    if action in ("TagUser", "UntagUser", "ListUserTags", "TagRole", "UntagRole", "ListRoleTags"):
+        kind = "Role" if "Role" in action else "User"
+        name = params.text(f"{kind}Name", required=True)
+        arn = f"arn:aws:iam::{account}:{kind.lower()}/{name}"
+        if action.startswith("List"):
+            seen, size = params.page()
+            params.done()
+            return Call("list_principal_tags", (arn,), lambda got: _paged(
+                [(t.key, _fields(Key=t.key, Value=t.value)) for t in got.tags], seen, size, "Tags"))
+        if action.startswith("Tag"):
+            tags = params.tags()
+            if tags is None:
+                params.errors.append("Value null at 'tags' failed to satisfy constraint: Member must not be null")
+            params.done()
+            return Call("tag_principal", (arn, tags), lambda _: None)
+        keys = params.members("TagKeys")
+        if keys is None:
+            params.errors.append("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+        params.done()
+        return Call("untag_principal", (arn, keys), lambda _: None)
     if action == "UpdateAssumeRolePolicy":
         name = params.text("RoleName", required=True, high=64)
         document = params.text("PolicyDocument", required=True, high=131072, pattern=_DOCUMENT)

@@ -76,6 +76,12 @@ def _policy_op(verb: str, principal: str) -> str:
     return f"{verb}{'Role' if ':role/' in principal else 'User'}{noun}"
 
 
+def _tag_op(verb: str, principal: str) -> str:
+    """IAM's name for a tag action on a user or a role (TagUser, UntagRole, ListUserTags, ...)."""
+    kind = "Role" if ":role/" in principal else "User"
+    return f"List{kind}Tags" if verb == "List" else f"{verb}{kind}"
+
+
 def _check_trust_policy(req: _Request, document: str) -> None:
     """A role's trust policy: a resource-based policy without Resource, whose
     IAM principals of this account exist (as for a key policy)."""
@@ -95,28 +101,32 @@ class IamOps(ServiceBase):
         cmd.check_iam_name(name)
         return f"arn:aws:iam::{self.account}:{kind}/{name}"
 
-    def create_user(self, user_name: str) -> r.User:
+    def create_user(self, user_name: str, *, tags: Any = None) -> r.User:
         """CreateUser (IAM): a principal `arn:aws:iam::<account>:user/<name>`, with
         no permissions until an identity policy or key policy gives it some.
+        `tags` (a dict, or IAM's [{"Key", "Value"}]) are its tags
+        (`aws:PrincipalTag/<key>` in conditions).
 
-        Raises AlreadyExistsException, AccessDeniedException, ValidationException."""
-        return self._create_principal("user", user_name)
+        Raises AlreadyExistsException, LimitExceededException, AccessDeniedException,
+        ValidationException."""
+        return self._create_principal("user", user_name, tags=tags)
 
     def create_role(self, role_name: str, assume_role_policy_document: str | None = None, *,
-                    max_session_duration: int | None = None) -> r.User:
+                    max_session_duration: int | None = None, tags: Any = None) -> r.User:
         """CreateRole (IAM): a principal `arn:aws:iam::<account>:role/<name>`; like
         CreateUser, it can do nothing until a policy allows it. Its trust
         policy (`assume_role_policy_document`) says who may assume it with
         STS AssumeRole (`assume_role`); a role made without one cannot be
         assumed. `max_session_duration`: its sessions' longest life, 3600
-        (the default) to 43200 seconds.
+        (the default) to 43200 seconds. `tags`: as for `create_user` (its
+        sessions have them too).
 
         Raises AlreadyExistsException, MalformedPolicyDocumentException,
-        AccessDeniedException, ValidationException."""
-        return self._create_principal("role", role_name, assume_role_policy_document, max_session_duration)
+        LimitExceededException, AccessDeniedException, ValidationException."""
+        return self._create_principal("role", role_name, assume_role_policy_document, max_session_duration, tags)
 
     def _create_principal(self, kind: str, name: str, trust_policy: str | None = None,
-                          max_session_duration: int | None = None) -> r.User:
+                          max_session_duration: int | None = None, tags: Any = None) -> r.User:
         operation = "CreateUser" if kind == "user" else "CreateRole"
 
         def body(req: _Request) -> r.User:
@@ -125,16 +135,68 @@ class IamOps(ServiceBase):
                 _check_trust_policy(req, trust_policy)
             if max_session_duration is not None:
                 cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
+            tagged = cmd.check_iam_tags(tags) if tags is not None else {}
             req.authorize(f"iam:{operation}", None, resource=arn)
+            if tagged:  # IAM: tagging at creation needs the Tag action too
+                req.authorize(f"iam:Tag{kind.capitalize()}", None, resource=arn)
             prefix = principal_row(arn[:-len(name)])
             if any(p.principal[len(prefix):].lower() == name.lower()  # IAM: names are not told apart by case
                    for _, p in req.view.scan("principals", prefix=prefix)):
                 raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
-            req.emit([ev.PrincipalCreated(arn, kind, trust_policy, max_session_duration)])
+            req.emit([ev.PrincipalCreated(arn, kind, trust_policy, max_session_duration),
+                      *([ev.PrincipalTagged(arn, tagged)] if tagged else [])])
             role = kind == "role"
             return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn),
                           assume_role_policy_document=trust_policy,
                           max_session_duration=(max_session_duration or DEFAULT_SESSION_SECONDS) if role else None)
+        return self._run(operation, body)
+
+    def tag_principal(self, principal: str, tags: Any) -> None:
+        """TagUser / TagRole (IAM): set tags on a user or role (`principal` is
+        its ARN); a tag whose key differs only by case is replaced. At most
+        50 tags. They are `aws:PrincipalTag/<key>` in conditions, for the
+        user, or for the role and every session of it.
+
+        Raises NotFoundException, LimitExceededException, AccessDeniedException,
+        ValidationException."""
+        operation = _tag_op("Tag", principal)
+
+        def body(req: _Request) -> None:
+            tagged = cmd.check_iam_tags(tags)
+            req.authorize(f"iam:{operation}", None, resource=principal)
+            found = self._principal(req, principal)
+            after = {k for k in found.tags if k.lower() not in {n.lower() for n in tagged}} | set(tagged)
+            if len(after) > cmd.MAX_IAM_TAGS:
+                raise LimitExceededException(f"Cannot exceed quota for TagsPer{found.kind.capitalize()}: "
+                                             f"{cmd.MAX_IAM_TAGS}")
+            req.emit([ev.PrincipalTagged(principal, tagged)])
+        return self._run(operation, body)
+
+    def untag_principal(self, principal: str, tag_keys: list[str]) -> None:
+        """UntagUser / UntagRole (IAM): remove the tags with these keys (any
+        case); a key it does not have is no error.
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        operation = _tag_op("Untag", principal)
+
+        def body(req: _Request) -> None:
+            keys = cmd.check_tag_keys(tag_keys)
+            req.authorize(f"iam:{operation}", None, resource=principal)
+            self._principal(req, principal)
+            req.emit([ev.PrincipalUntagged(principal, keys)])
+        return self._run(operation, body)
+
+    def list_principal_tags(self, principal: str) -> r.ListPrincipalTagsResponse:
+        """ListUserTags / ListRoleTags (IAM): a user's or role's tags, by key.
+
+        Raises NotFoundException, AccessDeniedException."""
+        operation = _tag_op("List", principal)
+
+        def body(req: _Request) -> r.ListPrincipalTagsResponse:
+            req.authorize(f"iam:{operation}", None, resource=principal)
+            found = self._principal(req, principal)
+            req.emit([ev.MetadataRead(operation)])
+            return r.ListPrincipalTagsResponse([r.IamTag(k, v) for k, v in sorted(found.tags.items())])
         return self._run(operation, body)
 
     def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:

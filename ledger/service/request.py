@@ -151,6 +151,7 @@ class _Request:
         self.key_hint: str | None = None  # what the caller named, for the denial record
         self.request_alias: str | None = None  # the alias the caller named the key by
         self._iam: list[authz.Policy] | None = None
+        self._tags: dict[str, str] = {}  # the caller's (or its role's) IAM tags, read with its policies
 
     def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
@@ -223,10 +224,11 @@ class _Request:
 
     def iam_policies(self) -> list[authz.Policy]:
         if self._iam is None:
-            caller = self.svc.caller  # an assumed-role session acts with its role's policies
+            caller = self.svc.caller  # an assumed-role session acts with its role's policies and tags
             found = self.view.get("principals", principal_row(authz.role_of(caller) or caller))
             self._iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] \
                 if found is not None else []
+            self._tags = found.tags if found is not None else {}
         return self._iam
 
     def grants(self, key_id: str) -> list[authz.Grant]:
@@ -239,10 +241,15 @@ class _Request:
         with conditions or a grant reads them."""
         svc = self.svc
         caller, now, alias, via, origin = svc.caller, self.now, self.request_alias, svc.via, svc.origin
-        return authz.LazyContext(lambda: authz.request_context(
-            caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
-            via_service=via, extra=extra, region=svc.region,
-            source_ip=None if origin is None else origin[0], secure_transport=None if origin is None else origin[1]))
+
+        def build() -> dict[str, Any]:
+            self.iam_policies()  # (reads the caller's row once per request: its tags with its policies)
+            return authz.request_context(
+                caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
+                via_service=via, extra=extra, region=svc.region, principal_tags=self._tags,
+                source_ip=None if origin is None else origin[0],
+                secure_transport=None if origin is None else origin[1])
+        return authz.LazyContext(build)
 
     def decide_access(self, action: str, state: KeyState | None, *,
                       encryption_context: Mapping[str, str] | None = None,

@@ -243,3 +243,18 @@ def test_sts_get_caller_identity(cli: Cli) -> None:
                                                       "Arn": f"arn:aws:iam::{ACCOUNT}:root"}
     bob = cli.json("--principal", BOB, "sts", "get-caller-identity")
     assert (bob["Arn"], bob["Account"]) == (BOB, ACCOUNT) and bob["UserId"].startswith("AIDA")
+
+
+def test_tags_of_users_and_roles(cli: Cli) -> None:
+    cli.json("iam", "create-user", "--user-name", "bob")
+    assert cli("iam", "tag-user", "--user-name", "bob", "--tags", "Key=team,Value=payments",
+               "--tags", '{"Key": "env", "Value": "prod"}').stdout == ""
+    assert cli.json("iam", "list-user-tags", "--user-name", "bob") == {
+        "Tags": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "payments"}], "IsTruncated": False}
+    cli("iam", "untag-user", "--user-name", "bob", "--tag-keys", "env")
+    assert cli.json("iam", "list-user-tags", "--user-name", "bob")["Tags"] == [{"Key": "team", "Value": "payments"}]
+    cli.json("iam", "create-role", "--role-name", "ops")
+    cli("iam", "tag-role", "--role-name", "ops", "--tags", "Key=tier,Value=1")
+    assert cli.json("iam", "list-role-tags", "--role-name", "ops")["Tags"] == [{"Key": "tier", "Value": "1"}]
+    bad = cli("iam", "tag-role", "--role-name", "ops", "--tags", "Name=x", expect=2)
+    assert "expected Key=k,Value=v" in bad.stderr

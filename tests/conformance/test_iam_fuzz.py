@@ -32,7 +32,8 @@ MODEL = botocore.session.get_session().get_service_model("iam")
 SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
           "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
           "DeleteUser", "GetRole", "ListRoles", "DeleteRole", "CreateRole", "UpdateAssumeRolePolicy",
-          "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies")
+          "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "TagUser", "UntagUser",
+          "ListUserTags", "TagRole", "UntagRole", "ListRoleTags")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})

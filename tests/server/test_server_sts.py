@@ -262,3 +262,40 @@ def test_an_unexpected_failure_is_on_record_and_answered_as_internal_failure(ser
     (record,) = server.records(start)
     assert (record.principal, record.event.error_code) == (BOB, "KMSInternalException")
     assert record.request_id == failed.value.response["ResponseMetadata"]["RequestId"]
+
+
+def test_tags_on_users_and_roles_decide_through_the_endpoint(server: Server) -> None:
+    """ABAC as AWS documents it for KMS: a key usable by whoever is tagged
+    team=payments; the tags set with IAM's TagUser / TagRole through boto3."""
+    iam = client(server, "iam")
+    kms = client(server, "kms")
+    key_id = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/team": "payments"}}}]}))["KeyMetadata"]["KeyId"]
+    bob = client(server, "kms", "bob")
+    with pytest.raises(ClientError):
+        bob.encrypt(KeyId=key_id, Plaintext=b"x")
+    iam.tag_user(UserName="bob", Tags=[{"Key": "team", "Value": "payments"}, {"Key": "env", "Value": "prod"}])
+    assert iam.list_user_tags(UserName="bob")["Tags"] == [{"Key": "env", "Value": "prod"},
+                                                          {"Key": "team", "Value": "payments"}]
+    bob.encrypt(KeyId=key_id, Plaintext=b"x")
+    iam.untag_user(UserName="bob", TagKeys=["team"])
+    with pytest.raises(ClientError):
+        bob.encrypt(KeyId=key_id, Plaintext=b"x")
+    iam.create_role(RoleName="tagged", AssumeRolePolicyDocument=trust(BOB),
+                    Tags=[{"Key": "team", "Value": "payments"}])
+    assert iam.list_role_tags(RoleName="tagged")["Tags"] == [{"Key": "team", "Value": "payments"}]
+    made = client(server, "sts", "bob").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/tagged",
+                                                    RoleSessionName="abac")
+    as_session(server, "kms", made).encrypt(KeyId=key_id, Plaintext=b"as the role")
+    iam.untag_role(RoleName="tagged", TagKeys=["team"])
+    iam.tag_role(RoleName="tagged", Tags=[{"Key": "team", "Value": "marketing"}])
+    with pytest.raises(ClientError):
+        as_session(server, "kms", made).encrypt(KeyId=key_id, Plaintext=b"x")
+    with pytest.raises(ClientError) as refused:
+        iam.tag_user(UserName="bob", Tags=[{"Key": "aws:team", "Value": "x"}])
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    with pytest.raises(ClientError) as refused:
+        iam.list_user_tags(UserName="nobody")
+    assert refused.value.response["Error"]["Message"] == "The user with name nobody cannot be found."
