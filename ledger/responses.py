@@ -571,8 +571,8 @@ class IamTag(_Response, frozen=True):
     value: str
 
 
-class ListPrincipalTagsResponse(_Response, frozen=True):
-    """ListUserTags / ListRoleTags (IAM)."""
+class ListUserTagsResponse(_Response, frozen=True):
+    """ListUserTags (IAM), and ListRoleTags: a user's or role's tags."""
 
     tags: list[IamTag]
     is_truncated: bool = False

@@ -186,17 +186,17 @@ class IamOps(ServiceBase):
             req.emit([ev.PrincipalUntagged(principal, keys)])
         return self._run(operation, body)
 
-    def list_principal_tags(self, principal: str) -> r.ListPrincipalTagsResponse:
+    def list_principal_tags(self, principal: str) -> r.ListUserTagsResponse:
         """ListUserTags / ListRoleTags (IAM): a user's or role's tags, by key.
 
         Raises NotFoundException, AccessDeniedException."""
         operation = _tag_op("List", principal)
 
-        def body(req: _Request) -> r.ListPrincipalTagsResponse:
+        def body(req: _Request) -> r.ListUserTagsResponse:
             req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
             req.emit([ev.MetadataRead(operation)])
-            return r.ListPrincipalTagsResponse([r.IamTag(k, v) for k, v in sorted(found.tags.items())])
+            return r.ListUserTagsResponse([r.IamTag(k, v) for k, v in sorted(found.tags.items())])
         return self._run(operation, body)
 
     def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:
