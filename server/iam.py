@@ -213,6 +213,15 @@ class _Form:
                                f"regular expression pattern: {pattern.pattern}")
         return value
 
+    def unserved_path_and_boundary(self, kind: str) -> None:
+        """CreateUser's and CreateRole's Path (other than /) and
+        PermissionsBoundary, which keyledger does not serve: refused in words."""
+        path = self.text("Path", high=512, pattern=None)
+        if "PermissionsBoundary" in self.form:
+            self.errors.append(f"keyledger {kind} take no permissions boundary")
+        if path not in (None, "/"):
+            self.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger {kind} have the path /")
+
     def members(self, name: str) -> list[str] | None:
         """A list parameter (`<name>.member.1`, `.2`, ...) in order, or None if absent."""
         out: list[str] = []
@@ -309,25 +318,17 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
 
     if action == "CreateUser":
         name = params.text("UserName", required=True, high=64)
-        path = params.text("Path", high=512, pattern=None)
         tags = params.tags()
-        if "PermissionsBoundary" in form:
-            params.errors.append("keyledger users take no permissions boundary")
-        if path not in (None, "/"):
-            params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger users have the path /")
+        params.unserved_path_and_boundary("users")
         params.done()
         return Call("create_user", (name,), lambda u: f"<User>{user_xml(u)}</User>", (("tags", tags),))
     if action == "CreateRole":
         name = params.text("RoleName", required=True, high=64)
         trust = params.text("AssumeRolePolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
-        path = params.text("Path", high=512, pattern=None)
         params.text("Description", low=0, high=1000, pattern=None)
         longest = params.number("MaxSessionDuration", 3600, 43200)
         tags = params.tags()
-        if "PermissionsBoundary" in form:
-            params.errors.append("keyledger roles take no permissions boundary")
-        if path not in (None, "/"):
-            params.errors.append(f"Value '{path[:128]}' at 'path' is not served: keyledger roles have the path /")
+        params.unserved_path_and_boundary("roles")
         params.done()
         return Call("create_role", (name, trust), lambda role: f"<Role>{user_xml(role, 'Role')}</Role>",
                     (("max_session_duration", longest), ("tags", tags)))
