@@ -299,3 +299,16 @@ def test_tags_on_users_and_roles_decide_through_the_endpoint(server: Server) -> 
     with pytest.raises(ClientError) as refused:
         iam.list_user_tags(UserName="nobody")
     assert refused.value.response["Error"]["Message"] == "The user with name nobody cannot be found."
+
+
+def test_what_create_role_and_create_user_do_not_serve_is_refused_in_words(server: Server) -> None:
+    iam = client(server, "iam")
+    for call in (lambda: iam.create_role(RoleName="pathed", AssumeRolePolicyDocument=trust(BOB), Path="/team/"),
+                 lambda: iam.create_user(UserName="bounded",
+                                         PermissionsBoundary=f"arn:aws:iam::{ACCOUNT}:policy/boundary")):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "ValidationError"
+        assert "not served" in refused.value.response["Error"]["Message"] or \
+            "no permissions boundary" in refused.value.response["Error"]["Message"]
+    assert "pathed" not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
