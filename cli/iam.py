@@ -46,12 +46,16 @@ def _as_role(entity: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+TAGS_HELP = "A tag (repeat the option for more), or a JSON list of {\"Key\": .., \"Value\": ..}."
+
+
 @iam_command("create-user", "CreateUser")
 @click.option("--user-name", required=True, help="The new user's name (1-128 of A-Z a-z 0-9 +=,.@_-).")
-def create_user(user_name: str) -> None:
+@click.option("--tags", multiple=True, metavar="Key=k,Value=v", help=TAGS_HELP)
+def create_user(user_name: str, tags: tuple[str, ...]) -> None:
     """Create a user, arn:aws:iam::ACCOUNT:user/NAME (CreateUser)."""
     with settings().open() as kms:
-        user = kms.create_user(user_name)
+        user = kms.create_user(user_name, tags=_iam_tags(tags) or None)
     show({"User": to_aws(user)})
 
 
@@ -62,12 +66,15 @@ def create_user(user_name: str) -> None:
                    "Without one, nobody can assume it (it can still be named in policies and act in the library).")
 @click.option("--max-session-duration", type=int, default=None,
               help="The longest session of the role, in seconds (3600-43200; default 3600).")
-def create_role(role_name: str, assume_role_policy_document: str | None, max_session_duration: int | None) -> None:
+@click.option("--tags", multiple=True, metavar="Key=k,Value=v", help=TAGS_HELP)
+def create_role(role_name: str, assume_role_policy_document: str | None, max_session_duration: int | None,
+                tags: tuple[str, ...]) -> None:
     """Create a role, arn:aws:iam::ACCOUNT:role/NAME (CreateRole)."""
     trust = None if assume_role_policy_document is None \
         else params.text("--assume-role-policy-document", assume_role_policy_document)
     with settings().open() as kms:
-        role = kms.create_role(role_name, trust, max_session_duration=max_session_duration)
+        role = kms.create_role(role_name, trust, max_session_duration=max_session_duration,
+                               tags=_iam_tags(tags) or None)
     show({"Role": _as_role(to_aws(role))})
 
 
@@ -254,8 +261,7 @@ def _tag_commands(kind: str) -> None:
 
     @iam_command(f"tag-{kind}", f"Tag{Kind}")
     @name_option
-    @click.option("--tags", required=True, multiple=True, metavar="Key=k,Value=v",
-                  help="A tag (repeat the option for more), or a JSON list of {\"Key\": .., \"Value\": ..}.")
+    @click.option("--tags", required=True, multiple=True, metavar="Key=k,Value=v", help=TAGS_HELP)
     def tag(name: str, tags: tuple[str, ...]) -> None:
         found = _iam_tags(tags)
         with settings().open() as kms:

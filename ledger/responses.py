@@ -472,6 +472,13 @@ class ListGrantsResponse(_Response, frozen=True):
     next_marker: str | None = None
 
 
+class IamTag(_Response, frozen=True):
+    """One tag of an IAM user or role (IAM names its members Key and Value)."""
+
+    key: str
+    value: str
+
+
 class User(_Response, frozen=True):
     """An IAM user or role (CreateUser, CreateRole, GetUser, GetRole, ListUsers, ListRoles)."""
 
@@ -484,6 +491,7 @@ class User(_Response, frozen=True):
     # its sessions' longest life in seconds
     assume_role_policy_document: str | None = None
     max_session_duration: int | None = None
+    tags: list[IamTag] | None = None  # GetUser, GetRole and a creation with tags show them; lists do not
 
 
 class AccessKeyMetadata(_Response, frozen=True):
@@ -562,13 +570,6 @@ class AssumeRoleResponse(msgspec.Struct, frozen=True):
                                 "Expiration": c.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")},
                 "AssumedRoleUser": {"AssumedRoleId": self.assumed_role_user.assumed_role_id,
                                     "Arn": self.assumed_role_user.arn}}
-
-
-class IamTag(_Response, frozen=True):
-    """One tag of an IAM user or role (IAM names its members Key and Value)."""
-
-    key: str
-    value: str
 
 
 class ListUserTagsResponse(_Response, frozen=True):

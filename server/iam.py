@@ -116,12 +116,17 @@ def _members(items: list[str]) -> str:
 def user_xml(entity: r.User, kind: str = "User") -> str:
     """A user's members as IAM's XML has them, or a role's (`kind` "Role":
     with its trust policy, URL-encoded as IAM sends policy documents)."""
-    trust = entity.assume_role_policy_document
+    trust, longest = entity.assume_role_policy_document, entity.max_session_duration
     return _fields(Path=entity.path, **{f"{kind}Name": entity.user_name,
                                          f"{kind}Id": entity.user_id or _principal_id(entity.arn)},
                    Arn=entity.arn, CreateDate=_date(entity.create_date),
                    AssumeRolePolicyDocument=None if trust is None else quote(trust, safe=""),
-                   MaxSessionDuration=None if entity.max_session_duration is None else str(entity.max_session_duration))
+                   MaxSessionDuration=None if longest is None else str(longest)) \
+        + (_tags_xml(entity.tags) if entity.tags else "")
+
+
+def _tags_xml(tags: list[r.IamTag]) -> str:
+    return "<Tags>" + _members([_fields(Key=t.key, Value=t.value) for t in tags]) + "</Tags>"
 
 
 def _root_xml(account: str, created: datetime) -> str:

@@ -76,6 +76,11 @@ def _policy_op(verb: str, principal: str) -> str:
     return f"{verb}{'Role' if ':role/' in principal else 'User'}{noun}"
 
 
+def _tag_list(tags: dict[str, str]) -> list[r.IamTag] | None:
+    """IAM's tag list, by key; None for no tags (IAM then sends no Tags member)."""
+    return [r.IamTag(k, v) for k, v in sorted(tags.items())] or None
+
+
 def _tag_op(verb: str, principal: str) -> str:
     """IAM's name for a tag action on a user or a role (TagUser, UntagRole, ListUserTags, ...)."""
     kind = "Role" if ":role/" in principal else "User"
@@ -148,7 +153,8 @@ class IamOps(ServiceBase):
             role = kind == "role"
             return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn),
                           assume_role_policy_document=trust_policy,
-                          max_session_duration=(max_session_duration or DEFAULT_SESSION_SECONDS) if role else None)
+                          max_session_duration=(max_session_duration or DEFAULT_SESSION_SECONDS) if role else None,
+                          tags=_tag_list(tagged))
         return self._run(operation, body)
 
     def tag_principal(self, principal: str, tags: Any) -> None:
@@ -196,7 +202,7 @@ class IamOps(ServiceBase):
             req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
             req.emit([ev.MetadataRead(operation)])
-            return r.ListUserTagsResponse([r.IamTag(k, v) for k, v in sorted(found.tags.items())])
+            return r.ListUserTagsResponse(_tag_list(found.tags) or [])
         return self._run(operation, body)
 
     def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:
@@ -371,12 +377,15 @@ class IamOps(ServiceBase):
         return found
 
     @staticmethod
-    def _entity(found: PrincipalState) -> r.User:
-        """A user or role as IAM answers it, from its row."""
+    def _entity(found: PrincipalState, *, with_tags: bool = False) -> r.User:
+        """A user or role as IAM answers it, from its row (with its tags, if
+        it has any, as GetUser and GetRole show them; ListUsers and ListRoles
+        do not)."""
         role = found.kind == "role"
         return r.User(found.principal.split("/", 1)[-1], found.principal, from_us(found.created),
                       user_id=_principal_id(found.principal), assume_role_policy_document=found.trust_policy,
-                      max_session_duration=(found.max_session_duration or DEFAULT_SESSION_SECONDS) if role else None)
+                      max_session_duration=(found.max_session_duration or DEFAULT_SESSION_SECONDS) if role else None,
+                      tags=_tag_list(found.tags) if with_tags else None)
 
     def _principal(self, req: _Request, principal: str) -> Any:
         """A user's or role's row (the account root's row holds only its access keys)."""
@@ -418,7 +427,7 @@ class IamOps(ServiceBase):
                 user = r.User("", principal, from_us(req.now if first is None else first.time), path="",
                               user_id=self.account)
             else:
-                user = self._entity(self._named(req, "user", principal))
+                user = self._entity(self._named(req, "user", principal), with_tags=True)
             req.emit([ev.MetadataRead("GetUser")])
             return user
         return self._run("GetUser", body)
@@ -436,7 +445,7 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> r.User:
             arn = self._iam_arn("role", role_name)
             req.authorize("iam:GetRole", None, resource=arn)
-            role = self._entity(self._named(req, "role", arn))
+            role = self._entity(self._named(req, "role", arn), with_tags=True)
             req.emit([ev.MetadataRead("GetRole")])
             return role
         return self._run("GetRole", body)

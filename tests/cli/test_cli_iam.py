@@ -256,5 +256,8 @@ def test_tags_of_users_and_roles(cli: Cli) -> None:
     cli.json("iam", "create-role", "--role-name", "ops")
     cli("iam", "tag-role", "--role-name", "ops", "--tags", "Key=tier,Value=1")
     assert cli.json("iam", "list-role-tags", "--role-name", "ops")["Tags"] == [{"Key": "tier", "Value": "1"}]
+    carol = cli.json("iam", "create-user", "--user-name", "carol", "--tags", "Key=team,Value=ops")["User"]
+    assert carol["Tags"] == [{"Key": "team", "Value": "ops"}]
+    assert cli.json("iam", "get-user", "--user-name", "carol")["User"]["Tags"] == carol["Tags"]
     bad = cli("iam", "tag-role", "--role-name", "ops", "--tags", "Name=x", expect=2)
     assert "expected Key=k,Value=v" in bad.stderr

@@ -56,7 +56,10 @@ def test_tags_decide_access_for_users(kms: KeyLedger) -> None:
         alice.decrypt(blob)
     kms.untag_principal(ALICE, ["team", "nothing-by-that-name"])
     assert tags_of(kms, ALICE) == {"Env": "prod"}
-    kms.create_user("bob", tags={"team": "payments"})  # tags at creation
+    made = kms.create_user("bob", tags={"team": "payments"})  # tags at creation
+    assert [(t.key, t.value) for t in made.tags or []] == [("team", "payments")]
+    assert [(t.key, t.value) for t in kms.get_user(ALICE).tags or []] == [("Env", "prod")]
+    assert all(u.tags is None for u in kms.list_users().users)  # lists leave tags out, as IAM's do
     assert kms.as_caller(f"arn:aws:iam::{ACCOUNT}:user/bob").decrypt(blob).plaintext == b"x"
     with kms.store.snapshot() as snap:
         assert replay.check(snap).ok

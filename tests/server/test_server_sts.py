@@ -283,9 +283,14 @@ def test_tags_on_users_and_roles_decide_through_the_endpoint(server: Server) -> 
     iam.untag_user(UserName="bob", TagKeys=["team"])
     with pytest.raises(ClientError):
         bob.encrypt(KeyId=key_id, Plaintext=b"x")
-    iam.create_role(RoleName="tagged", AssumeRolePolicyDocument=trust(BOB),
-                    Tags=[{"Key": "team", "Value": "payments"}])
+    made_role = iam.create_role(RoleName="tagged", AssumeRolePolicyDocument=trust(BOB),
+                                Tags=[{"Key": "team", "Value": "payments"}])["Role"]
+    assert made_role["Tags"] == [{"Key": "team", "Value": "payments"}]  # as IAM answers CreateRole with tags
     assert iam.list_role_tags(RoleName="tagged")["Tags"] == [{"Key": "team", "Value": "payments"}]
+    assert iam.get_role(RoleName="tagged")["Role"]["Tags"] == [{"Key": "team", "Value": "payments"}]
+    assert all("Tags" not in role for role in iam.list_roles()["Roles"])  # IAM's lists leave tags out
+    assert iam.get_user(UserName="bob")["User"]["Tags"] == [{"Key": "env", "Value": "prod"}]
+    assert "Tags" not in iam.get_user(UserName="alice")["User"]  # none: no Tags member
     made = client(server, "sts", "bob").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/tagged",
                                                     RoleSessionName="abac")
     as_session(server, "kms", made).encrypt(KeyId=key_id, Plaintext=b"as the role")
