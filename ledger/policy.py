@@ -378,23 +378,31 @@ def unique_id(arn: str) -> str:
     return ("AROA" if ":role/" in arn else "AIDA") + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
 
 
+def user_id(principal: str, account: str) -> str:
+    """Who STS says the caller is (GetCallerIdentity's UserId, aws:userid):
+    the account id for the root, `AROA...:<session name>` for a role's
+    session, the unique id for a user or role."""
+    role = role_of(principal)
+    if role is not None:
+        return f"{unique_id(role)}:{principal.rsplit('/', 1)[1]}"
+    return account if principal == root_of(account) else unique_id(principal)
+
+
 @functools.lru_cache(maxsize=4096)
 def _identity(principal: str, account: str | None) -> tuple[tuple[str, str], ...]:
     if account is None:
         return ()
     out = [("aws:principalaccount", account)]
-    role = role_of(principal)
     if principal == root_of(account):
-        out += [("aws:principaltype", "Account"), ("aws:userid", account)]
-    elif role is not None:
-        out += [("aws:principaltype", "AssumedRole"),
-                ("aws:userid", f"{unique_id(role)}:{principal.rsplit('/', 1)[1]}")]
+        kind = "Account"
     elif principal.startswith(f"arn:aws:iam::{account}:user/"):
-        out += [("aws:principaltype", "User"), ("aws:userid", unique_id(principal)),
-                ("aws:username", principal.rsplit("/", 1)[1])]
-    elif principal.startswith(f"arn:aws:iam::{account}:role/"):  # a role acting itself (the library only)
-        out += [("aws:principaltype", "AssumedRole"), ("aws:userid", unique_id(principal))]
-    return tuple(out)
+        kind = "User"
+        out.append(("aws:username", principal.rsplit("/", 1)[1]))
+    elif role_of(principal) is not None or principal.startswith(f"arn:aws:iam::{account}:role/"):
+        kind = "AssumedRole"  # a session (or, in the library only, a role acting itself)
+    else:
+        return tuple(out)
+    return (*out, ("aws:principaltype", kind), ("aws:userid", user_id(principal, account)))
 
 
 def _identity_keys(principal: str, account: str | None) -> dict[str, str]:

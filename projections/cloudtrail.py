@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from keyledger import events as ev
-from keyledger.policy import role_of
+from keyledger.policy import role_of, unique_id, user_id
 
 READ_ONLY = {
     "DescribeKey", "ListKeys", "ListAliases", "GetKeyRotationStatus", "ListKeyRotations",
@@ -58,20 +58,19 @@ def user_identity(principal: str, account: str) -> dict[str, Any]:
     if principal == ev.SERVICE_PRINCIPAL:
         return {"accountId": account, "invokedBy": ev.SERVICE_PRINCIPAL}
     acct = _account(principal, account)
-    stable = hashlib.sha256(principal.encode()).hexdigest()[:17].upper()
     if principal.endswith(":root"):
         return {"type": "Root", "principalId": acct, "arn": principal, "accountId": acct}
     if ":user/" in principal:
-        return {"type": "IAMUser", "principalId": f"AIDA{stable}", "arn": principal, "accountId": acct,
+        return {"type": "IAMUser", "principalId": unique_id(principal), "arn": principal, "accountId": acct,
                 "userName": principal.split(":user/", 1)[1]}
     role = role_of(principal)
     if role is not None:  # a session: AROA<its role's id>:<session name>, and the role that issued it
-        role_id = "AROA" + hashlib.sha256(role.encode()).hexdigest()[:17].upper()
-        return {"type": "AssumedRole", "principalId": f"{role_id}:{principal.rsplit('/', 1)[1]}", "arn": principal,
+        return {"type": "AssumedRole", "principalId": user_id(principal, acct), "arn": principal,
                 "accountId": acct,
-                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": unique_id(role), "arn": role,
                                                      "accountId": acct, "userName": role.split(":role/", 1)[1]}}}
     if ":role/" in principal or ":assumed-role/" in principal:
+        stable = hashlib.sha256(principal.encode()).hexdigest()[:17].upper()
         return {"type": "AssumedRole", "principalId": f"AROA{stable}", "arn": principal, "accountId": acct}
     return {"type": "Unknown", "principalId": principal, "arn": principal, "accountId": acct}
 

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, quote
 from keyledger import responses as r
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
-from keyledger.server.sts import SIGNATURE_ERRORS, xml_text
+from keyledger.server.sts import QUERY_ERRORS, xml_text
 from keyledger.service import Planned
 from keyledger.service.request import _principal_id
 
@@ -70,10 +70,7 @@ _ERRORS = {
     "LimitExceededException": (409, "LimitExceeded", "Sender"),
     "DeleteConflictException": (409, "DeleteConflict", "Sender"),
     "MalformedPolicyDocumentException": (400, "MalformedPolicyDocument", "Sender"),
-    "ValidationException": (400, "ValidationError", "Sender"),
-    "AccessDeniedException": (403, "AccessDenied", "Sender"),
-    "ThrottlingException": (400, "Throttling", "Sender"),
-    **SIGNATURE_ERRORS,  # the signature checks' errors, as IAM (like STS) names them
+    **QUERY_ERRORS,  # the signature checks', AccessDenied, ValidationError, Throttling: as STS names them
 }
 
 

@@ -43,13 +43,17 @@ SIGNATURE_ERRORS = {
     "UnrecognizedClientException": (403, "InvalidClientTokenId", "Sender"),
     "ExpiredTokenException": (400, "ExpiredToken", "Sender"),
 }
-#: AssumeRole's refusals, as STS names them
-_ERRORS = {
+#: The errors both query-protocol faces (STS, IAM) name alike: the signature checks', and these.
+QUERY_ERRORS = {
     **SIGNATURE_ERRORS,
     "AccessDeniedException": (403, "AccessDenied", "Sender"),
     "ValidationException": (400, "ValidationError", "Sender"),
-    "ValidationError": (400, "ValidationError", "Sender"),
     "ThrottlingException": (400, "Throttling", "Sender"),
+}
+#: STS's refusals
+_ERRORS = {
+    **QUERY_ERRORS,
+    "ValidationError": (400, "ValidationError", "Sender"),
     "InvalidAction": (400, "InvalidAction", "Sender"),
     "MissingAction": (400, "MissingAction", "Sender"),
 }

@@ -70,21 +70,15 @@ def _session_arn(role_arn: str, session_name: str) -> str:
     return f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"
 
 
-def _policy_op(verb: str, principal: str) -> str:
-    """IAM's name for an inline-policy action on a user or a role (PutUserPolicy, PutRolePolicy, ...)."""
-    noun = "Policies" if verb == "List" else "Policy"
-    return f"{verb}{'Role' if ':role/' in principal else 'User'}{noun}"
+def _iam_op(name: str, principal: str) -> str:
+    """IAM's name for an action on a user or a role: `name` with `{}` for
+    User or Role (`Put{}Policy` -> PutUserPolicy, `List{}Tags` -> ListRoleTags)."""
+    return name.format("Role" if ":role/" in principal else "User")
 
 
 def _tag_list(tags: dict[str, str]) -> list[r.IamTag] | None:
     """IAM's tag list, by key; None for no tags (IAM then sends no Tags member)."""
     return [r.IamTag(k, v) for k, v in sorted(tags.items())] or None
-
-
-def _tag_op(verb: str, principal: str) -> str:
-    """IAM's name for a tag action on a user or a role (TagUser, UntagRole, ListUserTags, ...)."""
-    kind = "Role" if ":role/" in principal else "User"
-    return f"List{kind}Tags" if verb == "List" else f"{verb}{kind}"
 
 
 def _check_trust_policy(req: _Request, document: str) -> None:
@@ -165,14 +159,13 @@ class IamOps(ServiceBase):
 
         Raises NotFoundException, LimitExceededException, AccessDeniedException,
         ValidationException."""
-        operation = _tag_op("Tag", principal)
+        operation = _iam_op("Tag{}", principal)
 
         def body(req: _Request) -> None:
             tagged = cmd.check_iam_tags(tags)
             req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
-            after = {k for k in found.tags if k.lower() not in {n.lower() for n in tagged}} | set(tagged)
-            if len(after) > cmd.MAX_IAM_TAGS:
+            if len({k.lower() for k in (*found.tags, *tagged)}) > cmd.MAX_IAM_TAGS:  # keys are one whatever the case
                 raise LimitExceededException(f"Cannot exceed quota for TagsPer{found.kind.capitalize()}: "
                                              f"{cmd.MAX_IAM_TAGS}")
             req.emit([ev.PrincipalTagged(principal, tagged)])
@@ -183,7 +176,7 @@ class IamOps(ServiceBase):
         case); a key it does not have is no error.
 
         Raises NotFoundException, AccessDeniedException, ValidationException."""
-        operation = _tag_op("Untag", principal)
+        operation = _iam_op("Untag{}", principal)
 
         def body(req: _Request) -> None:
             keys = cmd.check_tag_keys(tag_keys)
@@ -196,7 +189,7 @@ class IamOps(ServiceBase):
         """ListUserTags / ListRoleTags (IAM): a user's or role's tags, by key.
 
         Raises NotFoundException, AccessDeniedException."""
-        operation = _tag_op("List", principal)
+        operation = _iam_op("List{}Tags", principal)
 
         def body(req: _Request) -> r.ListUserTagsResponse:
             req.authorize(f"iam:{operation}", None, resource=principal)
@@ -277,7 +270,7 @@ class IamOps(ServiceBase):
             return r.AssumeRoleResponse(
                 r.SessionCredentials(access_key_id, secret, Secret(_SESSION_TOKEN_PREFIX +
                                                                    base64.b64encode(token)), from_us(expires)),
-                r.AssumedRoleUser(f"{_principal_id(role_arn)}:{role_session_name}", session))
+                r.AssumedRoleUser(authz.user_id(session, self.account), session))
         return self._run("AssumeRole", body)
 
     def get_caller_identity(self) -> r.CallerIdentity:
@@ -286,14 +279,9 @@ class IamOps(ServiceBase):
         session). It needs no permission, as in AWS (not even an explicit
         deny stops it), and is recorded like every request."""
         def body(req: _Request) -> r.CallerIdentity:
-            caller = self.caller
-            role = authz.role_of(caller)
-            if role is not None:
-                user_id = f"{_principal_id(role)}:{caller.rsplit('/', 1)[1]}"
-            else:
-                user_id = self.account if self._account_root(caller) else _principal_id(caller)
+            account = authz.account_of(self.caller) or self.account
             req.emit([ev.MetadataRead("GetCallerIdentity")])
-            return r.CallerIdentity(user_id, authz.account_of(caller) or self.account, caller)
+            return r.CallerIdentity(authz.user_id(self.caller, account), account, self.caller)
         return self._run("GetCallerIdentity", body)
 
     def session_credentials(self, access_key_id: str, session_token: str) -> tuple[str, Secret, int] | None:
@@ -396,23 +384,27 @@ class IamOps(ServiceBase):
 
     def put_principal_policy(self, principal: str, policy_name: str, policy_document: str) -> None:
         """Attach (or replace) a named identity-based policy (`keyledger iam attach-policy`)."""
+        operation = _iam_op("Put{}Policy", principal)
+
         def body(req: _Request) -> None:
             cmd.check_iam_name(policy_name)
             authz.parse(policy_document, key_policy=False)
-            req.authorize("iam:" + _policy_op("Put", principal), None, resource=principal)
+            req.authorize(f"iam:{operation}", None, resource=principal)
             self._principal(req, principal)
             req.emit([ev.PrincipalPolicyPut(principal, policy_name, policy_document)])
-        return self._run(_policy_op("Put", principal), body)
+        return self._run(operation, body)
 
     def delete_principal_policy(self, principal: str, policy_name: str) -> None:
         """Detach a named identity-based policy (`keyledger iam detach-policy`)."""
+        operation = _iam_op("Delete{}Policy", principal)
+
         def body(req: _Request) -> None:
-            req.authorize("iam:" + _policy_op("Delete", principal), None, resource=principal)
+            req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
             if policy_name not in found.policies:
                 raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
             req.emit([ev.PrincipalPolicyDeleted(principal, policy_name)])
-        return self._run(_policy_op("Delete", principal), body)
+        return self._run(operation, body)
 
     def get_user(self, principal: str) -> r.User:
         """GetUser (IAM): a user, or the account root, which AWS answers with
@@ -472,25 +464,29 @@ class IamOps(ServiceBase):
         policies (`principal` is its ARN).
 
         Raises NotFoundException, AccessDeniedException."""
+        operation = _iam_op("List{}Policies", principal)
+
         def body(req: _Request) -> r.ListUserPoliciesResponse:
-            req.authorize("iam:" + _policy_op("List", principal), None, resource=principal)
+            req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
-            req.emit([ev.MetadataRead(_policy_op("List", principal))])
+            req.emit([ev.MetadataRead(operation)])
             return r.ListUserPoliciesResponse(sorted(found.policies))
-        return self._run(_policy_op("List", principal), body)
+        return self._run(operation, body)
 
     def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
         """GetUserPolicy (IAM): one inline identity policy of a user or role, by name.
 
         Raises NotFoundException, AccessDeniedException."""
+        operation = _iam_op("Get{}Policy", principal)
+
         def body(req: _Request) -> r.GetUserPolicyResponse:
-            req.authorize("iam:" + _policy_op("Get", principal), None, resource=principal)
+            req.authorize(f"iam:{operation}", None, resource=principal)
             found = self._principal(req, principal)
             if policy_name not in found.policies:
                 raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
-            req.emit([ev.MetadataRead(_policy_op("Get", principal))])
+            req.emit([ev.MetadataRead(operation)])
             return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
-        return self._run(_policy_op("Get", principal), body)
+        return self._run(operation, body)
 
     def create_access_key(self, principal: str) -> r.NewAccessKey:
         """CreateAccessKey (IAM): a new access key for a user, whose secret

@@ -150,8 +150,7 @@ class _Request:
         self.svc, self.view, self.operation, self.now, self.request_id = svc, view, operation, now, request_id
         self.key_hint: str | None = None  # what the caller named, for the denial record
         self.request_alias: str | None = None  # the alias the caller named the key by
-        self._iam: list[authz.Policy] | None = None
-        self._tags: dict[str, str] = {}  # the caller's (or its role's) IAM tags, read with its policies
+        self._identity: tuple[list[authz.Policy], Mapping[str, str]] | None = None  # see `identity`
 
     def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
@@ -222,14 +221,18 @@ class _Request:
 
     # -- authorization ----------------------------------------------------------
 
-    def iam_policies(self) -> list[authz.Policy]:
-        if self._iam is None:
-            caller = self.svc.caller  # an assumed-role session acts with its role's policies and tags
+    def identity(self) -> tuple[list[authz.Policy], Mapping[str, str]]:
+        """The caller's identity policies and IAM tags (an assumed-role
+        session's: its role's), from one read of its row per request."""
+        if self._identity is None:
+            caller = self.svc.caller
             found = self.view.get("principals", principal_row(authz.role_of(caller) or caller))
-            self._iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] \
-                if found is not None else []
-            self._tags = found.tags if found is not None else {}
-        return self._iam
+            self._identity = ([authz.parse(doc, key_policy=False) for doc in found.policies.values()], found.tags) \
+                if found is not None else ([], {})
+        return self._identity
+
+    def iam_policies(self) -> list[authz.Policy]:
+        return self.identity()[0]
 
     def grants(self, key_id: str) -> list[authz.Grant]:
         return [authz.Grant.of(g)
@@ -243,10 +246,9 @@ class _Request:
         caller, now, alias, via, origin = svc.caller, self.now, self.request_alias, svc.via, svc.origin
 
         def build() -> dict[str, Any]:
-            self.iam_policies()  # (reads the caller's row once per request: its tags with its policies)
             return authz.request_context(
                 caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
-                via_service=via, extra=extra, region=svc.region, principal_tags=self._tags,
+                via_service=via, extra=extra, region=svc.region, principal_tags=self.identity()[1],
                 source_ip=None if origin is None else origin[0],
                 secure_transport=None if origin is None else origin[1])
         return authz.LazyContext(build)
