@@ -565,17 +565,22 @@ def seal_import_token(kek: Secret, key_id: str, payload: bytes, *, nonce: bytes)
                                        nonce)
 
 
-def open_import_token(kek: Secret, key_id: str, token: bytes) -> bytes | None:
-    """The payload of a token this ledger sealed for this key; None for any other token."""
-    if not isinstance(token, (bytes, bytearray)) or not token.startswith(_IMPORT_TOKEN_MAGIC) \
-            or len(token) < len(_IMPORT_TOKEN_MAGIC) + NONCE_BYTES + TAG_BYTES:
+def _open_token(key: Secret, magic: bytes, token: bytes, aad: bytes) -> bytes | None:
+    """What a token sealed as `magic || _wrap(key, payload, aad)` holds; None for any other bytes."""
+    if not isinstance(token, (bytes, bytearray)) or not token.startswith(magic) \
+            or len(token) < len(magic) + NONCE_BYTES + TAG_BYTES:
         return None
-    body = bytes(token[len(_IMPORT_TOKEN_MAGIC):])
+    body = bytes(token[len(magic):])
     try:
-        return AESGCM(_import_token_key(kek).reveal()).decrypt(
-            body[:NONCE_BYTES], body[NONCE_BYTES:], _IMPORT_TOKEN_AAD + key_uuid_bytes(key_id))
+        return AESGCM(key.reveal()).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], aad)
     except (InvalidTag, ValueError):
         return None
+
+
+def open_import_token(kek: Secret, key_id: str, token: bytes) -> bytes | None:
+    """The payload of a token this ledger sealed for this key; None for any other token."""
+    return _open_token(_import_token_key(kek), _IMPORT_TOKEN_MAGIC, token,
+                       _IMPORT_TOKEN_AAD + key_uuid_bytes(key_id))
 
 
 # -- STS session tokens -----------------------------------------------------------
@@ -599,14 +604,7 @@ def seal_session_token(root: Secret, claims: bytes, *, nonce: bytes) -> bytes:
 
 def open_session_token(root: Secret, token: bytes) -> bytes | None:
     """The claims of a session token this ledger's root key sealed; None for any other bytes."""
-    if not token.startswith(_SESSION_TOKEN_MAGIC) or len(token) < len(_SESSION_TOKEN_MAGIC) + NONCE_BYTES + TAG_BYTES:
-        return None
-    body = token[len(_SESSION_TOKEN_MAGIC):]
-    try:
-        return AESGCM(_session_token_key(root).reveal()).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:],
-                                                                _SESSION_TOKEN_AAD)
-    except (InvalidTag, ValueError):
-        return None
+    return _open_token(_session_token_key(root), _SESSION_TOKEN_MAGIC, token, _SESSION_TOKEN_AAD)
 
 
 def unwrap_imported_material(wrapping_private: Secret, wrapping_algorithm: str, blob: bytes) -> Secret:

@@ -532,13 +532,18 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return mapped if mapped is not None else found
 
 
+def address_in(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Is `address` (text; `::ffff:a.b.c.d` is the IPv4 address) in `network`? False for no address."""
+    found = _address(address)
+    return found is not None and found.version == network.version and found in network
+
+
 def _positive(op: str, actual: Any, wanted: Any) -> bool:
     """Does one request value match one policy value under the non-negated form of op?"""
     base = op.replace("Not", "", 1) if op in _NEGATED else op
     if base == "IpAddress":
-        address, network = _address(str(actual)), _network(str(wanted))
-        return address is not None and network is not None and address.version == network.version \
-            and address in network
+        network = _network(str(wanted))
+        return network is not None and address_in(str(actual), network)
     if base in ("StringEquals", "ArnEquals", "BinaryEquals"):
         return isinstance(actual, str) and actual == str(wanted)
     if base == "StringEqualsIgnoreCase":

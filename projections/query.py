@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from keyledger import events as ev
+from keyledger.policy import address_in
 from keyledger.projections import indexes
 
 
@@ -68,14 +69,7 @@ class Filter:
 
 def _from(record: ev.Record, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     """Did the record's request come from an address in `network`? (A library or CLI call came from none.)"""
-    if not isinstance(record.source, str):
-        return False
-    try:
-        address = ipaddress.ip_address(record.source)
-    except ValueError:
-        return False
-    address = getattr(address, "ipv4_mapped", None) or address
-    return address.version == network.version and address in network
+    return isinstance(record.source, str) and address_in(record.source, network)
 
 
 def first_seq_at_or_after(snapshot: QuerySnapshot, time: int, n: int) -> int:
