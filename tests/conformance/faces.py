@@ -334,3 +334,24 @@ class Served:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
+
+    def query_client(self, service: str, key: creds.AccessKeyLine) -> Any:
+        """A boto3 client of a query-protocol service (iam, sts) on this
+        server, signing with `key`, client-side validation off, no retries."""
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION, aws_access_key_id=key.access_key_id,
+                            aws_secret_access_key=key.secret_access_key,
+                            config=Config(retries={"total_max_attempts": 1}, parameter_validation=False))
+
+    def assert_replays_and_verifies(self) -> None:
+        """The ledger behind the server folds to its live tables, and its trail verifies."""
+        from keyledger import audit
+        from keyledger.projections import replay
+        from keyledger.store import Store
+        store = Store(str(self.keys_file.parent), readonly=True, create=False)
+        try:
+            with store.snapshot() as snap:
+                report = replay.check(snap)
+                assert report.ok, report.differences
+                assert audit.verify(snap).ok
+        finally:
+            store.close()

@@ -14,17 +14,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import boto3
 import botocore.session
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from keyledger import audit
-from keyledger.projections import replay
-from keyledger.store import Store
 
 from faces import Served
 
@@ -47,16 +42,11 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
 class World:
     def __init__(self, served: Served) -> None:
         self.served = served
-        self.root = self.client(served.root.access_key_id, served.root.secret_access_key)
-        self.alice = self.client(served.alice.access_key_id, served.alice.secret_access_key)
+        self.root = served.query_client("iam", served.root)
+        self.alice = served.query_client("iam", served.alice)
         self.root.create_user(UserName="fuzz-a")
         self.key_ids = [self.root.create_access_key(UserName="fuzz-a")["AccessKey"]["AccessKeyId"],
                         served.alice.access_key_id, "AKIAIOSFODNN7EXAMPLE"]
-
-    def client(self, key_id: str, secret: str) -> Any:
-        return boto3.client("iam", endpoint_url=self.served.url, region_name="us-east-1",
-                            aws_access_key_id=key_id, aws_secret_access_key=secret,
-                            config=Config(retries={"total_max_attempts": 1}, parameter_validation=False))
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +161,4 @@ def test_any_well_typed_iam_request_gets_a_listed_answer(world: World, data: st.
 
 def test_the_fuzzed_ledger_replays_and_verifies(world: World) -> None:
     """After the property (file order): the log folds to the live tables."""
-    store = Store(str(world.served.keys_file.parent), readonly=True, create=False)
-    try:
-        with store.snapshot() as snap:
-            report = replay.check(snap)
-            assert report.ok, report.differences
-            assert audit.verify(snap).ok
-    finally:
-        store.close()
+    world.served.assert_replays_and_verifies()

@@ -13,16 +13,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import botocore.session
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from keyledger import audit
-from keyledger.projections import replay
 from keyledger.store import Store
 
 from faces import ACCOUNT, Served
@@ -41,18 +37,10 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
 class World:
     def __init__(self, served: Served) -> None:
         self.served = served
-        self.root = self.client(served.root.access_key_id, served.root.secret_access_key)
-        self.alice = self.client(served.alice.access_key_id, served.alice.secret_access_key)
-        iam = boto3.client("iam", endpoint_url=served.url, region_name="us-east-1",
-                           aws_access_key_id=served.root.access_key_id,
-                           aws_secret_access_key=served.root.secret_access_key,
-                           config=Config(retries={"total_max_attempts": 1}))
-        iam.create_role(RoleName="fuzzed", AssumeRolePolicyDocument=TRUST, MaxSessionDuration=7200)
-
-    def client(self, key_id: str, secret: str) -> Any:
-        return boto3.client("sts", endpoint_url=self.served.url, region_name="us-east-1",
-                            aws_access_key_id=key_id, aws_secret_access_key=secret,
-                            config=Config(retries={"total_max_attempts": 1}, parameter_validation=False))
+        self.root = served.query_client("sts", served.root)
+        self.alice = served.query_client("sts", served.alice)
+        served.query_client("iam", served.root).create_role(RoleName="fuzzed", AssumeRolePolicyDocument=TRUST,
+                                                            MaxSessionDuration=7200)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +123,4 @@ def keyledger_head(world: World) -> int:
 
 def test_the_fuzzed_ledger_replays_and_verifies(world: World) -> None:
     """After the property (file order): the log folds to the live tables."""
-    store = Store(str(world.served.keys_file.parent), readonly=True, create=False)
-    try:
-        with store.snapshot() as snap:
-            report = replay.check(snap)
-            assert report.ok, report.differences
-            assert audit.verify(snap).ok
-    finally:
-        store.close()
+    world.served.assert_replays_and_verifies()
