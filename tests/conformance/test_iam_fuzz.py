@@ -20,7 +20,6 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-
 from faces import Served
 
 MODEL = botocore.session.get_session().get_service_model("iam")
