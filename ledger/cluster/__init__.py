@@ -193,6 +193,11 @@ def join(home: Path, cfg: ClusterConfig, root: Secret, *, checkpoint_public: byt
             node = Node(store, etcd_log, root=root, url=cfg.url, source=cfg.source,
                         checkpoint_public=checkpoint_public, node_timeout=cfg.node_timeout,
                         compact_interval=0, report_interval=cfg.report_interval)
+            # a node started with its peers waits a while for one to report itself ready (a busy peer's
+            # report can be a node timeout old), rather than failing at once for want of a peer
+            patience = time.monotonic() + max(10.0, 3 * cfg.node_timeout)
+            while cfg.source is None and not node.peer_urls() and time.monotonic() < patience:
+                time.sleep(min(cfg.report_interval, 0.5))
             node.rebootstrap()
             _check_identity(identity, store.meta(), str(home))
         finally:

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import keyledger
 from keyledger import events as ev
 from keyledger.server import credentials as creds
+from keyledger.projections import replay as rp
 from keyledger.store import Store
 
 from etcdkit import EtcdCluster, etcd_binary, free_ports
@@ -287,6 +288,42 @@ def _until(check: Any, timeout: float = 20.0) -> Any:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_a_node_started_while_no_peer_is_ready_waits_for_one(tmp_path: Path, cluster_url: str) -> None:
+    """A joining node needs a peer's snapshot. Started while no peer has
+    reported itself ready within the node timeout (the peer is down, or too
+    busy to report), it waits for one instead of giving up at once; this
+    race made a loaded CI run fail to start a cluster."""
+    homes = [tmp_path / "n0", tmp_path / "n1"]
+    with keyledger.open(homes[0], create=True) as kms:  # an ordinary ledger: a joiner must copy it
+        kms.create_access_key(kms.create_user("admin").arn)  # (serve needs a key to authenticate)
+    homes[1].mkdir(mode=0o700)
+    shutil.copy(homes[0] / "root.key", homes[1] / "root.key")
+    os.chmod(homes[1] / "root.key", 0o600)
+    first, second = (ServeNode(home, f"n{i}", port, cluster_url)
+                     for i, (home, port) in enumerate(zip(homes, free_ports(2))))
+    try:
+        first.start()
+        first.wait_ready()
+        first.stop()
+        time.sleep(3.5)  # n0's last report is now older than the node timeout (3 s): no peer is ready
+        second.start()
+        time.sleep(1.5)
+        assert second.proc is not None and second.proc.poll() is None, "n1 gave up instead of waiting"
+        first.start()
+        first.wait_ready()
+        second.wait_ready()
+    finally:
+        first.stop()
+        second.stop()
+    for home in homes:
+        store = Store(str(home), readonly=True, create=False)
+        try:
+            with store.snapshot() as snap:
+                assert rp.check(snap).ok
+        finally:
+            store.close()
 
 
 def test_a_running_cluster_is_administered_through_any_node(tmp_path: Path, cluster_url: str) -> None:
