@@ -19,6 +19,14 @@ are decided by IAM policies alone. Explicit Deny anywhere wins.
 Policy documents are parsed once (`parse`, cached by text) into compiled
 statements, so evaluation on the Encrypt path is a handful of regex and
 dict look-ups.
+
+Policy variables (`${aws:username}`, `${aws:PrincipalTag/team, 'none'}`,
+the escapes `${*}`, `${?}`, `${$}`) are IAM's: only in a "2012-10-17"
+document (in "2008-10-17" they are plain text), only in Resource,
+NotResource and the values of String and Arn conditions. A variable whose
+key the request lacks, or holds several values, and that has no default,
+has no value: the value or pattern holding it matches nothing (so a
+negated operator holds and a NotResource excludes nothing), as IAM decides.
 """
 
 from __future__ import annotations
@@ -90,6 +98,141 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
+# -- policy variables -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variable:
+    key: str  # lower-cased condition key
+    default: str | None  # `${key, 'default'}`
+
+
+@dataclass(frozen=True)
+class Template:
+    """A policy value with policy variables, resolved per request. `parts`
+    are the policy's own text (str: `*` and `?` are wildcards in a pattern),
+    variables, and the escapes `${*}` `${?}` `${$}` (1-tuples: a literal
+    character)."""
+    text: str  # as written
+    parts: tuple[str | Variable | tuple[str], ...]
+
+    def resolve(self, context: Mapping[str, Any]) -> tuple[tuple[str, bool], ...] | None:
+        """(text, is the policy's own text) pieces, or None: a variable has no value."""
+        out: list[tuple[str, bool]] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append((part, True))
+            elif isinstance(part, tuple):
+                out.append((part[0], False))
+            else:
+                value = variable_value(context, part.key)
+                if value is None:
+                    value = part.default
+                if value is None:
+                    return None
+                out.append((value, False))
+        return tuple(out)
+
+
+_ESCAPES = {"*": ("*",), "?": ("?",), "$": ("$",)}
+_VARIABLE_KEY = re.compile(r"[^\s,{}$']+")
+
+
+def _variable_at(text: str, start: int) -> tuple[Variable | tuple[str], int] | None:
+    """The variable whose `${` is at `start`, and the index after its `}`;
+    None if the text there is not one (it is then literal text)."""
+    close = text.find("}", start + 2)
+    if close < 0:
+        return None
+    inner = text[start + 2:close]
+    if inner in _ESCAPES:
+        return _ESCAPES[inner], close + 1
+    key, comma, rest = inner.partition(",")
+    key = key.strip()
+    if not _VARIABLE_KEY.fullmatch(key):
+        return None
+    if not comma:
+        return Variable(key.lower(), None), close + 1
+    # a default: `, 'text'` where '' is a quote; the text may hold a `}`
+    i = start + 2 + len(inner.split(",", 1)[0]) + 1
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text) or text[i] != "'":
+        return None
+    i += 1
+    default = []
+    while i < len(text):
+        if text[i] == "'":
+            if text.startswith("''", i):
+                default.append("'")
+                i += 2
+                continue
+            break
+        default.append(text[i])
+        i += 1
+    else:
+        return None
+    i += 1
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text) or text[i] != "}":
+        return None
+    return Variable(key.lower(), "".join(default)), i + 1
+
+
+def template(text: str) -> str | Template:
+    """`text` with its policy variables parsed, or `text` itself if it has none."""
+    if "${" not in text:
+        return text
+    parts: list[str | Variable | tuple[str]] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        found = _variable_at(text, i) if text.startswith("${", i) else None
+        if found is None:
+            literal.append(text[i])
+            i += 1
+            continue
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(found[0])
+        i = found[1]
+    if literal:
+        parts.append("".join(literal))
+    return Template(text, tuple(parts)) if any(not isinstance(p, str) for p in parts) else text
+
+
+def variable_value(context: Mapping[str, Any], key: str) -> str | None:
+    """A condition key's value as a policy variable sees it: a string, or
+    None when the request lacks the key or it holds a set of values."""
+    value = context.get(key)
+    if value is None or isinstance(value, (list, tuple, set, frozenset)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_pattern(pieces: tuple[tuple[str, bool], ...], ignore_case: bool) -> re.Pattern[str]:
+    """A resolved template as a wildcard pattern: only the policy's own
+    text has wildcards; a variable's value and an escape match themselves."""
+    regex = "".join(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) if own else re.escape(text)
+        for text, own in pieces)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _matches(pattern: str | Template, value: str, context: Mapping[str, Any] | None, ignore_case: bool) -> bool:
+    """Does `value` match a Resource / Action-style wildcard pattern, after its variables?"""
+    if isinstance(pattern, str):
+        return wildcard_match(pattern, value, ignore_case=ignore_case)
+    pieces = pattern.resolve(context or {})
+    return pieces is not None and _resolved_pattern(pieces, ignore_case).fullmatch(value) is not None
+
+
 # -- parsed documents -----------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -98,7 +241,8 @@ class Condition:
     qualifier: str | None  # "ForAnyValue" | "ForAllValues" | None
     if_exists: bool
     key: str  # lower-cased condition key
-    values: tuple[Any, ...]
+    values: tuple[Any, ...]  # a String or Arn operator's may hold Templates
+    variables: bool = False  # some value is a Template: resolve per request
 
 
 @dataclass(frozen=True)
@@ -109,9 +253,12 @@ class Statement:
     not_principals: tuple[str, ...] | None
     actions: tuple[str, ...] | None
     not_actions: tuple[str, ...] | None
-    resources: tuple[str, ...] | None
-    not_resources: tuple[str, ...] | None
+    resources: tuple[str | Template, ...] | None
+    not_resources: tuple[str | Template, ...] | None
     conditions: tuple[Condition, ...]
+    #: Resource or NotResource holds a Template: matched per request, after
+    #: the remembered candidates (`_candidates` passes the statement on)
+    variable_resources: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,7 +341,11 @@ def _principals(value: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _condition_block(value: Any) -> tuple[Condition, ...]:
+#: the operators that compare strings: their values may hold policy variables
+_STRING_OPERATORS = frozenset(op for op in _OPERATORS if op.startswith(("String", "Arn")))
+
+
+def _condition_block(value: Any, variables: bool) -> tuple[Condition, ...]:
     if not isinstance(value, dict):
         raise _bad("Condition must be a map of operators")
     out = []
@@ -219,11 +370,19 @@ def _condition_block(value: Any) -> tuple[Condition, ...]:
             if base in ("IpAddress", "NotIpAddress") and not all(_network(str(v)) for v in vals):
                 raise _bad(f"condition {op_name} {key} must have IP addresses or CIDR ranges "
                            "(10.0.0.0/8, 2001:db8::/32)")
-            out.append(Condition(base, qualifier, if_exists, key.lower(), tuple(vals)))
+            if variables and base in _STRING_OPERATORS:
+                vals = [template(v) if isinstance(v, str) else v for v in vals]
+            out.append(Condition(base, qualifier, if_exists, key.lower(), tuple(vals),
+                                 any(isinstance(v, Template) for v in vals)))
     return tuple(out)
 
 
-def _statement(raw: Any, i: int, is_key_policy: bool, trust: bool = False) -> Statement:
+def _resources(value: Any, where: str, variables: bool) -> tuple[str | Template, ...]:
+    names = _strings(value, where)
+    return tuple(template(n) for n in names) if variables else names
+
+
+def _statement(raw: Any, i: int, is_key_policy: bool, trust: bool = False, variables: bool = True) -> Statement:
     where = f"Statement[{i}]"
     if not isinstance(raw, dict):
         raise _bad(f"{where} must be an object")
@@ -249,15 +408,18 @@ def _statement(raw: Any, i: int, is_key_policy: bool, trust: bool = False) -> St
     sid = raw.get("Sid")
     if sid is not None and not isinstance(sid, str):
         raise _bad(f"{where}.Sid must be a string")
+    resources = _resources(raw["Resource"], f"{where}.Resource", variables) if "Resource" in raw else None
+    not_resources = _resources(raw["NotResource"], f"{where}.NotResource", variables) \
+        if "NotResource" in raw else None
     return Statement(
         sid=sid, effect=effect,
         principals=_principals(raw["Principal"], f"{where}.Principal") if "Principal" in raw else None,
         not_principals=_principals(raw["NotPrincipal"], f"{where}.NotPrincipal") if "NotPrincipal" in raw else None,
         actions=_strings(raw["Action"], f"{where}.Action") if "Action" in raw else None,
         not_actions=_strings(raw["NotAction"], f"{where}.NotAction") if "NotAction" in raw else None,
-        resources=_strings(raw["Resource"], f"{where}.Resource") if "Resource" in raw else None,
-        not_resources=_strings(raw["NotResource"], f"{where}.NotResource") if "NotResource" in raw else None,
-        conditions=_condition_block(raw["Condition"]) if "Condition" in raw else ())
+        resources=resources, not_resources=not_resources,
+        conditions=_condition_block(raw["Condition"], variables) if "Condition" in raw else (),
+        variable_resources=any(isinstance(r, Template) for r in (*(resources or ()), *(not_resources or ()))))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -286,7 +448,8 @@ def parse(document: str, *, key_policy: bool = True, trust: bool = False) -> Pol
         statements = [statements]
     if not isinstance(statements, list) or not statements:
         raise _bad("Statement must be a non-empty list")
-    return Policy(tuple(_statement(s, i, key_policy or trust, trust) for i, s in enumerate(statements)))
+    variables = raw["Version"] == "2012-10-17"  # IAM: "2008-10-17" predates policy variables
+    return Policy(tuple(_statement(s, i, key_policy or trust, trust, variables) for i, s in enumerate(statements)))
 
 
 # -- evaluation -----------------------------------------------------------------
@@ -477,10 +640,14 @@ def _action_ok(s: Statement, action: str) -> bool:
     return not _any_match(s.not_actions or (), action, True)
 
 
-def _resource_ok(s: Statement, resource: str) -> bool:
+def _resource_ok(s: Statement, resource: str, context: Mapping[str, Any] | None = None) -> bool:
+    """With `context` None, a statement whose resources hold policy
+    variables passes here and is matched per request (`_holds`)."""
+    if s.variable_resources and context is None:
+        return True
     if s.resources is not None:
-        return _any_match(s.resources, resource, False)
-    return not _any_match(s.not_resources or (), resource, False)
+        return any(_matches(p, resource, context, False) for p in s.resources)
+    return not any(_matches(p, resource, context, False) for p in s.not_resources or ())
 
 
 def _to_number(v: Any) -> float | None:
@@ -541,6 +708,10 @@ def address_in(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Netw
 def _positive(op: str, actual: Any, wanted: Any) -> bool:
     """Does one request value match one policy value under the non-negated form of op?"""
     base = op.replace("Not", "", 1) if op in _NEGATED else op
+    if wanted is None:  # a policy variable without a value: nothing equals it or is like it
+        return False
+    if isinstance(wanted, re.Pattern):  # a Like operator's value with its variables resolved
+        return isinstance(actual, str) and wanted.fullmatch(actual) is not None
     if base == "IpAddress":
         network = _network(str(wanted))
         return network is not None and address_in(str(actual), network)
@@ -561,9 +732,30 @@ def _positive(op: str, actual: Any, wanted: Any) -> bool:
     return False
 
 
-def _one_value(c: Condition, actual: Any) -> bool:
-    hit = any(_positive(c.operator, actual, w) for w in c.values)
+def _one_value(c: Condition, actual: Any, wanted: Sequence[Any]) -> bool:
+    hit = any(_positive(c.operator, actual, w) for w in wanted)
     return not hit if c.operator in _NEGATED else hit
+
+
+_LIKE = frozenset({"StringLike", "StringNotLike", "ArnLike", "ArnNotLike"})
+
+
+def _wanted(c: Condition, context: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The condition's values with their policy variables resolved: a
+    string, a compiled pattern for a Like operator, or None (no value,
+    which matches nothing)."""
+    out: list[Any] = []
+    for value in c.values:
+        if isinstance(value, Template):
+            pieces = value.resolve(context)
+            if pieces is None:
+                value = None
+            elif c.operator in _LIKE:
+                value = _resolved_pattern(pieces, False)
+            else:
+                value = "".join(text for text, _ in pieces)
+        out.append(value)
+    return tuple(out)
 
 
 def condition_holds(c: Condition, context: Mapping[str, Any]) -> bool:
@@ -579,18 +771,26 @@ def condition_holds(c: Condition, context: Mapping[str, Any]) -> bool:
         return c.if_exists or c.operator in _NEGATED
     actual = context[c.key]
     values = list(actual) if isinstance(actual, (list, tuple, set, frozenset)) else [actual]
+    wanted = _wanted(c, context) if c.variables else c.values
     if c.qualifier == "ForAllValues":
-        return all(_one_value(c, v) for v in values)
+        return all(_one_value(c, v, wanted) for v in values)
     if c.qualifier == "ForAnyValue":
-        return any(_one_value(c, v) for v in values)
+        return any(_one_value(c, v, wanted) for v in values)
     if c.operator in _NEGATED:  # a plain negated operator on a set: none may match
-        return all(_one_value(c, v) for v in values) if values else True
-    return any(_one_value(c, v) for v in values)
+        return all(_one_value(c, v, wanted) for v in values) if values else True
+    return any(_one_value(c, v, wanted) for v in values)
 
 
 def _applies(s: Statement, req: Request) -> bool:
-    return _action_ok(s, req.action) and _resource_ok(s, req.resource) and \
-        all(condition_holds(c, req.context) for c in s.conditions)
+    return _action_ok(s, req.action) and _resource_ok(s, req.resource) and _holds(s, req.resource, req.context)
+
+
+def _holds(s: Statement, resource: str, context: Mapping[str, Any]) -> bool:
+    """What a candidate statement decides per request: its resources, if
+    they hold policy variables, and its conditions."""
+    if s.variable_resources and not _resource_ok(s, resource, context):
+        return False
+    return all(condition_holds(c, context) for c in s.conditions)
 
 
 def _key_policy_principal(s: Statement, principal: str) -> tuple[bool, bool]:
@@ -702,7 +902,7 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
     if key_policy is not None:
         for s, itself, its_account in _candidates(key_policy, req.principal, req.action, req.resource,
                                                   key_policy=True, memo=memo):
-            if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
+            if (s.conditions or s.variable_resources) and not _holds(s, req.resource, context):
                 continue
             if s.effect == "Deny":
                 return Decision(False, "with an explicit deny in a resource-based policy")
@@ -711,7 +911,7 @@ def evaluate(req: Request, *, key_policy: Policy | None, iam_policies: Sequence[
     iam_allows = is_root
     for policy in iam_policies:
         for s, _, _ in _candidates(policy, req.principal, req.action, req.resource, key_policy=False, memo=memo):
-            if s.conditions and not all(condition_holds(c, context) for c in s.conditions):
+            if (s.conditions or s.variable_resources) and not _holds(s, req.resource, context):
                 continue
             if s.effect == "Deny":
                 return Decision(False, "with an explicit deny in an identity-based policy")

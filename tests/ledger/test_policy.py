@@ -675,7 +675,9 @@ action_patterns = st.sampled_from(["kms:*", "*", "kms:Encrypt", "kms:Decrypt", "
                                    "KMS:describekey", "kms:Schedule*", "iam:*"])
 principal_names = st.sampled_from(["*", ALICE, BOB, ROOT, ACCOUNT, APP_ROLE, OTHER_ROOT, OTHER_USER])
 resource_patterns = st.sampled_from(["*", KEY, KEY2, f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*",
-                                     f"arn:aws:kms:*:{OTHER_ACCOUNT}:key/*"])
+                                     f"arn:aws:kms:*:{OTHER_ACCOUNT}:key/*",
+                                     "arn:aws:kms:*:${aws:PrincipalAccount}:key/*",  # policy variables
+                                     "arn:aws:kms:us-east-1:${aws:PrincipalTag/account, '0'}:key/*"])
 conditions = st.sampled_from([
     None,
     {"StringEquals": {EC: "sales"}},
@@ -687,6 +689,9 @@ conditions = st.sampled_from([
     {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:user/*"}},
     {"StringEquals": {"kms:CallerAccount": ACCOUNT}},
     {"DateGreaterThan": {"aws:CurrentTime": "2031-01-01T00:00:00Z"}},
+    {"StringEquals": {EC: "${aws:username}"}},
+    {"StringNotLike": {EC: "${aws:PrincipalTag/dept, 'sa'}*"}},
+    {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:*"}},
 ])
 
 
@@ -720,8 +725,9 @@ grants_strategy = st.lists(st.builds(
 
 @st.composite
 def requests(draw: st.DrawFn) -> authz.Request:
+    tags = draw(st.sampled_from([{}, {"aws:PrincipalTag/dept": "sales"}, {"aws:PrincipalTag/account": ACCOUNT}]))
     return request(draw(st.sampled_from(PRINCIPALS)), draw(st.sampled_from(ACTIONS)),
-                   draw(st.sampled_from(RESOURCES)), ec=dict(draw(st.sampled_from(CONTEXTS))))
+                   draw(st.sampled_from(RESOURCES)), ec=dict(draw(st.sampled_from(CONTEXTS))), **tags)
 
 
 @st.composite
