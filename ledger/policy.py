@@ -532,6 +532,11 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
             ctx["kms:encryptioncontext:" + k.lower()] = v
     if extra:
         ctx.update(extra)
+    # AWS's deprecated names for kms:KeySpec and kms:KeyUsage, which "work the same way"
+    if "kms:keyspec" in ctx:
+        ctx["kms:customermasterkeyspec"] = ctx["kms:keyspec"]
+    if "kms:keyusage" in ctx:
+        ctx["kms:customermasterkeyusage"] = ctx["kms:keyusage"]
     return ctx
 
 

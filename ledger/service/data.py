@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from keyledger import commands as cmd
 from keyledger import crypto
@@ -32,7 +32,8 @@ def _algorithm(req: _Request, state: KeyState, operation: str, name: str) -> key
 
 
 def _private_open(req: _Request, blob: bytes, context: dict[str, str], key_id: str | None,
-                  algorithm_name: str, operation: str, action: str) -> tuple[KeyState, int, bytes]:
+                  algorithm_name: str, operation: str, action: str,
+                  extra: Callable[[str], Mapping[str, Any]] | None = None) -> tuple[KeyState, int, bytes]:
     """Open a ciphertext with an RSA key's private key (Decrypt, ReEncrypt's
     source): the KeyId is required (an RSA ciphertext names no key), no
     encryption context, and every failure to open is the same
@@ -41,7 +42,7 @@ def _private_open(req: _Request, blob: bytes, context: dict[str, str], key_id: s
         raise InvalidCiphertextException("")
     state = req.key(key_id)
     req.authorize(action, state, encryption_context=context,
-                  extra={"kms:encryptionalgorithm": algorithm_name})
+                  extra={"kms:encryptionalgorithm": algorithm_name, **(extra(state.key_id) if extra else {})})
     cmd.require_enabled(state, req.arn(state.key_id))
     algorithm = _algorithm(req, state, operation, algorithm_name)
     keyspecs.check_asymmetric_encryption(state.key_spec, algorithm, None, context)
@@ -50,7 +51,8 @@ def _private_open(req: _Request, blob: bytes, context: dict[str, str], key_id: s
 
 
 def _authorize_unread(req: _Request, key_id: str | None, member: str, context: dict[str, str],
-                      algorithm_name: str, operation: str, action: str) -> KeyState:
+                      algorithm_name: str, operation: str, action: str,
+                      extra: Callable[[str], Mapping[str, Any]] | None = None) -> KeyState:
     """An IGNORE_CIPHERTEXT dry run's checks of the key that would open the
     ciphertext, without reading one: the key the request names (`member`,
     required here) exists, the caller may do `action` on it with the given
@@ -59,9 +61,9 @@ def _authorize_unread(req: _Request, key_id: str | None, member: str, context: d
     if key_id is None:
         raise _missing(member)
     state = req.key(key_id)
+    more = {} if algorithm_name == cmd.SYMMETRIC_DEFAULT else {"kms:encryptionalgorithm": algorithm_name}
     req.authorize(action, state, encryption_context=context,  # the condition keys a real call gives
-                  extra=None if algorithm_name == cmd.SYMMETRIC_DEFAULT
-                  else {"kms:encryptionalgorithm": algorithm_name})
+                  extra={**more, **(extra(state.key_id) if extra else {})} or None)
     cmd.require_enabled(state, req.arn(state.key_id))
     algorithm = _algorithm(req, state, operation, algorithm_name)
     if algorithm.hash is not None:
@@ -214,23 +216,29 @@ class DataOps(ServiceBase):
                                 keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
             plaintext: bytes | None = None
+            # kms:ReEncryptOnSameKey: is the destination the key that opens the ciphertext?
+            destination = req.key_id_of(destination_key_id)
+
+            def same_key(source: str) -> dict[str, Any]:
+                return {"kms:reencryptonsamekey": source == destination}
             req.key_hint = source_key_id  # a refusal names the key it is about: the source's, until
             if unread:                    # the source is open (None: the ciphertext's key, once read)
                 src = _authorize_unread(req, source_key_id, "sourceKeyId", src_ctx, source_encryption_algorithm,
-                                        "ReEncrypt", "kms:ReEncryptFrom")
+                                        "ReEncrypt", "kms:ReEncryptFrom", same_key)
             elif source_encryption_algorithm == cmd.SYMMETRIC_DEFAULT:
-                src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom")
+                src, src_version, plaintext = req.open(blob, src_ctx, source_key_id, "kms:ReEncryptFrom", same_key)
             else:
                 src, src_version, plaintext = _private_open(req, blob, src_ctx, source_key_id,
                                                             source_encryption_algorithm, "ReEncrypt",
-                                                            "kms:ReEncryptFrom")
+                                                            "kms:ReEncryptFrom", same_key)
             req.request_alias = None
             req.key_hint = destination_key_id
             if destination_key_id is None:  # the model's check refuses it first; this is for the type
                 raise _missing("destinationKeyId")
             dst = req.key(destination_key_id)
             req.authorize("kms:ReEncryptTo", dst, encryption_context=dst_ctx,
-                          extra={"kms:encryptionalgorithm": destination_encryption_algorithm})
+                          extra={"kms:encryptionalgorithm": destination_encryption_algorithm,
+                                 "kms:reencryptonsamekey": src.key_id == dst.key_id})
             cmd.require_enabled(dst, req.arn(dst.key_id))
             algorithm = _algorithm(req, dst, "ReEncrypt", destination_encryption_algorithm)
             if algorithm.hash is not None:

@@ -405,9 +405,26 @@ class _Request:
                            crypto.canonical_context(context), salt=salt, nonce=nonce)
         return blob, version
 
+    def key_id_of(self, key_input: str | None) -> str | None:
+        """The key id a KeyId names, read without maintenance or refusal:
+        None for a malformed id or a missing alias (the real resolution,
+        later in the request, refuses them in its own words)."""
+        if key_input is None:
+            return None
+        try:
+            kind, ident = cmd.parse_key_id(key_input, self.svc.region, self.svc.account)
+        except KMSError:
+            return None
+        if kind == "key":
+            return ident
+        found: AliasState | None = self.view.get("aliases", alias_row(ident, self.svc.scope))
+        return None if found is None else found.key_id
+
     def open(self, blob: bytes, context: dict[str, str], key_id_param: str | None,
-             action: str = "kms:Decrypt") -> tuple[KeyState, int, bytes]:
-        """(key, version, plaintext) of a ciphertext, after every check."""
+             action: str = "kms:Decrypt", extra: Callable[[str], Mapping[str, Any]] | None = None,
+             ) -> tuple[KeyState, int, bytes]:
+        """(key, version, plaintext) of a ciphertext, after every check.
+        `extra`: more condition keys, given the key the ciphertext names."""
         key_id, version = crypto.parse_header(blob)
         if key_id_param is not None:
             named = self.key(key_id_param)
@@ -423,7 +440,7 @@ class _Request:
         if self.key_hint is None:
             self.key_hint = key_id
         state = self.touch(key_id, state)
-        self.authorize(action, state, encryption_context=context)
+        self.authorize(action, state, encryption_context=context, extra=None if extra is None else extra(key_id))
         cmd.require_enabled(state, self.arn(key_id))
         plaintext = crypto.open_(self.material(state, version), blob, crypto.canonical_context(context))
         return state, version, plaintext

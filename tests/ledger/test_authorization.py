@@ -739,6 +739,10 @@ CONDITION_KEY_CASES = [
     ({"StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT", "kms:KeyUsage": "ENCRYPT_DECRYPT",
                        "kms:KeyOrigin": "AWS_KMS"}},
      lambda s, w: s.describe_key(w.key), lambda s, w: s.list_keys()),
+    # AWS's deprecated names of kms:KeySpec and kms:KeyUsage, which work the same way
+    ({"StringEquals": {"kms:CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
+                       "kms:CustomerMasterKeyUsage": "ENCRYPT_DECRYPT"}},
+     lambda s, w: s.describe_key(w.key), lambda s, w: s.list_keys()),
     ({"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:user/al*"}},
      lambda s, w: s.describe_key(w.key), lambda s, w: s.root.as_caller(w.bob).describe_key(w.key)),  # same policy
     ({"DateLessThan": {"aws:CurrentTime": "2030-01-02T00:00:00Z"}},
@@ -1076,3 +1080,29 @@ def test_random_histories_decide_the_same_live_and_replayed(history) -> None:
                 (record,) = snap.records(seq, seq + 1)  # the call's one record: its event, or the refusal
                 assert isinstance(record.event, ev.RequestDenied) is (not live)
                 assert record.principal == principal
+
+
+def test_re_encrypt_on_the_same_key(world: World) -> None:
+    """kms:ReEncryptOnSameKey (Bool), on both ReEncryptFrom and ReEncryptTo:
+    whether the destination is the key that opens the ciphertext, however
+    either is named (alias, ARN, or the ciphertext's own header)."""
+    world.iam(allow("kms:ReEncrypt*", Condition={"Bool": {"kms:ReEncryptOnSameKey": "true"}}))
+    caller = world.as_alice()
+    blob = world.root.encrypt(world.key, b"x").ciphertext_blob
+    for destination in (world.key, arn(world.key), "alias/orders"):
+        out = caller.re_encrypt(blob, destination)
+        assert out.key_id == arn(world.key) and out.source_key_id == arn(world.key)
+    caller.re_encrypt(blob, world.key, source_key_id="alias/orders")
+    for destination in (world.key2, arn(world.key2)):
+        error = denied(lambda: caller.re_encrypt(blob, destination))
+        assert "kms:ReEncryptFrom" in error.message
+    assert world.root.re_encrypt(blob, world.key2).key_id == arn(world.key2)  # the root needs no condition
+    # the opposite rule: rotate data onto another key only
+    world.iam(allow("kms:ReEncrypt*", Condition={"Bool": {"kms:ReEncryptOnSameKey": "false"}}))
+    assert caller.re_encrypt(blob, world.key2).key_id == arn(world.key2)
+    denied(lambda: caller.re_encrypt(blob, "alias/orders"))
+    # From on the source alone: the To check sees the same answer
+    world.iam(allow("kms:ReEncryptFrom"), allow("kms:ReEncryptTo", Condition={"Bool": {"kms:ReEncryptOnSameKey":
+                                                                                        "true"}}))
+    caller.re_encrypt(blob, world.key)
+    assert "kms:ReEncryptTo" in denied(lambda: caller.re_encrypt(blob, world.key2)).message
