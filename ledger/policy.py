@@ -504,7 +504,10 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     `aws:PrincipalTag/<key>`."""
     account = account_of(principal)
     ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
+                           "aws:epochtime": int(now.timestamp()), "aws:principalisawsservice": False,
                            "kms:calleraccount": account or "", **_identity_keys(principal, account)}
+    if role_of(principal) is not None:  # temporary credentials, and keyledger knows no MFA
+        ctx["aws:multifactorauthpresent"] = False
     for k, v in (principal_tags or {}).items():
         ctx["aws:principaltag/" + k.lower()] = v
     if region is not None:

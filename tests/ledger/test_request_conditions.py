@@ -84,6 +84,15 @@ def test_who_is_asking() -> None:
     assert "aws:sourceip" not in user and "aws:securetransport" not in user  # no network
     over = authz.request_context(ALICE, NOW, source_ip="10.0.0.1", secure_transport=True)
     assert (over["aws:sourceip"], over["aws:securetransport"]) == ("10.0.0.1", True)
+    assert user["aws:epochtime"] == int(NOW.timestamp()) and user["aws:principalisawsservice"] is False
+    # AWS: aws:MultiFactorAuthPresent is absent for long-term credentials, false for a session without MFA
+    assert "aws:multifactorauthpresent" not in user and session["aws:multifactorauthpresent"] is False
+    for operator, value, expected in (("NumericLessThan", int(NOW.timestamp()) + 1, True),
+                                      ("NumericGreaterThan", int(NOW.timestamp()), False),
+                                      ("DateLessThan", "2100-01-01T00:00:00Z", True)):
+        assert holds(operator, "aws:EpochTime", value, user) is expected, operator
+    assert holds("BoolIfExists", "aws:MultiFactorAuthPresent", "false", session)
+    assert not holds("Bool", "aws:MultiFactorAuthPresent", "false", user)
 
 
 def key_policy(*extra: dict[str, Any]) -> str:

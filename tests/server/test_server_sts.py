@@ -306,6 +306,35 @@ def test_tags_on_users_and_roles_decide_through_the_endpoint(server: Server) -> 
     assert refused.value.response["Error"]["Message"] == "The user with name nobody cannot be found."
 
 
+def test_one_key_policy_for_every_project_through_the_endpoint(server: Server) -> None:
+    """Policy variables through boto3: a key tagged project=X is usable by
+    whoever (a user, or a session of a role) carries the tag project=X; the
+    tags and the policy are set with IAM's and KMS's own calls."""
+    iam, kms = client(server, "iam"), client(server, "kms")
+    abac = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/project": "${aws:PrincipalTag/project}"}}}]})
+    keys = {project: kms.create_key(Policy=abac, Tags=[{"TagKey": "project", "TagValue": project}])
+            ["KeyMetadata"]["KeyId"] for project in ("apollo", "gemini")}
+    iam.create_role(RoleName="apollo-app", AssumeRolePolicyDocument=trust(BOB),
+                    Tags=[{"Key": "project", "Value": "apollo"}])
+    made = client(server, "sts", "bob").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/apollo-app",
+                                                    RoleSessionName="batch")
+    session = as_session(server, "kms", made)
+    blob = session.encrypt(KeyId=keys["apollo"], Plaintext=b"x")["CiphertextBlob"]
+    assert session.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    with pytest.raises(ClientError) as refused:
+        session.encrypt(KeyId=keys["gemini"], Plaintext=b"x")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    bob = client(server, "kms", "bob")
+    with pytest.raises(ClientError):  # bob carries no project tag: the variable has no value
+        bob.decrypt(CiphertextBlob=blob)
+    iam.tag_user(UserName="bob", Tags=[{"Key": "project", "Value": "apollo"}])
+    assert bob.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    iam.untag_user(UserName="bob", TagKeys=["project"])
+
+
 def test_what_create_role_and_create_user_do_not_serve_is_refused_in_words(server: Server) -> None:
     iam = client(server, "iam")
     for call in (lambda: iam.create_role(RoleName="pathed", AssumeRolePolicyDocument=trust(BOB), Path="/team/"),
