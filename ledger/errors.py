@@ -77,6 +77,9 @@ class DeleteConflictException(KMSError): http_status = 409
 #: a request signed with temporary credentials (STS AssumeRole) whose session
 #: has ended; AWS's own name and message
 class ExpiredTokenException(KMSError): pass
+#: credentials this ledger did not issue, or whose principal is gone (the
+#: HTTP server's SigV4 check; `KeyLedger.as_session` in the library)
+class UnrecognizedClientException(KMSError): pass
 # ImportKeyMaterial's (service/imports.py)
 class ExpiredImportTokenException(KMSError): pass
 class InvalidImportTokenException(KMSError): pass
@@ -106,6 +109,7 @@ BY_CODE: dict[str, type[KMSError]] = {
         ExpiredImportTokenException, InvalidImportTokenException, IncorrectKeyMaterialException,
         CustomKeyStoreNotFoundException, CloudHsmClusterNotFoundException, XksProxyUriUnreachableException,
         XksProxyVpcEndpointServiceNotFoundException, DeleteConflictException, ExpiredTokenException,
+        UnrecognizedClientException,
     )
 }
 

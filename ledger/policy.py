@@ -490,7 +490,8 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
                     via_service: str | None = None, extra: Mapping[str, Any] | None = None,
                     region: str | None = None, source_ip: str | None = None,
                     secure_transport: bool | None = None,
-                    principal_tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+                    principal_tags: Mapping[str, str] | None = None,
+                    token_issued: datetime | None = None) -> dict[str, Any]:
     """The condition keys of a request (lower-cased names). `key` is the
     key's state (anything with key_spec, key_usage, origin, aliases, tags).
     `via_service` is the integrated service (`ssm.us-east-1.amazonaws.com`)
@@ -501,13 +502,17 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     over no network (the library, the CLI) has neither, and an `IpAddress`
     condition never holds for it, as AWS treats a call without the key.
     `principal_tags` are the caller's IAM tags (a session's: its role's),
-    `aws:PrincipalTag/<key>`."""
+    `aws:PrincipalTag/<key>`. `token_issued`: when the credentials of a
+    role session's request were issued (`aws:TokenIssueTime`), known only
+    from the credentials themselves (the server's, `as_session`'s)."""
     account = account_of(principal)
     ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
                            "aws:epochtime": int(now.timestamp()), "aws:principalisawsservice": False,
                            "kms:calleraccount": account or "", **_identity_keys(principal, account)}
     if role_of(principal) is not None:  # temporary credentials, and keyledger knows no MFA
         ctx["aws:multifactorauthpresent"] = False
+        if token_issued is not None:
+            ctx["aws:tokenissuetime"] = token_issued
     for k, v in (principal_tags or {}).items():
         ctx["aws:principaltag/" + k.lower()] = v
     if region is not None:

@@ -132,7 +132,7 @@ class KMSApp:
         self.max_body = max_body
         self.root = f"arn:aws:iam::{kms.account}:root"
         self._planned = kms.planned()
-        self._callers: dict[tuple[str, str | None, tuple[str, bool] | None], KeyLedger] = {}
+        self._callers: dict[tuple[str, str | None, protocol.Origin | None], KeyLedger] = {}
         self.committer = GroupCommitter(kms.store)
         self.node = cluster_routes.node_of(kms)  # a node of a cluster (keyledger serve --cluster), or None
         self._sweeper: asyncio.Task[None] | None = None
@@ -213,7 +213,7 @@ class KMSApp:
             await asyncio.sleep(interval)
 
     def _caller(self, principal: str, region: str | None = None,
-                origin: tuple[str, bool] | None = None) -> KeyLedger:
+                origin: protocol.Origin | None = None) -> KeyLedger:
         """The planning ledger acting for `principal` in `region` (the SigV4
         scope's; None: the ledger's default region) on a request from
         `origin` (the client's address, and whether over TLS: aws:SourceIp,
@@ -436,11 +436,13 @@ class KMSApp:
                     service_name=service_name)
             finally:
                 entry["access_key"] = claimed.access_key_id
+            if claimed.token_issued is not None:
+                scope[protocol.TOKEN_ISSUED] = claimed.token_issued
         entry["principal"] = principal
         return principal, body, region
 
     def _plan_call(self, principal: str, method: str, *args: Any, region: str | None = None,
-                   origin: tuple[str, bool] | None = None, **kwargs: Any) -> Planned:
+                   origin: protocol.Origin | None = None, **kwargs: Any) -> Planned:
         """The request a library call makes on the planning ledger (its
         methods are typed by the responses that `Planned.finish` gives)."""
         return cast(Planned, getattr(self._caller(principal, region, origin), method)(*args, **kwargs))

@@ -70,10 +70,12 @@ class AccessKeyLine(msgspec.Struct, rename="pascal", omit_defaults=True):
 class AccessKey:
     """One access key as the verifier needs it; the secret stays wrapped."""
 
-    __slots__ = ("access_key_id", "principal", "secret", "active")
+    __slots__ = ("access_key_id", "principal", "secret", "active", "issued")
 
-    def __init__(self, access_key_id: str, principal: str, secret: Secret, active: bool) -> None:
+    def __init__(self, access_key_id: str, principal: str, secret: Secret, active: bool,
+                 issued: int | None = None) -> None:
         self.access_key_id, self.principal, self.secret, self.active = access_key_id, principal, secret, active
+        self.issued = issued  # a session's: when its token was issued (us since the epoch)
 
     def __repr__(self) -> str:
         return f"AccessKey({self.access_key_id!r}, principal={self.principal!r}, secret=<redacted>)"
@@ -228,9 +230,9 @@ class Sessions:
         if found is None:
             self._known.pop((access_key_id, session_token), None)
             return None
-        principal, secret, expires = found
+        principal, secret, expires, issued = found
         key = known[0] if known is not None and known[0].principal == principal \
-            else AccessKey(access_key_id, principal, secret, True)
+            else AccessKey(access_key_id, principal, secret, True, issued)
         if len(self._known) >= self._limit:
             self._known.clear()
         self._known[(access_key_id, session_token)] = (key, now, expires)

@@ -47,10 +47,6 @@ class InvalidSignatureException(KMSError):
     code = "InvalidSignatureException"
 
 
-class UnrecognizedClientException(KMSError):
-    code = "UnrecognizedClientException"
-
-
 class MissingAuthenticationTokenException(KMSError):
     """No Authorization header at all (AWS answers 403 "Missing Authentication Token")."""
 
@@ -200,8 +196,16 @@ def encode_error(error: KMSError) -> bytes:
     return _json_encoder.encode({"__type": error.code, "message": error.message})
 
 
-def origin_of(scope: dict[str, Any]) -> tuple[str, bool]:
+#: where `KMSApp.authenticate` leaves a verified session token's issue time in the ASGI scope
+TOKEN_ISSUED = "keyledger.token_issued"
+
+#: (client address, over TLS, a session token's issue time or None): `origin_of`
+Origin = tuple[str, bool, int | None]
+
+
+def origin_of(scope: dict[str, Any]) -> Origin:
     """Where a request came from (aws:SourceIp, aws:SecureTransport): the TCP
     peer's address, never a header a client writes (X-Forwarded-For), and
-    whether it came over TLS."""
-    return (scope.get("client") or ("", 0))[0], scope.get("scheme") == "https"
+    whether it came over TLS; and, once authenticated with a role session's
+    credentials, when their token was issued (aws:TokenIssueTime)."""
+    return (scope.get("client") or ("", 0))[0], scope.get("scheme") == "https", scope.get(TOKEN_ISSUED)

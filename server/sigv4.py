@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
+from keyledger.errors import UnrecognizedClientException
 from keyledger.secret import Secret
 from keyledger.server.credentials import AccessKey, KeyLookup, Sessions
 from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
-    UnrecognizedClientException,
 )
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -42,12 +42,15 @@ Headers = dict[str, list[str]]
 
 
 class Denied:
-    """What a refused request claimed to be, for the denial record."""
+    """What a request claimed to be: its access key id, for the record of a
+    refusal; once verified, when its session token was issued (None: no
+    session), for aws:TokenIssueTime."""
 
-    __slots__ = ("access_key_id",)
+    __slots__ = ("access_key_id", "token_issued")
 
     def __init__(self, access_key_id: str | None) -> None:
         self.access_key_id = access_key_id
+        self.token_issued: int | None = None
 
 
 _REGION = re.compile(r"^([a-z]+-){2,3}\d+$")  # the model's RegionType
@@ -260,4 +263,6 @@ class Verifier:
                 "The request signature we calculated does not match the signature you provided. "
                 "Check your AWS Secret Access Key and signing method. "
                 "Consult the service documentation for details.")
+        if denied is not None:
+            denied.token_issued = key.issued
         return key.principal, region

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from keyledger import responses as r
 from keyledger.errors import KMSError
-from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
+from keyledger.server.protocol import Origin, RequestTooLargeException, ThrottlingException, origin_of
 from keyledger.service import Planned
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -148,7 +148,7 @@ def assume_role_xml(answer: r.AssumeRoleResponse, request_id: str) -> bytes:
             "</AssumeRoleResponse>\n").encode()
 
 
-async def answer(app: Any, body: bytes, principal: str, origin: tuple[str, bool] | None = None,
+async def answer(app: Any, body: bytes, principal: str, origin: Origin | None = None,
                  ) -> tuple[int, bytes, str]:
     """(status, XML body, request id) for one STS request signed by `principal`."""
     try:
@@ -168,7 +168,7 @@ async def answer(app: Any, body: bytes, principal: str, origin: tuple[str, bool]
     return await _call(app, principal, origin, identity_xml, "get_caller_identity")
 
 
-async def _refuse(app: Any, principal: str, origin: tuple[str, bool] | None, operation: str,
+async def _refuse(app: Any, principal: str, origin: Origin | None, operation: str,
                   refusal: KMSError) -> tuple[int, bytes, str]:
     """A request refused before its library call: on record first, then STS's error."""
     planned = app._plan_call(principal, "record_denied", operation, refusal, origin=origin)
@@ -176,7 +176,7 @@ async def _refuse(app: Any, principal: str, origin: tuple[str, bool] | None, ope
     return _error(refusal, planned.request_id)
 
 
-async def _call(app: Any, principal: str, origin: tuple[str, bool] | None,
+async def _call(app: Any, principal: str, origin: Origin | None,
                 render: Callable[[Any, str], bytes], method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes, str]:
     """A library call for `principal`, committed by the app's writer; its
     answer as `render` writes it, or its refusal (on record already: the
@@ -195,7 +195,7 @@ async def _call(app: Any, principal: str, origin: tuple[str, bool] | None,
 
 
 async def _assume_role(app: Any, form: dict[str, list[str]], principal: str,
-                       origin: tuple[str, bool] | None) -> tuple[int, bytes, str]:
+                       origin: Origin | None) -> tuple[int, bytes, str]:
     """AssumeRole, checked against STS's model, then the library call,
     committed by the app's writer; a refusal before the call is recorded
     with `record_denied`, as the IAM face records its own."""

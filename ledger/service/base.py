@@ -120,14 +120,20 @@ class ServiceBase:
 
     #: where the request came from over the network: (source IP address, over TLS); None: the library or CLI
     origin: tuple[str, bool] | None = None
+    #: a role session's: when its token was issued (us since the epoch; aws:TokenIssueTime); see `as_session`
+    token_issued: int | None = None
 
-    def from_address(self, source_ip: str, secure_transport: bool) -> Self:
+    def from_address(self, source_ip: str, secure_transport: bool, token_issued: int | None = None) -> Self:
         """The same ledger acting for the same caller on a request that came
         over the network from `source_ip` (TLS or not): its requests carry
         `aws:SourceIp` and `aws:SecureTransport`, which library and CLI calls
-        never do. The HTTP server makes one per client address."""
+        never do; and `aws:TokenIssueTime` when signed with a role session's
+        credentials issued at `token_issued`. The HTTP server makes one per
+        client address and session."""
         other = copy.copy(self)
         other.origin = (source_ip, bool(secure_transport))
+        if token_issued is not None:
+            other.token_issued = token_issued
         return other
 
     def __enter__(self) -> Self:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import msgspec
 
@@ -24,6 +24,7 @@ from keyledger.errors import (
     LimitExceededException,
     MalformedPolicyDocumentException,
     NotFoundException,
+    UnrecognizedClientException,
     ValidationException,
 )
 from keyledger.projections import access_key_row, principal_row, split_row
@@ -56,6 +57,7 @@ class _SessionClaims(msgspec.Struct, frozen=True, array_like=True):
     role_created: int  # the role's creation time: a role made again is not the same role
     session_name: str
     expires: int  # microseconds since the epoch
+    issued: int | None = None  # microseconds since the epoch (aws:TokenIssueTime); None in older tokens
 
     def __repr__(self) -> str:  # holds a secret
         return f"_SessionClaims({self.access_key_id!r}, <redacted>, {self.role!r}, {self.session_name!r})"
@@ -262,7 +264,7 @@ class IamOps(ServiceBase):
             secret = Secret(base64.b64encode(self._rng(30)))
             expires = (req.now // 1_000_000 + duration) * 1_000_000  # whole seconds: what the answer shows
             claims = _SessionClaims(access_key_id, secret.reveal().decode(), role_arn, role.created,
-                                    role_session_name, expires)
+                                    role_session_name, expires, req.now)
             token = crypto.seal_session_token(self._root, _claims_encoder.encode(claims),
                                               nonce=self._rng(crypto.NONCE_BYTES))
             req.emit([ev.RoleAssumed(role_arn, role_session_name, access_key_id, expires)])
@@ -284,9 +286,11 @@ class IamOps(ServiceBase):
             return r.CallerIdentity(authz.user_id(self.caller, account), account, self.caller)
         return self._run("GetCallerIdentity", body)
 
-    def session_credentials(self, access_key_id: str, session_token: str) -> tuple[str, Secret, int] | None:
-        """(session principal, secret, expiry in microseconds since the epoch)
-        of temporary credentials `assume_role` issued, whose role still
+    def session_credentials(self, access_key_id: str, session_token: str,
+                            ) -> tuple[str, Secret, int, int | None] | None:
+        """(session principal, secret, expiry, issue time), the times in
+        microseconds since the epoch (the issue time None for a token made
+        before tokens held it), of temporary credentials `assume_role` issued, whose role still
         exists (the same role: one deleted and made again is another), or
         None. ExpiredTokenException once the session has ended. What the
         HTTP server's SigV4 check asks for a request carrying
@@ -310,7 +314,24 @@ class IamOps(ServiceBase):
             role = snap.get("principals", principal_row(claims.role))
         if role is None or role.kind != "role" or role.created != claims.role_created:
             return None
-        return _session_arn(claims.role, claims.session_name), Secret(claims.secret.encode()), claims.expires
+        return _session_arn(claims.role, claims.session_name), Secret(claims.secret.encode()), claims.expires, \
+            claims.issued
+
+    def as_session(self, access_key_id: str, session_token: str) -> Self:
+        """The same ledger acting for the role session these temporary
+        credentials (`assume_role`'s) belong to, as the HTTP server acts for
+        a request signed with them: its requests carry `aws:TokenIssueTime`,
+        which `as_caller` with the session's ARN does not know.
+
+        Raises UnrecognizedClientException (not this ledger's session, or its
+        role is gone), ExpiredTokenException."""
+        found = self.session_credentials(access_key_id, session_token)
+        if found is None:
+            raise UnrecognizedClientException("The security token included in the request is invalid.")
+        principal, _, _, issued = found
+        other = self.as_caller(principal)
+        other.token_issued = issued
+        return other
 
     def delete_user(self, user_name: str) -> None:
         """DeleteUser (IAM). The user must have no access keys and no identity

@@ -244,13 +244,15 @@ class _Request:
         with conditions or a grant reads them."""
         svc = self.svc
         caller, now, alias, via, origin = svc.caller, self.now, self.request_alias, svc.via, svc.origin
+        issued = svc.token_issued
 
         def build() -> dict[str, Any]:
             return authz.request_context(
                 caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
                 via_service=via, extra=extra, region=svc.region, principal_tags=self.identity()[1],
                 source_ip=None if origin is None else origin[0],
-                secure_transport=None if origin is None else origin[1])
+                secure_transport=None if origin is None else origin[1],
+                token_issued=None if issued is None else from_us(issued))
         return authz.LazyContext(build)
 
     def decide_access(self, action: str, state: KeyState | None, *,

@@ -218,7 +218,7 @@ def test_a_session_issued_on_one_node_authenticates_on_every_node(tmp_path: Path
         _settle([first, second])
         assert list(second.store.records())[-1].source == "192.0.2.7"  # where it came from, replicated
         for kms in (first, second):
-            principal, secret, _ = kms.session_credentials(ident, token)
+            principal, secret, _, _ = kms.session_credentials(ident, token)
             assert (principal, secret) == (made.assumed_role_user.arn, made.credentials.secret_access_key)
         second.delete_role("worker")
         _settle([first, second])

@@ -29,6 +29,7 @@ from keyledger.errors import (
     ExpiredTokenException,
     MalformedPolicyDocumentException,
     NotFoundException,
+    UnrecognizedClientException,
     ValidationException,
 )
 from keyledger.service import KeyLedger
@@ -72,9 +73,10 @@ def test_the_trust_policy_decides_and_the_session_is_who_sts_says(world: KeyLedg
     assert len(creds.secret_access_key.reveal()) == 40
     assert creds.expiration == clock.now + timedelta(hours=1)  # IAM's default
     assert "redacted" in repr(made) and creds.secret_access_key.reveal().decode() not in repr(made)
-    principal, secret, expires = world.session_credentials(creds.access_key_id,
-                                                           creds.session_token.reveal().decode())  # type: ignore[misc]
-    assert (principal, secret.reveal(), expires) == (SESSION, creds.secret_access_key.reveal(), clock.us + 3600 * 10**6)
+    principal, secret, expires, issued = world.session_credentials(
+        creds.access_key_id, creds.session_token.reveal().decode())  # type: ignore[misc]
+    assert (principal, secret.reveal(), expires, issued) == (SESSION, creds.secret_access_key.reveal(),
+                                                             clock.us + 3600 * 10**6, clock.us)
     # bob is not in the trust policy, and the trust policy does not delegate to IAM
     world.put_principal_policy(BOB, "assume", allow("sts:AssumeRole"))
     with pytest.raises(AccessDeniedException) as refused:
@@ -169,6 +171,37 @@ def test_a_session_ends_at_its_expiry_with_its_role_and_with_the_root_key(world:
     assert world.session_credentials(ident, token) is not None
     world.rotate_root_key()
     assert world.session_credentials(ident, token) is None
+
+
+def test_older_sessions_are_revoked_as_aws_revokes_them(world: KeyLedger, clock: Clock) -> None:
+    """IAM's "revoke active sessions": a role policy denying everything to
+    credentials issued before a moment (aws:TokenIssueTime). A session
+    known by its credentials (`as_session`, as the server knows one) carries
+    the issue time; the policy ends the older sessions and spares the newer."""
+    world.put_principal_policy(APP, "use", allow("kms:*"))
+    key = world.create_key().key_metadata.key_id
+    old = world.as_caller(ALICE).assume_role(APP, "job-1").credentials
+    older = world.as_session(old.access_key_id, old.session_token.reveal().decode())
+    assert older.caller == SESSION and older.token_issued == clock.us
+    older.encrypt(key, b"x")
+    clock.now += timedelta(minutes=5)
+    cutoff = clock.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.put_principal_policy(APP, "AWSRevokeOlderSessions", json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": ["*"], "Resource": ["*"],
+         "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}}}]}))
+    clock.now += timedelta(seconds=1)
+    new = world.as_caller(ALICE).assume_role(APP, "job-1").credentials
+    newer = world.as_session(new.access_key_id, new.session_token.reveal().decode())
+    with pytest.raises(AccessDeniedException, match="explicit deny in an identity-based policy"):
+        older.encrypt(key, b"x")
+    newer.encrypt(key, b"x")
+    # known only from the credentials: the ARN alone carries no issue time, so the condition cannot hold
+    world.as_caller(SESSION).encrypt(key, b"x")
+    with pytest.raises(UnrecognizedClientException):
+        world.as_session(new.access_key_id, "KLST1" + "A" * 40)
+    clock.now += timedelta(hours=2)
+    with pytest.raises(ExpiredTokenException):
+        world.as_session(new.access_key_id, new.session_token.reveal().decode())
 
 
 def test_a_forged_or_altered_token_is_nobody(world: KeyLedger) -> None:

@@ -394,6 +394,8 @@ NON_OPERATIONS = {
     "held_access_key",
     # the same for temporary credentials (a session token): tests/ledger/test_assume_role.py
     "session_credentials",
+    # the library's way to act as a session from its credentials (as the server does): a ledger view, no request
+    "as_session",
     # STS's GetCallerIdentity needs no permission (AWS: not even an explicit deny stops it); recorded like
     # every request (tests/ledger/test_assume_role.py)
     "get_caller_identity",

@@ -13,9 +13,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from keyledger.server import credentials as creds
+from keyledger.errors import UnrecognizedClientException
 from keyledger.server.protocol import (
     IncompleteSignatureException, InvalidSignatureException, MissingAuthenticationTokenException,
-    UnrecognizedClientException,
 )
 from keyledger.server.sigv4 import Verifier
 

@@ -335,6 +335,33 @@ def test_one_key_policy_for_every_project_through_the_endpoint(server: Server) -
     iam.untag_user(UserName="bob", TagKeys=["project"])
 
 
+def test_revoking_older_sessions_as_the_iam_console_does(server: Server, skew: Skew) -> None:
+    """aws:TokenIssueTime comes from the session token the request was signed
+    with: IAM's "revoke active sessions" policy ends the sessions issued
+    before its moment, over the endpoint, and spares those issued after."""
+    iam, kms = client(server, "iam"), client(server, "kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    iam.create_role(RoleName="revocable", AssumeRolePolicyDocument=trust(BOB))
+    iam.put_role_policy(RoleName="revocable", PolicyName="use", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}))
+    sts = client(server, "sts", "bob")
+    role = f"arn:aws:iam::{ACCOUNT}:role/revocable"
+    old = as_session(server, "kms", sts.assume_role(RoleArn=role, RoleSessionName="old"))
+    old.encrypt(KeyId=key_id, Plaintext=b"x")
+    time.sleep(1.1)  # the policy's moment is whole seconds after the old session's issue
+    cutoff = skew().strftime("%Y-%m-%dT%H:%M:%SZ")  # the ledger's clock
+    iam.put_role_policy(RoleName="revocable", PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": ["*"], "Resource": ["*"],
+                                                 "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff}}}]}))
+    time.sleep(1.1)
+    new = as_session(server, "kms", sts.assume_role(RoleArn=role, RoleSessionName="new"))
+    with pytest.raises(ClientError) as refused:
+        old.encrypt(KeyId=key_id, Plaintext=b"x")
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "explicit deny in an identity-based policy" in refused.value.response["Error"]["Message"]
+    new.encrypt(KeyId=key_id, Plaintext=b"x")
+
+
 def test_what_create_role_and_create_user_do_not_serve_is_refused_in_words(server: Server) -> None:
     iam = client(server, "iam")
     for call in (lambda: iam.create_role(RoleName="pathed", AssumeRolePolicyDocument=trust(BOB), Path="/team/"),
