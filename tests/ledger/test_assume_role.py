@@ -204,6 +204,22 @@ def test_older_sessions_are_revoked_as_aws_revokes_them(world: KeyLedger, clock:
         world.as_session(new.access_key_id, new.session_token.reveal().decode())
 
 
+def test_a_token_made_before_tokens_held_their_issue_time_still_opens(world: KeyLedger, clock: Clock) -> None:
+    """Tokens sealed before the issue time was added (six claims) keep
+    working until they expire; they carry no aws:TokenIssueTime."""
+    import msgspec
+    from keyledger import crypto
+    from keyledger.projections import principal_row
+    with world.store.snapshot() as snap:
+        created = snap.get("principals", principal_row(APP)).created
+    claims = ["ASIA" + "B" * 16, "s" * 40, APP, created, "old", clock.us + 600 * 10**6]
+    sealed = crypto.seal_session_token(world._root, msgspec.msgpack.encode(claims), nonce=b"\x01" * 12)
+    token = "KLST1" + base64.b64encode(sealed).decode()
+    principal, secret, expires, issued = world.session_credentials(claims[0], token)  # type: ignore[misc]
+    assert (principal, secret.reveal(), issued) == (f"arn:aws:sts::{ACCOUNT}:assumed-role/app/old", b"s" * 40, None)
+    assert world.as_session(claims[0], token).token_issued is None
+
+
 def test_a_forged_or_altered_token_is_nobody(world: KeyLedger) -> None:
     creds = world.as_caller(ALICE).assume_role(APP, "s1").credentials
     ident, token = creds.access_key_id, creds.session_token.reveal().decode()
