@@ -53,4 +53,23 @@ def rotate_root_key() -> None:
     show({"KeksRewrapped": count})
 
 
-COMMANDS = [init, rotate_due, rotate_root_key]
+@command("stage-root-key", output_options=True)
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="The key to stage (32 bytes): the file another node's stage-root-key wrote "
+                   "(root.key.staged in its home). Default: a fresh key, to copy to the other nodes.")
+def stage_root_key(key_file: str | None) -> None:
+    """Place the next root key of a cluster's node in its home
+    (root.key.staged, 0600) and print its check value: stage the same key
+    on every node (compare the checks), then run `keyledger cluster
+    rotate-root-key` on one. Works while the node serves: the ledger is not
+    opened."""
+    key = None
+    if key_file is not None:
+        with open(key_file, "rb") as f:
+            key = f.read()
+    home = settings().ledger_home
+    check = keyledger.stage_root_key(home, key)
+    show({"StagedRootKeyCheck": check, "Path": os.path.join(os.path.abspath(home), "root.key.staged")})
+
+
+COMMANDS = [init, rotate_due, rotate_root_key, stage_root_key]

@@ -4,6 +4,7 @@ orders (keyledger.cluster). Thin: parse, one library call, print.
     keyledger cluster status  --cluster etcd://127.0.0.1:2379
     keyledger cluster join    --cluster etcd://... --node-name n2 [--from URL|DIR]
     keyledger cluster compact --cluster etcd://... [--defragment]
+    keyledger cluster rotate-root-key --cluster etcd://... --node-name n1
 """
 
 from __future__ import annotations
@@ -90,6 +91,28 @@ def compact(cluster_url: str, defragment: bool, node_timeout: float) -> None:
         raise Failure(str(exc)) from None
     show({"DeletedBatches": done.get("deleted", 0), "CompactedRevision": done.get("revision", 0),
           "Floor": done.get("floor"), "Defragmented": done.get("defragmented", 0)})
+
+
+@cluster.command("rotate-root-key")
+@_cluster_option
+@click.option("--node-name", required=True, help="The node whose home --home is (its server stopped).")
+def rotate_root_key(cluster_url: str, node_name: str) -> None:
+    """Switch every node of the cluster to the root key staged on each
+    (`keyledger stage-root-key`, the same key everywhere): the KEKs are
+    re-wrapped under it in one batch of the log, and each node checks its
+    staged key against the batch before applying it, then makes it its
+    root.key; the old key is gone. Run it on one node's home while that
+    node's server is stopped (start it again afterwards); a node that has
+    no matching key staged stops applying until it has. Account root only."""
+    home = settings().ledger_home
+    cfg = _config(cluster_url, node=node_name)
+    try:
+        with keyledger.open(home, cluster=cfg) as kms:
+            count = kms.rotate_root_key()
+            check = kms.store.meta()["root_check"].hex()
+    except LedgerError as exc:
+        raise Failure(str(exc)) from None
+    show({"KeksRewrapped": count, "RootKeyCheck": check})
 
 
 COMMANDS = [cluster]

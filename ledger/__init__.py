@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from keyledger.errors import KMSError, LedgerError
-from keyledger.home import (CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, LedgerDamagedError,
-                            LedgerNotFoundError, private_file, private_opener)
+from keyledger.home import (CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE,
+                            LedgerDamagedError, LedgerNotFoundError, private_file, private_opener)
 from keyledger.secret import Secret
 
 if TYPE_CHECKING:  # imported lazily below: projections import keyledger.events,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported lazily below: projections import keyledger.events,
 
 __all__ = ["open", "default_home", "KeyLedger", "KMSError", "LedgerError", "LedgerNotFoundError",
            "LedgerDamagedError", "Secret", "DEFAULT_REGION", "DEFAULT_ACCOUNT", "private_file",
-           "private_opener"]
+           "private_opener", "stage_root_key"]
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "111122223333"
@@ -132,14 +132,61 @@ def _checkpoint_key(home: Path, create: bool, rng: Callable[[int], bytes]) -> Se
     return None if stored is None else Secret(stored)
 
 
+def stage_root_key(home: str | os.PathLike[str] | None = None, key: bytes | None = None, *,
+                   rng: Callable[[int], bytes] = os.urandom) -> str:
+    """Place the next root key of a cluster's node in its home
+    (`root.key.staged`, 0600, written whole): `key` (32 bytes, the same on
+    every node) or a fresh one, to copy to the other nodes' homes. Returns
+    its check value (hex), to compare across nodes. `rotate_root_key` on any
+    node then switches every node to it, each node checking its staged key
+    against the rotation's check first. Does not open the ledger (a node's
+    home is in use by its server); the home's root key must be a file."""
+    from keyledger import crypto
+
+    home_path = Path(home) if home is not None else default_home()
+    if os.environ.get(ROOT_KEY_ENV):
+        raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
+    current = home_path / ROOT_KEY_FILE
+    if not current.exists():
+        raise LedgerNotFoundError(f"no root key at {current}: stage the next key in a ledger's home")
+    if key is None:
+        key = rng(32)
+    if not isinstance(key, bytes) or len(key) != 32:
+        raise LedgerError("a root key is 32 bytes")
+    check = crypto.root_check(Secret(key))
+    if check == crypto.root_check(Secret(current.read_bytes())):
+        raise LedgerError("that is the current root key: stage a new one")
+    tmp = home_path / f".{STAGED_ROOT_KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, home_path / STAGED_ROOT_KEY_FILE)
+    _fsync_dir(home_path)
+    return check.hex()
+
+
 def _finish_root_rotation(home: Path, root: Secret, expected: bytes, given: bool) -> Secret:
     """A root-key rotation writes root.key.next, commits the re-wrapped KEKs,
     then renames. After a crash in between, the ledger tells which key it
-    needs: finish the rename, or drop a next key that never committed."""
+    needs: finish the rename, or drop a next key that never committed. On a
+    node of a cluster the next key is the staged one (root.key.staged), which
+    is kept until a rotation commits: it waits for one."""
     from keyledger import crypto
 
+    if given or os.environ.get(ROOT_KEY_ENV):
+        return root
+    staged = home / STAGED_ROOT_KEY_FILE
+    if staged.exists() and crypto.root_check(root) != expected:
+        raw = staged.read_bytes()
+        if len(raw) == 32 and crypto.root_check(Secret(raw)) == expected:  # committed, not yet renamed
+            os.replace(staged, home / ROOT_KEY_FILE)
+            _fsync_dir(home)
+            return Secret(raw)
     pending = home / NEXT_ROOT_KEY_FILE
-    if given or os.environ.get(ROOT_KEY_ENV) or not pending.exists():
+    if not pending.exists():
         return root
     raw = pending.read_bytes()
     if crypto.root_check(root) == expected:

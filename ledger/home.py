@@ -35,8 +35,9 @@ DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
 ROOT_KEY_FILE = "root.key"
 NEXT_ROOT_KEY_FILE = "root.key.next"  # a root-key rotation in flight
+STAGED_ROOT_KEY_FILE = "root.key.staged"  # a cluster's next root key, placed on every node before it rotates
 CHECKPOINT_KEY_FILE = "checkpoint.key"
-KEY_FILES = (ROOT_KEY_FILE, CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE)
+KEY_FILES = (ROOT_KEY_FILE, CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE)
 
 HOME_MODE = 0o700
 FILE_MODE = 0o600

@@ -26,8 +26,12 @@ etcd: a deleted key's wrapped KEK stays in etcd's revision history until the
 tail holding it is deleted and the history compacted (`compact`: every live
 node does it every `compact_interval` seconds behind the slowest node), and
 in etcd's bbolt file until `keyledger cluster compact --defragment`. As on
-one node, `rotate-root-key` is what makes any lingering copy noise (not yet
-available on a cluster: it changes every node's files).
+one node, `rotate-root-key` is what makes any lingering copy noise. On a
+cluster the operator first stages the same new key on every node
+(`keyledger.stage_root_key`, root.key.staged); the rotation is one batch of
+re-wrapped KEKs and the new key's check, which each node checks its staged
+key against before applying it (`Store.prepare_root`), then adopts; the
+cluster's identity in etcd then names the new key (`Node.publish_root`).
 
 New nodes (`join`) copy a consistent, compacted snapshot of a peer (its home
 directory, or its `keyledger serve` URL, which answers only a peer holding
@@ -155,8 +159,12 @@ def has_ledger(cfg: ClusterConfig) -> bool:
         etcd.close()
 
 
-def _check_identity(identity: dict[str, str], meta: dict[str, bytes], where: str) -> None:
-    for name in ("ledger_id", "root_check"):
+def _check_identity(identity: dict[str, str], meta: dict[str, bytes], where: str, *, root: bool = True) -> None:
+    """The ledger is the cluster's (and, with `root`, under the cluster's
+    current root key). A node restarting after it missed a root-key rotation
+    is the cluster's under an older key: it follows the rotation through the
+    log, with the key staged (`root=False` when it attaches)."""
+    for name in ("ledger_id", "root_check") if root else ("ledger_id",):
         ours = meta.get(name)
         mine = (ours.hex() if name == "root_check" else ours.decode()) if ours is not None else None
         if mine != identity.get(name):
@@ -181,7 +189,10 @@ def join(home: Path, cfg: ClusterConfig, root: Secret, *, checkpoint_public: byt
         layout = Layout(cfg.prefix)
         etcd_log = EtcdLog(etcd, layout, cfg.node)
         etcd_log.report({"applied_seq": 0, "state": "joining", "url": cfg.url})  # hold compaction back
-        from_start = etcd.get(layout.log_key(0)) is not None or decode_head(etcd.get(layout.head))[0].seq == 0
+        # a log from seq 0 replays every root-key rotation, each needing the key before it: after one,
+        # a new node starts from a peer's snapshot, under the current key
+        from_start = not identity.get("rotated") and (
+            etcd.get(layout.log_key(0)) is not None or decode_head(etcd.get(layout.head))[0].seq == 0)
         home_.make_private_dir(home)
         store = Store(str(home), create=True)
         try:
@@ -219,7 +230,7 @@ def attach(kms: "KeyLedger", cfg: ClusterConfig, root: Secret, *, start: bool = 
         identity = _identity(cfg, etcd)
         if identity is None:
             identity = _claim(store, meta, etcd, layout, cfg.node)
-        _check_identity(identity, meta, str(store.path))
+        _check_identity(identity, meta, str(store.path), root=False)
         head, revision = etcd_log.head()
         local = store.head()
         if head.seq == local.seq and head.hash == local.hash and store.applied_revision() < revision:
@@ -227,11 +238,12 @@ def attach(kms: "KeyLedger", cfg: ClusterConfig, root: Secret, *, start: bool = 
     except BaseException:
         etcd.close()
         raise
-    node = Node(store, etcd_log, root=root, url=cfg.url, source=cfg.source,
+    node = Node(store, etcd_log, root=lambda: kms._root, url=cfg.url, source=cfg.source,
                 checkpoint_public=meta.get("checkpoint_public"), node_timeout=cfg.node_timeout,
                 compact_interval=cfg.compact_interval, report_interval=cfg.report_interval,
-                on_adopted=lambda: _forget_all(kms))
+                on_adopted=lambda: _adopted(kms), staged_root=kms._staged_root)
     store.on_applied = lambda records: _forget_deleted(kms, records)
+    store.root_rotated = node.publish_root
     store.log = node
     try:
         node.catch_up()
@@ -278,6 +290,16 @@ def _forget_all(kms: "KeyLedger") -> None:
         kms._keks.clear()
         kms._materials.clear()
         kms._private_keys.clear()
+
+
+def _adopted(kms: "KeyLedger") -> None:
+    """After a node took a peer's snapshot: nothing cached survives, and a
+    snapshot made after a root-key rotation this node missed switches it to
+    the staged key (or stops it, saying which key it needs)."""
+    _forget_all(kms)
+    check = kms.store.meta()["root_check"]
+    kms._prepare_root(check)
+    kms._adopt_root(check)
 
 
 def status(cfg: ClusterConfig) -> dict[str, Any]:

@@ -11,12 +11,13 @@ import os
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keyledger.cluster.etcd import EtcdError
+from keyledger.cluster.etcd import EtcdError, b64
 from keyledger.cluster.log import EtcdLog
 from keyledger.errors import LedgerError
 from keyledger.secret import Secret
@@ -51,10 +52,13 @@ def _token_key(root: Secret) -> bytes:
     return hmac.new(root.reveal(), b"keyledger cluster peer token v1", hashlib.sha256).digest()
 
 
-def fetch_snapshot(sources: list[str], root: Secret, directory: Path) -> Path:
+def fetch_snapshot(sources: list[str], root: Secret | list[Secret], directory: Path) -> Path:
     """A copy of a peer's data.mdb in `directory`, from the first source that
     gives one: a snapshot file, a peer's home directory (read here) or a
-    peer's `keyledger serve` URL (GET /cluster/snapshot with a peer token)."""
+    peer's `keyledger serve` URL (GET /cluster/snapshot with a peer token).
+    `root`: the root key to prove, or keys to try in turn (a node behind a
+    root-key rotation proves the staged key its peers now hold)."""
+    roots = root if isinstance(root, list) else [root]
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = directory / "data.mdb"
     failures = []
@@ -69,14 +73,20 @@ def fetch_snapshot(sources: list[str], root: Secret, directory: Path) -> Path:
                     return Path(peer.copy_to(str(directory)))
                 finally:
                     peer.close()
-            request = urllib.request.Request(source.rstrip("/") + SNAPSHOT_PATH,
-                                             headers={TOKEN_HEADER: peer_token(root)})
-            with urllib.request.urlopen(request, timeout=30) as response, \
-                    open(target, "wb", opener=_private) as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            return target
+            for i, key in enumerate(roots):
+                request = urllib.request.Request(source.rstrip("/") + SNAPSHOT_PATH,
+                                                 headers={TOKEN_HEADER: peer_token(key)})
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response, \
+                            open(target, "wb", opener=_private) as out:
+                        shutil.copyfileobj(response, out, 1 << 20)
+                        out.flush()
+                        os.fsync(out.fileno())
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 403 and i + 1 < len(roots):
+                        continue  # the peer holds another root key: try the next
+                    raise
+                return target
         except (OSError, LedgerError, http.client.HTTPException, ValueError) as exc:
             failures.append(f"{source}: {exc}")
     raise LedgerError("no peer gave a snapshot" + (f" ({'; '.join(failures)})" if failures else
@@ -93,13 +103,16 @@ class Node:
     compact the tail, and re-bootstrap from a peer's snapshot if the node
     fell behind the compacted tail. `state` says which."""
 
-    def __init__(self, store: Store, etcd_log: EtcdLog, *, root: Secret, url: str | None, source: str | None,
-                 checkpoint_public: bytes | None, node_timeout: float, compact_interval: float,
-                 report_interval: float, on_adopted: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Store, etcd_log: EtcdLog, *, root: Secret | Callable[[], Secret], url: str | None,
+                 source: str | None, checkpoint_public: bytes | None, node_timeout: float, compact_interval: float,
+                 report_interval: float, on_adopted: Callable[[], None] | None = None,
+                 staged_root: Callable[[], Secret | None] | None = None) -> None:
         self.store, self.log = store, etcd_log
         self.node, self.timeout = etcd_log.node, etcd_log.timeout
         self.url, self.source = url, source
-        self._root = root
+        # the root key as it is now (a root-key rotation replaces it), and the one staged for the next
+        self._root_of: Callable[[], Secret] = root if callable(root) else (lambda: root)
+        self._staged_root = staged_root
         self._checkpoint_public = checkpoint_public
         self.node_timeout, self.compact_interval, self.report_interval = node_timeout, compact_interval, report_interval
         self.on_adopted = on_adopted
@@ -203,7 +216,8 @@ class Node:
         sources = [self.source] if self.source else self.peer_urls()
         staging = Path(self.store.path) / f".bootstrap-{os.getpid()}"
         try:
-            data = fetch_snapshot(sources, self._root, staging)
+            staged = self._staged_root() if self._staged_root is not None else None
+            data = fetch_snapshot(sources, [self._root] + ([staged] if staged is not None else []), staging)
             meta = {"checkpoint_public": self._checkpoint_public} if self._checkpoint_public else {}
             self.store.adopt(str(data), meta)
         finally:
@@ -212,6 +226,38 @@ class Node:
         if self.on_adopted is not None:
             self.on_adopted()
         log.warning("node %s re-bootstrapped from a peer's snapshot at seq %d", self.node, self.store.head().seq)
+
+    @property
+    def _root(self) -> Secret:
+        return self._root_of()
+
+    def publish_root(self, check: bytes) -> None:
+        """After a root-key rotation committed here: the cluster's identity in
+        etcd names the new key's check, so nodes that join later must hold it
+        (and join from a peer's snapshot, not by replaying the rotations).
+        Every node that applies the rotation does it, each a compare-and-swap
+        that changes nothing once one has; a failure is logged, and the
+        nodes that apply it after this one try again."""
+        import msgspec
+
+        etcd = self._upkeep.etcd
+        try:
+            for _ in range(5):
+                kv = etcd.get(self.log.layout.meta)
+                if kv is None:
+                    return
+                identity = dict(msgspec.json.decode(kv.value))
+                if identity.get("root_check") == check.hex():
+                    return
+                identity.update(root_check=check.hex(), rotated=True)
+                ok, _, _ = etcd.txn([{"key": b64(self.log.layout.meta), "target": "MOD", "result": "EQUAL",
+                                      "mod_revision": str(kv.mod_revision)}],
+                                    [{"request_put": {"key": b64(self.log.layout.meta),
+                                                      "value": b64(msgspec.json.encode(identity))}}], [])
+                if ok:
+                    return
+        except EtcdError as exc:
+            log.warning("node %s could not publish the new root key's check: %s", self.node, exc)
 
     def peer_urls(self) -> list[str]:
         now = time.time()

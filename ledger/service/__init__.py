@@ -29,6 +29,8 @@ them:
 
 from __future__ import annotations
 
+from typing import Any
+
 from keyledger.constraints import validating
 from keyledger.envelope import EnvelopeOps
 from keyledger.service.access import AccessOps
@@ -60,6 +62,11 @@ class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, As
     one of keyledger's own (checkpoint, rotate_due, simulate_policy, ...). Each
     call is one record in the log, allowed or denied.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a root-key rotation replicated from another node of a cluster switches this ledger's root key
+        self.store.prepare_root, self.store.adopt_root = self._prepare_root, self._adopt_root
 
 
 validating(KeyLedger)  # the model's request constraints, checked first, as AWS checks them

@@ -86,29 +86,41 @@ class MaintenanceOps(ServiceBase):
         copies are noise: this completes crypto-shredding. Only the account
         root may do it, and only for a file-held root key (an environment
         key must be rotated by whoever holds it). Returns the KEKs re-wrapped.
+
+        On a node of a cluster the new key is not made here: every node must
+        hold it before any applies the rotation, so the operator stages the
+        same key on each (`stage_root_key`) and rotates on one. The batch
+        carries the re-wrapped KEKs and the new key's check; each node checks
+        its staged key against it, then swaps (`_adopt_root`).
         """
         from pathlib import Path
 
-        from keyledger import ROOT_KEY_ENV, _fsync_dir
-        from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, private_opener
+        from keyledger.home import NEXT_ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE, private_opener
 
-        if self.caller != authz.root_of(self.account):
-            raise AccessDeniedException(f"User: {self.caller} is not authorized to rotate the root key: "
-                                        "only the account root may")
-        if os.environ.get(ROOT_KEY_ENV):
-            raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
+        self._may_change_root("rotate the root key")
         home = Path(self.store.path)
-        pending = home / NEXT_ROOT_KEY_FILE
-        new = Secret(self._rng(32))
-        fd = private_opener(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
-        try:
-            os.write(fd, new.reveal())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        old = self._root
+        if self.store.log is not None:  # a node of a cluster: the key staged on every node
+            pending = home / STAGED_ROOT_KEY_FILE
+            new = self._staged_root()
+            if new is None:
+                raise LedgerError(f"a node of a cluster rotates to the root key staged on every node: none is "
+                                  f"staged at {pending} (keyledger stage-root-key on each node, the same key)")
+            if crypto.root_check(new) == crypto.root_check(self._root):
+                raise LedgerError("the staged root key is the current one: stage a new key on every node")
+        else:
+            pending = home / NEXT_ROOT_KEY_FILE
+            new = Secret(self._rng(32))
+            fd = private_opener(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
+            try:
+                os.write(fd, new.reveal())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
         def body(req: _Request) -> int:
+            old = self._root  # as of this decision: on a cluster, another node's rotation may have come first
+            if crypto.root_check(old) == crypto.root_check(new):
+                raise LedgerError("the root key was just rotated to the staged key (by another node)")
             rows = req.view.keks()
             for name, wrapped in rows:  # a key's KEK row, per region (its name is its key row's)
                 nonce = self._rng(crypto.NONCE_BYTES)
@@ -128,14 +140,82 @@ class MaintenanceOps(ServiceBase):
         try:
             count = self._run("RotateRootKey", body)
         except BaseException:
-            pending.unlink(missing_ok=True)
-            raise
-        os.replace(pending, home / ROOT_KEY_FILE)
+            if self.store.log is None:
+                pending.unlink(missing_ok=True)
+            raise  # (a cluster node keeps its staged key: the rotation may yet arrive through the log)
+        self._adopt_root(crypto.root_check(new), new if self.store.log is None else None)
+        return count
+
+    def stage_root_key(self, key: bytes | None = None) -> str:
+        """Place the next root key of a cluster on this node
+        (`root.key.staged`, 0600): `key` (32 bytes, the same on every node),
+        or a fresh one to copy to the others. Returns its check value (hex),
+        to compare across nodes; `rotate_root_key` on any node then switches
+        every node to it. Nothing is recorded: it is a file of this node,
+        like root.key, and only the account root may write it
+        (`keyledger.stage_root_key` does it without opening the ledger)."""
+        import keyledger
+
+        self._may_change_root("stage a root key")
+        return keyledger.stage_root_key(self.store.path, key, rng=self._rng)
+
+    def _may_change_root(self, what: str) -> None:
+        from keyledger import ROOT_KEY_ENV
+
+        if self.caller != authz.root_of(self.account):
+            raise AccessDeniedException(f"User: {self.caller} is not authorized to {what}: only the account root may")
+        if os.environ.get(ROOT_KEY_ENV):
+            raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
+
+    def _staged_root(self) -> Secret | None:
+        from pathlib import Path
+
+        from keyledger.home import STAGED_ROOT_KEY_FILE
+
+        staged = Path(self.store.path) / STAGED_ROOT_KEY_FILE
+        try:
+            raw = staged.read_bytes()
+        except FileNotFoundError:
+            return None
+        return Secret(raw) if len(raw) == 32 else None
+
+    def _prepare_root(self, check: bytes) -> None:
+        """Before a node applies a replicated root-key rotation: it holds the
+        new key (already, or staged), or it stops here, applying nothing."""
+        if crypto.root_check(self._root) == check:
+            return
+        staged = self._staged_root()
+        if staged is None or crypto.root_check(staged) != check:
+            from pathlib import Path
+
+            from keyledger.home import STAGED_ROOT_KEY_FILE
+
+            raise LedgerError(
+                f"the cluster rotated its root key (check {check.hex()}); this node cannot follow until the same "
+                f"key is staged at {Path(self.store.path) / STAGED_ROOT_KEY_FILE} (keyledger stage-root-key "
+                "--key-file FILE)")
+
+    def _adopt_root(self, check: bytes, new: Secret | None = None) -> None:
+        """After a root-key rotation committed on this node (its own, or one
+        it applied): the new key (`new`, or the staged one) becomes root.key
+        and the key the ledger uses; the old one is gone. Idempotent."""
+        from pathlib import Path
+
+        from keyledger import _fsync_dir
+        from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE
+
+        if crypto.root_check(self._root) == check:
+            return
+        home = Path(self.store.path)
+        source = home / (NEXT_ROOT_KEY_FILE if new is not None else STAGED_ROOT_KEY_FILE)
+        key = new if new is not None else self._staged_root()
+        if key is None or crypto.root_check(key) != check:  # _prepare_root let it through: cannot happen
+            raise LedgerError("the new root key is missing: reopen the ledger to finish the rotation")
+        os.replace(source, home / ROOT_KEY_FILE)
         _fsync_dir(home)
-        self._keyring["root"] = new
+        self._keyring["root"] = key
         with self._cache_lock:
             self._keks.clear()
-        return count
 
     def verifier_key(self) -> str:
         """The checkpoint verifier key (`<origin>+<key hash>+<base64 Ed25519 key>`,

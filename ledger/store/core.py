@@ -102,6 +102,12 @@ class Store(ReplicationMixin):
         # after `_rw.shared()`, always in that order)
         self.log: ReplicatedLog | None = None
         self.on_applied: Callable[[list[ev.Record]], None] | None = None
+        # a root-key rotation reaching this node (the service's hooks; the
+        # cluster's, to publish the new key's check): before applying it,
+        # after committing it, and after committing one of its own or others'
+        self.prepare_root: Callable[[bytes], None] | None = None
+        self.adopt_root: Callable[[bytes], None] | None = None
+        self.root_rotated: Callable[[bytes], None] | None = None
         self._write_lock = threading.RLock()
         self._mu = threading.Lock()
         self._queue: list[_Ticket] = []

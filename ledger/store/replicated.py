@@ -41,6 +41,9 @@ class ReplicationMixin:
         audit_tables: bool
         log: ReplicatedLog | None
         on_applied: Callable[[list[ev.Record]], None] | None
+        prepare_root: Callable[[bytes], None] | None
+        adopt_root: Callable[[bytes], None] | None
+        root_rotated: Callable[[bytes], None] | None
         _dbs: dict[str, Any]
         _rw: _RWLock
         _write_lock: threading.RLock
@@ -98,12 +101,15 @@ class ReplicationMixin:
                     found = self._settle(log, pending, deadline)
                 else:
                     if isinstance(answer, Appended):
+                        rotated = txn.get(b"root_check", db=self._dbs["meta"]) if _rotates(values) else None
                         if values or keks:
                             txn.put(b"head", head.pack(), db=self._dbs["meta"])
                             txn.put(REVISION.encode(), _SEQ.pack(answer.revision), db=self._dbs["meta"])
                             txn.commit()
                         else:
                             txn.abort()
+                        if rotated is not None and self.root_rotated is not None:
+                            self.root_rotated(bytes(rotated))
                         _finish(outcomes)
                         return items[taken:]
                     txn.abort()  # lost the race: apply the winner's batches, decide again
@@ -143,11 +149,10 @@ class ReplicationMixin:
                 outcomes.append((work, None, exc))
                 taken += 1
                 continue
-            if view.meta_changes:
-                child.abort()
+            if view.meta_changes and (view.meta_changes != ["root_check"] or not _rotates(view.raw or [])):
+                child.abort()  # the one setting a replicated batch carries is a root-key rotation's check
                 outcomes.append((work, None, LedgerError(
-                    "a node of a cluster cannot change the ledger's own settings (rotate-root-key): not "
-                    "replicated yet")))
+                    "a node of a cluster cannot change the ledger's own settings: not replicated")))
                 taken += 1
                 continue
             assert view.raw is not None
@@ -199,6 +204,7 @@ class ReplicationMixin:
         chain; return the pending outcomes of ours if one of them is here."""
         found = None
         applied: list[ev.Record] = []
+        rotated: bytes | None = None
         txn = self.env.begin(write=True)
         try:
             head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
@@ -213,7 +219,16 @@ class ReplicationMixin:
                     raise LogDiverged(f"the batch at seq {batch.first_seq} (revision {at}) does not continue "
                                       f"this node's log at seq {head.seq}")
                 view = WriteView(txn, self._dbs, head, self.audit_tables)
-                applied += view.apply_stored(batch.records)
+                records = view.apply_stored(batch.records)
+                for record in records:
+                    if isinstance(record.event, ev.RootKeyRotated):  # every node switches root keys here
+                        check = record.event.root_check
+                        if self.prepare_root is None:
+                            raise LedgerError("a root-key rotation can be applied only by the ledger holding the keys")
+                        self.prepare_root(check)  # this node holds the new key, or nothing is applied
+                        txn.put(b"root_check", check, db=self._dbs["meta"])
+                        rotated = check
+                applied += records
                 for key_id, wrapped in batch.keks:
                     view.put_kek(key_id, wrapped)
                 head, revision = view.head, at
@@ -225,6 +240,11 @@ class ReplicationMixin:
         except BaseException:
             txn.abort()
             raise
+        if rotated is not None:
+            assert self.adopt_root is not None  # prepare_root was there
+            self.adopt_root(rotated)
+            if self.root_rotated is not None:
+                self.root_rotated(rotated)
         if applied and self.on_applied is not None:
             self.on_applied(applied)
         return found
@@ -280,3 +300,13 @@ class ReplicationMixin:
                 for k, v in meta.items():
                     txn.put(k.encode(), v, db=self._dbs["meta"])
             self.env.sync(True)
+
+
+_ROTATION_TAG = b"RootKeyRotated"
+
+
+def _rotates(values: list[bytes]) -> bool:
+    """Do these stored records hold a root-key rotation? (A cheap look for
+    the event's tag first; only a record holding it is decoded.)"""
+    return any(_ROTATION_TAG in value and isinstance(ev.decode(value[64:]).event, ev.RootKeyRotated)
+               for value in values)  # stored: prev_hash || hash || canonical bytes

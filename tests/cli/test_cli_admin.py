@@ -119,6 +119,7 @@ def _commands() -> dict[str, click.Command]:
 OWN_VERBS = {
     "init", "demo", "serve",  # a ledger: make one, show one, serve one over HTTP
     "rotate-due", "rotate-root-key",  # maintenance: the rotation sweep, crypto-shredding's root rewrap
+    "stage-root-key",  # a cluster's next root key, placed on each node before `cluster rotate-root-key`
     "replay", "audit", "forensics", "bill",  # the read-only audit side
     "iam", "policy",  # groups: IAM users, roles, policies, access keys; the policy simulator
     "sts",  # group: assume-role, temporary credentials for a role (cli/iam.py)
@@ -142,6 +143,21 @@ def test_rotate_root_key_rewraps_and_keeps_every_key_usable(cli: Cli) -> None:
     assert cli.json("rotate-root-key") == {"KeksRewrapped": 1}
     assert (cli.home / "root.key").read_bytes() != before
     assert cli.json("describe-key", "--key-id", key)["KeyMetadata"]["Enabled"] is True
+
+
+def test_stage_root_key_writes_the_next_key_and_prints_its_check(cli: Cli, tmp_path: Path) -> None:
+    cli("init")
+    staged = cli.json("stage-root-key")
+    path = cli.home / "root.key.staged"
+    assert staged["Path"] == str(path.resolve()) and len(staged["StagedRootKeyCheck"]) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(path.read_bytes()) == 32
+    copy = tmp_path / "copied.key"
+    copy.write_bytes(path.read_bytes())
+    assert cli.json("stage-root-key", "--key-file", str(copy)) == staged  # the same key: the same check
+    copy.write_bytes(b"short")
+    assert "32 bytes" in cli("stage-root-key", "--key-file", str(copy), expect=1).output
+    copy.write_bytes((cli.home / "root.key").read_bytes())
+    assert "current root key" in cli("stage-root-key", "--key-file", str(copy), expect=1).output
 
 
 def test_every_operation_is_a_command() -> None:

@@ -281,3 +281,96 @@ def test_root_rotation_is_refused_on_a_node(tmp_path: Path) -> None:
         assert a.store.head().seq == 0
     finally:
         a.close()
+
+
+def test_a_root_key_rotation_reaches_every_node_with_the_key_staged(tmp_path: Path) -> None:
+    """The operator stages one new root key on every node; a rotation on one
+    carries the re-wrapped KEKs and the new key's check through the log.
+    A node that has not staged the key applies nothing (its head and key
+    stay) and says which key it needs; once staged, it follows: the staged
+    key becomes its root.key, old and new ciphertexts open everywhere, and
+    the old root key opens neither node."""
+    model = ModelLog()
+    a, b = _nodes(tmp_path, 2, model, random.Random(5), faults=False)
+    old_root = (tmp_path / "n0" / "root.key").read_bytes()
+    new_root = bytes(range(32))
+    try:
+        key = a.create_key().key_metadata.key_id
+        blob = a.encrypt(key, b"before").ciphertext_blob
+        b.store.catch_up()
+        with pytest.raises(LedgerError, match="staged"):
+            a.rotate_root_key()  # nothing staged on the rotating node: nothing appended
+        assert a.store.head().seq == b.store.head().seq
+        check = keyledger.stage_root_key(tmp_path / "n0", new_root)
+        assert check == a.stage_root_key(new_root)  # the library's form: the same file, the same check
+        with pytest.raises(LedgerError, match="current root key"):
+            keyledger.stage_root_key(tmp_path / "n0", old_root)
+        assert a.rotate_root_key() == 1
+        assert (tmp_path / "n0" / "root.key").read_bytes() == new_root
+        assert not (tmp_path / "n0" / "root.key.staged").exists()
+        before = b.store.head()
+        with pytest.raises(LedgerError, match=f"check {check}.*root.key.staged"):
+            b.store.catch_up()
+        assert (b.store.head().seq, b.store.head().hash) == (before.seq, before.hash)
+        assert (tmp_path / "n1" / "root.key").read_bytes() == old_root
+        with pytest.raises(LedgerError, match="root.key.staged"):  # every request waits for the log: none is served
+            b.decrypt(blob)
+        keyledger.stage_root_key(tmp_path / "n1", new_root)
+        b.store.catch_up()
+        assert (tmp_path / "n1" / "root.key").read_bytes() == new_root
+        assert b.decrypt(blob).plaintext == b"before"
+        after = b.encrypt(key, b"after").ciphertext_blob
+        a.store.catch_up()
+        assert a.decrypt(after).plaintext == b"after"
+        b.store.catch_up()
+        assert (a.store.head().seq, a.store.head().hash) == (b.store.head().seq, b.store.head().hash)
+    finally:
+        a.close()
+        b.close()
+    for name in ("n0", "n1"):
+        with pytest.raises(LedgerError, match="root key does not match"):
+            keyledger.open(tmp_path / name, root_key=old_root)
+        assert _verified_home(tmp_path / name)
+
+
+def test_a_node_that_stops_between_applying_and_renaming_finishes_at_open(tmp_path: Path) -> None:
+    """A node applies the rotation (its data now under the new key) and stops
+    before the staged key replaces root.key: opening it finishes the swap."""
+    model = ModelLog()
+    a, b = _nodes(tmp_path, 2, model, random.Random(6), faults=False)
+    new_root = bytes(range(1, 33))
+    try:
+        key = a.create_key().key_metadata.key_id
+        a.encrypt(key, b"x")
+        for name in ("n0", "n1"):
+            keyledger.stage_root_key(tmp_path / name, new_root)
+        a.rotate_root_key()
+        b.store.adopt_root = lambda check: None  # the process dies right after the commit
+        b.store.catch_up()
+    finally:
+        a.close()
+        b.close()
+    assert (tmp_path / "n1" / "root.key.staged").exists()
+    from keyledger import crypto
+    from keyledger.secret import Secret
+    from keyledger.store import Store
+    with pytest.raises(LedgerError, match="is a node of a cluster"):  # the swap is finished before that check
+        keyledger.open(tmp_path / "n1")
+    assert (tmp_path / "n1" / "root.key").read_bytes() == new_root
+    assert not (tmp_path / "n1" / "root.key.staged").exists()
+    store = Store(str(tmp_path / "n1"), readonly=True, create=False)
+    try:
+        assert store.meta()["root_check"] == crypto.root_check(Secret(new_root))
+    finally:
+        store.close()
+
+
+
+def _verified_home(home: Path) -> bool:
+    from keyledger.store import Store
+    store = Store(str(home), readonly=True, create=False)
+    try:
+        with store.snapshot() as snap:
+            return rp.check(snap).ok
+    finally:
+        store.close()

@@ -293,3 +293,47 @@ def test_join_from_a_peer_and_cosign(tmp_path: Path, cluster_url: str) -> None:
     finally:
         for kms in nodes:
             kms.close()
+
+
+def test_a_root_key_rotation_on_a_cluster(tmp_path: Path, cluster_url: str) -> None:
+    """The new key staged on every node (one of them down), a rotation on
+    one: the running node's KEKs are re-wrapped, the cluster's identity in
+    etcd names the new key (a node joining with the old one is refused, one
+    with the new one joins from a snapshot), and the node that was down
+    follows the rotation when it starts, with its staged key."""
+    import os
+    first = _node(tmp_path / "n0", cluster_url, "n0")
+    old_root = (tmp_path / "n0" / "root.key").read_bytes()
+    second = _node(tmp_path / "n1", cluster_url, "n1", root=old_root)
+    (tmp_path / "n1" / "root.key").write_bytes(old_root)  # n1 keeps its key in a file, like n0
+    new_root = os.urandom(32)
+    nodes = [first]
+    try:
+        key = first.create_key().key_metadata.key_id
+        blob = first.encrypt(key, b"before").ciphertext_blob
+        _settle([first, second])
+        second.close()  # n1 is down during the rotation
+        check = keyledger.stage_root_key(tmp_path / "n0", new_root)
+        assert keyledger.stage_root_key(tmp_path / "n1", new_root) == check
+        assert first.rotate_root_key() == 1
+        assert (tmp_path / "n0" / "root.key").read_bytes() == new_root
+        with pytest.raises(LedgerError, match="root key is not the cluster's"):
+            _node(tmp_path / "n2", cluster_url, "n2", root=old_root)
+        cfg = cluster_.config(cluster_url, node="n3", source=first.store.copy_to(str(tmp_path / "snap")),
+                              compact_interval=0)
+        third = keyledger.open(tmp_path / "n3", create=True, cluster=cfg, root_key=new_root)
+        nodes.append(third)
+        second = _node(tmp_path / "n1", cluster_url, "n1")  # under its old root.key, with the new one staged
+        nodes.append(second)
+        _settle(nodes)
+        assert (tmp_path / "n1" / "root.key").read_bytes() == new_root
+        for kms in nodes:
+            assert kms.decrypt(blob).plaintext == b"before"
+        after = second.encrypt(key, b"after").ciphertext_blob
+        _settle(nodes)
+        assert first.decrypt(after).plaintext == b"after" and third.decrypt(after).plaintext == b"after"
+    finally:
+        for kms in nodes:
+            kms.close()
+    for name in ("n0", "n1", "n3"):
+        assert _verified(tmp_path / name).ok

@@ -384,3 +384,55 @@ def test_a_running_cluster_is_administered_through_any_node(tmp_path: Path, clus
         finally:
             store.close()
         assert made["SecretAccessKey"].encode() not in log and secret.encode() not in log
+
+
+def test_the_root_key_is_rotated_under_a_serving_cluster(tmp_path: Path, cluster_url: str) -> None:
+    """The operator's procedure, through the CLI: stage one new key on both
+    nodes while they serve, stop one node's server, rotate through its home,
+    start it again. The node that kept serving applies the rotation in its
+    upkeep thread and goes on answering (its ledger-held access key, a secret
+    wrapped under the root key, included); both end under the new key."""
+    homes = [tmp_path / "n0", tmp_path / "n1"]
+    with keyledger.open(homes[0], create=True) as kms:
+        admin = kms.create_user("admin").arn
+        kms.put_principal_policy(admin, "kms", ALL_KMS)
+        issued = kms.create_access_key(admin)
+    homes[1].mkdir(mode=0o700)
+    shutil.copy(homes[0] / "root.key", homes[1] / "root.key")
+    os.chmod(homes[1] / "root.key", 0o600)
+    nodes = [ServeNode(home, f"n{i}", port, cluster_url) for i, (home, port) in enumerate(zip(homes, free_ports(2)))]
+    try:
+        for node in nodes:
+            node.start()
+            node.wait_ready()
+        secret = issued.secret_access_key.reveal().decode()
+        kms0, kms1 = (boto3.client("kms", endpoint_url=node.url, region_name="us-east-1",
+                                   aws_access_key_id=issued.access_key_id, aws_secret_access_key=secret,
+                                   config=Config(retries={"total_max_attempts": 1})) for node in nodes)
+        key_id = kms0.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms0.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+        staged = _cli("--home", str(homes[0]), "stage-root-key")
+        assert staged.returncode == 0, staged.stderr
+        check = json.loads(staged.stdout)["StagedRootKeyCheck"]
+        copied = _cli("--home", str(homes[1]), "stage-root-key", "--key-file", str(homes[0] / "root.key.staged"))
+        assert json.loads(copied.stdout)["StagedRootKeyCheck"] == check
+        new_root = (homes[0] / "root.key.staged").read_bytes()
+        nodes[0].stop()
+        rotated = _cli("--home", str(homes[0]), "cluster", "rotate-root-key", "--cluster", cluster_url,
+                       "--node-name", "n0")
+        assert rotated.returncode == 0, rotated.stderr
+        assert json.loads(rotated.stdout) == {"KeksRewrapped": 2, "RootKeyCheck": check}  # the key's, the secret's
+        deadline = time.monotonic() + 20
+        while (homes[1] / "root.key").read_bytes() != new_root:  # n1's upkeep applies it
+            assert time.monotonic() < deadline, (tmp_path / "n1.log").read_text(errors="replace")[-3000:]
+            time.sleep(0.1)
+        assert _until(lambda: kms1.decrypt(CiphertextBlob=blob))["Plaintext"] == b"before"
+        after = kms1.encrypt(KeyId=key_id, Plaintext=b"after")["CiphertextBlob"]
+        nodes[0].start()
+        nodes[0].wait_ready()
+        assert _until(lambda: kms0.decrypt(CiphertextBlob=after))["Plaintext"] == b"after"
+        for home in homes:
+            assert (home / "root.key").read_bytes() == new_root and not (home / "root.key.staged").exists()
+    finally:
+        for node in nodes:
+            node.stop()

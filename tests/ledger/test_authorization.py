@@ -381,6 +381,7 @@ NON_OPERATIONS = {
     "close", "as_caller", "in_region", "region_name", "via_service", "from_address", "planned", "now", "checkpoint", "verifier_key", "rotate_due", "record_denied",
     "record_unauthenticated_refusals",  # the HTTP server's summaries of refusals it made itself
     "rotate_root_key",  # root-only, tested in tests/ledger/test_root_rotation.py
+    "stage_root_key",  # root-only, a file of this node (tests/cluster/test_append_protocol.py)
     # an integration's hook, not a caller's operation: makes the AWS managed key alias/aws/<service> on a
     # service's first use, as AWS does, recorded as CreateKey by the service principal whoever asks
     # (tests/ledger/test_managed_keys.py); every use of the key is authorized by its managed-key policy

@@ -3,6 +3,7 @@ lost, and a crash at any point leaves a ledger that opens."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,27 @@ def test_only_the_account_root_may_rotate(tmp_path: Path) -> None:
         with pytest.raises(AccessDeniedException):
             kms.as_caller("arn:aws:iam::111122223333:user/bob").rotate_root_key()
         assert not (tmp_path / "root.key.next").exists()
+        with pytest.raises(AccessDeniedException):
+            kms.as_caller("arn:aws:iam::111122223333:user/bob").stage_root_key()
+        assert not (tmp_path / "root.key.staged").exists()
+
+
+def test_a_staged_key_waits_for_a_cluster_rotation(tmp_path: Path) -> None:
+    """root.key.staged is the next key of a cluster's node: reopening the
+    ledger keeps it (unlike root.key.next, dropped when its rotation never
+    committed), a ledger of one node rotates to a fresh key of its own, and
+    the staged file is a secret file like root.key."""
+    with keyledger.open(tmp_path, create=True) as kms:
+        check = kms.stage_root_key()
+        assert len(check) == 32  # 16 bytes, hex
+    staged = tmp_path / "root.key.staged"
+    assert staged.exists() and stat.S_IMODE(staged.stat().st_mode) == 0o600
+    with keyledger.open(tmp_path) as kms:
+        kms.rotate_root_key()
+        assert kms.store.meta()["root_check"].hex() != check
+    assert staged.exists()
+    with pytest.raises(keyledger.LedgerError, match="32 bytes"):
+        keyledger.stage_root_key(tmp_path, b"short")
 
 
 def test_a_crash_after_commit_before_rename_is_finished_at_open(tmp_path: Path) -> None:
