@@ -326,22 +326,29 @@ def test_a_node_started_while_no_peer_is_ready_waits_for_one(tmp_path: Path, clu
             store.close()
 
 
-def test_a_running_cluster_is_administered_through_any_node(tmp_path: Path, cluster_url: str) -> None:
-    """No credentials file anywhere: the admin's key, made before the first
-    serve, reaches the second node in its snapshot; a user and a key made
-    through IAM on one node sign KMS requests on the other, and switching
-    the key off on that other node stops it on the first."""
+def _two_nodes(tmp_path: Path, cluster_url: str, policy: str) -> tuple[list[Path], list[ServeNode], Any]:
+    """Two homes, the first an ordinary ledger whose user admin has `policy`
+    and a ledger-held access key (returned), the second empty but for the
+    root key; a `serve --cluster` node for each, not started."""
     homes = [tmp_path / "n0", tmp_path / "n1"]
     with keyledger.open(homes[0], create=True) as kms:
         admin = kms.create_user("admin").arn
-        kms.put_principal_policy(admin, "all", json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:*", "iam:*"],
-                                                     "Resource": "*"}]}))
+        kms.put_principal_policy(admin, "policy", policy)
         issued = kms.create_access_key(admin)
     homes[1].mkdir(mode=0o700)
     shutil.copy(homes[0] / "root.key", homes[1] / "root.key")
     os.chmod(homes[1] / "root.key", 0o600)
     nodes = [ServeNode(home, f"n{i}", port, cluster_url) for i, (home, port) in enumerate(zip(homes, free_ports(2)))]
+    return homes, nodes, issued
+
+
+def test_a_running_cluster_is_administered_through_any_node(tmp_path: Path, cluster_url: str) -> None:
+    """No credentials file anywhere: the admin's key, made before the first
+    serve, reaches the second node in its snapshot; a user and a key made
+    through IAM on one node sign KMS requests on the other, and switching
+    the key off on that other node stops it on the first."""
+    homes, nodes, issued = _two_nodes(tmp_path, cluster_url, json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:*", "iam:*"], "Resource": "*"}]}))
     try:
         for node in nodes:
             node.start()
@@ -392,15 +399,7 @@ def test_the_root_key_is_rotated_under_a_serving_cluster(tmp_path: Path, cluster
     start it again. The node that kept serving applies the rotation in its
     upkeep thread and goes on answering (its ledger-held access key, a secret
     wrapped under the root key, included); both end under the new key."""
-    homes = [tmp_path / "n0", tmp_path / "n1"]
-    with keyledger.open(homes[0], create=True) as kms:
-        admin = kms.create_user("admin").arn
-        kms.put_principal_policy(admin, "kms", ALL_KMS)
-        issued = kms.create_access_key(admin)
-    homes[1].mkdir(mode=0o700)
-    shutil.copy(homes[0] / "root.key", homes[1] / "root.key")
-    os.chmod(homes[1] / "root.key", 0o600)
-    nodes = [ServeNode(home, f"n{i}", port, cluster_url) for i, (home, port) in enumerate(zip(homes, free_ports(2)))]
+    homes, nodes, issued = _two_nodes(tmp_path, cluster_url, ALL_KMS)
     try:
         for node in nodes:
             node.start()
