@@ -317,7 +317,8 @@ def status(cfg: ClusterConfig) -> dict[str, Any]:
             seq = int(r.get("applied_seq", 0))
             nodes.append({"Name": name, "State": r.get("state"), "AppliedSeq": seq, "Lag": max(head.seq - seq, 0),
                           "AppliedRevision": r.get("applied_revision"), "HeadHash": r.get("head_hash"),
-                          "Url": r.get("url"), "ReportAgeSeconds": round(now - float(r.get("time", 0)), 1)})
+                          "Url": r.get("url"), "ReportAgeSeconds": round(now - float(r.get("time", 0)), 1),
+                          "StagedRootKeyCheck": r.get("staged_root_check")})
         _, tail, _ = etcd.range(layout.log, layout.log_end)
         members = []
         for m in etcd.members():

@@ -140,6 +140,10 @@ class Node:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._thread = None
+        try:  # its last word: still holding the tail back for a while, but not up
+            self._upkeep.report({**self.position(), "state": "stopped"})
+        except (EtcdError, LedgerError, OSError) as exc:
+            log.info("node %s could not report itself stopped: %s", self.node, exc)
         self.log.close()
         self._watcher.close()
         self._upkeep.close()
@@ -157,7 +161,26 @@ class Node:
     def position(self) -> dict[str, Any]:
         head = self.store.head()
         return {"applied_seq": head.seq, "applied_revision": self.store.applied_revision(),
-                "head_hash": head.hash.hex(), "url": self.url, "state": self.state, "pid": os.getpid()}
+                "head_hash": head.hash.hex(), "url": self.url, "state": self.state, "pid": os.getpid(),
+                "staged_root_check": self._staged_check()}
+
+    def _staged_check(self) -> str | None:
+        """The check value of the root key staged on this node (not a secret:
+        etcd's identity of the cluster holds the current key's)."""
+        from keyledger import crypto
+
+        staged = self._staged_root() if self._staged_root is not None else None
+        return None if staged is None else crypto.root_check(staged).hex()
+
+    def staged_root_checks(self) -> dict[str, str | None]:
+        """Each live node's staged root key check, as it last reported it
+        (this node's as it is now): what a rotation on a cluster checks
+        first, so no node that is up is left unable to follow it."""
+        now = time.time()
+        out = {name: r.get("staged_root_check") for name, r in self.log.reports().items()
+               if now - float(r.get("time", 0)) < self.node_timeout and r.get("state") != "stopped"}
+        out[self.node] = self._staged_check()
+        return out
 
     def catch_up(self) -> None:
         """Apply what the log holds past this node (re-bootstrapping first if

@@ -107,6 +107,15 @@ class MaintenanceOps(ServiceBase):
                                   f"staged at {pending} (keyledger stage-root-key on each node, the same key)")
             if crypto.root_check(new) == crypto.root_check(self._root):
                 raise LedgerError("the staged root key is the current one: stage a new key on every node")
+            reported = getattr(self.store.log, "staged_root_checks", None)  # a Node: what live nodes staged
+            if reported is not None:
+                want = crypto.root_check(new).hex()
+                lacking = sorted(name for name, check in reported().items() if check != want)
+                if lacking:
+                    raise LedgerError(
+                        f"node(s) {', '.join(lacking)} have not staged this root key (check {want}), as they "
+                        "last reported: stage the same key on every node that is up, then rotate (a node that "
+                        "is down follows once it has the key)")
         else:
             pending = home / NEXT_ROOT_KEY_FILE
             new = Secret(self._rng(32))

@@ -312,8 +312,10 @@ def test_a_root_key_rotation_on_a_cluster(tmp_path: Path, cluster_url: str) -> N
         key = first.create_key().key_metadata.key_id
         blob = first.encrypt(key, b"before").ciphertext_blob
         _settle([first, second])
-        second.close()  # n1 is down during the rotation
         check = keyledger.stage_root_key(tmp_path / "n0", new_root)
+        with pytest.raises(LedgerError, match=r"node\(s\) n1 have not staged this root key"):
+            first.rotate_root_key()  # n1 is up and has no key staged: it could not follow
+        second.close()  # n1 goes down (it says so): it does not hold the rotation back
         assert keyledger.stage_root_key(tmp_path / "n1", new_root) == check
         assert first.rotate_root_key() == 1
         assert (tmp_path / "n0" / "root.key").read_bytes() == new_root

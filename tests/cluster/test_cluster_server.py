@@ -416,6 +416,14 @@ def test_the_root_key_is_rotated_under_a_serving_cluster(tmp_path: Path, cluster
         copied = _cli("--home", str(homes[1]), "stage-root-key", "--key-file", str(homes[0] / "root.key.staged"))
         assert json.loads(copied.stdout)["StagedRootKeyCheck"] == check
         new_root = (homes[0] / "root.key.staged").read_bytes()
+
+        def staged_on_n1() -> bool:  # as n1 reports it (cluster status shows what a rotation checks first)
+            listed = json.loads(_cli("cluster", "status", "--cluster", cluster_url).stdout)["Nodes"]
+            return any(n["Name"] == "n1" and n["StagedRootKeyCheck"] == check for n in listed)
+        deadline = time.monotonic() + 20
+        while not staged_on_n1():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         nodes[0].stop()
         rotated = _cli("--home", str(homes[0]), "cluster", "rotate-root-key", "--cluster", cluster_url,
                        "--node-name", "n0")
