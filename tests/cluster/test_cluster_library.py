@@ -230,6 +230,23 @@ def test_a_session_issued_on_one_node_authenticates_on_every_node(tmp_path: Path
         assert _verified(tmp_path / name).ok
 
 
+def _compact_past(cluster_url: str, writer: Any, key: str, seq: int) -> None:
+    """Write through `writer` until etcd's tail starts after `seq` (a stopped
+    node's position). An empty tail counts when the log is past it: the live
+    nodes had applied every batch, and compaction deleted them all (a test
+    read that as 'not yet' and failed when every poll found the tail empty)."""
+    deadline = time.monotonic() + 45  # generous: a loaded 2-core machine compacts late, never early
+
+    def compacted() -> bool:
+        status = cluster_.status(cluster_.config(cluster_url, node="s"))
+        first = status["Tail"]["FirstSeq"]
+        return first > seq if first is not None else status["Head"]["Seq"] > seq
+    while not compacted() and time.monotonic() < deadline:
+        writer.encrypt(key, b"y")
+        time.sleep(0.2)
+    assert compacted(), "the tail was not compacted behind the live nodes"
+
+
 def test_a_node_behind_the_compacted_tail_starts_over_from_a_snapshot(tmp_path: Path, cluster_url: str) -> None:
     fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
     nodes = _three(tmp_path, cluster_url, **fast)
@@ -238,20 +255,7 @@ def test_a_node_behind_the_compacted_tail_starts_over_from_a_snapshot(tmp_path: 
     nodes[2].close()  # n2 goes away; the others carry on past its position
     for i in range(30):
         nodes[i % 2].encrypt(key, b"x")
-    deadline = time.monotonic() + 45  # generous: a loaded 2-core machine compacts late, never early
-
-    def compacted_past_n2() -> bool:
-        """etcd's tail starts after n2's position (seq 1). An empty tail counts
-        when the log is past it: the live nodes had applied every batch, and
-        compaction deleted them all (the test read that as 'not yet' and
-        failed when every poll found the tail empty)."""
-        status = cluster_.status(cluster_.config(cluster_url, node="s"))
-        first = status["Tail"]["FirstSeq"]
-        return first > 1 if first is not None else status["Head"]["Seq"] > 1
-    while not compacted_past_n2() and time.monotonic() < deadline:
-        nodes[0].encrypt(key, b"y")
-        time.sleep(0.2)
-    assert compacted_past_n2(), "the tail was not compacted behind the live nodes"
+    _compact_past(cluster_url, nodes[0], key, 1)
     # n2 comes back: its next batch is gone from etcd; it copies a snapshot of n0
     snapshot = nodes[0].store.copy_to(str(tmp_path / "snapshot"))
     back = keyledger.open(tmp_path / "n2", root_key=(tmp_path / "n0" / "root.key").read_bytes(),
@@ -339,3 +343,45 @@ def test_a_root_key_rotation_on_a_cluster(tmp_path: Path, cluster_url: str) -> N
             kms.close()
     for name in ("n0", "n1", "n3"):
         assert _verified(tmp_path / name).ok
+
+
+def test_a_node_that_missed_a_rotation_and_the_tail_follows_from_a_snapshot(tmp_path: Path,
+                                                                            cluster_url: str) -> None:
+    """n2 is down through a root-key rotation and past the compacted tail: it
+    starts over from a peer's snapshot, which is under the new key, and
+    switches to the key staged in its home."""
+    import os
+    fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
+    nodes = _three(tmp_path, cluster_url, **fast)
+    old_root = (tmp_path / "n0" / "root.key").read_bytes()
+    new_root = os.urandom(32)
+    key = nodes[0].create_key().key_metadata.key_id
+    blob = nodes[0].encrypt(key, b"before").ciphertext_blob
+    _settle(nodes)
+    seq = nodes[2].store.head().seq
+    nodes[2].close()  # reports itself stopped: it does not hold the rotation back
+    for name in ("n1", "n2"):  # (opened with the key given) every node keeps its key in a file, the next staged
+        (tmp_path / name / "root.key").write_bytes(old_root)
+    for name in ("n0", "n1", "n2"):
+        check = keyledger.stage_root_key(tmp_path / name, new_root)
+    back = None
+    try:
+        deadline = time.monotonic() + 15
+        while nodes[0].store.log.staged_root_checks().get("n1") != check:  # n1's next report says so
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        nodes[0].rotate_root_key()
+        _compact_past(cluster_url, nodes[0], key, seq)
+        snapshot = nodes[0].store.copy_to(str(tmp_path / "snapshot"))
+        back = keyledger.open(tmp_path / "n2", cluster=cluster_.config(cluster_url, node="n2", source=snapshot,
+                                                                       **fast))
+        assert back.store.log.rebootstraps == 1
+        assert (tmp_path / "n2" / "root.key").read_bytes() == new_root
+        assert back.decrypt(blob).plaintext == b"before"
+        _settle([nodes[0], nodes[1], back])
+    finally:
+        if back is not None:
+            back.close()
+        for kms in nodes[:2]:
+            kms.close()
+    assert _verified(tmp_path / "n2").ok
