@@ -191,14 +191,8 @@ class IamOps(ServiceBase):
         """ListUserTags / ListRoleTags (IAM): a user's or role's tags, by key.
 
         Raises NotFoundException, AccessDeniedException."""
-        operation = _iam_op("List{}Tags", principal)
-
-        def body(req: _Request) -> r.ListUserTagsResponse:
-            req.authorize(f"iam:{operation}", None, resource=principal)
-            found = self._principal(req, principal)
-            req.emit([ev.MetadataRead(operation)])
-            return r.ListUserTagsResponse(_tag_list(found.tags) or [])
-        return self._run(operation, body)
+        return self._principal_read("List{}Tags", principal,
+                                    lambda found: r.ListUserTagsResponse(_tag_list(found.tags) or []))
 
     def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:
         """UpdateAssumeRolePolicy (IAM): replace the role's trust policy.
@@ -485,28 +479,30 @@ class IamOps(ServiceBase):
         policies (`principal` is its ARN).
 
         Raises NotFoundException, AccessDeniedException."""
-        operation = _iam_op("List{}Policies", principal)
-
-        def body(req: _Request) -> r.ListUserPoliciesResponse:
-            req.authorize(f"iam:{operation}", None, resource=principal)
-            found = self._principal(req, principal)
-            req.emit([ev.MetadataRead(operation)])
-            return r.ListUserPoliciesResponse(sorted(found.policies))
-        return self._run(operation, body)
+        return self._principal_read("List{}Policies", principal,
+                                    lambda found: r.ListUserPoliciesResponse(sorted(found.policies)))
 
     def get_principal_policy(self, principal: str, policy_name: str) -> r.GetUserPolicyResponse:
         """GetUserPolicy (IAM): one inline identity policy of a user or role, by name.
 
         Raises NotFoundException, AccessDeniedException."""
-        operation = _iam_op("Get{}Policy", principal)
-
-        def body(req: _Request) -> r.GetUserPolicyResponse:
-            req.authorize(f"iam:{operation}", None, resource=principal)
-            found = self._principal(req, principal)
+        def answer(found: PrincipalState) -> r.GetUserPolicyResponse:
             if policy_name not in found.policies:
                 raise NotFoundException(f"The policy {policy_name} of {principal} cannot be found.")
-            req.emit([ev.MetadataRead(operation)])
             return r.GetUserPolicyResponse(principal.split("/", 1)[-1], policy_name, found.policies[policy_name])
+        return self._principal_read("Get{}Policy", principal, answer)
+
+    def _principal_read(self, name: str, principal: str, answer: Callable[[PrincipalState], T]) -> T:
+        """An IAM read of one user or role (`name` as `_iam_op` takes it):
+        authorized on the principal, which must exist, and recorded as a
+        MetadataRead once `answer` has its answer."""
+        operation = _iam_op(name, principal)
+
+        def body(req: _Request) -> T:
+            req.authorize(f"iam:{operation}", None, resource=principal)
+            out = answer(self._principal(req, principal))
+            req.emit([ev.MetadataRead(operation)])
+            return out
         return self._run(operation, body)
 
     def create_access_key(self, principal: str) -> r.NewAccessKey:
