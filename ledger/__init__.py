@@ -79,28 +79,7 @@ def _root_key(home: Path, given: bytes | None, creating: bool, rng: Callable[[in
 def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes | None:
     """32 secret bytes from a 0600 file, made (exclusively) if asked."""
     if create and not path.exists():
-        # Written whole under a private name, then linked into place: a crash
-        # mid-write, or a second opener racing this one, never sees a short file.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
-        try:
-            try:
-                os.write(fd, rng(32))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(tmp, path)  # atomic; never replaces a key another opener made first
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
-        if hasattr(os, "O_DIRECTORY"):  # make the new name itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        _write_secret_file(path, rng(32), replace=False)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -108,6 +87,31 @@ def _secret_file(path: Path, create: bool, rng: Callable[[int], bytes]) -> bytes
     if len(raw) != 32:
         raise LedgerError(f"{path} must hold exactly 32 bytes")
     return raw
+
+
+def _write_secret_file(path: Path, data: bytes, *, replace: bool) -> None:
+    """`data` in a 0600 file at `path`, written whole under a private name
+    and then put in place, so a crash mid-write, or a second writer racing
+    this one, never sees a short file; the new name itself made durable.
+    `replace=False`: never replaces a file another writer made first."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic; never replaces a key another opener made first
+            except FileExistsError:
+                pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
 
 
 def _node_checkpoint_public(home: Path, rng: Callable[[int], bytes]) -> bytes | None:
@@ -156,15 +160,7 @@ def stage_root_key(home: str | os.PathLike[str] | None = None, key: bytes | None
     check = crypto.root_check(Secret(key))
     if check == crypto.root_check(Secret(current.read_bytes())):
         raise LedgerError("that is the current root key: stage a new one")
-    tmp = home_path / f".{STAGED_ROOT_KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    fd = private_opener(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600 whatever the umask
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, home_path / STAGED_ROOT_KEY_FILE)
-    _fsync_dir(home_path)
+    _write_secret_file(home_path / STAGED_ROOT_KEY_FILE, key, replace=True)
     return check.hex()
 
 

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from keyledger import crypto
 from keyledger.cluster.etcd import EtcdError, b64
 from keyledger.cluster.log import EtcdLog
 from keyledger.errors import LedgerError
@@ -167,8 +170,6 @@ class Node:
     def _staged_check(self) -> str | None:
         """The check value of the root key staged on this node (not a secret:
         etcd's identity of the cluster holds the current key's)."""
-        from keyledger import crypto
-
         staged = self._staged_root() if self._staged_root is not None else None
         return None if staged is None else crypto.root_check(staged).hex()
 
@@ -261,8 +262,6 @@ class Node:
         Every node that applies the rotation does it, each a compare-and-swap
         that changes nothing once one has; a failure is logged, and the
         nodes that apply it after this one try again."""
-        import msgspec
-
         etcd = self._upkeep.etcd
         try:
             for _ in range(5):

@@ -216,11 +216,8 @@ class DataOps(ServiceBase):
                                 keyspecs.ENCRYPTION_ALGORITHM_NAMES)
             _check_grant_tokens(grant_tokens)
             plaintext: bytes | None = None
-            # kms:ReEncryptOnSameKey: is the destination the key that opens the ciphertext?
-            destination = req.key_id_of(destination_key_id)
-
-            def same_key(source: str) -> dict[str, Any]:
-                return {"kms:reencryptonsamekey": source == destination}
+            def same_key(source: str) -> dict[str, Any]:  # kms:ReEncryptOnSameKey, for ReEncryptFrom
+                return {"kms:reencryptonsamekey": source == req.key_id_of(destination_key_id)}
             req.key_hint = source_key_id  # a refusal names the key it is about: the source's, until
             if unread:                    # the source is open (None: the ciphertext's key, once read)
                 src = _authorize_unread(req, source_key_id, "sourceKeyId", src_ctx, source_encryption_algorithm,

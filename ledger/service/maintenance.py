@@ -4,6 +4,7 @@ root-key rotation."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from keyledger import checkpoint as checkpoint_
 from keyledger import commands as cmd
@@ -14,6 +15,7 @@ from keyledger.errors import (
     AccessDeniedException,
     LedgerError,
 )
+from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE, private_opener
 from keyledger.projections import ACCESS_KEY_ROW_PREFIX, digest, merkle, replay, split_row
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -93,10 +95,6 @@ class MaintenanceOps(ServiceBase):
         carries the re-wrapped KEKs and the new key's check; each node checks
         its staged key against it, then swaps (`_adopt_root`).
         """
-        from pathlib import Path
-
-        from keyledger.home import NEXT_ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE, private_opener
-
         self._may_change_root("rotate the root key")
         home = Path(self.store.path)
         if self.store.log is not None:  # a node of a cluster: the key staged on every node
@@ -177,10 +175,6 @@ class MaintenanceOps(ServiceBase):
             raise LedgerError(f"the root key comes from {ROOT_KEY_ENV}; rotate it where it is kept")
 
     def _staged_root(self) -> Secret | None:
-        from pathlib import Path
-
-        from keyledger.home import STAGED_ROOT_KEY_FILE
-
         staged = Path(self.store.path) / STAGED_ROOT_KEY_FILE
         try:
             raw = staged.read_bytes()
@@ -195,10 +189,6 @@ class MaintenanceOps(ServiceBase):
             return
         staged = self._staged_root()
         if staged is None or crypto.root_check(staged) != check:
-            from pathlib import Path
-
-            from keyledger.home import STAGED_ROOT_KEY_FILE
-
             raise LedgerError(
                 f"the cluster rotated its root key (check {check.hex()}); this node cannot follow until the same "
                 f"key is staged at {Path(self.store.path) / STAGED_ROOT_KEY_FILE} (keyledger stage-root-key "
@@ -208,10 +198,7 @@ class MaintenanceOps(ServiceBase):
         """After a root-key rotation committed on this node (its own, or one
         it applied): the new key (`new`, or the staged one) becomes root.key
         and the key the ledger uses; the old one is gone. Idempotent."""
-        from pathlib import Path
-
         from keyledger import _fsync_dir
-        from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE
 
         if crypto.root_check(self._root) == check:
             return

@@ -85,7 +85,7 @@ class ReplicationMixin:
             txn = self.env.begin(write=True)
             try:
                 after = _revision(txn, self._dbs)
-                outcomes, taken, start, head, values, keks = self._run_items(txn, items)
+                outcomes, taken, start, head, values, keks, rotated = self._run_items(txn, items)
                 if not values and not keks and all(error is not None for _, _, error in outcomes):
                     txn.abort()  # only failures: nothing was decided, nothing to replicate
                     _finish(outcomes)
@@ -101,7 +101,6 @@ class ReplicationMixin:
                     found = self._settle(log, pending, deadline)
                 else:
                     if isinstance(answer, Appended):
-                        rotated = txn.get(b"root_check", db=self._dbs["meta"]) if _rotates(values) else None
                         if values or keks:
                             txn.put(b"head", head.pack(), db=self._dbs["meta"])
                             txn.put(REVISION.encode(), _SEQ.pack(answer.revision), db=self._dbs["meta"])
@@ -109,7 +108,7 @@ class ReplicationMixin:
                         else:
                             txn.abort()
                         if rotated is not None and self.root_rotated is not None:
-                            self.root_rotated(bytes(rotated))
+                            self.root_rotated(rotated)
                         _finish(outcomes)
                         return items[taken:]
                     txn.abort()  # lost the race: apply the winner's batches, decide again
@@ -129,8 +128,11 @@ class ReplicationMixin:
                                      "by this node for these requests")
 
     def _run_items(self, txn: lmdb.Transaction[bytes], items: list[_Work]) -> tuple[
-            list[tuple[_Work, Any, Exception | None]], int, Head, Head, list[bytes], list[tuple[str, bytes | None]]]:
-        """Run work items in nested transactions until the batch is full."""
+            list[tuple[_Work, Any, Exception | None]], int, Head, Head, list[bytes], list[tuple[str, bytes | None]],
+            bytes | None]:
+        """Run work items in nested transactions until the batch is full;
+        the last item is the new root key's check if the batch rotates it."""
+        rotated: bytes | None = None
         start = head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
         outcomes: list[tuple[_Work, Any, Exception | None]] = []
         values: list[bytes] = []
@@ -166,6 +168,8 @@ class ReplicationMixin:
                 taken += 1
                 continue
             child.commit()
+            if view.meta_changes:  # a root-key rotation (the one setting a batch may carry)
+                rotated = txn.get(b"root_check", db=self._dbs["meta"])
             head = view.head
             values += view.raw
             keks += view.kek_changes
@@ -174,7 +178,7 @@ class ReplicationMixin:
             taken += 1
         if values or keks:
             txn.put(b"head", head.pack(), db=self._dbs["meta"])
-        return outcomes, taken, start, head, values, keks
+        return outcomes, taken, start, head, values, keks, rotated
 
     def _settle(self, log: ReplicatedLog, pending: dict[bytes, Any], deadline: float) -> Any:
         """After an unanswered append: catch up (retrying while the log is
