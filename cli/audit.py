@@ -473,11 +473,15 @@ def log(key_id: str | None, principal: str | None, event_name: str | None, sourc
             for record in records:
                 click.echo(json.dumps(record_json(record), ensure_ascii=False))
         elif fmt == "cloudtrail":
+            # each user's and role's id as of each record, from the records that made them (the index)
+            incarnations = cloudtrail.Incarnations(
+                made for operation in ("CreateUser", "CreateRole")
+                for made in query(snap, Filter(operation=operation), newest_first=False))
             click.echo('{"Records": [', nl=False)
             first = True
             for record in records:
                 rendered = cloudtrail.render(record, region=identity.region, account=identity.account,
-                                             origin=identity.origin or "keyledger")
+                                             origin=identity.origin or "keyledger", incarnations=incarnations)
                 click.echo(("\n" if first else ",\n") + json.dumps(rendered, ensure_ascii=False), nl=False)
                 first = False
             click.echo("\n]}")

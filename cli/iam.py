@@ -67,14 +67,37 @@ def create_user(user_name: str, tags: tuple[str, ...]) -> None:
 @click.option("--max-session-duration", type=int, default=None,
               help="The longest session of the role, in seconds (3600-43200; default 3600).")
 @click.option("--tags", multiple=True, metavar="Key=k,Value=v", help=TAGS_HELP)
+@click.option("--description", default=None, help="What the role is for (up to 1000 characters).")
 def create_role(role_name: str, assume_role_policy_document: str | None, max_session_duration: int | None,
-                tags: tuple[str, ...]) -> None:
+                tags: tuple[str, ...], description: str | None) -> None:
     """Create a role, arn:aws:iam::ACCOUNT:role/NAME (CreateRole)."""
     trust = None if assume_role_policy_document is None \
         else params.text("--assume-role-policy-document", assume_role_policy_document)
     with settings().open() as kms:
         role = kms.create_role(role_name, trust, max_session_duration=max_session_duration,
-                               tags=_iam_tags(tags) or None)
+                               tags=_iam_tags(tags) or None, description=description)
+    show({"Role": _as_role(to_aws(role))})
+
+
+@iam_command("update-role", "UpdateRole")
+@click.option("--role-name", required=True, help="The role's name.")
+@click.option("--description", default=None, help="The role's new description (\"\" for none).")
+@click.option("--max-session-duration", type=int, default=None,
+              help="The longest session of the role, in seconds (3600-43200). Not given: 3600, as in IAM.")
+def update_role(role_name: str, description: str | None, max_session_duration: int | None) -> None:
+    """Set a role's description and its sessions' longest life (UpdateRole);
+    sessions already issued keep their expiry."""
+    with settings().open() as kms:
+        kms.update_role(role_name, description=description, max_session_duration=max_session_duration)
+
+
+@iam_command("update-role-description", "UpdateRoleDescription")
+@click.option("--role-name", required=True, help="The role's name.")
+@click.option("--description", required=True, help="The role's new description (\"\" for none).")
+def update_role_description(role_name: str, description: str) -> None:
+    """Set a role's description (UpdateRoleDescription); prints the role."""
+    with settings().open() as kms:
+        role = kms.update_role_description(role_name, description)
     show({"Role": _as_role(to_aws(role))})
 
 

@@ -621,6 +621,21 @@ def check_session_name(name: str) -> None:
                              f"Member must satisfy regular expression pattern: {_SESSION_NAME.pattern}")
 
 
+#: IAM's roleDescriptionType: tab, newline, carriage return, printable ASCII and Latin-1
+_ROLE_DESCRIPTION = re.compile(r"[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*")
+
+
+def check_role_description(description: object) -> None:
+    """A role's description: at most 1000 of IAM's allowed characters."""
+    if not isinstance(description, str):
+        raise _sts_violation(description, "description", "Member must be a string")
+    if len(description) > 1000:
+        raise _sts_violation(description, "description", "Member must have length less than or equal to 1000")
+    if not _ROLE_DESCRIPTION.fullmatch(description):
+        raise _sts_violation(description, "description",
+                             f"Member must satisfy regular expression pattern: {_ROLE_DESCRIPTION.pattern}")
+
+
 def check_session_duration(seconds: int, member: str, low: int) -> None:
     """A session length in seconds: `low` (900 for AssumeRole's
     DurationSeconds, 3600 for CreateRole's MaxSessionDuration) to 43200."""

@@ -162,12 +162,18 @@ class PrincipalCreated(_Event, frozen=True, tag="PrincipalCreated", omit_default
     """A user or role was created. A role made through IAM's CreateRole
     carries its trust policy (who may assume it) and its maximum session
     length; a role without a trust policy cannot be assumed. (Fields with
-    defaults: a user's record keeps the bytes it always had.)"""
+    defaults: a user's record keeps the bytes it always had.) `unique_id`
+    is IAM's id of this user or role (AIDA..., AROA...), drawn at random
+    when it is made, so a user made again with the same name is another
+    principal to a policy that names the id (`aws:userid`). Records made
+    before ids were drawn have none: theirs is derived from the ARN."""
 
     principal: str  # arn:aws:iam::<account>:user/NAME or :role/NAME
     kind: str  # "user" | "role"
     trust_policy: str | None = None
     max_session_duration: int | None = None  # seconds; None: IAM's default, 3600
+    unique_id: str | None = None
+    description: str | None = None  # a role's (CreateRole's Description)
 
 
 class PrincipalTagged(_Event, frozen=True, tag="PrincipalTagged"):
@@ -190,6 +196,15 @@ class RoleTrustPolicyUpdated(_Event, frozen=True, tag="RoleTrustPolicyUpdated"):
 
     principal: str
     trust_policy: str
+
+
+class RoleUpdated(_Event, frozen=True, tag="RoleUpdated", omit_defaults=True):
+    """IAM's UpdateRole / UpdateRoleDescription: the role's description
+    ("" for none) or its sessions' longest life, each when given."""
+
+    principal: str
+    description: str | None = None
+    max_session_duration: int | None = None
 
 
 class RoleAssumed(_Event, frozen=True, tag="RoleAssumed"):
@@ -667,7 +682,7 @@ Event = Union[
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
     KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
     PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted, RoleTrustPolicyUpdated, RoleAssumed,
-    PrincipalTagged, PrincipalUntagged,
+    PrincipalTagged, PrincipalUntagged, RoleUpdated,
 ]
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]

@@ -479,7 +479,8 @@ def who_can(snapshot: Any, key_id: str, action: str, *, account: str, region: st
         iam = [authz.parse(doc, key_policy=False) for doc in found.policies.values()] if found else []
         req = authz.Request(principal, action, arn,
                             authz.request_context(principal, when, key, encryption_context=encryption_context,
-                                                  principal_tags=found.tags if found else None),
+                                                  principal_tags=found.tags if found else None,
+                                                  principal_id=found.unique_id if found else None),
                             encryption_context)
         decision = authz.evaluate(req, key_policy=key_policy, iam_policies=iam, grants=grants)
         (allowed if decision.allowed else denied).append({"principal": principal, "reason": decision.reason})

@@ -31,6 +31,7 @@ negated operator holds and a NotResource excludes nothing), as IAM decides.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import ipaddress
@@ -491,7 +492,7 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
                     region: str | None = None, source_ip: str | None = None,
                     secure_transport: bool | None = None,
                     principal_tags: Mapping[str, str] | None = None,
-                    token_issued: datetime | None = None) -> dict[str, Any]:
+                    token_issued: datetime | None = None, principal_id: str | None = None) -> dict[str, Any]:
     """The condition keys of a request (lower-cased names). `key` is the
     key's state (anything with key_spec, key_usage, origin, aliases, tags).
     `via_service` is the integrated service (`ssm.us-east-1.amazonaws.com`)
@@ -504,11 +505,13 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     `principal_tags` are the caller's IAM tags (a session's: its role's),
     `aws:PrincipalTag/<key>`. `token_issued`: when the credentials of a
     role session's request were issued (`aws:TokenIssueTime`), known only
-    from the credentials themselves (the server's, `as_session`'s)."""
+    from the credentials themselves (the server's, `as_session`'s).
+    `principal_id`: the caller's IAM unique id from its row (a session's:
+    its role's), for `aws:userid`; without it, the id derived from the ARN."""
     account = account_of(principal)
     ctx: dict[str, Any] = {"aws:principalarn": role_of(principal) or principal, "aws:currenttime": now,
                            "aws:epochtime": int(now.timestamp()), "aws:principalisawsservice": False,
-                           "kms:calleraccount": account or "", **_identity_keys(principal, account)}
+                           "kms:calleraccount": account or "", **_identity_keys(principal, account, principal_id)}
     if role_of(principal) is not None:  # temporary credentials, and keyledger knows no MFA
         ctx["aws:multifactorauthpresent"] = False
         if token_issued is not None:
@@ -549,23 +552,33 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
 
 
 def unique_id(arn: str) -> str:
-    """IAM's unique id of a user (AIDA...) or role (AROA...), as keyledger
-    derives it from the ARN (17 characters of its SHA-256)."""
+    """The unique id keyledger derives from an ARN (AIDA... for a user,
+    AROA... for a role; 17 characters of its SHA-256): the id of a user
+    or role made before ids were drawn at random, and of a caller the
+    ledger has no row of (a credentials file's user)."""
     return ("AROA" if ":role/" in arn else "AIDA") + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
 
 
-def user_id(principal: str, account: str) -> str:
+def new_unique_id(kind: str, random: Callable[[int], bytes]) -> str:
+    """A fresh IAM unique id for a user (AIDA...) or role (AROA...): 17
+    base32 characters of 85 random bits, as IAM's ids look."""
+    return ("AROA" if kind == "role" else "AIDA") + base64.b32encode(random(11)).decode()[:17]
+
+
+def user_id(principal: str, account: str, principal_id: str | None = None) -> str:
     """Who STS says the caller is (GetCallerIdentity's UserId, aws:userid):
     the account id for the root, `AROA...:<session name>` for a role's
-    session, the unique id for a user or role."""
+    session, the unique id for a user or role. `principal_id` is that
+    user's or role's id from its row (a session's: its role's); without
+    it, the id derived from the ARN."""
     role = role_of(principal)
     if role is not None:
-        return f"{unique_id(role)}:{principal.rsplit('/', 1)[1]}"
-    return account if principal == root_of(account) else unique_id(principal)
+        return f"{principal_id or unique_id(role)}:{principal.rsplit('/', 1)[1]}"
+    return account if principal == root_of(account) else principal_id or unique_id(principal)
 
 
 @functools.lru_cache(maxsize=4096)
-def _identity(principal: str, account: str | None) -> tuple[tuple[str, str], ...]:
+def _identity(principal: str, account: str | None, principal_id: str | None) -> tuple[tuple[str, str], ...]:
     if account is None:
         return ()
     out = [("aws:principalaccount", account)]
@@ -578,12 +591,12 @@ def _identity(principal: str, account: str | None) -> tuple[tuple[str, str], ...
         kind = "AssumedRole"  # a session (or, in the library only, a role acting itself)
     else:
         return tuple(out)
-    return (*out, ("aws:principaltype", kind), ("aws:userid", user_id(principal, account)))
+    return (*out, ("aws:principaltype", kind), ("aws:userid", user_id(principal, account, principal_id)))
 
 
-def _identity_keys(principal: str, account: str | None) -> dict[str, str]:
+def _identity_keys(principal: str, account: str | None, principal_id: str | None) -> dict[str, str]:
     """aws:PrincipalAccount, aws:PrincipalType, aws:userid and aws:username, as IAM sets them."""
-    return dict(_identity(principal, account))
+    return dict(_identity(principal, account, principal_id))
 
 
 class LazyContext(Mapping[str, Any]):

@@ -492,6 +492,7 @@ class User(_Response, frozen=True):
     assume_role_policy_document: str | None = None
     max_session_duration: int | None = None
     tags: list[IamTag] | None = None  # GetUser, GetRole and a creation with tags show them; lists do not
+    description: str | None = None  # a role's
 
 
 class AccessKeyMetadata(_Response, frozen=True):

@@ -129,7 +129,8 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
             return rows
         case ev.PrincipalCreated() | ev.PrincipalPolicyPut() | ev.PrincipalPolicyDeleted() | \
                 ev.AccessKeyCreated() | ev.AccessKeyStatusChanged() | ev.AccessKeyDeleted() | \
-                ev.PrincipalDeleted() | ev.RoleTrustPolicyUpdated() | ev.PrincipalTagged() | ev.PrincipalUntagged():
+                ev.PrincipalDeleted() | ev.RoleTrustPolicyUpdated() | ev.PrincipalTagged() | ev.PrincipalUntagged() | \
+                ev.RoleUpdated():
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked() | ev.GrantPrincipalDeleted():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]

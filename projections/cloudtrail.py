@@ -7,8 +7,10 @@ and wrapped material that are stay out of the rendering.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -21,7 +23,8 @@ READ_ONLY = {
     "ListResourceTags", "GetKeyPolicy", "ListKeyPolicies", "ListGrants", "ListRetirableGrants",
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
     "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetUser", "GetRole", "ListRoles",
-    "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "GetCallerIdentity", "GetKeyLastUsage", "DescribeCustomKeyStores",
+    "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "ListUserTags", "ListRoleTags", "GetCallerIdentity",
+    "GetKeyLastUsage", "DescribeCustomKeyStores",
     # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
     "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",
@@ -30,8 +33,9 @@ SERVICE_EVENTS = {"RotateKey", "DeleteKey"}
 #: the records of IAM's and STS's operations, which keyledger keeps too, name their own services
 EVENT_SOURCES = {
     **dict.fromkeys(("CreateUser", "DeleteUser", "GetUser", "ListUsers", "CreateRole", "DeleteRole", "GetRole",
-                     "ListRoles", "UpdateAssumeRolePolicy", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
-                     "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
+                     "ListRoles", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy", "PutUserPolicy",
+                     "GetUserPolicy", "DeleteUserPolicy", "TagUser", "UntagUser", "ListUserTags", "TagRole",
+                     "UntagRole", "ListRoleTags", "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
                      "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
                      "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
     "AssumeRole": "sts.amazonaws.com", "GetCallerIdentity": "sts.amazonaws.com",
@@ -54,20 +58,46 @@ def _account(principal: str, default: str) -> str:
     return parts[4] if len(parts) > 4 and parts[0] == "arn" else default
 
 
-def user_identity(principal: str, account: str) -> dict[str, Any]:
+class Incarnations:
+    """The unique id each user or role had when a record was made, from
+    the records that made them (`PrincipalCreated`): a user deleted and
+    made again under its name is another principal, with another id, and
+    the trail shows each request under the id of its time."""
+
+    def __init__(self, records: Iterable[ev.Record]) -> None:
+        made: dict[str, list[tuple[int, str]]] = {}
+        for record in records:
+            e = record.event
+            if isinstance(e, ev.PrincipalCreated):
+                made.setdefault(e.principal, []).append((record.seq, e.unique_id or unique_id(e.principal)))
+        self._made = {arn: sorted(ids) for arn, ids in made.items()}
+
+    def at(self, seq: int) -> Callable[[str], str]:
+        """A user's or role's id as of the record at `seq` (made before it)."""
+        def id_of(arn: str) -> str:
+            made = self._made.get(arn, ())
+            i = bisect.bisect_left(made, (seq, ""))
+            return made[i - 1][1] if i else unique_id(arn)
+        return id_of
+
+
+def user_identity(principal: str, account: str, id_of: Callable[[str], str] = unique_id) -> dict[str, Any]:
+    """CloudTrail's userIdentity of `principal`; `id_of` gives a user's or
+    role's unique id (by default, the one derived from its ARN)."""
     if principal == ev.SERVICE_PRINCIPAL:
         return {"accountId": account, "invokedBy": ev.SERVICE_PRINCIPAL}
     acct = _account(principal, account)
     if principal.endswith(":root"):
         return {"type": "Root", "principalId": acct, "arn": principal, "accountId": acct}
     if ":user/" in principal:
-        return {"type": "IAMUser", "principalId": unique_id(principal), "arn": principal, "accountId": acct,
+        return {"type": "IAMUser", "principalId": id_of(principal), "arn": principal, "accountId": acct,
                 "userName": principal.split(":user/", 1)[1]}
     role = role_of(principal)
     if role is not None:  # a session: AROA<its role's id>:<session name>, and the role that issued it
-        return {"type": "AssumedRole", "principalId": user_id(principal, acct), "arn": principal,
+        role_id = id_of(role)
+        return {"type": "AssumedRole", "principalId": user_id(principal, acct, role_id), "arn": principal,
                 "accountId": acct,
-                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": unique_id(role), "arn": role,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role,
                                                      "accountId": acct, "userName": role.split(":role/", 1)[1]}}}
     if ":role/" in principal or ":assumed-role/" in principal:
         stable = hashlib.sha256(principal.encode()).hexdigest()[:17].upper()
@@ -83,8 +113,8 @@ def request_parameters(event: ev.Event, region: str, account: str) -> dict[str, 
     fields = msgspec.structs.asdict(event)
     out: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _HIDDEN or value is None:
-            continue
+        if name in _HIDDEN or value is None or (name == "unique_id" and isinstance(event, ev.PrincipalCreated)):
+            continue  # (a new user's or role's id is in the response elements, as CloudTrail has it)
         if name in ("key_id", "source_key_id") and isinstance(value, str) and len(value) == 36:
             value = _key_arn(value, region, account)
         if name in ("operation", "error_code", "error_message"):
@@ -106,16 +136,19 @@ def event_id(origin: str, seq: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin}/{seq}"))
 
 
-def render(record: ev.Record, *, region: str, account: str, origin: str = "keyledger") -> dict[str, Any]:
+def render(record: ev.Record, *, region: str, account: str, origin: str = "keyledger",
+           incarnations: Incarnations | None = None) -> dict[str, Any]:
     """One record as CloudTrail shows it; `region` is the ledger's initial
-    region (a record made in another region names its own)."""
+    region (a record made in another region names its own). Without
+    `incarnations`, a user's or role's id is the one derived from its ARN."""
     region = record.region if isinstance(record.region, str) else region
     e = record.event
     service = record.principal == ev.SERVICE_PRINCIPAL
     key_ids = [k for k in ev.key_ids_of(e) if len(k) == 36 or k.startswith("mrk-")]
     out: dict[str, Any] = {
         "eventVersion": "1.08",
-        "userIdentity": user_identity(record.principal, account),
+        "userIdentity": user_identity(record.principal, account,
+                                      unique_id if incarnations is None else incarnations.at(record.seq)),
         "eventTime": event_time(record.time),
         "eventSource": EVENT_SOURCES.get(record.operation, "kms.amazonaws.com"),
         "eventName": record.operation,
@@ -152,6 +185,11 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
     if isinstance(e, ev.RequestDenied):
         out["errorCode"] = e.error_code
         out["errorMessage"] = e.error_message
+    if isinstance(e, ev.PrincipalCreated):
+        kind = "role" if e.kind == "role" else "user"
+        out["responseElements"] = {kind: {
+            "path": "/", f"{kind}Name": e.principal.rsplit("/", 1)[1],
+            f"{kind}Id": e.unique_id or unique_id(e.principal), "arn": e.principal, "createDate": event_time(record.time)}}
     if isinstance(e, ev.KeyCreated):
         out["responseElements"] = {"keyMetadata": {
             "AWSAccountId": account, "keyId": e.key_id, "arn": _key_arn(e.key_id, region, account),

@@ -17,7 +17,8 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
     match e:
         case ev.PrincipalCreated():
             return PrincipalState(e.principal, e.kind, record.time, trust_policy=e.trust_policy,
-                                  max_session_duration=e.max_session_duration)
+                                  max_session_duration=e.max_session_duration, unique_id=e.unique_id,
+                                  description=e.description)
         case ev.AccessKeyCreated(held=True) if state is None and _account_root(e.principal):
             # the account root is no user; its row appears with the first key the ledger holds for it
             state = PrincipalState(e.principal, "root", record.time)
@@ -28,6 +29,9 @@ def evolve(state: PrincipalState | None, record: ev.Record) -> PrincipalState | 
             return replace(state, policies={**state.policies, e.policy_name: e.policy})
         case ev.RoleTrustPolicyUpdated():
             return replace(state, trust_policy=e.trust_policy)
+        case ev.RoleUpdated():
+            return replace(state, description=state.description if e.description is None else e.description or None,
+                           max_session_duration=e.max_session_duration or state.max_session_duration)
         case ev.PrincipalTagged():  # IAM: a key differing only by case is the same tag
             kept = {k: v for k, v in state.tags.items() if k.lower() not in {n.lower() for n in e.tags}}
             return replace(state, tags={**kept, **e.tags})

@@ -125,6 +125,9 @@ class PrincipalState(msgspec.Struct, frozen=True):
     trust_policy: str | None = None
     max_session_duration: int | None = None
     tags: dict[str, str] = {}  # IAM's tags of the user or role (aws:PrincipalTag/<key>)
+    # IAM's id of this incarnation (None: made before ids were drawn, derived from the ARN)
+    unique_id: str | None = None
+    description: str | None = None  # a role's
 
 
 class GrantState(msgspec.Struct, frozen=True):

@@ -7,7 +7,7 @@ send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
 SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
 botocore's IAM model parses it. The actions: CreateUser, GetUser,
 ListUsers, DeleteUser, CreateRole, GetRole, ListRoles, DeleteRole,
-UpdateAssumeRolePolicy, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
+UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
 ListUserPolicies, PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
 ListRolePolicies, TagUser, UntagUser, ListUserTags, TagRole, UntagRole,
 ListRoleTags, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
@@ -46,7 +46,6 @@ from keyledger.errors import KMSError, KMSInternalException
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
 from keyledger.server.sts import QUERY_ERRORS, xml_text
 from keyledger.service import Planned
-from keyledger.service.request import _principal_id
 
 if TYPE_CHECKING:
     from keyledger.server.app import KMSApp
@@ -60,6 +59,7 @@ _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 _NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _KEY_ID = re.compile(r"\w+", re.ASCII)
 _DOCUMENT = re.compile(r"[\t\n\r\x20-\xff]+")
+_DESCRIPTION = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")  # IAM's roleDescriptionType
 _DEFAULT_MAX_ITEMS = 100
 SERVICE_FAILURE = "The request processing has failed because of an unknown error, exception or failure."
 
@@ -115,10 +115,10 @@ def user_xml(entity: r.User, kind: str = "User") -> str:
     with its trust policy, URL-encoded as IAM sends policy documents)."""
     trust, longest = entity.assume_role_policy_document, entity.max_session_duration
     return _fields(Path=entity.path, **{f"{kind}Name": entity.user_name,
-                                         f"{kind}Id": entity.user_id or _principal_id(entity.arn)},
+                                         f"{kind}Id": entity.user_id},
                    Arn=entity.arn, CreateDate=_date(entity.create_date),
                    AssumeRolePolicyDocument=None if trust is None else quote(trust, safe=""),
-                   MaxSessionDuration=None if longest is None else str(longest)) \
+                   Description=entity.description, MaxSessionDuration=None if longest is None else str(longest)) \
         + (_tags_xml(entity.tags) if entity.tags else "")
 
 
@@ -327,13 +327,27 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
     if action == "CreateRole":
         name = params.text("RoleName", required=True, high=64)
         trust = params.text("AssumeRolePolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
-        params.text("Description", low=0, high=1000, pattern=None)
+        description = params.text("Description", low=0, high=1000, pattern=_DESCRIPTION)
         longest = params.number("MaxSessionDuration", 3600, 43200)
         tags = params.tags()
         params.unserved_path_and_boundary("roles")
         params.done()
         return Call("create_role", (name, trust), lambda role: f"<Role>{user_xml(role, 'Role')}</Role>",
-                    (("max_session_duration", longest), ("tags", tags)))
+                    (("max_session_duration", longest), ("tags", tags), ("description", description)))
+    if action in ("UpdateRole", "UpdateRoleDescription"):
+        name = params.text("RoleName", required=True, high=64)
+        description = params.text("Description", required=action == "UpdateRoleDescription", low=0, high=1000,
+                                  pattern=_DESCRIPTION)
+        if action == "UpdateRoleDescription":
+            params.done()
+            return Call("update_role_description", (name, description),
+                        lambda role: f"<Role>{user_xml(role, 'Role')}</Role>")
+        longest = params.number("MaxSessionDuration", 3600, 43200)
+        if "MaxSigninSessionDuration" in params.form or "ResetMaxSigninSessionDuration" in params.form:
+            params.errors.append("keyledger has no console sign-in: MaxSigninSessionDuration is not served")
+        params.done()
+        return Call("update_role", (name,), lambda _: "",  # an empty UpdateRoleResult, as IAM's model has it
+                    (("description", description), ("max_session_duration", longest)))
     if action in ("TagUser", "UntagUser", "ListUserTags", "TagRole", "UntagRole", "ListRoleTags"):
         kind = "Role" if "Role" in action else "User"
         name = params.text(f"{kind}Name", required=True)

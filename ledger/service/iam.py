@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import msgspec
+from msgspec.structs import replace
 
 from keyledger import commands as cmd
 from keyledger import crypto
@@ -36,6 +37,7 @@ from keyledger.service.request import (
     _principal_id,
     _principals_exist,
     _Request,
+    public_random,
 )
 
 
@@ -113,21 +115,24 @@ class IamOps(ServiceBase):
         return self._create_principal("user", user_name, tags=tags)
 
     def create_role(self, role_name: str, assume_role_policy_document: str | None = None, *,
-                    max_session_duration: int | None = None, tags: Any = None) -> r.User:
+                    max_session_duration: int | None = None, tags: Any = None,
+                    description: str | None = None) -> r.User:
         """CreateRole (IAM): a principal `arn:aws:iam::<account>:role/<name>`; like
         CreateUser, it can do nothing until a policy allows it. Its trust
         policy (`assume_role_policy_document`) says who may assume it with
         STS AssumeRole (`assume_role`); a role made without one cannot be
         assumed. `max_session_duration`: its sessions' longest life, 3600
         (the default) to 43200 seconds. `tags`: as for `create_user` (its
-        sessions have them too).
+        sessions have them too). `description`: up to 1000 characters.
 
         Raises AlreadyExistsException, MalformedPolicyDocumentException,
         LimitExceededException, AccessDeniedException, ValidationException."""
-        return self._create_principal("role", role_name, assume_role_policy_document, max_session_duration, tags)
+        return self._create_principal("role", role_name, assume_role_policy_document, max_session_duration, tags,
+                                      description)
 
     def _create_principal(self, kind: str, name: str, trust_policy: str | None = None,
-                          max_session_duration: int | None = None, tags: Any = None) -> r.User:
+                          max_session_duration: int | None = None, tags: Any = None,
+                          description: str | None = None) -> r.User:
         operation = "CreateUser" if kind == "user" else "CreateRole"
 
         def body(req: _Request) -> r.User:
@@ -136,6 +141,8 @@ class IamOps(ServiceBase):
                 _check_trust_policy(req, trust_policy)
             if max_session_duration is not None:
                 cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
+            if description is not None:
+                cmd.check_role_description(description)
             tagged = cmd.check_iam_tags(tags) if tags is not None else {}
             req.authorize(f"iam:{operation}", None, resource=arn)
             if tagged:  # IAM: tagging at creation needs the Tag action too
@@ -144,13 +151,14 @@ class IamOps(ServiceBase):
             if any(p.principal[len(prefix):].lower() == name.lower()  # IAM: names are not told apart by case
                    for _, p in req.view.scan("principals", prefix=prefix)):
                 raise AlreadyExistsException(f"{kind.capitalize()} with name {name} already exists.")
-            req.emit([ev.PrincipalCreated(arn, kind, trust_policy, max_session_duration),
+            unique_id = authz.new_unique_id(kind, public_random)  # public: AWS shows it to anyone who lists
+            req.emit([ev.PrincipalCreated(arn, kind, trust_policy, max_session_duration, unique_id, description),
                       *([ev.PrincipalTagged(arn, tagged)] if tagged else [])])
             role = kind == "role"
-            return r.User(name, arn, from_us(req.now), user_id=_principal_id(arn),
+            return r.User(name, arn, from_us(req.now), user_id=unique_id,
                           assume_role_policy_document=trust_policy,
                           max_session_duration=(max_session_duration or DEFAULT_SESSION_SECONDS) if role else None,
-                          tags=_tag_list(tagged))
+                          tags=_tag_list(tagged), description=description)
         return self._run(operation, body)
 
     def tag_principal(self, principal: str, tags: Any) -> None:
@@ -209,6 +217,41 @@ class IamOps(ServiceBase):
             req.emit([ev.RoleTrustPolicyUpdated(arn, policy_document)])
         return self._run("UpdateAssumeRolePolicy", body)
 
+    def update_role(self, role_name: str, *, description: str | None = None,
+                    max_session_duration: int | None = None) -> None:
+        """UpdateRole (IAM): set the role's sessions' longest life
+        (3600-43200 seconds; not given, IAM's default of 3600, as AWS
+        documents it) and, if given, its description ("" for none).
+        Sessions already issued keep their expiry, as in AWS.
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        return cast(None, self._update_role("UpdateRole", role_name, description,
+                                            max_session_duration or DEFAULT_SESSION_SECONDS))
+
+    def update_role_description(self, role_name: str, description: str) -> r.User:
+        """UpdateRoleDescription (IAM): set the role's description (up to
+        1000 characters, "" for none); answers the role as it is now.
+
+        Raises NotFoundException, AccessDeniedException, ValidationException."""
+        return cast(r.User, self._update_role("UpdateRoleDescription", role_name, description, None))
+
+    def _update_role(self, operation: str, role_name: str, description: str | None,
+                     max_session_duration: int | None) -> Any:
+        """UpdateRole answers nothing; UpdateRoleDescription, the role."""
+        def body(req: _Request) -> r.User | None:
+            arn = self._iam_arn("role", role_name)
+            if description is not None or operation == "UpdateRoleDescription":
+                cmd.check_role_description(description)
+            if max_session_duration is not None:
+                cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
+            req.authorize(f"iam:{operation}", None, resource=arn)
+            found = self._named(req, "role", arn)
+            req.emit([ev.RoleUpdated(arn, description, max_session_duration)])
+            if operation == "UpdateRole":
+                return None
+            return self._entity(replace(found, description=description or None))
+        return self._run(operation, body)
+
     def assume_role(self, role_arn: str, role_session_name: str, *, duration_seconds: int | None = None,
                     external_id: str | None = None) -> r.AssumeRoleResponse:
         """AssumeRole (STS): temporary credentials for a session of the role,
@@ -266,7 +309,7 @@ class IamOps(ServiceBase):
             return r.AssumeRoleResponse(
                 r.SessionCredentials(access_key_id, secret, Secret(_SESSION_TOKEN_PREFIX +
                                                                    base64.b64encode(token)), from_us(expires)),
-                r.AssumedRoleUser(authz.user_id(session, self.account), session))
+                r.AssumedRoleUser(authz.user_id(session, self.account, _principal_id(role)), session))
         return self._run("AssumeRole", body)
 
     def get_caller_identity(self) -> r.CallerIdentity:
@@ -277,7 +320,7 @@ class IamOps(ServiceBase):
         def body(req: _Request) -> r.CallerIdentity:
             account = authz.account_of(self.caller) or self.account
             req.emit([ev.MetadataRead("GetCallerIdentity")])
-            return r.CallerIdentity(authz.user_id(self.caller, account), account, self.caller)
+            return r.CallerIdentity(authz.user_id(self.caller, account, req.identity()[2]), account, self.caller)
         return self._run("GetCallerIdentity", body)
 
     def session_credentials(self, access_key_id: str, session_token: str,
@@ -357,7 +400,7 @@ class IamOps(ServiceBase):
                 raise DeleteConflictException("Cannot delete entity, must delete access keys first.")
             if found.policies:
                 raise DeleteConflictException("Cannot delete entity, must delete policies first.")
-            unique_id = _principal_id(arn)
+            unique_id = _principal_id(found)
             req.emit([ev.PrincipalDeleted(arn, kind, unique_id)])
             for row, key in req.view.scan("keys", prefix=b""):
                 if key.state == cmd.DELETED or cmd.deletion_due(key, req.now) or \
@@ -386,9 +429,9 @@ class IamOps(ServiceBase):
         do not)."""
         role = found.kind == "role"
         return r.User(found.principal.split("/", 1)[-1], found.principal, from_us(found.created),
-                      user_id=_principal_id(found.principal), assume_role_policy_document=found.trust_policy,
+                      user_id=_principal_id(found), assume_role_policy_document=found.trust_policy,
                       max_session_duration=(found.max_session_duration or DEFAULT_SESSION_SECONDS) if role else None,
-                      tags=_tag_list(found.tags) if with_tags else None)
+                      tags=_tag_list(found.tags) if with_tags else None, description=found.description)
 
     def _principal(self, req: _Request, principal: str) -> Any:
         """A user's or role's row (the account root's row holds only its access keys)."""

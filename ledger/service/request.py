@@ -35,7 +35,7 @@ from keyledger.errors import (
     ValidationException,
 )
 from keyledger.projections import alias_row, grant_row, key_row, principal_row
-from keyledger.projections.state import AliasState, KeyState
+from keyledger.projections.state import AliasState, KeyState, PrincipalState
 from keyledger.secret import Secret
 from keyledger.store import WriteView
 
@@ -150,7 +150,7 @@ class _Request:
         self.svc, self.view, self.operation, self.now, self.request_id = svc, view, operation, now, request_id
         self.key_hint: str | None = None  # what the caller named, for the denial record
         self.request_alias: str | None = None  # the alias the caller named the key by
-        self._identity: tuple[list[authz.Policy], Mapping[str, str]] | None = None  # see `identity`
+        self._identity: tuple[list[authz.Policy], Mapping[str, str], str | None] | None = None  # see `identity`
 
     def emit(self, events: Sequence[ev.Event], *, operation: str | None = None,
              principal: str | None = None) -> None:
@@ -221,14 +221,16 @@ class _Request:
 
     # -- authorization ----------------------------------------------------------
 
-    def identity(self) -> tuple[list[authz.Policy], Mapping[str, str]]:
-        """The caller's identity policies and IAM tags (an assumed-role
-        session's: its role's), from one read of its row per request."""
+    def identity(self) -> tuple[list[authz.Policy], Mapping[str, str], str | None]:
+        """The caller's identity policies, IAM tags and unique id (an
+        assumed-role session's: its role's), from one read of its row per
+        request. The id is None for a caller without a row, or whose row
+        predates drawn ids: `authz.user_id` derives it from the ARN."""
         if self._identity is None:
             caller = self.svc.caller
             found = self.view.get("principals", principal_row(authz.role_of(caller) or caller))
-            self._identity = ([authz.parse(doc, key_policy=False) for doc in found.policies.values()], found.tags) \
-                if found is not None else ([], {})
+            self._identity = ([authz.parse(doc, key_policy=False) for doc in found.policies.values()], found.tags,
+                              found.unique_id) if found is not None else ([], {}, None)
         return self._identity
 
     def iam_policies(self) -> list[authz.Policy]:
@@ -247,12 +249,13 @@ class _Request:
         issued = svc.token_issued
 
         def build() -> dict[str, Any]:
+            _, tags, principal_id = self.identity()
             return authz.request_context(
                 caller, from_us(now), state, encryption_context=encryption_context, request_alias=alias,
-                via_service=via, extra=extra, region=svc.region, principal_tags=self.identity()[1],
+                via_service=via, extra=extra, region=svc.region, principal_tags=tags,
                 source_ip=None if origin is None else origin[0],
                 secure_transport=None if origin is None else origin[1],
-                token_issued=None if issued is None else from_us(issued))
+                token_issued=None if issued is None else from_us(issued), principal_id=principal_id)
         return authz.LazyContext(build)
 
     def decide_access(self, action: str, state: KeyState | None, *,
@@ -504,10 +507,12 @@ def _lockout_check(req: _Request, key_id: str, document: str) -> None:
             "The new key policy will not allow you to update the key policy in the future.")
 
 
-def _principal_id(arn: str) -> str:
-    """A stable unique id like IAM's (AIDA... for users, AROA... for roles),
-    the same one CloudTrail renderings show as principalId."""
-    return authz.unique_id(arn)
+def _principal_id(found: PrincipalState) -> str:
+    """A user's or role's IAM unique id (AIDA..., AROA...) from its row:
+    the one drawn when it was made, or for a row made before ids were
+    drawn, the one derived from its ARN. CloudTrail renderings show the
+    same id as principalId."""
+    return found.unique_id or authz.unique_id(found.principal)
 
 
 def _check_policy_name(name: str) -> None:

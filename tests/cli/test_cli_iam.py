@@ -261,3 +261,31 @@ def test_tags_of_users_and_roles(cli: Cli) -> None:
     assert cli.json("iam", "get-user", "--user-name", "carol")["User"]["Tags"] == carol["Tags"]
     bad = cli("iam", "tag-role", "--role-name", "ops", "--tags", "Name=x", expect=2)
     assert "expected Key=k,Value=v" in bad.stderr
+
+
+def test_a_role_description_and_its_updates(cli: Cli) -> None:
+    made = cli.json("iam", "create-role", "--role-name", "ops", "--description", "On call")["Role"]
+    assert (made["Description"], made["MaxSessionDuration"]) == ("On call", 3600)
+    shown = cli.json("iam", "update-role-description", "--role-name", "ops", "--description", "Paged")["Role"]
+    assert (shown["Description"], shown["RoleId"]) == ("Paged", made["RoleId"])
+    assert cli("iam", "update-role", "--role-name", "ops", "--max-session-duration", "7200").stdout == ""
+    role = cli.json("iam", "get-role", "--role-name", "ops")["Role"]
+    assert (role["Description"], role["MaxSessionDuration"]) == ("Paged", 7200)
+    refused = cli("iam", "update-role", "--role-name", "ops", "--description", "x" * 1001, expect=254)
+    assert "Member must have length less than or equal to 1000" in refused.stderr
+    assert cli("iam", "update-role", "--role-name", "nobody", "--description", "x", expect=254).stderr == (
+        "An error occurred (NotFoundException) when calling the UpdateRole operation: "
+        "The role with name nobody cannot be found.\n")
+
+
+def test_a_user_made_again_has_another_id_in_the_cloudtrail_rendering(cli: Cli) -> None:
+    first = cli.json("iam", "create-user", "--user-name", "bob")["User"]["UserId"]
+    cli("--principal", BOB, "sts", "get-caller-identity")
+    cli("iam", "delete-user", "--user-name", "bob")
+    second = cli.json("iam", "create-user", "--user-name", "bob")["User"]["UserId"]
+    assert second != first
+    assert cli.json("--principal", BOB, "sts", "get-caller-identity")["UserId"] == second
+    trail = json.loads(cli("audit", "log", "--format", "cloudtrail", "--oldest-first",
+                           "--principal", BOB).stdout)["Records"]
+    assert [(r["eventName"], r["userIdentity"]["principalId"]) for r in trail] == [
+        ("GetCallerIdentity", first), ("GetCallerIdentity", second)]

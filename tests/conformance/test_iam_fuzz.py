@@ -27,7 +27,7 @@ SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy"
           "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
           "DeleteUser", "GetRole", "ListRoles", "DeleteRole", "CreateRole", "UpdateAssumeRolePolicy",
           "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "TagUser", "UntagUser",
-          "ListUserTags", "TagRole", "UntagRole", "ListRoleTags")
+          "ListUserTags", "TagRole", "UntagRole", "ListRoleTags", "UpdateRole", "UpdateRoleDescription")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})

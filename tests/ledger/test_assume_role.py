@@ -327,8 +327,10 @@ def clockless() -> Any:
 def test_who_am_i_needs_no_permission_and_is_recorded(world: KeyLedger) -> None:
     world.put_principal_policy(BOB, "nothing", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
-    for caller, wanted in ((BOB, (authz.unique_id(BOB), ACCOUNT, BOB)), (ROOT, (ACCOUNT, ACCOUNT, ROOT)),
-                           (SESSION, (authz.unique_id(APP) + ":job-1", ACCOUNT, SESSION))):
+    bob_id, app_id = world.get_user(BOB).user_id, world.get_role("app").user_id
+    assert bob_id.startswith("AIDA") and app_id.startswith("AROA") and len(bob_id) == len(app_id) == 21
+    for caller, wanted in ((BOB, (bob_id, ACCOUNT, BOB)), (ROOT, (ACCOUNT, ACCOUNT, ROOT)),
+                           (SESSION, (app_id + ":job-1", ACCOUNT, SESSION))):
         found = world.as_caller(caller).get_caller_identity()
         assert (found.user_id, found.account, found.arn) == wanted
         record = list(world.store.records())[-1]

@@ -6,7 +6,6 @@ policy that still names the unique id cannot be put again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -42,18 +41,14 @@ def key_policy(*users: Any, not_principal: str | None = None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def unique_id(arn: str) -> str:
-    """IAM's unique id of a principal, as keyledger derives it (AIDA... users, AROA... roles)."""
-    return ("AROA" if ":role/" in arn else "AIDA") + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
-
-
 def last_request(kms: KeyLedger) -> list[ev.Record]:
     records = list(kms.store.records())
     return [r for r in records if r.request_id == records[-1].request_id]
 
 
 def test_a_user_goes_only_without_access_keys_and_policies(kms: KeyLedger) -> None:
-    alice = kms.create_user("alice").arn
+    made = kms.create_user("alice")
+    alice = made.arn
     key_id = kms.create_access_key(alice).access_key_id
     kms.put_principal_policy(alice, "p", json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}))
@@ -69,7 +64,7 @@ def test_a_user_goes_only_without_access_keys_and_policies(kms: KeyLedger) -> No
     assert kms.get_user(alice).arn == alice  # refusals changed nothing
     kms.delete_principal_policy(alice, "p")
     kms.delete_user("alice")
-    assert last_request(kms)[0].event == ev.PrincipalDeleted(alice, "user", unique_id(alice))
+    assert last_request(kms)[0].event == ev.PrincipalDeleted(alice, "user", made.user_id)
     assert kms.list_users().users == []
     with pytest.raises(NotFoundException, match="The user with name alice cannot be found."):
         kms.get_user(alice)
@@ -77,14 +72,16 @@ def test_a_user_goes_only_without_access_keys_and_policies(kms: KeyLedger) -> No
         kms.delete_user("alice")
     with pytest.raises(NotFoundException):  # nor can it be given anything
         kms.create_access_key(alice)
-    # the name is free again: a new user, with nothing of the old one's
-    assert kms.create_user("alice").arn == alice
+    # the name is free again: a new user, with nothing of the old one's, not even its id
+    again = kms.create_user("alice")
+    assert again.arn == alice and again.user_id != made.user_id and again.user_id.startswith("AIDA")
     assert kms.list_principal_policies(alice).policy_names == []
     assert kms.list_access_keys(alice).access_key_metadata == []
 
 
 def test_roles_and_users_are_deleted_by_their_own_operation(kms: KeyLedger) -> None:
-    role = kms.create_role("app").arn
+    made = kms.create_role("app")
+    role = made.arn
     kms.put_principal_policy(role, "p", json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}))
     with pytest.raises(NotFoundException, match="The user with name app cannot be found."):
@@ -93,7 +90,7 @@ def test_roles_and_users_are_deleted_by_their_own_operation(kms: KeyLedger) -> N
         kms.delete_role("app")
     kms.delete_principal_policy(role, "p")
     kms.delete_role("app")
-    assert last_request(kms)[0].event == ev.PrincipalDeleted(role, "role", unique_id(role))
+    assert last_request(kms)[0].event == ev.PrincipalDeleted(role, "role", made.user_id)
     with kms.store.snapshot() as snap:
         assert snap.get("principals", principal_row(role)) is None
     with pytest.raises(NotFoundException, match="The role with name app cannot be found."):
@@ -101,7 +98,8 @@ def test_roles_and_users_are_deleted_by_their_own_operation(kms: KeyLedger) -> N
 
 
 def test_a_recreated_user_inherits_nothing_from_key_policies(kms: KeyLedger) -> None:
-    alice = kms.create_user("alice").arn
+    made = kms.create_user("alice")
+    alice, alice_id = made.arn, made.user_id
     bob = kms.create_user("bob").arn
     key = kms.create_key(policy=key_policy(alice, bob, not_principal=alice)).key_metadata.key_id
     untouched = kms.create_key(policy=key_policy(bob)).key_metadata.key_id
@@ -112,7 +110,7 @@ def test_a_recreated_user_inherits_nothing_from_key_policies(kms: KeyLedger) -> 
     kms.delete_user("alice")
     batch = last_request(kms)
     shown = json.loads(kms.get_key_policy(key).policy)
-    gone = unique_id(alice)
+    gone = alice_id
     assert shown["Statement"][1]["Principal"]["AWS"] == [gone, bob]
     assert shown["Statement"][2]["NotPrincipal"]["AWS"] == [ROOT, gone]
     assert kms.get_key_policy(untouched).policy == before  # a policy that never named alice is as it was
@@ -137,20 +135,22 @@ def test_a_recreated_user_inherits_nothing_from_key_policies(kms: KeyLedger) -> 
 
 
 def test_a_policy_spelling_the_arn_with_json_escapes_is_rewritten_too(kms: KeyLedger) -> None:
-    alice = kms.create_user("alice").arn
+    made = kms.create_user("alice")
+    alice, alice_id = made.arn, made.user_id
     escaped = key_policy(alice).replace('"arn:aws:iam::' + ACCOUNT + ":user/alice", '"\\u0061rn:aws:iam::'
                                         + ACCOUNT + ":user/\\u0061lice")
     assert alice not in escaped and authz.parse(escaped).statements[1].principals == (alice,)
     key = kms.create_key(policy=escaped).key_metadata.key_id
     kms.delete_user("alice")
-    assert json.loads(kms.get_key_policy(key).policy)["Statement"][1]["Principal"]["AWS"] == unique_id(alice)
+    assert json.loads(kms.get_key_policy(key).policy)["Statement"][1]["Principal"]["AWS"] == alice_id
     kms.create_user("alice")
     with pytest.raises(AccessDeniedException):
         kms.as_caller(alice).encrypt(key, b"x")
 
 
 def test_grants_to_a_deleted_user_apply_to_no_one(kms: KeyLedger) -> None:
-    alice = kms.create_user("alice").arn
+    made = kms.create_user("alice")
+    alice, alice_id = made.arn, made.user_id
     bob = kms.create_user("bob").arn
     key = kms.create_key().key_metadata.key_id
     to_alice = kms.create_grant(key, alice, ["Encrypt", "RetireGrant"]).grant_id
@@ -158,7 +158,7 @@ def test_grants_to_a_deleted_user_apply_to_no_one(kms: KeyLedger) -> None:
     kms.as_caller(alice).encrypt(key, b"x")
     kms.delete_user("alice")
     batch = last_request(kms)
-    gone = unique_id(alice)
+    gone = alice_id
     grants = {g.grant_id: g for g in kms.list_grants(key).grants}
     assert grants[to_alice].grantee_principal == gone
     assert (grants[retired_by_alice].grantee_principal, grants[retired_by_alice].retiring_principal) == (bob, gone)
@@ -173,14 +173,15 @@ def test_grants_to_a_deleted_user_apply_to_no_one(kms: KeyLedger) -> None:
 
 
 def test_policies_in_every_region_are_rewritten_in_their_region(kms: KeyLedger) -> None:
-    alice = kms.create_user("alice").arn
+    made = kms.create_user("alice")
+    alice, alice_id = made.arn, made.user_id
     here = kms.create_key(policy=key_policy(alice)).key_metadata.key_id
     europe = kms.in_region("eu-west-1")
     there = europe.create_key(policy=key_policy(alice)).key_metadata.key_id
     grant = europe.create_grant(there, alice, ["Encrypt"]).grant_id
     europe.delete_user("alice")  # IAM is global: asked in any region, it reaches keys in all of them
     batch = last_request(kms)
-    gone = unique_id(alice)
+    gone = alice_id
     assert json.loads(kms.get_key_policy(here).policy)["Statement"][1]["Principal"]["AWS"] == gone
     assert json.loads(europe.get_key_policy(there).policy)["Statement"][1]["Principal"]["AWS"] == gone
     assert europe.list_grants(there).grants[0].grantee_principal == gone == \
@@ -209,7 +210,7 @@ def test_deleted_keys_are_left_alone_and_replay_equals_live(kms: KeyLedger, cloc
 def test_without_principal_is_exact() -> None:
     alice, alicia = ALICE, f"arn:aws:iam::{ACCOUNT}:user/alicia"
     document = key_policy(alicia)
-    assert authz.without_principal(document, alice, unique_id(alice)) is None  # a prefix is not a name
+    assert authz.without_principal(document, alice, "AIDAXXXXXXXXXXXXXXXXX") is None  # a prefix is not a name
     assert authz.without_principal(key_policy(alice, alicia), alice, "AIDAXXXXXXXXXXXXXXXXX") is not None
     rewritten = json.loads(authz.without_principal(key_policy(alice, alicia), alice, "AIDAXXXXXXXXXXXXXXXXX") or "")
     assert rewritten["Statement"][1]["Principal"]["AWS"] == ["AIDAXXXXXXXXXXXXXXXXX", alicia]

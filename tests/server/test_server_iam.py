@@ -151,6 +151,38 @@ def test_roles_are_listed_described_and_deleted(server: Server) -> None:
     assert "role-b" not in {r["RoleName"] for r in client.list_roles()["Roles"]}
 
 
+def test_a_role_description_and_update_role(server: Server) -> None:
+    client = iam(server)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]})
+    made = client.create_role(RoleName="described", AssumeRolePolicyDocument=trust,
+                              Description="Runs the nightly job")["Role"]
+    assert made["Description"] == "Runs the nightly job"
+    assert client.get_role(RoleName="described")["Role"]["Description"] == "Runs the nightly job"
+    before = server.head()
+    shown = client.update_role_description(RoleName="described", Description="Runs the weekly job")["Role"]
+    assert (shown["Description"], shown["RoleId"], shown["MaxSessionDuration"]) == (
+        "Runs the weekly job", made["RoleId"], 3600)
+    assert client.update_role(RoleName="described", MaxSessionDuration=7200)["ResponseMetadata"]
+    role = client.get_role(RoleName="described")["Role"]
+    assert (role["Description"], role["MaxSessionDuration"]) == ("Runs the weekly job", 7200)
+    assert [(r.operation, r.event) for r in server.records(before) if r.operation.startswith("Update")] == [
+        ("UpdateRoleDescription", ev.RoleUpdated(made["Arn"], "Runs the weekly job")),
+        ("UpdateRole", ev.RoleUpdated(made["Arn"], None, 7200))]
+    status, body = post_form(server, "Action=UpdateRole&Version=2010-05-08&RoleName=described"
+                                     "&MaxSessionDuration=100")  # (botocore itself refuses to send it)
+    assert status == 400 and b"<Code>ValidationError</Code>" in body
+    assert b"Value '100' at 'maxSessionDuration' failed to satisfy constraint: Member must have value greater " \
+           b"than or equal to 3600" in body
+    with pytest.raises(ClientError) as info:
+        client.update_role_description(RoleName="nobody", Description="x")
+    assert error_of(info) == (404, "NoSuchEntity", "The role with name nobody cannot be found.")
+    with pytest.raises(ClientError) as info:
+        client.create_role(RoleName="bell", AssumeRolePolicyDocument=trust, Description="ring\x07")
+    assert error_of(info)[:2] == (400, "ValidationError") and "regular expression pattern" in error_of(info)[2]
+    client.delete_role(RoleName="described")
+
+
 def test_a_marker_names_where_the_page_ended_not_an_offset(server: Server) -> None:
     client = iam(server)
     for name in ("mark-1", "mark-2", "mark-3", "mark-4"):
@@ -276,7 +308,7 @@ def test_a_user_manages_its_own_keys_and_the_quota(server: Server) -> None:
 
 def test_delete_user_frees_the_name_without_passing_on_rights(server: Server) -> None:
     client = iam(server)
-    client.create_user(UserName="gwen")
+    gwen_id = client.create_user(UserName="gwen")["User"]["UserId"]
     gwen = f"arn:aws:iam::{ACCOUNT}:user/gwen"
     client.put_user_policy(UserName="gwen", PolicyName="kms-all", PolicyDocument=ALL_KMS)
     made = client.create_access_key(UserName="gwen")["AccessKey"]
@@ -300,7 +332,7 @@ def test_delete_user_frees_the_name_without_passing_on_rights(server: Server) ->
     assert "gwen" not in {u["UserName"] for u in client.list_users()["Users"]}
     principal = json.loads(root_kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])[
         "Statement"][1]["Principal"]["AWS"]
-    assert principal.startswith("AIDA") and len(principal) == 21
+    assert principal == gwen_id and principal.startswith("AIDA") and len(principal) == 21
     with pytest.raises(ClientError) as info:
         client.delete_user(UserName="gwen")
     assert error_of(info) == (404, "NoSuchEntity", "The user with name gwen cannot be found.")
@@ -310,8 +342,8 @@ def test_delete_user_frees_the_name_without_passing_on_rights(server: Server) ->
     with pytest.raises(ClientError) as info:
         client.get_role(RoleName="nobody")
     assert error_of(info) == (404, "NoSuchEntity", "The role with name nobody cannot be found.")
-    # a new gwen, with a new key, is not the old one
-    client.create_user(UserName="gwen")
+    # a new gwen, with a new key and a new id, is not the old one
+    assert client.create_user(UserName="gwen")["User"]["UserId"] != gwen_id
     again = client.create_access_key(UserName="gwen")["AccessKey"]
     with pytest.raises(ClientError) as info:
         kms_with(server, again).encrypt(KeyId=key_id, Plaintext=b"x")
