@@ -411,6 +411,7 @@ def record_json(record: ev.Record) -> dict[str, Any]:
             "principal": record.principal, "operation": record.operation,
             **({"region": record.region} if isinstance(record.region, str) else {}),  # not the initial region
             **({"source": record.source} if isinstance(record.source, str) else {}),  # came over the network
+            **({"access_key": record.access_key} if isinstance(record.access_key, str) else {}),  # signed with
             "event": {"type": event.pop("type"), **event}}
 
 
@@ -435,6 +436,9 @@ def _table_row(record: ev.Record) -> list[str]:
 @click.option("--event-name", default=None, help="Only this operation (CloudTrail eventName), e.g. Decrypt.")
 @click.option("--source-ip", default=None, metavar="ADDRESS|CIDR",
               help="Only requests that came over the network from this address or network (10.0.0.0/8).")
+@click.option("--access-key-id", default=None, metavar="AKIA...|ASIA...",
+              help="Only requests signed with this access key (a user's, or a role session's): "
+                   "what a leaked key did. Add --principal to read only its owner's records.")
 @click.option("--since", default=None, metavar="SEQ|TIME", help="From this record seq or ISO 8601 time (inclusive).")
 @click.option("--until", default=None, metavar="SEQ|TIME", help="Up to this record seq or ISO 8601 time (inclusive).")
 @click.option("--errors-only", is_flag=True, help="Only denied and failed requests.")
@@ -447,7 +451,7 @@ def _table_row(record: ev.Record) -> list[str]:
                    "cloudtrail: one JSON document {\"Records\": [...]} as in CloudTrail's log files, "
                    "one record per line inside the list.")
 def log(key_id: str | None, principal: str | None, event_name: str | None, source_ip: str | None,
-        since: str | None, until: str | None, errors_only: bool, limit: int | None, oldest_first: bool,
+        access_key_id: str | None, since: str | None, until: str | None, errors_only: bool, limit: int | None, oldest_first: bool,
         in_region: str | None, fmt: str) -> None:
     """Query the trail through the indexes kept in the append transaction:
     the cost grows with the answer, not with the log. Read-only."""
@@ -467,15 +471,17 @@ def log(key_id: str | None, principal: str | None, event_name: str | None, sourc
         f = Filter(key_id=ref.key_id if ref is not None else None,
                    principal=principal, operation=event_name, errors_only=errors_only,
                    since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time,
-                   region=None if region is None else "" if region == identity.region else region, source=source)
+                   region=None if region is None else "" if region == identity.region else region, source=source,
+                   access_key=access_key_id)
         records = query(snap, f, limit=limit, newest_first=not oldest_first)
         if fmt == "jsonl":
             for record in records:
                 click.echo(json.dumps(record_json(record), ensure_ascii=False))
         elif fmt == "cloudtrail":
-            # each user's and role's id as of each record, from the records that made them (the index)
+            # each user's and role's id as of each record, and when each session was issued, from the
+            # records that made them (the operation index)
             incarnations = cloudtrail.Incarnations(
-                made for operation in ("CreateUser", "CreateRole")
+                made for operation in ("CreateUser", "CreateRole", "AssumeRole")
                 for made in query(snap, Filter(operation=operation), newest_first=False))
             click.echo('{"Records": [', nl=False)
             first = True

@@ -705,6 +705,11 @@ class Record(msgspec.Struct, frozen=True):
     # none, so its records keep the bytes they always had. CloudTrail's
     # sourceIPAddress.
     source: str | msgspec.UnsetType = msgspec.UNSET
+    # The access key id whose signature proved the caller (AKIA... or a role
+    # session's ASIA...), set only for a request signed with one: CloudTrail's
+    # userIdentity.accessKeyId, so a leaked key's every use can be listed. An
+    # id is no secret (AWS shows it in every trail); its secret never is here.
+    access_key: str | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def scope(self) -> str:

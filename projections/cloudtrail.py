@@ -62,14 +62,19 @@ class Incarnations:
     """The unique id each user or role had when a record was made, from
     the records that made them (`PrincipalCreated`): a user deleted and
     made again under its name is another principal, with another id, and
-    the trail shows each request under the id of its time."""
+    the trail shows each request under the id of its time. And when each
+    role session's credentials were issued (`RoleAssumed`), by their
+    access key id: CloudTrail's sessionContext.attributes.creationDate."""
 
     def __init__(self, records: Iterable[ev.Record]) -> None:
         made: dict[str, list[tuple[int, str]]] = {}
+        self.sessions: dict[str, int] = {}  # ASIA... -> when issued (us)
         for record in records:
             e = record.event
             if isinstance(e, ev.PrincipalCreated):
                 made.setdefault(e.principal, []).append((record.seq, e.unique_id or unique_id(e.principal)))
+            elif isinstance(e, ev.RoleAssumed):
+                self.sessions[e.access_key_id] = record.time
         self._made = {arn: sorted(ids) for arn, ids in made.items()}
 
     def at(self, seq: int) -> Callable[[str], str]:
@@ -103,6 +108,20 @@ def user_identity(principal: str, account: str, id_of: Callable[[str], str] = un
         stable = hashlib.sha256(principal.encode()).hexdigest()[:17].upper()
         return {"type": "AssumedRole", "principalId": f"AROA{stable}", "arn": principal, "accountId": acct}
     return {"type": "Unknown", "principalId": principal, "arn": principal, "accountId": acct}
+
+
+def _signed(identity: dict[str, Any], record: ev.Record, incarnations: Incarnations | None) -> dict[str, Any]:
+    """The access key that signed the request (userIdentity.accessKeyId)
+    and, for a role session's, when its credentials were issued."""
+    key = record.access_key
+    if not isinstance(key, str):
+        return identity
+    identity["accessKeyId"] = key
+    issued = None if incarnations is None else incarnations.sessions.get(key)
+    context = identity.get("sessionContext")
+    if context is not None and issued is not None:
+        context["attributes"] = {"creationDate": event_time(issued), "mfaAuthenticated": "false"}
+    return identity
 
 
 def _key_arn(key_id: str, region: str, account: str) -> str:
@@ -147,8 +166,9 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
     key_ids = [k for k in ev.key_ids_of(e) if len(k) == 36 or k.startswith("mrk-")]
     out: dict[str, Any] = {
         "eventVersion": "1.08",
-        "userIdentity": user_identity(record.principal, account,
-                                      unique_id if incarnations is None else incarnations.at(record.seq)),
+        "userIdentity": _signed(user_identity(record.principal, account,
+                                              unique_id if incarnations is None else incarnations.at(record.seq)),
+                                record, incarnations),
         "eventTime": event_time(record.time),
         "eventSource": EVENT_SOURCES.get(record.operation, "kms.amazonaws.com"),
         "eventName": record.operation,

@@ -42,11 +42,15 @@ class Filter:
     region: str | None = None  # a region scope: "" for the ledger's initial region (Record.scope)
     # the address or network (CIDR) requests came from over the network (Record.source; no index: a scan)
     source: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    # the access key id that signed the requests (Record.access_key; no index: a scan, or --principal's)
+    access_key: str | None = None
 
     def matches(self, record: ev.Record) -> bool:
         if self.region is not None and record.scope != self.region:
             return False
         if self.source is not None and not _from(record, self.source):
+            return False
+        if self.access_key is not None and record.access_key != self.access_key:
             return False
         if self.key_id is not None and self.key_id not in ev.key_ids_of(record.event):
             return False

@@ -436,6 +436,7 @@ class KMSApp:
                     service_name=service_name)
             finally:
                 entry["access_key"] = claimed.access_key_id
+            scope[protocol.ACCESS_KEY] = claimed.access_key_id  # verified: the key the record names
             if claimed.token_issued is not None:
                 scope[protocol.TOKEN_ISSUED] = claimed.token_issued
         entry["principal"] = principal

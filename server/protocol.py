@@ -199,13 +199,19 @@ def encode_error(error: KMSError) -> bytes:
 #: where `KMSApp.authenticate` leaves a verified session token's issue time in the ASGI scope
 TOKEN_ISSUED = "keyledger.token_issued"
 
-#: (client address, over TLS, a session token's issue time or None): `origin_of`
-Origin = tuple[str, bool, int | None]
+#: where `KMSApp.authenticate` leaves the verified access key id in the ASGI scope
+ACCESS_KEY = "keyledger.access_key"
+
+#: (client address, over TLS, a session token's issue time or None, the
+#: verified access key id or None): `origin_of`
+Origin = tuple[str, bool, int | None, str | None]
 
 
 def origin_of(scope: dict[str, Any]) -> Origin:
     """Where a request came from (aws:SourceIp, aws:SecureTransport): the TCP
     peer's address, never a header a client writes (X-Forwarded-For), and
-    whether it came over TLS; and, once authenticated with a role session's
+    whether it came over TLS; and, once authenticated, the access key id
+    whose signature proved the caller and, for a role session's
     credentials, when their token was issued (aws:TokenIssueTime)."""
-    return (scope.get("client") or ("", 0))[0], scope.get("scheme") == "https", scope.get(TOKEN_ISSUED)
+    return ((scope.get("client") or ("", 0))[0], scope.get("scheme") == "https", scope.get(TOKEN_ISSUED),
+            scope.get(ACCESS_KEY))

@@ -122,18 +122,25 @@ class ServiceBase:
     origin: tuple[str, bool] | None = None
     #: a role session's: when its token was issued (us since the epoch; aws:TokenIssueTime); see `as_session`
     token_issued: int | None = None
+    #: the access key id that signed the caller's requests, kept in their records; see `from_address`
+    access_key: str | None = None
 
-    def from_address(self, source_ip: str, secure_transport: bool, token_issued: int | None = None) -> Self:
+    def from_address(self, source_ip: str, secure_transport: bool, token_issued: int | None = None,
+                     access_key: str | None = None) -> Self:
         """The same ledger acting for the same caller on a request that came
         over the network from `source_ip` (TLS or not): its requests carry
         `aws:SourceIp` and `aws:SecureTransport`, which library and CLI calls
         never do; and `aws:TokenIssueTime` when signed with a role session's
-        credentials issued at `token_issued`. The HTTP server makes one per
-        client address and session."""
+        credentials issued at `token_issued`. `access_key`: the access key id
+        whose signature proved the caller, kept in each record of its
+        requests (CloudTrail's accessKeyId). The HTTP server makes one per
+        client address, session and key."""
         other = copy.copy(self)
         other.origin = (source_ip, bool(secure_transport))
         if token_issued is not None:
             other.token_issued = token_issued
+        if access_key is not None:
+            other.access_key = access_key
         return other
 
     def __enter__(self) -> Self:

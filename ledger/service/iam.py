@@ -367,7 +367,7 @@ class IamOps(ServiceBase):
             raise UnrecognizedClientException("The security token included in the request is invalid.")
         principal, _, _, issued = found
         other = self.as_caller(principal)
-        other.token_issued = issued
+        other.token_issued, other.access_key = issued, access_key_id
         return other
 
     def delete_user(self, user_name: str) -> None:

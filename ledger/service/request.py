@@ -157,10 +157,12 @@ class _Request:
         svc = self.svc
         # the network address of the caller's request (the service's own records, made while
         # serving it, came from no network)
-        source = svc.origin[0] if svc.origin is not None and svc.origin[0] and principal is None else msgspec.UNSET
+        own = principal is None
+        source = svc.origin[0] if svc.origin is not None and svc.origin[0] and own else msgspec.UNSET
         self.view.append(events, operation=operation or self.operation,
                          principal=principal or svc.caller, request_id=self.request_id, time=self.now,
-                         region=svc.region if svc.scope else msgspec.UNSET, source=source)
+                         region=svc.region if svc.scope else msgspec.UNSET, source=source,
+                         access_key=svc.access_key if svc.access_key is not None and own else msgspec.UNSET)
         for e in events:
             if isinstance(e, ev.KeyDeleted):  # crypto-shred in the same transaction
                 self.view.put_kek(self.kek_name(e.key_id), None)

@@ -156,7 +156,8 @@ class WriteView(_Tables):
 
     def append(self, events: Sequence[ev.Event], *, operation: str, principal: str,
                request_id: str, time: int, region: str | msgspec.UnsetType = msgspec.UNSET,
-               source: str | msgspec.UnsetType = msgspec.UNSET) -> list[ev.Record]:
+               source: str | msgspec.UnsetType = msgspec.UNSET,
+               access_key: str | msgspec.UnsetType = msgspec.UNSET) -> list[ev.Record]:
         """Append events as records and fold them into the projections
         (and, with audit tables on, the Merkle tree and the indexes)."""
         out = []
@@ -168,7 +169,8 @@ class WriteView(_Tables):
         prefixes = indexes.prefixes(principal, operation)
         raw = self.raw
         for event in events:
-            record = ev.Record(seq, time, request_id, principal, operation, event, region=region, source=source)
+            record = ev.Record(seq, time, request_id, principal, operation, event, region=region, source=source,
+                               access_key=access_key)
             body = ev.canonical(record)
             digest = ev.chain_hash(prev, body)
             seq_key = _SEQ.pack(seq)
@@ -210,7 +212,7 @@ class WriteView(_Tables):
             # `append` rebuilds the same bytes: the record's own time, request and principal
             made = self.append([record.event], operation=record.operation, principal=record.principal,
                                request_id=record.request_id, time=record.time, region=record.region,
-                               source=record.source)
+                               source=record.source, access_key=record.access_key)
             if self.head.hash != stored.hash:  # e.g. a record format this version does not write
                 raise LogDiverged(f"record {head.seq} from the replicated log does not re-encode to its "
                                   "stored bytes (a node of another keyledger version?)")
