@@ -6,10 +6,12 @@ cosigned checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ import pytest
 import keyledger
 from keyledger import checkpoint as checkpoint_
 from keyledger import cluster as cluster_
+from keyledger.cluster import node as node_
 from keyledger.errors import KMSError, LedgerError
 from keyledger.projections import replay as rp
+from keyledger.secret import Secret
 from keyledger.store import Store
 
 pytestmark = pytest.mark.cluster
@@ -345,11 +349,35 @@ def test_a_root_key_rotation_on_a_cluster(tmp_path: Path, cluster_url: str) -> N
         assert _verified(tmp_path / name).ok
 
 
-def test_a_node_that_missed_a_rotation_and_the_tail_follows_from_a_snapshot(tmp_path: Path,
-                                                                            cluster_url: str) -> None:
+@contextlib.contextmanager
+def _serving(kms: Any) -> Iterator[str]:
+    """`kms` (a node) answering HTTP on 127.0.0.1, as `keyledger serve --cluster` does: its URL."""
+    from keyledger.server.app import KMSApp
+    from keyledger.server.runner import bind, make_server
+    app = KMSApp(kms, auth="none", sweep_interval=None, refusal_interval=0)
+    sock = bind("127.0.0.1", 0)
+    server = make_server(app, graceful_timeout=10)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the peer's server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.mark.parametrize("source", ["file", "url"])
+def test_a_node_that_missed_a_rotation_and_the_tail_follows_from_a_snapshot(tmp_path: Path, cluster_url: str,
+                                                                            source: str) -> None:
     """n2 is down through a root-key rotation and past the compacted tail: it
     starts over from a peer's snapshot, which is under the new key, and
-    switches to the key staged in its home."""
+    switches to the key staged in its home. From a peer's URL it must prove
+    a root key to the peer: the old key in its root.key is refused (403),
+    the staged one is let in."""
     import os
     fast = {"node_timeout": 1.0, "compact_interval": 0.2, "report_interval": 0.1}
     nodes = _three(tmp_path, cluster_url, **fast)
@@ -372,9 +400,14 @@ def test_a_node_that_missed_a_rotation_and_the_tail_follows_from_a_snapshot(tmp_
             time.sleep(0.05)
         nodes[0].rotate_root_key()
         _compact_past(cluster_url, nodes[0], key, seq)
-        snapshot = nodes[0].store.copy_to(str(tmp_path / "snapshot"))
-        back = keyledger.open(tmp_path / "n2", cluster=cluster_.config(cluster_url, node="n2", source=snapshot,
-                                                                       **fast))
+        with contextlib.ExitStack() as stack:
+            snapshot = nodes[0].store.copy_to(str(tmp_path / "snapshot")) if source == "file" \
+                else stack.enter_context(_serving(nodes[0]))
+            if source == "url":  # the peer refuses a token under the old key, which n2's root.key still holds
+                with pytest.raises(LedgerError, match="403"):
+                    node_.fetch_snapshot([snapshot], Secret(old_root), tmp_path / "refused")
+            back = keyledger.open(tmp_path / "n2", cluster=cluster_.config(cluster_url, node="n2",
+                                                                           source=snapshot, **fast))
         assert back.store.log.rebootstraps == 1
         assert (tmp_path / "n2" / "root.key").read_bytes() == new_root
         assert back.decrypt(blob).plaintext == b"before"
