@@ -34,6 +34,7 @@ import time
 import traceback
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
@@ -43,7 +44,7 @@ from keyledger.errors import KMSError, KMSInternalException
 from keyledger.home import ensure_private_file
 from keyledger.service import Planned
 from keyledger.server import iam, protocol, ssm, sts
-from keyledger.server import cluster_routes
+from keyledger.server import cluster_routes, forwarded
 from keyledger.server.committer import GroupCommitter
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException
 from keyledger.server.refusals import RateLimiter, RefusalTally
@@ -120,7 +121,7 @@ class KMSApp:
     def __init__(self, kms: KeyLedger, *, auth: str = "sigv4", verifier: Verifier | None = None,
                  sweep_interval: float | None = 3600.0, max_body: int = MAX_BODY,
                  refusal_interval: float = REFUSAL_INTERVAL, refusal_rate: float = REFUSAL_RATE,
-                 refusal_burst: float = REFUSAL_BURST) -> None:
+                 refusal_burst: float = REFUSAL_BURST, trusted_proxies: Sequence[forwarded.Network] = ()) -> None:
         if auth not in ("sigv4", "none"):
             raise ValueError("auth must be 'sigv4' or 'none'")
         if auth == "sigv4" and verifier is None:
@@ -131,6 +132,8 @@ class KMSApp:
         self.sweep_interval = sweep_interval
         self.max_body = max_body
         self.root = f"arn:aws:iam::{kms.account}:root"
+        # proxies whose X-Forwarded-For / -Proto name the client (`server.forwarded`); none by default
+        self.trusted_proxies = tuple(trusted_proxies)
         self._planned = kms.planned()
         self._callers: dict[tuple[str, str | None, protocol.Origin | None], KeyLedger] = {}
         self.committer = GroupCommitter(kms.store)
@@ -233,6 +236,8 @@ class KMSApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            if self.trusted_proxies:  # the client behind a trusted proxy, before anything reads the address
+                forwarded.apply(scope, self.trusted_proxies)
             if scope["path"] == "/" and scope["method"] == "POST":  # the headers are read once, here
                 headers = _headers(scope)
                 if iam.is_iam(headers):  # IAM's query protocol (before STS, which takes any form POST)
@@ -277,7 +282,7 @@ class KMSApp:
         if logged:
             arrived, started = time.time_ns(), time.perf_counter()
         entry: dict[str, Any] = {"remote": (scope.get("client") or ("", 0))[0], "method": scope["method"],
-                                 "path": scope["path"]}
+                                 "path": scope["path"], "proxy": scope.get(forwarded.PROXY)}
         try:
             status, extra, body = await self._route(scope, receive, headers, entry)
         except _Disconnected:

@@ -121,6 +121,11 @@ _credentials_option = click.option(
 @click.option("--unauthenticated-burst", type=click.IntRange(min=1), default=100, show_default=True,
               help="Per source address: unauthenticated refusals allowed before it is throttled "
                    "(ThrottlingException).")
+@click.option("--trusted-proxy", "trusted_proxy", multiple=True, metavar="ADDRESS|CIDR",
+              help="A load balancer or reverse proxy in front of this server (repeat for more). From it, "
+                   "X-Forwarded-For names the client (aws:SourceIp, the records' source) and "
+                   "X-Forwarded-Proto whether the client used TLS (aws:SecureTransport). Default: none, and "
+                   "those headers are ignored.")
 @click.option("--cluster", default=None, metavar="etcd://HOST:PORT,...[/PREFIX]",
               help="Serve as a node of a cluster whose log etcd orders (every node a full replica; "
                    "etcds://...?cacert=CA.pem&cert=NODE.pem&key=NODE-KEY.pem for TLS to etcd). An "
@@ -143,7 +148,7 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
           durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float,
           tls_cert: Path | None, tls_key: Path | None, max_connections: int, request_timeout: float,
           refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int,
-          cluster: str | None, node_name: str | None, advertise_url: str | None, bootstrap_from: str | None,
+          trusted_proxy: tuple[str, ...], cluster: str | None, node_name: str | None, advertise_url: str | None, bootstrap_from: str | None,
           node_timeout: float, compact_interval: float) -> None:
     """Serve the AWS KMS JSON API over HTTP (or HTTPS with --tls-cert), so
     boto3, the AWS CLI and the AWS Encryption SDK work with only an
@@ -167,6 +172,11 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
         raise click.UsageError("--tls-key needs --tls-cert")
     if tls_cert is not None:
         _check_tls(tls_cert, tls_key)
+    from keyledger.server import forwarded
+    try:
+        proxies = forwarded.parse_networks(trusted_proxy)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     configure_logging(None if access_log == "off" else access_log)
     home = _home(home)
     cluster_config = None
@@ -196,7 +206,7 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
                                 sessions=creds.Sessions(kms))
         app = KMSApp(kms, auth=auth, verifier=verifier, sweep_interval=sweep_interval or None,
                      refusal_interval=refusal_interval, refusal_rate=unauthenticated_rate,
-                     refusal_burst=unauthenticated_burst)
+                     refusal_burst=unauthenticated_burst, trusted_proxies=proxies)
         try:
             sock = bind(host, port)
         except OSError as exc:
@@ -211,7 +221,7 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
                   credentials=str(keys_path) if auth == "sigv4" else None,
                   access_keys={"file": file_keys, "ledger": held_keys} if verifier else None,
                   tls=tls_cert is not None,
-                  max_connections=max_connections,
+                  max_connections=max_connections, trusted_proxies=[str(p) for p in proxies] or None,
                   cluster=None if app.node is None else {"node": app.node.node, "state": app.node.state})
         if auth == "none":
             click.echo(f"WARNING: authentication is disabled (--auth none): every caller acts as "

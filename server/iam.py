@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, quote
 
 from keyledger import responses as r
 from keyledger.errors import KMSError, KMSInternalException
+from keyledger.server.forwarded import PROXY
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
 from keyledger.server.sts import QUERY_ERRORS, xml_text
 from keyledger.service import Planned
@@ -488,8 +489,8 @@ async def handle(app: KMSApp, scope: dict[str, Any], receive: Any, send: Any,
         await app.startup()
     logged = served.access_log.isEnabledFor(logging.INFO)
     arrived, started = time.time_ns(), time.perf_counter()
-    entry: dict[str, Any] = {"remote": (scope.get("client") or ("", 0))[0], "method": scope["method"],
-                             "path": scope["path"], "service": SERVICE}
+    entry: dict[str, Any] = {"remote": (scope.get("client") or ("", 0))[0], "proxy": scope.get(PROXY),
+                             "method": scope["method"], "path": scope["path"], "service": SERVICE}
     try:
         status, extra, body = await _route(app, scope, receive, headers, entry)
     except served._Disconnected:

@@ -193,3 +193,22 @@ def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(group, ["--home", str(bob), "--principal", "arn:aws:iam::111122223333:user/bob",
                                         "iam", "create-access-key", "--user-name", "bob"])
     assert result.exit_code == 254 and "AccessDeniedException" in result.stderr
+
+
+def test_serve_behind_a_trusted_proxy_logs_the_client_and_the_proxy(tmp_path: Path) -> None:
+    keyledger.open(tmp_path / "ledger", create=True).close()
+    server = Process("--home", str(tmp_path / "ledger"), "--auth", "none", "--trusted-proxy", "127.0.0.0/8")
+    try:
+        kms = boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                           aws_access_key_id="anything", aws_secret_access_key="anything")
+        kms.meta.events.register("before-sign.kms.*", lambda request, **_: request.headers.__setitem__(
+            "X-Forwarded-For", "198.51.100.23"))
+        kms.create_key()
+    finally:
+        assert server.stop() == 0
+    [listening] = [e for e in server.events() if e["event"] == "listening"]
+    assert listening["trusted_proxies"] == ["127.0.0.0/8"]
+    [line] = [e for e in server.access() if e.get("operation") == "CreateKey"]
+    assert (line["remote"], line["proxy"]) == ("198.51.100.23", "127.0.0.1")
+    with keyledger.open(tmp_path / "ledger") as kms:
+        assert [r.source for r in kms.store.records() if isinstance(r.event, ev.KeyCreated)] == ["198.51.100.23"]
