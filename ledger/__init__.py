@@ -254,28 +254,29 @@ def open(home: str | os.PathLike[str] | None = None, *, create: bool = False, re
     home_.check_home(home_path, create=create)
     store = Store(str(home_path), durability=durability, sync_interval=sync_interval, create=create)
     try:
-        meta = store.meta()
-        creating = "root_check" not in meta
-        if creating and not create:
-            raise LedgerDamagedError(f"the ledger at {home_path} was never finished (its creation was "
-                                     f"interrupted): run keyledger init --home {home_path} again")
-        root = _root_key(home_path, root_key, creating, rng)
-        if creating:
-            meta = store.init_meta({
-                "format": str(crypto.FORMAT).encode(),
-                "region": (region or DEFAULT_REGION).encode(),
-                "account": (account or DEFAULT_ACCOUNT).encode(),
-                "root_check": crypto.root_check(root),
-            })
-        signer = _checkpoint_key(home_path, "checkpoint_public" not in meta, rng)
-        if "checkpoint_public" not in meta and signer is not None:
-            ledger_id = str(uuid.UUID(bytes=rng(16), version=4))
-            meta = store.init_meta({"ledger_id": ledger_id.encode(),
-                                    "origin": f"keyledger.local/{ledger_id}".encode(),
-                                    "checkpoint_public": crypto.ed25519_public_key(signer)})
-        root = _finish_root_rotation(home_path, root, meta["root_check"], root_key is not None)
-        if meta["root_check"] != crypto.root_check(root):
-            raise LedgerError("the root key does not match this ledger")
+        with home_.root_key_lock(home_path):  # not while a rotation is between its commit and its rename
+            meta = store.meta()
+            creating = "root_check" not in meta
+            if creating and not create:
+                raise LedgerDamagedError(f"the ledger at {home_path} was never finished (its creation was "
+                                         f"interrupted): run keyledger init --home {home_path} again")
+            root = _root_key(home_path, root_key, creating, rng)
+            if creating:
+                meta = store.init_meta({
+                    "format": str(crypto.FORMAT).encode(),
+                    "region": (region or DEFAULT_REGION).encode(),
+                    "account": (account or DEFAULT_ACCOUNT).encode(),
+                    "root_check": crypto.root_check(root),
+                })
+            signer = _checkpoint_key(home_path, "checkpoint_public" not in meta, rng)
+            if "checkpoint_public" not in meta and signer is not None:
+                ledger_id = str(uuid.UUID(bytes=rng(16), version=4))
+                meta = store.init_meta({"ledger_id": ledger_id.encode(),
+                                        "origin": f"keyledger.local/{ledger_id}".encode(),
+                                        "checkpoint_public": crypto.ed25519_public_key(signer)})
+            root = _finish_root_rotation(home_path, root, meta["root_check"], root_key is not None)
+            if meta["root_check"] != crypto.root_check(root):
+                raise LedgerError("the root key does not match this ledger")
         stored_region, stored_account = meta["region"].decode(), meta["account"].decode()
         if account not in (None, stored_account):
             raise LedgerError(f"this ledger was created for account {stored_account}; it cannot be "

@@ -21,11 +21,14 @@ never started over.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shlex
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +41,7 @@ NEXT_ROOT_KEY_FILE = "root.key.next"  # a root-key rotation in flight
 STAGED_ROOT_KEY_FILE = "root.key.staged"  # a cluster's next root key, placed on every node before it rotates
 CHECKPOINT_KEY_FILE = "checkpoint.key"
 KEY_FILES = (ROOT_KEY_FILE, CHECKPOINT_KEY_FILE, NEXT_ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE)
+ROOT_LOCK_FILE = "root.lock"  # held while a root-key rotation is in flight (see `root_key_lock`)
 
 HOME_MODE = 0o700
 FILE_MODE = 0o600
@@ -161,3 +165,18 @@ def warn_if_exposed(home: Path) -> list[str]:
         log.warning("keyledger: warning: the ledger home %s is open to other users (%s); "
                     "run chmod -R go= %s", home, ", ".join(found), shlex.quote(str(home)))
     return found
+
+
+@contextlib.contextmanager
+def root_key_lock(home: Path) -> Iterator[None]:
+    """An exclusive lock on the home's root key files, across processes:
+    held by a rotation from writing root.key.next until it is renamed
+    root.key, and by a process opening the ledger while it reads which key
+    it needs. Without it, a ledger opened mid-rotation would take the
+    next key for one whose rotation never committed and delete it."""
+    fd = private_opener(home / ROOT_LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keyledger import crypto
 from keyledger.constraints import validating
 from keyledger.envelope import EnvelopeOps
 from keyledger.service.access import AccessOps
@@ -65,8 +66,11 @@ class KeyLedger(KeyOps, AliasTagOps, RotationOps, AccessOps, IamOps, DataOps, As
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # a root-key rotation replicated from another node of a cluster switches this ledger's root key
+        # a root-key rotation replicated from another node of a cluster switches this ledger's root key,
+        # and so does one another process made on this home (the CLI beside a running server)
         self.store.prepare_root, self.store.adopt_root = self._prepare_root, self._adopt_root
+        if self.store.log is None and not self.store.readonly:
+            self.store.root_seen, self.store.root_moved = crypto.root_check(self._root), self._follow_root
 
 
 validating(KeyLedger)  # the model's request constraints, checked first, as AWS checks them

@@ -339,15 +339,17 @@ class IamOps(ServiceBase):
             sealed = base64.b64decode(session_token[len(_SESSION_TOKEN_PREFIX):], validate=True)
         except (ValueError, binascii.Error):
             return None
-        opened = crypto.open_session_token(self._root, sealed)
-        if opened is None:
-            return None
-        claims = _claims_decoder.decode(opened)
-        if claims.access_key_id != access_key_id:
-            return None
-        if claims.expires <= self.now():
-            raise ExpiredTokenException("The security token included in the request is expired")
         with self.store.snapshot() as snap:
+            # under the root key of now: a rotation by another process on this home ends every session
+            self.store.follow_root(snap.meta_value("root_check"))
+            opened = crypto.open_session_token(self._root, sealed)
+            if opened is None:
+                return None
+            claims = _claims_decoder.decode(opened)
+            if claims.access_key_id != access_key_id:
+                return None
+            if claims.expires <= self.now():
+                raise ExpiredTokenException("The security token included in the request is expired")
             role = snap.get("principals", principal_row(claims.role))
         if role is None or role.kind != "role" or role.created != claims.role_created:
             return None
@@ -585,6 +587,10 @@ class IamOps(ServiceBase):
             wrapped = snap.kek(name)
             if wrapped is None:
                 return None
+            with self._cache_lock:
+                cached = self._keks.get(name)
+            if cached is None or cached[0] != wrapped:  # not unwrapped yet: under the root key it was written
+                self.store.follow_root(snap.meta_value("root_check"))  # under (another process may rotate it)
             holder = self._holders.get(access_key_id)
             state = None if holder is None else snap.get("principals", principal_row(holder))
             if state is None or access_key_id not in state.held_keys:
@@ -593,8 +599,6 @@ class IamOps(ServiceBase):
                 if state is None:
                     return None
                 self._holders[access_key_id] = state.principal
-        with self._cache_lock:
-            cached = self._keks.get(name)
         if cached is not None and cached[0] == wrapped:
             secret = cached[1]
         else:

@@ -15,7 +15,7 @@ from keyledger.errors import (
     AccessDeniedException,
     LedgerError,
 )
-from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE, private_opener
+from keyledger.home import NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE, STAGED_ROOT_KEY_FILE, private_opener, root_key_lock
 from keyledger.projections import ACCESS_KEY_ROW_PREFIX, digest, merkle, replay, split_row
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -97,6 +97,10 @@ class MaintenanceOps(ServiceBase):
         """
         self._may_change_root("rotate the root key")
         home = Path(self.store.path)
+        with root_key_lock(home):  # a process opening this home waits until the new key is root.key
+            return self._rotate_root_key(home)
+
+    def _rotate_root_key(self, home: Path) -> int:
         if self.store.log is not None:  # a node of a cluster: the key staged on every node
             pending = home / STAGED_ROOT_KEY_FILE
             new = self._staged_root()
@@ -194,6 +198,35 @@ class MaintenanceOps(ServiceBase):
                 f"key is staged at {Path(self.store.path) / STAGED_ROOT_KEY_FILE} (keyledger stage-root-key "
                 "--key-file FILE)")
 
+    def _follow_root(self, check: bytes) -> None:
+        """Another process on this home rotated the root key (`keyledger
+        rotate-root-key` beside a running `keyledger serve`): this process
+        takes the new key from where that process keeps it, root.key.next
+        until it renames it root.key, before it wraps or unwraps anything
+        again. Only the rotating process renames; a process that cannot
+        find the key refuses to write (the old key wraps nothing new)."""
+        if crypto.root_check(self._root) == check:
+            return
+        home = Path(self.store.path)
+        for name in (NEXT_ROOT_KEY_FILE, ROOT_KEY_FILE):
+            try:
+                raw = (home / name).read_bytes()
+            except FileNotFoundError:
+                continue
+            if len(raw) == 32 and crypto.root_check(Secret(raw)) == check:
+                self._switch_root(Secret(raw))
+                return
+        raise LedgerError(f"another process rotated this ledger's root key (check {check.hex()}) and the new key "
+                          f"is not in {home}: reopen the ledger with it")
+
+    def _switch_root(self, key: Secret) -> None:
+        """Use `key` as the root key from now on: what was unwrapped under
+        the old one is forgotten."""
+        self._keyring["root"] = key
+        self.store.root_seen = crypto.root_check(key)
+        with self._cache_lock:
+            self._keks.clear()
+
     def _adopt_root(self, check: bytes, new: Secret | None = None) -> None:
         """After a root-key rotation committed on this node (its own, or one
         it applied): the new key (`new`, or the staged one) becomes root.key
@@ -209,9 +242,7 @@ class MaintenanceOps(ServiceBase):
             raise LedgerError("the new root key is missing: reopen the ledger to finish the rotation")
         os.replace(source, home / ROOT_KEY_FILE)
         _fsync_dir(home)
-        self._keyring["root"] = key
-        with self._cache_lock:
-            self._keks.clear()
+        self._switch_root(key)
 
     def verifier_key(self) -> str:
         """The checkpoint verifier key (`<origin>+<key hash>+<base64 Ed25519 key>`,

@@ -108,6 +108,12 @@ class Store(ReplicationMixin):
         self.prepare_root: Callable[[bytes], None] | None = None
         self.adopt_root: Callable[[bytes], None] | None = None
         self.root_rotated: Callable[[bytes], None] | None = None
+        # one home, several processes (a server, and the CLI beside it): another process
+        # rotated the root key. Called inside the next write transaction that sees its
+        # check, before any work runs; it takes the new key, or raises and nothing is written.
+        self.root_moved: Callable[[bytes], None] | None = None
+        self.root_seen: bytes | None = None  # the root check this process holds the key of
+        self._own_head: bytes | None = None  # the head this process last committed: nobody wrote since
         self._write_lock = threading.RLock()
         self._mu = threading.Lock()
         self._queue: list[_Ticket] = []
@@ -406,7 +412,11 @@ class Store(ReplicationMixin):
         # item, so the failing item fails alone (a work item may run again:
         # see `submit`).
         try:
-            head = Head.unpack(txn.get(b"head", db=self._dbs["meta"]))
+            meta = self._dbs["meta"]
+            packed = txn.get(b"head", db=meta)
+            if packed != self._own_head and self.root_moved is not None:  # another process wrote since
+                self.follow_root(txn.get(b"root_check", db=meta))
+            head = Head.unpack(packed)
             outcomes: list[tuple[_Work, Any, Exception | None]] = []
             for work in batch:
                 child = self.env.begin(write=True, parent=txn) if nested else txn
@@ -432,13 +442,24 @@ class Store(ReplicationMixin):
                     child.commit()
                 head = view.head
                 outcomes.append((work, result, None))
-            txn.put(b"head", head.pack(), db=self._dbs["meta"])
+            packed = head.pack()
+            txn.put(b"head", packed, db=meta)
             txn.commit()
+            self._own_head = packed
         except BaseException:
             txn.abort()
             raise
         for work, result, error in outcomes:
             work.result, work.error = result, error
+
+    def follow_root(self, check: bytes | None) -> None:
+        """The root check as a transaction reads it: if another process
+        rotated the root key since this one last looked, `root_moved` takes
+        the new key before anything is wrapped or unwrapped under the old."""
+        if check is None or check == self.root_seen or self.root_moved is None:
+            return
+        self.root_moved(check)
+        self.root_seen = check
 
     # -- a node of a cluster: the log side (see the module docstring) ----------
 

@@ -317,6 +317,10 @@ class Snapshot:
     def meta(self) -> dict[str, bytes]:
         return {bytes(k).decode(): bytes(v) for k, v in self._txn.cursor(db=self._dbs["meta"])}
 
+    def meta_value(self, name: str) -> bytes | None:
+        found = self._txn.get(name.encode(), db=self._dbs["meta"])
+        return None if found is None else bytes(found)
+
     def raw_rows(self, table: str) -> Iterator[tuple[bytes, bytes]]:
         """Every row of a table, undecoded: audit reads rows that may not decode."""
         for k, v in self._txn.cursor(db=self._dbs[table]):

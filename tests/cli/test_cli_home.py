@@ -250,7 +250,7 @@ def test_init_makes_a_private_home_whatever_the_umask(bare: Callable[[Path], Cli
     home = tmp_path / "ledger"
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.iterdir()} == \
-        {"data.mdb": 0o600, "lock.mdb": 0o600, "root.key": 0o600, "checkpoint.key": 0o600}
+        {"data.mdb": 0o600, "lock.mdb": 0o600, "root.key": 0o600, "checkpoint.key": 0o600, "root.lock": 0o600}
 
 
 def test_a_home_open_to_others_is_warned_about_on_stderr(bare: Callable[[Path], Cli], tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import keyledger
 from keyledger import home as home_
 from keyledger.store import Store, check_data_file
 
-FILES = ("data.mdb", "lock.mdb", "root.key", "checkpoint.key")
+FILES = ("data.mdb", "lock.mdb", "root.key", "checkpoint.key", "root.lock")
 
 
 def mode(path: Path) -> int:

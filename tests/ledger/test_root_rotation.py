@@ -128,3 +128,32 @@ def test_deleted_keys_stay_deleted(tmp_path: Path) -> None:
         kms.decrypt(blobs[a], encryption_context={"k": "v"})
     assert kms.decrypt(blobs[b]).plaintext == b"beta"
     kms.close()
+
+
+def test_an_open_waits_while_a_rotation_is_in_flight(tmp_path: Path) -> None:
+    """A rotation holds root.lock from writing root.key.next until it renames
+    it root.key. A process opening the home meanwhile waits, instead of
+    reading a next key whose commit has not come yet as one that never will
+    (and deleting it, which would lose the key the commit then needs)."""
+    import os
+    import threading
+    import time
+
+    from keyledger import home as home_
+
+    home = tmp_path / "ledger"
+    with keyledger.open(home, create=True) as kms:
+        key_id = kms.create_key().key_metadata.key_id
+    opened: list[keyledger.KeyLedger] = []
+    with home_.root_key_lock(home):  # a rotation in flight: its next key written, the commit to come
+        (home / "root.key.next").write_bytes(os.urandom(32))
+        (home / "root.key.next").chmod(0o600)
+        opening = threading.Thread(target=lambda: opened.append(keyledger.open(home)))
+        opening.start()
+        time.sleep(0.5)
+        assert opening.is_alive() and not opened  # waiting on the lock
+        assert (home / "root.key.next").exists()
+    opening.join(10)  # released (this rotation's commit failed): the open finds a next key that never committed
+    assert opened and not (home / "root.key.next").exists()
+    with opened[0] as kms:
+        assert kms.describe_key(key_id).key_metadata.enabled
