@@ -612,13 +612,7 @@ def _sts_violation(value: object, member: str, constraint: str) -> ValidationExc
 
 def check_session_name(name: str) -> None:
     """AssumeRole's RoleSessionName: 2-64 of [A-Za-z0-9_+=,.@-], worded as STS words it."""
-    if not isinstance(name, str) or len(name) < 2:
-        raise _sts_violation(name, "roleSessionName", "Member must have length greater than or equal to 2")
-    if len(name) > 64:
-        raise _sts_violation(name, "roleSessionName", "Member must have length less than or equal to 64")
-    if not _SESSION_NAME.fullmatch(name):
-        raise _sts_violation(name, "roleSessionName",
-                             f"Member must satisfy regular expression pattern: {_SESSION_NAME.pattern}")
+    _check_string(name, "roleSessionName", _SESSION_NAME, 2, 64)
 
 
 #: IAM's roleDescriptionType: tab, newline, carriage return, printable ASCII and Latin-1
@@ -627,13 +621,19 @@ _ROLE_DESCRIPTION = re.compile(r"[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*
 
 def check_role_description(description: object) -> None:
     """A role's description: at most 1000 of IAM's allowed characters."""
-    if not isinstance(description, str):
-        raise _sts_violation(description, "description", "Member must be a string")
-    if len(description) > 1000:
-        raise _sts_violation(description, "description", "Member must have length less than or equal to 1000")
-    if not _ROLE_DESCRIPTION.fullmatch(description):
-        raise _sts_violation(description, "description",
-                             f"Member must satisfy regular expression pattern: {_ROLE_DESCRIPTION.pattern}")
+    _check_string(description, "description", _ROLE_DESCRIPTION, 0, 1000)
+
+
+def _check_string(value: object, member: str, pattern: re.Pattern[str], low: int, high: int) -> None:
+    """A string member of STS or IAM, its violation worded as they word it."""
+    if not isinstance(value, str):
+        raise _sts_violation(value, member, "Member must be a string")
+    if len(value) < low:
+        raise _sts_violation(value, member, f"Member must have length greater than or equal to {low}")
+    if len(value) > high:
+        raise _sts_violation(value, member, f"Member must have length less than or equal to {high}")
+    if not pattern.fullmatch(value):
+        raise _sts_violation(value, member, f"Member must satisfy regular expression pattern: {pattern.pattern}")
 
 
 def check_session_duration(seconds: int, member: str, low: int) -> None:

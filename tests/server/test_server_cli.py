@@ -145,12 +145,17 @@ def test_sigterm_under_load_loses_no_acknowledged_request(tmp_path: Path) -> Non
     assert set(acknowledged) <= {line.get("request_id") for line in server.access() if line["status"] == 200}
 
 
+def serving_without_auth(home: Path, *options: str) -> tuple[Process, Any]:
+    """A new ledger at `home` served with --auth none, and a KMS client of it."""
+    keyledger.open(home, create=True).close()
+    server = Process("--home", str(home), "--auth", "none", *options)
+    return server, boto3.client("kms", endpoint_url=server.url, region_name=REGION,
+                                aws_access_key_id="anything", aws_secret_access_key="anything")
+
+
 def test_auth_none_warns_and_serves_the_root(tmp_path: Path) -> None:
-    keyledger.open(tmp_path / "ledger", create=True).close()
-    server = Process("--home", str(tmp_path / "ledger"), "--auth", "none", "--access-log", "off")
+    server, kms = serving_without_auth(tmp_path / "ledger", "--access-log", "off")
     try:
-        kms = boto3.client("kms", endpoint_url=server.url, region_name=REGION,
-                           aws_access_key_id="anything", aws_secret_access_key="anything")
         kms.create_key()
     finally:
         code = server.stop(signal.SIGINT)
@@ -196,11 +201,8 @@ def test_commands_under_the_main_group_inherit_its_home(tmp_path: Path) -> None:
 
 
 def test_serve_behind_a_trusted_proxy_logs_the_client_and_the_proxy(tmp_path: Path) -> None:
-    keyledger.open(tmp_path / "ledger", create=True).close()
-    server = Process("--home", str(tmp_path / "ledger"), "--auth", "none", "--trusted-proxy", "127.0.0.0/8")
+    server, kms = serving_without_auth(tmp_path / "ledger", "--trusted-proxy", "127.0.0.0/8")
     try:
-        kms = boto3.client("kms", endpoint_url=server.url, region_name=REGION,
-                           aws_access_key_id="anything", aws_secret_access_key="anything")
         kms.meta.events.register("before-sign.kms.*", lambda request, **_: request.headers.__setitem__(
             "X-Forwarded-For", "198.51.100.23"))
         kms.create_key()
