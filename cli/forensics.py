@@ -6,6 +6,7 @@ a moment, and who could use a key at a moment.
     signature    the key and record that produced a signature (and whether it was over a message)
     at TIME      every key's state at a moment (or after a record seq), as `replay --until` shows it
     who-can      who could perform an action on a key at a moment
+    access-key   whose an access key is, its lifecycle, and every request it signed
 
 All of it reads the LMDB file read-only (no root key), so it runs on a copy.
 The answers come from `ledger.forensics` (`who-can`: `who_can`, which
@@ -37,7 +38,8 @@ from keyledger.projections import replay as rp
 _NAMES = {"seq": "Seq", "time": "Time", "principal": "Principal", "operation": "Operation",
           "request_id": "RequestId", "event": "Event", "rotation_type": "RotationType",
           "new_version": "NewVersion", "alias": "Alias", "error_code": "ErrorCode", "reason": "Reason",
-          "region": "Region"}
+          "region": "Region", "status": "Status", "held": "HeldByLedger", "role": "Role", "session": "Session",
+          "expires": "Expires"}
 
 
 def _record(entry: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -328,3 +330,49 @@ def who_can(key_id: str, action: str, point: str | None, encryption_context: str
 
 
 COMMANDS = [forensics]
+
+
+def access_key_view(found: dict[str, Any]) -> dict[str, Any]:
+    return {"AccessKeyId": found["access_key_id"], "Owner": found["owner"],
+            "Lifecycle": [_record(e) for e in found["lifecycle"]],
+            "Requests": found["requests"], "FirstUse": _record(found["first_use"]),
+            "LastUse": _record(found["last_use"]),
+            "ByOperation": [{"Operation": o, "Requests": n} for o, n in found["by_operation"].items()],
+            "ByKey": [{"KeyId": k, "Requests": n} for k, n in found["by_key"].items()],
+            "BySourceAddress": [{"SourceAddress": a, "Requests": n} for a, n in found["by_source"].items()],
+            "Refused": [_record(e) for e in found["refused"]],
+            "UnauthenticatedRefusals": [{"Seq": u["seq"], "Since": u["time"], "SourceAddress": u["source"],
+                                         "ErrorCode": u["error_code"], "Requests": u["count"]}
+                                        for u in found["unauthenticated"]]}
+
+
+def access_key_text(view: dict[str, Any]) -> str:
+    def counted(title: str, column: str, rows: list[dict[str, Any]], name: str) -> list[str]:
+        return ["", f"{title}:", format_columns((column, "REQUESTS"), [[r[name], r["Requests"]] for r in rows])
+                if rows else "none"]
+
+    lines = [f"access key: {view['AccessKeyId']}", f"owner:      {view['Owner'] or 'unknown to this log'}",
+             f"requests:   {view['Requests']} signed, {len(view['Refused'])} of them refused; "
+             f"{len(view['UnauthenticatedRefusals'])} refusal summaries name it (bad signatures, inactive)",
+             f"first use:  {view['FirstUse']['Time'] if view['FirstUse'] else 'never'}",
+             f"last use:   {view['LastUse']['Time'] if view['LastUse'] else 'never'}",
+             "", "lifecycle:", format_columns(_TRAIL, _trail_rows(view["Lifecycle"])) if view["Lifecycle"] else "none"]
+    lines += counted("by operation", "OPERATION", view["ByOperation"], "Operation")
+    lines += counted("by key", "KEY", view["ByKey"], "KeyId")
+    lines += counted("by source address", "ADDRESS", view["BySourceAddress"], "SourceAddress")
+    return "\n".join(lines)
+
+
+@forensics.command("access-key", cls=LedgerCommand, output_options=True)
+@click.argument("access_key_id", metavar="ACCESS_KEY_ID")
+def access_key(access_key_id: str) -> None:
+    """What ACCESS_KEY_ID (a user's AKIA..., or a role session's ASIA...)
+    did: whose it is, when it was issued, switched on or off and deleted
+    (for a session, the AssumeRole that issued it), and every request it
+    signed, by operation, key and source address, with the refused ones and
+    the attempts that failed to authenticate. The first question when a
+    key leaks."""
+    with open_readonly() as store, store.snapshot() as snap:
+        found = forensics_.access_key_history(snap, access_key_id.strip())
+    view = access_key_view(found)
+    _print(view, access_key_text(view))

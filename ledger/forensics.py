@@ -24,8 +24,10 @@ from keyledger import crypto
 from keyledger import events as ev
 from keyledger import keyspecs
 from keyledger.errors import InvalidCiphertextException, LedgerError
+from keyledger.policy import session_arn
 from keyledger.secret import Secret
 from keyledger.projections import in_scope, key_row, replay, usage
+from keyledger.projections.query import Filter, query
 from keyledger.projections.state import KeyState
 
 
@@ -174,6 +176,66 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
             "aliases_now": sorted({name for r in regions for name in r["aliases_now"]}),
             "usage_by_principal": dict(by_principal), "usage_by_month": dict(sorted(by_month.items())),
             "signatures": signatures}
+
+
+def access_key_history(snapshot: Any, access_key_id: str) -> dict[str, Any]:
+    """What one access key did: whose it is, its lifecycle (issued,
+    switched on or off, deleted; for a role session's ASIA... key, the
+    AssumeRole that issued it), and every request it signed, summed up: by
+    operation, by key, by source address, refusals, first and last use.
+    A key signs only for its owner, so its requests are read through the
+    owner's index; for a key the log never issued, every record is read.
+    Failed attempts to sign with the key (a bad signature, the key
+    inactive) are in the server's refusal summaries: `unauthenticated`
+    lists each summary that names the key id (its count is the summary's,
+    of every request it sums up from that address, not only this key's)."""
+    home = home_region(snapshot)
+    session = access_key_id.startswith("ASIA")
+    lifecycle: list[dict[str, Any]] = []
+    owner: str | None = None
+    for operation in ("AssumeRole",) if session else ("CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey"):
+        for record in query(snapshot, Filter(operation=operation), newest_first=False):
+            e = record.event
+            if isinstance(e, ev.RoleAssumed) and e.access_key_id == access_key_id:
+                owner = session_arn(e.role, e.session_name)
+                lifecycle.append({**_who(record, home), "event": "RoleAssumed", "role": e.role,
+                                  "session": owner, "expires": _iso(e.expires)})
+            elif isinstance(e, (ev.AccessKeyCreated, ev.AccessKeyStatusChanged, ev.AccessKeyDeleted)) \
+                    and e.access_key_id == access_key_id:
+                owner = e.principal
+                entry = {**_who(record, home), "event": type(e).__name__}
+                if isinstance(e, ev.AccessKeyStatusChanged):
+                    entry["status"] = e.status
+                elif isinstance(e, ev.AccessKeyCreated):
+                    entry["held"] = e.held
+                lifecycle.append(entry)
+    lifecycle.sort(key=lambda entry: entry["seq"])
+    operations: Counter[str] = Counter()
+    keys: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    refused: list[dict[str, Any]] = []
+    first = last = None
+    for record in query(snapshot, Filter(principal=owner, access_key=access_key_id), newest_first=False):
+        operations[record.operation] += 1
+        for key_id in ev.key_ids_of(record.event):
+            keys[key_id] += 1
+        if isinstance(record.source, str):
+            sources[record.source] += 1
+        if isinstance(record.event, ev.RequestDenied):
+            refused.append({**_who(record, home), "error_code": record.event.error_code})
+        first = first or _who(record, home)
+        last = _who(record, home)
+    unauthenticated = []
+    for record in query(snapshot, Filter(operation="UnauthenticatedRequestsRefused"), newest_first=False):
+        e = record.event
+        if isinstance(e, ev.UnauthenticatedRequestsRefused) and access_key_id in e.access_key_ids:
+            unauthenticated.append({"seq": record.seq, "time": _iso(e.first_time), "source": e.source_address,
+                                    "error_code": e.error_code, "count": e.count})
+    return {"access_key_id": access_key_id, "owner": owner, "lifecycle": lifecycle,
+            "requests": sum(operations.values()), "first_use": first, "last_use": last,
+            "by_operation": dict(operations.most_common()), "by_key": dict(keys.most_common()),
+            "by_source": dict(sources.most_common()), "refused": refused,
+            "unauthenticated": unauthenticated}
 
 
 def _signature_entry(record: ev.Record, e: ev.Signed | ev.SignatureVerified, home: str) -> dict[str, Any]:

@@ -85,6 +85,13 @@ def role_of(principal: str) -> str | None:
     return f"arn:aws:iam::{found[1]}:role/{found[2]}" if found else None
 
 
+def session_arn(role: str, session_name: str) -> str:
+    """The ARN of a session of `role`: `arn:aws:iam::A:role/R` and S ->
+    `arn:aws:sts::A:assumed-role/R/S` (the inverse of `role_of`)."""
+    account, _, name = role[len("arn:aws:iam::"):].partition(":role/")
+    return f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"
+
+
 # -- wildcard patterns ----------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)

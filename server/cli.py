@@ -148,8 +148,8 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
           durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float,
           tls_cert: Path | None, tls_key: Path | None, max_connections: int, request_timeout: float,
           refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int,
-          trusted_proxy: tuple[str, ...], cluster: str | None, node_name: str | None, advertise_url: str | None, bootstrap_from: str | None,
-          node_timeout: float, compact_interval: float) -> None:
+          trusted_proxy: tuple[str, ...], cluster: str | None, node_name: str | None, advertise_url: str | None,
+          bootstrap_from: str | None, node_timeout: float, compact_interval: float) -> None:
     """Serve the AWS KMS JSON API over HTTP (or HTTPS with --tls-cert), so
     boto3, the AWS CLI and the AWS Encryption SDK work with only an
     endpoint URL changed.

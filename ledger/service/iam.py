@@ -69,11 +69,6 @@ _claims_encoder = msgspec.msgpack.Encoder()
 _claims_decoder = msgspec.msgpack.Decoder(_SessionClaims)
 
 
-def _session_arn(role_arn: str, session_name: str) -> str:
-    account, _, name = role_arn[len("arn:aws:iam::"):].partition(":role/")
-    return f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"
-
-
 def _iam_op(name: str, principal: str) -> str:
     """IAM's name for an action on a user or a role: `name` with `{}` for
     User or Role (`Put{}Policy` -> PutUserPolicy, `List{}Tags` -> ListRoleTags)."""
@@ -305,7 +300,7 @@ class IamOps(ServiceBase):
             token = crypto.seal_session_token(self._root, _claims_encoder.encode(claims),
                                               nonce=self._rng(crypto.NONCE_BYTES))
             req.emit([ev.RoleAssumed(role_arn, role_session_name, access_key_id, expires)])
-            session = _session_arn(role_arn, role_session_name)
+            session = authz.session_arn(role_arn, role_session_name)
             return r.AssumeRoleResponse(
                 r.SessionCredentials(access_key_id, secret, Secret(_SESSION_TOKEN_PREFIX +
                                                                    base64.b64encode(token)), from_us(expires)),
@@ -353,7 +348,7 @@ class IamOps(ServiceBase):
             role = snap.get("principals", principal_row(claims.role))
         if role is None or role.kind != "role" or role.created != claims.role_created:
             return None
-        return _session_arn(claims.role, claims.session_name), Secret(claims.secret.encode()), claims.expires, \
+        return authz.session_arn(claims.role, claims.session_name), Secret(claims.secret.encode()), claims.expires, \
             claims.issued
 
     def as_session(self, access_key_id: str, session_token: str) -> Self:

@@ -135,7 +135,7 @@ def test_every_new_command_has_help() -> None:
             assert "Show this message" in CliRunner().invoke(KEYLEDGER, [name, sub, "--help"]).stdout
     assert set(audit.commands) == {"public-key", "checkpoint", "verify", "prove", "prove-consistency",
                                    "verify-proof", "log"}
-    assert set(forensics.commands) == {"ciphertext", "key", "at", "who-can", "signature"}
+    assert set(forensics.commands) == {"ciphertext", "key", "at", "who-can", "signature", "access-key"}
     assert bill.help and prove_decryptable.help
 
 

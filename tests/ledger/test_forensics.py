@@ -293,3 +293,29 @@ def test_a_refused_reencrypt_is_filed_under_the_key_that_refused(kms) -> None:
                                                                   errors_only=True), newest_first=False)]
     assert refusals(source) == [source, source]
     assert refusals(destination) == [destination]
+
+
+# -- an access key's history ------------------------------------------------------------
+
+def test_access_key_history_follows_its_lifecycle_and_only_its_own_requests(kms, clock) -> None:
+    made = kms.create_access_key(ALICE)
+    other = kms.create_access_key(ALICE)  # the same owner's other key: none of its requests are this one's
+    clock.advance(minutes=1)
+    kms.update_access_key(ALICE, made.access_key_id, "Inactive")
+    kms.delete_access_key(ALICE, made.access_key_id)
+    key_id = kms.create_key().key_metadata.key_id
+    signed = kms.as_caller(ALICE).from_address("192.0.2.10", True, access_key=other.access_key_id)
+    signed.encrypt(key_id, b"x")
+    with pytest.raises(AccessDeniedException):
+        signed.create_user("mallory")  # alice may use KMS, not IAM
+    with snapshot(kms) as snap:
+        gone = forensics.access_key_history(snap, made.access_key_id)
+        used = forensics.access_key_history(snap, other.access_key_id)
+    assert gone["owner"] == ALICE
+    assert [(e["event"], e.get("status"), e.get("held")) for e in gone["lifecycle"]] == [
+        ("AccessKeyCreated", None, True), ("AccessKeyStatusChanged", "Inactive", None),
+        ("AccessKeyDeleted", None, None)]
+    assert gone["requests"] == 0 and gone["first_use"] is None
+    assert used["requests"] == 2 and used["by_operation"] == {"Encrypt": 1, "CreateUser": 1}
+    assert used["by_key"] == {key_id: 1} and used["by_source"] == {"192.0.2.10": 2}
+    assert [r["error_code"] for r in used["refused"]] == ["AccessDeniedException"]

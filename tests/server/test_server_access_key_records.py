@@ -27,10 +27,14 @@ BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
 ONE_TRY = Config(retries={"total_max_attempts": 1})
 
 
-def audit(home: Path, *args: str) -> Any:
-    result = CliRunner().invoke(KEYLEDGER, ["--home", str(home), "audit", "log", *args], catch_exceptions=False)
+def keyledger(home: Path, *args: str) -> str:
+    result = CliRunner().invoke(KEYLEDGER, ["--home", str(home), *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def audit(home: Path, *args: str) -> str:
+    return keyledger(home, "audit", "log", *args)
 
 
 def test_every_record_names_the_key_that_signed_its_request(tmp_path: Path) -> None:
@@ -60,6 +64,11 @@ def test_every_record_names_the_key_that_signed_its_request(tmp_path: Path) -> N
                                aws_session_token=credentials["SessionToken"])
         session.decrypt(CiphertextBlob=blob)
         server.kms.as_caller(ALICE).list_keys()  # the library: no key signed it
+        forged = boto3.client("kms", endpoint_url=server.url, region_name=REGION, config=ONE_TRY,
+                              aws_access_key_id=alice_key, aws_secret_access_key="not-alices-secret")
+        with pytest.raises(ClientError):  # someone with the id and not the secret: refused, summarized
+            forged.list_keys()
+        server.flush()
         records = server.records(start)
         signed = [(r.operation, r.principal, r.access_key) for r in records
                   if r.operation in ("CreateKey", "Encrypt", "Decrypt", "AssumeRole", "ListKeys")]
@@ -91,3 +100,24 @@ def test_every_record_names_the_key_that_signed_its_request(tmp_path: Path) -> N
     attributes = decrypts[1]["sessionContext"]["attributes"]
     assert attributes == {"creationDate": assumed["eventTime"], "mfaAuthenticated": "false"}
     assert "accessKeyId" not in [r for r in trail if r["eventName"] == "ListKeys"][-1]["userIdentity"]
+
+    # forensics: whose the key is, its lifecycle, and everything it signed, summed up
+    found = json.loads(keyledger(home, "forensics", "access-key", alice_key))
+    assert found["Owner"] == ALICE
+    assert [e["Event"] for e in found["Lifecycle"]] == ["AccessKeyCreated"]
+    assert found["Requests"] == len(lines) and found["LastUse"]["Operation"] == "AssumeRole"
+    assert {o["Operation"]: o["Requests"] for o in found["ByOperation"]}["Encrypt"] == 1
+    assert found["ByKey"][0]["KeyId"] == key_id
+    assert found["BySourceAddress"] == [{"SourceAddress": "127.0.0.1", "Requests": len(lines)}]
+    assert [(u["SourceAddress"], u["ErrorCode"]) for u in found["UnauthenticatedRefusals"]] == [
+        ("127.0.0.1", "InvalidSignatureException")]
+    by_bob = json.loads(keyledger(home, "forensics", "access-key", bob_key))
+    assert [(r["Operation"], r["ErrorCode"]) for r in by_bob["Refused"]] == [("Decrypt", "AccessDeniedException")]
+    by_session = json.loads(keyledger(home, "forensics", "access-key", credentials["AccessKeyId"]))
+    assert by_session["Owner"] == session_arn and by_session["Requests"] == 1
+    assert [(e["Event"], e["Role"], e["Principal"]) for e in by_session["Lifecycle"]] == [
+        ("RoleAssumed", f"arn:aws:iam::{ACCOUNT}:role/batch", ALICE)]
+    text = keyledger(home, "--output", "text", "forensics", "access-key", alice_key)
+    assert f"owner:      {ALICE}" in text and "by operation:" in text
+    unknown = json.loads(keyledger(home, "forensics", "access-key", "AKIAIOSFODNN7EXAMPLE"))
+    assert (unknown["Owner"], unknown["Requests"], unknown["Lifecycle"]) == (None, 0, [])
