@@ -505,6 +505,22 @@ class AccessKeyMetadata(_Response, frozen=True):
     create_date: datetime | None = None
 
 
+class AccessKeyLastUsed(_Response, frozen=True):
+    """When, for which service and in which region an access key last signed a
+    request ("N/A" and no date: never)."""
+
+    service_name: str
+    region: str
+    last_used_date: datetime | None = None
+
+
+class GetAccessKeyLastUsedResponse(_Response, frozen=True):
+    """GetAccessKeyLastUsed (IAM)."""
+
+    user_name: str | None  # None: a key of the account root
+    access_key_last_used: AccessKeyLastUsed
+
+
 class ListAccessKeysResponse(_Response, frozen=True):
     """ListAccessKeys (IAM), in the order the keys were issued."""
 

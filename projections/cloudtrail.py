@@ -24,7 +24,9 @@ READ_ONLY = {
     "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
     "ReEncrypt", "ListUsers", "ListUserPolicies", "GetUserPolicy", "GetUser", "GetRole", "ListRoles",
     "ListRolePolicies", "GetRolePolicy", "ListAccessKeys", "ListUserTags", "ListRoleTags", "GetCallerIdentity",
-    "GetKeyLastUsage", "DescribeCustomKeyStores",
+    "GetKeyLastUsage", "DescribeCustomKeyStores", "GetAccessKeyLastUsed",
+    # SSM's reads (the parameter store)
+    "GetParameter", "GetParameters", "GetParametersByPath", "GetParameterHistory", "DescribeParameters",
     # the other cryptographic operations (AWS's Sign example: "readOnly": true) and GetPublicKey
     "Sign", "Verify", "GenerateMac", "VerifyMac", "DeriveSharedSecret", "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext", "Encapsulate", "Decapsulate", "GetPublicKey",
@@ -36,12 +38,21 @@ EVENT_SOURCES = {
                      "ListRoles", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy", "PutUserPolicy",
                      "GetUserPolicy", "DeleteUserPolicy", "TagUser", "UntagUser", "ListUserTags", "TagRole",
                      "UntagRole", "ListRoleTags", "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
-                     "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
+                     "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys", "GetAccessKeyLastUsed",
                      "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
     "AssumeRole": "sts.amazonaws.com", "GetCallerIdentity": "sts.amazonaws.com",
+    **dict.fromkeys(("PutParameter", "GetParameter", "GetParameters", "GetParametersByPath", "DeleteParameter",
+                     "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters"),
+                    "ssm.amazonaws.com"),
 }
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",
            "policy", "plaintext_returned", "via_service"}  # via_service: shown as invokedBy
+
+
+def event_source(operation: str) -> str:
+    """The service a record's operation belongs to, as CloudTrail names it
+    (`kms.amazonaws.com`; IAM's, STS's and SSM's name their own)."""
+    return EVENT_SOURCES.get(operation, "kms.amazonaws.com")
 
 
 def _camel(name: str) -> str:
@@ -170,7 +181,7 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
                                               unique_id if incarnations is None else incarnations.at(record.seq)),
                                 record, incarnations),
         "eventTime": event_time(record.time),
-        "eventSource": EVENT_SOURCES.get(record.operation, "kms.amazonaws.com"),
+        "eventSource": event_source(record.operation),
         "eventName": record.operation,
         "awsRegion": region,
         "sourceIPAddress": "AWS Internal" if service else record.source if isinstance(record.source, str)

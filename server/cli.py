@@ -331,6 +331,22 @@ def _keys_path(home: Path, credentials: Path | None) -> Path:
     return credentials or home / creds.DEFAULT_FILE
 
 
+@iam.command("get-access-key-last-used")
+@click.option("--access-key-id", required=True, help="The access key (AKIA...).")
+@_home_option
+def get_access_key_last_used(access_key_id: str, home: Path | None) -> None:
+    """When an access key last signed a request, for which service and in
+    which region, as AWS IAM answers it (`AccessKeyLastUsed`; "N/A" for a key
+    never used), read from the log. Recorded; the caller may need
+    `iam:GetAccessKeyLastUsed` on the key's user."""
+    with _open(_home(home), caller=_inherited("principal")) as kms:
+        try:
+            found = kms.get_access_key_last_used(access_key_id)
+        except KMSError as exc:
+            raise _ServiceError(exc, "GetAccessKeyLastUsed") from None
+    click.echo(json.dumps(to_aws(found), indent=4))
+
+
 @iam.command("list-access-keys")
 @click.option("--user-name", default=None, help="The IAM user whose keys to list (default: the caller).")
 @_home_option

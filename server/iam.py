@@ -7,12 +7,13 @@ send IAM's query protocol (a form-encoded POST `Action=<X>&Version=2010-05-08`,
 SigV4 scoped to the service `iam`, in any region), and get IAM's XML, as
 botocore's IAM model parses it. The actions: CreateUser, GetUser,
 ListUsers, DeleteUser, CreateRole, GetRole, ListRoles, DeleteRole,
-UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
-ListUserPolicies, PutRolePolicy, GetRolePolicy, DeleteRolePolicy,
-ListRolePolicies, TagUser, UntagUser, ListUserTags, TagRole, UntagRole,
-ListRoleTags, CreateAccessKey, UpdateAccessKey, DeleteAccessKey,
-ListAccessKeys. Where IAM makes UserName optional, it is the signing
-caller's own user. (STS's AssumeRole, which turns a role into temporary
+UpdateRole, UpdateRoleDescription, UpdateAssumeRolePolicy, PutUserPolicy,
+GetUserPolicy, DeleteUserPolicy, ListUserPolicies, PutRolePolicy,
+GetRolePolicy, DeleteRolePolicy, ListRolePolicies, TagUser, UntagUser,
+ListUserTags, TagRole, UntagRole, ListRoleTags, CreateAccessKey,
+UpdateAccessKey, DeleteAccessKey, ListAccessKeys, GetAccessKeyLastUsed.
+Where IAM makes UserName optional, it is the signing caller's own user.
+(STS's AssumeRole, which turns a role into temporary
 credentials, is in `server.sts`.)
 
 Each request is one library call for the principal the signature proves
@@ -458,6 +459,16 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
         key_id = params.text("AccessKeyId", required=True, low=16, pattern=_KEY_ID)
         params.done()
         return Call("delete_access_key", (user(name), key_id), lambda _: None)
+    if action == "GetAccessKeyLastUsed":
+        key_id = params.text("AccessKeyId", required=True, low=16, pattern=_KEY_ID)
+        params.done()
+
+        def last_used(got: r.GetAccessKeyLastUsedResponse) -> str:
+            used = got.access_key_last_used
+            return _fields(UserName=got.user_name) + "<AccessKeyLastUsed>" + _fields(
+                LastUsedDate=None if used.last_used_date is None else _date(used.last_used_date),
+                ServiceName=used.service_name, Region=used.region) + "</AccessKeyLastUsed>"
+        return Call("get_access_key_last_used", (key_id,), last_used)
     if action == "ListAccessKeys":
         name = params.text("UserName")
         seen, size = params.page()

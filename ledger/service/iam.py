@@ -28,7 +28,7 @@ from keyledger.errors import (
     UnrecognizedClientException,
     ValidationException,
 )
-from keyledger.projections import access_key_row, principal_row, split_row
+from keyledger.projections import access_key_row, cloudtrail, principal_row, split_row
 from keyledger.projections.state import PrincipalState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
@@ -67,6 +67,20 @@ class _SessionClaims(msgspec.Struct, frozen=True, array_like=True):
 
 _claims_encoder = msgspec.msgpack.Encoder()
 _claims_decoder = msgspec.msgpack.Decoder(_SessionClaims)
+
+
+def _last_signed(req: _Request, principal: str, access_key_id: str) -> ev.Record | None:
+    """The last record of a request `access_key_id` signed, before this
+    request: a key signs only for its owner, so the owner's index is read
+    newest first (every seq, without audit tables)."""
+    end = req.view.head.seq
+    seqs = req.view.index_seqs("idx_principal", principal.encode(), hi=end, reverse=True) if req.view.indexed \
+        else range(end - 1, -1, -1)
+    for seq in seqs:
+        record = req.view.record(seq)
+        if record is not None and record.access_key == access_key_id:
+            return record
+    return None
 
 
 def _iam_op(name: str, principal: str) -> str:
@@ -652,6 +666,29 @@ class IamOps(ServiceBase):
                 req.view.put_kek(access_key_row(access_key_id), None)  # the secret is gone with it
             req.emit([ev.AccessKeyDeleted(principal, access_key_id)])
         return self._run("DeleteAccessKey", body)
+
+    def get_access_key_last_used(self, access_key_id: str) -> r.GetAccessKeyLastUsedResponse:
+        """GetAccessKeyLastUsed (IAM): when the access key last signed a
+        request, for which service (kms, iam, sts, ssm) and in which region,
+        read from the log, where every record of a signed request names the
+        key that signed it. A key that never signed one answers "N/A" and no
+        date. Needs iam:GetAccessKeyLastUsed on the key's user (or root).
+
+        Raises NotFoundException, AccessDeniedException."""
+        def body(req: _Request) -> r.GetAccessKeyLastUsedResponse:
+            owner = next((p for _, p in req.view.scan("principals") if access_key_id in p.access_keys), None)
+            if owner is None:
+                raise NotFoundException(f"The Access Key with id {access_key_id[:128]} cannot be found.")
+            req.authorize("iam:GetAccessKeyLastUsed", None, resource=owner.principal)
+            last = _last_signed(req, owner.principal, access_key_id)
+            req.emit([ev.MetadataRead("GetAccessKeyLastUsed")])
+            user_name = None if self._account_root(owner.principal) else owner.principal.split("/", 1)[-1]
+            if last is None:
+                return r.GetAccessKeyLastUsedResponse(user_name, r.AccessKeyLastUsed("N/A", "N/A"))
+            service = cloudtrail.event_source(last.operation).split(".", 1)[0]
+            return r.GetAccessKeyLastUsedResponse(user_name, r.AccessKeyLastUsed(
+                service, last.scope or self.home_region, from_us(last.time)))
+        return self._run("GetAccessKeyLastUsed", body)
 
     def list_access_keys(self, principal: str) -> r.ListAccessKeysResponse:
         """ListAccessKeys (IAM): the principal's access keys that are not

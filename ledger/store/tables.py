@@ -127,6 +127,11 @@ class WriteView(_Tables):
         self.kek_changes: list[tuple[str, bytes | None]] = []
         self.meta_changes: list[str] = []
 
+    @property
+    def indexed(self) -> bool:
+        """Does this ledger keep the audit indexes (`index_seqs` answers)?"""
+        return self._audit
+
     def kek(self, key_id: str) -> bytes | None:
         return self._txn.get(key_id.encode(), db=self._dbs["keks"])
 

@@ -27,7 +27,8 @@ SERVED = ("CreateUser", "GetUser", "ListUsers", "PutUserPolicy", "GetUserPolicy"
           "ListUserPolicies", "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys",
           "DeleteUser", "GetRole", "ListRoles", "DeleteRole", "CreateRole", "UpdateAssumeRolePolicy",
           "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies", "TagUser", "UntagUser",
-          "ListUserTags", "TagRole", "UntagRole", "ListRoleTags", "UpdateRole", "UpdateRoleDescription")
+          "ListUserTags", "TagRole", "UntagRole", "ListRoleTags", "UpdateRole", "UpdateRoleDescription",
+          "GetAccessKeyLastUsed")
 #: errors IAM may give any action (its "Common Errors"), as codes
 COMMON = frozenset({"AccessDenied", "ValidationError", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "IncompleteSignature", "Throttling", "ServiceFailure", "InvalidAction"})

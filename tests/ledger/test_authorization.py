@@ -122,6 +122,7 @@ class World:
     tmp: Path = Path()  # where file operations write
     kem: str = ""  # ML_KEM_768 ENCAPSULATE_DECAPSULATE, with `kem_blob` encapsulated under it
     kem_blob: bytes = b""
+    bob_key: str = ""  # an access key of bob's (its secret held by the ledger)
 
     def as_alice(self) -> KeyLedger:
         return self.root.as_caller(self.alice)
@@ -169,6 +170,7 @@ def world(kms) -> World:
                  kms.get_public_key(agreement).public_key, mrk, external, again.import_token,
                  wrap(again.public_key, "RSAES_OAEP_SHA_256", material), message, tmp)
     made.kem, made.kem_blob = kem, kem_blob
+    made.bob_key = kms.create_access_key(bob).access_key_id
     return made
 
 
@@ -303,6 +305,8 @@ OPERATIONS: dict[str, Op] = {op_name: op for op_name, op in {
                             lambda s, w: s.update_access_key(_root(w), "AKIAIOSFODNN7EXAMPLE", "Inactive"), _root),
     "delete_access_key": Op("DeleteAccessKey", ("iam:DeleteAccessKey",), None,
                             lambda s, w: s.delete_access_key(_root(w), "AKIAIOSFODNN7EXAMPLE"), _root),
+    "get_access_key_last_used": Op("GetAccessKeyLastUsed", ("iam:GetAccessKeyLastUsed",), None,
+                                   lambda s, w: s.get_access_key_last_used(w.bob_key), lambda w: w.bob),
     "list_access_keys": Op("ListAccessKeys", ("iam:ListAccessKeys",), None,
                            lambda s, w: s.list_access_keys(w.bob), lambda w: w.bob),
     "encrypt": Op("Encrypt", ("kms:Encrypt",), "key",

@@ -6,6 +6,7 @@ rotating the root key rewraps it; audit checks the rows against the log."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import msgspec
@@ -13,6 +14,7 @@ import pytest
 
 import keyledger
 from keyledger import events as ev
+from keyledger import responses as r
 from keyledger.errors import (
     AccessDeniedException,
     LimitExceededException,
@@ -190,3 +192,29 @@ def test_the_account_root_may_hold_keys_too(tmp_path: Path) -> None:
         # a root key of a credentials file (never recorded) is still changed without a check
         kms.update_access_key(root, "AKIAIOSFODNN7EXAMPLE", "Inactive")
     assert verify(home).ok
+
+
+def test_get_access_key_last_used_reads_the_records_the_key_signed(tmp_path: Path) -> None:
+    from keyledger.errors import NotFoundException
+
+    with keyledger.open(tmp_path / "ledger", create=True) as kms:
+        kms.create_user("carol")
+        carol = f"arn:aws:iam::{kms.account}:user/carol"
+        kms.put_principal_policy(carol, "kms", json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["kms:*", "ssm:*"], "Resource": "*"}]}))
+        used, idle = kms.create_access_key(carol), kms.create_access_key(carol)
+        never = kms.get_access_key_last_used(idle.access_key_id)
+        assert (never.user_name, never.access_key_last_used) == ("carol", r.AccessKeyLastUsed("N/A", "N/A"))
+        signed = kms.as_caller(carol).from_address("192.0.2.1", True, access_key=used.access_key_id)
+        key_id = signed.create_key().key_metadata.key_id
+        kms.as_caller(carol).encrypt(key_id, b"not signed with the key: a library call")
+        last = kms.get_access_key_last_used(used.access_key_id).access_key_last_used
+        assert (last.service_name, last.region) == ("kms", "us-east-1")
+        created = [rec for rec in kms.store.records() if rec.operation == "CreateKey"][-1]
+        assert last.last_used_date == ev.from_us(created.time)
+        signed.in_region("eu-west-1").parameters.put_parameter("/app/x", "v", type="String")
+        last = kms.get_access_key_last_used(used.access_key_id).access_key_last_used
+        assert (last.service_name, last.region) == ("ssm", "eu-west-1")
+        assert kms.get_access_key_last_used(idle.access_key_id).access_key_last_used.service_name == "N/A"
+        with pytest.raises(NotFoundException, match="The Access Key with id AKIAIOSFODNN7EXAMPLE cannot be found."):
+            kms.get_access_key_last_used("AKIAIOSFODNN7EXAMPLE")

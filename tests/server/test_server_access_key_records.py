@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import boto3
 import msgspec
@@ -69,6 +68,18 @@ def test_every_record_names_the_key_that_signed_its_request(tmp_path: Path) -> N
         with pytest.raises(ClientError):  # someone with the id and not the secret: refused, summarized
             forged.list_keys()
         server.flush()
+        # IAM's GetAccessKeyLastUsed, from the records (through boto3's IAM client)
+        iam = boto3.client("iam", endpoint_url=server.url, region_name=REGION, config=ONE_TRY,
+                           aws_access_key_id=server.access["root"].access_key_id,
+                           aws_secret_access_key=server.access["root"].secret_access_key)
+        last = iam.get_access_key_last_used(AccessKeyId=alice_key)
+        assert last["UserName"] == "alice"
+        assert (last["AccessKeyLastUsed"]["ServiceName"], last["AccessKeyLastUsed"]["Region"]) == ("sts", REGION)
+        assert last["AccessKeyLastUsed"]["LastUsedDate"].tzinfo is not None
+        assert iam.get_access_key_last_used(AccessKeyId=bob_key)["AccessKeyLastUsed"]["ServiceName"] == "kms"
+        with pytest.raises(ClientError) as unknown:
+            iam.get_access_key_last_used(AccessKeyId="AKIAIOSFODNN7EXAMPLE")
+        assert unknown.value.response["Error"]["Code"] == "NoSuchEntity"
         records = server.records(start)
         signed = [(r.operation, r.principal, r.access_key) for r in records
                   if r.operation in ("CreateKey", "Encrypt", "Decrypt", "AssumeRole", "ListKeys")]

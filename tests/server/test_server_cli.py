@@ -214,3 +214,17 @@ def test_serve_behind_a_trusted_proxy_logs_the_client_and_the_proxy(tmp_path: Pa
     assert (line["remote"], line["proxy"]) == ("198.51.100.23", "127.0.0.1")
     with keyledger.open(tmp_path / "ledger") as kms:
         assert [r.source for r in kms.store.records() if isinstance(r.event, ev.KeyCreated)] == ["198.51.100.23"]
+
+
+def test_iam_get_access_key_last_used(tmp_path: Path) -> None:
+    home = tmp_path / "ledger"
+    make_user(home, "alice")
+    made = json.loads(create_access_key(home, "alice").stdout)["AccessKey"]
+    result = CliRunner().invoke(iam, ["get-access-key-last-used", "--access-key-id", made["AccessKeyId"],
+                                      "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"UserName": "alice",
+                                         "AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+    missing = CliRunner().invoke(iam, ["get-access-key-last-used", "--access-key-id", "AKIAIOSFODNN7EXAMPLE",
+                                       "--home", str(home)])
+    assert missing.exit_code != 0 and "cannot be found" in missing.output
