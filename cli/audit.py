@@ -39,6 +39,7 @@ from keyledger.cli.progress import Counted, Progress
 from keyledger import audit as audit_
 from keyledger import checkpoint as cp
 from keyledger import events as ev
+from keyledger import forensics as forensics_
 from keyledger.commands import parse_key_id
 from keyledger.service import from_us, to_us
 from keyledger.store import Snapshot, Store
@@ -438,7 +439,7 @@ def _table_row(record: ev.Record) -> list[str]:
               help="Only requests that came over the network from this address or network (10.0.0.0/8).")
 @click.option("--access-key-id", default=None, metavar="AKIA...|ASIA...",
               help="Only requests signed with this access key (a user's, or a role session's): "
-                   "what a leaked key did. Add --principal to read only its owner's records.")
+                   "what a leaked key did (read through its owner's index).")
 @click.option("--since", default=None, metavar="SEQ|TIME", help="From this record seq or ISO 8601 time (inclusive).")
 @click.option("--until", default=None, metavar="SEQ|TIME", help="Up to this record seq or ISO 8601 time (inclusive).")
 @click.option("--errors-only", is_flag=True, help="Only denied and failed requests.")
@@ -468,6 +469,9 @@ def log(key_id: str | None, principal: str | None, event_name: str | None, sourc
         ref = resolve_key_ref(snap, key_id, identity, region) if key_id is not None else None
         if region is None and ref is not None and ref.pinned:
             region = ref.regions[0]  # a key ARN or an alias names the key of one region: its records
+        if access_key_id is not None and principal is None and ref is None:
+            # a key signs only for its owner: read the owner's index, not the whole log
+            principal = forensics_.access_key_lifecycle(snap, access_key_id)[0]
         f = Filter(key_id=ref.key_id if ref is not None else None,
                    principal=principal, operation=event_name, errors_only=errors_only,
                    since_seq=since_seq, until_seq=until_seq, since_time=since_time, until_time=until_time,

@@ -178,21 +178,16 @@ def key_timeline(snapshot: Any, key_id: str, *, region: str | None = None) -> di
             "signatures": signatures}
 
 
-def access_key_history(snapshot: Any, access_key_id: str) -> dict[str, Any]:
-    """What one access key did: whose it is, its lifecycle (issued,
-    switched on or off, deleted; for a role session's ASIA... key, the
-    AssumeRole that issued it), and every request it signed, summed up: by
-    operation, by key, by source address, refusals, first and last use.
-    A key signs only for its owner, so its requests are read through the
-    owner's index; for a key the log never issued, every record is read.
-    Failed attempts to sign with the key (a bad signature, the key
-    inactive) are in the server's refusal summaries: `unauthenticated`
-    lists each summary that names the key id (its count is the summary's,
-    of every request it sums up from that address, not only this key's)."""
+def access_key_lifecycle(snapshot: Any, access_key_id: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """(owner, lifecycle) of an access key, from the operation index: the
+    principal it signs for (a role session's ARN for an ASIA... key; None
+    for a key the log never issued) and its records, oldest first: issued,
+    switched on or off, deleted, or for a session the AssumeRole that
+    issued it."""
     home = home_region(snapshot)
-    session = access_key_id.startswith("ASIA")
     lifecycle: list[dict[str, Any]] = []
     owner: str | None = None
+    session = access_key_id.startswith("ASIA")
     for operation in ("AssumeRole",) if session else ("CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey"):
         for record in query(snapshot, Filter(operation=operation), newest_first=False):
             e = record.event
@@ -210,6 +205,22 @@ def access_key_history(snapshot: Any, access_key_id: str) -> dict[str, Any]:
                     entry["held"] = e.held
                 lifecycle.append(entry)
     lifecycle.sort(key=lambda entry: entry["seq"])
+    return owner, lifecycle
+
+
+def access_key_history(snapshot: Any, access_key_id: str) -> dict[str, Any]:
+    """What one access key did: whose it is, its lifecycle (issued,
+    switched on or off, deleted; for a role session's ASIA... key, the
+    AssumeRole that issued it), and every request it signed, summed up: by
+    operation, by key, by source address, refusals, first and last use.
+    A key signs only for its owner, so its requests are read through the
+    owner's index; for a key the log never issued, every record is read.
+    Failed attempts to sign with the key (a bad signature, the key
+    inactive) are in the server's refusal summaries: `unauthenticated`
+    lists each summary that names the key id (its count is the summary's,
+    of every request it sums up from that address, not only this key's)."""
+    home = home_region(snapshot)
+    owner, lifecycle = access_key_lifecycle(snapshot, access_key_id)
     operations: Counter[str] = Counter()
     keys: Counter[str] = Counter()
     sources: Counter[str] = Counter()
