@@ -22,7 +22,6 @@ never started over.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shlex
@@ -33,6 +32,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from keyledger.errors import LedgerError
+
+try:  # POSIX; elsewhere a rotation and an open are not kept apart (run one at a time)
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
@@ -176,7 +180,8 @@ def root_key_lock(home: Path) -> Iterator[None]:
     next key for one whose rotation never committed and delete it."""
     fd = private_opener(home / ROOT_LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # (releases the lock)
