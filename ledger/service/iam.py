@@ -672,13 +672,17 @@ class IamOps(ServiceBase):
         request, for which service (kms, iam, sts, ssm) and in which region,
         read from the log, where every record of a signed request names the
         key that signed it. A key that never signed one answers "N/A" and no
-        date. Needs iam:GetAccessKeyLastUsed on the key's user (or root).
+        date. Needs iam:GetAccessKeyLastUsed on the key's user (or root). A
+        key id this account never issued is refused like a key the caller
+        may not read (IAM's model lists no NoSuchEntity here, and an answer
+        that told them apart would let anyone probe for key ids).
 
-        Raises NotFoundException, AccessDeniedException."""
+        Raises AccessDeniedException."""
         def body(req: _Request) -> r.GetAccessKeyLastUsedResponse:
             owner = next((p for _, p in req.view.scan("principals") if access_key_id in p.access_keys), None)
             if owner is None:
-                raise NotFoundException(f"The Access Key with id {access_key_id[:128]} cannot be found.")
+                raise AccessDeniedException(f"User: {self.caller} is not authorized to perform: "
+                                            f"iam:GetAccessKeyLastUsed on resource: access key {access_key_id[:128]}")
             req.authorize("iam:GetAccessKeyLastUsed", None, resource=owner.principal)
             last = _last_signed(req, owner.principal, access_key_id)
             req.emit([ev.MetadataRead("GetAccessKeyLastUsed")])

@@ -195,8 +195,6 @@ def test_the_account_root_may_hold_keys_too(tmp_path: Path) -> None:
 
 
 def test_get_access_key_last_used_reads_the_records_the_key_signed(tmp_path: Path) -> None:
-    from keyledger.errors import NotFoundException
-
     with keyledger.open(tmp_path / "ledger", create=True) as kms:
         kms.create_user("carol")
         carol = f"arn:aws:iam::{kms.account}:user/carol"
@@ -216,5 +214,7 @@ def test_get_access_key_last_used_reads_the_records_the_key_signed(tmp_path: Pat
         last = kms.get_access_key_last_used(used.access_key_id).access_key_last_used
         assert (last.service_name, last.region) == ("ssm", "eu-west-1")
         assert kms.get_access_key_last_used(idle.access_key_id).access_key_last_used.service_name == "N/A"
-        with pytest.raises(NotFoundException, match="The Access Key with id AKIAIOSFODNN7EXAMPLE cannot be found."):
+        with pytest.raises(AccessDeniedException) as unknown:  # as for a key the caller may not read
             kms.get_access_key_last_used("AKIAIOSFODNN7EXAMPLE")
+        assert unknown.value.message == (f"User: arn:aws:iam::{kms.account}:root is not authorized to perform: "
+                                         "iam:GetAccessKeyLastUsed on resource: access key AKIAIOSFODNN7EXAMPLE")

@@ -79,7 +79,7 @@ def test_every_record_names_the_key_that_signed_its_request(tmp_path: Path) -> N
         assert iam.get_access_key_last_used(AccessKeyId=bob_key)["AccessKeyLastUsed"]["ServiceName"] == "kms"
         with pytest.raises(ClientError) as unknown:
             iam.get_access_key_last_used(AccessKeyId="AKIAIOSFODNN7EXAMPLE")
-        assert unknown.value.response["Error"]["Code"] == "NoSuchEntity"
+        assert unknown.value.response["Error"]["Code"] == "AccessDenied"
         records = server.records(start)
         signed = [(r.operation, r.principal, r.access_key) for r in records
                   if r.operation in ("CreateKey", "Encrypt", "Decrypt", "AssumeRole", "ListKeys")]

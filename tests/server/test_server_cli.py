@@ -227,4 +227,4 @@ def test_iam_get_access_key_last_used(tmp_path: Path) -> None:
                                          "AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
     missing = CliRunner().invoke(iam, ["get-access-key-last-used", "--access-key-id", "AKIAIOSFODNN7EXAMPLE",
                                        "--home", str(home)])
-    assert missing.exit_code != 0 and "cannot be found" in missing.output
+    assert missing.exit_code != 0 and "not authorized to perform: iam:GetAccessKeyLastUsed" in missing.output
