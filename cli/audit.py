@@ -452,8 +452,8 @@ def _table_row(record: ev.Record) -> list[str]:
                    "cloudtrail: one JSON document {\"Records\": [...]} as in CloudTrail's log files, "
                    "one record per line inside the list.")
 def log(key_id: str | None, principal: str | None, event_name: str | None, source_ip: str | None,
-        access_key_id: str | None, since: str | None, until: str | None, errors_only: bool, limit: int | None, oldest_first: bool,
-        in_region: str | None, fmt: str) -> None:
+        access_key_id: str | None, since: str | None, until: str | None, errors_only: bool, limit: int | None,
+        oldest_first: bool, in_region: str | None, fmt: str) -> None:
     """Query the trail through the indexes kept in the append transaction:
     the cost grows with the answer, not with the log. Read-only."""
     since_seq, since_time = parse_point(since, "--since") if since is not None else (None, None)

@@ -558,11 +558,14 @@ def request_context(principal: str, now: datetime, key: Any = None, *,
     return ctx
 
 
-def unique_id(arn: str) -> str:
-    """The unique id keyledger derives from an ARN (AIDA... for a user,
-    AROA... for a role; 17 characters of its SHA-256): the id of a user
-    or role made before ids were drawn at random, and of a caller the
-    ledger has no row of (a credentials file's user)."""
+def unique_id(arn: str, drawn: str | None = None) -> str:
+    """A user's or role's IAM unique id: `drawn`, the one its
+    `PrincipalCreated` record holds, or for a user or role made before ids
+    were drawn at random, and a caller the ledger has no row of (a
+    credentials file's user), the one derived from its ARN (AIDA... for a
+    user, AROA... for a role; 17 characters of its SHA-256)."""
+    if drawn is not None:
+        return drawn
     return ("AROA" if ":role/" in arn else "AIDA") + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
 
 

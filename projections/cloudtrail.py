@@ -37,7 +37,8 @@ EVENT_SOURCES = {
     **dict.fromkeys(("CreateUser", "DeleteUser", "GetUser", "ListUsers", "CreateRole", "DeleteRole", "GetRole",
                      "ListRoles", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy", "PutUserPolicy",
                      "GetUserPolicy", "DeleteUserPolicy", "TagUser", "UntagUser", "ListUserTags", "TagRole",
-                     "UntagRole", "ListRoleTags", "ListUserPolicies", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
+                     "UntagRole", "ListRoleTags", "ListUserPolicies", "PutRolePolicy", "GetRolePolicy",
+                     "DeleteRolePolicy", "ListRolePolicies",
                      "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "ListAccessKeys", "GetAccessKeyLastUsed",
                      "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
     "AssumeRole": "sts.amazonaws.com", "GetCallerIdentity": "sts.amazonaws.com",
@@ -83,7 +84,7 @@ class Incarnations:
         for record in records:
             e = record.event
             if isinstance(e, ev.PrincipalCreated):
-                made.setdefault(e.principal, []).append((record.seq, e.unique_id or unique_id(e.principal)))
+                made.setdefault(e.principal, []).append((record.seq, unique_id(e.principal, e.unique_id)))
             elif isinstance(e, ev.RoleAssumed):
                 self.sessions[e.access_key_id] = record.time
         self._made = {arn: sorted(ids) for arn, ids in made.items()}
@@ -220,7 +221,8 @@ def render(record: ev.Record, *, region: str, account: str, origin: str = "keyle
         kind = "role" if e.kind == "role" else "user"
         out["responseElements"] = {kind: {
             "path": "/", f"{kind}Name": e.principal.rsplit("/", 1)[1],
-            f"{kind}Id": e.unique_id or unique_id(e.principal), "arn": e.principal, "createDate": event_time(record.time)}}
+            f"{kind}Id": unique_id(e.principal, e.unique_id), "arn": e.principal,
+            "createDate": event_time(record.time)}}
     if isinstance(e, ev.KeyCreated):
         out["responseElements"] = {"keyMetadata": {
             "AWSAccountId": account, "keyId": e.key_id, "arn": _key_arn(e.key_id, region, account),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -234,32 +234,33 @@ class IamOps(ServiceBase):
         Sessions already issued keep their expiry, as in AWS.
 
         Raises NotFoundException, AccessDeniedException, ValidationException."""
-        return cast(None, self._update_role("UpdateRole", role_name, description,
-                                            max_session_duration or DEFAULT_SESSION_SECONDS))
+        def body(req: _Request) -> None:
+            self._update_role(req, "UpdateRole", role_name, description,
+                              max_session_duration or DEFAULT_SESSION_SECONDS)
+        return self._run("UpdateRole", body)
 
     def update_role_description(self, role_name: str, description: str) -> r.User:
         """UpdateRoleDescription (IAM): set the role's description (up to
         1000 characters, "" for none); answers the role as it is now.
 
         Raises NotFoundException, AccessDeniedException, ValidationException."""
-        return cast(r.User, self._update_role("UpdateRoleDescription", role_name, description, None))
-
-    def _update_role(self, operation: str, role_name: str, description: str | None,
-                     max_session_duration: int | None) -> Any:
-        """UpdateRole answers nothing; UpdateRoleDescription, the role."""
-        def body(req: _Request) -> r.User | None:
-            arn = self._iam_arn("role", role_name)
-            if description is not None or operation == "UpdateRoleDescription":
-                cmd.check_role_description(description)
-            if max_session_duration is not None:
-                cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
-            req.authorize(f"iam:{operation}", None, resource=arn)
-            found = self._named(req, "role", arn)
-            req.emit([ev.RoleUpdated(arn, description, max_session_duration)])
-            if operation == "UpdateRole":
-                return None
+        def body(req: _Request) -> r.User:
+            found = self._update_role(req, "UpdateRoleDescription", role_name, description, None)
             return self._entity(replace(found, description=description or None))
-        return self._run(operation, body)
+        return self._run("UpdateRoleDescription", body)
+
+    def _update_role(self, req: _Request, operation: str, role_name: str, description: str | None,
+                     max_session_duration: int | None) -> PrincipalState:
+        """Check, authorize and record a change to a role; its row as it was."""
+        arn = self._iam_arn("role", role_name)
+        if description is not None or operation == "UpdateRoleDescription":
+            cmd.check_role_description(description)
+        if max_session_duration is not None:
+            cmd.check_session_duration(max_session_duration, "maxSessionDuration", 3600)
+        req.authorize(f"iam:{operation}", None, resource=arn)
+        found = self._named(req, "role", arn)
+        req.emit([ev.RoleUpdated(arn, description, max_session_duration)])
+        return found
 
     def assume_role(self, role_arn: str, role_session_name: str, *, duration_seconds: int | None = None,
                     external_id: str | None = None) -> r.AssumeRoleResponse:

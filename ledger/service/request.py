@@ -514,7 +514,7 @@ def _principal_id(found: PrincipalState) -> str:
     the one drawn when it was made, or for a row made before ids were
     drawn, the one derived from its ARN. CloudTrail renderings show the
     same id as principalId."""
-    return found.unique_id or authz.unique_id(found.principal)
+    return authz.unique_id(found.principal, found.unique_id)
 
 
 def _check_policy_name(name: str) -> None:

@@ -30,9 +30,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    srv = Served(tmp_path_factory.mktemp("served"))
-    yield srv
-    srv.stop()
+    with Served(tmp_path_factory.mktemp("served")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

@@ -335,6 +335,12 @@ class Served:
         self.proc.terminate()
         self.proc.wait(30)
 
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def query_client(self, service: str, key: creds.AccessKeyLine) -> Any:
         """A boto3 client of a query-protocol service (iam, sts) on this
         server, signing with `key`, client-side validation off, no retries."""

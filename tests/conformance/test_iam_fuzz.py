@@ -51,11 +51,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    served = Served(tmp_path_factory.mktemp("iam-fuzz"))
-    try:
+    with Served(tmp_path_factory.mktemp("iam-fuzz")) as served:
         yield World(served)
-    finally:
-        served.stop()
 
 
 def _value(shape: Any, member: str, world: World) -> st.SearchStrategy[Any]:
@@ -87,6 +84,16 @@ def _value(shape: Any, member: str, world: World) -> st.SearchStrategy[Any]:
         return st.fixed_dictionaries({n: s for n, s in members.items() if n in required},
                                      optional={n: s for n, s in members.items() if n not in required})
     raise AssertionError(f"a shape type this test does not know: {kind}")
+
+
+def assert_listed(exc: ClientError, operation: Any, common: frozenset[str], action: str, params: Any) -> str:
+    """A refusal's code is one the model lists for the operation (or one of the
+    service's common errors), and never a server error; returns the code."""
+    code = exc.response["Error"]["Code"]
+    listed = {e.error_code for e in operation.error_shapes} | common
+    assert code in listed, (action, params, code, exc.response["Error"].get("Message"))
+    assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (action, params)
+    return str(code)
 
 
 def _problems(shape: Any, value: Any, path: str = "$") -> list[str]:
@@ -142,11 +149,7 @@ def test_any_well_typed_iam_request_gets_a_listed_answer(world: World, data: st.
     try:
         answer = method(**params)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        event(f"answer: {code}")
-        listed = {e.error_code for e in operation.error_shapes} | COMMON
-        assert code in listed, (action, params, code, exc.response["Error"].get("Message"))
-        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (action, params)
+        event(f"answer: {assert_listed(exc, operation, COMMON, action, params)}")
         return
     event("answer: success")
     if operation.output_shape is not None:

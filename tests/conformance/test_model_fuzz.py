@@ -165,8 +165,7 @@ def test_any_well_typed_request_gets_a_listed_answer(fuzz_world: World, data: st
 @pytest.fixture(scope="module")
 def served_fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The same world behind a real `keyledger serve` of its own (SigV4 on), reached by boto3."""
-    served = Served(tmp_path_factory.mktemp("served-fuzz"))
-    try:
+    with Served(tmp_path_factory.mktemp("served-fuzz")) as served:
         world = World(ServerFace(served.url, served.root))
         world.signer = world.ok("CreateKey", {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"})[
             "KeyMetadata"]["KeyId"]
@@ -175,8 +174,6 @@ def served_fuzz_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worl
         world.extra = _more_keys(world)
         world.other = ServerFace(served.url, served.alice)  # a user without any policy: refused
         yield world
-    finally:
-        served.stop()
 
 
 @settings(max_examples=150, deadline=None, database=None,

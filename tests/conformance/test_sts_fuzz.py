@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from keyledger.store import Store
 
 from faces import ACCOUNT, Served
-from test_iam_fuzz import _problems
+from test_iam_fuzz import _problems, assert_listed
 
 MODEL = botocore.session.get_session().get_service_model("sts")
 SERVED = ("GetCallerIdentity", "AssumeRole")
@@ -45,11 +45,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    served = Served(tmp_path_factory.mktemp("sts-fuzz"))
-    try:
+    with Served(tmp_path_factory.mktemp("sts-fuzz")) as served:
         yield World(served)
-    finally:
-        served.stop()
 
 
 def _value(shape: Any, member: str) -> st.SearchStrategy[Any]:
@@ -102,11 +99,7 @@ def test_any_well_typed_sts_request_gets_a_listed_answer_and_a_record(world: Wor
     try:
         answer = getattr(client, botocore.xform_name(action))(**params)
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        event(f"{action}: {code}")
-        listed = {e.error_code for e in operation.error_shapes} | COMMON
-        assert code in listed, (action, params, code, exc.response["Error"].get("Message"))
-        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (action, params)
+        event(f"{action}: {assert_listed(exc, operation, COMMON, action, params)}")
     else:
         event(f"{action}: success")
         assert _problems(operation.output_shape, answer) == [], (action, params)
