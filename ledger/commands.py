@@ -411,11 +411,27 @@ def create_alias(name: str, existing: AliasState | None, target: KeyState, arn: 
     return [ev.AliasCreated(name, target.key_id)]
 
 
-def update_alias(name: str, existing: AliasState | None, target: KeyState, arn: str,
+_A_KIND = {"symmetric": "a symmetric", "asymmetric": "an asymmetric", "HMAC": "an HMAC"}
+
+
+def update_alias(name: str, existing: AliasState | None, current: KeyState | None, target: KeyState, arn: str,
                  alias_arn_: str) -> list[ev.Event]:
+    """`current` is the key the alias names now (None if it is gone). AWS
+    moves an alias only to a key of the same type and key usage, so code
+    that names the alias keeps working."""
     if existing is None:
         raise NotFoundException(f"Alias {alias_arn_} is not found.")
     require_not_pending(target, arn)
+    if current is not None and current.key_usage != target.key_usage:
+        raise ValidationException(
+            f"Alias {name} cannot be changed from a CMK with key usage {current.key_usage} to a CMK with key usage "
+            f"{target.key_usage}. The key usage of the current CMK and the new CMK must be the same.")
+    if current is not None:
+        was, will = keyspecs.spec(current.key_spec).kind, keyspecs.spec(target.key_spec).kind
+        if was != will:
+            raise ValidationException(  # keyledger's wording: AWS's is not known
+                f"Alias {name} cannot be changed from {_A_KIND[was]} key to {_A_KIND[will]} key. The current key and "
+                "the new key must be of the same type (symmetric, asymmetric or HMAC).")
     return [ev.AliasUpdated(name, target.key_id, existing.key_id)]
 
 

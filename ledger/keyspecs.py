@@ -168,6 +168,11 @@ class KeySpec:
         return self.family not in ("SYMMETRIC", "HMAC")
 
     @property
+    def kind(self) -> str:
+        """The key type an alias keeps (UpdateAlias): symmetric, asymmetric or HMAC."""
+        return "HMAC" if self.family == "HMAC" else "asymmetric" if self.asymmetric else "symmetric"
+
+    @property
     def rotatable(self) -> bool:
         """AWS rotates only symmetric encryption keys (automatic and on demand)."""
         return self.family == "SYMMETRIC"

@@ -41,18 +41,18 @@ class AccessOps(ServiceBase):
     def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
                        bypass_policy_lockout_safety_check: bool = False) -> None:
         """PutKeyPolicy: replace the key's policy (`policy_name` is always
-        "default"). The lockout check refuses a policy that would stop you from
-        changing it again, unless `bypass_policy_lockout_safety_check`.
+        "default"), in any key state: AWS's key-state table lets a key pending
+        deletion take a new policy too. The lockout check refuses a policy that
+        would stop you from changing it again, unless
+        `bypass_policy_lockout_safety_check`.
 
-        Raises NotFoundException, KMSInvalidStateException,
-        MalformedPolicyDocumentException, AccessDeniedException, ValidationException."""
+        Raises NotFoundException, MalformedPolicyDocumentException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:
             _check_policy_name(policy_name)
             state = req.key(key_id)  # a missing key or a caller who may not put its policy learns
             req.authorize("kms:PutKeyPolicy", state,  # nothing about the document
                           extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
             _principals_exist(req, authz.parse(policy))
-            cmd.require_not_pending(state, req.arn(state.key_id))
             if not bypass_policy_lockout_safety_check:
                 _lockout_check(req, state.key_id, policy)
             req.emit([ev.KeyPolicyPut(state.key_id, policy_name, policy)])

@@ -12,6 +12,7 @@ from keyledger.projections import in_scope, key_row, scope_prefix, split_row
 from keyledger.projections.state import KeyState
 from keyledger.service import managed
 from keyledger.service.base import ServiceBase
+from keyledger.errors import ValidationException
 from keyledger.events import from_us
 from keyledger.service.request import (
     _alias_marker,
@@ -101,15 +102,19 @@ class AliasTagOps(ServiceBase):
             target = self._target(req, target_key_id)
             req.authorize("kms:UpdateAlias", target)
             existing = req.alias(name)
-            if existing is not None and existing.key_id != target.key_id:
-                old = req.view.get("keys", key_row(existing.key_id, req.scope))
-                if old is not None:
-                    req.authorize("kms:UpdateAlias", old)
-            req.emit(cmd.update_alias(name, req.alias(name), target, req.arn(target.key_id), req.alias_arn(name)))
+            current = None if existing is None else req.view.get("keys", key_row(existing.key_id, req.scope))
+            if current is not None and current.key_id != target.key_id:
+                req.authorize("kms:UpdateAlias", current)
+            req.emit(cmd.update_alias(name, existing, current, target, req.arn(target.key_id), req.alias_arn(name)))
         return self._run("UpdateAlias", body, key_hint=target_key_id)
 
     def _target(self, req: _Request, target_key_id: str) -> KeyState:
-        return req.key(target_key_id)  # a key ID or key ARN: CreateAlias/UpdateAlias refuse aliases
+        """A key ID or key ARN. An alias name that exists is AWS's "Aliases must
+        refer to keys"; any other alias form is an invalid key id, as elsewhere."""
+        if isinstance(target_key_id, str) and target_key_id.startswith("alias/") and \
+                req.alias(target_key_id) is not None:
+            raise ValidationException("Aliases must refer to keys. Not aliases")
+        return req.key(target_key_id)
 
     def delete_alias(self, alias_name: str) -> None:
         """DeleteAlias: remove the alias; the key and its ciphertexts are untouched.

@@ -18,6 +18,7 @@ from keyledger.projections.state import KeyState
 from keyledger.secret import Secret
 from keyledger.service.base import ServiceBase
 from keyledger.service.custom_key_stores import no_such_store
+from keyledger.errors import ValidationException
 from keyledger.events import from_us
 from keyledger.service.request import (
     _decode_marker,
@@ -51,9 +52,14 @@ class KeyOps(ServiceBase):
         CustomKeyStoreNotFoundException."""
         policy_document = policy
         # A key pair is made before the write (RSA-4096 takes a second), not while holding it.
-        pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec) if origin != "EXTERNAL" else None
+        both = key_spec is not None and customer_master_key_spec is not None
+        pregenerated = crypto.pregenerate(key_spec or customer_master_key_spec) \
+            if origin != "EXTERNAL" and not both else None
 
         def body(req: _Request) -> r.CreateKeyResponse:
+            if both:
+                raise ValidationException("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+                                          "CustomerMasterKeySpec is deprecated.")
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
             cmd.check_description(description)
             _, usage = keyspecs.check_create(spec, key_usage, self.region, crypto.unavailable_families())

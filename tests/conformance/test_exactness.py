@@ -62,7 +62,9 @@ def test_aliases_only_where_aws_takes_them(world: Any) -> None:
         for form in (world.alias, alias_arn):
             assert refused(world, operation, KeyId=form, **extra) == ("NotFoundException", f"Invalid keyId '{form}'")
     assert refused(world, "CreateAlias", AliasName=world.fresh_alias(), TargetKeyId=world.alias) == \
-        ("NotFoundException", f"Invalid keyId '{world.alias}'")
+        ("ValidationException", "Aliases must refer to keys. Not aliases")
+    assert refused(world, "CreateAlias", AliasName=world.fresh_alias(), TargetKeyId=alias_arn) == \
+        ("NotFoundException", f"Invalid keyId '{alias_arn}'")
 
 
 def test_key_not_found_messages(world: Any) -> None:

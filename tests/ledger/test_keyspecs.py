@@ -109,6 +109,19 @@ def test_customer_master_key_spec_is_the_old_name(kms: keyledger.KeyLedger) -> N
     assert meta.key_spec == "ECC_NIST_P384" and meta.signing_algorithms == ["ECDSA_SHA_384"]
 
 
+def test_key_spec_and_customer_master_key_spec_are_not_both_taken(kms: keyledger.KeyLedger) -> None:
+    before = len(kms.list_keys().keys)
+    for same in ("RSA_2048", "SYMMETRIC_DEFAULT"):
+        with pytest.raises(ValidationException) as info:
+            kms.create_key(key_spec=same, customer_master_key_spec=same,
+                           key_usage="ENCRYPT_DECRYPT")
+        assert info.value.message == ("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+                                      "CustomerMasterKeySpec is deprecated.")
+    assert len(kms.list_keys().keys) == before
+    created = [r.event for r in kms.store.records() if r.operation == "CreateKey"]
+    assert [type(e).__name__ for e in created[-2:]] == ["RequestDenied"] * 2  # refused, and recorded so
+
+
 @pytest.mark.parametrize("spec, usage", [("RSA_2048", "ENCRYPT_DECRYPT"), ("ECC_NIST_P256", "SIGN_VERIFY"),
                                          ("HMAC_224", "GENERATE_VERIFY_MAC"), ("ECC_NIST_P256", "KEY_AGREEMENT")])
 def test_rotation_is_refused_for_asymmetric_and_hmac_keys(kms: keyledger.KeyLedger, spec: str, usage: str) -> None:

@@ -18,7 +18,7 @@ from keyledger import crypto
 from keyledger import events as ev
 from keyledger.errors import (
     AccessDeniedException, DisabledException, IncorrectKeyException, KMSError, KMSInvalidStateException,
-    NotFoundException,
+    NotFoundException, ValidationException,
 )
 from keyledger.service import to_us
 
@@ -99,6 +99,13 @@ def test_a_key_pending_deletion_is_in_an_invalid_state(kms, key):
     for call in refused:
         with pytest.raises(KMSInvalidStateException):
             call()
+    # AWS's key-state table: a key pending deletion still takes a new key policy
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "only root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{kms.account}:root"},
+        "Action": "kms:*", "Resource": "*"}]})
+    kms.put_key_policy(key, policy)
+    assert kms.get_key_policy(key).policy == policy
+    assert state_of(kms, key) == "PendingDeletion"
 
 
 def test_cancel_deletion_leaves_the_key_disabled(kms, key):
@@ -312,6 +319,33 @@ def test_manual_rotation_by_re_pointing_an_alias(kms):
     moved = kms.re_encrypt(old_blob, "alias/app")
     assert (moved.source_key_id, moved.key_id) == (arn + old_key, arn + new_key)
     assert kms.decrypt(moved.ciphertext_blob).plaintext == b"written under the old key"
+
+
+def test_an_alias_moves_only_to_a_key_of_the_same_type_and_usage(kms):
+    symmetric = kms.create_key().key_metadata.key_id
+    kms.create_alias("alias/app", symmetric)
+    start = kms.store.head().seq
+    others = {
+        ("RSA_2048", "SIGN_VERIFY"): "from a CMK with key usage ENCRYPT_DECRYPT to a CMK with key usage SIGN_VERIFY",
+        ("HMAC_256", "GENERATE_VERIFY_MAC"):
+            "from a CMK with key usage ENCRYPT_DECRYPT to a CMK with key usage GENERATE_VERIFY_MAC",
+        ("RSA_2048", "ENCRYPT_DECRYPT"): "from a symmetric key to an asymmetric key",
+    }
+    for (spec, usage), words in others.items():
+        other = kms.create_key(key_spec=spec, key_usage=usage).key_metadata.key_id
+        with pytest.raises(ValidationException, match=f"^ValidationException: Alias alias/app cannot be changed {words}"):
+            kms.update_alias("alias/app", other)
+    assert listed_aliases(kms)["alias/app"] == symmetric
+    refusals = [r.event for r in records_since(kms, start) if r.operation == "UpdateAlias"]
+    assert [e.error_code for e in refusals] == ["ValidationException"] * 3
+    # same type and usage moves; so does a move between asymmetric families of one usage
+    rsa = kms.create_key(key_spec="RSA_3072", key_usage="SIGN_VERIFY").key_metadata.key_id
+    ecc = kms.create_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY").key_metadata.key_id
+    kms.create_alias("alias/signer", rsa)
+    kms.update_alias("alias/signer", ecc)
+    newer = kms.create_key().key_metadata.key_id
+    kms.update_alias("alias/app", newer)
+    assert (listed_aliases(kms)["alias/app"], listed_aliases(kms)["alias/signer"]) == (newer, ecc)
 
 
 # -- the audit record of every call -------------------------------------------------

@@ -271,11 +271,18 @@ def test_a_key_may_have_many_aliases(kms, key):
 
 def test_alias_target_must_be_a_key_id_or_key_arn(kms, key):
     kms.create_alias("alias/first", key)
-    for target in ("alias/first", arn_prefix(kms) + "alias/first"):
+    # an alias name that exists: AWS's own words; an alias ARN, or a name that
+    # exists nowhere, is an invalid key id as in every other key-id-only field
+    with pytest.raises(ValidationException, match=r"^ValidationException: Aliases must refer to keys\. Not aliases$"):
+        kms.create_alias("alias/second", "alias/first")
+    with pytest.raises(ValidationException, match="Aliases must refer to keys"):
+        kms.update_alias("alias/first", "alias/first")
+    for target in (arn_prefix(kms) + "alias/first", "alias/nowhere"):
         with pytest.raises(NotFoundException, match="Invalid keyId"):
             kms.create_alias("alias/second", target)
         with pytest.raises(NotFoundException, match="Invalid keyId"):
             kms.update_alias("alias/first", target)
+    assert [a.alias_name for a in kms.list_aliases(key_id=key).aliases] == ["alias/first"]
     kms.create_alias("alias/by-arn", arn_prefix(kms) + "key/" + key)
     assert kms.describe_key("alias/by-arn").key_metadata.key_id == key
 
