@@ -562,9 +562,18 @@ def check_grant_constraints(constraints: Mapping[str, Any] | None, operations: I
     if refused and (equals is not None or subset is not None):  # AWS documents the rule, not its wording
         raise ValidationException(f"Encryption context grant constraints are not supported for "
                                   f"{', '.join(refused)}: these operations take no encryption context.")
-    return (check_context("constraints.encryptionContextEquals", equals) if equals is not None else None,
-            check_context("constraints.encryptionContextSubset", subset) if subset is not None else None,
-            source_arn)
+    checked = tuple(check_context(f"constraints.{name}", context) if context is not None else None
+                    for name, context in (("encryptionContextEquals", equals), ("encryptionContextSubset", subset)))
+    for context in checked:
+        for key, value in (context or {}).items():
+            if len(value) > MAX_CONSTRAINT_VALUE:  # AWS documents the limit, not its wording
+                raise ValidationException(f"The value of encryption context key {key!r} in a grant constraint has "
+                                          f"{len(value)} characters; the limit is {MAX_CONSTRAINT_VALUE}.")
+    return checked[0], checked[1], source_arn
+
+
+#: "The encryption context value in each constraint cannot exceed 384 characters" (CreateGrant)
+MAX_CONSTRAINT_VALUE = 384
 
 
 def check_grantee(grantee_principal: str | None, grantee_service_principal: str | None,

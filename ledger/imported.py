@@ -123,6 +123,10 @@ def check_parameters(state: KeyState, arn: str, wrapping_algorithm: str, wrappin
                                   "algorithm (RSA_AES_KEY_WRAP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256).")
     if family not in ("SYMMETRIC", "HMAC", "RSA", "EC"):
         raise UnsupportedOperationException(f"keyledger does not import key material for {state.key_spec} keys.")
+    if state.key_spec == "ECC_NIST_P521" and wrapping_key_spec == "RSA_2048" and \
+            wrapping_algorithm.startswith("RSAES_OAEP"):  # the private key is longer than OAEP can wrap
+        raise ValidationException(f"You cannot use the {wrapping_algorithm} wrapping algorithm with the RSA_2048 "
+                                  "wrapping key spec to wrap ECC_NIST_P521 key material.")
 
 
 def parse_valid_to(valid_to: Any) -> int | None:

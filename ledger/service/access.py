@@ -40,8 +40,8 @@ class AccessOps(ServiceBase):
 
     def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
                        bypass_policy_lockout_safety_check: bool = False) -> None:
-        """PutKeyPolicy: replace the key's policy (`policy_name` is always
-        "default"), in any key state: AWS's key-state table lets a key pending
+        """PutKeyPolicy: replace the key's policy (`policy_name` "default"; RAM
+        manages "AWS_RAM", which is refused after authorization), in any key state: AWS's key-state table lets a key pending
         deletion take a new policy too. The lockout check refuses a policy that
         would stop you from changing it again, unless
         `bypass_policy_lockout_safety_check`.
@@ -51,7 +51,10 @@ class AccessOps(ServiceBase):
             _check_policy_name(policy_name)
             state = req.key(key_id)  # a missing key or a caller who may not put its policy learns
             req.authorize("kms:PutKeyPolicy", state,  # nothing about the document
-                          extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+                          extra={"kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check,
+                                 "kms:policyname": policy_name})
+            if policy_name == "AWS_RAM":
+                raise ValidationException("The AWS_RAM policy can only be managed by the RAM service.")
             _principals_exist(req, authz.parse(policy))
             if not bypass_policy_lockout_safety_check:
                 _lockout_check(req, state.key_id, policy)
@@ -60,13 +63,17 @@ class AccessOps(ServiceBase):
 
     def get_key_policy(self, key_id: str, *, policy_name: str = "default") -> r.GetKeyPolicyResponse:
         """GetKeyPolicy: the key's policy document (AWS's default key policy if
-        none was ever set).
+        none was ever set). "AWS_RAM", the policy RAM manages for a shared key,
+        is NotFoundException: a ledger shares no key through RAM.
 
         Raises NotFoundException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> r.GetKeyPolicyResponse:
             _check_policy_name(policy_name)
             state = req.key(key_id)
-            req.authorize("kms:GetKeyPolicy", state)
+            req.authorize("kms:GetKeyPolicy", state, extra={"kms:policyname": policy_name})
+            if policy_name == "AWS_RAM":
+                raise NotFoundException("No such policy exists: 'AWS_RAM' (the key is not shared through RAM, so "
+                                        "RAM manages no policy for it)")
             req.emit([ev.MetadataRead("GetKeyPolicy", state.key_id)])
             return r.GetKeyPolicyResponse(state.policy or authz.default_key_policy(self.account), policy_name)
         return self._run("GetKeyPolicy", body, key_hint=key_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from keyledger import commands as cmd
 from keyledger import events as ev
 from keyledger import imported
+from keyledger import keyspecs
 from keyledger import responses as r
 from keyledger.errors import UnsupportedOperationException
 from keyledger.projections import key_row
@@ -114,16 +115,19 @@ class RotationOps(ServiceBase):
         """ListKeyRotations: the key's rotations, oldest first, `limit` at a time
         (pass `next_marker` back as `marker`); `include_key_material=
         "ALL_KEY_MATERIAL"` lists its first key material too (without
-        RotationDate and RotationType).
+        RotationDate and RotationType); AWS takes it only for a key that can
+        rotate (UnsupportedOperationException for asymmetric and HMAC keys).
 
         Raises NotFoundException, InvalidMarkerException, AccessDeniedException,
-        ValidationException."""
+        UnsupportedOperationException, ValidationException."""
         def body(req: _Request) -> r.ListKeyRotationsResponse:
             n = cmd.check_limit(limit, 1000)
             after = _decode_marker(marker, _rotation_marker)
             start = int.from_bytes(after, "big") if after else 0
             state = req.key(key_id)
             req.authorize("kms:ListKeyRotations", state)
+            if include_key_material == "ALL_KEY_MATERIAL":  # only for a key that can rotate (AWS)
+                keyspecs.require_rotatable(state.key_spec)
             first = 1 if include_key_material == "ALL_KEY_MATERIAL" else 2
             later = [v for v in state.versions if v.version >= first and v.version > start]
             if first == 1 and state.pending_rotation is not None and state.pending_rotation.version > start:

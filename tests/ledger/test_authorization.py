@@ -49,7 +49,7 @@ from keyledger import events as ev
 from keyledger import policy as authz
 from keyledger.errors import (
     AccessDeniedException, CloudHsmClusterNotFoundException, CustomKeyStoreNotFoundException,
-    InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException,
+    InvalidGrantTokenException, MalformedPolicyDocumentException, NotFoundException, ValidationException,
 )
 from keyledger.service import KeyLedger, from_us, to_us
 from keyledger.projections import key_row, principal_row, replay
@@ -632,6 +632,35 @@ def test_put_key_policy_finds_the_key_and_authorizes_before_reading_the_document
     denied(lambda: world.as_alice().put_key_policy(world.key, "not a policy"))
     with pytest.raises(MalformedPolicyDocumentException):
         world.root.put_key_policy(world.key, "not a policy")
+
+
+def test_the_aws_ram_key_policy_and_the_policy_name_condition_key(world: World) -> None:
+    """AWS names two key policies: `default`, which you manage, and `AWS_RAM`,
+    which RAM manages for a shared key. A ledger shares nothing through RAM:
+    GetKeyPolicy of AWS_RAM is NotFound and PutKeyPolicy of it is AWS's
+    ValidationException, each after authorization, which sees the name as
+    `kms:PolicyName` ("default" when the request names none)."""
+    root = world.root
+    policy = root.get_key_policy(world.key).policy
+    before = head(root)
+    with pytest.raises(ValidationException) as info:
+        root.put_key_policy(world.key, policy, policy_name="AWS_RAM")
+    assert info.value.message == "The AWS_RAM policy can only be managed by the RAM service."
+    with pytest.raises(NotFoundException, match="AWS_RAM"):
+        root.get_key_policy(world.key, policy_name="AWS_RAM")
+    assert root.list_key_policies(world.key).policy_names == ["default"]
+    assert [(r.operation, r.event.error_code) for r in records(root, before)
+            if isinstance(r.event, ev.RequestDenied)] == [("PutKeyPolicy", "ValidationException"),
+                                                          ("GetKeyPolicy", "NotFoundException")]
+    # a caller the condition key refuses is denied first, as AWS documents
+    world.iam(allow(["kms:GetKeyPolicy", "kms:PutKeyPolicy"], Condition={"StringEquals": {"kms:PolicyName": "default"}}))
+    alice = world.as_alice()
+    assert alice.get_key_policy(world.key).policy == policy
+    denied(lambda: alice.get_key_policy(world.key, policy_name="AWS_RAM"))
+    denied(lambda: alice.put_key_policy(world.key, policy, policy_name="AWS_RAM"))
+    alice.put_key_policy(world.key, policy)  # no name given: kms:PolicyName is "default"
+    with pytest.raises(NotFoundException, match="No such policy exists: 'custom'"):
+        root.get_key_policy(world.key, policy_name="custom")
 
 
 def test_policy_lockout_safety_check_on_put_key_policy(world: World) -> None:

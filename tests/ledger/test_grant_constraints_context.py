@@ -55,6 +55,19 @@ def test_constraints_with_an_operation_without_context_are_refused(kms: keyledge
     assert kms.list_grants(signer).grants == []
 
 
+def test_a_constraint_value_has_at_most_384_characters(kms: keyledger.KeyLedger) -> None:
+    key = kms.create_key().key_metadata.key_id
+    bob = kms.create_user("bob").arn
+    for kind in ("EncryptionContextEquals", "EncryptionContextSubset"):
+        message = refused(kms, lambda kind=kind: kms.create_grant(key, bob, ["Decrypt"],
+                                                                  constraints={kind: {"app": "x" * 385}}))
+        assert message == "The value of encryption context key 'app' in a grant constraint has 385 characters; " \
+                          "the limit is 384."
+    assert kms.list_grants(key).grants == []
+    grant = kms.create_grant(key, bob, ["Decrypt"], constraints={"EncryptionContextEquals": {"app": "x" * 384}})
+    assert [g.grant_id for g in kms.list_grants(key).grants] == [grant.grant_id]
+
+
 def test_constraints_on_asymmetric_and_hmac_keys_are_refused(kms: keyledger.KeyLedger) -> None:
     rsa = kms.create_key(key_spec="RSA_2048", key_usage="ENCRYPT_DECRYPT").key_metadata.key_id
     mac = kms.create_key(key_spec="HMAC_256", key_usage="GENERATE_VERIFY_MAC").key_metadata.key_id

@@ -392,6 +392,20 @@ def test_imported_ec_signing_key(kms) -> None:
             algorithm="RSA_AES_KEY_WRAP_SHA_256")
 
 
+def test_an_ecc_p521_key_is_too_long_for_rsa_2048_oaep(kms) -> None:
+    key = external_key(kms, key_spec="ECC_NIST_P521", key_usage="SIGN_VERIFY")
+    for algorithm in ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"):
+        with pytest.raises(ValidationException) as info:
+            kms.get_parameters_for_import(key, algorithm, "RSA_2048")
+        assert info.value.message == (f"You cannot use the {algorithm} wrapping algorithm with the RSA_2048 "
+                                      "wrapping key spec to wrap ECC_NIST_P521 key material.")
+    kms.get_parameters_for_import(key, "RSAES_OAEP_SHA_256", "RSA_3072")  # a longer wrapping key holds it
+    private = ec.generate_private_key(ec.SECP521R1())
+    do_import(kms, key, private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()), algorithm="RSA_AES_KEY_WRAP_SHA_256")
+    assert kms.describe_key(key).key_metadata.key_state == "Enabled"
+
+
 def test_imported_rsa_key_needs_rsa_aes_wrapping(kms) -> None:
     key = external_key(kms, key_spec="RSA_2048", key_usage="ENCRYPT_DECRYPT")
     with pytest.raises(ValidationException, match="RSA_AES"):

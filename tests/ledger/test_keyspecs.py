@@ -132,6 +132,10 @@ def test_rotation_is_refused_for_asymmetric_and_hmac_keys(kms: keyledger.KeyLedg
             call()
         assert info.value.message == ""  # AWS answers these without a message
     assert kms.get_key_rotation_status(key).key_rotation_enabled is False
+    # ListKeyRotations lists none, and takes IncludeKeyMaterial only for a key that can rotate
+    assert kms.list_key_rotations(key).rotations == []
+    with pytest.raises(UnsupportedOperationException):
+        kms.list_key_rotations(key, include_key_material="ALL_KEY_MATERIAL")
 
 
 def test_operations_on_the_wrong_kind_of_key(kms: keyledger.KeyLedger) -> None:
