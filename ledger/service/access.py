@@ -41,10 +41,10 @@ class AccessOps(ServiceBase):
     def put_key_policy(self, key_id: str, policy: str, *, policy_name: str = "default",
                        bypass_policy_lockout_safety_check: bool = False) -> None:
         """PutKeyPolicy: replace the key's policy (`policy_name` "default"; RAM
-        manages "AWS_RAM", which is refused after authorization), in any key state: AWS's key-state table lets a key pending
-        deletion take a new policy too. The lockout check refuses a policy that
-        would stop you from changing it again, unless
-        `bypass_policy_lockout_safety_check`.
+        manages "AWS_RAM", which is refused after authorization), in any key
+        state: AWS's key-state table lets a key pending deletion take a new
+        policy too. The lockout check refuses a policy that would stop you
+        from changing it again, unless `bypass_policy_lockout_safety_check`.
 
         Raises NotFoundException, MalformedPolicyDocumentException, AccessDeniedException, ValidationException."""
         def body(req: _Request) -> None:

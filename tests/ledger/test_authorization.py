@@ -653,7 +653,8 @@ def test_the_aws_ram_key_policy_and_the_policy_name_condition_key(world: World) 
             if isinstance(r.event, ev.RequestDenied)] == [("PutKeyPolicy", "ValidationException"),
                                                           ("GetKeyPolicy", "NotFoundException")]
     # a caller the condition key refuses is denied first, as AWS documents
-    world.iam(allow(["kms:GetKeyPolicy", "kms:PutKeyPolicy"], Condition={"StringEquals": {"kms:PolicyName": "default"}}))
+    world.iam(allow(["kms:GetKeyPolicy", "kms:PutKeyPolicy"],
+                    Condition={"StringEquals": {"kms:PolicyName": "default"}}))
     alice = world.as_alice()
     assert alice.get_key_policy(world.key).policy == policy
     denied(lambda: alice.get_key_policy(world.key, policy_name="AWS_RAM"))
