@@ -422,11 +422,11 @@ def update_alias(name: str, existing: AliasState | None, current: KeyState | Non
     if existing is None:
         raise NotFoundException(f"Alias {alias_arn_} is not found.")
     require_not_pending(target, arn)
-    if current is not None and current.key_usage != target.key_usage:
-        raise ValidationException(
-            f"Alias {name} cannot be changed from a CMK with key usage {current.key_usage} to a CMK with key usage "
-            f"{target.key_usage}. The key usage of the current CMK and the new CMK must be the same.")
     if current is not None:
+        if current.key_usage != target.key_usage:
+            raise ValidationException(
+                f"Alias {name} cannot be changed from a CMK with key usage {current.key_usage} to a CMK with key "
+                f"usage {target.key_usage}. The key usage of the current CMK and the new CMK must be the same.")
         was, will = keyspecs.spec(current.key_spec).kind, keyspecs.spec(target.key_spec).kind
         if was != will:
             raise ValidationException(  # keyledger's wording: AWS's is not known
@@ -535,6 +535,8 @@ def check_principal_arn(field: str, principal: str) -> None:
 
 
 _GRANT_CONSTRAINTS = ("EncryptionContextEquals", "EncryptionContextSubset", "SourceArn")
+#: "The encryption context value in each constraint cannot exceed 384 characters" (CreateGrant)
+MAX_CONSTRAINT_VALUE = 384
 
 
 def check_grant_constraints(constraints: Mapping[str, Any] | None, operations: Iterable[str] = (),
@@ -570,10 +572,6 @@ def check_grant_constraints(constraints: Mapping[str, Any] | None, operations: I
                 raise ValidationException(f"The value of encryption context key {key!r} in a grant constraint has "
                                           f"{len(value)} characters; the limit is {MAX_CONSTRAINT_VALUE}.")
     return checked[0], checked[1], source_arn
-
-
-#: "The encryption context value in each constraint cannot exceed 384 characters" (CreateGrant)
-MAX_CONSTRAINT_VALUE = 384
 
 
 def check_grantee(grantee_principal: str | None, grantee_service_principal: str | None,
