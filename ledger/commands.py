@@ -347,6 +347,17 @@ ORIGINS = ("AWS_KMS", "EXTERNAL")  # EXTERNAL: imported key material (service/im
 CUSTOM_KEY_STORE_ORIGINS = ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")
 
 
+def check_xks_key_id(origin: str, custom_key_store_id: str | None, xks_key_id: str | None) -> None:
+    """CreateKey's XksKeyId: "required for a KMS key with an Origin value of
+    EXTERNAL_KEY_STORE" and "not valid for KMS keys with any other Origin
+    value" (AWS documents the rules, not their wording: keyledger's own)."""
+    if xks_key_id is not None and origin != "EXTERNAL_KEY_STORE":
+        raise ValidationException(f"XksKeyId is valid only for a KMS key with an Origin of EXTERNAL_KEY_STORE, "
+                                  f"not {origin}.")
+    if origin == "EXTERNAL_KEY_STORE" and custom_key_store_id is not None and xks_key_id is None:
+        raise ValidationException("A KMS key with an Origin of EXTERNAL_KEY_STORE needs an XksKeyId.")
+
+
 def check_create_params(key_usage: str, key_spec: str, origin: str, multi_region: bool) -> None:
     usages = KEY_SPEC_USAGES.get(key_spec)
     if usages is None:

@@ -38,14 +38,16 @@ class KeyOps(ServiceBase):
                    key_spec: str | None = None, customer_master_key_spec: str | None = None,
                    origin: str = "AWS_KMS", tags: Any = None, multi_region: bool = False,
                    policy: str | None = None, bypass_policy_lockout_safety_check: bool = False,
-                   custom_key_store_id: str | None = None) -> r.CreateKeyResponse:
+                   custom_key_store_id: str | None = None, xks_key_id: str | None = None) -> r.CreateKeyResponse:
         """CreateKey: a new key, its first version of material made and wrapped
         under a fresh KEK in the same write as its `KeyCreated` record, so no
         key ever exists without its material. `key_spec` defaults to
         SYMMETRIC_DEFAULT; `policy` defaults to AWS's default key policy, and a
         policy you give must still let you change it (the lockout check) unless
         `bypass_policy_lockout_safety_check`. A ledger has no custom key
-        stores, so a `custom_key_store_id` names none.
+        stores, so a `custom_key_store_id` names none; `xks_key_id` (an
+        external key store's key) goes with the EXTERNAL_KEY_STORE origin only,
+        and that origin needs it, as AWS documents.
 
         Raises ValidationException, AccessDeniedException,
         MalformedPolicyDocumentException, UnsupportedOperationException, TagException,
@@ -61,6 +63,7 @@ class KeyOps(ServiceBase):
                 raise ValidationException("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
                                           "CustomerMasterKeySpec is deprecated.")
             spec = key_spec or customer_master_key_spec or cmd.SYMMETRIC_DEFAULT
+            cmd.check_xks_key_id(origin, custom_key_store_id, xks_key_id)
             cmd.check_description(description)
             _, usage = keyspecs.check_create(spec, key_usage, self.region, crypto.unavailable_families())
             in_store = custom_key_store_id is not None and origin in cmd.CUSTOM_KEY_STORE_ORIGINS

@@ -94,11 +94,20 @@ def test_create_names_what_is_not_there_and_keeps_no_secret(kms) -> None:
 
 
 def test_create_key_and_generate_random_refuse_a_store(kms) -> None:
-    for origin in ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE", "AWS_KMS"):
+    for origin, extra in (("AWS_CLOUDHSM", {}), ("EXTERNAL_KEY_STORE", {"xks_key_id": "ext-key-1"}), ("AWS_KMS", {})):
         with pytest.raises(CustomKeyStoreNotFoundException, match=STORE):
-            kms.create_key(custom_key_store_id=STORE, origin=origin)
+            kms.create_key(custom_key_store_id=STORE, origin=origin, **extra)
     with pytest.raises(CustomKeyStoreNotFoundException, match=STORE):
         kms.generate_random(number_of_bytes=8, custom_key_store_id=STORE)
+    assert kms.list_keys().keys == []
+
+
+def test_xks_key_id_goes_with_the_external_key_store_origin_only(kms) -> None:
+    with pytest.raises(ValidationException, match="XksKeyId is valid only for a KMS key with an Origin of "
+                                                  "EXTERNAL_KEY_STORE, not AWS_KMS"):
+        kms.create_key(xks_key_id="ext-key-1")
+    with pytest.raises(ValidationException, match="needs an XksKeyId"):
+        kms.create_key(custom_key_store_id=STORE, origin="EXTERNAL_KEY_STORE")
     assert kms.list_keys().keys == []
 
 
