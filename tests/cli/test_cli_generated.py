@@ -168,10 +168,11 @@ def test_a_required_member_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_a_member_keyledger_lacks_is_refused_and_recorded(cli: Cli) -> None:
-    assert ops.OPERATIONS["CreateKey"].members["XksKeyId"][1] is None  # no external key stores
-    result = cli("create-key", "--xks-key-id", "external-key-1", expect=254)
-    assert result.stderr == ("An error occurred (UnsupportedOperationException) when calling the CreateKey "
-                             "operation: XksKeyId is not supported by keyledger for CreateKey.\n")
+    assert ops.OPERATIONS["GenerateRandom"].members["Recipient"][1] is None  # no Nitro Enclave attestation
+    result = cli("generate-random", "--number-of-bytes", "8", "--recipient",
+                 "KeyEncryptionAlgorithm=RSAES_OAEP_SHA_256,AttestationDocument=AAAA", expect=254)
+    assert result.stderr == ("An error occurred (UnsupportedOperationException) when calling the GenerateRandom "
+                             "operation: Recipient is not supported by keyledger for GenerateRandom.\n")
     with keyledger.open(cli.home) as opened, opened.store.snapshot() as snap:
         last = list(snap.records())[-1]
     assert isinstance(last.event, ev.RequestDenied) and last.event.error_code == "UnsupportedOperationException"

@@ -112,10 +112,11 @@ def test_request_refusals(doc: dict, error: type | None, text: str) -> None:
 
 
 def test_a_member_keyledger_lacks_is_refused_unless_absent() -> None:
-    create_key = protocol.OPERATIONS["CreateKey"]
-    with pytest.raises(UnsupportedOperationException, match="XksKeyId"):
-        protocol.request_kwargs(create_key, {"XksKeyId": "external-key-1"})
-    assert protocol.request_kwargs(create_key, {"XksKeyId": None}) == {}
+    random = protocol.OPERATIONS["GenerateRandom"]
+    recipient = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": "AAAA"}
+    with pytest.raises(UnsupportedOperationException, match="Recipient"):
+        protocol.request_kwargs(random, {"NumberOfBytes": 8, "Recipient": recipient})
+    assert protocol.request_kwargs(random, {"NumberOfBytes": 8, "Recipient": None}) == {"number_of_bytes": 8}
 
 
 def test_integer_and_boolean_types() -> None:
