@@ -270,8 +270,8 @@ def test_scope_naming_no_region(server: Server) -> None:
 @pytest.mark.parametrize("target, body, who, code", [
     ("TrentService.Frobnicate", "{}", "alice", "UnknownOperationException"),
     (None, "{}", "alice", "UnknownOperationException"),
-    ("TrentService.GenerateRandom",
-     '{"NumberOfBytes": 8, "Recipient": {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": "AAAA"}}',
+    ("TrentService.GenerateRandom", '{"NumberOfBytes": 8, "Recipient": '
+     '{"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": "AAAA"}}',
      "alice", "UnsupportedOperationException"),
     ("TrentService.Encrypt", "{not json", "alice", "SerializationException"),
     ("TrentService.Encrypt", "[1, 2]", "alice", "SerializationException"),
