@@ -77,6 +77,8 @@ class KeyOps(ServiceBase):
                 raise no_such_store(custom_key_store_id)
             key_id = crypto.MRK_PREFIX + self._rng(16).hex() if multi_region else \
                 str(uuid.UUID(bytes=self._rng(16), version=4))
+            if tag_map:  # AWS: tags at creation need kms:TagResource too, from an IAM policy
+                req.authorize("kms:TagResource", None, extra=_request_tags(tag_map), resource=req.arn(key_id))
             document = authz.default_key_policy(self.account) if policy_document is None else policy_document
             parsed = authz.parse(document)
             if policy_document is not None:

@@ -71,6 +71,8 @@ class MultiRegionOps(ServiceBase):
                 **_request_tags(tag_map), "kms:keyspec": state.key_spec, "kms:keyusage": state.key_usage,
                 "kms:keyorigin": state.origin, "kms:multiregion": True, "kms:multiregionkeytype": "REPLICA",
                 "kms:bypasspolicylockoutsafetycheck": bypass_policy_lockout_safety_check})
+            if tag_map:  # AWS: tags on the replica need kms:TagResource too, from an IAM policy
+                there.authorize("kms:TagResource", None, extra=_request_tags(tag_map), resource=there.arn(state.key_id))
             document = authz.default_key_policy(self.account) if policy is None else policy
             parsed = authz.parse(document)
             if policy is not None:

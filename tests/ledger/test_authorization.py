@@ -664,6 +664,29 @@ def test_the_aws_ram_key_policy_and_the_policy_name_condition_key(world: World) 
         root.get_key_policy(world.key, policy_name="custom")
 
 
+def test_tags_at_creation_need_tag_resource_too(world: World) -> None:
+    """AWS: CreateKey's and ReplicateKey's Tags need kms:TagResource from an
+    IAM policy, with the request's tags as aws:RequestTag and aws:TagKeys."""
+    alice = world.as_alice()
+    tags = [{"TagKey": "Project", "TagValue": "alpha"}]
+    world.iam(allow(["kms:CreateKey", "kms:ReplicateKey", "kms:DescribeKey"]))
+    alice.create_key(description="untagged")  # no tags: kms:CreateKey is enough
+    before = head(world.root)
+    message = denied(lambda: alice.create_key(tags=tags)).message
+    assert re.fullmatch(rf"User: {re.escape(world.alice)} is not authorized to perform: kms:TagResource on "
+                        rf"resource: arn:aws:kms:{REGION}:{ACCOUNT}:key/[0-9a-f-]{{36}} because no identity-based "
+                        r"policy allows the kms:TagResource action", message), message
+    denied(lambda: alice.replicate_key(world.mrk, "ap-south-1", tags=tags))
+    assert [(r.operation, r.event.error_code) for r in records(world.root, before)] == \
+        [("CreateKey", "AccessDeniedException"), ("ReplicateKey", "AccessDeniedException")]
+    world.iam(allow(["kms:CreateKey", "kms:ReplicateKey", "kms:DescribeKey"]),
+              allow("kms:TagResource", Condition={"StringEquals": {"aws:RequestTag/Project": "alpha"}}))
+    key = alice.create_key(tags=tags).key_metadata.key_id
+    assert world.root.list_resource_tags(key).tags[0].tag_value == "alpha"
+    denied(lambda: alice.create_key(tags=[{"TagKey": "Project", "TagValue": "beta"}]))
+    alice.replicate_key(world.mrk, "ap-south-1", tags=tags)
+
+
 def test_policy_lockout_safety_check_on_put_key_policy(world: World) -> None:
     root, caller = world.root, world.as_alice()
     locked = _only(world.alice)
