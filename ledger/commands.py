@@ -649,13 +649,13 @@ def check_session_name(name: str) -> None:
     _check_string(name, "roleSessionName", _SESSION_NAME, 2, 64)
 
 
-#: IAM's roleDescriptionType: tab, newline, carriage return, printable ASCII and Latin-1
-_ROLE_DESCRIPTION = re.compile(r"[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*")
+#: IAM's roleDescriptionType: tab, newline, carriage return, printable ASCII and Latin-1 (the model's text)
+ROLE_DESCRIPTION = re.compile(r"[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*")
 
 
 def check_role_description(description: object) -> None:
     """A role's description: at most 1000 of IAM's allowed characters."""
-    _check_string(description, "description", _ROLE_DESCRIPTION, 0, 1000)
+    _check_string(description, "description", ROLE_DESCRIPTION, 0, 1000)
 
 
 def _check_string(value: object, member: str, pattern: re.Pattern[str], low: int, high: int) -> None:

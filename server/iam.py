@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from keyledger import responses as r
+from keyledger.commands import ROLE_DESCRIPTION
 from keyledger.errors import KMSError, KMSInternalException
 from keyledger.server.forwarded import PROXY
 from keyledger.server.protocol import RequestTooLargeException, ThrottlingException, origin_of
@@ -61,7 +62,6 @@ _ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 _NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _KEY_ID = re.compile(r"\w+", re.ASCII)
 _DOCUMENT = re.compile(r"[\t\n\r\x20-\xff]+")
-_DESCRIPTION = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")  # IAM's roleDescriptionType
 _DEFAULT_MAX_ITEMS = 100
 SERVICE_FAILURE = "The request processing has failed because of an unknown error, exception or failure."
 
@@ -329,7 +329,7 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
     if action == "CreateRole":
         name = params.text("RoleName", required=True, high=64)
         trust = params.text("AssumeRolePolicyDocument", required=True, high=131072, pattern=_DOCUMENT)
-        description = params.text("Description", low=0, high=1000, pattern=_DESCRIPTION)
+        description = params.text("Description", low=0, high=1000, pattern=ROLE_DESCRIPTION)
         longest = params.number("MaxSessionDuration", 3600, 43200)
         tags = params.tags()
         params.unserved_path_and_boundary("roles")
@@ -339,7 +339,7 @@ def plan_action(action: str, form: dict[str, list[str]], principal: str, account
     if action in ("UpdateRole", "UpdateRoleDescription"):
         name = params.text("RoleName", required=True, high=64)
         description = params.text("Description", required=action == "UpdateRoleDescription", low=0, high=1000,
-                                  pattern=_DESCRIPTION)
+                                  pattern=ROLE_DESCRIPTION)
         if action == "UpdateRoleDescription":
             params.done()
             return Call("update_role_description", (name, description),

@@ -180,6 +180,7 @@ def test_a_role_description_and_update_role(server: Server) -> None:
     with pytest.raises(ClientError) as info:
         client.create_role(RoleName="bell", AssumeRolePolicyDocument=trust, Description="ring\x07")
     assert error_of(info)[:2] == (400, "ValidationError") and "regular expression pattern" in error_of(info)[2]
+    assert error_of(info)[2].endswith(r"[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*")  # IAM model's text
     client.delete_role(RoleName="described")
 
 
