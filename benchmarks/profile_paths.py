@@ -3,6 +3,7 @@
     python -m benchmarks.profile_paths embedded [--seconds S] [--top N]
     python -m benchmarks.profile_paths durable [--threads N] [--seconds S]
     python -m benchmarks.profile_paths audit
+    python -m benchmarks.profile_paths audit-encrypt
 
 - `embedded`: cProfile over `KeyLedger.encrypt` (32 B, relaxed, 1 thread),
   the hottest functions by own time and by cumulative time, per call. cProfile
@@ -16,6 +17,13 @@
   records with the audit tables off, on, and on without each kind of
   index row, each in its own process (the variants patch
   `keyledger.projections.indexes`): what each index costs an append.
+- `audit-encrypt`: the same question for one-record commits, through
+  `KeyLedger.encrypt` (32 B, relaxed, 1 thread): alternating slices over
+  stores with the audit tables off, on, on without the index rows, and on
+  with the Merkle tree computed but none of its nodes stored (the last two
+  patch `indexes` and `merkle` for their own slices only). Then the bound
+  on deferring the audit rows to batches (an index built behind the log):
+  the audit-off call plus the per-record cost of batches of 1,000 (`audit`).
 
 Not part of `python -m benchmarks`; never run as a unit test.
 """
@@ -178,6 +186,72 @@ def audit() -> None:
               f"{(full - found[variant]) / (full - base):.0%} of the audit cost")
 
 
+_ENCRYPT_VARIANTS = {
+    "off": "audit tables off",
+    "on": "audit tables on (Merkle tree + every index)",
+    "merkle": "on, without the index rows (the Merkle nodes only)",
+    "computed": "on, the Merkle tree computed, nothing stored",
+}
+
+
+def audit_encrypt(slices: int = 40, per_slice: int = 300) -> None:
+    from keyledger.projections import indexes, merkle
+    from keyledger.secret import Secret
+    from keyledger.store import Store
+
+    real = (indexes.prefixes, indexes.event_rows, merkle.push)
+
+    def patch(variant: str) -> None:
+        indexes.prefixes, indexes.event_rows, merkle.push = real  # type: ignore[misc]
+        if variant in ("merkle", "computed"):
+            indexes.prefixes = lambda principal, operation: ()  # type: ignore[assignment]
+            indexes.event_rows = lambda e, seq: []  # type: ignore[assignment]
+        if variant == "computed":
+            merkle.push = lambda frontier, size, leaf: (real[2](frontier, size, leaf)[0], [])  # type: ignore
+
+    with tempfile.TemporaryDirectory() as root:
+        ledgers = {}
+        for variant in _ENCRYPT_VARIANTS:
+            kms = keyledger.KeyLedger(Store(os.path.join(root, variant), durability="relaxed",
+                                            audit_tables=variant != "off"), Secret(os.urandom(32)),
+                                      region=keyledger.DEFAULT_REGION, account=keyledger.DEFAULT_ACCOUNT)
+            ledgers[variant] = (kms, kms.create_key(description="profile").key_metadata.key_id)
+        plaintext = os.urandom(32)
+
+        def run(variant: str, n: int) -> float:
+            kms, key_id = ledgers[variant]
+            patch(variant)
+            start = time.perf_counter()
+            for _ in range(n):
+                kms.encrypt(key_id, plaintext, encryption_context=CONTEXT)
+            return time.perf_counter() - start
+
+        try:
+            for variant in ledgers:
+                run(variant, 3000)
+            times: dict[str, list[float]] = {v: [] for v in ledgers}
+            for i in range(slices):
+                for variant in (list(ledgers) if i % 2 else list(reversed(ledgers))):
+                    times[variant].append(run(variant, per_slice))
+        finally:
+            patch("on")
+            for kms, _ in ledgers.values():
+                kms.close()
+    us = {v: statistics.median(t) / per_slice * 1e6 for v, t in times.items()}
+    print(f"Encrypt 32 B, relaxed, 1 thread, one record per commit; median of {slices} alternating slices "
+          f"of {per_slice} calls:")
+    for variant, label in _ENCRYPT_VARIANTS.items():
+        print(f"  {us[variant]:6.1f} us  {us['off'] / us[variant]:.3f}x of off  {label}")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    batch = {v: float(subprocess.run([sys.executable, "-m", "benchmarks.profile_paths", "_audit-variant", v],
+                                     cwd=here, capture_output=True, text=True, check=True).stdout)
+             for v in ("off", "on")}
+    deferred = us["off"] + batch["on"] - batch["off"]
+    print(f"  the audit rows of batches of 1,000: +{batch['on'] - batch['off']:.1f} us CPU per record, so an "
+          f"index built behind the log would cost at least {deferred:.1f} us per Encrypt: "
+          f"{us['off'] / deferred:.3f}x of off")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_paths", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--threads", type=int, default=64)
     d.add_argument("--seconds", type=float, default=5.0)
     sub.add_parser("audit")
+    sub.add_parser("audit-encrypt")
     v = sub.add_parser("_audit-variant")
     v.add_argument("variant", choices=tuple(_AUDIT_VARIANTS))
     args = p.parse_args(argv)
@@ -198,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         durable(args.threads, args.seconds)
     elif args.what == "audit":
         audit()
+    elif args.what == "audit-encrypt":
+        audit_encrypt()
     else:
         print(f"{_audit_variant(args.variant):.3f}")
 
