@@ -1,4 +1,6 @@
-"""The hazmat layer: the only module that touches `cryptography.hazmat`.
+"""The hazmat layer: the only module that touches `cryptography.hazmat`
+(and libsodium, through PyNaCl, for the one primitive cryptography lacks:
+Ed25519ph).
 
 It owns the ciphertext format (DESIGN.md section 6), the canonical
 encryption-context encoding, key wrapping (root key -> KEK -> version
@@ -24,6 +26,7 @@ fail to open raises the same `InvalidCiphertextException` with no reason.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import os
 import struct
@@ -42,6 +45,8 @@ from cryptography.hazmat.primitives.asymmetric import padding as _padding
 from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed as _Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl import bindings as _sodium
+from nacl.exceptions import CryptoError as _SodiumError
 
 from keyledger import keyspecs as _ks
 from keyledger.errors import InvalidCiphertextException, KeyMaterialError, LedgerError
@@ -409,12 +414,69 @@ def _rsa_signature_padding(algorithm: _ks.SigningAlgorithm) -> Any:
     return _padding.PKCS1v15()
 
 
+# -- Ed25519ph (RFC 8032 section 5.1, HashEdDSA with an empty context) -----------
+#
+# cryptography has pure Ed25519 only, and a pure signature cannot carry the
+# dom2 prefix that Ed25519ph hashes in before the nonce and the challenge. So
+# the two RFC steps are written out here over libsodium's edwards25519
+# arithmetic, which is constant time: the clamped secret scalar and the nonce
+# only ever reach libsodium's scalar and point functions, never Python ints.
+# tests/ledger/test_ed25519.py pins the RFC's test vector and checks every
+# signature against a plain-integer transcription of the RFC.
+
+_DOM2_PH = b"SigEd25519 no Ed25519 collisions" + bytes([1, 0])  # dom2(phflag=1, context="")
+_ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+
+
+def _sha512(*parts: bytes) -> bytes:
+    return hashlib.sha512(b"".join(parts)).digest()
+
+
+def _scalar(wide: bytes) -> bytes:
+    return _sodium.crypto_core_ed25519_scalar_reduce(wide.ljust(64, b"\0"))
+
+
+def ed25519ph_sign(seed: bytes, digest: bytes) -> bytes:
+    """The Ed25519ph signature (R || S) of PH(M) = `digest`, the SHA-512 of
+    the message, under the key whose RFC 8032 private key is `seed`."""
+    h = _sha512(seed)
+    clamped = bytearray(h[:32])
+    clamped[0] &= 248
+    clamped[31] = (clamped[31] & 127) | 64
+    secret = _scalar(bytes(clamped))
+    public = _sodium.crypto_scalarmult_ed25519_base_noclamp(secret)
+    r = _scalar(_sha512(_DOM2_PH, h[32:], digest))
+    big_r = _sodium.crypto_scalarmult_ed25519_base_noclamp(r)
+    k = _scalar(_sha512(_DOM2_PH, big_r, public, digest))
+    s = _sodium.crypto_core_ed25519_scalar_add(r, _sodium.crypto_core_ed25519_scalar_mul(k, secret))
+    return big_r + s
+
+
+def ed25519ph_verify(public: bytes, digest: bytes, signature: bytes) -> bool:
+    """RFC 8032's check of an Ed25519ph signature, as OpenSSL makes it: S
+    below the group order, and R equal to the encoding of [S]B - [k]A."""
+    if len(signature) != 64 or len(public) != 32:
+        return False
+    big_r, s = signature[:32], signature[32:]
+    if int.from_bytes(s, "little") >= _ED25519_ORDER:
+        return False
+    k = _scalar(_sha512(_DOM2_PH, big_r, public, digest))
+    try:
+        expected = _sodium.crypto_core_ed25519_sub(_sodium.crypto_scalarmult_ed25519_base_noclamp(s),
+                                                  _sodium.crypto_scalarmult_ed25519_noclamp(k, public))
+    except _SodiumError:  # A not a valid point of the prime-order group, or S or k zero
+        return False
+    return hmac.compare_digest(expected, big_r)
+
+
 def sign(key: PrivateKey, algorithm: _ks.SigningAlgorithm, message_type: str, message: bytes) -> bytes:
     """A signature in AWS's encoding: RSA as is, ECDSA DER (r, s), ML-DSA and
     Ed25519 (RFC 8032, 64 bytes) raw."""
     private = key._key
     if algorithm.scheme == "ED25519":
         return private.sign(message)
+    if algorithm.scheme == "ED25519_PH":
+        return ed25519ph_sign(private.private_bytes_raw(), message)
     if algorithm.scheme == "ML_DSA":
         return private.sign_mu(message) if message_type == "EXTERNAL_MU" else private.sign(message)
     if algorithm.scheme == "ECDSA":
@@ -428,6 +490,8 @@ def verify(public_der: bytes, algorithm: _ks.SigningAlgorithm, message_type: str
     try:
         if algorithm.scheme == "ED25519":
             public.verify(signature, message)
+        elif algorithm.scheme == "ED25519_PH":
+            return ed25519ph_verify(public.public_bytes_raw(), message, signature)
         elif algorithm.scheme == "ML_DSA":
             if message_type == "EXTERNAL_MU":
                 public.verify_mu(signature, message)

@@ -78,9 +78,7 @@ SIGNING_ALGORITHMS: Mapping[str, SigningAlgorithm] = MappingProxyType({a.name: a
     _sig("ML_DSA_SHAKE_256", "ML_DSA", None),
     # AWS: ED25519_SHA_512 takes RAW messages only, ED25519_PH_SHA_512 DIGEST (64 bytes) only
     SigningAlgorithm("ED25519_SHA_512", "ED25519", None, None, message_types=("RAW",)),
-    SigningAlgorithm("ED25519_PH_SHA_512", "ED25519_PH", "sha512", 64, message_types=("DIGEST",),
-                     unsupported="keyledger does not implement Ed25519ph (the installed cryptography has no "
-                                 "Ed25519ph)"),
+    SigningAlgorithm("ED25519_PH_SHA_512", "ED25519_PH", "sha512", 64, message_types=("DIGEST",)),
 )})
 #: botocore's SigningAlgorithmSpec enum (what a request may name at all)
 SIGNING_ALGORITHM_NAMES = ("RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",

@@ -5,7 +5,7 @@ functions included, relative imports resolved, `importlib.import_module`
 and `__import__` with a literal name counted) and the rules are checked:
 
 - only the store (`ledger/store/`, one package) imports `lmdb`;
-- only `ledger/crypto.py` imports `cryptography` (the hazmat layer);
+- only `ledger/crypto.py` imports `cryptography` and `nacl` (the hazmat layer);
 - `projections` never imports `ledger.store`, `ledger.service`,
   `ledger.crypto`, `cli` or `server`;
 - `ledger` never imports `cli` or `server`.
@@ -130,6 +130,7 @@ def test_only_the_store_imports_lmdb():
 
 def test_only_the_hazmat_layer_imports_cryptography():
     assert importers("cryptography") == {"ledger.crypto"}
+    assert importers("nacl") == {"ledger.crypto"}  # libsodium: Ed25519ph, which cryptography lacks
 
 
 @pytest.mark.parametrize("forbidden", ["ledger.store", "ledger.service", "ledger.crypto", "cli", "server"])
