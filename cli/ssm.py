@@ -2,8 +2,9 @@
 
 put-parameter, get-parameter, get-parameters, get-parameters-by-path,
 delete-parameter, delete-parameters, get-parameter-history,
-label-parameter-version and describe-parameters, with the AWS CLI's option
-names. Each command builds the request document the AWS CLI would send
+label-parameter-version, unlabel-parameter-version, describe-parameters,
+add-tags-to-resource, list-tags-for-resource and remove-tags-from-resource,
+with the AWS CLI's option names. Each command builds the request document the AWS CLI would send
 and hands it to the same document -> arguments mapping as the HTTP server
 (`keyledger.operations`, over botocore's SSM model vendored as
 `ssm-2014-11-06.json`), then makes one `kms.parameters` call and prints
@@ -181,6 +182,41 @@ def get_parameter_history(name: str, with_decryption: bool | None, max_results: 
 @click.option("--labels", required=True, multiple=True, metavar="VALUES", help="1-10 labels.")
 def label_parameter_version(name: str, parameter_version: int | None, labels: tuple[str, ...]) -> None:
     _run("LabelParameterVersion", Name=name, ParameterVersion=parameter_version, Labels=list(labels))
+
+
+@ssm_command("unlabel-parameter-version", ("--labels",))
+@click.option("--name", required=True, help="The parameter.")
+@click.option("--parameter-version", type=int, required=True, help="The version to take the labels off.")
+@click.option("--labels", required=True, multiple=True, metavar="VALUES", help="1-10 labels.")
+def unlabel_parameter_version(name: str, parameter_version: int, labels: tuple[str, ...]) -> None:
+    _run("UnlabelParameterVersion", Name=name, ParameterVersion=parameter_version, Labels=list(labels))
+
+
+_RESOURCE_TYPE = click.option("--resource-type", required=True, help="Parameter (the only resources keyledger tags).")
+_RESOURCE_ID = click.option("--resource-id", required=True, help="The parameter's name.")
+
+
+@ssm_command("add-tags-to-resource", ("--tags",))
+@_RESOURCE_TYPE
+@_RESOURCE_ID
+@click.option("--tags", required=True, multiple=True, metavar="VALUES", help="Key=k,Value=v ... or a JSON list.")
+def add_tags_to_resource(resource_type: str, resource_id: str, tags: tuple[str, ...]) -> None:
+    _run("AddTagsToResource", ResourceType=resource_type, ResourceId=resource_id, Tags=_structures("--tags", tags))
+
+
+@ssm_command("list-tags-for-resource")
+@_RESOURCE_TYPE
+@_RESOURCE_ID
+def list_tags_for_resource(resource_type: str, resource_id: str) -> None:
+    _run("ListTagsForResource", ResourceType=resource_type, ResourceId=resource_id)
+
+
+@ssm_command("remove-tags-from-resource", ("--tag-keys",))
+@_RESOURCE_TYPE
+@_RESOURCE_ID
+@click.option("--tag-keys", required=True, multiple=True, metavar="VALUES", help="The keys to remove.")
+def remove_tags_from_resource(resource_type: str, resource_id: str, tag_keys: tuple[str, ...]) -> None:
+    _run("RemoveTagsFromResource", ResourceType=resource_type, ResourceId=resource_id, TagKeys=list(tag_keys))
 
 
 @ssm_command("describe-parameters", ("--filters", "--parameter-filters"))

@@ -592,9 +592,32 @@ class ParameterLabeled(_Event, frozen=True, tag="ParameterLabeled"):
     labels: list[str]
 
 
+class ParameterUnlabeled(_Event, frozen=True, tag="ParameterUnlabeled"):
+    """UnlabelParameterVersion: these labels (those the version had) no
+    longer name it; the empty list when it had none of those asked for."""
+
+    name: str
+    version: int
+    labels: list[str]
+
+
+class ParameterTagged(_Event, frozen=True, tag="ParameterTagged"):
+    """AddTagsToResource of a parameter: these tags added or overwritten."""
+
+    name: str
+    tags: dict[str, str]
+
+
+class ParameterUntagged(_Event, frozen=True, tag="ParameterUntagged"):
+    """RemoveTagsFromResource of a parameter: the keys it had that are gone."""
+
+    name: str
+    tag_keys: list[str]
+
+
 class ParametersRead(_Event, frozen=True, tag="ParametersRead", omit_defaults=True):
     """A read of the parameter store (GetParameter(s), GetParametersByPath,
-    GetParameterHistory, DescribeParameters): which parameters it returned
+    GetParameterHistory, DescribeParameters, ListTagsForResource): which parameters it returned
     (names, never values); decryptions are their own Decrypted records."""
 
     operation: str
@@ -680,6 +703,7 @@ Event = Union[
     AccessKeyStatusChanged, AccessKeyDeleted, UnauthenticatedRequestsRefused,
     ImportParametersIssued, KeyMaterialImported, ImportedKeyMaterialDeleted, ImportedKeyMaterialExpired,
     AwsManagedKeyCreated, ParameterPut, ParameterDeleted, ParameterLabeled, ParametersRead,
+    ParameterUnlabeled, ParameterTagged, ParameterUntagged,
     KeyReplicated, ReplicaKeyCreated, PrimaryRegionUpdated, ReplicaKeyRemoved,
     PrincipalDeleted, KeyPolicyPrincipalDeleted, GrantPrincipalDeleted, RoleTrustPolicyUpdated, RoleAssumed,
     PrincipalTagged, PrincipalUntagged, RoleUpdated,

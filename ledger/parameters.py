@@ -10,7 +10,9 @@ Limits as SSM has them: a name is at most 1,011 characters of
 `a-zA-Z0-9_.-` and `/`, a hierarchy at most 15 levels, names (and labels)
 may not begin with `aws` or `ssm` (any case); a Standard-tier value is at
 most 4,096 characters; 100 versions per parameter (the oldest is dropped,
-unless it is labeled); 10 labels per version.
+unless it is labeled); 10 labels per version; 50 tags per parameter (keys
+of 1-128 and values of up to 256 letters, digits, spaces and `_.:/=+-@`,
+no key beginning `aws:`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +40,11 @@ MAX_LABELS = 10
 MAX_DESCRIPTION = 1024
 MAX_ALLOWED_PATTERN = 1024
 MAX_NAMES = 10  # GetParameters, DeleteParameters
+MAX_TAGS = 50  # per parameter
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+RESOURCE_TYPES = ("Document", "ManagedInstance", "MaintenanceWindow", "Parameter", "PatchBaseline", "OpsItem",
+                  "OpsMetadata", "Automation", "Association", "CloudConnector")
 
 
 # -- SSM's errors -----------------------------------------------------------------
@@ -57,6 +65,9 @@ class InvalidFilterKey(KMSError): pass
 class InvalidFilterOption(KMSError): pass
 class InvalidFilterValue(KMSError): pass
 class UnsupportedParameterType(KMSError): pass
+class InvalidResourceId(KMSError): pass
+class InvalidResourceType(KMSError): pass
+class TooManyTagsError(KMSError): pass
 
 
 #: SSM's error classes by name (what the server and the CLI may answer besides the common ones)
@@ -65,7 +76,7 @@ SSM_ERRORS: dict[str, type[KMSError]] = {cls.__name__: cls for cls in (
     ParameterVersionLabelLimitExceeded, ParameterLimitExceeded, ParameterPatternMismatchException,
     HierarchyLevelLimitExceededException, HierarchyTypeMismatchException, InvalidAllowedPatternException,
     InvalidKeyId, InvalidNextToken, InvalidFilterKey, InvalidFilterOption, InvalidFilterValue,
-    UnsupportedParameterType)}
+    UnsupportedParameterType, InvalidResourceId, InvalidResourceType, TooManyTagsError)}
 
 ALREADY_EXISTS = ("The parameter already exists. To overwrite this value, set the overwrite option in the "
                   "request to true.")
@@ -173,6 +184,68 @@ def valid_label(label: str) -> bool:
     """SSM's label rules: letters, digits, `._-`; not starting with a digit,
     `aws` or `ssm` (any case). Invalid labels are answered, not raised."""
     return bool(_LABEL.fullmatch(label)) and not label[0].isdigit() and not label.lower().startswith(("aws", "ssm"))
+
+
+_TAG_SYMBOLS = frozenset("_.:/=+-@")
+
+
+def _tag_text(text: str) -> bool:
+    """The model's tag pattern `^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$`: letters,
+    separators (spaces), numbers and `_.:/=+-@`."""
+    return all(c in _TAG_SYMBOLS or unicodedata.category(c)[0] in "LZN" for c in text)
+
+
+def _tag_error(member: str, value: str, constraint: str) -> ValidationException:
+    shown = value if len(value) <= 128 else value[:128] + "..."
+    return ValidationException(f"1 validation error detected: Value '{shown}' at '{member}' failed to satisfy "
+                               f"constraint: {constraint}")
+
+
+def check_tag_key(key: Any, member: str = "tags.member.key") -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY:
+        raise _tag_error(member, str(key), f"Member must have length between 1 and {MAX_TAG_KEY}")
+    if not _tag_text(key):
+        raise _tag_error(member, key, r"Member must satisfy regular expression pattern: "
+                                      r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$")
+    return key
+
+
+def check_tags(tags: Any) -> dict[str, str]:
+    """Tags as PutParameter and AddTagsToResource take them (a list of
+    {"Key", "Value"}): {key: value}, the last value of a repeated key
+    winning. Keys beginning `aws:` are AWS's own and refused."""
+    out: dict[str, str] = {}
+    for tag in tags or ():
+        if not isinstance(tag, dict) or "Key" not in tag or "Value" not in tag:
+            raise ValidationException("1 validation error detected: Value at 'tags' failed to satisfy "
+                                      "constraint: Member must have a Key and a Value")
+        key, value = check_tag_key(tag["Key"]), tag["Value"]
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise _tag_error("tags.member.value", str(value), f"Member must have length less than or equal to "
+                                                              f"{MAX_TAG_VALUE}")
+        if not _tag_text(value):
+            raise _tag_error("tags.member.value", value, r"Member must satisfy regular expression pattern: "
+                                                         r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$")
+        if key.lower().startswith("aws:"):
+            raise ValidationException(f"Tag keys beginning with aws: are reserved for AWS's use: {key}")
+        out[key] = value
+    return out
+
+
+def check_resource(resource_type: Any, resource_id: Any) -> str:
+    """AddTagsToResource, ListTagsForResource, RemoveTagsFromResource: the
+    parameter a (ResourceType, ResourceId) names, by name. The parameter
+    store has parameters only, so any other valid type is refused."""
+    check_enum("resourceType", str(resource_type), RESOURCE_TYPES)
+    if resource_type != "Parameter":
+        raise InvalidResourceType(f"keyledger's parameter store tags parameters only, not {resource_type} "
+                                  "resources.")
+    if not isinstance(resource_id, str) or not resource_id:
+        raise InvalidResourceId("")
+    try:
+        return check_name(resource_id)
+    except ValidationException:
+        raise InvalidResourceId("") from None
 
 
 def check_value(value: str, allowed_pattern: str) -> None:
@@ -455,6 +528,32 @@ class LabelParameterVersionResult(_Response, frozen=True):
 
     invalid_labels: list[str] = msgspec.field(default_factory=list)
     parameter_version: int = 1
+
+
+class UnlabelParameterVersionResult(_Response, frozen=True):
+    """UnlabelParameterVersion: the labels taken off the version, and those it did not have."""
+
+    removed_labels: list[str] = msgspec.field(default_factory=list)
+    invalid_labels: list[str] = msgspec.field(default_factory=list)
+
+
+class Tag(_Response, frozen=True):
+    key: str
+    value: str
+
+
+class AddTagsToResourceResult(_Response, frozen=True):
+    """AddTagsToResource: nothing (an empty object on the wire, as SSM answers)."""
+
+
+class RemoveTagsFromResourceResult(_Response, frozen=True):
+    """RemoveTagsFromResource: nothing (an empty object on the wire, as SSM answers)."""
+
+
+class ListTagsForResourceResult(_Response, frozen=True):
+    """ListTagsForResource: the parameter's tags, by key."""
+
+    tag_list: list[Tag] = msgspec.field(default_factory=list)
 
 
 class DescribeParametersResult(_Response, frozen=True):

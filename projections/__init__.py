@@ -134,7 +134,8 @@ def touched(event: ev.Event, scope: str = "") -> list[tuple[str, bytes, Fold]]:
             return [("principals", principal_row(event.principal), principals.evolve)]
         case ev.GrantCreated() | ev.GrantRetired() | ev.GrantRevoked() | ev.GrantPrincipalDeleted():
             return [("grants", grant_row(event.key_id, event.grant_id, scope), grants.evolve)]
-        case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled():
+        case ev.ParameterPut() | ev.ParameterDeleted() | ev.ParameterLabeled() | ev.ParameterUnlabeled() | \
+                ev.ParameterTagged() | ev.ParameterUntagged():
             return [("parameters", parameter_row(event.name, scope), parameters.evolve)]
         case ev.ParametersRead():
             return []

@@ -68,12 +68,14 @@ def price_class(operation: str, event: ev.Event, key_spec: str | None) -> str:
 #: the parameter store's own operations (SSM's, not KMS's)
 PARAMETER_STORE_OPERATIONS = frozenset({
     "PutParameter", "GetParameter", "GetParameters", "GetParametersByPath", "DeleteParameter",
-    "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters"})
+    "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters",
+    "UnlabelParameterVersion", "AddTagsToResource", "ListTagsForResource", "RemoveTagsFromResource"})
 
 
 def parameter_store_request(record: ev.Record) -> bool:
     """A record of the parameter store's own (free at the Standard tier), not of a KMS call it made."""
     return isinstance(record.event, (ev.ParameterPut, ev.ParameterDeleted, ev.ParameterLabeled,
+                                     ev.ParameterUnlabeled, ev.ParameterTagged, ev.ParameterUntagged,
                                      ev.ParametersRead)) \
         or (isinstance(record.event, ev.RequestDenied) and record.operation in PARAMETER_STORE_OPERATIONS)
 

@@ -43,7 +43,9 @@ EVENT_SOURCES = {
                      "SimulatePrincipalPolicy"), "iam.amazonaws.com"),
     "AssumeRole": "sts.amazonaws.com", "GetCallerIdentity": "sts.amazonaws.com",
     **dict.fromkeys(("PutParameter", "GetParameter", "GetParameters", "GetParametersByPath", "DeleteParameter",
-                     "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters"),
+                     "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters",
+                     "UnlabelParameterVersion", "AddTagsToResource", "ListTagsForResource",
+                     "RemoveTagsFromResource"),
                     "ssm.amazonaws.com"),
 }
 _HIDDEN = {"material", "ciphertext_digest", "source_ciphertext_digest", "key_version", "source_key_version",

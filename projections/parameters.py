@@ -1,4 +1,4 @@
-"""The parameter store's projection: one row per parameter, its versions and labels."""
+"""The parameter store's projection: one row per parameter, its versions, labels and tags."""
 
 from __future__ import annotations
 
@@ -35,4 +35,17 @@ def evolve(state: ParameterState | None, record: ev.Record) -> ParameterState | 
                  if moved & set(v.labels) else v)
                 for v in state.versions)
             return replace(state, versions=versions)
+        case ev.ParameterUnlabeled():
+            if state is None:
+                return None
+            gone = set(e.labels)
+            return replace(state, versions=tuple(
+                replace(v, labels=tuple(label for label in v.labels if label not in gone))
+                if v.version == e.version else v for v in state.versions))
+        case ev.ParameterTagged():
+            return None if state is None else replace(state, tags={**state.tags, **e.tags})
+        case ev.ParameterUntagged():
+            if state is None:
+                return None
+            return replace(state, tags={k: v for k, v in state.tags.items() if k not in set(e.tag_keys)})
     return state

@@ -3,7 +3,9 @@
 `kms.parameters` (a `ParameterStore`) has one method per SSM operation
 (PutParameter, GetParameter, GetParameters, GetParametersByPath,
 DeleteParameter, DeleteParameters, GetParameterHistory,
-LabelParameterVersion, DescribeParameters). Each call is one request of the
+LabelParameterVersion, UnlabelParameterVersion, DescribeParameters, and the
+tags of parameters: AddTagsToResource, ListTagsForResource,
+RemoveTagsFromResource). Each call is one request of the
 ledger's write path, authorized as SSM authorizes it: the caller's IAM
 policies must allow the `ssm:<Operation>` action on the parameter's ARN
 (`arn:aws:ssm:<region>:<account>:parameter/<name without its leading
@@ -40,6 +42,7 @@ from keyledger import events as ev
 from keyledger import parameters as ps
 from keyledger.errors import AccessDeniedException, InvalidKeyUsageException, KMSError, ValidationException
 from keyledger.parameters import (
+    AddTagsToResourceResult,
     DeleteParameterResult,
     DeleteParametersResult,
     DescribeParametersResult,
@@ -48,10 +51,14 @@ from keyledger.parameters import (
     GetParametersByPathResult,
     GetParametersResult,
     LabelParameterVersionResult,
+    ListTagsForResourceResult,
     Parameter,
     ParameterHistory,
     ParameterMetadata,
     PutParameterResult,
+    RemoveTagsFromResourceResult,
+    Tag,
+    UnlabelParameterVersionResult,
 )
 from keyledger.projections import in_scope, parameter_row, scope_prefix
 from keyledger.projections.state import ParameterState, ParameterVersion
@@ -232,12 +239,9 @@ class ParameterStore:
                     "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, "
                     "please remove overwrite flag. To update tags for an existing parameter, please use "
                     "AddTagsToResource or RemoveTagsFromResource.")
-            tag_map = {}
-            for tag in tags or ():
-                if not isinstance(tag, dict) or "Key" not in tag or "Value" not in tag:
-                    raise ValidationException("1 validation error detected: Value at 'tags' failed to satisfy "
-                                              "constraint: Member must have a Key and a Value")
-                tag_map[tag["Key"]] = tag["Value"]
+            tag_map = ps.check_tags(tags)
+            if len(tag_map) > ps.MAX_TAGS:
+                raise ValidationException(f"A parameter can have at most {ps.MAX_TAGS} tags.")
             self._authorize(req, "PutParameter", checked)
             state = self._state(req, checked)
             checked = state.name if state is not None else checked  # `/x` overwrites `x`
@@ -450,16 +454,7 @@ class ParameterStore:
         ParameterVersionLabelLimitExceeded, ValidationException, AccessDeniedException."""
         def body(req: _Request) -> LabelParameterVersionResult:
             checked = ps.check_name(name)
-            if not isinstance(labels, list) or not labels:
-                raise ps._length_error("labels", 1, at_least=True)
-            if len(labels) > ps.MAX_LABELS:
-                raise ps._length_error("labels", ps.MAX_LABELS)
-            for label in labels:
-                if not isinstance(label, str) or not 1 <= len(label) <= 100:
-                    raise ValidationException(
-                        "1 validation error detected: Value at 'labels' failed to satisfy constraint: Member "
-                        "must satisfy constraint: [Member must have length less than or equal to 100, Member "
-                        "must have length greater than or equal to 1]")
+            _check_labels(labels)
             self._authorize(req, "LabelParameterVersion", checked)
             state = self._existing(req, checked)
             if parameter_version is None:
@@ -481,6 +476,94 @@ class ParameterStore:
             return LabelParameterVersionResult(invalid, target.version)
         result: LabelParameterVersionResult = self._run("LabelParameterVersion", body)
         return result
+
+    def unlabel_parameter_version(self, name: str, parameter_version: int,
+                                  labels: list[str]) -> UnlabelParameterVersionResult:
+        """UnlabelParameterVersion: take labels (1-10) off one version. The
+        labels the version had come back as RemovedLabels, the others as
+        InvalidLabels; neither is an error.
+
+        Raises ParameterNotFound, ParameterVersionNotFound, ValidationException,
+        AccessDeniedException."""
+        def body(req: _Request) -> UnlabelParameterVersionResult:
+            checked = ps.check_name(name)
+            if not isinstance(parameter_version, int) or isinstance(parameter_version, bool):
+                raise ValidationException("1 validation error detected: Value 'null' at 'parameterVersion' "
+                                          "failed to satisfy constraint: Member must not be null")
+            _check_labels(labels)
+            self._authorize(req, "UnlabelParameterVersion", checked)
+            state = self._existing(req, checked)
+            target = state.version(parameter_version)
+            if target is None:
+                raise ps.ParameterVersionNotFound(
+                    f"Systems Manager could not find version {parameter_version} of {checked}. Verify the "
+                    "version and try again.")
+            asked = list(dict.fromkeys(labels))
+            removed = [label for label in asked if label in target.labels]
+            req.emit([ev.ParameterUnlabeled(state.name, target.version, removed)])
+            return UnlabelParameterVersionResult(removed, [label for label in asked if label not in removed])
+        result: UnlabelParameterVersionResult = self._run("UnlabelParameterVersion", body)
+        return result
+
+    def add_tags_to_resource(self, resource_type: str, resource_id: str,
+                             tags: list[dict[str, str]]) -> AddTagsToResourceResult:
+        """AddTagsToResource of a parameter (`resource_type` "Parameter",
+        `resource_id` its name): add or overwrite tags, at most 50 in all.
+
+        Raises InvalidResourceType, InvalidResourceId, TooManyTagsError,
+        ValidationException, AccessDeniedException."""
+        def body(req: _Request) -> AddTagsToResourceResult:
+            checked = ps.check_resource(resource_type, resource_id)
+            if not isinstance(tags, list) or not tags:
+                raise ps._length_error("tags", 1, at_least=True)
+            added = ps.check_tags(tags)
+            self._authorize(req, "AddTagsToResource", checked)
+            state = self._tagged(req, checked)
+            if len({**state.tags, **added}) > ps.MAX_TAGS:
+                raise ps.TooManyTagsError(f"A parameter can have at most {ps.MAX_TAGS} tags.")
+            req.emit([ev.ParameterTagged(state.name, added)])
+            return AddTagsToResourceResult()
+        result: AddTagsToResourceResult = self._run("AddTagsToResource", body)
+        return result
+
+    def list_tags_for_resource(self, resource_type: str, resource_id: str) -> ListTagsForResourceResult:
+        """ListTagsForResource of a parameter: its tags, by key.
+
+        Raises InvalidResourceType, InvalidResourceId, ValidationException,
+        AccessDeniedException."""
+        def body(req: _Request) -> ListTagsForResourceResult:
+            checked = ps.check_resource(resource_type, resource_id)
+            self._authorize(req, "ListTagsForResource", checked)
+            state = self._tagged(req, checked)
+            req.emit([ev.ParametersRead("ListTagsForResource", [state.name])])
+            return ListTagsForResourceResult([Tag(k, v) for k, v in sorted(state.tags.items())])
+        result: ListTagsForResourceResult = self._run("ListTagsForResource", body)
+        return result
+
+    def remove_tags_from_resource(self, resource_type: str, resource_id: str,
+                                  tag_keys: list[str]) -> RemoveTagsFromResourceResult:
+        """RemoveTagsFromResource of a parameter: keys it does not have are
+        ignored, as SSM ignores them.
+
+        Raises InvalidResourceType, InvalidResourceId, ValidationException,
+        AccessDeniedException."""
+        def body(req: _Request) -> RemoveTagsFromResourceResult:
+            checked = ps.check_resource(resource_type, resource_id)
+            if not isinstance(tag_keys, list):
+                raise ps._length_error("tagKeys", 1, at_least=True)
+            keys = [ps.check_tag_key(k, "tagKeys.member") for k in tag_keys]
+            self._authorize(req, "RemoveTagsFromResource", checked)
+            state = self._tagged(req, checked)
+            req.emit([ev.ParameterUntagged(state.name, [k for k in dict.fromkeys(keys) if k in state.tags])])
+            return RemoveTagsFromResourceResult()
+        result: RemoveTagsFromResourceResult = self._run("RemoveTagsFromResource", body)
+        return result
+
+    def _tagged(self, req: _Request, name: str) -> ParameterState:
+        state = self._state(req, name)
+        if state is None:  # SSM names the resource, not the parameter, in its tag operations
+            raise ps.InvalidResourceId("")
+        return state
 
     def describe_parameters(self, *, filters: list[dict[str, Any]] | None = None,
                             parameter_filters: list[dict[str, Any]] | None = None,
@@ -532,6 +615,20 @@ class ParameterStore:
             return DescribeParametersResult(out, token)
         result: DescribeParametersResult = self._run("DescribeParameters", body)
         return result
+
+
+def _check_labels(labels: Any) -> None:
+    """LabelParameterVersion's and UnlabelParameterVersion's Labels: 1-10, each 1-100 characters."""
+    if not isinstance(labels, list) or not labels:
+        raise ps._length_error("labels", 1, at_least=True)
+    if len(labels) > ps.MAX_LABELS:
+        raise ps._length_error("labels", ps.MAX_LABELS)
+    for label in labels:
+        if not isinstance(label, str) or not 1 <= len(label) <= 100:
+            raise ValidationException(
+                "1 validation error detected: Value at 'labels' failed to satisfy constraint: Member "
+                "must satisfy constraint: [Member must have length less than or equal to 100, Member "
+                "must have length greater than or equal to 1]")
 
 
 class ParameterOps:

@@ -20,7 +20,8 @@ def test_every_operation_has_its_command() -> None:
     names = {c.name for c in ssm.commands.values()}
     assert names == {"put-parameter", "get-parameter", "get-parameters", "get-parameters-by-path",
                      "delete-parameter", "delete-parameters", "get-parameter-history",
-                     "label-parameter-version", "describe-parameters"}
+                     "label-parameter-version", "unlabel-parameter-version", "describe-parameters",
+                     "add-tags-to-resource", "list-tags-for-resource", "remove-tags-from-resource"}
     assert {c.operation for c in ssm.commands.values()} == set(OPERATIONS)  # type: ignore[attr-defined]
     for command in ssm.commands.values():
         assert command.help and "aws ssm" in command.help
@@ -68,6 +69,23 @@ def test_put_get_and_paths(cli, tmp_path: Path) -> None:
     assert cli.json("ssm", "delete-parameters", "--names", "/app/prod/url", "/zz") == \
         {"DeletedParameters": ["/app/prod/url"], "InvalidParameters": ["/zz"]}
     assert cli("ssm", "delete-parameter", "--name", "/app/prod/db-password").stdout == ""  # as `aws ssm` prints
+
+
+def test_unlabel_and_tags(cli) -> None:
+    cli.json("ssm", "put-parameter", "--name", "/svc/url", "--value", "https://a", "--type", "String")
+    cli.json("ssm", "label-parameter-version", "--name", "/svc/url", "--labels", "prod", "stable")
+    assert cli.json("ssm", "unlabel-parameter-version", "--name", "/svc/url", "--parameter-version", "1",
+                    "--labels", "prod", "gone") == {"RemovedLabels": ["prod"], "InvalidLabels": ["gone"]}
+    assert cli("ssm", "add-tags-to-resource", "--resource-type", "Parameter", "--resource-id", "/svc/url",
+               "--tags", "Key=env,Value=prod", "Key=team,Value=blue").stdout == ""  # as `aws ssm` prints
+    tags = cli.json("ssm", "list-tags-for-resource", "--resource-type", "Parameter", "--resource-id", "/svc/url")
+    assert tags == {"TagList": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "blue"}]}
+    cli("ssm", "remove-tags-from-resource", "--resource-type", "Parameter", "--resource-id", "/svc/url",
+        "--tag-keys", "team")
+    assert cli("ssm", "list-tags-for-resource", "--resource-type", "Parameter", "--resource-id", "/svc/url",
+               "--query", "TagList[].Key", "--output", "text").stdout.strip() == "env"
+    out = cli("ssm", "list-tags-for-resource", "--resource-type", "Parameter", "--resource-id", "/none", expect=254)
+    assert out.stderr == "An error occurred (InvalidResourceId) when calling the ListTagsForResource operation: \n"
 
 
 def test_errors_as_the_aws_cli_prints_them(cli) -> None:

@@ -155,6 +155,91 @@ def test_labels_move_and_are_checked(kms) -> None:
         p.label_parameter_version("/l", ["x" * 101])
 
 
+def test_unlabel(kms) -> None:
+    p = kms.parameters
+    p.put_parameter("/u", "v1", type="String")
+    p.put_parameter("/u", "v2", overwrite=True)
+    p.label_parameter_version("/u", ["prod", "stable"], parameter_version=1)
+    p.label_parameter_version("/u", ["next"], parameter_version=2)
+    out = p.unlabel_parameter_version("/u", 1, ["prod", "missing", "next", "prod"])
+    assert (out.removed_labels, out.invalid_labels) == (["prod"], ["missing", "next"])  # "next" is on version 2
+    labels = {h.version: h.labels for h in p.get_parameter_history("/u").parameters}
+    assert labels == {1: ["stable"], 2: ["next"]}
+    with pytest.raises(ps.ParameterVersionNotFound):
+        p.get_parameter("/u:prod")
+    assert p.get_parameter("/u:stable").parameter.version == 1
+    nothing = p.unlabel_parameter_version("/u", 1, ["missing"])
+    assert (nothing.removed_labels, nothing.invalid_labels) == ([], ["missing"])
+    with pytest.raises(ps.ParameterVersionNotFound, match="could not find version 9 of /u"):
+        p.unlabel_parameter_version("/u", 9, ["stable"])
+    with pytest.raises(ps.ParameterNotFound):
+        p.unlabel_parameter_version("/nope", 1, ["stable"])
+    for bad in ([], ["x"] * 11, ["x" * 101]):
+        with pytest.raises(ValidationException):
+            p.unlabel_parameter_version("/u", 1, bad)
+    unlabeled = [r.event for r in records(kms) if isinstance(r.event, ev.ParameterUnlabeled)]
+    assert [(e.name, e.version, e.labels) for e in unlabeled] == [("/u", 1, ["prod"]), ("/u", 1, [])]
+
+
+def test_tags(kms) -> None:
+    p = kms.parameters
+    p.put_parameter("/t", "v", type="String", tags=[{"Key": "env", "Value": "dev"}])
+    p.add_tags_to_resource("Parameter", "/t", [{"Key": "team", "Value": "core"}, {"Key": "env", "Value": "prod"}])
+    listed = p.list_tags_for_resource("Parameter", "/t").tag_list
+    assert [(t.key, t.value) for t in listed] == [("env", "prod"), ("team", "core")]
+    assert [m.name for m in p.describe_parameters(
+        parameter_filters=[{"Key": "tag:team", "Values": ["core"]}]).parameters] == ["/t"]
+    p.remove_tags_from_resource("Parameter", "/t", ["team", "absent"])
+    assert [(t.key, t.value) for t in p.list_tags_for_resource("Parameter", "/t").tag_list] == [("env", "prod")]
+    assert p.describe_parameters(parameter_filters=[{"Key": "tag:team", "Values": ["core"]}]).parameters == []
+    p.put_parameter("/t", "v2", overwrite=True)  # a new version keeps the tags
+    assert [t.key for t in p.list_tags_for_resource("Parameter", "/t").tag_list] == ["env"]
+    with pytest.raises(ps.InvalidResourceId):
+        p.list_tags_for_resource("Parameter", "/nope")
+    with pytest.raises(ps.InvalidResourceId):
+        p.add_tags_to_resource("Parameter", "not a name!", [{"Key": "a", "Value": "b"}])
+    with pytest.raises(ps.InvalidResourceType, match="parameters only, not Document"):
+        p.add_tags_to_resource("Document", "/t", [{"Key": "a", "Value": "b"}])
+    with pytest.raises(ValidationException, match="enum value set"):
+        p.list_tags_for_resource("Bucket", "/t")
+    p.add_tags_to_resource("Parameter", "/t", [{"Key": f"k{i}", "Value": "v"} for i in range(49)])
+    with pytest.raises(ps.TooManyTagsError):
+        p.add_tags_to_resource("Parameter", "/t", [{"Key": "one-more", "Value": "v"}])
+    p.add_tags_to_resource("Parameter", "/t", [{"Key": "k0", "Value": "overwritten"}])  # 50 still
+    for bad in ([{"Key": "aws:x", "Value": "v"}], [{"Key": "", "Value": "v"}], [{"Key": "k" * 129, "Value": "v"}],
+                [{"Key": "a", "Value": "v" * 257}], [{"Key": "a*b", "Value": "v"}], [{"Key": "a"}], []):
+        with pytest.raises(ValidationException):
+            p.add_tags_to_resource("Parameter", "/t", bad)
+    with pytest.raises(ValidationException):
+        p.put_parameter("/t2", "v", type="String", tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
+    with pytest.raises(ValidationException):
+        p.put_parameter("/t2", "v", type="String", tags=[{"Key": "aws:reserved", "Value": "v"}])
+    assert len(p.list_tags_for_resource("Parameter", "t").tag_list) == 50  # a root-level name either way
+    p.delete_parameter("/t")
+    p.put_parameter("/t", "again", type="String")
+    assert p.list_tags_for_resource("Parameter", "/t").tag_list == []  # a deleted parameter's tags go with it
+    log = records(kms)
+    kinds = [type(r.event).__name__ for r in log if r.operation.endswith("Resource")]
+    assert "ParameterTagged" in kinds and "ParameterUntagged" in kinds and "ParametersRead" in kinds
+    denied = [r.event for r in log if isinstance(r.event, ev.RequestDenied)]
+    assert {"InvalidResourceId", "InvalidResourceType", "TooManyTagsError"} <= {e.error_code for e in denied}
+
+
+def test_tag_and_unlabel_authorization(kms) -> None:
+    kms.parameters.put_parameter("/app/x", "v", type="String")
+    kms.parameters.label_parameter_version("/app/x", ["live"])
+    tagger = user(kms, "tagger", {"Effect": "Allow", "Action": ["ssm:AddTagsToResource", "ssm:ListTagsForResource"],
+                                  "Resource": arn("/app/x")})
+    tagger.parameters.add_tags_to_resource("Parameter", "/app/x", [{"Key": "a", "Value": "b"}])
+    assert len(tagger.parameters.list_tags_for_resource("Parameter", "/app/x").tag_list) == 1
+    for call in (lambda: tagger.parameters.remove_tags_from_resource("Parameter", "/app/x", ["a"]),
+                 lambda: tagger.parameters.unlabel_parameter_version("/app/x", 1, ["live"])):
+        with pytest.raises(AccessDeniedException, match="ssm:(RemoveTagsFromResource|UnlabelParameterVersion) on "
+                                                        "resource: " + arn("/app/x")):
+            call()
+    assert kms.parameters.get_parameter("/app/x:live").parameter.version == 1  # nothing changed
+
+
 def test_a_hundred_versions(kms) -> None:
     p = kms.parameters
     for i in range(100):
@@ -432,7 +517,10 @@ def test_replay_equals_live_and_checkpoints_cover_parameters(kms, tmp_path) -> N
     p.put_parameter("/r/a", "secret-a-value", type="SecureString")
     p.put_parameter("/r/a", "secret-a-value-2", overwrite=True)
     p.put_parameter("/r/b", "plain", type="StringList", tags=[{"Key": "k", "Value": "v"}])
-    p.label_parameter_version("/r/a", ["x"], parameter_version=1)
+    p.label_parameter_version("/r/a", ["x", "y"], parameter_version=1)
+    p.unlabel_parameter_version("/r/a", 1, ["y"])
+    p.add_tags_to_resource("Parameter", "/r/a", [{"Key": "t", "Value": "1"}, {"Key": "u", "Value": "2"}])
+    p.remove_tags_from_resource("Parameter", "/r/a", ["u"])
     p.delete_parameter("/r/b")
     kms.checkpoint()
     with kms.store.snapshot() as snap:
@@ -497,11 +585,12 @@ def test_no_securestring_value_in_the_raw_files(tmp_path) -> None:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["put", "put", "label", "delete"]), st.sampled_from(["/h/a", "/h/b/c"]),
-                          st.integers(1, 4)), min_size=1, max_size=12))
+@given(st.lists(st.tuples(st.sampled_from(["put", "put", "label", "unlabel", "tag", "untag", "delete"]),
+                          st.sampled_from(["/h/a", "/h/b/c"]), st.integers(1, 4)), min_size=1, max_size=12))
 def test_any_history_replays_to_the_live_tables(tmp_path_factory, steps) -> None:
     home = tmp_path_factory.mktemp("prop") / "ledger"
     expected: dict[str, list[str]] = {}
+    tags: dict[str, dict[str, str]] = {}
     with keyledger.open(home, create=True) as kms:
         p = kms.parameters
         for op, name, n in steps:
@@ -510,16 +599,27 @@ def test_any_history_replays_to_the_live_tables(tmp_path_factory, steps) -> None
                     value = f"value-{len(expected.get(name, []))}-{n}"
                     p.put_parameter(name, value, type="SecureString" if n % 2 else "String", overwrite=True)
                     expected.setdefault(name, []).append(value)
+                    tags.setdefault(name, {})
                 elif op == "label":
                     p.label_parameter_version(name, [f"L{n}"], parameter_version=n)
+                elif op == "unlabel":
+                    p.unlabel_parameter_version(name, n, [f"L{n}", "L1"])
+                elif op == "tag":
+                    p.add_tags_to_resource("Parameter", name, [{"Key": f"k{n}", "Value": f"v{len(steps)}"}])
+                    tags[name][f"k{n}"] = f"v{len(steps)}"
+                elif op == "untag":
+                    p.remove_tags_from_resource("Parameter", name, [f"k{n}"])
+                    tags[name].pop(f"k{n}", None)
                 else:
                     p.delete_parameter(name)
                     expected.pop(name, None)
-            except (ps.ParameterNotFound, ps.ParameterVersionNotFound):
+                    tags.pop(name, None)
+            except (ps.ParameterNotFound, ps.ParameterVersionNotFound, ps.InvalidResourceId):
                 pass
         for name, values in expected.items():
             assert p.get_parameter(name, with_decryption=True).parameter.value == values[-1]
             assert p.get_parameter(name).parameter.version == len(values)
+            assert {t.key: t.value for t in p.list_tags_for_resource("Parameter", name).tag_list} == tags[name]
         with kms.store.snapshot() as snap:
             assert replay.check(snap).ok
 

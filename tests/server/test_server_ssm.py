@@ -112,6 +112,35 @@ def test_boto3(server: Server) -> None:
         "GetParameterHistory", "DescribeParameters", "DeleteParameters", "DeleteParameter", "Encrypt", "Decrypt"}
 
 
+def test_unlabel_and_tags_over_boto3(server: Server) -> None:
+    c = client(server)
+    name = "/tags/param"
+    c.put_parameter(Name=name, Value="value", Type="String", Tags=[{"Key": "env", "Value": "dev"}])
+    c.label_parameter_version(Name=name, Labels=["py-prod", "py-stable"], ParameterVersion=1)
+    out = c.unlabel_parameter_version(Name=name, Labels=["py-prod", "py-missing"], ParameterVersion=1)
+    assert (out["RemovedLabels"], out["InvalidLabels"]) == (["py-prod"], ["py-missing"])
+    assert c.get_parameter_history(Name=name)["Parameters"][0]["Labels"] == ["py-stable"]
+    with pytest.raises(c.exceptions.ParameterVersionNotFound):
+        c.unlabel_parameter_version(Name=name, Labels=["py-stable"], ParameterVersion=2)
+    c.add_tags_to_resource(ResourceType="Parameter", ResourceId=name,
+                           Tags=[{"Key": "env", "Value": "test"}, {"Key": "team", "Value": "backend"}])
+    tags = c.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    assert tags == [{"Key": "env", "Value": "test"}, {"Key": "team", "Value": "backend"}]
+    c.remove_tags_from_resource(ResourceType="Parameter", ResourceId=name, TagKeys=["team"])
+    assert c.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"] == \
+        [{"Key": "env", "Value": "test"}]
+    with pytest.raises(c.exceptions.InvalidResourceId):
+        c.list_tags_for_resource(ResourceType="Parameter", ResourceId="/tags/none")
+    with pytest.raises(c.exceptions.InvalidResourceType):
+        c.add_tags_to_resource(ResourceType="Document", ResourceId="doc", Tags=[{"Key": "a", "Value": "b"}])
+    with pytest.raises(c.exceptions.TooManyTagsError):
+        c.add_tags_to_resource(ResourceType="Parameter", ResourceId=name,
+                               Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    alice = server.access["alice"].principal
+    assert {r.operation for r in server.records() if r.principal == alice} >= {
+        "UnlabelParameterVersion", "AddTagsToResource", "ListTagsForResource", "RemoveTagsFromResource"}
+
+
 def test_authorization_over_http(server: Server) -> None:
     client(server).put_parameter(Name="/authz/secret", Value="only-for-alice", Type="SecureString")
     bob = client(server, "bob")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 OPERATIONS = ("PutParameter", "GetParameter", "GetParameters", "GetParametersByPath", "DeleteParameter",
-              "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "DescribeParameters")
+              "DeleteParameters", "GetParameterHistory", "LabelParameterVersion", "UnlabelParameterVersion",
+              "DescribeParameters", "AddTagsToResource", "ListTagsForResource", "RemoveTagsFromResource")
 TARGET = Path(__file__).resolve().parents[2] / "server" / "ssm-2014-11-06.json"
 
 
