@@ -243,6 +243,8 @@ class ParameterStore:
             if len(tag_map) > ps.MAX_TAGS:
                 raise ValidationException(f"A parameter can have at most {ps.MAX_TAGS} tags.")
             self._authorize(req, "PutParameter", checked)
+            if tag_map:  # as in SSM: creating a parameter with tags needs the tagging permission too
+                self._authorize(req, "AddTagsToResource", checked)
             state = self._state(req, checked)
             checked = state.name if state is not None else checked  # `/x` overwrites `x`
             previous = state.current if state is not None else None

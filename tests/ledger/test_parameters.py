@@ -238,6 +238,12 @@ def test_tag_and_unlabel_authorization(kms) -> None:
                                                         "resource: " + arn("/app/x")):
             call()
     assert kms.parameters.get_parameter("/app/x:live").parameter.version == 1  # nothing changed
+    putter = user(kms, "putter", {"Effect": "Allow", "Action": "ssm:PutParameter", "Resource": arn("/app/*")})
+    putter.parameters.put_parameter("/app/plain", "v", type="String")
+    with pytest.raises(AccessDeniedException, match="ssm:AddTagsToResource on resource: " + arn("/app/tagged")):
+        putter.parameters.put_parameter("/app/tagged", "v", type="String", tags=[{"Key": "a", "Value": "b"}])
+    with pytest.raises(ps.ParameterNotFound):
+        kms.parameters.get_parameter("/app/tagged")
 
 
 def test_a_hundred_versions(kms) -> None:
