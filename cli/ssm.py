@@ -4,11 +4,11 @@ put-parameter, get-parameter, get-parameters, get-parameters-by-path,
 delete-parameter, delete-parameters, get-parameter-history,
 label-parameter-version, unlabel-parameter-version, describe-parameters,
 add-tags-to-resource, list-tags-for-resource and remove-tags-from-resource,
-with the AWS CLI's option names. Each command builds the request document the AWS CLI would send
-and hands it to the same document -> arguments mapping as the HTTP server
-(`keyledger.operations`, over botocore's SSM model vendored as
-`ssm-2014-11-06.json`), then makes one `kms.parameters` call and prints
-SSM's JSON. A refused document is recorded like any refusal.
+with the AWS CLI's option names. Each command builds the request document
+the AWS CLI would send and hands it to the same document -> arguments
+mapping as the HTTP server (`keyledger.operations`, over botocore's SSM
+model vendored as `ssm-2014-11-06.json`), then makes one `kms.parameters`
+call and prints SSM's JSON. A refused document is recorded like any refusal.
 """
 
 from __future__ import annotations

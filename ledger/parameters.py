@@ -201,13 +201,17 @@ def _tag_error(member: str, value: str, constraint: str) -> ValidationException:
                                f"constraint: {constraint}")
 
 
+def _check_tag_text(member: str, text: str) -> str:
+    if not _tag_text(text):
+        raise _tag_error(member, text, r"Member must satisfy regular expression pattern: "
+                                       r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$")
+    return text
+
+
 def check_tag_key(key: Any, member: str = "tags.member.key") -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY:
         raise _tag_error(member, str(key), f"Member must have length between 1 and {MAX_TAG_KEY}")
-    if not _tag_text(key):
-        raise _tag_error(member, key, r"Member must satisfy regular expression pattern: "
-                                      r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$")
-    return key
+    return _check_tag_text(member, key)
 
 
 def check_tags(tags: Any) -> dict[str, str]:
@@ -223,9 +227,7 @@ def check_tags(tags: Any) -> dict[str, str]:
         if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
             raise _tag_error("tags.member.value", str(value), f"Member must have length less than or equal to "
                                                               f"{MAX_TAG_VALUE}")
-        if not _tag_text(value):
-            raise _tag_error("tags.member.value", value, r"Member must satisfy regular expression pattern: "
-                                                         r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$")
+        _check_tag_text("tags.member.value", value)
         if key.lower().startswith("aws:"):
             raise ValidationException(f"Tag keys beginning with aws: are reserved for AWS's use: {key}")
         out[key] = value

@@ -47,5 +47,6 @@ def evolve(state: ParameterState | None, record: ev.Record) -> ParameterState | 
         case ev.ParameterUntagged():
             if state is None:
                 return None
-            return replace(state, tags={k: v for k, v in state.tags.items() if k not in set(e.tag_keys)})
+            gone = set(e.tag_keys)
+            return replace(state, tags={k: v for k, v in state.tags.items() if k not in gone})
     return state

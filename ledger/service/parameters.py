@@ -186,10 +186,13 @@ class ParameterStore:
         rest = given[len(prefix):]
         return rest if "/" not in rest.split(":", 1)[0] else "/" + rest
 
-    def _existing(self, req: _Request, name: str) -> ParameterState:
+    def _existing(self, req: _Request, name: str,
+                  missing: type[KMSError] = ps.ParameterNotFound) -> ParameterState:
+        """The parameter, or `missing` (SSM's tag operations name the
+        resource, not the parameter: InvalidResourceId)."""
         state = self._state(req, name)
         if state is None:
-            raise ps.ParameterNotFound("")
+            raise missing("")
         return state
 
     def _run(self, operation: str, body: Any) -> Any:
@@ -520,7 +523,7 @@ class ParameterStore:
                 raise ps._length_error("tags", 1, at_least=True)
             added = ps.check_tags(tags)
             self._authorize(req, "AddTagsToResource", checked)
-            state = self._tagged(req, checked)
+            state = self._existing(req, checked, ps.InvalidResourceId)
             if len({**state.tags, **added}) > ps.MAX_TAGS:
                 raise ps.TooManyTagsError(f"A parameter can have at most {ps.MAX_TAGS} tags.")
             req.emit([ev.ParameterTagged(state.name, added)])
@@ -536,7 +539,7 @@ class ParameterStore:
         def body(req: _Request) -> ListTagsForResourceResult:
             checked = ps.check_resource(resource_type, resource_id)
             self._authorize(req, "ListTagsForResource", checked)
-            state = self._tagged(req, checked)
+            state = self._existing(req, checked, ps.InvalidResourceId)
             req.emit([ev.ParametersRead("ListTagsForResource", [state.name])])
             return ListTagsForResourceResult([Tag(k, v) for k, v in sorted(state.tags.items())])
         result: ListTagsForResourceResult = self._run("ListTagsForResource", body)
@@ -555,17 +558,11 @@ class ParameterStore:
                 raise ps._length_error("tagKeys", 1, at_least=True)
             keys = [ps.check_tag_key(k, "tagKeys.member") for k in tag_keys]
             self._authorize(req, "RemoveTagsFromResource", checked)
-            state = self._tagged(req, checked)
+            state = self._existing(req, checked, ps.InvalidResourceId)
             req.emit([ev.ParameterUntagged(state.name, [k for k in dict.fromkeys(keys) if k in state.tags])])
             return RemoveTagsFromResourceResult()
         result: RemoveTagsFromResourceResult = self._run("RemoveTagsFromResource", body)
         return result
-
-    def _tagged(self, req: _Request, name: str) -> ParameterState:
-        state = self._state(req, name)
-        if state is None:  # SSM names the resource, not the parameter, in its tag operations
-            raise ps.InvalidResourceId("")
-        return state
 
     def describe_parameters(self, *, filters: list[dict[str, Any]] | None = None,
                             parameter_filters: list[dict[str, Any]] | None = None,
