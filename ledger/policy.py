@@ -758,9 +758,9 @@ def _positive(op: str, actual: Any, wanted: Any) -> bool:
     if base in ("StringLike", "ArnLike"):
         return isinstance(actual, str) and wildcard_match(str(wanted), actual)
     if base == "Bool":
-        a = actual if isinstance(actual, bool) else str(actual).lower() == "true"
-        w = wanted if isinstance(wanted, bool) else str(wanted).lower() == "true"
-        return a == w
+        asked = actual if isinstance(actual, bool) else str(actual).lower() == "true"
+        allowed = wanted if isinstance(wanted, bool) else str(wanted).lower() == "true"
+        return asked == allowed
     for family, convert in _ORDERED:
         if base.startswith(family):
             a, w = convert(actual), convert(wanted)
