@@ -1002,8 +1002,9 @@ def _method(doc: dict[str, Any]) -> list[str]:
                            for p in v["passes"])
         out.append(
             f"- Server (`benchmarks/server_bench.py`): `python -m keyledger.server serve --host {v['host']}` (SigV4, a user "
-            f"with an IAM policy allowing kms:*, access log to /dev/null, no sweep) and `moto_server -H {v['host']}`"
-            f" as subprocesses; Encrypt of {v['plaintext_bytes']} B with an encryption context and Decrypt of "
+            f"with an IAM policy allowing kms:*, access log to /dev/null, no sweep, and its default `--cpus one`: all "
+            f"its threads on one CPU) and `moto_server -H {v['host']}`"
+            f" as subprocesses, moto_server and the bare app placed by the kernel as shipped; Encrypt of {v['plaintext_bytes']} B with an encryption context and Decrypt of "
             f"ciphertexts made beforehand, at {', '.join(map(str, v['concurrency']))} concurrent clients. Each cell:"
             f" {v['warmup']} s warm-up, then {_runs(v['repeats'])} of {v['duration']} s (at most "
             f"{v['max_requests']:,} requests each); req/s is the median run, p50 / p99 pool every timed request. "

@@ -55,12 +55,12 @@ def _environment(changes: dict[str, str | None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _server(root: str, durability: str, path: str, env: list[str]) -> Iterator[sb.Endpoint]:
+def _server(root: str, durability: str, path: str, env: list[str], args: list[str]) -> Iterator[sb.Endpoint]:
     changes: dict[str, str | None] = {"PYTHONPATH": path}
     for item in env:
         name, _, value = item.partition("=")
         changes[name] = value
-    serving = sb.keyledger_server(root, durability)
+    serving = sb.keyledger_server(root, durability, args)
     with _environment(changes):  # what the server process starts with
         endpoint = serving.__enter__()
     try:
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="an environment variable for server A (repeatable)")
     p.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for server B (repeatable)")
+    p.add_argument("--a-arg", action="append", default=[], metavar="ARG",
+                   help="an extra `serve` argument for server A (repeatable; e.g. --a-arg=--cpus --a-arg=all)")
+    p.add_argument("--b-arg", action="append", default=[], metavar="ARG",
+                   help="an extra `serve` argument for server B (repeatable)")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--concurrency", default="1,64")
@@ -87,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     root = tempfile.mkdtemp(prefix="kl-server-ab-")
     try:
-        with _server(root, args.durability, args.a, args.a_env) as a, \
-                _server(root, args.durability, args.b, args.b_env) as b:
+        with _server(root, args.durability, args.a, args.a_env, args.a_arg) as a, \
+                _server(root, args.durability, args.b, args.b_env, args.b_arg) as b:
             servers = {"A": a, "B": b}
             requests = {k: sb._signed_requests(e, sb.prepare(e), args.op) for k, e in servers.items()}
             rates: dict[tuple[str, int], list[float]] = {}

@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,7 @@ def _serving(name: str, command: Callable[[int], list[str]], log: Path) -> Itera
 
 
 @contextlib.contextmanager
-def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
+def keyledger_server(root: str, durability: str, extra: Sequence[str] = ()) -> Iterator[Endpoint]:
     import keyledger
 
     home = Path(tempfile.mkdtemp(dir=root, prefix="kl-serve-"))
@@ -183,7 +183,7 @@ def keyledger_server(root: str, durability: str) -> Iterator[Endpoint]:
         def command(port: int) -> list[str]:
             return [sys.executable, "-m", "keyledger.server", "serve", "--home", str(home), "--host", HOST,
                     "--port", str(port), "--durability", durability, "--access-log", os.devnull,
-                    "--sweep-interval", "0"]
+                    "--sweep-interval", "0", *extra]
         with _serving("keyledger serve", command, Path(root) / f"keyledger-{durability}.stderr") as (port, pid):
             yield Endpoint("keyledger", HOST, port, issued.access_key_id,
                            issued.secret_access_key.reveal().decode(), pid)

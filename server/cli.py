@@ -144,12 +144,16 @@ _credentials_option = click.option(
 @click.option("--compact-interval", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="How often this node deletes the log tail every live node applied "
                                       "(0: never).")
+@click.option("--cpus", "cpus", default="one", show_default=True, metavar="one|all|LIST",
+              help="CPUs the server runs on: 'one' keeps all its threads on the least busy CPU (they share one "
+                   "interpreter lock, and hand-offs between CPUs cost CPU time), 'all' leaves them to the kernel, "
+                   "or a list such as 0,2-3.")
 def serve(host: str, port: int, home: Path | None, credentials: Path | None, auth: str,
           durability: str | None, sweep_interval: float, access_log: str, graceful_timeout: float,
           tls_cert: Path | None, tls_key: Path | None, max_connections: int, request_timeout: float,
           refusal_interval: float, unauthenticated_rate: float, unauthenticated_burst: int,
           trusted_proxy: tuple[str, ...], cluster: str | None, node_name: str | None, advertise_url: str | None,
-          bootstrap_from: str | None, node_timeout: float, compact_interval: float) -> None:
+          bootstrap_from: str | None, node_timeout: float, compact_interval: float, cpus: str) -> None:
     """Serve the AWS KMS JSON API over HTTP (or HTTPS with --tls-cert), so
     boto3, the AWS CLI and the AWS Encryption SDK work with only an
     endpoint URL changed.
@@ -177,6 +181,13 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
         proxies = forwarded.parse_networks(trusted_proxy)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
+    from keyledger.server import affinity
+    try:  # before the ledger opens: every thread started later inherits it
+        pinned = affinity.choose(affinity.parse(cpus))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cpus") from None
+    if pinned is not None:
+        affinity.apply(pinned)
     configure_logging(None if access_log == "off" else access_log)
     home = _home(home)
     cluster_config = None
@@ -220,7 +231,7 @@ def serve(host: str, port: int, home: Path | None, credentials: Path | None, aut
                   auth=auth, durability=kms.store.durability,
                   credentials=str(keys_path) if auth == "sigv4" else None,
                   access_keys={"file": file_keys, "ledger": held_keys} if verifier else None,
-                  tls=tls_cert is not None,
+                  tls=tls_cert is not None, cpus=affinity.current(),
                   max_connections=max_connections, trusted_proxies=[str(p) for p in proxies] or None,
                   cluster=None if app.node is None else {"node": app.node.node, "state": app.node.state})
         if auth == "none":
