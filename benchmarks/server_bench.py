@@ -202,11 +202,25 @@ def _moto_executable() -> str:
     return found
 
 
+def _on_one_cpu(pid: int) -> None:
+    """Hold a baseline server on one CPU, as `keyledger serve` holds itself
+    by default (`--cpus one`), so every server in a comparison runs placed
+    alike: a baseline left to the kernel is slower (moto_server ~1.17x,
+    the bare app ~1.04x; benchmarks/PROFILE.md, round 13). Its threads
+    started later inherit the placement."""
+    from keyledger.server import affinity
+
+    cpus = affinity.choose("one")
+    if cpus is not None:
+        affinity.apply(cpus, pid)
+
+
 @contextlib.contextmanager
 def moto_server(root: str) -> Iterator[Endpoint]:
     exe = _moto_executable()
     with _serving("moto_server", lambda port: [exe, "-H", HOST, "-p", str(port)],
                   Path(root) / "moto.stderr") as (port, pid):
+        _on_one_cpu(pid)
         yield Endpoint("moto", HOST, port, "testing", "testing", pid)
 
 
@@ -216,6 +230,7 @@ def bare_server(root: str) -> Iterator[Endpoint]:
     with _serving("the bare uvicorn app",
                   lambda port: [sys.executable, "-m", "benchmarks.bare_app", "--host", HOST, "--port", str(port)],
                   Path(root) / "bare.stderr") as (port, pid):
+        _on_one_cpu(pid)
         yield Endpoint("bare", HOST, port, "testing", "testing", pid)
 
 

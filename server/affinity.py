@@ -117,13 +117,13 @@ def choose(spec: str | frozenset[int]) -> frozenset[int] | None:
     return frozenset({least_busy(before, after, allowed, os.getpid())})
 
 
-def apply(cpus: frozenset[int]) -> None:
-    """Keep every thread of this process, and every thread it starts
-    later (they inherit it), on `cpus`."""
+def apply(cpus: frozenset[int], pid: int | None = None) -> None:
+    """Keep every thread of this process (or of process `pid`), and every
+    thread it starts later (they inherit it), on `cpus`."""
     try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
+        threads = [int(t) for t in os.listdir(f"/proc/{pid or 'self'}/task")]
     except OSError:
-        threads = [0]
+        threads = [pid or 0]
     for tid in threads:
         try:
             os.sched_setaffinity(tid, cpus)

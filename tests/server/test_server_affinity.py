@@ -89,6 +89,31 @@ def test_choose_all_leaves_placement_to_the_kernel_and_a_list_must_be_allowed() 
         assert one is not None and len(one) == 1 and one <= allowed
 
 
+@linux_only
+def test_apply_places_every_thread_of_another_process_and_those_it_starts_later() -> None:
+    cpu = max(os.sched_getaffinity(0))
+    script = ("import threading, sys, time\n"
+              "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+              "print('up', flush=True); sys.stdin.readline()\n"
+              "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+              "print('again', flush=True); sys.stdin.readline()\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "up\n"
+        affinity.apply(frozenset({cpu}), child.pid)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "again\n"
+        cpus = _threads_cpus(child.pid)
+        assert len(cpus) == 3 and set(cpus) == {str(cpu)}
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(30) == 0
+    finally:
+        child.kill()
+
+
 def _threads_cpus(pid: int) -> list[str]:
     out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
