@@ -30,13 +30,14 @@ import time
 
 SPECS = ("one", "all")
 SAMPLE_SECONDS = 0.05
+MAX_CPU = (1 << 16) - 1  # far above Linux's largest CPU count (NR_CPUS), and a list stays small
 
 
 def parse(spec: str) -> str | frozenset[int]:
     """`one`, `all`, or the CPUs of a list such as `0,2-3`.
 
     Raises ValueError for anything else (an empty list, a reversed or
-    negative range, a word)."""
+    negative range, a CPU number past MAX_CPU, a word)."""
     text = spec.strip().lower()
     if text in SPECS:
         return text
@@ -48,6 +49,8 @@ def parse(spec: str) -> str | frozenset[int]:
         low, high = int(first), int(last) if dash else int(first)
         if high < low:
             raise ValueError(f"the CPU range {part.strip()!r} runs backwards")
+        if high > MAX_CPU:
+            raise ValueError(f"no CPU is numbered above {MAX_CPU} (in {spec!r})")
         cpus.update(range(low, high + 1))
     return frozenset(cpus)
 
