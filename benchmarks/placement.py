@@ -24,59 +24,41 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
-import time
 
+from benchmarks import cases, harness
 from benchmarks import server_bench as sb
 
-CONTEXT = {"purpose": "bench", "tenant": "acme"}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _encrypt_rate(durability: str, threads: int, seconds: float) -> float:
-    """Encrypt calls per second from `threads` threads after 0.5 s of warm-up."""
-    import keyledger
-
-    home = tempfile.mkdtemp(prefix="kl-placement-")
-    with keyledger.open(home, create=True, durability=durability) as kms:
-        key_id = kms.create_key().key_metadata.key_id
-        start = time.perf_counter() + 0.5
-        stop = start + seconds
-        counts = [0] * threads
-
-        def work(i: int) -> None:
-            plaintext, n = os.urandom(32), 0
-            while (now := time.perf_counter()) < stop:
-                kms.encrypt(key_id, plaintext, encryption_context=CONTEXT)
-                n += now >= start
-            counts[i] = n
-        pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-    return sum(counts) / seconds
+def _encrypt_rate(root: str, durability: str, threads: int, seconds: float) -> float:
+    """Encrypt calls per second (32 B) from `threads` threads on a fresh
+    ledger, as the harness measures its embedded cases, with one run."""
+    with cases._embedded(root, durability, "encrypt", 32) as make:
+        return harness.measure_throughput(make, threads=threads,
+                                          plan=harness.Plan(warmup=0.5, duration=seconds, repeats=1)).value
 
 
 def embedded(rounds: int, seconds: float) -> None:
     every = os.sched_getaffinity(0)
     one = {min(every)}
-    cases = (("relaxed", 1), ("relaxed", 64), ("durable", 64))
+    runs = (("relaxed", 1), ("relaxed", 64), ("durable", 64))
     rates: dict[tuple[str, str, int], list[float]] = {}
+    root = tempfile.mkdtemp(prefix="kl-placement-")
     try:
         for r in range(rounds):
             for placement in ("all", "one") if r % 2 == 0 else ("one", "all"):
                 os.sched_setaffinity(0, every if placement == "all" else one)
-                for durability, threads in cases:
+                for durability, threads in runs:  # threads started now inherit the placement
                     rates.setdefault((placement, durability, threads), []).append(
-                        _encrypt_rate(durability, threads, seconds))
+                        _encrypt_rate(root, durability, threads, seconds))
     finally:
         os.sched_setaffinity(0, every)
-    for durability, threads in cases:
+    for durability, threads in runs:
         line = [f"{durability}, {threads} thread{'s' if threads > 1 else ''}:"]
         for placement in ("all", "one"):
             runs = rates[(placement, durability, threads)]
-            line.append(f"{placement} CPUs {statistics.median(runs):,.0f} ops/s "
+            line.append(f"{'all CPUs' if placement == 'all' else 'one CPU'} {statistics.median(runs):,.0f} ops/s "
                         f"({' / '.join(f'{x:,.0f}' for x in runs)})")
         print("  ".join(line))
 

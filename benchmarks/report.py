@@ -1001,11 +1001,12 @@ def _method(doc: dict[str, Any]) -> list[str]:
                            f"{'s' if len(p['clients']) > 1 else ''}" + (" and moto alongside" if p["moto"] else "")
                            for p in v["passes"])
         out.append(
-            f"- Server (`benchmarks/server_bench.py`): `python -m keyledger.server serve --host {v['host']}` (SigV4, a user "
-            f"with an IAM policy allowing kms:*, access log to /dev/null, no sweep, and its default `--cpus one`: all "
-            f"its threads on one CPU) and `moto_server -H {v['host']}`"
-            f" as subprocesses, each held on one CPU like keyledger (the harness places moto_server and the "
-            f"bare app, which left to the kernel run slower: round 13 in PROFILE.md); Encrypt of {v['plaintext_bytes']} B with an encryption context and Decrypt of "
+            f"- Server (`benchmarks/server_bench.py`): `python -m keyledger.server serve --host {v['host']}` "
+            f"(SigV4, a user with an IAM policy allowing kms:*, access log to /dev/null, no sweep, and its default "
+            f"`--cpus one`: all its threads on one CPU) and `moto_server -H {v['host']}` as subprocesses, each held "
+            f"on one CPU like keyledger (the harness places moto_server and the bare app, which left to the kernel "
+            f"run slower: round 13 in PROFILE.md); Encrypt of {v['plaintext_bytes']} B with an encryption context "
+            f"and Decrypt of "
             f"ciphertexts made beforehand, at {', '.join(map(str, v['concurrency']))} concurrent clients. Each cell:"
             f" {v['warmup']} s warm-up, then {_runs(v['repeats'])} of {v['duration']} s (at most "
             f"{v['max_requests']:,} requests each); req/s is the median run, p50 / p99 pool every timed request. "
